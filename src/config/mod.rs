@@ -1,0 +1,161 @@
+//! Configuration: loading `baton.toml` and `pairs/*.toml`, validating them
+//! into the typed model, and reporting every problem with file, line, column
+//! and a fix. Submodules: `raw` (the files as written), `model` (the typed
+//! result), `validate` (raw to model), `diag` (positions and messages),
+//! `tsig` (TSIG key files).
+
+pub mod diag;
+pub mod model;
+pub mod raw;
+pub mod tsig;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use model::*;
+
+/// A problem, with the pairs it makes unusable (empty: it blocks everything).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Pairs this problem affects; empty means the global settings.
+    pub pairs: Vec<String>,
+    /// The problem.
+    pub diagnostic: Diagnostic,
+}
+
+/// Everything loaded, valid or not.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The `baton.toml` path.
+    pub file: PathBuf,
+    /// Global settings, if `baton.toml` was valid.
+    pub settings: Option<Settings>,
+    /// Pairs that validated.
+    pub pairs: BTreeMap<String, Pair>,
+    /// Names of every pair file found, valid or not.
+    pub names: Vec<String>,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+}
+
+impl Loaded {
+    /// The configuration restricted to the named pairs (all when empty).
+    /// Problems in the selection or in the global settings are errors;
+    /// problems that only affect other pairs come back as warnings.
+    pub fn select(mut self, names: &[String]) -> Result<(Config, Vec<Diagnostic>), Diagnostics> {
+        let mut errors = Vec::new();
+        for name in names {
+            if !self.names.contains(name) {
+                errors.push(Diagnostic {
+                    file: self.file.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("there is no pair named `{name}`"),
+                    fix: if self.names.is_empty() {
+                        "add a pair file pairs/NAME.toml beside baton.toml".to_string()
+                    } else {
+                        format!("use one of: {}", self.names.join(", "))
+                    },
+                });
+            }
+        }
+        let selected = |p: &str| names.is_empty() || names.iter().any(|n| n == p);
+        let mut warnings = Vec::new();
+        for problem in std::mem::take(&mut self.problems) {
+            if problem.pairs.is_empty() || problem.pairs.iter().any(|p| selected(p)) {
+                errors.push(problem.diagnostic);
+            } else {
+                warnings.push(problem.diagnostic);
+            }
+        }
+        let settings = match self.settings {
+            Some(s) if errors.is_empty() => s,
+            _ => return Err(Diagnostics(errors)),
+        };
+        let pairs = self.pairs.into_iter().filter(|(n, _)| selected(n)).collect();
+        Ok((
+            Config {
+                file: self.file,
+                settings,
+                pairs,
+            },
+            warnings,
+        ))
+    }
+}
+
+/// Loads `baton.toml` and every `pairs/*.toml` beside it.
+pub fn load(file: &Path) -> Loaded {
+    let mut loaded = Loaded {
+        file: file.to_path_buf(),
+        ..Loaded::default()
+    };
+    let global_text = match fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            loaded.problems.push(Problem {
+                pairs: vec![],
+                diagnostic: Diagnostic {
+                    file: file.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the configuration file: {e}"),
+                    fix: "pass the right file with --config PATH (or BATON_CONFIG), or create baton.toml".to_string(),
+                },
+            });
+            return loaded;
+        }
+    };
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let pairs_dir = dir.join("pairs");
+    let mut pair_files = Vec::new();
+    match fs::read_dir(&pairs_dir) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    pair_files.push(path);
+                }
+            }
+        }
+        Err(e) => loaded.problems.push(Problem {
+            pairs: vec![],
+            diagnostic: Diagnostic {
+                file: pairs_dir.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the pairs directory: {e}"),
+                fix: "create a directory `pairs` beside baton.toml with one NAME.toml per pair".to_string(),
+            },
+        }),
+    }
+    pair_files.sort();
+    let mut texts = Vec::new();
+    for path in pair_files {
+        match fs::read_to_string(&path) {
+            Ok(t) => texts.push((path, t)),
+            Err(e) => loaded.problems.push(Problem {
+                pairs: vec![pair_name(&path)],
+                diagnostic: Diagnostic {
+                    file: path.clone(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot read the pair file: {e}"),
+                    fix: "make the file readable by the user running baton".to_string(),
+                },
+            }),
+        }
+    }
+    validate::run(&mut loaded, file, &global_text, &texts);
+    loaded
+}
+
+/// A pair's name: its file's stem.
+pub fn pair_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

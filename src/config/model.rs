@@ -1,0 +1,243 @@
+//! The validated configuration model: every value parsed into its real type
+//! (addresses, durations, DNS names, key material), every path resolved. Code
+//! outside `config` only ever sees these types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::tsig::TsigKey;
+
+/// The whole configuration: global settings and every pair.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `baton.toml` this was loaded from.
+    pub file: PathBuf,
+    /// Settings for all pairs.
+    pub settings: Settings,
+    /// Pairs by name (the pair file's stem), sorted.
+    pub pairs: BTreeMap<String, Pair>,
+}
+
+/// Global settings from `baton.toml`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where state files, journals and locks live.
+    pub state_dir: PathBuf,
+    /// Environments in order, earliest first.
+    pub environments: Vec<String>,
+}
+
+/// One service pair.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The pair's name: its file's stem.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its environment (one of `Settings::environments`).
+    pub environment: String,
+    /// Canary pairs go before the rest of their environment.
+    pub canary: bool,
+    /// Prints the service version on a host.
+    pub version_command: Option<String>,
+    /// Exactly two hosts, sorted by name.
+    pub hosts: [Host; 2],
+    /// How to reach the hosts.
+    pub ssh: SshSettings,
+    /// How traffic moves.
+    pub traffic: Traffic,
+    /// Health checks, run against each host.
+    pub checks: Vec<Check>,
+    /// Named changes.
+    pub changes: BTreeMap<String, Change>,
+}
+
+impl Pair {
+    /// The host with this name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The other host of the pair.
+    pub fn other(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name != name)
+    }
+}
+
+/// One host of a pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// The name the user chose (`blue`, `db1`).
+    pub name: String,
+    /// Its own address (not the service address).
+    pub address: IpAddr,
+    /// SSH port (from the host, else the pair's/global `ssh.port`, else 22).
+    pub ssh_port: u16,
+}
+
+/// Resolved SSH settings for a pair.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// Remote login user.
+    pub user: String,
+    /// Private key file; `None` means the ssh agent.
+    pub identity: Option<PathBuf>,
+    /// Environment variable holding the key's passphrase.
+    pub passphrase_env: Option<String>,
+    /// OpenSSH known_hosts file, verified strictly.
+    pub known_hosts: PathBuf,
+    /// Record unknown host keys instead of refusing them (never changed ones).
+    pub accept_new_host_keys: bool,
+    /// Time allowed to connect and authenticate.
+    pub connect_timeout: Duration,
+    /// Time allowed for one remote command.
+    pub command_timeout: Duration,
+    /// Run privileged commands through `sudo -n`.
+    pub sudo: bool,
+}
+
+/// How traffic moves between the hosts.
+#[derive(Debug, Clone)]
+pub enum Traffic {
+    /// A virtual IP moved between the hosts.
+    Vip(Vip),
+    /// An A/AAAA record changed by RFC 2136 update.
+    Dns(Dns),
+    /// The user's own hooks.
+    Command(CommandSwitch),
+}
+
+impl Traffic {
+    /// The method's name as written in configuration.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Traffic::Vip(_) => "vip",
+            Traffic::Dns(_) => "dns",
+            Traffic::Command(_) => "command",
+        }
+    }
+}
+
+/// A virtual IP.
+#[derive(Debug, Clone)]
+pub struct Vip {
+    /// The service address.
+    pub address: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+    /// The interface it lives on, on both hosts.
+    pub interface: String,
+    /// How many gratuitous ARPs to send after moving it.
+    pub arp_count: u32,
+}
+
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// A DNS record switched by dynamic update.
+#[derive(Debug, Clone)]
+pub struct Dns {
+    /// The absolute record name (`www.example.com.`).
+    pub name: String,
+    /// The absolute zone (`example.com.`).
+    pub zone: String,
+    /// Every authoritative server of the zone.
+    pub servers: Vec<SocketAddr>,
+    /// The TSIG key that signs updates.
+    pub tsig_key: TsigKey,
+}
+
+/// Hooks that switch and report traffic.
+#[derive(Debug, Clone)]
+pub struct CommandSwitch {
+    /// Run locally to move traffic; `{from}`/`{to}` and their addresses filled.
+    pub switch: String,
+    /// Run locally; prints the name or address of the host holding traffic.
+    pub query: String,
+}
+
+/// The kind of a health check, with its kind-specific settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// An HTTP(S) request, pinned to the host's address.
+    Http {
+        /// URL with `{address}`/`{host}` placeholders.
+        url: String,
+        /// Status expected.
+        expect_status: u16,
+        /// Text the body must contain (placeholders filled).
+        expect_body: Option<String>,
+    },
+    /// A TCP connect.
+    Tcp {
+        /// Port to connect to on the host's address.
+        port: u16,
+    },
+    /// A DNS question whose answer must contain a value.
+    Dns {
+        /// Name asked.
+        query: String,
+        /// Record type asked.
+        record_type: String,
+        /// Server asked (`{address}` placeholder allowed).
+        server: String,
+        /// Value expected among the answers (placeholders filled).
+        expect: String,
+    },
+    /// A command run on the host over SSH; exit 0 passes.
+    Command {
+        /// The command.
+        command: String,
+        /// Text its output must contain.
+        expect_output: Option<String>,
+    },
+}
+
+/// One health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Name shown in output.
+    pub name: String,
+    /// What is checked.
+    pub kind: CheckKind,
+    /// Consecutive successes needed.
+    pub successes: u32,
+    /// Failures tolerated before the check fails.
+    pub failures_allowed: u32,
+    /// Time between attempts.
+    pub interval: Duration,
+    /// Time allowed for one attempt.
+    pub timeout: Duration,
+}
+
+/// A change: files to upload and steps to run.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Its name (`[changes.NAME]`).
+    pub name: String,
+    /// Human label (defaults to the name).
+    pub label: String,
+    /// Files to upload.
+    pub upload: Vec<Upload>,
+    /// Commands run in order.
+    pub steps: Vec<String>,
+    /// Commands run to undo the change.
+    pub rollback: Vec<String>,
+}
+
+/// One uploaded file.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// Local file.
+    pub from: PathBuf,
+    /// Absolute remote path.
+    pub to: String,
+    /// Permission bits.
+    pub mode: u32,
+}
