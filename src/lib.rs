@@ -2,3 +2,5 @@
 //! pairs. The library holds everything; `main.rs` only calls `cli::main`.
 
 pub mod config;
+pub mod quote;
+pub mod ssh;

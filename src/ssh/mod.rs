@@ -1,0 +1,258 @@
+//! The SSH adapter: an async interface over blocking ssh2 sessions. One
+//! session per host, opened once and reused for every command of a run;
+//! each call runs on a blocking thread. Host keys are verified strictly
+//! (`known_hosts`), privileged commands go through `sudo -n`, and every
+//! value placed in a command line is shell-quoted (`crate::quote`).
+
+mod conn;
+pub mod known_hosts;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::{Host, SshSettings};
+use crate::quote;
+use conn::Conn;
+
+/// Where and how to connect: one host with its pair's SSH settings.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The host's name in the pair.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// Its SSH port.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// Private key; `None` uses the ssh agent.
+    pub identity: Option<PathBuf>,
+    /// Environment variable with the key's passphrase.
+    pub passphrase_env: Option<String>,
+    /// known_hosts file.
+    pub known_hosts: PathBuf,
+    /// Record unknown keys instead of refusing.
+    pub accept_new_host_keys: bool,
+    /// Deadline for connect + handshake + auth.
+    pub connect_timeout: Duration,
+    /// Default deadline for one command.
+    pub command_timeout: Duration,
+    /// Privileged commands through `sudo -n`.
+    pub sudo: bool,
+}
+
+impl Target {
+    /// A target for one host of a pair.
+    pub fn new(host: &Host, ssh: &SshSettings) -> Target {
+        Target {
+            name: host.name.clone(),
+            address: host.address,
+            port: host.ssh_port,
+            user: ssh.user.clone(),
+            identity: ssh.identity.clone(),
+            passphrase_env: ssh.passphrase_env.clone(),
+            known_hosts: ssh.known_hosts.clone(),
+            accept_new_host_keys: ssh.accept_new_host_keys,
+            connect_timeout: ssh.connect_timeout,
+            command_timeout: ssh.command_timeout,
+            sudo: ssh.sudo,
+        }
+    }
+
+    /// `name (user@address:port)`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({}@{})", self.name, self.user, known_hosts::lookup_name(&self.address.to_string(), self.port))
+    }
+}
+
+/// What a remote command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status; `None` when killed by a signal.
+    pub status: Option<i32>,
+    /// The signal that ended it, if any.
+    pub signal: Option<String>,
+    /// Captured standard output.
+    pub stdout: Vec<u8>,
+    /// Captured standard error.
+    pub stderr: Vec<u8>,
+    /// Wall time of the command.
+    pub duration: Duration,
+}
+
+impl Output {
+    /// Exited 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Standard output as text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Everything that can go wrong talking to a host. Each message says what
+/// happened and how to fix it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SshError {
+    #[error("cannot connect to {host}: {reason} (is the host up, and sshd listening on that address and port?)")]
+    Connect { host: String, reason: String },
+    #[error("{host}: timed out after {} while {what}", humantime::format_duration(*after))]
+    Timeout { host: String, what: String, after: Duration },
+    #[error("{host}: {reason}")]
+    Protocol { host: String, reason: String },
+    #[error("{host}: host key refused: no key is recorded for {name} in {known_hosts}; the server presented {key_type} {fingerprint}. \
+             Check that fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub`), then add it \
+             (`ssh-keyscan -p PORT ADDRESS >> {known_hosts}`), or set `accept_new_host_keys = true` under [ssh] to record unknown keys on first use",
+             key_type.trim_start_matches("ssh-").split('-').next().unwrap_or("ed25519"))]
+    HostKeyUnknown {
+        host: String,
+        name: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
+    #[error("{host}: HOST KEY CHANGED: {known_hosts} line {line} records a different {recorded_type} key for {name}; the server presented {key_type} {fingerprint}. \
+             This may be an attack (someone in the middle) or a reinstalled host. Verify the new fingerprint out of band, then remove the old key \
+             (`ssh-keygen -R '{name}' -f {known_hosts}`) and add the new one; baton never accepts a changed key by itself")]
+    HostKeyChanged {
+        host: String,
+        name: String,
+        key_type: String,
+        recorded_type: String,
+        fingerprint: String,
+        known_hosts: String,
+        line: usize,
+    },
+    #[error("{host}: host key {fingerprint} is marked @revoked in {known_hosts} line {line}; refusing to connect")]
+    HostKeyRevoked {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+        line: usize,
+    },
+    #[error("cannot use known_hosts file {path}: {reason}")]
+    KnownHostsFile { path: String, reason: String },
+    #[error("{host}: authentication as `{user}` {} was refused ({reason}). Check the user name and that its ~/.ssh/authorized_keys holds the public key",
+            identity.as_ref().map(|i| format!("with key {i}")).unwrap_or_else(|| "with the ssh agent's keys".to_string()))]
+    Auth {
+        host: String,
+        user: String,
+        identity: Option<String>,
+        reason: String,
+    },
+    #[error("the SSH key's passphrase was to come from environment variable {var}, which is not set; export it before running baton")]
+    Passphrase { var: String },
+    #[error("{host}: {reason}")]
+    Channel { host: String, reason: String },
+    #[error("{host}: `sudo -n {command}` needs a password; allow it without one for the login user (NOPASSWD in a sudoers file), or run baton's commands as a user that needs no sudo (`sudo = false`)")]
+    SudoPassword { host: String, command: String },
+    #[error("{host}: sudo refused `{command}`: {reason}; allow exactly this command for the login user in a sudoers file")]
+    SudoRefused { host: String, command: String, reason: String },
+}
+
+/// An open session to one host. Cheap to clone; commands are serialized.
+#[derive(Clone)]
+pub struct SshHost {
+    target: Arc<Target>,
+    conn: Arc<Mutex<Conn>>,
+}
+
+impl SshHost {
+    /// Connects, verifies the host key and authenticates.
+    pub async fn connect(target: Target) -> Result<SshHost, SshError> {
+        let t = target.clone();
+        let conn = tokio::task::spawn_blocking(move || Conn::open(&t))
+            .await
+            .map_err(|e| SshError::Protocol {
+                host: target.label(),
+                reason: format!("connection thread failed: {e}"),
+            })??;
+        Ok(SshHost {
+            target: Arc::new(target),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The target this session is connected to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs a shell command line as the login user.
+    pub async fn run(&self, command: &str) -> Result<Output, SshError> {
+        self.exec(command.to_string(), None, self.target.command_timeout).await
+    }
+
+    /// Runs a shell command line with a specific deadline.
+    pub async fn run_with_timeout(&self, command: &str, timeout: Duration) -> Result<Output, SshError> {
+        self.exec(command.to_string(), None, timeout).await
+    }
+
+    /// Runs a program with arguments (each quoted) with root privileges:
+    /// through `sudo -n` when the pair sets `sudo = true`, else directly.
+    /// A sudo that wants a password or refuses the command is an error.
+    pub async fn run_privileged(&self, argv: &[&str]) -> Result<Output, SshError> {
+        let line = quote::join(argv);
+        if !self.target.sudo {
+            return self.run(&line).await;
+        }
+        let out = self.run(&format!("sudo -n {line}")).await?;
+        if out.status == Some(1) {
+            let err = out.stderr_text();
+            if err.contains("a password is required") || err.contains("a terminal is required") {
+                return Err(SshError::SudoPassword {
+                    host: self.target.label(),
+                    command: line,
+                });
+            }
+            if err.contains("not allowed to execute") || err.contains("is not in the sudoers file") || err.contains("may not run sudo") {
+                return Err(SshError::SudoRefused {
+                    host: self.target.label(),
+                    command: line,
+                    reason: err.trim().to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `content` to the absolute remote path `to` with `mode`,
+    /// atomically (a temporary file beside it, then a rename), as the login
+    /// user.
+    pub async fn upload(&self, content: Vec<u8>, to: &str, mode: u32) -> Result<Output, SshError> {
+        let dest = quote::quote(to);
+        let script = format!(
+            "set -e; umask 077; d=$(dirname -- {dest}); t=$(mktemp \"$d/.baton-upload.XXXXXX\"); \
+             trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod {mode:04o} \"$t\"; mv -f -- \"$t\" {dest}; trap - EXIT"
+        );
+        self.exec(format!("sh -c {}", quote::quote(&script)), Some(content), self.target.command_timeout)
+            .await
+    }
+
+    async fn exec(&self, command: String, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<Output, SshError> {
+        let conn = self.conn.clone();
+        let label = self.target.label();
+        tracing::debug!(host = %label, command = %command, "run");
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| SshError::Channel {
+                host: label.clone(),
+                reason: "an earlier command on this session panicked".into(),
+            })?;
+            conn.exec(&command, stdin.as_deref(), timeout)
+        })
+        .await
+        .map_err(|e| SshError::Channel {
+            host: self.target.label(),
+            reason: format!("command thread failed: {e}"),
+        })?
+    }
+}
