@@ -1,6 +1,13 @@
 //! baton: a blue-green switchover controller for primary/standby server
 //! pairs. The library holds everything; `main.rs` only calls `cli::main`.
 
+pub mod checks;
+pub mod cli;
 pub mod config;
+pub mod core;
+pub mod dns;
+pub mod exit;
+pub mod observe;
 pub mod quote;
 pub mod ssh;
+pub mod store;

@@ -1,0 +1,431 @@
+//! Pure assessment of a pair from an observation: who really holds traffic,
+//! whether that agrees with the record, what drifted, and how bad it is.
+//! No I/O: the observation is gathered by `observe`, the verdict rendered
+//! by the CLI.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+/// The recorded roles of a pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Roles {
+    /// Host holding traffic.
+    pub primary: String,
+    /// The other one.
+    pub standby: String,
+}
+
+/// One check's outcome on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    /// Check name.
+    pub name: String,
+    /// Passed or not.
+    pub ok: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// What was seen of one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSeen {
+    /// Host name.
+    pub name: String,
+    /// Its own address.
+    pub address: Option<IpAddr>,
+    /// `Err(reason)` when SSH could not reach it.
+    pub ssh: Result<(), String>,
+    /// For a VIP pair: whether the VIP is on its interface (`None`: unknown).
+    pub holds_vip: Option<bool>,
+    /// Output of the version command, or why it failed.
+    pub version: Option<Result<String, String>>,
+    /// Health checks.
+    pub checks: Vec<CheckOutcome>,
+}
+
+impl HostSeen {
+    /// Reachable and every check passed.
+    pub fn healthy(&self) -> bool {
+        self.ssh.is_ok() && self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// What was seen of the traffic switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrafficSeen {
+    /// VIP holders come from `HostSeen::holds_vip`.
+    Vip,
+    /// Each authoritative server's answer (addresses) or why it gave none.
+    Dns(Vec<(SocketAddr, Result<Vec<IpAddr>, String>)>),
+    /// The query hook's answer (a host name or address) or its failure.
+    Command(Result<String, String>),
+}
+
+/// Everything observed of one pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairSeen {
+    /// The two hosts.
+    pub hosts: [HostSeen; 2],
+    /// The switch.
+    pub traffic: TrafficSeen,
+    /// What the state file says, if anything.
+    pub recorded: Option<Roles>,
+}
+
+/// Who holds traffic in reality.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Holder {
+    /// Exactly this host.
+    Host(String),
+    /// Both hosts (split brain).
+    Both,
+    /// Neither host.
+    Neither,
+    /// The sources disagree or could not be asked.
+    Unknown(String),
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Serving, but without a healthy standby or with a source unasked.
+    Degraded,
+    /// Someone must look: drift, split brain, no holder, primary unhealthy.
+    Operator,
+}
+
+/// One thing wrong with a pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// What, in a sentence.
+    pub message: String,
+}
+
+/// The overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// All well.
+    Ok,
+    /// Serving, but not redundant or not fully observed.
+    Degraded,
+    /// Needs an operator.
+    Operator,
+}
+
+/// The assessment of one pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assessment {
+    /// Who really holds traffic.
+    pub holder: Holder,
+    /// Roles to record because none were recorded and reality is clear.
+    pub record: Option<Roles>,
+    /// What is wrong.
+    pub findings: Vec<Finding>,
+    /// The overall verdict.
+    pub verdict: Verdict,
+}
+
+/// Assesses an observation.
+pub fn assess(seen: &PairSeen) -> Assessment {
+    let mut findings = Vec::new();
+    let mut add = |severity, message: String| findings.push(Finding { severity, message });
+    let [a, b] = &seen.hosts;
+
+    let holder = match &seen.traffic {
+        TrafficSeen::Vip => vip_holder(a, b, &mut add),
+        TrafficSeen::Dns(answers) => dns_holder(a, b, answers, &mut add),
+        TrafficSeen::Command(answer) => match answer {
+            Err(e) => Holder::Unknown(format!("the query hook failed: {e}")),
+            Ok(s) => {
+                let s = s.trim();
+                match seen.hosts.iter().find(|h| h.name == s || h.address.is_some_and(|a| a.to_string() == s)) {
+                    Some(h) => Holder::Host(h.name.clone()),
+                    None => Holder::Unknown(format!("the query hook answered `{s}`, which is neither host")),
+                }
+            }
+        },
+    };
+    match &holder {
+        Holder::Both => add(Severity::Operator, "split brain: both hosts hold traffic".to_string()),
+        Holder::Neither => add(Severity::Operator, "no host holds traffic".to_string()),
+        Holder::Unknown(why) => add(Severity::Operator, format!("cannot tell who holds traffic: {why}")),
+        Holder::Host(_) => {}
+    }
+
+    let mut record = None;
+    if let Holder::Host(h) = &holder {
+        match &seen.recorded {
+            Some(r) if &r.primary != h => add(
+                Severity::Operator,
+                format!("traffic is on {h}, but the record says {} is primary (changed outside baton?)", r.primary),
+            ),
+            Some(_) => {}
+            None => {
+                let other = if &a.name == h { &b.name } else { &a.name };
+                record = Some(Roles {
+                    primary: h.clone(),
+                    standby: other.clone(),
+                });
+            }
+        }
+    }
+
+    // Health: the host serving traffic matters most.
+    let primary_name = match (&holder, &seen.recorded) {
+        (Holder::Host(h), _) => Some(h.clone()),
+        (_, Some(r)) => Some(r.primary.clone()),
+        _ => None,
+    };
+    for h in &seen.hosts {
+        let is_primary = primary_name.as_deref() == Some(h.name.as_str());
+        let role = if is_primary { "primary" } else { "standby" };
+        let severity = if is_primary { Severity::Operator } else { Severity::Degraded };
+        if let Err(e) = &h.ssh {
+            add(severity, format!("{role} {} is unreachable: {e}", h.name));
+        }
+        for c in h.checks.iter().filter(|c| !c.ok) {
+            add(severity, format!("{role} {} fails check {}: {}", h.name, c.name, c.detail));
+        }
+        if let Some(Err(e)) = &h.version {
+            if h.ssh.is_ok() {
+                add(Severity::Degraded, format!("cannot read the version on {}: {e}", h.name));
+            }
+        }
+    }
+
+    let verdict = match findings.iter().map(|f| f.severity).max() {
+        None => Verdict::Ok,
+        Some(Severity::Degraded) => Verdict::Degraded,
+        Some(Severity::Operator) => Verdict::Operator,
+    };
+    Assessment {
+        holder,
+        record,
+        findings,
+        verdict,
+    }
+}
+
+fn vip_holder(a: &HostSeen, b: &HostSeen, add: &mut impl FnMut(Severity, String)) -> Holder {
+    match (a.holds_vip, b.holds_vip) {
+        (Some(true), Some(true)) => Holder::Both,
+        (Some(false), Some(false)) => Holder::Neither,
+        (Some(true), Some(false)) => Holder::Host(a.name.clone()),
+        (Some(false), Some(true)) => Holder::Host(b.name.clone()),
+        (Some(true), None) | (None, Some(true)) => {
+            let (holder, unknown) = if a.holds_vip == Some(true) { (a, b) } else { (b, a) };
+            add(
+                Severity::Degraded,
+                format!("cannot confirm that {} does not also hold the virtual IP", unknown.name),
+            );
+            Holder::Host(holder.name.clone())
+        }
+        _ => Holder::Unknown("neither host could be asked whether it holds the virtual IP, or one could not and the other does not hold it".to_string()),
+    }
+}
+
+fn dns_holder(
+    a: &HostSeen,
+    b: &HostSeen,
+    answers: &[(SocketAddr, Result<Vec<IpAddr>, String>)],
+    add: &mut impl FnMut(Severity, String),
+) -> Holder {
+    let mut distinct: Vec<&Vec<IpAddr>> = Vec::new();
+    for (server, answer) in answers {
+        match answer {
+            Err(e) => add(Severity::Degraded, format!("authoritative server {server} gave no answer: {e}")),
+            Ok(addrs) => {
+                if !distinct.contains(&addrs) {
+                    distinct.push(addrs);
+                }
+            }
+        }
+    }
+    if distinct.len() > 1 {
+        let shown: Vec<String> = answers
+            .iter()
+            .filter_map(|(s, r)| r.as_ref().ok().map(|v| format!("{s} says {}", list(v))))
+            .collect();
+        add(Severity::Operator, format!("the authoritative servers disagree: {}", shown.join("; ")));
+        return Holder::Unknown("the authoritative servers disagree".to_string());
+    }
+    let Some(addrs) = distinct.first() else {
+        return Holder::Unknown("no authoritative server answered".to_string());
+    };
+    let on_a = a.address.is_some_and(|x| addrs.contains(&x));
+    let on_b = b.address.is_some_and(|x| addrs.contains(&x));
+    let foreign: Vec<IpAddr> = addrs.iter().copied().filter(|x| Some(*x) != a.address && Some(*x) != b.address).collect();
+    if !foreign.is_empty() {
+        add(Severity::Operator, format!("the record also points at {}, which is neither host", list(&foreign)));
+    }
+    match (on_a, on_b) {
+        (true, true) => Holder::Both,
+        (false, false) => Holder::Neither,
+        (true, false) => Holder::Host(a.name.clone()),
+        (false, true) => Holder::Host(b.name.clone()),
+    }
+}
+
+fn list(v: &[IpAddr]) -> String {
+    if v.is_empty() {
+        "nothing".to_string()
+    } else {
+        v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, addr: &str, vip: Option<bool>) -> HostSeen {
+        HostSeen {
+            name: name.into(),
+            address: Some(addr.parse().unwrap()),
+            ssh: Ok(()),
+            holds_vip: vip,
+            version: Some(Ok("1".into())),
+            checks: vec![CheckOutcome {
+                name: "page".into(),
+                ok: true,
+                detail: "200".into(),
+            }],
+        }
+    }
+
+    fn roles(p: &str, s: &str) -> Option<Roles> {
+        Some(Roles {
+            primary: p.into(),
+            standby: s.into(),
+        })
+    }
+
+    fn vip(a: Option<bool>, b: Option<bool>, recorded: Option<Roles>) -> PairSeen {
+        PairSeen {
+            hosts: [host("blue", "10.0.0.1", a), host("green", "10.0.0.2", b)],
+            traffic: TrafficSeen::Vip,
+            recorded,
+        }
+    }
+
+    #[test]
+    fn healthy_vip_pair_is_ok() {
+        let a = assess(&vip(Some(true), Some(false), roles("blue", "green")));
+        assert_eq!(a.holder, Holder::Host("blue".into()));
+        assert_eq!(a.verdict, Verdict::Ok, "{:?}", a.findings);
+        assert_eq!(a.record, None);
+    }
+
+    #[test]
+    fn first_sight_records_reality() {
+        let a = assess(&vip(Some(false), Some(true), None));
+        assert_eq!(a.record, roles("green", "blue"));
+        assert_eq!(a.verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn vip_on_both_is_split_brain() {
+        let a = assess(&vip(Some(true), Some(true), roles("blue", "green")));
+        assert_eq!(a.holder, Holder::Both);
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(a.findings[0].message.contains("split brain"));
+        assert_eq!(a.record, None);
+    }
+
+    #[test]
+    fn vip_on_neither_needs_operator() {
+        let a = assess(&vip(Some(false), Some(false), None));
+        assert_eq!(a.holder, Holder::Neither);
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert_eq!(a.record, None, "nothing is recorded from an unclear reality");
+    }
+
+    #[test]
+    fn traffic_not_where_recorded() {
+        let a = assess(&vip(Some(false), Some(true), roles("blue", "green")));
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(a.findings.iter().any(|f| f.message.contains("record says blue")), "{:?}", a.findings);
+    }
+
+    #[test]
+    fn unreachable_standby_is_degraded_unreachable_primary_is_not() {
+        let mut seen = vip(Some(true), None, roles("blue", "green"));
+        seen.hosts[1].ssh = Err("timed out".into());
+        let a = assess(&seen);
+        assert_eq!(a.holder, Holder::Host("blue".into()));
+        assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);
+
+        let mut seen = vip(None, Some(false), roles("blue", "green"));
+        seen.hosts[0].ssh = Err("timed out".into());
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Operator);
+    }
+
+    #[test]
+    fn failing_primary_check_needs_operator() {
+        let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
+        seen.hosts[0].checks[0].ok = false;
+        assert_eq!(assess(&seen).verdict, Verdict::Operator);
+        let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
+        seen.hosts[1].checks[0].ok = false;
+        assert_eq!(assess(&seen).verdict, Verdict::Degraded);
+    }
+
+    fn dns(answers: Vec<Result<Vec<&str>, &str>>) -> PairSeen {
+        PairSeen {
+            hosts: [host("amber", "10.0.0.21", None), host("violet", "10.0.0.22", None)],
+            traffic: TrafficSeen::Dns(
+                answers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        (
+                            SocketAddr::new(format!("10.0.0.{}", 53 + i).parse().unwrap(), 53),
+                            r.map(|v| v.iter().map(|a| a.parse().unwrap()).collect()).map_err(|e| e.to_string()),
+                        )
+                    })
+                    .collect(),
+            ),
+            recorded: roles("amber", "violet"),
+        }
+    }
+
+    #[test]
+    fn dns_agreeing_servers() {
+        let a = assess(&dns(vec![Ok(vec!["10.0.0.21"]), Ok(vec!["10.0.0.21"])]));
+        assert_eq!(a.holder, Holder::Host("amber".into()));
+        assert_eq!(a.verdict, Verdict::Ok);
+    }
+
+    #[test]
+    fn dns_disagreeing_servers_need_operator() {
+        let a = assess(&dns(vec![Ok(vec!["10.0.0.21"]), Ok(vec!["10.0.0.22"])]));
+        assert!(matches!(a.holder, Holder::Unknown(_)));
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(a.findings.iter().any(|f| f.message.contains("disagree")));
+    }
+
+    #[test]
+    fn dns_foreign_address_and_both() {
+        let a = assess(&dns(vec![Ok(vec!["10.9.9.9"])]));
+        assert_eq!(a.holder, Holder::Neither);
+        assert!(a.findings.iter().any(|f| f.message.contains("neither host")));
+        let a = assess(&dns(vec![Ok(vec!["10.0.0.21", "10.0.0.22"])]));
+        assert_eq!(a.holder, Holder::Both);
+    }
+
+    #[test]
+    fn dns_server_down_is_degraded_if_another_answers() {
+        let a = assess(&dns(vec![Ok(vec!["10.0.0.21"]), Err("timed out")]));
+        assert_eq!(a.holder, Holder::Host("amber".into()));
+        assert_eq!(a.verdict, Verdict::Degraded);
+        let a = assess(&dns(vec![Err("timed out")]));
+        assert_eq!(a.verdict, Verdict::Operator);
+    }
+}

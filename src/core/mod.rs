@@ -1,0 +1,4 @@
+//! The sans-IO core: pure decisions from observations and records. Nothing
+//! in here touches the network, the disk or the clock.
+
+pub mod assess;

@@ -1,0 +1,142 @@
+//! Per-pair state files: the recorded roles (which host is primary), written
+//! atomically (temporary file in the same directory, fsync, rename,
+//! directory fsync) with mode 0600 in a 0700 state directory.
+
+use std::fs::{self, DirBuilder, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What baton has recorded about a pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairState {
+    /// The pair's name.
+    pub pair: String,
+    /// The host that holds traffic.
+    pub primary: String,
+    /// The host that does not.
+    pub standby: String,
+    /// When this was recorded (RFC 3339, UTC).
+    pub updated_at: String,
+    /// Why: `observed` (first sight, derived from reality) or the command
+    /// that changed it.
+    pub source: String,
+}
+
+/// Errors reading or writing state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create state directory {path}: {source}")]
+    Dir { path: String, source: std::io::Error },
+    #[error("cannot read state file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("state file {path} is corrupt ({reason}); move it aside and run `baton status` to record the roles from what the hosts say")]
+    Corrupt { path: String, reason: String },
+    #[error("cannot write state file {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// A store in `dir` (created 0700 on first write).
+    pub fn new(dir: &Path) -> StateStore {
+        StateStore { dir: dir.to_path_buf() }
+    }
+
+    fn path(&self, pair: &str) -> PathBuf {
+        self.dir.join(format!("{pair}.state.json"))
+    }
+
+    /// The recorded state of a pair, if any.
+    pub fn load(&self, pair: &str) -> Result<Option<PairState>, StateError> {
+        let path = self.path(pair);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| StateError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Records a pair's state atomically.
+    pub fn save(&self, state: &PairState) -> Result<(), StateError> {
+        let dir_err = |source| StateError::Dir {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(dir_err)?;
+        let path = self.path(&state.pair);
+        let write_err = |source| StateError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state-")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(write_err)?;
+        let mut body = serde_json::to_vec_pretty(state).map_err(|e| write_err(std::io::Error::other(e)))?;
+        body.push(b'\n');
+        tmp.write_all(&body).map_err(write_err)?;
+        tmp.as_file().sync_all().map_err(write_err)?;
+        tmp.persist(&path).map_err(|e| write_err(e.error))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(write_err)?;
+        Ok(())
+    }
+}
+
+/// Now, as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_private_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(&dir.path().join("state"));
+        assert_eq!(store.load("web").unwrap(), None);
+        let s = PairState {
+            pair: "web".into(),
+            primary: "blue".into(),
+            standby: "green".into(),
+            updated_at: now_rfc3339(),
+            source: "observed".into(),
+        };
+        store.save(&s).unwrap();
+        assert_eq!(store.load("web").unwrap(), Some(s.clone()));
+        let file_mode = fs::metadata(dir.path().join("state/web.state.json")).unwrap().permissions().mode() & 0o777;
+        let dir_mode = fs::metadata(dir.path().join("state")).unwrap().permissions().mode() & 0o777;
+        assert_eq!((file_mode, dir_mode), (0o600, 0o700));
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn corrupt_state_is_reported_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("web.state.json"), "{not json").unwrap();
+        let e = StateStore::new(dir.path()).load("web").unwrap_err();
+        assert!(e.to_string().contains("corrupt"), "{e}");
+    }
+}
