@@ -33,7 +33,9 @@ pub fn fill(template: &str, host: &Host, in_url: bool) -> String {
         std::net::IpAddr::V6(a) if in_url => format!("[{a}]"),
         a => a.to_string(),
     };
-    template.replace("{address}", &address).replace("{host}", &host.name)
+    template
+        .replace("{address}", &address)
+        .replace("{host}", &host.name)
 }
 
 /// Runs one attempt of `check` against `host`. `ssh` is needed for command
@@ -45,23 +47,57 @@ pub async fn probe(check: &Check, host: &Host, ssh: Option<&SshHost>) -> Probe {
             url,
             expect_status,
             expect_body,
-        } => http(&fill(url, host, true), host, *expect_status, expect_body.as_ref().map(|b| fill(b, host, false)), check.timeout).await,
+        } => {
+            http(
+                &fill(url, host, true),
+                host,
+                *expect_status,
+                expect_body.as_ref().map(|b| fill(b, host, false)),
+                check.timeout,
+            )
+            .await
+        }
         CheckKind::Tcp { port } => tcp(SocketAddr::new(host.address, *port), check.timeout).await,
         CheckKind::Dns {
             query,
             record_type,
             server,
             expect,
-        } => dns(&fill(server, host, false), query, record_type, &fill(expect, host, false), check.timeout).await,
-        CheckKind::Command { command, expect_output } => match ssh {
+        } => {
+            dns(
+                &fill(server, host, false),
+                query,
+                record_type,
+                &fill(expect, host, false),
+                check.timeout,
+            )
+            .await
+        }
+        CheckKind::Command {
+            command,
+            expect_output,
+        } => match ssh {
             None => (false, "host unreachable over SSH".to_string()),
             Some(ssh) => {
                 let expect = expect_output.as_ref().map(|e| fill(e, host, false));
-                match ssh.run_with_timeout(&fill(command, host, false), check.timeout).await {
+                match ssh
+                    .run_with_timeout(&fill(command, host, false), check.timeout)
+                    .await
+                {
                     Err(e) => (false, e.to_string()),
-                    Ok(out) if !out.success() => (false, format!("exit {}: {}", out.status.map_or("signal".into(), |s| s.to_string()), first_line(&out.stderr_text()))),
+                    Ok(out) if !out.success() => (
+                        false,
+                        format!(
+                            "exit {}: {}",
+                            out.status.map_or("signal".into(), |s| s.to_string()),
+                            first_line(&out.stderr_text())
+                        ),
+                    ),
                     Ok(out) => match expect {
-                        Some(e) if !out.stdout_text().contains(&e) => (false, format!("output lacks {e:?}: {}", first_line(&out.stdout_text()))),
+                        Some(e) if !out.stdout_text().contains(&e) => (
+                            false,
+                            format!("output lacks {e:?}: {}", first_line(&out.stdout_text())),
+                        ),
                         _ => (true, first_line(&out.stdout_text())),
                     },
                 }
@@ -83,7 +119,13 @@ fn first_line(s: &str) -> String {
 
 static TLS: Once = Once::new();
 
-async fn http(url: &str, host: &Host, expect_status: u16, expect_body: Option<String>, timeout: Duration) -> (bool, String) {
+async fn http(
+    url: &str,
+    host: &Host,
+    expect_status: u16,
+    expect_body: Option<String>,
+    timeout: Duration,
+) -> (bool, String) {
     TLS.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
@@ -108,7 +150,12 @@ async fn http(url: &str, host: &Host, expect_status: u16, expect_body: Option<St
     };
     let response = match client.get(parsed).send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return (false, format!("no answer within {}", humantime::format_duration(timeout))),
+        Err(e) if e.is_timeout() => {
+            return (
+                false,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            )
+        }
         Err(e) => return (false, error_chain(&e)),
     };
     let status = response.status().as_u16();
@@ -117,7 +164,9 @@ async fn http(url: &str, host: &Host, expect_status: u16, expect_body: Option<St
         return (false, format!("status {status}, expected {expect_status}"));
     }
     match expect_body {
-        Some(b) if !body.contains(&b) => (false, format!("body lacks {b:?}: {}", first_line(&body))),
+        Some(b) if !body.contains(&b) => {
+            (false, format!("body lacks {b:?}: {}", first_line(&body)))
+        }
         _ => (true, format!("{status} {}", first_line(&body))),
     }
 }
@@ -135,14 +184,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 async fn tcp(addr: SocketAddr, timeout: Duration) -> (bool, String) {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Err(_) => (false, format!("no connection to {addr} within {}", humantime::format_duration(timeout))),
+        Err(_) => (
+            false,
+            format!(
+                "no connection to {addr} within {}",
+                humantime::format_duration(timeout)
+            ),
+        ),
         Ok(Err(e)) => (false, format!("{addr}: {e}")),
         Ok(Ok(_)) => (true, format!("{addr} accepts connections")),
     }
 }
 
-async fn dns(server: &str, query: &str, record_type: &str, expect: &str, timeout: Duration) -> (bool, String) {
-    let server: SocketAddr = match server.parse().or_else(|_| server.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53))) {
+async fn dns(
+    server: &str,
+    query: &str,
+    record_type: &str,
+    expect: &str,
+    timeout: Duration,
+) -> (bool, String) {
+    let server: SocketAddr = match server.parse().or_else(|_| {
+        server
+            .parse::<std::net::IpAddr>()
+            .map(|ip| SocketAddr::new(ip, 53))
+    }) {
         Ok(s) => s,
         Err(_) => return (false, format!("`{server}` is not a server address")),
     };
@@ -151,7 +216,11 @@ async fn dns(server: &str, query: &str, record_type: &str, expect: &str, timeout
     };
     match crate::dns::query(server, query, rtype, timeout).await {
         Err(e) => (false, e.to_string()),
-        Ok(a) if a.values.iter().any(|v| v == expect || v.trim_end_matches('.') == expect.trim_end_matches('.')) => {
+        Ok(a)
+            if a.values.iter().any(|v| {
+                v == expect || v.trim_end_matches('.') == expect.trim_end_matches('.')
+            }) =>
+        {
             (true, a.values.join(" "))
         }
         Ok(a) => (false, format!("answer {:?} lacks {expect}", a.values)),

@@ -37,7 +37,11 @@ pub enum DnsQueryError {
     #[error("{server} did not answer within {}", humantime::format_duration(*after))]
     Timeout { server: SocketAddr, after: Duration },
     #[error("{server} answered {code} for {name}")]
-    Refused { server: SocketAddr, name: String, code: String },
+    Refused {
+        server: SocketAddr,
+        name: String,
+        code: String,
+    },
     #[error("{server} is not authoritative for {name} (its answer lacks the AA flag); list only the zone's authoritative servers")]
     NotAuthoritative { server: SocketAddr, name: String },
     #[error("cannot ask {server}: {reason}")]
@@ -58,8 +62,15 @@ pub fn record_type_for(address: &IpAddr) -> RecordType {
 /// Asks `server` for `name`/`rtype` without recursion. NXDOMAIN and empty
 /// answers come back as an empty `Answer`; a non-authoritative answer is an
 /// error.
-pub async fn query(server: SocketAddr, name: &str, rtype: RecordType, timeout: Duration) -> Result<Answer, DnsQueryError> {
-    let qname = Name::from_str(name).map_err(|_| DnsQueryError::BadName { name: name.to_string() })?;
+pub async fn query(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Result<Answer, DnsQueryError> {
+    let qname = Name::from_str(name).map_err(|_| DnsQueryError::BadName {
+        name: name.to_string(),
+    })?;
     let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
         .with_timeout(Some(timeout))
         .build();
@@ -75,7 +86,12 @@ pub async fn query(server: SocketAddr, name: &str, rtype: RecordType, timeout: D
     let result = tokio::time::timeout(timeout + Duration::from_millis(200), fut).await;
     bg.abort();
     let response = match result {
-        Err(_) | Ok(None) => return Err(DnsQueryError::Timeout { server, after: timeout }),
+        Err(_) | Ok(None) => {
+            return Err(DnsQueryError::Timeout {
+                server,
+                after: timeout,
+            })
+        }
         Ok(Some(Err(e))) => return classify(server, name, e, timeout),
         Ok(Some(Ok(r))) => r,
     };
@@ -114,12 +130,22 @@ fn rdata_text(data: &RData) -> String {
     }
 }
 
-fn classify(server: SocketAddr, name: &str, e: NetError, after: Duration) -> Result<Answer, DnsQueryError> {
+fn classify(
+    server: SocketAddr,
+    name: &str,
+    e: NetError,
+    after: Duration,
+) -> Result<Answer, DnsQueryError> {
     match e {
         NetError::Timeout => Err(DnsQueryError::Timeout { server, after }),
         NetError::Dns(DnsError::NoRecordsFound(nr)) => {
-            if nr.response_code == ResponseCode::NoError || nr.response_code == ResponseCode::NXDomain {
-                Ok(Answer { values: vec![], ttl: None })
+            if nr.response_code == ResponseCode::NoError
+                || nr.response_code == ResponseCode::NXDomain
+            {
+                Ok(Answer {
+                    values: vec![],
+                    ttl: None,
+                })
             } else {
                 Err(DnsQueryError::Refused {
                     server,

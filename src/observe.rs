@@ -27,45 +27,59 @@ pub struct Observed {
 
 /// Observes a pair.
 pub async fn observe(pair: &Pair) -> Observed {
-    let connects = pair.hosts.iter().map(|h| SshHost::connect(Target::new(h, &pair.ssh)));
+    let connects = pair
+        .hosts
+        .iter()
+        .map(|h| SshHost::connect(Target::new(h, &pair.ssh)));
     let sessions: Vec<Result<SshHost, SshError>> = join_all(connects).await;
 
-    let hosts = join_all(pair.hosts.iter().zip(&sessions).map(|(host, ssh)| async move {
-        let ssh = ssh.as_ref().ok();
-        let vip = async {
-            match (&pair.traffic, ssh) {
-                (Traffic::Vip(v), Some(s)) => holds_address(s, &v.interface, v.address).await.ok(),
-                _ => None,
-            }
-        };
-        let version = async {
-            match (&pair.version_command, ssh) {
-                (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
-                    Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
-                    Ok(o) => Err(format!("exit {}: {}", o.status.map_or("signal".into(), |c| c.to_string()), o.stderr_text().trim())),
-                    Err(e) => Err(e.to_string()),
-                }),
-                _ => None,
-            }
-        };
-        let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-        let (holds_vip, version, probes) = tokio::join!(vip, version, probes);
-        HostSeen {
-            name: host.name.clone(),
-            address: Some(host.address),
-            ssh: Ok(()),
-            holds_vip,
-            version,
-            checks: probes
-                .into_iter()
-                .map(|p| CheckOutcome {
-                    name: p.check,
-                    ok: p.ok,
-                    detail: p.detail,
-                })
-                .collect(),
-        }
-    }))
+    let hosts = join_all(
+        pair.hosts
+            .iter()
+            .zip(&sessions)
+            .map(|(host, ssh)| async move {
+                let ssh = ssh.as_ref().ok();
+                let vip = async {
+                    match (&pair.traffic, ssh) {
+                        (Traffic::Vip(v), Some(s)) => {
+                            holds_address(s, &v.interface, v.address).await.ok()
+                        }
+                        _ => None,
+                    }
+                };
+                let version = async {
+                    match (&pair.version_command, ssh) {
+                        (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
+                            Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
+                            Ok(o) => Err(format!(
+                                "exit {}: {}",
+                                o.status.map_or("signal".into(), |c| c.to_string()),
+                                o.stderr_text().trim()
+                            )),
+                            Err(e) => Err(e.to_string()),
+                        }),
+                        _ => None,
+                    }
+                };
+                let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
+                let (holds_vip, version, probes) = tokio::join!(vip, version, probes);
+                HostSeen {
+                    name: host.name.clone(),
+                    address: Some(host.address),
+                    ssh: Ok(()),
+                    holds_vip,
+                    version,
+                    checks: probes
+                        .into_iter()
+                        .map(|p| CheckOutcome {
+                            name: p.check,
+                            ok: p.ok,
+                            detail: p.detail,
+                        })
+                        .collect(),
+                }
+            }),
+    )
     .await;
 
     let traffic = match &pair.traffic {
@@ -80,7 +94,9 @@ pub async fn observe(pair: &Pair) -> Observed {
             .await;
             TrafficSeen::Dns(answers)
         }
-        Traffic::Command(c) => TrafficSeen::Command(run_local(&c.query, pair.ssh.command_timeout).await),
+        Traffic::Command(c) => {
+            TrafficSeen::Command(run_local(&c.query, pair.ssh.command_timeout).await)
+        }
     };
 
     let mut hosts: Vec<HostSeen> = hosts;
@@ -106,11 +122,21 @@ pub async fn observe(pair: &Pair) -> Observed {
 }
 
 /// Whether `address` is configured on `interface` of the host.
-pub async fn holds_address(ssh: &SshHost, interface: &str, address: IpAddr) -> Result<bool, String> {
-    let cmd = format!("PATH=\"$PATH:/usr/sbin:/sbin\" ip -o addr show dev {}", quote::quote(interface));
+pub async fn holds_address(
+    ssh: &SshHost,
+    interface: &str,
+    address: IpAddr,
+) -> Result<bool, String> {
+    let cmd = format!(
+        "PATH=\"$PATH:/usr/sbin:/sbin\" ip -o addr show dev {}",
+        quote::quote(interface)
+    );
     let out = ssh.run(&cmd).await.map_err(|e| e.to_string())?;
     if !out.success() {
-        return Err(format!("`ip addr show dev {interface}` failed: {}", out.stderr_text().trim()));
+        return Err(format!(
+            "`ip addr show dev {interface}` failed: {}",
+            out.stderr_text().trim()
+        ));
     }
     Ok(addresses_in(&out.stdout_text()).contains(&address))
 }
@@ -122,7 +148,11 @@ pub fn addresses_in(text: &str) -> Vec<IpAddr> {
         let mut words = line.split_whitespace();
         while let Some(w) = words.next() {
             if w == "inet" || w == "inet6" {
-                if let Some(a) = words.next().and_then(|cidr| cidr.split('/').next()).and_then(|a| a.parse().ok()) {
+                if let Some(a) = words
+                    .next()
+                    .and_then(|cidr| cidr.split('/').next())
+                    .and_then(|a| a.parse().ok())
+                {
                     out.push(a);
                 }
             }
@@ -138,9 +168,15 @@ async fn run_local(command: &str, timeout: Duration) -> Result<String, String> {
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(timeout, child).await {
-        Err(_) => Err(format!("`{command}` did not finish within {}", humantime::format_duration(timeout))),
+        Err(_) => Err(format!(
+            "`{command}` did not finish within {}",
+            humantime::format_duration(timeout)
+        )),
         Ok(Err(e)) => Err(format!("cannot run `{command}`: {e}")),
-        Ok(Ok(o)) if !o.status.success() => Err(format!("`{command}` failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(Ok(o)) if !o.status.success() => Err(format!(
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Ok(Ok(o)) => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
     }
 }

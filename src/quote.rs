@@ -5,9 +5,13 @@
 /// in single quotes, with embedded single quotes written as `'\''`.
 pub fn quote(word: &str) -> String {
     let safe = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'@' | b'%' | b'+' | b','));
+        && word.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'@' | b'%' | b'+' | b','
+                )
+        });
     if safe {
         word.to_string()
     } else {
@@ -18,7 +22,11 @@ pub fn quote(word: &str) -> String {
 /// Quotes each word and joins them with spaces: a command line that runs
 /// exactly these arguments.
 pub fn join<S: AsRef<str>>(words: &[S]) -> String {
-    words.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
+    words
+        .iter()
+        .map(|w| quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -43,19 +51,45 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        let hostile = ["it's", "$(echo pwned)", "`id`", "a\"b", "semi;colon", "new\nline", "*", "~", "", "back\\slash"];
+        let hostile = [
+            "it's",
+            "$(echo pwned)",
+            "`id`",
+            "a\"b",
+            "semi;colon",
+            "new\nline",
+            "*",
+            "~",
+            "",
+            "back\\slash",
+        ];
         let line = format!("printf '%s\\0' {}", join(&hostile));
-        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
         let got: Vec<String> = out
             .stdout
             .split(|b| *b == 0)
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect();
-        let want: Vec<String> = hostile.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
+        let want: Vec<String> = hostile
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(got, want);
         // The empty word is still one argument.
-        let out = std::process::Command::new("sh").arg("-c").arg(format!("set -- {}; echo $#", join(&hostile))).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hostile.len().to_string());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("set -- {}; echo $#", join(&hostile)))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            hostile.len().to_string()
+        );
     }
 }

@@ -16,7 +16,13 @@ use crate::exit::Exit;
 #[command(name = "baton", version, about, long_about = None)]
 pub struct Cli {
     /// The settings file; pair files are read from `pairs/` beside it.
-    #[arg(long, short = 'c', global = true, env = "BATON_CONFIG", default_value = "baton.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "BATON_CONFIG",
+        default_value = "baton.toml"
+    )]
     pub config: PathBuf,
     /// Machine-readable output (see the README for the schema).
     #[arg(long, global = true)]
@@ -59,8 +65,13 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn run(cli: Cli) -> Exit {
@@ -70,7 +81,10 @@ fn run(cli: Cli) -> Exit {
             let Some(config) = load(&cli, pairs) else {
                 return Exit::Config;
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("baton: cannot start the async runtime: {e}");
@@ -94,7 +108,10 @@ fn load(cli: &Cli, pairs: &[String]) -> Option<Config> {
         }
         Err(diags) => {
             eprintln!("{diags}");
-            eprintln!("baton: {} configuration problem(s); nothing was done", diags.0.len());
+            eprintln!(
+                "baton: {} configuration problem(s); nothing was done",
+                diags.0.len()
+            );
             None
         }
     }
@@ -109,7 +126,10 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
             }
             if cli.json {
                 let names: Vec<&String> = config.pairs.keys().collect();
-                println!("{}", serde_json::json!({"ok": true, "pairs": names, "problems": []}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "pairs": names, "problems": []})
+                );
             } else {
                 println!(
                     "{}: configuration is valid ({} pair{}: {})",
@@ -131,7 +151,11 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
                 println!("{}", serde_json::json!({"ok": false, "problems": problems}));
             } else {
                 println!("{diags}");
-                println!("{} problem{} found", diags.0.len(), if diags.0.len() == 1 { "" } else { "s" });
+                println!(
+                    "{} problem{} found",
+                    diags.0.len(),
+                    if diags.0.len() == 1 { "" } else { "s" }
+                );
             }
             Exit::Config
         }

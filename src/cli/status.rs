@@ -6,7 +6,9 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::config::{Config, Pair, Traffic};
-use crate::core::assess::{self, Assessment, Finding, HostSeen, Holder, PairSeen, Roles, Severity, TrafficSeen, Verdict};
+use crate::core::assess::{
+    self, Assessment, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen, Verdict,
+};
 use crate::exit::Exit;
 use crate::observe;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
@@ -181,7 +183,10 @@ fn report(pair: &Pair, seen: &PairSeen, a: Assessment, recorded_now: bool) -> Pa
             .iter()
             .map(|(s, r)| DnsReport {
                 server: s.to_string(),
-                answer: r.as_ref().ok().map(|v| v.iter().map(|a| a.to_string()).collect()),
+                answer: r
+                    .as_ref()
+                    .ok()
+                    .map(|v| v.iter().map(|a| a.to_string()).collect()),
                 error: r.clone().err(),
             })
             .collect(),
@@ -237,11 +242,17 @@ fn render(reports: &[PairReport]) -> String {
             r.method.to_string(),
             r.service.clone(),
             holder_word(&r.holder),
-            r.recorded.as_ref().map(|x| x.primary.clone()).unwrap_or_else(|| "-".into()) + if r.recorded_now { " (new)" } else { "" },
+            r.recorded
+                .as_ref()
+                .map(|x| x.primary.clone())
+                .unwrap_or_else(|| "-".into())
+                + if r.recorded_now { " (new)" } else { "" },
             verdict_word(r.verdict).to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     let line = |r: &[String; 7]| {
         let mut s = String::new();
         for (i, cell) in r.iter().enumerate() {
@@ -258,8 +269,16 @@ fn render(reports: &[PairReport]) -> String {
         out.push_str(&line(row));
         for h in &r.hosts {
             let reach = if h.reachable { "up" } else { "UNREACHABLE" };
-            let version = h.version.clone().map(|v| format!("version {v}")).unwrap_or_else(|| "version ?".into());
-            let checks: Vec<String> = h.checks.iter().map(|c| format!("{} {}", c.name, if c.ok { "ok" } else { "FAIL" })).collect();
+            let version = h
+                .version
+                .clone()
+                .map(|v| format!("version {v}"))
+                .unwrap_or_else(|| "version ?".into());
+            let checks: Vec<String> = h
+                .checks
+                .iter()
+                .map(|c| format!("{} {}", c.name, if c.ok { "ok" } else { "FAIL" }))
+                .collect();
             let traffic = if h.holds_traffic { " [traffic]" } else { "" };
             out.push_str(&format!(
                 "    {:<10} {:<16} {:<8} {:<11} {:<14} {}{}\n",

@@ -111,7 +111,12 @@ impl<'a> Source<'a> {
 
     /// A diagnostic at the value of a key path; falls back to the nearest
     /// enclosing key that exists, then to the start of the file.
-    pub fn at(&self, path: &[Key<'_>], message: impl Into<String>, fix: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        &self,
+        path: &[Key<'_>],
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Diagnostic {
         let span = self.span_of(path).unwrap_or(0..0);
         let mut d = self.at_span(span, message.into(), fix.into());
         if self.text.is_empty() {
@@ -184,7 +189,11 @@ mod tests {
         let src = Source::new(Path::new("p.toml"), text);
         let d = src.at(&[Key::Name("traffic"), Key::Name("address")], "m", "f");
         assert_eq!((d.line, d.column), (3, 11));
-        let d = src.at(&[Key::Name("checks"), Key::Index(1), Key::Name("url")], "m", "f");
+        let d = src.at(
+            &[Key::Name("checks"), Key::Index(1), Key::Name("url")],
+            "m",
+            "f",
+        );
         assert_eq!((d.line, d.column), (7, 7));
         // A missing key falls back to its closest ancestor.
         let d = src.at(&[Key::Name("traffic"), Key::Name("nope")], "m", "f");

@@ -75,7 +75,11 @@ impl Loaded {
             Some(s) if errors.is_empty() => s,
             _ => return Err(Diagnostics(errors)),
         };
-        let pairs = self.pairs.into_iter().filter(|(n, _)| selected(n)).collect();
+        let pairs = self
+            .pairs
+            .into_iter()
+            .filter(|(n, _)| selected(n))
+            .collect();
         Ok((
             Config {
                 file: self.file,
@@ -128,7 +132,8 @@ pub fn load(file: &Path) -> Loaded {
                 line: 0,
                 column: 0,
                 message: format!("cannot read the pairs directory: {e}"),
-                fix: "create a directory `pairs` beside baton.toml with one NAME.toml per pair".to_string(),
+                fix: "create a directory `pairs` beside baton.toml with one NAME.toml per pair"
+                    .to_string(),
             },
         }),
     }

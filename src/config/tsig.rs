@@ -134,7 +134,10 @@ pub fn parse(text: &str, path: &Path) -> Result<TsigKey, TsigError> {
         match it.next() {
             Some("}") => break,
             Some("algorithm") => {
-                algorithm = Some(it.next().ok_or_else(|| format("`algorithm` has no value"))?);
+                algorithm = Some(
+                    it.next()
+                        .ok_or_else(|| format("`algorithm` has no value"))?,
+                );
                 expect_semicolon(&mut it).map_err(|r| format(&r))?;
             }
             Some("secret") => {

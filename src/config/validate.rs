@@ -27,18 +27,31 @@ impl Sink<'_> {
     }
 }
 
-pub(super) fn run(loaded: &mut Loaded, file: &Path, global_text: &str, pairs: &[(PathBuf, String)]) {
+pub(super) fn run(
+    loaded: &mut Loaded,
+    file: &Path,
+    global_text: &str,
+    pairs: &[(PathBuf, String)],
+) {
     let global_src = Source::new(file, global_text);
     let base = file.parent().unwrap_or(Path::new("."));
-    let global: Option<GlobalFile> = parse(&global_src, &mut Sink {
-        pairs: vec![],
-        problems: &mut loaded.problems,
-    });
-    let settings = global.as_ref().and_then(|g| {
-        settings(g, &global_src, base, &mut Sink {
+    let global: Option<GlobalFile> = parse(
+        &global_src,
+        &mut Sink {
             pairs: vec![],
             problems: &mut loaded.problems,
-        })
+        },
+    );
+    let settings = global.as_ref().and_then(|g| {
+        settings(
+            g,
+            &global_src,
+            base,
+            &mut Sink {
+                pairs: vec![],
+                problems: &mut loaded.problems,
+            },
+        )
     });
     let default_global = GlobalFile::default();
     let global_ref = global.as_ref().unwrap_or(&default_global);
@@ -74,10 +87,16 @@ pub(super) fn run(loaded: &mut Loaded, file: &Path, global_text: &str, pairs: &[
         if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
             match &pair.traffic {
                 Traffic::Vip(v) => {
-                    if let Some((other, _, other_file, _)) = vips.iter().find(|(_, a, _, _)| *a == v.address) {
+                    if let Some((other, _, other_file, _)) =
+                        vips.iter().find(|(_, a, _, _)| *a == v.address)
+                    {
                         let d = src.at(
                             &[N("traffic"), N("address")],
-                            format!("the virtual IP {} is also used by pair `{other}` ({})", v.address, other_file.display()),
+                            format!(
+                                "the virtual IP {} is also used by pair `{other}` ({})",
+                                v.address,
+                                other_file.display()
+                            ),
                             "give each pair its own service address",
                         );
                         loaded.problems.push(Problem {
@@ -89,10 +108,16 @@ pub(super) fn run(loaded: &mut Loaded, file: &Path, global_text: &str, pairs: &[
                 }
                 Traffic::Dns(d) => {
                     let key = d.name.to_ascii_lowercase();
-                    if let Some((other, _, other_file, _)) = dns_names.iter().find(|(_, n, _, _)| *n == key) {
+                    if let Some((other, _, other_file, _)) =
+                        dns_names.iter().find(|(_, n, _, _)| *n == key)
+                    {
                         let diag = src.at(
                             &[N("traffic"), N("name")],
-                            format!("the DNS name {} is also switched by pair `{other}` ({})", d.name, other_file.display()),
+                            format!(
+                                "the DNS name {} is also switched by pair `{other}` ({})",
+                                d.name,
+                                other_file.display()
+                            ),
                             "give each pair its own DNS name",
                         );
                         loaded.problems.push(Problem {
@@ -114,7 +139,11 @@ pub(super) fn run(loaded: &mut Loaded, file: &Path, global_text: &str, pairs: &[
             loaded.problems.push(Problem {
                 pairs: vec![name.clone(), first.clone()],
                 diagnostic: Diagnostic {
-                    file: file.parent().unwrap_or(Path::new(".")).join("pairs").join(format!("{name}.toml")),
+                    file: file
+                        .parent()
+                        .unwrap_or(Path::new("."))
+                        .join("pairs")
+                        .join(format!("{name}.toml")),
                     line: 0,
                     column: 0,
                     message: format!("pair names `{first}` and `{name}` differ only in case"),
@@ -144,9 +173,14 @@ fn parse_fix(message: &str) -> String {
     if message.starts_with("unknown field") {
         "remove or rename the key; the message lists the keys allowed here".to_string()
     } else if message.contains("invalid type") {
-        "write the value with the type the message names (strings in quotes, numbers bare)".to_string()
-    } else if message.contains("duration") || message.contains("time unit") || message.contains("unit") {
-        "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\"".to_string()
+        "write the value with the type the message names (strings in quotes, numbers bare)"
+            .to_string()
+    } else if message.contains("duration")
+        || message.contains("time unit")
+        || message.contains("unit")
+    {
+        "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\""
+            .to_string()
     } else if message.contains("duplicate key") {
         "remove one of the two definitions".to_string()
     } else {
@@ -154,11 +188,20 @@ fn parse_fix(message: &str) -> String {
     }
 }
 
-fn settings(g: &GlobalFile, src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> Option<Settings> {
+fn settings(
+    g: &GlobalFile,
+    src: &Source<'_>,
+    base: &Path,
+    sink: &mut Sink<'_>,
+) -> Option<Settings> {
     let mut ok = true;
     let state_dir = match g.state_dir.as_deref() {
         Some("") => {
-            sink.push(src.at(&[N("state_dir")], "state_dir is empty", "name a directory, like \"/var/lib/baton\""));
+            sink.push(src.at(
+                &[N("state_dir")],
+                "state_dir is empty",
+                "name a directory, like \"/var/lib/baton\"",
+            ));
             ok = false;
             PathBuf::new()
         }
@@ -212,20 +255,35 @@ struct PairCtx<'a> {
     environments: Option<&'a [String]>,
 }
 
-fn pair(name: &str, path: &Path, raw: &PairFile, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) -> Option<Pair> {
+fn pair(
+    name: &str,
+    path: &Path,
+    raw: &PairFile,
+    ctx: &PairCtx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Pair> {
     let src = ctx.src;
     let start = sink.problems.len();
 
     let environment = match &raw.environment {
         None => {
-            sink.push(src.at(
-                &[],
-                "the pair has no `environment`",
-                match ctx.environments {
-                    Some(envs) => format!("add `environment = \"{}\"` (one of: {})", envs[0], envs.join(", ")),
-                    None => "add `environment = \"NAME\"`, one of the environments in baton.toml".to_string(),
-                },
-            ));
+            sink.push(
+                src.at(
+                    &[],
+                    "the pair has no `environment`",
+                    match ctx.environments {
+                        Some(envs) => format!(
+                            "add `environment = \"{}\"` (one of: {})",
+                            envs[0],
+                            envs.join(", ")
+                        ),
+                        None => {
+                            "add `environment = \"NAME\"`, one of the environments in baton.toml"
+                                .to_string()
+                        }
+                    },
+                ),
+            );
             String::new()
         }
         Some(e) => {
@@ -234,7 +292,10 @@ fn pair(name: &str, path: &Path, raw: &PairFile, ctx: &PairCtx<'_>, sink: &mut S
                     sink.push(src.at(
                         &[N("environment")],
                         format!("environment `{e}` is not one of the environments in baton.toml"),
-                        format!("use one of: {} (or add it to `environments` in baton.toml)", envs.join(", ")),
+                        format!(
+                            "use one of: {} (or add it to `environments` in baton.toml)",
+                            envs.join(", ")
+                        ),
                     ));
                 }
             }
@@ -276,11 +337,19 @@ fn pair(name: &str, path: &Path, raw: &PairFile, ctx: &PairCtx<'_>, sink: &mut S
     })
 }
 
-fn hosts(raw: &PairFile, src: &Source<'_>, default_port: u16, sink: &mut Sink<'_>) -> Option<[Host; 2]> {
+fn hosts(
+    raw: &PairFile,
+    src: &Source<'_>,
+    default_port: u16,
+    sink: &mut Sink<'_>,
+) -> Option<[Host; 2]> {
     if raw.hosts.len() != 2 {
         sink.push(src.at(
             &[N("hosts")],
-            format!("a pair has exactly two hosts; this one has {}", raw.hosts.len()),
+            format!(
+                "a pair has exactly two hosts; this one has {}",
+                raw.hosts.len()
+            ),
             "define two tables, like [hosts.blue] and [hosts.green], each with an `address`",
         ));
         return None;
@@ -315,14 +384,21 @@ fn hosts(raw: &PairFile, src: &Source<'_>, default_port: u16, sink: &mut Sink<'_
             },
         }
         if h.ssh_port == Some(0) {
-            sink.push(src.at(&[N("hosts"), N(name), N("ssh_port")], "ssh_port 0 is not a port", "use 1-65535 (22 is SSH's)"));
+            sink.push(src.at(
+                &[N("hosts"), N(name), N("ssh_port")],
+                "ssh_port 0 is not a port",
+                "use 1-65535 (22 is SSH's)",
+            ));
         }
     }
     let [a, b]: [Host; 2] = out.try_into().ok()?;
     if a.address == b.address {
         sink.push(src.at(
             &[N("hosts"), N(&b.name), N("address")],
-            format!("hosts `{}` and `{}` have the same address {}", a.name, b.name, a.address),
+            format!(
+                "hosts `{}` and `{}` have the same address {}",
+                a.name, b.name, a.address
+            ),
             "each host of a pair is a separate machine with its own address",
         ));
         return None;
@@ -331,7 +407,11 @@ fn hosts(raw: &PairFile, src: &Source<'_>, default_port: u16, sink: &mut Sink<'_
 }
 
 /// SSH settings: the pair's `[ssh]` over baton.toml's, key by key.
-fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) -> Option<(SshSettings, u16)> {
+fn ssh_settings(
+    pair: Option<&SshFile>,
+    ctx: &PairCtx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<(SshSettings, u16)> {
     let g = &ctx.global.ssh;
     let empty = SshFile::default();
     let p = pair.unwrap_or(&empty);
@@ -361,7 +441,11 @@ fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) 
         Some(u) if u.is_empty() || u.contains(|c: char| c.is_whitespace() || c == '@') => {
             let (src, _, mut path) = from(p.user.is_some());
             path.push(N("user"));
-            sink.push(src.at(&path, format!("`{u}` is not a valid login name"), "write the remote user name alone, like \"deploy\""));
+            sink.push(src.at(
+                &path,
+                format!("`{u}` is not a valid login name"),
+                "write the remote user name alone, like \"deploy\"",
+            ));
             ok = false;
             u
         }
@@ -391,9 +475,15 @@ fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) 
             Some(resolved)
         }
     };
-    let passphrase_env = p.passphrase_env.clone().or_else(|| g.passphrase_env.clone());
+    let passphrase_env = p
+        .passphrase_env
+        .clone()
+        .or_else(|| g.passphrase_env.clone());
     if let Some(var) = &passphrase_env {
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || var.starts_with(|c: char| c.is_ascii_digit()) {
+        if var.is_empty()
+            || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || var.starts_with(|c: char| c.is_ascii_digit())
+        {
             let (src, _, mut path) = from(p.passphrase_env.is_some());
             path.push(N("passphrase_env"));
             sink.push(src.at(
@@ -404,7 +494,10 @@ fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) 
             ok = false;
         }
     }
-    let accept_new = p.accept_new_host_keys.or(g.accept_new_host_keys).unwrap_or(false);
+    let accept_new = p
+        .accept_new_host_keys
+        .or(g.accept_new_host_keys)
+        .unwrap_or(false);
     let known_hosts = {
         let from_pair = p.known_hosts.is_some();
         let (src, base, mut path) = from(from_pair);
@@ -415,7 +508,7 @@ fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) 
         };
         let readable = std::fs::File::open(&resolved).is_ok();
         let parent_ok = resolved.parent().is_some_and(|d| d.is_dir());
-        if !readable && !(accept_new && parent_ok) {
+        if !(readable || accept_new && parent_ok) {
             sink.push(src.at(
                 &path,
                 format!("cannot read the known_hosts file {}", resolved.display()),
@@ -425,8 +518,14 @@ fn ssh_settings(pair: Option<&SshFile>, ctx: &PairCtx<'_>, sink: &mut Sink<'_>) 
         }
         resolved
     };
-    let connect_timeout = p.connect_timeout.or(g.connect_timeout).unwrap_or(Duration::from_secs(10));
-    let command_timeout = p.command_timeout.or(g.command_timeout).unwrap_or(Duration::from_secs(300));
+    let connect_timeout = p
+        .connect_timeout
+        .or(g.connect_timeout)
+        .unwrap_or(Duration::from_secs(10));
+    let command_timeout = p
+        .command_timeout
+        .or(g.command_timeout)
+        .unwrap_or(Duration::from_secs(300));
     let sudo = p.sudo.or(g.sudo).unwrap_or(false);
     ok.then_some((
         SshSettings {
@@ -450,7 +549,10 @@ fn durations_ok(s: &SshFile, src: &Source<'_>, sink: &mut Sink<'_>) -> bool {
         if d < Duration::from_millis(100) || d > Duration::from_secs(300) {
             sink.push(src.at(
                 &[N("ssh"), N("connect_timeout")],
-                format!("connect_timeout {} is out of range", humantime::format_duration(d)),
+                format!(
+                    "connect_timeout {} is out of range",
+                    humantime::format_duration(d)
+                ),
                 "use between \"100ms\" and \"5m\" (\"10s\" is usual)",
             ));
             ok = false;
@@ -460,7 +562,10 @@ fn durations_ok(s: &SshFile, src: &Source<'_>, sink: &mut Sink<'_>) -> bool {
         if d < Duration::from_secs(1) || d > Duration::from_secs(86400) {
             sink.push(src.at(
                 &[N("ssh"), N("command_timeout")],
-                format!("command_timeout {} is out of range", humantime::format_duration(d)),
+                format!(
+                    "command_timeout {} is out of range",
+                    humantime::format_duration(d)
+                ),
                 "use between \"1s\" and \"24h\" (\"5m\" is usual)",
             ));
             ok = false;
@@ -469,7 +574,13 @@ fn durations_ok(s: &SshFile, src: &Source<'_>, sink: &mut Sink<'_>) -> bool {
     ok
 }
 
-fn traffic(raw: Option<&TrafficFile>, src: &Source<'_>, base: &Path, hosts: Option<&[Host; 2]>, sink: &mut Sink<'_>) -> Option<Traffic> {
+fn traffic(
+    raw: Option<&TrafficFile>,
+    src: &Source<'_>,
+    base: &Path,
+    hosts: Option<&[Host; 2]>,
+    sink: &mut Sink<'_>,
+) -> Option<Traffic> {
     let Some(t) = raw else {
         sink.push(src.at(
             &[],
@@ -496,7 +607,11 @@ fn traffic(raw: Option<&TrafficFile>, src: &Source<'_>, base: &Path, hosts: Opti
         "dns" => &["name", "zone", "servers", "tsig_key"],
         "command" => &["switch", "query"],
         "" => {
-            sink.push(src.at(&[N("traffic")], "[traffic] has no `method`", "add `method = \"vip\"`, \"dns\" or \"command\""));
+            sink.push(src.at(
+                &[N("traffic")],
+                "[traffic] has no `method`",
+                "add `method = \"vip\"`, \"dns\" or \"command\"",
+            ));
             return None;
         }
         other => {
@@ -572,7 +687,11 @@ fn traffic(raw: Option<&TrafficFile>, src: &Source<'_>, base: &Path, hosts: Opti
             };
             let arp_count = t.arp_count.unwrap_or(3);
             if !(1..=50).contains(&arp_count) {
-                sink.push(src.at(&at("arp_count"), format!("arp_count {arp_count} is out of range"), "use 1 to 50 (3 is usual)"));
+                sink.push(src.at(
+                    &at("arp_count"),
+                    format!("arp_count {arp_count} is out of range"),
+                    "use 1 to 50 (3 is usual)",
+                ));
                 ok = false;
             }
             match (address, interface) {
@@ -614,14 +733,22 @@ fn traffic(raw: Option<&TrafficFile>, src: &Source<'_>, base: &Path, hosts: Opti
             match &t.servers {
                 None => missing(sink, "servers", "[\"192.0.2.53:53\"]"),
                 Some(list) if list.is_empty() => {
-                    sink.push(src.at(&at("servers"), "servers is empty", "list every authoritative server of the zone, like [\"192.0.2.53:53\"]"));
+                    sink.push(src.at(
+                        &at("servers"),
+                        "servers is empty",
+                        "list every authoritative server of the zone, like [\"192.0.2.53:53\"]",
+                    ));
                     ok = false;
                 }
                 Some(list) => {
                     for (i, s) in list.iter().enumerate() {
                         match parse_server(s) {
                             Some(a) if servers.contains(&a) => {
-                                sink.push(src.at(&[N("traffic"), N("servers"), I(i)], format!("server {a} is listed twice"), "list each server once"));
+                                sink.push(src.at(
+                                    &[N("traffic"), N("servers"), I(i)],
+                                    format!("server {a} is listed twice"),
+                                    "list each server once",
+                                ));
                                 ok = false;
                             }
                             Some(a) => servers.push(a),
@@ -664,7 +791,9 @@ fn traffic(raw: Option<&TrafficFile>, src: &Source<'_>, base: &Path, hosts: Opti
             let switch = nonempty(t.switch.as_deref(), "switch", src, sink, &missing);
             let query = nonempty(t.query.as_deref(), "query", src, sink, &missing);
             match (switch, query) {
-                (Some(switch), Some(query)) if ok => Some(Traffic::Command(CommandSwitch { switch, query })),
+                (Some(switch), Some(query)) if ok => {
+                    Some(Traffic::Command(CommandSwitch { switch, query }))
+                }
                 _ => None,
             }
         }
@@ -685,7 +814,11 @@ fn nonempty(
             None
         }
         Some(s) if s.trim().is_empty() => {
-            sink.push(src.at(&[N("traffic"), N(key)], format!("`{key}` is empty"), "give the command to run"));
+            sink.push(src.at(
+                &[N("traffic"), N(key)],
+                format!("`{key}` is empty"),
+                "give the command to run",
+            ));
             None
         }
         Some(s) => Some(s.to_string()),
@@ -703,7 +836,12 @@ fn dns_name(n: &str, src: &Source<'_>, at: &[Key<'_>], sink: &mut Sink<'_>) -> O
     }
     let labels_ok = n.len() <= 254
         && n.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && !l.starts_with('-') && !l.ends_with('-')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
         });
     if n == "." || !labels_ok {
         sink.push(src.at(
@@ -731,9 +869,15 @@ fn parse_server(s: &str) -> Option<SocketAddr> {
 
 /// Parses `ADDR/PREFIX`.
 pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
-    let (a, p) = s.split_once('/').ok_or("the prefix length (`/24`) is missing")?;
-    let addr: IpAddr = a.parse().map_err(|_| format!("`{a}` is not an IP address"))?;
-    let prefix: u8 = p.parse().map_err(|_| format!("`{p}` is not a prefix length"))?;
+    let (a, p) = s
+        .split_once('/')
+        .ok_or("the prefix length (`/24`) is missing")?;
+    let addr: IpAddr = a
+        .parse()
+        .map_err(|_| format!("`{a}` is not an IP address"))?;
+    let prefix: u8 = p
+        .parse()
+        .map_err(|_| format!("`{p}` is not a prefix length"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if prefix == 0 || prefix > max {
         return Err(format!("prefix length {prefix} is out of range 1-{max}"));
@@ -745,11 +889,16 @@ pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 fn valid_interface(i: &str) -> bool {
-    !i.is_empty() && i.len() <= 15 && i.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !i.is_empty()
+        && i.len() <= 15
+        && i.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn valid_name(n: &str) -> bool {
-    n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 const PLACEHOLDERS: [&str; 2] = ["{address}", "{host}"];
@@ -801,7 +950,11 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
             "dns" => &["query", "record_type", "server", "expect"],
             "command" => &["command", "expect_output"],
             "" => {
-                sink.push(src.at(&whole, "a check has no `kind`", "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\""));
+                sink.push(src.at(
+                    &whole,
+                    "a check has no `kind`",
+                    "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\"",
+                ));
                 continue;
             }
             other => {
@@ -818,7 +971,10 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                 sink.push(src.at(
                     &[N("checks"), I(i), N(key)],
                     format!("`{key}` does not apply to a `{kind_name}` check"),
-                    format!("remove it; a `{kind_name}` check takes: {}", allowed.join(", ")),
+                    format!(
+                        "remove it; a `{kind_name}` check takes: {}",
+                        allowed.join(", ")
+                    ),
                 ));
             }
         }
@@ -856,7 +1012,11 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                 }
                 let status = c.expect_status.unwrap_or(200);
                 if !(100..=599).contains(&status) {
-                    sink.push(src.at(&at("expect_status"), format!("{status} is not an HTTP status"), "use a status between 100 and 599, like 200"));
+                    sink.push(src.at(
+                        &at("expect_status"),
+                        format!("{status} is not an HTTP status"),
+                        "use a status between 100 and 599, like 200",
+                    ));
                 }
                 CheckKind::Http {
                     url: c.url.clone().unwrap_or_default(),
@@ -870,7 +1030,11 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                     CheckKind::Tcp { port: 0 }
                 }
                 Some(0) => {
-                    sink.push(src.at(&at("port"), "port 0 is not a port", "use the service's port, 1-65535"));
+                    sink.push(src.at(
+                        &at("port"),
+                        "port 0 is not a port",
+                        "use the service's port, 1-65535",
+                    ));
                     CheckKind::Tcp { port: 0 }
                 }
                 Some(port) => CheckKind::Tcp { port },
@@ -885,11 +1049,24 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                     }
                     Some(q) => dns_name(q, src, &at("query"), sink).unwrap_or_default(),
                 };
-                let record_type = c.record_type.clone().unwrap_or_else(|| "A".to_string()).to_ascii_uppercase();
-                if !["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SOA", "PTR", "SRV"].contains(&record_type.as_str()) {
-                    sink.push(src.at(&at("record_type"), format!("record type `{record_type}` is not supported"), "use A, AAAA, CNAME, TXT, MX, NS, SOA, PTR or SRV"));
+                let record_type = c
+                    .record_type
+                    .clone()
+                    .unwrap_or_else(|| "A".to_string())
+                    .to_ascii_uppercase();
+                if !["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SOA", "PTR", "SRV"]
+                    .contains(&record_type.as_str())
+                {
+                    sink.push(src.at(
+                        &at("record_type"),
+                        format!("record type `{record_type}` is not supported"),
+                        "use A, AAAA, CNAME, TXT, MX, NS, SOA, PTR or SRV",
+                    ));
                 }
-                let server = c.server.clone().unwrap_or_else(|| "{address}:53".to_string());
+                let server = c
+                    .server
+                    .clone()
+                    .unwrap_or_else(|| "{address}:53".to_string());
                 if c.expect.is_none() {
                     need(sink, "expect", "\"192.0.2.10\"");
                 }
@@ -905,7 +1082,11 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                 text(sink, "expect_output", c.expect_output.as_ref());
                 match c.command.as_deref() {
                     None => need(sink, "command", "\"systemctl is-active nginx\""),
-                    Some(cmd) if cmd.trim().is_empty() => sink.push(src.at(&at("command"), "the command is empty", "give the command to run on the host")),
+                    Some(cmd) if cmd.trim().is_empty() => sink.push(src.at(
+                        &at("command"),
+                        "the command is empty",
+                        "give the command to run on the host",
+                    )),
                     Some(_) => {}
                 }
                 CheckKind::Command {
@@ -916,23 +1097,52 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
         };
         let successes = c.successes.unwrap_or(1);
         if !(1..=100).contains(&successes) {
-            sink.push(src.at(&at("successes"), format!("successes {successes} is out of range"), "use 1 to 100 consecutive successes"));
+            sink.push(src.at(
+                &at("successes"),
+                format!("successes {successes} is out of range"),
+                "use 1 to 100 consecutive successes",
+            ));
         }
         let failures_allowed = c.failures_allowed.unwrap_or(0);
         if failures_allowed > 100 {
-            sink.push(src.at(&at("failures_allowed"), format!("failures_allowed {failures_allowed} is out of range"), "use 0 to 100"));
+            sink.push(src.at(
+                &at("failures_allowed"),
+                format!("failures_allowed {failures_allowed} is out of range"),
+                "use 0 to 100",
+            ));
         }
         let interval = c.interval.unwrap_or(Duration::from_secs(1));
         if interval < Duration::from_millis(10) || interval > Duration::from_secs(3600) {
-            sink.push(src.at(&at("interval"), format!("interval {} is out of range", humantime::format_duration(interval)), "use between \"10ms\" and \"1h\""));
+            sink.push(src.at(
+                &at("interval"),
+                format!(
+                    "interval {} is out of range",
+                    humantime::format_duration(interval)
+                ),
+                "use between \"10ms\" and \"1h\"",
+            ));
         }
         let timeout = c.timeout.unwrap_or(Duration::from_secs(5));
         if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(300) {
-            sink.push(src.at(&at("timeout"), format!("timeout {} is out of range", humantime::format_duration(timeout)), "use between \"10ms\" and \"5m\""));
+            sink.push(src.at(
+                &at("timeout"),
+                format!(
+                    "timeout {} is out of range",
+                    humantime::format_duration(timeout)
+                ),
+                "use between \"10ms\" and \"5m\"",
+            ));
         }
-        let name = c.name.clone().unwrap_or_else(|| format!("{kind_name}-{}", i + 1));
+        let name = c
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{kind_name}-{}", i + 1));
         if out.iter().any(|o| o.name == name) {
-            sink.push(src.at(&at("name"), format!("two checks are named `{name}`"), "give each check its own name"));
+            sink.push(src.at(
+                &at("name"),
+                format!("two checks are named `{name}`"),
+                "give each check its own name",
+            ));
         }
         if sink.problems.len() == start {
             out.push(Check {
@@ -948,20 +1158,41 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
     out
 }
 
-fn changes(raw: &BTreeMap<String, raw::ChangeFile>, src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> BTreeMap<String, Change> {
+fn changes(
+    raw: &BTreeMap<String, raw::ChangeFile>,
+    src: &Source<'_>,
+    base: &Path,
+    sink: &mut Sink<'_>,
+) -> BTreeMap<String, Change> {
     let mut out = BTreeMap::new();
     for (name, c) in raw {
         let whole = [N("changes"), N(name)];
         if !valid_name(name) {
-            sink.push(src.at(&whole, format!("`{name}` is not a valid change name"), "use letters, digits, `-` and `_`"));
+            sink.push(src.at(
+                &whole,
+                format!("`{name}` is not a valid change name"),
+                "use letters, digits, `-` and `_`",
+            ));
         }
         if c.steps.is_empty() && c.upload.is_empty() {
-            sink.push(src.at(&whole, format!("change `{name}` has neither `upload` nor `steps`"), "add the files to upload and/or the commands to run"));
+            sink.push(src.at(
+                &whole,
+                format!("change `{name}` has neither `upload` nor `steps`"),
+                "add the files to upload and/or the commands to run",
+            ));
         }
         for (i, s) in c.steps.iter().chain(&c.rollback).enumerate() {
             if s.trim().is_empty() {
-                let (key, idx) = if i < c.steps.len() { ("steps", i) } else { ("rollback", i - c.steps.len()) };
-                sink.push(src.at(&[N("changes"), N(name), N(key), I(idx)], "an empty command", "remove it or write the command"));
+                let (key, idx) = if i < c.steps.len() {
+                    ("steps", i)
+                } else {
+                    ("rollback", i - c.steps.len())
+                };
+                sink.push(src.at(
+                    &[N("changes"), N(name), N(key), I(idx)],
+                    "an empty command",
+                    "remove it or write the command",
+                ));
             }
         }
         let mut upload = Vec::new();
@@ -969,7 +1200,11 @@ fn changes(raw: &BTreeMap<String, raw::ChangeFile>, src: &Source<'_>, base: &Pat
             let at = |k: &'static str| [N("changes"), N(name), N("upload"), I(i), N(k)];
             let from = match u.from.as_deref() {
                 None => {
-                    sink.push(src.at(&[N("changes"), N(name), N("upload"), I(i)], "an upload has no `from`", "add `from = \"files/NAME\"` (the local file)"));
+                    sink.push(src.at(
+                        &[N("changes"), N(name), N("upload"), I(i)],
+                        "an upload has no `from`",
+                        "add `from = \"files/NAME\"` (the local file)",
+                    ));
                     None
                 }
                 Some(f) => {
@@ -982,11 +1217,19 @@ fn changes(raw: &BTreeMap<String, raw::ChangeFile>, src: &Source<'_>, base: &Pat
             };
             let to = match u.to.as_deref() {
                 None => {
-                    sink.push(src.at(&[N("changes"), N(name), N("upload"), I(i)], "an upload has no `to`", "add `to = \"/absolute/remote/path\"`"));
+                    sink.push(src.at(
+                        &[N("changes"), N(name), N("upload"), I(i)],
+                        "an upload has no `to`",
+                        "add `to = \"/absolute/remote/path\"`",
+                    ));
                     None
                 }
                 Some(t) if !t.starts_with('/') || t.ends_with('/') || t.contains('\0') => {
-                    sink.push(src.at(&at("to"), format!("`{t}` is not an absolute file path"), "write the remote file's absolute path, like \"/etc/nginx/nginx.conf\""));
+                    sink.push(src.at(
+                        &at("to"),
+                        format!("`{t}` is not an absolute file path"),
+                        "write the remote file's absolute path, like \"/etc/nginx/nginx.conf\"",
+                    ));
                     None
                 }
                 Some(t) => Some(t.to_string()),
@@ -996,7 +1239,11 @@ fn changes(raw: &BTreeMap<String, raw::ChangeFile>, src: &Source<'_>, base: &Pat
                 Some(m) => match u32::from_str_radix(m, 8) {
                     Ok(v) if (3..=4).contains(&m.len()) && v <= 0o7777 => Some(v),
                     _ => {
-                        sink.push(src.at(&at("mode"), format!("`{m}` is not a file mode"), "write the mode as a quoted octal string, like \"0644\""));
+                        sink.push(src.at(
+                            &at("mode"),
+                            format!("`{m}` is not a file mode"),
+                            "write the mode as a quoted octal string, like \"0644\"",
+                        ));
                         None
                     }
                 },
@@ -1040,9 +1287,14 @@ mod tests {
 
     #[test]
     fn cidr_parsing() {
-        assert_eq!(parse_cidr("192.0.2.1/24"), Ok(("192.0.2.1".parse().unwrap(), 24)));
+        assert_eq!(
+            parse_cidr("192.0.2.1/24"),
+            Ok(("192.0.2.1".parse().unwrap(), 24))
+        );
         assert!(parse_cidr("192.0.2.1").unwrap_err().contains("missing"));
-        assert!(parse_cidr("192.0.2.1/33").unwrap_err().contains("out of range"));
+        assert!(parse_cidr("192.0.2.1/33")
+            .unwrap_err()
+            .contains("out of range"));
         assert!(parse_cidr("nope/24").unwrap_err().contains("not an IP"));
         assert!(parse_cidr("0.0.0.0/8").is_err());
     }

@@ -144,17 +144,29 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             Err(e) => Holder::Unknown(format!("the query hook failed: {e}")),
             Ok(s) => {
                 let s = s.trim();
-                match seen.hosts.iter().find(|h| h.name == s || h.address.is_some_and(|a| a.to_string() == s)) {
+                match seen
+                    .hosts
+                    .iter()
+                    .find(|h| h.name == s || h.address.is_some_and(|a| a.to_string() == s))
+                {
                     Some(h) => Holder::Host(h.name.clone()),
-                    None => Holder::Unknown(format!("the query hook answered `{s}`, which is neither host")),
+                    None => Holder::Unknown(format!(
+                        "the query hook answered `{s}`, which is neither host"
+                    )),
                 }
             }
         },
     };
     match &holder {
-        Holder::Both => add(Severity::Operator, "split brain: both hosts hold traffic".to_string()),
+        Holder::Both => add(
+            Severity::Operator,
+            "split brain: both hosts hold traffic".to_string(),
+        ),
         Holder::Neither => add(Severity::Operator, "no host holds traffic".to_string()),
-        Holder::Unknown(why) => add(Severity::Operator, format!("cannot tell who holds traffic: {why}")),
+        Holder::Unknown(why) => add(
+            Severity::Operator,
+            format!("cannot tell who holds traffic: {why}"),
+        ),
         Holder::Host(_) => {}
     }
 
@@ -163,7 +175,10 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         match &seen.recorded {
             Some(r) if &r.primary != h => add(
                 Severity::Operator,
-                format!("traffic is on {h}, but the record says {} is primary (changed outside baton?)", r.primary),
+                format!(
+                    "traffic is on {h}, but the record says {} is primary (changed outside baton?)",
+                    r.primary
+                ),
             ),
             Some(_) => {}
             None => {
@@ -185,16 +200,26 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     for h in &seen.hosts {
         let is_primary = primary_name.as_deref() == Some(h.name.as_str());
         let role = if is_primary { "primary" } else { "standby" };
-        let severity = if is_primary { Severity::Operator } else { Severity::Degraded };
+        let severity = if is_primary {
+            Severity::Operator
+        } else {
+            Severity::Degraded
+        };
         if let Err(e) = &h.ssh {
             add(severity, format!("{role} {} is unreachable: {e}", h.name));
         }
         for c in h.checks.iter().filter(|c| !c.ok) {
-            add(severity, format!("{role} {} fails check {}: {}", h.name, c.name, c.detail));
+            add(
+                severity,
+                format!("{role} {} fails check {}: {}", h.name, c.name, c.detail),
+            );
         }
         if let Some(Err(e)) = &h.version {
             if h.ssh.is_ok() {
-                add(Severity::Degraded, format!("cannot read the version on {}: {e}", h.name));
+                add(
+                    Severity::Degraded,
+                    format!("cannot read the version on {}: {e}", h.name),
+                );
             }
         }
     }
@@ -239,7 +264,10 @@ fn dns_holder(
     let mut distinct: Vec<&Vec<IpAddr>> = Vec::new();
     for (server, answer) in answers {
         match answer {
-            Err(e) => add(Severity::Degraded, format!("authoritative server {server} gave no answer: {e}")),
+            Err(e) => add(
+                Severity::Degraded,
+                format!("authoritative server {server} gave no answer: {e}"),
+            ),
             Ok(addrs) => {
                 if !distinct.contains(&addrs) {
                     distinct.push(addrs);
@@ -252,7 +280,10 @@ fn dns_holder(
             .iter()
             .filter_map(|(s, r)| r.as_ref().ok().map(|v| format!("{s} says {}", list(v))))
             .collect();
-        add(Severity::Operator, format!("the authoritative servers disagree: {}", shown.join("; ")));
+        add(
+            Severity::Operator,
+            format!("the authoritative servers disagree: {}", shown.join("; ")),
+        );
         return Holder::Unknown("the authoritative servers disagree".to_string());
     }
     let Some(addrs) = distinct.first() else {
@@ -260,9 +291,19 @@ fn dns_holder(
     };
     let on_a = a.address.is_some_and(|x| addrs.contains(&x));
     let on_b = b.address.is_some_and(|x| addrs.contains(&x));
-    let foreign: Vec<IpAddr> = addrs.iter().copied().filter(|x| Some(*x) != a.address && Some(*x) != b.address).collect();
+    let foreign: Vec<IpAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|x| Some(*x) != a.address && Some(*x) != b.address)
+        .collect();
     if !foreign.is_empty() {
-        add(Severity::Operator, format!("the record also points at {}, which is neither host", list(&foreign)));
+        add(
+            Severity::Operator,
+            format!(
+                "the record also points at {}, which is neither host",
+                list(&foreign)
+            ),
+        );
     }
     match (on_a, on_b) {
         (true, true) => Holder::Both,
@@ -276,7 +317,10 @@ fn list(v: &[IpAddr]) -> String {
     if v.is_empty() {
         "nothing".to_string()
     } else {
-        v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -343,14 +387,23 @@ mod tests {
         let a = assess(&vip(Some(false), Some(false), None));
         assert_eq!(a.holder, Holder::Neither);
         assert_eq!(a.verdict, Verdict::Operator);
-        assert_eq!(a.record, None, "nothing is recorded from an unclear reality");
+        assert_eq!(
+            a.record, None,
+            "nothing is recorded from an unclear reality"
+        );
     }
 
     #[test]
     fn traffic_not_where_recorded() {
         let a = assess(&vip(Some(false), Some(true), roles("blue", "green")));
         assert_eq!(a.verdict, Verdict::Operator);
-        assert!(a.findings.iter().any(|f| f.message.contains("record says blue")), "{:?}", a.findings);
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.message.contains("record says blue")),
+            "{:?}",
+            a.findings
+        );
     }
 
     #[test]
@@ -379,7 +432,10 @@ mod tests {
 
     fn dns(answers: Vec<Result<Vec<&str>, &str>>) -> PairSeen {
         PairSeen {
-            hosts: [host("amber", "10.0.0.21", None), host("violet", "10.0.0.22", None)],
+            hosts: [
+                host("amber", "10.0.0.21", None),
+                host("violet", "10.0.0.22", None),
+            ],
             traffic: TrafficSeen::Dns(
                 answers
                     .into_iter()
@@ -387,7 +443,8 @@ mod tests {
                     .map(|(i, r)| {
                         (
                             SocketAddr::new(format!("10.0.0.{}", 53 + i).parse().unwrap(), 53),
-                            r.map(|v| v.iter().map(|a| a.parse().unwrap()).collect()).map_err(|e| e.to_string()),
+                            r.map(|v| v.iter().map(|a| a.parse().unwrap()).collect())
+                                .map_err(|e| e.to_string()),
                         )
                     })
                     .collect(),
@@ -415,7 +472,10 @@ mod tests {
     fn dns_foreign_address_and_both() {
         let a = assess(&dns(vec![Ok(vec!["10.9.9.9"])]));
         assert_eq!(a.holder, Holder::Neither);
-        assert!(a.findings.iter().any(|f| f.message.contains("neither host")));
+        assert!(a
+            .findings
+            .iter()
+            .any(|f| f.message.contains("neither host")));
         let a = assess(&dns(vec![Ok(vec!["10.0.0.21", "10.0.0.22"])]));
         assert_eq!(a.holder, Holder::Both);
     }

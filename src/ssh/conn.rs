@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ssh2::{BlockDirections, ErrorCode, MethodType, Session};
 
 use crate::ssh::known_hosts::{self, KnownHosts, Verdict};
-use crate::ssh::{Output, SshError, Target};
+use crate::ssh::{Output, PresentedKey, SshError, Target};
 
 /// libssh2's "would block" code.
 const EAGAIN: i32 = -37;
@@ -77,7 +77,8 @@ impl Conn {
             }
             let _ = sess.method_pref(MethodType::HostKey, &prefs.join(","));
         }
-        sess.handshake().map_err(|e| classify(&label, "the SSH handshake", e, t.connect_timeout))?;
+        sess.handshake()
+            .map_err(|e| classify(&label, "the SSH handshake", e, t.connect_timeout))?;
 
         let (key, _) = sess.host_key().ok_or_else(|| SshError::Protocol {
             host: label.clone(),
@@ -86,32 +87,37 @@ impl Conn {
         let key = key.to_vec();
         let fp = known_hosts::fingerprint(&key);
         let key_type = known_hosts::key_type_of(&key).unwrap_or_else(|| "unknown".into());
+        let presented = PresentedKey {
+            name: name.clone(),
+            key_type,
+            fingerprint: fp.clone(),
+            known_hosts: t.known_hosts.display().to_string(),
+        };
         match known.verify(&name, &key) {
             Verdict::Known => {}
             Verdict::Unknown if t.accept_new_host_keys => {
-                known_hosts::append(&t.known_hosts, &name, &key).map_err(|e| SshError::KnownHostsFile {
-                    path: t.known_hosts.display().to_string(),
-                    reason: format!("cannot record the new host key: {e}"),
+                known_hosts::append(&t.known_hosts, &name, &key).map_err(|e| {
+                    SshError::KnownHostsFile {
+                        path: t.known_hosts.display().to_string(),
+                        reason: format!("cannot record the new host key: {e}"),
+                    }
                 })?;
                 tracing::warn!(host = %label, fingerprint = %fp, "recorded a new host key (accept_new_host_keys)");
             }
             Verdict::Unknown => {
                 return Err(SshError::HostKeyUnknown {
                     host: label,
-                    name,
-                    key_type,
-                    fingerprint: fp,
-                    known_hosts: t.known_hosts.display().to_string(),
+                    key: Box::new(presented),
                 })
             }
-            Verdict::Changed { line, recorded_type } => {
+            Verdict::Changed {
+                line,
+                recorded_type,
+            } => {
                 return Err(SshError::HostKeyChanged {
                     host: label,
-                    name,
-                    key_type,
+                    key: Box::new(presented),
                     recorded_type,
-                    fingerprint: fp,
-                    known_hosts: t.known_hosts.display().to_string(),
                     line,
                 })
             }
@@ -129,13 +135,18 @@ impl Conn {
         let auth = match &t.identity {
             Some(path) => {
                 let passphrase = match &t.passphrase_env {
-                    Some(var) => Some(std::env::var(var).map_err(|_| SshError::Passphrase { var: var.clone() })?),
+                    Some(var) => Some(
+                        std::env::var(var)
+                            .map_err(|_| SshError::Passphrase { var: var.clone() })?,
+                    ),
                     None => None,
                 };
                 sess.userauth_pubkey_file(&t.user, None, path, passphrase.as_deref())
                     .map_err(|e| auth_error(&label, &t.user, Some(path.display().to_string()), e))
             }
-            None => sess.userauth_agent(&t.user).map_err(|e| auth_error(&label, &t.user, None, e)),
+            None => sess
+                .userauth_agent(&t.user)
+                .map_err(|e| auth_error(&label, &t.user, None, e)),
         };
         auth?;
         if !sess.authenticated() {
@@ -153,7 +164,12 @@ impl Conn {
     }
 
     /// Runs a command line through the login shell; feeds `stdin` if given.
-    pub(crate) fn exec(&self, command: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, SshError> {
+    pub(crate) fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
         let started = Instant::now();
         let deadline = started + timeout;
         let timed_out = || SshError::Timeout {
@@ -161,8 +177,11 @@ impl Conn {
             what: format!("running `{}`", short(command)),
             after: timeout,
         };
-        let mut ch = self.again(deadline, || self.sess.channel_session()).map_err(|e| self.err(e, &timed_out))?;
-        self.again(deadline, || ch.exec(command)).map_err(|e| self.err(e, &timed_out))?;
+        let mut ch = self
+            .again(deadline, || self.sess.channel_session())
+            .map_err(|e| self.err(e, &timed_out))?;
+        self.again(deadline, || ch.exec(command))
+            .map_err(|e| self.err(e, &timed_out))?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let input = stdin.unwrap_or(&[]);
@@ -197,7 +216,11 @@ impl Conn {
             }
             let mut drained = true;
             for (stream, sink) in [(0, &mut stdout), (1, &mut stderr)] {
-                let mut s = if stream == 0 { ch.stream(0) } else { ch.stderr() };
+                let mut s = if stream == 0 {
+                    ch.stream(0)
+                } else {
+                    ch.stderr()
+                };
                 match s.read(&mut buf) {
                     Ok(0) => {}
                     Ok(n) => {
@@ -225,7 +248,8 @@ impl Conn {
                 self.wait(deadline);
             }
         }
-        self.again(deadline, || ch.wait_close()).map_err(|e| self.err(e, &timed_out))?;
+        self.again(deadline, || ch.wait_close())
+            .map_err(|e| self.err(e, &timed_out))?;
         let status = ch.exit_status().unwrap_or(-1);
         let signal = ch.exit_signal().ok().and_then(|s| s.exit_signal);
         Ok(Output {
@@ -238,7 +262,11 @@ impl Conn {
     }
 
     /// Retries a libssh2 call while it would block, until the deadline.
-    fn again<T>(&self, deadline: Instant, mut f: impl FnMut() -> Result<T, ssh2::Error>) -> Result<T, ssh2::Error> {
+    fn again<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut() -> Result<T, ssh2::Error>,
+    ) -> Result<T, ssh2::Error> {
         loop {
             match f() {
                 Err(e) if e.code() == ErrorCode::Session(EAGAIN) => {
@@ -272,7 +300,9 @@ impl Conn {
             BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
             BlockDirections::None => libc::POLLIN,
         };
-        let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(50));
         let mut pfd = libc::pollfd {
             fd: self.fd,
             events,
@@ -298,11 +328,17 @@ fn algorithms_for(key_type: &str) -> Vec<&'static str> {
 }
 
 fn remaining_ms(deadline: Instant) -> u32 {
-    deadline.saturating_duration_since(Instant::now()).as_millis().clamp(1, u32::MAX as u128) as u32
+    deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .clamp(1, u32::MAX as u128) as u32
 }
 
 fn classify(label: &str, what: &str, e: ssh2::Error, after: Duration) -> SshError {
-    if matches!(e.code(), ErrorCode::Session(-9) | ErrorCode::Session(EAGAIN)) {
+    if matches!(
+        e.code(),
+        ErrorCode::Session(-9) | ErrorCode::Session(EAGAIN)
+    ) {
         SshError::Timeout {
             host: label.to_string(),
             what: what.to_string(),

@@ -116,9 +116,13 @@ impl KnownHosts {
             let (Some(key_type), Some(key_b64)) = (fields.next(), fields.next()) else {
                 continue;
             };
-            let Ok(key) = STANDARD.decode(key_b64) else { continue };
+            let Ok(key) = STANDARD.decode(key_b64) else {
+                continue;
+            };
             let hosts = if let Some(rest) = first.strip_prefix("|1|") {
-                let Some((salt, hash)) = rest.split_once('|') else { continue };
+                let Some((salt, hash)) = rest.split_once('|') else {
+                    continue;
+                };
                 match (STANDARD.decode(salt), STANDARD.decode(hash)) {
                     (Ok(salt), Ok(hash)) => Hosts::Hashed { salt, hash },
                     _ => continue,
@@ -186,7 +190,11 @@ impl KnownHosts {
 /// Appends a key for a host (accept-new). Creates the file 0600 if needed.
 pub fn append(path: &Path, name: &str, key: &[u8]) -> std::io::Result<()> {
     let key_type = key_type_of(key).unwrap_or_else(|| "ssh-unknown".to_string());
-    let mut f = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     writeln!(f, "{name} {key_type} {}", STANDARD.encode(key))?;
     f.sync_all()
 }
@@ -257,13 +265,21 @@ mod tests {
     }
 
     fn line(hosts: &str, key: &[u8]) -> String {
-        format!("{hosts} {} {}\n", key_type_of(key).unwrap(), STANDARD.encode(key))
+        format!(
+            "{hosts} {} {}\n",
+            key_type_of(key).unwrap(),
+            STANDARD.encode(key)
+        )
     }
 
     fn hashed(name: &str, salt: &[u8]) -> String {
         let mut mac = Hmac::<Sha1>::new_from_slice(salt).unwrap();
         mac.update(name.as_bytes());
-        format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(mac.finalize().into_bytes()))
+        format!(
+            "|1|{}|{}",
+            STANDARD.encode(salt),
+            STANDARD.encode(mac.finalize().into_bytes())
+        )
     }
 
     #[test]
@@ -302,9 +318,15 @@ mod tests {
         );
         let kh = KnownHosts::parse(&text);
         assert_eq!(kh.verify("10.0.0.1", &k), Verdict::Known);
-        assert_eq!(kh.verify(&lookup_name("10.0.0.2", 2222), &k), Verdict::Known);
+        assert_eq!(
+            kh.verify(&lookup_name("10.0.0.2", 2222), &k),
+            Verdict::Known
+        );
         // The same address on port 22 is a different entry.
-        assert_eq!(kh.verify(&lookup_name("10.0.0.2", 22), &k), Verdict::Unknown);
+        assert_eq!(
+            kh.verify(&lookup_name("10.0.0.2", 22), &k),
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -320,7 +342,12 @@ mod tests {
     #[test]
     fn revoked_and_unparseable_lines() {
         let k = blob("ssh-ed25519", b"k");
-        let text = format!("garbage\n@cert-authority *.x ssh-ed25519 AAAA\n{}@revoked * {} {}\n", line("h", &k), "ssh-ed25519", STANDARD.encode(&k));
+        let text = format!(
+            "garbage\n@cert-authority *.x ssh-ed25519 AAAA\n{}@revoked * {} {}\n",
+            line("h", &k),
+            "ssh-ed25519",
+            STANDARD.encode(&k)
+        );
         let kh = KnownHosts::parse(&text);
         assert_eq!(kh.verify("h", &k), Verdict::Revoked { line: 4 });
     }

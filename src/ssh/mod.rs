@@ -63,7 +63,12 @@ impl Target {
 
     /// `name (user@address:port)`, for messages.
     pub fn label(&self) -> String {
-        format!("{} ({}@{})", self.name, self.user, known_hosts::lookup_name(&self.address.to_string(), self.port))
+        format!(
+            "{} ({}@{})",
+            self.name,
+            self.user,
+            known_hosts::lookup_name(&self.address.to_string(), self.port)
+        )
     }
 }
 
@@ -106,30 +111,30 @@ pub enum SshError {
     #[error("cannot connect to {host}: {reason} (is the host up, and sshd listening on that address and port?)")]
     Connect { host: String, reason: String },
     #[error("{host}: timed out after {} while {what}", humantime::format_duration(*after))]
-    Timeout { host: String, what: String, after: Duration },
+    Timeout {
+        host: String,
+        what: String,
+        after: Duration,
+    },
     #[error("{host}: {reason}")]
     Protocol { host: String, reason: String },
     #[error("{host}: host key refused: no key is recorded for {name} in {known_hosts}; the server presented {key_type} {fingerprint}. \
-             Check that fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub`), then add it \
+             Check that fingerprint on the host (`ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub`), then add it \
              (`ssh-keyscan -p PORT ADDRESS >> {known_hosts}`), or set `accept_new_host_keys = true` under [ssh] to record unknown keys on first use",
-             key_type.trim_start_matches("ssh-").split('-').next().unwrap_or("ed25519"))]
+             name = .key.name, known_hosts = .key.known_hosts, key_type = .key.key_type, fingerprint = .key.fingerprint,
+             short = .key.key_type.trim_start_matches("ssh-").split('-').next().unwrap_or("ed25519"))]
     HostKeyUnknown {
         host: String,
-        name: String,
-        key_type: String,
-        fingerprint: String,
-        known_hosts: String,
+        key: Box<PresentedKey>,
     },
     #[error("{host}: HOST KEY CHANGED: {known_hosts} line {line} records a different {recorded_type} key for {name}; the server presented {key_type} {fingerprint}. \
              This may be an attack (someone in the middle) or a reinstalled host. Verify the new fingerprint out of band, then remove the old key \
-             (`ssh-keygen -R '{name}' -f {known_hosts}`) and add the new one; baton never accepts a changed key by itself")]
+             (`ssh-keygen -R '{name}' -f {known_hosts}`) and add the new one; baton never accepts a changed key by itself",
+             name = .key.name, known_hosts = .key.known_hosts, key_type = .key.key_type, fingerprint = .key.fingerprint)]
     HostKeyChanged {
         host: String,
-        name: String,
-        key_type: String,
+        key: Box<PresentedKey>,
         recorded_type: String,
-        fingerprint: String,
-        known_hosts: String,
         line: usize,
     },
     #[error("{host}: host key {fingerprint} is marked @revoked in {known_hosts} line {line}; refusing to connect")]
@@ -156,7 +161,24 @@ pub enum SshError {
     #[error("{host}: `sudo -n {command}` needs a password; allow it without one for the login user (NOPASSWD in a sudoers file), or run baton's commands as a user that needs no sudo (`sudo = false`)")]
     SudoPassword { host: String, command: String },
     #[error("{host}: sudo refused `{command}`: {reason}; allow exactly this command for the login user in a sudoers file")]
-    SudoRefused { host: String, command: String, reason: String },
+    SudoRefused {
+        host: String,
+        command: String,
+        reason: String,
+    },
+}
+
+/// The key a server presented, for host-key errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedKey {
+    /// The name looked up in known_hosts (`addr` or `[addr]:port`).
+    pub name: String,
+    /// The key's type.
+    pub key_type: String,
+    /// Its SHA256 fingerprint.
+    pub fingerprint: String,
+    /// The known_hosts file consulted.
+    pub known_hosts: String,
 }
 
 /// An open session to one host. Cheap to clone; commands are serialized.
@@ -189,11 +211,16 @@ impl SshHost {
 
     /// Runs a shell command line as the login user.
     pub async fn run(&self, command: &str) -> Result<Output, SshError> {
-        self.exec(command.to_string(), None, self.target.command_timeout).await
+        self.exec(command.to_string(), None, self.target.command_timeout)
+            .await
     }
 
     /// Runs a shell command line with a specific deadline.
-    pub async fn run_with_timeout(&self, command: &str, timeout: Duration) -> Result<Output, SshError> {
+    pub async fn run_with_timeout(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
         self.exec(command.to_string(), None, timeout).await
     }
 
@@ -214,7 +241,10 @@ impl SshHost {
                     command: line,
                 });
             }
-            if err.contains("not allowed to execute") || err.contains("is not in the sudoers file") || err.contains("may not run sudo") {
+            if err.contains("not allowed to execute")
+                || err.contains("is not in the sudoers file")
+                || err.contains("may not run sudo")
+            {
                 return Err(SshError::SudoRefused {
                     host: self.target.label(),
                     command: line,
@@ -234,11 +264,20 @@ impl SshHost {
             "set -e; umask 077; d=$(dirname -- {dest}); t=$(mktemp \"$d/.baton-upload.XXXXXX\"); \
              trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod {mode:04o} \"$t\"; mv -f -- \"$t\" {dest}; trap - EXIT"
         );
-        self.exec(format!("sh -c {}", quote::quote(&script)), Some(content), self.target.command_timeout)
-            .await
+        self.exec(
+            format!("sh -c {}", quote::quote(&script)),
+            Some(content),
+            self.target.command_timeout,
+        )
+        .await
     }
 
-    async fn exec(&self, command: String, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<Output, SshError> {
+    async fn exec(
+        &self,
+        command: String,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
         let conn = self.conn.clone();
         let label = self.target.label();
         tracing::debug!(host = %label, command = %command, "run");

@@ -30,13 +30,22 @@ pub struct PairState {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot create state directory {path}: {source}")]
-    Dir { path: String, source: std::io::Error },
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot read state file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("state file {path} is corrupt ({reason}); move it aside and run `baton status` to record the roles from what the hosts say")]
     Corrupt { path: String, reason: String },
     #[error("cannot write state file {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The state directory.
@@ -48,7 +57,9 @@ pub struct StateStore {
 impl StateStore {
     /// A store in `dir` (created 0700 on first write).
     pub fn new(dir: &Path) -> StateStore {
-        StateStore { dir: dir.to_path_buf() }
+        StateStore {
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn path(&self, pair: &str) -> PathBuf {
@@ -68,10 +79,12 @@ impl StateStore {
                 })
             }
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| StateError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Records a pair's state atomically.
@@ -80,7 +93,11 @@ impl StateStore {
             path: self.dir.display().to_string(),
             source,
         };
-        DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(dir_err)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(dir_err)?;
         let path = self.path(&state.pair);
         let write_err = |source| StateError::Write {
             path: path.display().to_string(),
@@ -91,12 +108,15 @@ impl StateStore {
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.dir)
             .map_err(write_err)?;
-        let mut body = serde_json::to_vec_pretty(state).map_err(|e| write_err(std::io::Error::other(e)))?;
+        let mut body =
+            serde_json::to_vec_pretty(state).map_err(|e| write_err(std::io::Error::other(e)))?;
         body.push(b'\n');
         tmp.write_all(&body).map_err(write_err)?;
         tmp.as_file().sync_all().map_err(write_err)?;
         tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(write_err)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
         Ok(())
     }
 }
@@ -124,11 +144,22 @@ mod tests {
         };
         store.save(&s).unwrap();
         assert_eq!(store.load("web").unwrap(), Some(s.clone()));
-        let file_mode = fs::metadata(dir.path().join("state/web.state.json")).unwrap().permissions().mode() & 0o777;
-        let dir_mode = fs::metadata(dir.path().join("state")).unwrap().permissions().mode() & 0o777;
+        let file_mode = fs::metadata(dir.path().join("state/web.state.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        let dir_mode = fs::metadata(dir.path().join("state"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!((file_mode, dir_mode), (0o600, 0o700));
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path().join("state")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path().join("state"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

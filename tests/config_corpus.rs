@@ -1,0 +1,284 @@
+//! The bad-configuration corpus: every file under tests/config-corpus/ is a
+//! broken pair file (or, under global/, a broken baton.toml) whose first two
+//! lines say which message baton must give and at which line and column.
+//! Each must be refused with exactly that message there, and loading it must
+//! create nothing. `BLESS=1` rewrites the `# at:` lines after a deliberate
+//! change of positions (review the diff!).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use baton::config;
+
+const GOOD_GLOBAL: &str = "state_dir = \"state\"\nenvironments = [\"dev\", \"test\", \"prod\"]\n\n[ssh]\nuser = \"deploy\"\nidentity = \"id_test\"\nknown_hosts = \"known_hosts\"\n";
+
+const GOOD_PAIR: &str = "environment = \"dev\"\n\n[hosts.blue]\naddress = \"198.51.100.11\"\n\n[hosts.green]\naddress = \"198.51.100.12\"\n\n[traffic]\nmethod = \"vip\"\naddress = \"198.51.100.100/24\"\ninterface = \"eth0\"\n\n[[checks]]\nkind = \"http\"\nurl = \"http://{address}/\"\n";
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config-corpus")
+}
+
+/// A fresh configuration directory with the fixtures copied in.
+fn setup(global: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    fs::create_dir(dir.path().join("pairs")).unwrap();
+    for entry in fs::read_dir(&fixtures).unwrap() {
+        let entry = entry.unwrap();
+        for target in [dir.path().to_path_buf(), dir.path().join("pairs")] {
+            let to = target.join(entry.file_name());
+            fs::copy(entry.path(), &to).unwrap();
+            let mode = if entry.file_name() == "world.key" {
+                0o644
+            } else {
+                0o600
+            };
+            fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    fs::write(dir.path().join("baton.toml"), global).unwrap();
+    dir
+}
+
+struct Case {
+    path: PathBuf,
+    text: String,
+    expect: String,
+    at: String,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let expect = lines
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .expect("first line: # expect: MESSAGE")
+            .to_string();
+        let at = lines
+            .next()
+            .and_then(|l| l.strip_prefix("# at: "))
+            .expect("second line: # at: LINE:COLUMN")
+            .to_string();
+        out.push(Case {
+            path,
+            text,
+            expect,
+            at,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn run(case: &Case, global: bool, failures: &mut Vec<String>) {
+    let name = case
+        .path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let dir = if global {
+        let d = setup(&case.text);
+        fs::write(d.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+        d
+    } else {
+        let d = setup(GOOD_GLOBAL);
+        fs::write(d.path().join(format!("pairs/{name}.toml")), &case.text).unwrap();
+        d
+    };
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    let problems: Vec<_> = loaded
+        .problems
+        .iter()
+        .map(|p| p.diagnostic.clone())
+        .collect();
+    let found = problems.iter().find(|d| d.message.contains(&case.expect));
+    match found {
+        None => failures.push(format!(
+            "{name}: expected a problem containing {:?}, got: {problems:#?}",
+            case.expect
+        )),
+        Some(d) => {
+            let at = format!("{}:{}", d.line, d.column);
+            if at != case.at {
+                if std::env::var_os("BLESS").is_some() {
+                    let text = case.text.replacen(
+                        &format!("# at: {}", case.at),
+                        &format!("# at: {at}"),
+                        1,
+                    );
+                    fs::write(&case.path, text).unwrap();
+                } else {
+                    failures.push(format!(
+                        "{name}: {:?} reported at {at}, the corpus says {}",
+                        case.expect, case.at
+                    ));
+                }
+            }
+            if d.fix.is_empty() {
+                failures.push(format!("{name}: the problem has no fix: {d}"));
+            }
+            let file = if global {
+                "baton.toml".to_string()
+            } else {
+                format!("{name}.toml")
+            };
+            if !d.file.ends_with(&file) {
+                failures.push(format!(
+                    "{name}: the problem names {} instead of {file}",
+                    d.file.display()
+                ));
+            }
+        }
+    }
+    // A broken file never yields a usable pair and never writes anything.
+    if loaded.select(&[]).is_ok() {
+        failures.push(format!("{name}: the configuration was accepted"));
+    }
+    if dir.path().join("state").exists() {
+        failures.push(format!("{name}: loading created the state directory"));
+    }
+}
+
+#[test]
+fn every_bad_pair_file_is_refused_with_its_message_and_position() {
+    let cases = cases(&corpus());
+    assert!(
+        cases.len() >= 30,
+        "the corpus holds {} pair cases",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        run(case, false, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_bad_global_file_is_refused_with_its_message_and_position() {
+    let cases = cases(&corpus().join("global"));
+    assert!(!cases.is_empty());
+    let mut failures = Vec::new();
+    for case in &cases {
+        run(case, true, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_good_configuration_is_accepted() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    let (config, warnings) = config::load(&dir.path().join("baton.toml"))
+        .select(&[])
+        .expect("valid");
+    assert!(warnings.is_empty());
+    let web = &config.pairs["web"];
+    assert_eq!(web.hosts[0].name, "blue");
+    assert_eq!(web.ssh.user, "deploy");
+    assert_eq!(web.checks[0].name, "http-1");
+    assert_eq!(config.settings.state_dir, dir.path().join("state"));
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_at_once() {
+    let dir = setup(GOOD_GLOBAL);
+    let text = GOOD_PAIR
+        .replace("198.51.100.12", "not-an-address")
+        .replace("eth0", "eth 0")
+        .replace("{address}", "{ip}");
+    fs::write(dir.path().join("pairs/web.toml"), text).unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    let messages: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| p.diagnostic.message.clone())
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:#?}");
+    assert!(messages.iter().any(|m| m.contains("not-an-address")));
+    assert!(messages.iter().any(|m| m.contains("`eth 0`")));
+    assert!(messages.iter().any(|m| m.contains("{ip}")));
+}
+
+#[test]
+fn the_same_vip_or_dns_name_in_two_pairs_is_refused() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    fs::write(
+        dir.path().join("pairs/web2.toml"),
+        GOOD_PAIR
+            .replace("198.51.100.11", "198.51.100.21")
+            .replace("198.51.100.12", "198.51.100.22"),
+    )
+    .unwrap();
+    let dns = |hosts: &str| {
+        format!(
+            "environment = \"dev\"\n{hosts}\n[traffic]\nmethod = \"dns\"\nname = \"WWW.example.test.\"\nzone = \"example.test.\"\nservers = [\"198.51.100.53\"]\ntsig_key = \"update.key\"\n\n[[checks]]\nkind = \"tcp\"\nport = 80\n"
+        )
+    };
+    fs::write(
+        dir.path().join("pairs/api.toml"),
+        dns("[hosts.a]\naddress = \"198.51.100.31\"\n[hosts.b]\naddress = \"198.51.100.32\"\n"),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("pairs/api2.toml"),
+        dns("[hosts.a]\naddress = \"198.51.100.41\"\n[hosts.b]\naddress = \"198.51.100.42\"\n")
+            .replace("WWW", "www"),
+    )
+    .unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    let shown: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| p.diagnostic.to_string())
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown.iter().any(|s| s
+            .contains("web2.toml:11:11: the virtual IP 198.51.100.100 is also used by pair `web`")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.contains("the DNS name www.example.test. is also switched by pair `api`")),
+        "{shown:#?}"
+    );
+    // Both pairs of a conflict are unusable, other pairs are not.
+    let err = config::load(&dir.path().join("baton.toml"))
+        .select(&["web".to_string()])
+        .unwrap_err();
+    assert_eq!(err.0.len(), 1);
+}
+
+#[test]
+fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    fs::write(dir.path().join("pairs/broken.toml"), "environment = 3\n").unwrap();
+    let (config, warnings) = config::load(&dir.path().join("baton.toml"))
+        .select(&["web".to_string()])
+        .expect("web is usable");
+    assert_eq!(config.pairs.len(), 1);
+    assert_eq!(warnings.len(), 1);
+    assert!(config::load(&dir.path().join("baton.toml"))
+        .select(&[])
+        .is_err());
+    let err = config::load(&dir.path().join("baton.toml"))
+        .select(&["nope".to_string()])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("there is no pair named `nope`"),
+        "{err}"
+    );
+}
