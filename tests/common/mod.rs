@@ -1,0 +1,200 @@
+//! Shared helpers for the lab tests: bring the lab up once, serialize the
+//! tests that share it (a file lock, so it holds across test processes),
+//! reset it to its initial state, run baton inside the controller's
+//! namespace, and write configurations that differ from the lab's own.
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+pub const LAB: &str = "/var/lib/baton-lab";
+pub const CTL: &str = "baton-ctl";
+
+static UP: Once = Once::new();
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Holds the lab exclusively for one test; released on drop.
+pub struct Lab {
+    _lock: File,
+}
+
+/// Brings the lab up (once per process), takes it exclusively and resets it.
+pub fn lab() -> Lab {
+    UP.call_once(|| {
+        let status = Command::new(repo().join("scripts/lab"))
+            .arg("status")
+            .output()
+            .expect("run scripts/lab status");
+        if !status.status.success() {
+            let up = Command::new(repo().join("scripts/lab"))
+                .arg("up")
+                .status()
+                .expect("run scripts/lab up");
+            assert!(up.success(), "scripts/lab up failed");
+        }
+    });
+    let lock = File::create("/run/baton-lab-tests.lock").expect("create the lab test lock");
+    // SAFETY: flock on a file descriptor we own.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock failed");
+    let reset = Command::new(repo().join("scripts/lab"))
+        .arg("reset")
+        .output()
+        .expect("run scripts/lab reset");
+    assert!(
+        reset.status.success(),
+        "scripts/lab reset failed: {}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let _ = fs::remove_dir_all(Path::new(LAB).join("state"));
+    Lab { _lock: lock }
+}
+
+/// Runs a command inside a lab namespace.
+pub fn netns(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec")
+}
+
+/// Runs a command inside a lab namespace and insists that it worked.
+pub fn netns_ok(ns: &str, args: &[&str]) -> String {
+    let out = netns(ns, args);
+    assert!(
+        out.status.success(),
+        "{ns}: {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a baton run did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: std::time::Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs baton in the controller's namespace with a configuration file.
+pub fn baton(config: &Path, args: &[&str]) -> Run {
+    baton_env(config, args, &[])
+}
+
+/// Same, with extra environment variables.
+pub fn baton_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let started = std::time::Instant::now();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CTL,
+            env!("CARGO_BIN_EXE_baton"),
+            "--config",
+        ])
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run baton");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The lab's own configuration file, as `scripts/lab up` wrote it.
+pub fn lab_config() -> PathBuf {
+    Path::new(LAB).join("config/baton.toml")
+}
+
+/// A copy of the lab configuration in a temporary directory, with every
+/// relative path made absolute, after `edit` changed the texts:
+/// `edit(file_name, text) -> text` for baton.toml, web.toml and api.toml.
+pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("pairs")).unwrap();
+    let absolute = |t: String| {
+        t.replace("\"../../keys/", &format!("\"{LAB}/keys/"))
+            .replace("\"../ssh/", &format!("\"{LAB}/ssh/"))
+            .replace("\"../state\"", "\"state\"")
+    };
+    let global = fs::read_to_string(lab_config()).unwrap();
+    fs::write(
+        dir.path().join("baton.toml"),
+        edit("baton.toml", absolute(global)),
+    )
+    .unwrap();
+    for pair in ["web.toml", "api.toml"] {
+        let text = fs::read_to_string(Path::new(LAB).join("config/pairs").join(pair)).unwrap();
+        fs::write(
+            dir.path().join("pairs").join(pair),
+            edit(pair, absolute(text)),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// Replaces one `key = value` line of a TOML text (the first match).
+pub fn set_key(text: &str, key: &str, value: &str) -> String {
+    let mut done = false;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if !done && line.trim_start().starts_with(&format!("{key} =")) {
+            out.push(format!("{key} = {value}"));
+            done = true;
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    assert!(done, "no `{key} =` line in:\n{text}");
+    out.join("\n") + "\n"
+}
+
+/// The SHA256 fingerprint of a lab host's key, as ssh-keygen prints it.
+pub fn host_fingerprint(host: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-lf",
+            &format!("{LAB}/hosts/{host}/ssh_host_ed25519_key.pub"),
+        ])
+        .output()
+        .expect("ssh-keygen -l");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
+}
+
+/// A lab host's public key line body (`ssh-ed25519 AAAA...`).
+pub fn host_key(host: &str) -> String {
+    let text = fs::read_to_string(format!("{LAB}/hosts/{host}/ssh_host_ed25519_key.pub")).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

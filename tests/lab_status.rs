@@ -1,0 +1,624 @@
+//! `baton status` and `baton check` against the lab's real sshd, nginx and
+//! Knot: healthy pairs, host-key refusal, authentication failures, an
+//! unreachable host, VIP drift and DNS drift.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn pair<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pair"] == name)
+        .unwrap_or_else(|| panic!("no pair {name} in {report}"))
+}
+
+fn problems(report: &serde_json::Value, name: &str) -> String {
+    pair(report, name)["problems"].to_string()
+}
+
+#[test]
+fn status_of_both_pairs_is_healthy_and_records_roles_on_first_sight() {
+    let _lab = lab();
+    let run = baton(&lab_config(), &["status", "--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.json();
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["verdict"], "ok");
+    let web = pair(&r, "web");
+    assert_eq!(
+        web["holder"],
+        serde_json::json!({"kind": "host", "detail": "blue"})
+    );
+    assert_eq!(
+        web["recorded"],
+        serde_json::json!({"primary": "blue", "standby": "green"})
+    );
+    assert_eq!(web["recorded_now"], true);
+    assert_eq!(web["hosts"][0]["version"], "1");
+    assert_eq!(web["hosts"][0]["checks"][0]["ok"], true);
+    let api = pair(&r, "api");
+    assert_eq!(api["holder"]["detail"], "amber");
+    assert_eq!(
+        api["dns_servers"][0]["answer"],
+        serde_json::json!(["198.18.0.21"])
+    );
+
+    // The state file is private, and a second run reads it instead of recording again.
+    let mode = fs::metadata(Path::new(LAB).join("state/web.state.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = baton(&lab_config(), &["status", "--json"]);
+    assert_eq!(again.code, 0);
+    assert_eq!(pair(&again.json(), "web")["recorded_now"], false);
+
+    // The human table names both pairs and who holds traffic.
+    let table = baton(&lab_config(), &["status"]);
+    assert_eq!(table.code, 0);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains(" blue ") && l.ends_with("ok")),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("api ") && l.contains(" amber ")),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn status_can_be_limited_to_named_pairs() {
+    let _lab = lab();
+    let run = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["pairs"].as_array().unwrap().len(), 1);
+    let run = baton(&lab_config(), &["status", "nope"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("there is no pair named `nope`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_showing_its_fingerprint() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let empty = dir.path().join("known_hosts");
+    fs::write(&empty, "").unwrap();
+    let cfg = dir.path().join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        set_key(
+            &text,
+            "known_hosts",
+            &format!("{:?}", empty.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let p = problems(&run.json(), "web");
+    assert!(
+        p.contains("host key refused: no key is recorded for 198.18.0.11"),
+        "{p}"
+    );
+    assert!(
+        p.contains(&host_fingerprint("blue")),
+        "{p} lacks the fingerprint"
+    );
+    assert!(p.contains("accept_new_host_keys"), "{p}");
+    assert_eq!(
+        fs::read_to_string(&empty).unwrap(),
+        "",
+        "a refused key is not recorded"
+    );
+}
+
+#[test]
+fn accept_new_records_unknown_keys_but_never_a_changed_one() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "baton.toml" {
+            t.replace("[ssh]", "[ssh]\naccept_new_host_keys = true")
+        } else {
+            t
+        }
+    });
+    let kh = dir.path().join("known_hosts");
+    let cfg = dir.path().join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        set_key(
+            &text,
+            "known_hosts",
+            &format!("{:?}", kh.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let run = baton(&cfg, &["status", "--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let recorded = fs::read_to_string(&kh).unwrap();
+    assert_eq!(recorded.lines().count(), 4, "{recorded}");
+    assert!(
+        recorded.contains(&format!("198.18.0.11 {}", host_key("blue"))),
+        "{recorded}"
+    );
+    assert_eq!(
+        fs::metadata(&kh).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Now blue's recorded key is replaced by another one: accept-new must refuse.
+    let changed = recorded.replace(&host_key("blue"), &host_key("green"));
+    fs::write(&kh, &changed).unwrap();
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "web").contains("HOST KEY CHANGED"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(&kh).unwrap(),
+        changed,
+        "the changed key was not overwritten"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let kh = dir.path().join("known_hosts");
+    let original = fs::read_to_string(Path::new(LAB).join("ssh/known_hosts")).unwrap();
+    let changed: String = original
+        .lines()
+        .map(|l| {
+            if l.starts_with("198.18.0.11 ") {
+                format!("198.18.0.11 {}", host_key("green"))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let line = changed
+        .lines()
+        .position(|l| l.starts_with("198.18.0.11 "))
+        .unwrap()
+        + 1;
+    fs::write(&kh, &changed).unwrap();
+    let cfg = dir.path().join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        set_key(
+            &text,
+            "known_hosts",
+            &format!("{:?}", kh.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let r = run.json();
+    let p = problems(&r, "web");
+    assert!(p.contains("HOST KEY CHANGED"), "{p}");
+    assert!(p.contains(&format!("line {line}")), "{p}");
+    assert!(p.contains(&host_fingerprint("blue")), "{p}");
+    assert!(p.contains("primary blue is unreachable"), "{p}");
+    // green's key is still right, so green is reachable.
+    assert_eq!(pair(&r, "web")["hosts"][1]["reachable"], true);
+}
+
+#[test]
+fn hashed_known_hosts_entries_are_understood() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let kh = dir.path().join("known_hosts");
+    fs::copy(Path::new(LAB).join("ssh/known_hosts"), &kh).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-H", "-f"])
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let hashed = fs::read_to_string(&kh).unwrap();
+    assert!(hashed.lines().all(|l| l.starts_with("|1|")), "{hashed}");
+    let cfg = dir.path().join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        set_key(
+            &text,
+            "known_hosts",
+            &format!("{:?}", kh.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let run = baton(&cfg, &["status", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_wrong_user_is_refused_with_a_clear_message() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "baton.toml" {
+            set_key(&t, "user", "\"nosuchuser\"")
+        } else {
+            t
+        }
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let p = problems(&run.json(), "web");
+    assert!(p.contains("authentication as `nosuchuser`"), "{p}");
+    assert!(p.contains("was refused"), "{p}");
+}
+
+#[test]
+fn a_wrong_key_is_refused_with_a_clear_message() {
+    let _lab = lab();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("stranger");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key_s = key.display().to_string();
+    let dir = custom_config(|name, t| {
+        if name == "baton.toml" {
+            set_key(&t, "identity", &format!("{key_s:?}"))
+        } else {
+            t
+        }
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let p = problems(&run.json(), "web");
+    assert!(
+        p.contains(&format!(
+            "authentication as `batonlab` with key {key_s} was refused"
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_passphrase_comes_from_the_named_environment_variable() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "baton.toml" {
+            set_key(&t, "identity", &format!("\"{LAB}/ssh/id_ed25519_pass\""))
+                .replace("[ssh]", "[ssh]\npassphrase_env = \"BATON_TEST_PASSPHRASE\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "web")
+            .contains("environment variable BATON_TEST_PASSPHRASE, which is not set"),
+        "{}",
+        run.stdout
+    );
+    let passphrase = fs::read_to_string(Path::new(LAB).join("ssh/passphrase")).unwrap();
+    let run = baton_env(
+        &cfg,
+        &["status", "--json", "web"],
+        &[("BATON_TEST_PASSPHRASE", passphrase.trim())],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        !run.stdout.contains(passphrase.trim()) && !run.stderr.contains(passphrase.trim()),
+        "the passphrase leaked"
+    );
+    let run = baton_env(
+        &cfg,
+        &["status", "--json", "web"],
+        &[("BATON_TEST_PASSPHRASE", "wrong")],
+    );
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "web").contains("refused"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Sets a lab host's link down and back up when dropped.
+struct LinkDown(&'static str);
+
+impl LinkDown {
+    fn new(ns: &'static str) -> LinkDown {
+        netns_ok(ns, &["ip", "link", "set", "eth0", "down"]);
+        LinkDown(ns)
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        netns_ok(self.0, &["ip", "link", "set", "eth0", "up"]);
+    }
+}
+
+#[test]
+fn an_unreachable_standby_is_reported_within_its_timeout() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    let run = {
+        let _down = LinkDown::new("baton-green");
+        baton(&lab_config(), &["status", "--json", "web"])
+    };
+    // connect_timeout is 3s in the lab; checks have 2s. Allow for slow CI.
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_eq!(
+        run.code, 3,
+        "an unreachable standby is degraded: {}",
+        run.stdout
+    );
+    let r = run.json();
+    assert_eq!(pair(&r, "web")["hosts"][1]["reachable"], false);
+    assert!(
+        problems(&r, "web").contains("standby green is unreachable"),
+        "{r}"
+    );
+    assert_eq!(pair(&r, "web")["holder"]["detail"], "blue");
+}
+
+#[test]
+fn an_unreachable_primary_needs_an_operator() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    let run = {
+        let _down = LinkDown::new("baton-blue");
+        baton(&lab_config(), &["status", "--json", "web"])
+    };
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(
+        problems(&run.json(), "web").contains("primary blue is unreachable"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_vip_on_both_hosts_is_split_brain() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    netns_ok(
+        "baton-green",
+        &["ip", "addr", "add", "198.18.0.100/24", "dev", "eth0"],
+    );
+    let run = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let r = run.json();
+    assert_eq!(pair(&r, "web")["holder"]["kind"], "both");
+    assert!(problems(&r, "web").contains("split brain"), "{r}");
+    let table = baton(&lab_config(), &["status", "web"]);
+    assert!(
+        table.stdout.contains("BOTH") && table.stdout.contains("NEEDS OPERATOR"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn the_vip_on_neither_host_needs_an_operator() {
+    let _lab = lab();
+    netns_ok(
+        "baton-blue",
+        &["ip", "addr", "del", "198.18.0.100/24", "dev", "eth0"],
+    );
+    let run = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let r = run.json();
+    assert_eq!(pair(&r, "web")["holder"]["kind"], "neither");
+    assert_eq!(
+        pair(&r, "web")["recorded"],
+        serde_json::Value::Null,
+        "an unclear reality is not recorded"
+    );
+}
+
+#[test]
+fn a_vip_moved_behind_batons_back_is_drift() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    netns_ok(
+        "baton-blue",
+        &["ip", "addr", "del", "198.18.0.100/24", "dev", "eth0"],
+    );
+    netns_ok(
+        "baton-green",
+        &["ip", "addr", "add", "198.18.0.100/24", "dev", "eth0"],
+    );
+    let run = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "web")
+            .contains("traffic is on green, but the record says blue is primary"),
+        "{}",
+        run.stdout
+    );
+}
+
+fn nsupdate(commands: &str) {
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CTL,
+            "nsupdate",
+            "-k",
+            &format!("{LAB}/keys/update.key"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("server 198.18.0.53\n{commands}\nsend\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nsupdate failed");
+}
+
+#[test]
+fn a_dns_record_changed_behind_batons_back_is_drift() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "api"]).code, 0);
+    nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.22");
+    let run = baton(&lab_config(), &["status", "--json", "api"]);
+    assert_eq!(run.code, 4);
+    let r = run.json();
+    assert_eq!(
+        pair(&r, "api")["dns_servers"][0]["answer"],
+        serde_json::json!(["198.18.0.22"])
+    );
+    assert!(
+        problems(&r, "api").contains("traffic is on violet, but the record says amber is primary"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_dns_record_pointing_elsewhere_or_at_both_needs_an_operator() {
+    let _lab = lab();
+    nsupdate("update add app.baton.test. 5 A 198.18.0.22");
+    let run = baton(&lab_config(), &["status", "--json", "api"]);
+    assert_eq!(run.code, 4);
+    assert_eq!(pair(&run.json(), "api")["holder"]["kind"], "both");
+    nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.99");
+    let run = baton(&lab_config(), &["status", "--json", "api"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "api").contains("198.18.0.99, which is neither host"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_dns_server_that_is_down_is_reported_not_waited_for() {
+    let _lab = lab();
+    // 198.18.0.54 is in the lab's range but nothing answers there.
+    let dir = custom_config(|name, t| {
+        if name == "api.toml" {
+            set_key(&t, "servers", "[\"198.18.0.53:53\", \"198.18.0.54:53\"]")
+        } else {
+            t
+        }
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let r = run.json();
+    assert_eq!(pair(&r, "api")["holder"]["detail"], "amber");
+    assert!(
+        problems(&r, "api").contains("198.18.0.54:53 gave no answer"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_standby_answering_as_the_wrong_host_fails_its_check() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    // green's page now claims to be blue: the check must notice WHICH host answered.
+    fs::write(
+        Path::new(LAB).join("hosts/green/srv/index.html"),
+        "host=blue version=1\n",
+    )
+    .unwrap();
+    let run = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let p = problems(&run.json(), "web");
+    assert!(
+        p.contains("standby green fails check page: body lacks"),
+        "{p}"
+    );
+    assert!(!p.contains("primary blue fails"), "{p}");
+}
+
+#[test]
+fn check_accepts_the_lab_and_refuses_a_broken_file_changing_nothing() {
+    let _lab = lab();
+    let ok = baton(&lab_config(), &["check"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stdout
+            .contains("configuration is valid (2 pairs: api, web)"),
+        "{}",
+        ok.stdout
+    );
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            t.replace("198.18.0.100/24", "198.18.0.100")
+        } else {
+            t
+        }
+    });
+    let bad = baton(&dir.path().join("baton.toml"), &["check"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stdout.contains("web.toml:"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("is not a virtual IP in CIDR form"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout
+            .contains("fix: write the address with its prefix length"),
+        "{}",
+        bad.stdout
+    );
+    let status = baton(&dir.path().join("baton.toml"), &["status"]);
+    assert_eq!(status.code, 2);
+    assert!(
+        !dir.path().join("state").exists(),
+        "a refused configuration wrote state"
+    );
+}
