@@ -228,7 +228,7 @@ fn a_changed_host_key_is_refused() {
     assert!(p.contains("HOST KEY CHANGED"), "{p}");
     assert!(p.contains(&format!("line {line}")), "{p}");
     assert!(p.contains(&host_fingerprint("blue")), "{p}");
-    assert!(p.contains("primary blue is unreachable"), "{p}");
+    assert!(p.contains("host blue is unreachable"), "{p}");
     // green's key is still right, so green is reachable.
     assert_eq!(pair(&r, "web")["hosts"][1]["reachable"], true);
 }

@@ -198,12 +198,11 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         _ => None,
     };
     for h in &seen.hosts {
-        let is_primary = primary_name.as_deref() == Some(h.name.as_str());
-        let role = if is_primary { "primary" } else { "standby" };
-        let severity = if is_primary {
-            Severity::Operator
-        } else {
-            Severity::Degraded
+        let (role, severity) = match primary_name.as_deref() {
+            Some(p) if p == h.name => ("primary", Severity::Operator),
+            Some(_) => ("standby", Severity::Degraded),
+            // Without a known primary, any failing host may be the one serving.
+            None => ("host", Severity::Operator),
         };
         if let Err(e) = &h.ssh {
             add(severity, format!("{role} {} is unreachable: {e}", h.name));
