@@ -263,6 +263,54 @@ fn hashed_known_hosts_entries_are_understood() {
 }
 
 #[test]
+fn bracketed_port_entries_are_matched_by_port() {
+    let _lab = lab();
+    // blue's sshd also listens on 2222.
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            t.replace(
+                "address = \"198.18.0.11\"",
+                "address = \"198.18.0.11\"\nssh_port = 2222",
+            )
+        } else {
+            t
+        }
+    });
+    let kh = dir.path().join("known_hosts");
+    let original = fs::read_to_string(Path::new(LAB).join("ssh/known_hosts")).unwrap();
+    let cfg = dir.path().join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        set_key(
+            &text,
+            "known_hosts",
+            &format!("{:?}", kh.display().to_string()),
+        ),
+    )
+    .unwrap();
+
+    // The plain entry is for port 22 only: on 2222 the key is unknown.
+    fs::write(&kh, &original).unwrap();
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(
+        problems(&run.json(), "web").contains("no key is recorded for [198.18.0.11]:2222"),
+        "{}",
+        run.stdout
+    );
+
+    // With a [host]:port entry it is known.
+    fs::write(
+        &kh,
+        format!("{original}[198.18.0.11]:2222 {}\n", host_key("blue")),
+    )
+    .unwrap();
+    let run = baton(&cfg, &["status", "--json", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
 fn a_wrong_user_is_refused_with_a_clear_message() {
     let _lab = lab();
     let dir = custom_config(|name, t| {
