@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::checks;
-use crate::config::{Pair, Traffic};
+use crate::config::{Host, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, PairSeen, TrafficSeen};
 use crate::dns;
 use crate::quote;
@@ -25,64 +25,77 @@ pub struct Observed {
     pub sessions: [Option<SshHost>; 2],
 }
 
-/// Observes a pair.
+/// Observes a pair: both hosts and the traffic switch, all at once.
 pub async fn observe(pair: &Pair) -> Observed {
-    let connects = pair
-        .hosts
-        .iter()
-        .map(|h| SshHost::connect(Target::new(h, &pair.ssh)));
-    let sessions: Vec<Result<SshHost, SshError>> = join_all(connects).await;
+    let [a, b] = &pair.hosts;
+    let ((seen_a, ssh_a), (seen_b, ssh_b), traffic) = tokio::join!(
+        observe_host(pair, a),
+        observe_host(pair, b),
+        observe_traffic(pair)
+    );
+    Observed {
+        seen: PairSeen {
+            hosts: [seen_a, seen_b],
+            traffic,
+            recorded: None,
+        },
+        sessions: [ssh_a, ssh_b],
+    }
+}
 
-    let hosts = join_all(
-        pair.hosts
-            .iter()
-            .zip(&sessions)
-            .map(|(host, ssh)| async move {
-                let ssh = ssh.as_ref().ok();
-                let vip = async {
-                    match (&pair.traffic, ssh) {
-                        (Traffic::Vip(v), Some(s)) => {
-                            holds_address(s, &v.interface, v.address).await.ok()
-                        }
-                        _ => None,
-                    }
-                };
-                let version = async {
-                    match (&pair.version_command, ssh) {
-                        (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
-                            Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
-                            Ok(o) => Err(format!(
-                                "exit {}: {}",
-                                o.status.map_or("signal".into(), |c| c.to_string()),
-                                o.stderr_text().trim()
-                            )),
-                            Err(e) => Err(e.to_string()),
-                        }),
-                        _ => None,
-                    }
-                };
-                let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-                let (holds_vip, version, probes) = tokio::join!(vip, version, probes);
-                HostSeen {
-                    name: host.name.clone(),
-                    address: Some(host.address),
-                    ssh: Ok(()),
-                    holds_vip,
-                    version,
-                    checks: probes
-                        .into_iter()
-                        .map(|p| CheckOutcome {
-                            name: p.check,
-                            ok: p.ok,
-                            detail: p.detail,
-                        })
-                        .collect(),
+/// Connects to one host and asks it everything status needs.
+async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
+    let connected = SshHost::connect(Target::new(host, &pair.ssh)).await;
+    let ssh = connected.as_ref().ok();
+    let vip = async {
+        match (&pair.traffic, ssh) {
+            (Traffic::Vip(v), Some(s)) => match holds_address(s, &v.interface, v.address).await {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    tracing::warn!(host = %host.name, error = %e, "cannot tell whether the host holds the virtual IP");
+                    None
                 }
+            },
+            _ => None,
+        }
+    };
+    let version = async {
+        match (&pair.version_command, ssh) {
+            (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
+                Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
+                Ok(o) => Err(format!(
+                    "exit {}: {}",
+                    o.status.map_or("signal".into(), |c| c.to_string()),
+                    o.stderr_text().trim()
+                )),
+                Err(e) => Err(e.to_string()),
             }),
-    )
-    .await;
+            _ => None,
+        }
+    };
+    let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
+    let (holds_vip, version, probes) = tokio::join!(vip, version, probes);
+    let seen = HostSeen {
+        name: host.name.clone(),
+        address: Some(host.address),
+        ssh: connected.as_ref().map(|_| ()).map_err(SshError::to_string),
+        holds_vip,
+        version,
+        checks: probes
+            .into_iter()
+            .map(|p| CheckOutcome {
+                name: p.check,
+                ok: p.ok,
+                detail: p.detail,
+            })
+            .collect(),
+    };
+    (seen, connected.ok())
+}
 
-    let traffic = match &pair.traffic {
+/// Asks the traffic switch who holds traffic (VIP holders come from the hosts).
+async fn observe_traffic(pair: &Pair) -> TrafficSeen {
+    match &pair.traffic {
         Traffic::Vip(_) => TrafficSeen::Vip,
         Traffic::Dns(d) => {
             let rtype = dns::record_type_for(&pair.hosts[0].address);
@@ -97,27 +110,6 @@ pub async fn observe(pair: &Pair) -> Observed {
         Traffic::Command(c) => {
             TrafficSeen::Command(run_local(&c.query, pair.ssh.command_timeout).await)
         }
-    };
-
-    let mut hosts: Vec<HostSeen> = hosts;
-    for (h, s) in hosts.iter_mut().zip(&sessions) {
-        if let Err(e) = s {
-            h.ssh = Err(e.to_string());
-        }
-    }
-    let mut it = sessions.into_iter().map(Result::ok);
-    let sessions = [it.next().flatten(), it.next().flatten()];
-    let mut hs = hosts.into_iter();
-    let (Some(a), Some(b)) = (hs.next(), hs.next()) else {
-        unreachable!("a pair has exactly two hosts")
-    };
-    Observed {
-        seen: PairSeen {
-            hosts: [a, b],
-            traffic,
-            recorded: None,
-        },
-        sessions,
     }
 }
 

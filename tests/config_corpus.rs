@@ -282,3 +282,15 @@ fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
         "{err}"
     );
 }
+
+#[test]
+fn the_example_configuration_in_the_repository_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("baton.toml");
+    let (config, warnings) = config::load(&file)
+        .select(&[])
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert!(warnings.is_empty());
+    assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["db", "web"]);
+    assert!(config.pairs["db"].canary);
+    assert_eq!(config.pairs["web"].checks.len(), 2);
+}

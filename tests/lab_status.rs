@@ -670,3 +670,94 @@ fn check_accepts_the_lab_and_refuses_a_broken_file_changing_nothing() {
         "a refused configuration wrote state"
     );
 }
+
+/// An ssh-agent of the test's own, ended (by its pid) on drop.
+struct Agent {
+    child: std::process::Child,
+    sock: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if sock.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(sock.exists(), "ssh-agent did not start");
+        Agent {
+            child,
+            sock,
+            _dir: dir,
+        }
+    }
+
+    fn add(&self, key: &str) {
+        let out = std::process::Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_an_identity_the_ssh_agent_authenticates() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "baton.toml" {
+            t.lines()
+                .filter(|l| !l.starts_with("identity"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let agent = Agent::start();
+    let sock = agent.sock.display().to_string();
+    // An agent without the key: refused, and the message says the agent was used.
+    let run = baton_env(
+        &cfg,
+        &["status", "--json", "web"],
+        &[("SSH_AUTH_SOCK", &sock)],
+    );
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(
+        problems(&run.json(), "web").contains("with the ssh agent's keys was refused"),
+        "{}",
+        run.stdout
+    );
+    agent.add(&format!("{LAB}/ssh/id_ed25519"));
+    let run = baton_env(
+        &cfg,
+        &["status", "--json", "web"],
+        &[("SSH_AUTH_SOCK", &sock)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}

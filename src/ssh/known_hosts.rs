@@ -195,7 +195,9 @@ pub fn append(path: &Path, name: &str, key: &[u8]) -> std::io::Result<()> {
         .append(true)
         .mode(0o600)
         .open(path)?;
-    writeln!(f, "{name} {key_type} {}", STANDARD.encode(key))?;
+    // One write of the whole line, so concurrent appends never interleave.
+    let line = format!("{name} {key_type} {}\n", STANDARD.encode(key));
+    f.write_all(line.as_bytes())?;
     f.sync_all()
 }
 
