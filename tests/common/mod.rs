@@ -57,6 +57,13 @@ pub fn lab() -> Lab {
     Lab { _lock: lock }
 }
 
+impl Drop for Lab {
+    /// Leaves the lab as the next user expects it (the lock is released after).
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/lab")).arg("reset").output();
+    }
+}
+
 /// Runs a command inside a lab namespace.
 pub fn netns(ns: &str, args: &[&str]) -> Output {
     Command::new("ip")
