@@ -104,17 +104,7 @@ fn an_unknown_host_key_is_refused_showing_its_fingerprint() {
     let dir = custom_config(|_, t| t);
     let empty = dir.path().join("known_hosts");
     fs::write(&empty, "").unwrap();
-    let cfg = dir.path().join("baton.toml");
-    let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        set_key(
-            &text,
-            "known_hosts",
-            &format!("{:?}", empty.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let cfg = use_known_hosts(dir.path(), &empty);
     let run = baton(&cfg, &["status", "--json", "web"]);
     assert_eq!(run.code, 4, "{}", run.stdout);
     let p = problems(&run.json(), "web");
@@ -145,17 +135,7 @@ fn accept_new_records_unknown_keys_but_never_a_changed_one() {
         }
     });
     let kh = dir.path().join("known_hosts");
-    let cfg = dir.path().join("baton.toml");
-    let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        set_key(
-            &text,
-            "known_hosts",
-            &format!("{:?}", kh.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let cfg = use_known_hosts(dir.path(), &kh);
     let run = baton(&cfg, &["status", "--json"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let recorded = fs::read_to_string(&kh).unwrap();
@@ -210,17 +190,7 @@ fn a_changed_host_key_is_refused() {
         .unwrap()
         + 1;
     fs::write(&kh, &changed).unwrap();
-    let cfg = dir.path().join("baton.toml");
-    let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        set_key(
-            &text,
-            "known_hosts",
-            &format!("{:?}", kh.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let cfg = use_known_hosts(dir.path(), &kh);
     let run = baton(&cfg, &["status", "--json", "web"]);
     assert_eq!(run.code, 4);
     let r = run.json();
@@ -247,17 +217,7 @@ fn hashed_known_hosts_entries_are_understood() {
     assert!(out.status.success());
     let hashed = fs::read_to_string(&kh).unwrap();
     assert!(hashed.lines().all(|l| l.starts_with("|1|")), "{hashed}");
-    let cfg = dir.path().join("baton.toml");
-    let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        set_key(
-            &text,
-            "known_hosts",
-            &format!("{:?}", kh.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let cfg = use_known_hosts(dir.path(), &kh);
     let run = baton(&cfg, &["status", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
@@ -278,17 +238,7 @@ fn bracketed_port_entries_are_matched_by_port() {
     });
     let kh = dir.path().join("known_hosts");
     let original = fs::read_to_string(Path::new(LAB).join("ssh/known_hosts")).unwrap();
-    let cfg = dir.path().join("baton.toml");
-    let text = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        set_key(
-            &text,
-            "known_hosts",
-            &format!("{:?}", kh.display().to_string()),
-        ),
-    )
-    .unwrap();
+    let cfg = use_known_hosts(dir.path(), &kh);
 
     // The plain entry is for port 22 only: on 2222 the key is unknown.
     fs::write(&kh, &original).unwrap();

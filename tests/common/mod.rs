@@ -60,7 +60,9 @@ pub fn lab() -> Lab {
 impl Drop for Lab {
     /// Leaves the lab as the next user expects it (the lock is released after).
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/lab")).arg("reset").output();
+        let _ = Command::new(repo().join("scripts/lab"))
+            .arg("reset")
+            .output();
     }
 }
 
@@ -163,6 +165,16 @@ pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir
         .unwrap();
     }
     dir
+}
+
+/// Points a custom configuration at another known_hosts file; returns the
+/// configuration file.
+pub fn use_known_hosts(dir: &Path, known_hosts: &Path) -> PathBuf {
+    let cfg = dir.join("baton.toml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let value = format!("{:?}", known_hosts.display().to_string());
+    fs::write(&cfg, set_key(&text, "known_hosts", &value)).unwrap();
+    cfg
 }
 
 /// Replaces one `key = value` line of a TOML text (the first match).
