@@ -2,3 +2,4 @@
 //! in here touches the network, the disk or the clock.
 
 pub mod assess;
+pub mod cycle;

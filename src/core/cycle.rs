@@ -1,0 +1,368 @@
+//! The cycle as a pure state machine. Given what kind of run this is and the
+//! steps that have ended so far (from the journal), it decides the next
+//! step, or the outcome. It knows nothing of SSH, DNS or clocks: the
+//! executor performs the step, journals its end, and asks again. Because
+//! the decision depends only on the journal, an interrupted run is resumed
+//! by the same function once the interrupted step has been resolved
+//! (`resolve_interrupted`).
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The full cycle with a change.
+    Apply,
+    /// Swap roles, no change.
+    Switchover,
+}
+
+/// One step of a cycle. `from`/`to` are the old and the new primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Config, lock, both hosts reachable and healthy, traffic where recorded.
+    Preflight,
+    /// Apply the change to the standby (`to`).
+    ApplyStandby,
+    /// Verify the standby directly.
+    VerifyStandby,
+    /// Move traffic `from` → `to` (compare-and-swap).
+    Switch,
+    /// Verify through the service address: the answer comes from `to`.
+    VerifyService,
+    /// Wait until `from` no longer receives traffic.
+    Drain,
+    /// Apply the change to the old primary (`from`).
+    ApplyOldPrimary,
+    /// Verify the old primary directly; it is now the standby.
+    VerifyOldPrimary,
+    /// Undo: move traffic back `to` → `from`.
+    SwitchBack,
+    /// Undo: the change's rollback steps on the standby (`to`).
+    RollbackStandby,
+}
+
+impl Step {
+    /// The step's name in journals and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::ApplyStandby => "apply_standby",
+            Step::VerifyStandby => "verify_standby",
+            Step::Switch => "switch",
+            Step::VerifyService => "verify_service",
+            Step::Drain => "drain",
+            Step::ApplyOldPrimary => "apply_old_primary",
+            Step::VerifyOldPrimary => "verify_old_primary",
+            Step::SwitchBack => "switch_back",
+            Step::RollbackStandby => "rollback_standby",
+        }
+    }
+
+    /// Whether the step moves traffic (its interruption must be resolved
+    /// by asking where traffic is, never by guessing).
+    pub fn moves_traffic(self) -> bool {
+        matches!(self, Step::Switch | Step::SwitchBack)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything done.
+    Ok,
+    /// Failed before or at the switch and undone: traffic on the old primary.
+    RolledBack,
+    /// Traffic moved and verified, but the old primary is not updated/healthy.
+    Incomplete,
+    /// An undo step failed: someone must look.
+    Operator,
+    /// Preflight refused: nothing was changed.
+    NotStarted,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Run this step.
+    Run(Step),
+    /// The run is over.
+    Finish(Outcome),
+}
+
+/// A step that ended, as the journal records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// Which step.
+    pub step: Step,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The forward sequence of a kind of run.
+pub fn sequence(kind: Kind) -> Vec<Step> {
+    match kind {
+        Kind::Apply => vec![
+            Step::Preflight,
+            Step::ApplyStandby,
+            Step::VerifyStandby,
+            Step::Switch,
+            Step::VerifyService,
+            Step::Drain,
+            Step::ApplyOldPrimary,
+            Step::VerifyOldPrimary,
+        ],
+        Kind::Switchover => vec![Step::Preflight, Step::VerifyStandby, Step::Switch, Step::VerifyService, Step::Drain],
+    }
+}
+
+/// Decides the next step from the steps ended so far.
+pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
+    let forward = sequence(kind);
+    let undo_standby = |ended: &[Ended]| {
+        if kind == Kind::Apply && !ran(ended, Step::RollbackStandby) {
+            Next::Run(Step::RollbackStandby)
+        } else {
+            Next::Finish(Outcome::RolledBack)
+        }
+    };
+    let Some(last) = ended.last() else {
+        return Next::Run(Step::Preflight);
+    };
+    match (last.step, last.ok) {
+        // Undo steps decide the end.
+        (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
+        (Step::RollbackStandby, false) | (Step::SwitchBack, false) => Next::Finish(Outcome::Operator),
+        (Step::SwitchBack, true) => undo_standby(ended),
+        // Forward failures.
+        (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
+        (Step::ApplyStandby | Step::VerifyStandby, false) => undo_standby(ended),
+        // A failed switch may have half happened: put traffic back first.
+        (Step::Switch | Step::VerifyService, false) => Next::Run(Step::SwitchBack),
+        // Traffic is already safe on the new primary: go on.
+        (Step::Drain, false) => next_forward(&forward, Step::Drain),
+        (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => Next::Finish(Outcome::Incomplete),
+        // Forward successes.
+        (step, true) => next_forward(&forward, step),
+    }
+}
+
+fn next_forward(forward: &[Step], after: Step) -> Next {
+    match forward.iter().position(|s| *s == after) {
+        Some(i) if i + 1 < forward.len() => Next::Run(forward[i + 1]),
+        _ => Next::Finish(Outcome::Ok),
+    }
+}
+
+fn ran(ended: &[Ended], step: Step) -> bool {
+    ended.iter().any(|e| e.step == step)
+}
+
+/// Which host holds traffic after the steps ended so far: `true` when the
+/// new primary (`to`) does. Used to keep the recorded roles true.
+pub fn traffic_on_new(ended: &[Ended]) -> bool {
+    let mut on_new = false;
+    for e in ended {
+        match (e.step, e.ok) {
+            (Step::Switch, true) => on_new = true,
+            (Step::SwitchBack, true) => on_new = false,
+            _ => {}
+        }
+    }
+    on_new
+}
+
+/// Where traffic was found when resolving an interrupted step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// On the old primary (`from`).
+    Old,
+    /// On the new primary (`to`).
+    New,
+    /// Neither, both, or unknowable.
+    Unclear,
+}
+
+/// Resolves a step that began but never ended (the controller died inside
+/// it) into an ended step, from where traffic is now. Steps that move
+/// traffic count as done exactly when traffic is at their target; any other
+/// interrupted step counts as failed, so the run is undone rather than
+/// trusted. `None` means traffic is unclear: only an operator can resolve.
+pub fn resolve_interrupted(step: Step, holder: Holder) -> Option<Ended> {
+    match (step, holder) {
+        (_, Holder::Unclear) if step.moves_traffic() => None,
+        (Step::Switch, h) => Some(Ended { step, ok: h == Holder::New }),
+        (Step::SwitchBack, h) => Some(Ended { step, ok: h == Holder::Old }),
+        _ => Some(Ended { step, ok: false }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(step: Step) -> Ended {
+        Ended { step, ok: true }
+    }
+    fn fail(step: Step) -> Ended {
+        Ended { step, ok: false }
+    }
+
+    /// Runs the machine to its end, failing the steps listed.
+    fn run(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
+        let mut ended = Vec::new();
+        let mut steps = Vec::new();
+        loop {
+            match decide(kind, &ended) {
+                Next::Finish(o) => return (steps, o),
+                Next::Run(s) => {
+                    assert!(steps.len() < 20, "runaway: {steps:?}");
+                    steps.push(s);
+                    ended.push(Ended { step: s, ok: !failing.contains(&s) });
+                }
+            }
+        }
+    }
+
+    use Step::*;
+
+    #[test]
+    fn apply_all_success() {
+        let (steps, o) = run(Kind::Apply, &[]);
+        assert_eq!(steps, sequence(Kind::Apply));
+        assert_eq!(o, Outcome::Ok);
+    }
+
+    #[test]
+    fn switchover_all_success() {
+        let (steps, o) = run(Kind::Switchover, &[]);
+        assert_eq!(steps, vec![Preflight, VerifyStandby, Switch, VerifyService, Drain]);
+        assert_eq!(o, Outcome::Ok);
+    }
+
+    #[test]
+    fn preflight_failure_changes_nothing() {
+        assert_eq!(run(Kind::Apply, &[Preflight]), (vec![Preflight], Outcome::NotStarted));
+        assert_eq!(run(Kind::Switchover, &[Preflight]), (vec![Preflight], Outcome::NotStarted));
+    }
+
+    #[test]
+    fn standby_failures_roll_back_without_touching_traffic() {
+        for failing in [ApplyStandby, VerifyStandby] {
+            let (steps, o) = run(Kind::Apply, &[failing]);
+            assert_eq!(o, Outcome::RolledBack, "{failing:?}");
+            assert_eq!(*steps.last().unwrap(), RollbackStandby);
+            assert!(!steps.contains(&Switch), "traffic never moves after {failing:?}");
+        }
+        // A switchover has no change to roll back.
+        let (steps, o) = run(Kind::Switchover, &[VerifyStandby]);
+        assert_eq!((steps, o), (vec![Preflight, VerifyStandby], Outcome::RolledBack));
+    }
+
+    #[test]
+    fn switch_and_service_failures_switch_back_then_roll_back() {
+        for failing in [Switch, VerifyService] {
+            let (steps, o) = run(Kind::Apply, &[failing]);
+            assert_eq!(o, Outcome::RolledBack, "{failing:?}");
+            let i = steps.iter().position(|s| *s == failing).unwrap();
+            assert_eq!(&steps[i + 1..], &[SwitchBack, RollbackStandby], "{failing:?}");
+            let (steps, o) = run(Kind::Switchover, &[failing]);
+            assert_eq!(o, Outcome::RolledBack);
+            assert_eq!(*steps.last().unwrap(), SwitchBack);
+        }
+    }
+
+    #[test]
+    fn failed_undo_needs_an_operator() {
+        assert_eq!(run(Kind::Apply, &[VerifyService, SwitchBack]).1, Outcome::Operator);
+        assert_eq!(run(Kind::Apply, &[VerifyStandby, RollbackStandby]).1, Outcome::Operator);
+        assert_eq!(run(Kind::Apply, &[Switch, RollbackStandby]).1, Outcome::Operator);
+    }
+
+    #[test]
+    fn drain_failure_goes_on() {
+        let (steps, o) = run(Kind::Apply, &[Drain]);
+        assert_eq!(o, Outcome::Ok);
+        assert!(steps.ends_with(&[Drain, ApplyOldPrimary, VerifyOldPrimary]));
+        assert_eq!(run(Kind::Switchover, &[Drain]).1, Outcome::Ok);
+    }
+
+    #[test]
+    fn old_primary_failures_are_incomplete() {
+        assert_eq!(run(Kind::Apply, &[ApplyOldPrimary]), (sequence(Kind::Apply)[..7].to_vec(), Outcome::Incomplete));
+        assert_eq!(run(Kind::Apply, &[VerifyOldPrimary]).1, Outcome::Incomplete);
+    }
+
+    #[test]
+    fn every_run_ends_with_traffic_on_a_verified_host() {
+        // Exhaustively: any set of failing steps. Traffic ends on the new
+        // primary only if VerifyService passed and no switch back happened.
+        let all = [Preflight, ApplyStandby, VerifyStandby, Switch, VerifyService, Drain, ApplyOldPrimary, VerifyOldPrimary, SwitchBack, RollbackStandby];
+        for kind in [Kind::Apply, Kind::Switchover] {
+            for mask in 0u32..(1 << all.len()) {
+                let failing: Vec<Step> = all.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| *s).collect();
+                let mut ended = Vec::new();
+                let outcome = loop {
+                    match decide(kind, &ended) {
+                        Next::Finish(o) => break o,
+                        Next::Run(s) => ended.push(Ended { step: s, ok: !failing.contains(&s) }),
+                    }
+                };
+                let on_new = traffic_on_new(&ended);
+                if on_new && ended.contains(&fail(SwitchBack)) {
+                    // Putting traffic back failed: only an operator can say what is safe.
+                    assert_eq!(outcome, Outcome::Operator, "{kind:?} {failing:?}");
+                } else if on_new {
+                    assert!(ended.contains(&ok(VerifyService)), "{kind:?} {failing:?}: traffic on an unverified host");
+                    assert!(matches!(outcome, Outcome::Ok | Outcome::Incomplete), "{kind:?} {failing:?}: {outcome:?}");
+                } else {
+                    assert!(
+                        matches!(outcome, Outcome::RolledBack | Outcome::NotStarted | Outcome::Operator),
+                        "{kind:?} {failing:?}: {outcome:?} with traffic on the old primary"
+                    );
+                }
+                // Each step runs at most once.
+                for s in all {
+                    assert!(ended.iter().filter(|e| e.step == s).count() <= 1, "{kind:?} {failing:?}: {s:?} twice");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resuming_from_every_point_continues_the_same_run() {
+        // Cutting a run's journal anywhere and deciding again gives the
+        // step the uninterrupted run took next.
+        for failing in [vec![], vec![VerifyService], vec![ApplyStandby], vec![VerifyOldPrimary]] {
+            let mut ended = Vec::new();
+            while let Next::Run(s) = decide(Kind::Apply, &ended) {
+                ended.push(Ended { step: s, ok: !failing.contains(&s) });
+            }
+            for cut in 0..ended.len() {
+                assert_eq!(decide(Kind::Apply, &ended[..cut]), Next::Run(ended[cut].step));
+            }
+        }
+    }
+
+    #[test]
+    fn interrupted_steps_resolve_from_reality() {
+        assert_eq!(resolve_interrupted(Switch, Holder::New), Some(ok(Switch)));
+        assert_eq!(resolve_interrupted(Switch, Holder::Old), Some(fail(Switch)));
+        assert_eq!(resolve_interrupted(Switch, Holder::Unclear), None);
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::Old), Some(ok(SwitchBack)));
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::New), Some(fail(SwitchBack)));
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::Unclear), None);
+        // Everything else counts as failed, whatever traffic says.
+        for s in [Preflight, ApplyStandby, VerifyStandby, VerifyService, Drain, ApplyOldPrimary, VerifyOldPrimary, RollbackStandby] {
+            assert_eq!(resolve_interrupted(s, Holder::Old), Some(fail(s)));
+            assert_eq!(resolve_interrupted(s, Holder::Unclear), Some(fail(s)));
+        }
+        // A run killed inside its switch, with traffic already moved, is
+        // switched back after resolution (VerifyService never passed).
+        let ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby), resolve_interrupted(Switch, Holder::New).unwrap()];
+        assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
+    }
+}
