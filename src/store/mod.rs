@@ -1,4 +1,7 @@
-//! The store: state files (and, later, journals and locks) under the
-//! configured state directory.
+//! The store: everything baton keeps under the state directory. State files
+//! (recorded roles), the per-pair journal, and the per-pair run lock. Local
+//! files only; every file is 0600 in a 0700 directory.
 
+pub mod journal;
+pub mod lock;
 pub mod state;

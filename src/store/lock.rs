@@ -1,0 +1,97 @@
+//! One run per pair at a time: an exclusive, non-blocking `flock` on
+//! `STATE_DIR/PAIR.lock`, held for the whole run and released by the kernel
+//! when the process ends (even by kill -9). The file says who holds it, so a
+//! refused run can tell the operator who and since when.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Process id.
+    pub pid: u32,
+    /// Operator.
+    pub operator: String,
+    /// What it is doing.
+    pub command: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+}
+
+/// Errors taking a lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("pair `{pair}` is busy: {} (pid {}) has been running `{}` since {}; wait for it, or check that process", .holder.operator, .holder.pid, .holder.command, .holder.since)]
+    Held { pair: String, holder: Holder },
+    #[error("pair `{pair}` is locked by another baton run (its holder is not recorded yet)")]
+    HeldUnknown { pair: String },
+    #[error("cannot take the lock {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct PairLock {
+    _file: File,
+}
+
+/// Takes the pair's lock, or says at once who holds it.
+pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock, LockError> {
+    let path = state_dir.join(format!("{pair}.lock"));
+    let io = |source| LockError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(match fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+                Some(holder) => LockError::Held { pair: pair.to_string(), holder },
+                None => LockError::HeldUnknown { pair: pair.to_string() },
+            });
+        }
+        return Err(io(e));
+    }
+    let body = serde_json::to_vec(holder).map_err(|e| io(std::io::Error::other(e)))?;
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    file.write_all(&body).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(PairLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32) -> Holder {
+        Holder {
+            pid,
+            operator: "alice".into(),
+            command: "apply web".into(),
+            since: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_second_taker_is_refused_with_the_holder_and_can_take_it_after_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = acquire(dir.path(), "web", &holder(1)).unwrap();
+        let e = acquire(dir.path(), "web", &holder(2)).unwrap_err();
+        assert!(e.to_string().contains("alice (pid 1) has been running `apply web` since 2026-01-01T00:00:00Z"), "{e}");
+        // Another pair is independent.
+        let _other = acquire(dir.path(), "api", &holder(3)).unwrap();
+        drop(first);
+        let _again = acquire(dir.path(), "web", &holder(4)).unwrap();
+    }
+}
