@@ -1,19 +1,25 @@
 //! The DNS adapter (Hickory): asks one authoritative server directly (no
 //! recursion, no cache) what it serves for a name, and says whether the
-//! answer really was authoritative.
+//! answer really was authoritative; sends one TSIG-signed RFC 2136 UPDATE
+//! that replaces a record only if it still holds the expected value
+//! (compare-and-swap, delete and add in the same message).
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hickory_net::client::Client;
+use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::DnsHandle;
 use hickory_net::{DnsError, NetError};
 use hickory_proto::op::{DnsRequestOptions, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm as HickoryTsig;
+use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType, TSigner};
+
+use crate::config::tsig::{TsigAlgorithm, TsigKey};
 
 /// What one server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +168,111 @@ fn classify(
         other => Err(DnsQueryError::Failed {
             server,
             reason: other.to_string(),
+        }),
+    }
+}
+
+/// Why an update was not applied.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DnsUpdateError {
+    #[error("{server} refused the update: {name} no longer holds {expected} (someone else changed it since it was read; nothing was changed)")]
+    Changed { server: SocketAddr, name: String, expected: String },
+    #[error("{server} refused the TSIG signature ({code}): check that {key} holds the key the server has for updates")]
+    BadKey { server: SocketAddr, code: String, key: String },
+    #[error("{server} refused the update ({code}): check the server's update policy for {name}")]
+    Refused { server: SocketAddr, name: String, code: String },
+    #[error("no answer from {server} to the update within {}: it may or may not have been applied", humantime::format_duration(*after))]
+    Timeout { server: SocketAddr, after: Duration },
+    #[error("cannot send the update to {server}: {reason}")]
+    Failed { server: SocketAddr, reason: String },
+}
+
+fn rdata(address: IpAddr) -> RData {
+    match address {
+        IpAddr::V4(a) => RData::A(A(a)),
+        IpAddr::V6(a) => RData::AAAA(AAAA(a)),
+    }
+}
+
+fn rrset(name: &Name, addresses: &[IpAddr], ttl: u32) -> RecordSet {
+    let rtype = addresses.first().map(record_type_for).unwrap_or(RecordType::A);
+    let mut set = RecordSet::with_ttl(name.clone(), rtype, ttl);
+    for a in addresses {
+        set.insert(Record::from_rdata(name.clone(), ttl, rdata(*a)), 0);
+    }
+    set
+}
+
+fn signer(key: &TsigKey) -> Result<TSigner, String> {
+    let algorithm = match key.algorithm {
+        TsigAlgorithm::HmacSha256 => HickoryTsig::HmacSha256,
+        TsigAlgorithm::HmacSha384 => HickoryTsig::HmacSha384,
+        TsigAlgorithm::HmacSha512 => HickoryTsig::HmacSha512,
+    };
+    let name = Name::from_str(&key.name).map_err(|e| format!("the TSIG key name `{}` is not a DNS name: {e}", key.name))?;
+    TSigner::new(key.secret().to_vec(), algorithm, name, 300).map_err(|e| e.to_string())
+}
+
+/// Replaces the record `name` in `zone` on `server`: only if it holds exactly
+/// `expected`, it becomes `new` with `ttl`, in one signed message.
+pub async fn replace(
+    server: SocketAddr,
+    zone: &str,
+    name: &str,
+    expected: &[IpAddr],
+    new: IpAddr,
+    ttl: u32,
+    key: &TsigKey,
+    timeout: Duration,
+) -> Result<(), DnsUpdateError> {
+    let failed = |reason: String| DnsUpdateError::Failed { server, reason };
+    let zone_name = Name::from_str(zone).map_err(|e| failed(e.to_string()))?;
+    let record_name = Name::from_str(name).map_err(|e| failed(e.to_string()))?;
+    let signer = signer(key).map_err(failed)?;
+    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::default())
+        .with_timeout(Some(timeout))
+        .with_signer(Some(signer))
+        .build();
+    let (mut client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
+    let bg = tokio::spawn(bg);
+    let current = rrset(&record_name, expected, ttl);
+    let replacement = rrset(&record_name, &[new], ttl);
+    let result = tokio::time::timeout(timeout + Duration::from_millis(200), client.compare_and_swap(current, replacement, zone_name)).await;
+    bg.abort();
+    let shown_expected = expected.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+    let code = match result {
+        Err(_) => return Err(DnsUpdateError::Timeout { server, after: timeout }),
+        Ok(Ok(response)) => response.metadata.response_code,
+        Ok(Err(NetError::Timeout)) => return Err(DnsUpdateError::Timeout { server, after: timeout }),
+        Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => code,
+        Ok(Err(e)) => {
+            let text = e.to_string();
+            if text.contains("BADSIG") || text.contains("BADKEY") || text.contains("NotAuth") || text.contains("tsig") || text.contains("TSIG") {
+                return Err(DnsUpdateError::BadKey {
+                    server,
+                    code: text,
+                    key: key.file.display().to_string(),
+                });
+            }
+            return Err(failed(text));
+        }
+    };
+    match code {
+        ResponseCode::NoError => Ok(()),
+        ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain => Err(DnsUpdateError::Changed {
+            server,
+            name: name.to_string(),
+            expected: shown_expected,
+        }),
+        ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => Err(DnsUpdateError::BadKey {
+            server,
+            code: code.to_string(),
+            key: key.file.display().to_string(),
+        }),
+        other => Err(DnsUpdateError::Refused {
+            server,
+            name: name.to_string(),
+            code: other.to_string(),
         }),
     }
 }

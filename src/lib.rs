@@ -11,3 +11,8 @@ pub mod observe;
 pub mod quote;
 pub mod ssh;
 pub mod store;
+pub mod change;
+pub mod remote;
+pub mod run;
+pub mod switch;
+pub mod verify;

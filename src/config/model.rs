@@ -43,6 +43,8 @@ pub struct Pair {
     pub canary: bool,
     /// Prints the service version on a host.
     pub version_command: Option<String>,
+    /// How long the service address is watched after a switch.
+    pub observe_period: Duration,
     /// Exactly two hosts, sorted by name.
     pub hosts: [Host; 2],
     /// How to reach the hosts.

@@ -45,6 +45,8 @@ pub struct PairFile {
     #[serde(default)]
     pub canary: bool,
     pub version_command: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub observe_period: Option<Duration>,
     #[serde(default)]
     pub hosts: BTreeMap<String, HostFile>,
     pub ssh: Option<SshFile>,

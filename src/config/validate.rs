@@ -313,6 +313,14 @@ fn pair(
         }
     }
 
+    let observe_period = raw.observe_period.unwrap_or(Duration::from_secs(5));
+    if observe_period > Duration::from_secs(3600) {
+        sink.push(src.at(
+            &[N("observe_period")],
+            format!("observe_period {} is out of range", humantime::format_duration(observe_period)),
+            "use between \"0s\" and \"1h\" (\"5s\" to \"1m\" is usual)",
+        ));
+    }
     let ssh = ssh_settings(raw.ssh.as_ref(), ctx, sink);
     let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
@@ -329,6 +337,7 @@ fn pair(
         environment,
         canary: raw.canary,
         version_command: raw.version_command.clone(),
+        observe_period,
         hosts: hosts?,
         ssh,
         traffic: traffic?,

@@ -1,0 +1,108 @@
+//! Changes: the content hash that identifies a change, and applying or
+//! rolling one back on a host (uploads first, each keeping the file it
+//! replaces as `PATH.baton-prev`, then the steps in order, stopping at the
+//! first failure).
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Change;
+use crate::quote;
+use crate::remote::{failure, Recorder};
+use crate::ssh::SshHost;
+
+/// The change's content hash: its label, steps, rollback steps, and every
+/// upload's destination, mode and content. The first 16 hex digits.
+pub fn hash(change: &Change) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut field = |tag: &str, bytes: &[u8]| {
+        h.update(tag.as_bytes());
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field("label", change.label.as_bytes());
+    for s in &change.steps {
+        field("step", s.as_bytes());
+    }
+    for s in &change.rollback {
+        field("rollback", s.as_bytes());
+    }
+    for u in &change.upload {
+        field("to", u.to.as_bytes());
+        field("mode", &u.mode.to_be_bytes());
+        field("content", &std::fs::read(&u.from)?);
+    }
+    let digest = h.finalize();
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Applies a change on a host. `Ok(summary)` or `Err(what failed)`.
+pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
+    for u in &change.upload {
+        let content = std::fs::read(&u.from).map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
+        let dest = quote::quote(&u.to);
+        let keep = format!("if [ -e {dest} ]; then cp -p -- {dest} {}; fi", quote::quote(&format!("{}.baton-prev", u.to)));
+        let out = rec.run(ssh, &keep).await;
+        if !out.as_ref().is_ok_and(|o| o.success()) {
+            return Err(failure(&format!("keeping the previous {}", u.to), &out));
+        }
+        let out = rec.upload(ssh, content, &u.to, u.mode).await;
+        if !out.as_ref().is_ok_and(|o| o.success()) {
+            return Err(failure(&format!("uploading {}", u.to), &out));
+        }
+    }
+    run_steps(ssh, &change.steps, rec).await?;
+    Ok(format!("{} upload(s), {} step(s)", change.upload.len(), change.steps.len()))
+}
+
+/// Runs a change's rollback steps on a host.
+pub async fn rollback(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
+    if change.rollback.is_empty() {
+        return Ok("the change has no rollback steps; the host keeps it".to_string());
+    }
+    run_steps(ssh, &change.rollback, rec).await?;
+    Ok(format!("{} rollback step(s)", change.rollback.len()))
+}
+
+async fn run_steps(ssh: &SshHost, steps: &[String], rec: &mut Recorder) -> Result<(), String> {
+    for step in steps {
+        let out = rec.run(ssh, step).await;
+        if !out.as_ref().is_ok_and(|o| o.success()) {
+            return Err(failure(&format!("`{step}`"), &out));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Upload;
+
+    fn change(dir: &std::path::Path, content: &str) -> Change {
+        let from = dir.join("f");
+        std::fs::write(&from, content).unwrap();
+        Change {
+            name: "c".into(),
+            label: "label".into(),
+            upload: vec![Upload { from, to: "/x".into(), mode: 0o644 }],
+            steps: vec!["a".into()],
+            rollback: vec![],
+        }
+    }
+
+    #[test]
+    fn the_hash_follows_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = hash(&change(dir.path(), "one")).unwrap();
+        assert_eq!(a.len(), 16);
+        assert_eq!(a, hash(&change(dir.path(), "one")).unwrap());
+        assert_ne!(a, hash(&change(dir.path(), "two")).unwrap());
+        let mut c = change(dir.path(), "one");
+        c.steps = vec!["a".into(), "b".into()];
+        assert_ne!(a, hash(&c).unwrap());
+        // Step boundaries matter: ["ab"] is not ["a", "b"].
+        let mut d = change(dir.path(), "one");
+        d.steps = vec!["ab".into()];
+        assert_ne!(hash(&c).unwrap(), hash(&d).unwrap());
+    }
+}

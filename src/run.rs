@@ -1,0 +1,586 @@
+//! The executor: the imperative shell around `core::cycle`. It takes the
+//! pair's lock, finishes or undoes an interrupted run first (from the
+//! journal and where traffic really is), runs preflight on a fresh
+//! observation, then performs the step the core decides, journaling each
+//! before and after it runs and keeping the recorded roles equal to where
+//! traffic is, until the core names the outcome.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::change;
+use crate::config::{Change, Config, Host, Pair, Traffic};
+use crate::core::assess::{self, Holder as Seen, Roles, Verdict};
+use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Step};
+use crate::observe;
+use crate::remote::Recorder;
+use crate::ssh::SshHost;
+use crate::store::journal::{Journal, Record, RunView};
+use crate::store::lock::{self, Holder as LockHolder};
+use crate::store::state::{now_rfc3339, PairState, StateStore};
+use crate::switch;
+use crate::verify;
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Apply or switchover; `None` for `recover` (only finish what was interrupted).
+    pub kind: Option<Kind>,
+    /// The change's name (apply).
+    pub change: Option<String>,
+    /// Why, in the operator's words.
+    pub reason: Option<String>,
+    /// Who.
+    pub operator: String,
+    /// The command line, for the lock file.
+    pub command: String,
+}
+
+/// One progress event: a step that started or ended, or the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The pair.
+    pub pair: String,
+    /// The run id.
+    pub run: String,
+    /// The step, or `run` for the run's end.
+    pub step: String,
+    /// The host(s) the step concerns.
+    pub host: String,
+    /// `begin`, `ok`, `failed`, or the outcome at the end.
+    pub state: String,
+    /// Milliseconds the step took.
+    pub duration_ms: u64,
+    /// What happened.
+    pub detail: String,
+}
+
+/// Where progress goes (the CLI prints it).
+pub trait Progress: Sync {
+    /// One event.
+    fn event(&self, event: &Event);
+}
+
+/// How a run ended, for the CLI.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The core's outcome.
+    pub outcome: Outcome,
+    /// Preflight found drift (needs an operator, not just "did not start").
+    pub drift: bool,
+    /// A sentence for the operator.
+    pub message: String,
+}
+
+/// The operator's name: `$SUDO_USER`, else `$USER`, else the uid.
+pub fn operator() -> String {
+    for var in ["SUDO_USER", "USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return v;
+            }
+        }
+    }
+    // SAFETY: getuid cannot fail.
+    format!("uid {}", unsafe { libc::getuid() })
+}
+
+fn not_started(message: String) -> Finished {
+    Finished {
+        outcome: Outcome::NotStarted,
+        drift: false,
+        message,
+    }
+}
+
+/// Runs a request on one pair.
+pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Progress) -> Finished {
+    let state_dir = &config.settings.state_dir;
+    let holder = LockHolder {
+        pid: std::process::id(),
+        operator: req.operator.clone(),
+        command: req.command.clone(),
+        since: now_rfc3339(),
+    };
+    let _lock = match lock::acquire(state_dir, &pair.name, &holder) {
+        Ok(l) => l,
+        Err(e) => return not_started(e.to_string()),
+    };
+    let journal = Journal::new(state_dir, &pair.name);
+    let store = StateStore::new(state_dir);
+    let last = match journal.last_run() {
+        Ok(l) => l,
+        Err(e) => {
+            return Finished {
+                outcome: Outcome::Operator,
+                drift: false,
+                message: e.to_string(),
+            }
+        }
+    };
+
+    let mut observed = observe::observe(pair).await;
+
+    if let Some(view) = last.filter(|v| v.finished.is_none()) {
+        let recovered = recover(pair, &journal, &store, &view, &observed.sessions, progress).await;
+        if req.kind.is_none() || !matches!(recovered.outcome, Outcome::Ok | Outcome::RolledBack | Outcome::NotStarted) {
+            return recovered;
+        }
+        // The interrupted run is settled; look at the pair afresh.
+        observed = observe::observe(pair).await;
+    } else if req.kind.is_none() {
+        return Finished {
+            outcome: Outcome::Ok,
+            drift: false,
+            message: format!("nothing to recover: the last run of {} finished", pair.name),
+        };
+    }
+    let Some(kind) = req.kind else {
+        return not_started("nothing to do".to_string());
+    };
+    fresh(pair, kind, req, &journal, &store, observed, progress).await
+}
+
+/// A new run: preflight on a fresh observation, then the cycle.
+async fn fresh(
+    pair: &Pair,
+    kind: Kind,
+    req: &Request,
+    journal: &Journal,
+    store: &StateStore,
+    observed: observe::Observed,
+    progress: &dyn Progress,
+) -> Finished {
+    let started = Instant::now();
+    let run_id = format!("{}-{}", now_rfc3339().replace([':', '-'], ""), std::process::id());
+    let sessions = &observed.sessions;
+    let mut seen = observed.seen.clone();
+    let recorded = match store.load(&pair.name) {
+        Ok(s) => s,
+        Err(e) => return not_started(e.to_string()),
+    };
+    seen.recorded = recorded.as_ref().map(|s| Roles {
+        primary: s.primary.clone(),
+        standby: s.standby.clone(),
+    });
+    let assessment = assess::assess(&seen);
+    // Who is primary: the record, or reality on first sight.
+    let from = match (&seen.recorded, &assessment.holder) {
+        (Some(r), _) => r.primary.clone(),
+        (None, Seen::Host(h)) => h.clone(),
+        (None, _) => pair.hosts[0].name.clone(),
+    };
+    let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned()) else {
+        return not_started(format!("the recorded primary `{from}` is not a host of {}", pair.name));
+    };
+    let change = match (kind, &req.change) {
+        (Kind::Apply, Some(name)) => match pair.changes.get(name) {
+            Some(c) => Some(c.clone()),
+            None => {
+                let known: Vec<&String> = pair.changes.keys().collect();
+                return not_started(format!("pair {} has no change `{name}` (it has: {known:?})", pair.name));
+            }
+        },
+        (Kind::Apply, None) => return not_started("apply needs --change NAME".to_string()),
+        (Kind::Switchover, _) => None,
+    };
+    let hash = match change.as_ref().map(change::hash).transpose() {
+        Ok(h) => h,
+        Err(e) => return not_started(format!("cannot hash the change: {e}")),
+    };
+    let start = Record::Start {
+        run: run_id.clone(),
+        pair: pair.name.clone(),
+        kind,
+        from: from_host.name.clone(),
+        to: to_host.name.clone(),
+        change: change.as_ref().map(|c| c.name.clone()),
+        label: change.as_ref().map(|c| c.label.clone()),
+        hash,
+        operator: req.operator.clone(),
+        reason: req.reason.clone(),
+        at: now_rfc3339(),
+    };
+    if let Err(e) = journal.append(&start) {
+        return not_started(e.to_string());
+    }
+
+    // Step 0, preflight: everything must be well before anything changes.
+    let _ = journal.append(&Record::Begin {
+        run: run_id.clone(),
+        step: Step::Preflight,
+        at: now_rfc3339(),
+    });
+    let mut problems: Vec<String> = assessment.findings.iter().map(|f| f.message.clone()).collect();
+    if sessions.iter().any(Option::is_none) && problems.is_empty() {
+        problems.push("a host could not be reached".to_string());
+    }
+    let drift = assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_)) || assessment.findings.iter().any(|f| f.message.contains("record says"));
+    let ok = problems.is_empty();
+    let detail = if ok {
+        format!("{} holds traffic; both hosts reachable and healthy", from_host.name)
+    } else {
+        problems.join("; ")
+    };
+    if ok && recorded.is_none() {
+        save_roles(store, &pair.name, &from_host.name, &to_host.name, "observed");
+    }
+    let ctx = Ctx {
+        pair,
+        run: run_id,
+        kind,
+        from: from_host,
+        to: to_host,
+        change,
+        journal,
+        store,
+        sessions: [sessions[0].as_ref(), sessions[1].as_ref()],
+        progress,
+        ttl: None,
+    };
+    let mut ctx = ctx;
+    ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]);
+    if !ok {
+        let message = format!("did not start, nothing was changed: {detail}");
+        ctx.finish(Outcome::NotStarted, &message);
+        return Finished {
+            outcome: Outcome::NotStarted,
+            drift,
+            message,
+        };
+    }
+    let mut ended = vec![Ended { step: Step::Preflight, ok }];
+    ctx.drive(&mut ended).await
+}
+
+/// Settles an interrupted run: resolves the step it died in from where
+/// traffic really is, then lets the core finish or undo it.
+async fn recover(
+    pair: &Pair,
+    journal: &Journal,
+    store: &StateStore,
+    view: &RunView,
+    sessions: &[Option<SshHost>; 2],
+    progress: &dyn Progress,
+) -> Finished {
+    let Record::Start {
+        run, kind, from, to, change, ..
+    } = &view.start
+    else {
+        return Finished {
+            outcome: Outcome::Operator,
+            drift: false,
+            message: "the journal's last run has no start record".to_string(),
+        };
+    };
+    let (Some(from_host), Some(to_host)) = (pair.host(from).cloned(), pair.host(to).cloned()) else {
+        return Finished {
+            outcome: Outcome::Operator,
+            drift: false,
+            message: format!("the interrupted run {run} names hosts {from} and {to}, which are not this pair's hosts any more"),
+        };
+    };
+    let change = match change {
+        Some(name) => match pair.changes.get(name) {
+            Some(c) => Some(c.clone()),
+            None => {
+                return Finished {
+                    outcome: Outcome::Operator,
+                    drift: false,
+                    message: format!("the interrupted run {run} applied change `{name}`, which is no longer configured: it cannot be rolled back"),
+                }
+            }
+        },
+        None => None,
+    };
+    let refs = [sessions[0].as_ref(), sessions[1].as_ref()];
+    let mut ctx = Ctx {
+        pair,
+        run: run.clone(),
+        kind: *kind,
+        from: from_host,
+        to: to_host,
+        change,
+        journal,
+        store,
+        sessions: refs,
+        progress,
+        ttl: None,
+    };
+    let mut ended = view.ended.clone();
+    if let Some(step) = view.open {
+        let (holder, why) = switch::holder_for_run(pair, &refs, from, to).await;
+        match cycle::resolve_interrupted(step, holder) {
+            Some(e) => {
+                let detail = format!("interrupted (the controller stopped inside it); now {why}");
+                ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]);
+                ended.push(e);
+            }
+            None => {
+                let message = format!("run {run} was interrupted inside {} and traffic is unclear ({why}); an operator must decide", step.name());
+                ctx.finish(Outcome::Operator, &message);
+                return Finished {
+                    outcome: Outcome::Operator,
+                    drift: false,
+                    message,
+                };
+            }
+        }
+    }
+    ctx.progress.event(&Event {
+        pair: pair.name.clone(),
+        run: run.clone(),
+        step: "recover".into(),
+        host: String::new(),
+        state: "begin".into(),
+        duration_ms: 0,
+        detail: format!("resuming interrupted run {run} after {} step(s)", ended.len()),
+    });
+    ctx.drive(&mut ended).await
+}
+
+struct Ctx<'a> {
+    pair: &'a Pair,
+    run: String,
+    kind: Kind,
+    from: Host,
+    to: Host,
+    change: Option<Change>,
+    journal: &'a Journal,
+    store: &'a StateStore,
+    sessions: switch::Sessions<'a>,
+    progress: &'a dyn Progress,
+    ttl: Option<u32>,
+}
+
+fn save_roles(store: &StateStore, pair: &str, primary: &str, standby: &str, source: &str) {
+    let state = PairState {
+        pair: pair.to_string(),
+        primary: primary.to_string(),
+        standby: standby.to_string(),
+        updated_at: now_rfc3339(),
+        source: source.to_string(),
+    };
+    if let Err(e) = store.save(&state) {
+        tracing::error!(error = %e, "cannot record the roles");
+    }
+}
+
+impl Ctx<'_> {
+    fn session(&self, host: &Host) -> Option<&SshHost> {
+        self.pair.hosts.iter().position(|h| h.name == host.name).and_then(|i| self.sessions[i])
+    }
+
+    fn host_of(&self, step: Step) -> String {
+        match step {
+            Step::Preflight => format!("{},{}", self.from.name, self.to.name),
+            Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby => self.to.name.clone(),
+            Step::ApplyOldPrimary | Step::VerifyOldPrimary | Step::Drain => self.from.name.clone(),
+            Step::Switch => format!("{}->{}", self.from.name, self.to.name),
+            Step::SwitchBack => format!("{}->{}", self.to.name, self.from.name),
+            Step::VerifyService => format!("service->{}", self.to.name),
+        }
+    }
+
+    fn end(&self, step: Step, ok: bool, detail: &str, took: Duration, commands: Vec<crate::store::journal::CommandRecord>) {
+        if let Err(e) = self.journal.append(&Record::End {
+            run: self.run.clone(),
+            step,
+            ok,
+            detail: detail.to_string(),
+            duration_ms: took.as_millis() as u64,
+            commands,
+            at: now_rfc3339(),
+        }) {
+            tracing::error!(error = %e, "cannot journal the end of a step");
+        }
+        self.progress.event(&Event {
+            pair: self.pair.name.clone(),
+            run: self.run.clone(),
+            step: step.name().to_string(),
+            host: self.host_of(step),
+            state: if ok { "ok" } else { "failed" }.to_string(),
+            duration_ms: took.as_millis() as u64,
+            detail: detail.to_string(),
+        });
+    }
+
+    fn finish(&self, outcome: Outcome, message: &str) {
+        let _ = self.journal.append(&Record::Finish {
+            run: self.run.clone(),
+            outcome,
+            message: message.to_string(),
+            at: now_rfc3339(),
+        });
+        self.progress.event(&Event {
+            pair: self.pair.name.clone(),
+            run: self.run.clone(),
+            step: "run".into(),
+            host: String::new(),
+            state: serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            duration_ms: 0,
+            detail: message.to_string(),
+        });
+    }
+
+    /// Asks the core for the next step and performs it, until the outcome.
+    async fn drive(&mut self, ended: &mut Vec<Ended>) -> Finished {
+        loop {
+            match cycle::decide(self.kind, ended) {
+                Next::Finish(outcome) => {
+                    let message = self.message(outcome, ended);
+                    self.finish(outcome, &message);
+                    return Finished {
+                        outcome,
+                        drift: false,
+                        message,
+                    };
+                }
+                Next::Run(step) => {
+                    if let Err(e) = self.journal.append(&Record::Begin {
+                        run: self.run.clone(),
+                        step,
+                        at: now_rfc3339(),
+                    }) {
+                        // Never act without a record.
+                        let message = format!("stopped before {}: {e}", step.name());
+                        return Finished {
+                            outcome: Outcome::Operator,
+                            drift: false,
+                            message,
+                        };
+                    }
+                    self.progress.event(&Event {
+                        pair: self.pair.name.clone(),
+                        run: self.run.clone(),
+                        step: step.name().into(),
+                        host: self.host_of(step),
+                        state: "begin".into(),
+                        duration_ms: 0,
+                        detail: String::new(),
+                    });
+                    let started = Instant::now();
+                    let mut rec = Recorder::new(self.secrets());
+                    let result = self.perform(step, &mut rec).await;
+                    let ok = result.is_ok();
+                    let detail = result.unwrap_or_else(|e| e);
+                    self.end(step, ok, &detail, started.elapsed(), rec.commands);
+                    ended.push(Ended { step, ok });
+                    if step.moves_traffic() && ok {
+                        let (p, s) = if cycle::traffic_on_new(ended) { (&self.to, &self.from) } else { (&self.from, &self.to) };
+                        save_roles(self.store, &self.pair.name, &p.name, &s.name, step.name());
+                    }
+                }
+            }
+        }
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Traffic::Dns(d) = &self.pair.traffic {
+            use base64::Engine;
+            out.push(base64::engine::general_purpose::STANDARD.encode(d.tsig_key.secret()));
+        }
+        if let Some(var) = &self.pair.ssh.passphrase_env {
+            if let Ok(v) = std::env::var(var) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    async fn perform(&mut self, step: Step, rec: &mut Recorder) -> Result<String, String> {
+        let (from, to) = (self.from.clone(), self.to.clone());
+        let need = |h: &Host, s: Option<&SshHost>| s.cloned().ok_or_else(|| format!("{} is unreachable over SSH", h.name));
+        match step {
+            Step::Preflight => Err("preflight runs only at the start of a run".to_string()),
+            Step::ApplyStandby | Step::ApplyOldPrimary => {
+                let host = if step == Step::ApplyStandby { &to } else { &from };
+                let ssh = need(host, self.session(host))?;
+                match &self.change {
+                    Some(c) => change::apply(&ssh, c, rec).await,
+                    None => Err("no change to apply".to_string()),
+                }
+            }
+            Step::RollbackStandby => {
+                let ssh = need(&to, self.session(&to))?;
+                match &self.change {
+                    Some(c) => change::rollback(&ssh, c, rec).await,
+                    None => Ok("no change to roll back".to_string()),
+                }
+            }
+            Step::VerifyStandby | Step::VerifyOldPrimary => {
+                let host = if step == Step::VerifyStandby { &to } else { &from };
+                verify::all(&self.pair.checks, host, self.session(host)).await
+            }
+            Step::Switch | Step::SwitchBack => {
+                let (a, b) = if step == Step::Switch { (&from, &to) } else { (&to, &from) };
+                let switched = switch::switch(self.pair, &self.sessions, a, b, rec).await?;
+                if switched.ttl.is_some() {
+                    self.ttl = switched.ttl;
+                }
+                Ok(switched.detail)
+            }
+            Step::VerifyService => {
+                let service = self.service_host(&to).await?;
+                verify::service(&self.pair.checks, &service, self.session(&to), self.pair.observe_period).await
+            }
+            Step::Drain => self.drain().await,
+        }
+    }
+
+    /// The host as seen through the service address: the VIP, or the
+    /// address every authoritative server gives for the name.
+    async fn service_host(&self, to: &Host) -> Result<Host, String> {
+        let address = match &self.pair.traffic {
+            Traffic::Vip(v) => v.address,
+            Traffic::Dns(d) => {
+                let rtype = crate::dns::record_type_for(&to.address);
+                let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
+                let answer = crate::dns::query(d.servers[0], &d.name, rtype, timeout).await.map_err(|e| e.to_string())?;
+                match answer.addresses().as_slice() {
+                    [a] => *a,
+                    other => return Err(format!("{} resolves to {other:?}, not to one address", d.name)),
+                }
+            }
+            Traffic::Command(_) => to.address,
+        };
+        Ok(Host {
+            name: to.name.clone(),
+            address,
+            ssh_port: to.ssh_port,
+        })
+    }
+
+    async fn drain(&mut self) -> Result<String, String> {
+        match &self.pair.traffic {
+            Traffic::Dns(d) => {
+                let ttl = match self.ttl {
+                    Some(t) => t,
+                    None => {
+                        let rtype = crate::dns::record_type_for(&self.to.address);
+                        let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
+                        crate::dns::query(d.servers[0], &d.name, rtype, timeout).await.ok().and_then(|a| a.ttl).unwrap_or(300)
+                    }
+                };
+                tokio::time::sleep(Duration::from_secs(u64::from(ttl))).await;
+                Ok(format!("waited the record's TTL ({ttl}s): caches no longer send clients to {}", self.from.name))
+            }
+            Traffic::Vip(_) => Ok(format!("the virtual IP left {}: no new connections reach it", self.from.name)),
+            Traffic::Command(_) => Ok("the switch hook moved traffic; nothing to wait for".to_string()),
+        }
+    }
+
+    fn message(&self, outcome: Outcome, ended: &[Ended]) -> String {
+        let failed: Vec<&str> = ended.iter().filter(|e| !e.ok).map(|e| e.step.name()).collect();
+        let on = if cycle::traffic_on_new(ended) { &self.to.name } else { &self.from.name };
+        match outcome {
+            Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
+            Outcome::RolledBack => format!("failed at {} and undone: traffic stayed on {on}", failed.join(", ")),
+            Outcome::Incomplete => format!("INCOMPLETE: traffic is on {on} and verified, but {} failed: {} is not a healthy standby", failed.join(", "), self.from.name),
+            Outcome::Operator => format!("NEEDS AN OPERATOR: {} failed; traffic was last known on {on}", failed.join(", ")),
+            Outcome::NotStarted => format!("did not start: preflight refused ({})", failed.join(", ")),
+        }
+    }
+}

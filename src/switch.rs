@@ -1,0 +1,240 @@
+//! Traffic switches: move traffic from one host of a pair to the other and
+//! confirm it, and find where traffic is now.
+//!
+//! - `vip`: remove the address from the old holder, add it on the new one
+//!   (two commands on SSH sessions that are already open, so the gap is two
+//!   round trips), announce it with repeated gratuitous ARP, then confirm on
+//!   both hosts that exactly the new one holds it. Removing fails when the
+//!   old holder no longer has the address: a stale run never steals it.
+//! - `dns`: one TSIG-signed UPDATE replacing the record only if it still
+//!   points at the old holder, then every authoritative server is asked
+//!   until all serve the new address.
+//! - `command`: the user's hook, then the query hook to confirm.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::{Dns, Host, Pair, Traffic, Vip};
+use crate::core::cycle::Holder;
+use crate::dns;
+use crate::observe::holds_address;
+use crate::quote;
+use crate::remote::{failure, Recorder};
+use crate::ssh::SshHost;
+
+/// How long every authoritative server may take to serve a new answer.
+const PROPAGATION: Duration = Duration::from_secs(30);
+
+/// Sessions to the two hosts of a pair, in the pair's host order.
+pub type Sessions<'a> = [Option<&'a SshHost>; 2];
+
+fn session<'a>(pair: &Pair, sessions: &Sessions<'a>, host: &Host) -> Option<&'a SshHost> {
+    pair.hosts.iter().position(|h| h.name == host.name).and_then(|i| sessions[i])
+}
+
+/// What a successful switch learned.
+#[derive(Debug, Clone, Default)]
+pub struct Switched {
+    /// A line for the journal and the progress output.
+    pub detail: String,
+    /// For DNS: the record's TTL, which the drain must wait out.
+    pub ttl: Option<u32>,
+}
+
+/// Moves traffic from `from` to `to`.
+pub async fn switch(pair: &Pair, sessions: &Sessions<'_>, from: &Host, to: &Host, rec: &mut Recorder) -> Result<Switched, String> {
+    match &pair.traffic {
+        Traffic::Vip(v) => vip(v, session(pair, sessions, from), session(pair, sessions, to), to, rec).await,
+        Traffic::Dns(d) => dns_switch(pair, d, from, to).await,
+        Traffic::Command(c) => {
+            let line = c
+                .switch
+                .replace("{from}", &quote::quote(&from.name))
+                .replace("{to}", &quote::quote(&to.name))
+                .replace("{from_address}", &quote::quote(&from.address.to_string()))
+                .replace("{to_address}", &quote::quote(&to.address.to_string()));
+            let out = rec.local(&line, pair.ssh.command_timeout).await;
+            if !out.as_ref().is_ok_and(|o| o.success()) {
+                return Err(failure("the switch hook", &out));
+            }
+            match holder(pair, sessions).await {
+                (Some(h), _) if h == to.name => Ok(Switched {
+                    detail: format!("the hook moved traffic to {}", to.name),
+                    ttl: None,
+                }),
+                (_, why) => Err(format!("after the switch hook, traffic is not on {}: {why}", to.name)),
+            }
+        }
+    }
+}
+
+async fn vip(v: &Vip, from: Option<&SshHost>, to: Option<&SshHost>, to_host: &Host, rec: &mut Recorder) -> Result<Switched, String> {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err("both hosts must be reachable to move the virtual IP".to_string());
+    };
+    let cidr = v.to_string();
+    let started = Instant::now();
+    let out = rec.run_privileged(from, &["ip", "addr", "del", &cidr, "dev", &v.interface]).await;
+    if !out.as_ref().is_ok_and(|o| o.success()) {
+        return Err(failure(&format!("removing {cidr} from {}", from.target().name), &out));
+    }
+    let out = rec.run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface]).await;
+    let gap = started.elapsed();
+    if !out.as_ref().is_ok_and(|o| o.success()) {
+        let why = failure(&format!("adding {cidr} on {}", to.target().name), &out);
+        // Put it back where it was, so the service keeps its address.
+        let back = rec.run_privileged(from, &["ip", "addr", "add", &cidr, "dev", &v.interface]).await;
+        let restored = if back.as_ref().is_ok_and(|o| o.success()) { "restored on the old host" } else { "NOT restored" };
+        return Err(format!("{why}; the address was {restored}"));
+    }
+    // Gratuitous ARP, repeated, in the background: arping takes a second per
+    // packet and the switch must not wait for it.
+    let arping = quote::join(&["arping", "-U", "-c", &v.arp_count.to_string(), "-I", &v.interface, &v.address.to_string()]);
+    let sudo = if to.target().sudo { "sudo -n " } else { "" };
+    let announce = format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
+    let out = rec.run(to, &announce).await;
+    let arp_note = if out.as_ref().is_ok_and(|o| o.success()) { "" } else { " (gratuitous ARP could not be started)" };
+    // Confirm: exactly the new host holds it.
+    let (on_from, on_to) = tokio::join!(holds_address(from, &v.interface, v.address), holds_address(to, &v.interface, v.address));
+    match (on_from, on_to) {
+        (Ok(false), Ok(true)) => Ok(Switched {
+            detail: format!("{cidr} moved to {} in {} ms{arp_note}", to_host.name, gap.as_millis()),
+            ttl: None,
+        }),
+        (a, b) => Err(format!(
+            "after the move, {} holds {cidr}: {:?}, {} holds it: {:?}",
+            from.target().name,
+            a,
+            to.target().name,
+            b
+        )),
+    }
+}
+
+async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Switched, String> {
+    let timeout = pair.ssh.connect_timeout.min(Duration::from_secs(5));
+    let rtype = dns::record_type_for(&to.address);
+    // Read the current record (and its TTL) from the first server that answers.
+    let mut current = None;
+    let mut why = Vec::new();
+    for s in &d.servers {
+        match dns::query(*s, &d.name, rtype, timeout).await {
+            Ok(a) => {
+                current = Some(a);
+                break;
+            }
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    let current = current.ok_or_else(|| format!("no authoritative server answered: {}", why.join("; ")))?;
+    if current.addresses() != vec![from.address] {
+        return Err(format!("{} points at {:?}, not at {} ({}): not switching", d.name, current.values, from.name, from.address));
+    }
+    let ttl = current.ttl.unwrap_or(300);
+    let started = Instant::now();
+    // The update goes to the first server; the others get it by zone transfer.
+    let primary = d.servers[0];
+    dns::replace(primary, &d.zone, &d.name, &[from.address], to.address, ttl, &d.tsig_key, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Every authoritative server must serve the new answer.
+    let deadline = Instant::now() + PROPAGATION;
+    loop {
+        let answers = futures_util::future::join_all(d.servers.iter().map(|s| dns::query(*s, &d.name, rtype, timeout))).await;
+        let lagging: Vec<String> = d
+            .servers
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| !matches!(a, Ok(a) if a.addresses() == vec![to.address]))
+            .map(|(s, a)| format!("{s}: {}", a.as_ref().map(|a| a.values.join(",")).unwrap_or_else(|e| e.to_string())))
+            .collect();
+        if lagging.is_empty() {
+            return Ok(Switched {
+                detail: format!(
+                    "{} now points at {} ({}) on all {} server(s) after {} ms, TTL {ttl}s",
+                    d.name,
+                    to.name,
+                    to.address,
+                    d.servers.len(),
+                    started.elapsed().as_millis()
+                ),
+                ttl: Some(ttl),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("the update was accepted, but not every server serves it: {}", lagging.join("; ")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where traffic is now, by name (`None` when it is not exactly one host),
+/// with a reason when unclear.
+pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, String) {
+    match &pair.traffic {
+        Traffic::Vip(v) => {
+            let mut holders = Vec::new();
+            for (h, s) in pair.hosts.iter().zip(sessions) {
+                match s {
+                    None => return (None, format!("{} cannot be asked", h.name)),
+                    Some(s) => match holds_address(s, &v.interface, v.address).await {
+                        Ok(true) => holders.push(h.name.clone()),
+                        Ok(false) => {}
+                        Err(e) => return (None, e),
+                    },
+                }
+            }
+            match holders.as_slice() {
+                [one] => (Some(one.clone()), format!("{one} holds {v}")),
+                [] => (None, format!("no host holds {v}")),
+                _ => (None, format!("both hosts hold {v}")),
+            }
+        }
+        Traffic::Dns(d) => {
+            let timeout = pair.ssh.connect_timeout.min(Duration::from_secs(5));
+            let rtype = dns::record_type_for(&pair.hosts[0].address);
+            let answers = futures_util::future::join_all(d.servers.iter().map(|s| dns::query(*s, &d.name, rtype, timeout))).await;
+            let mut seen: Option<Vec<IpAddr>> = None;
+            for (s, a) in d.servers.iter().zip(answers) {
+                match a {
+                    Err(e) => return (None, format!("{s}: {e}")),
+                    Ok(a) => {
+                        let addrs = a.addresses();
+                        if seen.as_ref().is_some_and(|prev| *prev != addrs) {
+                            return (None, "the authoritative servers disagree".to_string());
+                        }
+                        seen = Some(addrs);
+                    }
+                }
+            }
+            let addrs = seen.unwrap_or_default();
+            match pair.hosts.iter().filter(|h| addrs.contains(&h.address)).collect::<Vec<_>>().as_slice() {
+                [one] if addrs.len() == 1 => (Some(one.name.clone()), format!("{} points at {}", d.name, one.name)),
+                _ => (None, format!("{} points at {addrs:?}", d.name)),
+            }
+        }
+        Traffic::Command(c) => {
+            let mut rec = Recorder::default();
+            match rec.local(&c.query, pair.ssh.command_timeout).await {
+                Ok(o) if o.success() => {
+                    let said = o.stdout_text().trim().to_string();
+                    match pair.hosts.iter().find(|h| h.name == said || h.address.to_string() == said) {
+                        Some(h) => (Some(h.name.clone()), format!("the query hook says {}", h.name)),
+                        None => (None, format!("the query hook says `{said}`")),
+                    }
+                }
+                other => (None, failure("the query hook", &other)),
+            }
+        }
+    }
+}
+
+/// Where traffic is, relative to a run's old (`from`) and new (`to`) primary.
+pub async fn holder_for_run(pair: &Pair, sessions: &Sessions<'_>, from: &str, to: &str) -> (Holder, String) {
+    let (h, why) = holder(pair, sessions).await;
+    match h {
+        Some(h) if h == from => (Holder::Old, why),
+        Some(h) if h == to => (Holder::New, why),
+        _ => (Holder::Unclear, why),
+    }
+}

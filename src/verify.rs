@@ -1,0 +1,82 @@
+//! Verification with each check's policy: attempts every `interval` until
+//! `successes` consecutive passes, failing once more than `failures_allowed`
+//! attempts failed. Directly against a host, or through the service address
+//! for an observation period, where the answer must come from the expected
+//! host (`{host}` in the checks is that host's name).
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::checks::{self, Probe};
+use crate::config::{Check, Host};
+use crate::ssh::SshHost;
+
+/// Runs one check with its policy. `Ok(last detail)` or `Err(why)`.
+pub async fn check(check: &Check, target: &Host, ssh: Option<&SshHost>) -> Result<String, String> {
+    let mut streak = 0;
+    let mut failures = 0;
+    loop {
+        let Probe { ok, detail, .. } = checks::probe(check, target, ssh).await;
+        if ok {
+            streak += 1;
+            if streak >= check.successes {
+                return Ok(detail);
+            }
+        } else {
+            streak = 0;
+            failures += 1;
+            if failures > check.failures_allowed {
+                return Err(format!("check {} failed on {}: {detail}", check.name, target.name));
+            }
+        }
+        tokio::time::sleep(check.interval).await;
+    }
+}
+
+/// Every check of the pair against one target, at once.
+pub async fn all(checks: &[Check], target: &Host, ssh: Option<&SshHost>) -> Result<String, String> {
+    let results = join_all(checks.iter().map(|c| check(c, target, ssh))).await;
+    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    if failed.is_empty() {
+        Ok(format!("{} check(s) passed on {}", checks.len(), target.name))
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// Verifies through the service address for an observation period: the
+/// checks pass (with their policy) at the start, then keep passing on every
+/// interval until the period ends. `service` carries the service address
+/// and the name of the host that must be answering.
+pub async fn service(checks: &[Check], service: &Host, ssh: Option<&SshHost>, period: Duration) -> Result<String, String> {
+    let started = Instant::now();
+    all(checks, service, ssh).await?;
+    let interval = checks.iter().map(|c| c.interval).min().unwrap_or(Duration::from_secs(1));
+    let mut rounds = 1;
+    while started.elapsed() < period {
+        tokio::time::sleep(interval.min(period.saturating_sub(started.elapsed()))).await;
+        let probes = join_all(checks.iter().map(|c| checks::probe(c, service, ssh))).await;
+        rounds += 1;
+        if let Some(p) = probes.iter().find(|p| !p.ok) {
+            return Err(format!(
+                "during the observation period ({} of {}), check {} failed through {}: {}",
+                humantime::format_duration(round_ms(started.elapsed())),
+                humantime::format_duration(period),
+                p.check,
+                service.address,
+                p.detail
+            ));
+        }
+    }
+    Ok(format!(
+        "{} answered through {} for {} ({rounds} rounds)",
+        service.name,
+        service.address,
+        humantime::format_duration(round_ms(started.elapsed()))
+    ))
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
