@@ -86,9 +86,19 @@ pub fn operator() -> String {
     format!("uid {}", unsafe { libc::getuid() })
 }
 
-fn not_started(message: String) -> Finished {
+/// A refusal before any step ran; reported as the run's end.
+fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String) -> Finished {
+    progress.event(&Event {
+        pair: pair.to_string(),
+        run: String::new(),
+        step: "run".into(),
+        host: String::new(),
+        state: serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        duration_ms: 0,
+        detail: message.clone(),
+    });
     Finished {
-        outcome: Outcome::NotStarted,
+        outcome,
         drift: false,
         message,
     }
@@ -105,19 +115,13 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
     };
     let _lock = match lock::acquire(state_dir, &pair.name, &holder) {
         Ok(l) => l,
-        Err(e) => return not_started(e.to_string()),
+        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
     };
     let journal = Journal::new(state_dir, &pair.name);
     let store = StateStore::new(state_dir);
     let last = match journal.last_run() {
         Ok(l) => l,
-        Err(e) => {
-            return Finished {
-                outcome: Outcome::Operator,
-                drift: false,
-                message: e.to_string(),
-            }
-        }
+        Err(e) => return refuse(progress, &pair.name, Outcome::Operator, e.to_string()),
     };
 
     let mut observed = observe::observe(pair).await;
@@ -130,14 +134,10 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         // The interrupted run is settled; look at the pair afresh.
         observed = observe::observe(pair).await;
     } else if req.kind.is_none() {
-        return Finished {
-            outcome: Outcome::Ok,
-            drift: false,
-            message: format!("nothing to recover: the last run of {} finished", pair.name),
-        };
+        return refuse(progress, &pair.name, Outcome::Ok, format!("nothing to recover: the last run of {} finished", pair.name));
     }
     let Some(kind) = req.kind else {
-        return not_started("nothing to do".to_string());
+        return refuse(progress, &pair.name, Outcome::NotStarted, "nothing to do".to_string());
     };
     fresh(pair, kind, req, &journal, &store, observed, progress).await
 }
@@ -158,7 +158,7 @@ async fn fresh(
     let mut seen = observed.seen.clone();
     let recorded = match store.load(&pair.name) {
         Ok(s) => s,
-        Err(e) => return not_started(e.to_string()),
+        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
     };
     seen.recorded = recorded.as_ref().map(|s| Roles {
         primary: s.primary.clone(),
@@ -172,22 +172,22 @@ async fn fresh(
         (None, _) => pair.hosts[0].name.clone(),
     };
     let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned()) else {
-        return not_started(format!("the recorded primary `{from}` is not a host of {}", pair.name));
+        return refuse(progress, &pair.name, Outcome::NotStarted, format!("the recorded primary `{from}` is not a host of {}", pair.name));
     };
     let change = match (kind, &req.change) {
         (Kind::Apply, Some(name)) => match pair.changes.get(name) {
             Some(c) => Some(c.clone()),
             None => {
                 let known: Vec<&String> = pair.changes.keys().collect();
-                return not_started(format!("pair {} has no change `{name}` (it has: {known:?})", pair.name));
+                return refuse(progress, &pair.name, Outcome::NotStarted, format!("pair {} has no change `{name}` (it has: {known:?})", pair.name));
             }
         },
-        (Kind::Apply, None) => return not_started("apply needs --change NAME".to_string()),
+        (Kind::Apply, None) => return refuse(progress, &pair.name, Outcome::NotStarted, "apply needs --change NAME".to_string()),
         (Kind::Switchover, _) => None,
     };
     let hash = match change.as_ref().map(change::hash).transpose() {
         Ok(h) => h,
-        Err(e) => return not_started(format!("cannot hash the change: {e}")),
+        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, format!("cannot hash the change: {e}")),
     };
     let start = Record::Start {
         run: run_id.clone(),
@@ -203,7 +203,7 @@ async fn fresh(
         at: now_rfc3339(),
     };
     if let Err(e) = journal.append(&start) {
-        return not_started(e.to_string());
+        return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string());
     }
 
     // Step 0, preflight: everything must be well before anything changes.
@@ -268,28 +268,16 @@ async fn recover(
         run, kind, from, to, change, ..
     } = &view.start
     else {
-        return Finished {
-            outcome: Outcome::Operator,
-            drift: false,
-            message: "the journal's last run has no start record".to_string(),
-        };
+        return refuse(progress, &pair.name, Outcome::Operator, "the journal's last run has no start record".to_string());
     };
     let (Some(from_host), Some(to_host)) = (pair.host(from).cloned(), pair.host(to).cloned()) else {
-        return Finished {
-            outcome: Outcome::Operator,
-            drift: false,
-            message: format!("the interrupted run {run} names hosts {from} and {to}, which are not this pair's hosts any more"),
-        };
+        return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} names hosts {from} and {to}, which are not this pair's hosts any more"));
     };
     let change = match change {
         Some(name) => match pair.changes.get(name) {
             Some(c) => Some(c.clone()),
             None => {
-                return Finished {
-                    outcome: Outcome::Operator,
-                    drift: false,
-                    message: format!("the interrupted run {run} applied change `{name}`, which is no longer configured: it cannot be rolled back"),
-                }
+                return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} applied change `{name}`, which is no longer configured: it cannot be rolled back"))
             }
         },
         None => None,

@@ -1,6 +1,8 @@
 //! The command line: argument parsing, configuration loading with readable
 //! diagnostics, dispatch to the commands, and exit codes.
 
+mod cycle;
+mod log;
 mod status;
 
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
+use crate::core::cycle::Kind;
 use crate::exit::Exit;
 
 /// baton: blue-green switchovers for primary/standby server pairs.
@@ -49,6 +52,41 @@ pub enum Command {
         /// Pairs to show (all when none).
         pairs: Vec<String>,
     },
+    /// The full blue-green cycle with a change: apply to the standby,
+    /// verify, switch, verify, drain, apply to the old primary, verify.
+    Apply {
+        /// Pairs, run one after another; stops at the first that fails.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// The change to apply (`[changes.NAME]` in the pair file).
+        #[arg(long)]
+        change: String,
+        /// Why (recorded in the journal).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Swap roles without a change: verify the standby, switch, verify.
+    Switchover {
+        /// The pair.
+        pair: String,
+        /// Why (recorded in the journal).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Finish or undo an interrupted run from its journal and from where
+    /// traffic really is.
+    Recover {
+        /// Pairs (all when none).
+        pairs: Vec<String>,
+    },
+    /// The audit trail: every run, who, why, which change, how it ended.
+    Log {
+        /// Pairs (all when none).
+        pairs: Vec<String>,
+        /// Show every step and command of one run.
+        #[arg(long)]
+        run: Option<String>,
+    },
 }
 
 /// Entry point of the binary.
@@ -75,24 +113,37 @@ fn init_logging(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Exit {
-    match &cli.command {
-        Command::Check { pairs } => check(&cli, pairs),
-        Command::Status { pairs } => {
-            let Some(config) = load(&cli, pairs) else {
-                return Exit::Config;
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("baton: cannot start the async runtime: {e}");
-                    return Exit::Internal;
-                }
-            };
-            runtime.block_on(status::run(&config, cli.json))
+    let pairs: Vec<String> = match &cli.command {
+        Command::Check { pairs } => return check(&cli, pairs),
+        Command::Status { pairs } | Command::Apply { pairs, .. } | Command::Recover { pairs } | Command::Log { pairs, .. } => pairs.clone(),
+        Command::Switchover { pair, .. } => vec![pair.clone()],
+    };
+    let Some(config) = load(&cli, &pairs) else {
+        return Exit::Config;
+    };
+    if let Command::Apply { change, .. } = &cli.command {
+        let missing: Vec<&str> = config.pairs.values().filter(|p| !p.changes.contains_key(change)).map(|p| p.name.as_str()).collect();
+        if !missing.is_empty() {
+            eprintln!("baton: pair(s) {} have no change `{change}`; define [changes.{change}] in their pair files. Nothing was done.", missing.join(", "));
+            return Exit::Config;
         }
+    }
+    if let Command::Log { run, .. } = &cli.command {
+        return log::show(&config, run.as_deref(), cli.json);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("baton: cannot start the async runtime: {e}");
+            return Exit::Internal;
+        }
+    };
+    let line = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    match &cli.command {
+        Command::Apply { change, reason, .. } => runtime.block_on(cycle::run(&config, Some(Kind::Apply), Some(change.clone()), reason.clone(), cli.json, line)),
+        Command::Switchover { reason, .. } => runtime.block_on(cycle::run(&config, Some(Kind::Switchover), None, reason.clone(), cli.json, line)),
+        Command::Recover { .. } => runtime.block_on(cycle::run(&config, None, None, None, cli.json, line)),
+        _ => runtime.block_on(status::run(&config, cli.json)),
     }
 }
 

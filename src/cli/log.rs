@@ -1,0 +1,120 @@
+//! `baton log`: the audit trail from the journals. One line per run (when,
+//! pair, kind, change, who, why, outcome), or every step and command of one
+//! run with `--run ID`; `--json` prints the journal records themselves.
+
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::store::journal::{runs, Journal, Record};
+
+/// Prints the log of the configured pairs.
+pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
+    let mut records: Vec<Record> = Vec::new();
+    for pair in config.pairs.keys() {
+        match Journal::new(&config.settings.state_dir, pair).read() {
+            Ok(r) => records.extend(r),
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return Exit::Internal;
+            }
+        }
+    }
+    if let Some(id) = run {
+        let chosen: Vec<&Record> = records.iter().filter(|r| r.run() == id).collect();
+        if chosen.is_empty() {
+            eprintln!("baton: no run `{id}` in the journals of the selected pairs (`baton log` lists the runs)");
+            return Exit::Config;
+        }
+        for r in chosen {
+            if json {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            } else {
+                print_record(r);
+            }
+        }
+        return Exit::Ok;
+    }
+    let mut views = runs(&records);
+    views.sort_by(|a, b| at(&a.start).cmp(at(&b.start)));
+    for v in views {
+        let Record::Start {
+            run,
+            pair,
+            kind,
+            change,
+            label,
+            hash,
+            operator,
+            reason,
+            at,
+            from,
+            to,
+        } = &v.start
+        else {
+            continue;
+        };
+        let outcome = match (v.finished, v.open) {
+            (Some(o), _) => serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default(),
+            (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),
+            (None, None) => "INTERRUPTED".to_string(),
+        };
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
+                    "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome})
+            );
+        } else {
+            let what = match (change, hash) {
+                (Some(c), Some(h)) => format!("{c} ({}, {h})", label.as_deref().unwrap_or(c)),
+                _ => "-".to_string(),
+            };
+            println!(
+                "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
+                serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                reason.as_deref().map(|r| format!("\"{r}\"")).unwrap_or_else(|| "(no reason)".into()),
+            );
+        }
+    }
+    Exit::Ok
+}
+
+fn at(r: &Record) -> &str {
+    match r {
+        Record::Start { at, .. } | Record::Begin { at, .. } | Record::End { at, .. } | Record::Finish { at, .. } => at,
+    }
+}
+
+fn print_record(r: &Record) {
+    match r {
+        Record::Start {
+            kind, from, to, change, hash, operator, reason, at, ..
+        } => println!(
+            "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
+            change.as_deref().unwrap_or("-"),
+            hash.as_deref().unwrap_or("-"),
+            reason.as_deref().unwrap_or("-")
+        ),
+        Record::Begin { step, at, .. } => println!("{at}  begin {}", step.name()),
+        Record::End {
+            step,
+            ok,
+            detail,
+            duration_ms,
+            commands,
+            at,
+            ..
+        } => {
+            println!("{at}  end   {} {} in {duration_ms} ms: {detail}", step.name(), if *ok { "ok" } else { "FAILED" });
+            for c in commands {
+                println!("        [{}] $ {}  (exit {}, {} ms)", c.host, c.command, c.status.map_or("-".into(), |s| s.to_string()), c.duration_ms);
+                for line in c.stdout.lines() {
+                    println!("          | {line}");
+                }
+                for line in c.stderr.lines() {
+                    println!("          ! {line}");
+                }
+            }
+        }
+        Record::Finish { outcome, message, at, .. } => println!("{at}  finish {outcome:?}: {message}"),
+    }
+}
