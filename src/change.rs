@@ -38,9 +38,13 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
 /// Applies a change on a host. `Ok(summary)` or `Err(what failed)`.
 pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
     for u in &change.upload {
-        let content = std::fs::read(&u.from).map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
+        let content =
+            std::fs::read(&u.from).map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
         let dest = quote::quote(&u.to);
-        let keep = format!("if [ -e {dest} ]; then cp -p -- {dest} {}; fi", quote::quote(&format!("{}.baton-prev", u.to)));
+        let keep = format!(
+            "if [ -e {dest} ]; then cp -p -- {dest} {}; fi",
+            quote::quote(&format!("{}.baton-prev", u.to))
+        );
         let out = rec.run(ssh, &keep).await;
         if !out.as_ref().is_ok_and(|o| o.success()) {
             return Err(failure(&format!("keeping the previous {}", u.to), &out));
@@ -51,11 +55,19 @@ pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result
         }
     }
     run_steps(ssh, &change.steps, rec).await?;
-    Ok(format!("{} upload(s), {} step(s)", change.upload.len(), change.steps.len()))
+    Ok(format!(
+        "{} upload(s), {} step(s)",
+        change.upload.len(),
+        change.steps.len()
+    ))
 }
 
 /// Runs a change's rollback steps on a host.
-pub async fn rollback(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
+pub async fn rollback(
+    ssh: &SshHost,
+    change: &Change,
+    rec: &mut Recorder,
+) -> Result<String, String> {
     if change.rollback.is_empty() {
         return Ok("the change has no rollback steps; the host keeps it".to_string());
     }
@@ -84,7 +96,11 @@ mod tests {
         Change {
             name: "c".into(),
             label: "label".into(),
-            upload: vec![Upload { from, to: "/x".into(), mode: 0o644 }],
+            upload: vec![Upload {
+                from,
+                to: "/x".into(),
+                mode: 0o644,
+            }],
             steps: vec!["a".into()],
             rollback: vec![],
         }

@@ -15,8 +15,8 @@ use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::DnsHandle;
 use hickory_net::{DnsError, NetError};
 use hickory_proto::op::{DnsRequestOptions, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm as HickoryTsig;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordSet, RecordType, TSigner};
 
 use crate::config::tsig::{TsigAlgorithm, TsigKey};
@@ -176,11 +176,23 @@ fn classify(
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DnsUpdateError {
     #[error("{server} refused the update: {name} no longer holds {expected} (someone else changed it since it was read; nothing was changed)")]
-    Changed { server: SocketAddr, name: String, expected: String },
+    Changed {
+        server: SocketAddr,
+        name: String,
+        expected: String,
+    },
     #[error("{server} refused the TSIG signature ({code}): check that {key} holds the key the server has for updates")]
-    BadKey { server: SocketAddr, code: String, key: String },
+    BadKey {
+        server: SocketAddr,
+        code: String,
+        key: String,
+    },
     #[error("{server} refused the update ({code}): check the server's update policy for {name}")]
-    Refused { server: SocketAddr, name: String, code: String },
+    Refused {
+        server: SocketAddr,
+        name: String,
+        code: String,
+    },
     #[error("no answer from {server} to the update within {}: it may or may not have been applied", humantime::format_duration(*after))]
     Timeout { server: SocketAddr, after: Duration },
     #[error("cannot send the update to {server}: {reason}")]
@@ -195,7 +207,10 @@ fn rdata(address: IpAddr) -> RData {
 }
 
 fn rrset(name: &Name, addresses: &[IpAddr], ttl: u32) -> RecordSet {
-    let rtype = addresses.first().map(record_type_for).unwrap_or(RecordType::A);
+    let rtype = addresses
+        .first()
+        .map(record_type_for)
+        .unwrap_or(RecordType::A);
     let mut set = RecordSet::with_ttl(name.clone(), rtype, ttl);
     for a in addresses {
         set.insert(Record::from_rdata(name.clone(), ttl, rdata(*a)), 0);
@@ -209,22 +224,41 @@ fn signer(key: &TsigKey) -> Result<TSigner, String> {
         TsigAlgorithm::HmacSha384 => HickoryTsig::HmacSha384,
         TsigAlgorithm::HmacSha512 => HickoryTsig::HmacSha512,
     };
-    let name = Name::from_str(&key.name).map_err(|e| format!("the TSIG key name `{}` is not a DNS name: {e}", key.name))?;
+    let name = Name::from_str(&key.name)
+        .map_err(|e| format!("the TSIG key name `{}` is not a DNS name: {e}", key.name))?;
     TSigner::new(key.secret().to_vec(), algorithm, name, 300).map_err(|e| e.to_string())
 }
 
-/// Replaces the record `name` in `zone` on `server`: only if it holds exactly
-/// `expected`, it becomes `new` with `ttl`, in one signed message.
+/// One compare-and-swap replacement of an address record.
+#[derive(Debug, Clone, Copy)]
+pub struct Replace<'a> {
+    /// The zone the record is in.
+    pub zone: &'a str,
+    /// The record's name.
+    pub name: &'a str,
+    /// What the record must hold now, exactly.
+    pub expected: &'a [IpAddr],
+    /// What it becomes.
+    pub new: IpAddr,
+    /// Its TTL.
+    pub ttl: u32,
+}
+
+/// Sends `r` to `server` as one TSIG-signed UPDATE: only if the record holds
+/// exactly `r.expected`, it becomes `r.new`.
 pub async fn replace(
     server: SocketAddr,
-    zone: &str,
-    name: &str,
-    expected: &[IpAddr],
-    new: IpAddr,
-    ttl: u32,
+    r: Replace<'_>,
     key: &TsigKey,
     timeout: Duration,
 ) -> Result<(), DnsUpdateError> {
+    let Replace {
+        zone,
+        name,
+        expected,
+        new,
+        ttl,
+    } = r;
     let failed = |reason: String| DnsUpdateError::Failed { server, reason };
     let zone_name = Name::from_str(zone).map_err(|e| failed(e.to_string()))?;
     let record_name = Name::from_str(name).map_err(|e| failed(e.to_string()))?;
@@ -237,17 +271,40 @@ pub async fn replace(
     let bg = tokio::spawn(bg);
     let current = rrset(&record_name, expected, ttl);
     let replacement = rrset(&record_name, &[new], ttl);
-    let result = tokio::time::timeout(timeout + Duration::from_millis(200), client.compare_and_swap(current, replacement, zone_name)).await;
+    let result = tokio::time::timeout(
+        timeout + Duration::from_millis(200),
+        client.compare_and_swap(current, replacement, zone_name),
+    )
+    .await;
     bg.abort();
-    let shown_expected = expected.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ");
+    let shown_expected = expected
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let code = match result {
-        Err(_) => return Err(DnsUpdateError::Timeout { server, after: timeout }),
+        Err(_) => {
+            return Err(DnsUpdateError::Timeout {
+                server,
+                after: timeout,
+            })
+        }
         Ok(Ok(response)) => response.metadata.response_code,
-        Ok(Err(NetError::Timeout)) => return Err(DnsUpdateError::Timeout { server, after: timeout }),
+        Ok(Err(NetError::Timeout)) => {
+            return Err(DnsUpdateError::Timeout {
+                server,
+                after: timeout,
+            })
+        }
         Ok(Err(NetError::Dns(DnsError::ResponseCode(code)))) => code,
         Ok(Err(e)) => {
             let text = e.to_string();
-            if text.contains("BADSIG") || text.contains("BADKEY") || text.contains("NotAuth") || text.contains("tsig") || text.contains("TSIG") {
+            if text.contains("BADSIG")
+                || text.contains("BADKEY")
+                || text.contains("NotAuth")
+                || text.contains("tsig")
+                || text.contains("TSIG")
+            {
                 return Err(DnsUpdateError::BadKey {
                     server,
                     code: text,
@@ -259,12 +316,17 @@ pub async fn replace(
     };
     match code {
         ResponseCode::NoError => Ok(()),
-        ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain => Err(DnsUpdateError::Changed {
-            server,
-            name: name.to_string(),
-            expected: shown_expected,
-        }),
-        ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY | ResponseCode::BADTIME => Err(DnsUpdateError::BadKey {
+        ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain => {
+            Err(DnsUpdateError::Changed {
+                server,
+                name: name.to_string(),
+                expected: shown_expected,
+            })
+        }
+        ResponseCode::NotAuth
+        | ResponseCode::BADSIG
+        | ResponseCode::BADKEY
+        | ResponseCode::BADTIME => Err(DnsUpdateError::BadKey {
             server,
             code: code.to_string(),
             key: key.file.display().to_string(),

@@ -1,6 +1,7 @@
 //! baton: a blue-green switchover controller for primary/standby server
 //! pairs. The library holds everything; `main.rs` only calls `cli::main`.
 
+pub mod change;
 pub mod checks;
 pub mod cli;
 pub mod config;
@@ -9,10 +10,9 @@ pub mod dns;
 pub mod exit;
 pub mod observe;
 pub mod quote;
-pub mod ssh;
-pub mod store;
-pub mod change;
 pub mod remote;
 pub mod run;
+pub mod ssh;
+pub mod store;
 pub mod switch;
 pub mod verify;

@@ -52,27 +52,50 @@ impl Recorder {
     }
 
     /// Runs a program with root privileges (`sudo -n` when configured).
-    pub async fn run_privileged(&mut self, ssh: &SshHost, argv: &[&str]) -> Result<Output, SshError> {
+    pub async fn run_privileged(
+        &mut self,
+        ssh: &SshHost,
+        argv: &[&str],
+    ) -> Result<Output, SshError> {
         let started = Instant::now();
         let out = ssh.run_privileged(argv).await;
-        let shown = if ssh.target().sudo { format!("sudo -n {}", quote::join(argv)) } else { quote::join(argv) };
+        let shown = if ssh.target().sudo {
+            format!("sudo -n {}", quote::join(argv))
+        } else {
+            quote::join(argv)
+        };
         self.keep(&ssh.target().name, &shown, &out, started.elapsed());
         out
     }
 
     /// Uploads a file atomically with a mode.
-    pub async fn upload(&mut self, ssh: &SshHost, content: Vec<u8>, to: &str, mode: u32) -> Result<Output, SshError> {
+    pub async fn upload(
+        &mut self,
+        ssh: &SshHost,
+        content: Vec<u8>,
+        to: &str,
+        mode: u32,
+    ) -> Result<Output, SshError> {
         let started = Instant::now();
         let size = content.len();
         let out = ssh.upload(content, to, mode).await;
-        self.keep(&ssh.target().name, &format!("upload {size} bytes to {to} (mode {mode:04o})"), &out, started.elapsed());
+        self.keep(
+            &ssh.target().name,
+            &format!("upload {size} bytes to {to} (mode {mode:04o})"),
+            &out,
+            started.elapsed(),
+        );
         out
     }
 
     /// Runs a local hook through `sh -c` with a deadline.
     pub async fn local(&mut self, command: &str, timeout: Duration) -> Result<Output, SshError> {
         let started = Instant::now();
-        let child = tokio::process::Command::new("sh").arg("-c").arg(command).kill_on_drop(true).output();
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .kill_on_drop(true)
+            .output();
         let out = match tokio::time::timeout(timeout, child).await {
             Err(_) => Err(SshError::Timeout {
                 host: "local".into(),
@@ -116,7 +139,10 @@ pub fn failure(what: &str, out: &Result<Output, SshError>) -> String {
             let line = err.trim().lines().last().unwrap_or_default().to_string();
             match o.status {
                 Some(code) => format!("{what} exited {code}: {line}"),
-                None => format!("{what} was killed by signal {}: {line}", o.signal.clone().unwrap_or_default()),
+                None => format!(
+                    "{what} was killed by signal {}: {line}",
+                    o.signal.clone().unwrap_or_default()
+                ),
             }
         }
     }

@@ -93,7 +93,10 @@ fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String
         run: String::new(),
         step: "run".into(),
         host: String::new(),
-        state: serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        state: serde_json::to_value(outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         duration_ms: 0,
         detail: message.clone(),
     });
@@ -128,16 +131,31 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
 
     if let Some(view) = last.filter(|v| v.finished.is_none()) {
         let recovered = recover(pair, &journal, &store, &view, &observed.sessions, progress).await;
-        if req.kind.is_none() || !matches!(recovered.outcome, Outcome::Ok | Outcome::RolledBack | Outcome::NotStarted) {
+        if req.kind.is_none()
+            || !matches!(
+                recovered.outcome,
+                Outcome::Ok | Outcome::RolledBack | Outcome::NotStarted
+            )
+        {
             return recovered;
         }
         // The interrupted run is settled; look at the pair afresh.
         observed = observe::observe(pair).await;
     } else if req.kind.is_none() {
-        return refuse(progress, &pair.name, Outcome::Ok, format!("nothing to recover: the last run of {} finished", pair.name));
+        return refuse(
+            progress,
+            &pair.name,
+            Outcome::Ok,
+            format!("nothing to recover: the last run of {} finished", pair.name),
+        );
     }
     let Some(kind) = req.kind else {
-        return refuse(progress, &pair.name, Outcome::NotStarted, "nothing to do".to_string());
+        return refuse(
+            progress,
+            &pair.name,
+            Outcome::NotStarted,
+            "nothing to do".to_string(),
+        );
     };
     fresh(pair, kind, req, &journal, &store, observed, progress).await
 }
@@ -153,7 +171,11 @@ async fn fresh(
     progress: &dyn Progress,
 ) -> Finished {
     let started = Instant::now();
-    let run_id = format!("{}-{}", now_rfc3339().replace([':', '-'], ""), std::process::id());
+    let run_id = format!(
+        "{}-{}",
+        now_rfc3339().replace([':', '-'], ""),
+        std::process::id()
+    );
     let sessions = &observed.sessions;
     let mut seen = observed.seen.clone();
     let recorded = match store.load(&pair.name) {
@@ -171,23 +193,54 @@ async fn fresh(
         (None, Seen::Host(h)) => h.clone(),
         (None, _) => pair.hosts[0].name.clone(),
     };
-    let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned()) else {
-        return refuse(progress, &pair.name, Outcome::NotStarted, format!("the recorded primary `{from}` is not a host of {}", pair.name));
+    let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned())
+    else {
+        return refuse(
+            progress,
+            &pair.name,
+            Outcome::NotStarted,
+            format!(
+                "the recorded primary `{from}` is not a host of {}",
+                pair.name
+            ),
+        );
     };
     let change = match (kind, &req.change) {
         (Kind::Apply, Some(name)) => match pair.changes.get(name) {
             Some(c) => Some(c.clone()),
             None => {
                 let known: Vec<&String> = pair.changes.keys().collect();
-                return refuse(progress, &pair.name, Outcome::NotStarted, format!("pair {} has no change `{name}` (it has: {known:?})", pair.name));
+                return refuse(
+                    progress,
+                    &pair.name,
+                    Outcome::NotStarted,
+                    format!(
+                        "pair {} has no change `{name}` (it has: {known:?})",
+                        pair.name
+                    ),
+                );
             }
         },
-        (Kind::Apply, None) => return refuse(progress, &pair.name, Outcome::NotStarted, "apply needs --change NAME".to_string()),
+        (Kind::Apply, None) => {
+            return refuse(
+                progress,
+                &pair.name,
+                Outcome::NotStarted,
+                "apply needs --change NAME".to_string(),
+            )
+        }
         (Kind::Switchover, _) => None,
     };
     let hash = match change.as_ref().map(change::hash).transpose() {
         Ok(h) => h,
-        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, format!("cannot hash the change: {e}")),
+        Err(e) => {
+            return refuse(
+                progress,
+                &pair.name,
+                Outcome::NotStarted,
+                format!("cannot hash the change: {e}"),
+            )
+        }
     };
     let start = Record::Start {
         run: run_id.clone(),
@@ -212,19 +265,37 @@ async fn fresh(
         step: Step::Preflight,
         at: now_rfc3339(),
     });
-    let mut problems: Vec<String> = assessment.findings.iter().map(|f| f.message.clone()).collect();
+    let mut problems: Vec<String> = assessment
+        .findings
+        .iter()
+        .map(|f| f.message.clone())
+        .collect();
     if sessions.iter().any(Option::is_none) && problems.is_empty() {
         problems.push("a host could not be reached".to_string());
     }
-    let drift = assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_)) || assessment.findings.iter().any(|f| f.message.contains("record says"));
+    let drift = assessment.verdict == Verdict::Operator
+        && !matches!(assessment.holder, Seen::Host(_))
+        || assessment
+            .findings
+            .iter()
+            .any(|f| f.message.contains("record says"));
     let ok = problems.is_empty();
     let detail = if ok {
-        format!("{} holds traffic; both hosts reachable and healthy", from_host.name)
+        format!(
+            "{} holds traffic; both hosts reachable and healthy",
+            from_host.name
+        )
     } else {
         problems.join("; ")
     };
     if ok && recorded.is_none() {
-        save_roles(store, &pair.name, &from_host.name, &to_host.name, "observed");
+        save_roles(
+            store,
+            &pair.name,
+            &from_host.name,
+            &to_host.name,
+            "observed",
+        );
     }
     let ctx = Ctx {
         pair,
@@ -250,7 +321,10 @@ async fn fresh(
             message,
         };
     }
-    let mut ended = vec![Ended { step: Step::Preflight, ok }];
+    let mut ended = vec![Ended {
+        step: Step::Preflight,
+        ok,
+    }];
     ctx.drive(&mut ended).await
 }
 
@@ -265,12 +339,23 @@ async fn recover(
     progress: &dyn Progress,
 ) -> Finished {
     let Record::Start {
-        run, kind, from, to, change, ..
+        run,
+        kind,
+        from,
+        to,
+        change,
+        ..
     } = &view.start
     else {
-        return refuse(progress, &pair.name, Outcome::Operator, "the journal's last run has no start record".to_string());
+        return refuse(
+            progress,
+            &pair.name,
+            Outcome::Operator,
+            "the journal's last run has no start record".to_string(),
+        );
     };
-    let (Some(from_host), Some(to_host)) = (pair.host(from).cloned(), pair.host(to).cloned()) else {
+    let (Some(from_host), Some(to_host)) = (pair.host(from).cloned(), pair.host(to).cloned())
+    else {
         return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} names hosts {from} and {to}, which are not this pair's hosts any more"));
     };
     let change = match change {
@@ -323,7 +408,10 @@ async fn recover(
         host: String::new(),
         state: "begin".into(),
         duration_ms: 0,
-        detail: format!("resuming interrupted run {run} after {} step(s)", ended.len()),
+        detail: format!(
+            "resuming interrupted run {run} after {} step(s)",
+            ended.len()
+        ),
     });
     ctx.drive(&mut ended).await
 }
@@ -357,13 +445,19 @@ fn save_roles(store: &StateStore, pair: &str, primary: &str, standby: &str, sour
 
 impl Ctx<'_> {
     fn session(&self, host: &Host) -> Option<&SshHost> {
-        self.pair.hosts.iter().position(|h| h.name == host.name).and_then(|i| self.sessions[i])
+        self.pair
+            .hosts
+            .iter()
+            .position(|h| h.name == host.name)
+            .and_then(|i| self.sessions[i])
     }
 
     fn host_of(&self, step: Step) -> String {
         match step {
             Step::Preflight => format!("{},{}", self.from.name, self.to.name),
-            Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby => self.to.name.clone(),
+            Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby => {
+                self.to.name.clone()
+            }
             Step::ApplyOldPrimary | Step::VerifyOldPrimary | Step::Drain => self.from.name.clone(),
             Step::Switch => format!("{}->{}", self.from.name, self.to.name),
             Step::SwitchBack => format!("{}->{}", self.to.name, self.from.name),
@@ -371,7 +465,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn end(&self, step: Step, ok: bool, detail: &str, took: Duration, commands: Vec<crate::store::journal::CommandRecord>) {
+    fn end(
+        &self,
+        step: Step,
+        ok: bool,
+        detail: &str,
+        took: Duration,
+        commands: Vec<crate::store::journal::CommandRecord>,
+    ) {
         if let Err(e) = self.journal.append(&Record::End {
             run: self.run.clone(),
             step,
@@ -406,7 +507,10 @@ impl Ctx<'_> {
             run: self.run.clone(),
             step: "run".into(),
             host: String::new(),
-            state: serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            state: serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             duration_ms: 0,
             detail: message.to_string(),
         });
@@ -456,7 +560,11 @@ impl Ctx<'_> {
                     self.end(step, ok, &detail, started.elapsed(), rec.commands);
                     ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
-                        let (p, s) = if cycle::traffic_on_new(ended) { (&self.to, &self.from) } else { (&self.from, &self.to) };
+                        let (p, s) = if cycle::traffic_on_new(ended) {
+                            (&self.to, &self.from)
+                        } else {
+                            (&self.from, &self.to)
+                        };
                         save_roles(self.store, &self.pair.name, &p.name, &s.name, step.name());
                     }
                 }
@@ -480,11 +588,18 @@ impl Ctx<'_> {
 
     async fn perform(&mut self, step: Step, rec: &mut Recorder) -> Result<String, String> {
         let (from, to) = (self.from.clone(), self.to.clone());
-        let need = |h: &Host, s: Option<&SshHost>| s.cloned().ok_or_else(|| format!("{} is unreachable over SSH", h.name));
+        let need = |h: &Host, s: Option<&SshHost>| {
+            s.cloned()
+                .ok_or_else(|| format!("{} is unreachable over SSH", h.name))
+        };
         match step {
             Step::Preflight => Err("preflight runs only at the start of a run".to_string()),
             Step::ApplyStandby | Step::ApplyOldPrimary => {
-                let host = if step == Step::ApplyStandby { &to } else { &from };
+                let host = if step == Step::ApplyStandby {
+                    &to
+                } else {
+                    &from
+                };
                 let ssh = need(host, self.session(host))?;
                 match &self.change {
                     Some(c) => change::apply(&ssh, c, rec).await,
@@ -499,11 +614,19 @@ impl Ctx<'_> {
                 }
             }
             Step::VerifyStandby | Step::VerifyOldPrimary => {
-                let host = if step == Step::VerifyStandby { &to } else { &from };
+                let host = if step == Step::VerifyStandby {
+                    &to
+                } else {
+                    &from
+                };
                 verify::all(&self.pair.checks, host, self.session(host)).await
             }
             Step::Switch | Step::SwitchBack => {
-                let (a, b) = if step == Step::Switch { (&from, &to) } else { (&to, &from) };
+                let (a, b) = if step == Step::Switch {
+                    (&from, &to)
+                } else {
+                    (&to, &from)
+                };
                 let switched = switch::switch(self.pair, &self.sessions, a, b, rec).await?;
                 if switched.ttl.is_some() {
                     self.ttl = switched.ttl;
@@ -512,7 +635,13 @@ impl Ctx<'_> {
             }
             Step::VerifyService => {
                 let service = self.service_host(&to).await?;
-                verify::service(&self.pair.checks, &service, self.session(&to), self.pair.observe_period).await
+                verify::service(
+                    &self.pair.checks,
+                    &service,
+                    self.session(&to),
+                    self.pair.observe_period,
+                )
+                .await
             }
             Step::Drain => self.drain().await,
         }
@@ -526,10 +655,17 @@ impl Ctx<'_> {
             Traffic::Dns(d) => {
                 let rtype = crate::dns::record_type_for(&to.address);
                 let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
-                let answer = crate::dns::query(d.servers[0], &d.name, rtype, timeout).await.map_err(|e| e.to_string())?;
+                let answer = crate::dns::query(d.servers[0], &d.name, rtype, timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 match answer.addresses().as_slice() {
                     [a] => *a,
-                    other => return Err(format!("{} resolves to {other:?}, not to one address", d.name)),
+                    other => {
+                        return Err(format!(
+                            "{} resolves to {other:?}, not to one address",
+                            d.name
+                        ))
+                    }
                 }
             }
             Traffic::Command(_) => to.address,
@@ -549,20 +685,40 @@ impl Ctx<'_> {
                     None => {
                         let rtype = crate::dns::record_type_for(&self.to.address);
                         let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
-                        crate::dns::query(d.servers[0], &d.name, rtype, timeout).await.ok().and_then(|a| a.ttl).unwrap_or(300)
+                        crate::dns::query(d.servers[0], &d.name, rtype, timeout)
+                            .await
+                            .ok()
+                            .and_then(|a| a.ttl)
+                            .unwrap_or(300)
                     }
                 };
                 tokio::time::sleep(Duration::from_secs(u64::from(ttl))).await;
-                Ok(format!("waited the record's TTL ({ttl}s): caches no longer send clients to {}", self.from.name))
+                Ok(format!(
+                    "waited the record's TTL ({ttl}s): caches no longer send clients to {}",
+                    self.from.name
+                ))
             }
-            Traffic::Vip(_) => Ok(format!("the virtual IP left {}: no new connections reach it", self.from.name)),
-            Traffic::Command(_) => Ok("the switch hook moved traffic; nothing to wait for".to_string()),
+            Traffic::Vip(_) => Ok(format!(
+                "the virtual IP left {}: no new connections reach it",
+                self.from.name
+            )),
+            Traffic::Command(_) => {
+                Ok("the switch hook moved traffic; nothing to wait for".to_string())
+            }
         }
     }
 
     fn message(&self, outcome: Outcome, ended: &[Ended]) -> String {
-        let failed: Vec<&str> = ended.iter().filter(|e| !e.ok).map(|e| e.step.name()).collect();
-        let on = if cycle::traffic_on_new(ended) { &self.to.name } else { &self.from.name };
+        let failed: Vec<&str> = ended
+            .iter()
+            .filter(|e| !e.ok)
+            .map(|e| e.step.name())
+            .collect();
+        let on = if cycle::traffic_on_new(ended) {
+            &self.to.name
+        } else {
+            &self.from.name
+        };
         match outcome {
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
             Outcome::RolledBack => format!("failed at {} and undone: traffic stayed on {on}", failed.join(", ")),

@@ -29,7 +29,10 @@ const PROPAGATION: Duration = Duration::from_secs(30);
 pub type Sessions<'a> = [Option<&'a SshHost>; 2];
 
 fn session<'a>(pair: &Pair, sessions: &Sessions<'a>, host: &Host) -> Option<&'a SshHost> {
-    pair.hosts.iter().position(|h| h.name == host.name).and_then(|i| sessions[i])
+    pair.hosts
+        .iter()
+        .position(|h| h.name == host.name)
+        .and_then(|i| sessions[i])
 }
 
 /// What a successful switch learned.
@@ -42,9 +45,42 @@ pub struct Switched {
 }
 
 /// Moves traffic from `from` to `to`.
-pub async fn switch(pair: &Pair, sessions: &Sessions<'_>, from: &Host, to: &Host, rec: &mut Recorder) -> Result<Switched, String> {
+pub async fn switch(
+    pair: &Pair,
+    sessions: &Sessions<'_>,
+    from: &Host,
+    to: &Host,
+    rec: &mut Recorder,
+) -> Result<Switched, String> {
+    // Compare first: traffic must be exactly on `from`. Already on `to` is
+    // success (a resumed run, or a switch back after a switch that never
+    // happened); anywhere else is someone else's doing, and not ours to undo.
+    match holder(pair, sessions).await {
+        (Some(h), why) if h == to.name => {
+            return Ok(Switched {
+                detail: format!("traffic is already on {}: {why}", to.name),
+                ttl: None,
+            })
+        }
+        (Some(h), _) if h == from.name => {}
+        (_, why) => {
+            return Err(format!(
+                "traffic is not on {} any more ({why}): not switching",
+                from.name
+            ))
+        }
+    }
     match &pair.traffic {
-        Traffic::Vip(v) => vip(v, session(pair, sessions, from), session(pair, sessions, to), to, rec).await,
+        Traffic::Vip(v) => {
+            vip(
+                v,
+                session(pair, sessions, from),
+                session(pair, sessions, to),
+                to,
+                rec,
+            )
+            .await
+        }
         Traffic::Dns(d) => dns_switch(pair, d, from, to).await,
         Traffic::Command(c) => {
             let line = c
@@ -62,43 +98,85 @@ pub async fn switch(pair: &Pair, sessions: &Sessions<'_>, from: &Host, to: &Host
                     detail: format!("the hook moved traffic to {}", to.name),
                     ttl: None,
                 }),
-                (_, why) => Err(format!("after the switch hook, traffic is not on {}: {why}", to.name)),
+                (_, why) => Err(format!(
+                    "after the switch hook, traffic is not on {}: {why}",
+                    to.name
+                )),
             }
         }
     }
 }
 
-async fn vip(v: &Vip, from: Option<&SshHost>, to: Option<&SshHost>, to_host: &Host, rec: &mut Recorder) -> Result<Switched, String> {
+async fn vip(
+    v: &Vip,
+    from: Option<&SshHost>,
+    to: Option<&SshHost>,
+    to_host: &Host,
+    rec: &mut Recorder,
+) -> Result<Switched, String> {
     let (Some(from), Some(to)) = (from, to) else {
         return Err("both hosts must be reachable to move the virtual IP".to_string());
     };
     let cidr = v.to_string();
     let started = Instant::now();
-    let out = rec.run_privileged(from, &["ip", "addr", "del", &cidr, "dev", &v.interface]).await;
+    let out = rec
+        .run_privileged(from, &["ip", "addr", "del", &cidr, "dev", &v.interface])
+        .await;
     if !out.as_ref().is_ok_and(|o| o.success()) {
-        return Err(failure(&format!("removing {cidr} from {}", from.target().name), &out));
+        return Err(failure(
+            &format!("removing {cidr} from {}", from.target().name),
+            &out,
+        ));
     }
-    let out = rec.run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface]).await;
+    let out = rec
+        .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
+        .await;
     let gap = started.elapsed();
     if !out.as_ref().is_ok_and(|o| o.success()) {
         let why = failure(&format!("adding {cidr} on {}", to.target().name), &out);
         // Put it back where it was, so the service keeps its address.
-        let back = rec.run_privileged(from, &["ip", "addr", "add", &cidr, "dev", &v.interface]).await;
-        let restored = if back.as_ref().is_ok_and(|o| o.success()) { "restored on the old host" } else { "NOT restored" };
+        let back = rec
+            .run_privileged(from, &["ip", "addr", "add", &cidr, "dev", &v.interface])
+            .await;
+        let restored = if back.as_ref().is_ok_and(|o| o.success()) {
+            "restored on the old host"
+        } else {
+            "NOT restored"
+        };
         return Err(format!("{why}; the address was {restored}"));
     }
     // Gratuitous ARP, repeated, in the background: arping takes a second per
     // packet and the switch must not wait for it.
-    let arping = quote::join(&["arping", "-U", "-c", &v.arp_count.to_string(), "-I", &v.interface, &v.address.to_string()]);
+    let arping = quote::join(&[
+        "arping",
+        "-U",
+        "-c",
+        &v.arp_count.to_string(),
+        "-I",
+        &v.interface,
+        &v.address.to_string(),
+    ]);
     let sudo = if to.target().sudo { "sudo -n " } else { "" };
-    let announce = format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
+    let announce =
+        format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
     let out = rec.run(to, &announce).await;
-    let arp_note = if out.as_ref().is_ok_and(|o| o.success()) { "" } else { " (gratuitous ARP could not be started)" };
+    let arp_note = if out.as_ref().is_ok_and(|o| o.success()) {
+        ""
+    } else {
+        " (gratuitous ARP could not be started)"
+    };
     // Confirm: exactly the new host holds it.
-    let (on_from, on_to) = tokio::join!(holds_address(from, &v.interface, v.address), holds_address(to, &v.interface, v.address));
+    let (on_from, on_to) = tokio::join!(
+        holds_address(from, &v.interface, v.address),
+        holds_address(to, &v.interface, v.address)
+    );
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
-            detail: format!("{cidr} moved to {} in {} ms{arp_note}", to_host.name, gap.as_millis()),
+            detail: format!(
+                "{cidr} moved to {} in {} ms{arp_note}",
+                to_host.name,
+                gap.as_millis()
+            ),
             ttl: None,
         }),
         (a, b) => Err(format!(
@@ -126,27 +204,50 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             Err(e) => why.push(e.to_string()),
         }
     }
-    let current = current.ok_or_else(|| format!("no authoritative server answered: {}", why.join("; ")))?;
+    let current =
+        current.ok_or_else(|| format!("no authoritative server answered: {}", why.join("; ")))?;
     if current.addresses() != vec![from.address] {
-        return Err(format!("{} points at {:?}, not at {} ({}): not switching", d.name, current.values, from.name, from.address));
+        return Err(format!(
+            "{} points at {:?}, not at {} ({}): not switching",
+            d.name, current.values, from.name, from.address
+        ));
     }
     let ttl = current.ttl.unwrap_or(300);
     let started = Instant::now();
     // The update goes to the first server; the others get it by zone transfer.
     let primary = d.servers[0];
-    dns::replace(primary, &d.zone, &d.name, &[from.address], to.address, ttl, &d.tsig_key, timeout)
+    let replace = dns::Replace {
+        zone: &d.zone,
+        name: &d.name,
+        expected: &[from.address],
+        new: to.address,
+        ttl,
+    };
+    dns::replace(primary, replace, &d.tsig_key, timeout)
         .await
         .map_err(|e| e.to_string())?;
     // Every authoritative server must serve the new answer.
     let deadline = Instant::now() + PROPAGATION;
     loop {
-        let answers = futures_util::future::join_all(d.servers.iter().map(|s| dns::query(*s, &d.name, rtype, timeout))).await;
+        let answers = futures_util::future::join_all(
+            d.servers
+                .iter()
+                .map(|s| dns::query(*s, &d.name, rtype, timeout)),
+        )
+        .await;
         let lagging: Vec<String> = d
             .servers
             .iter()
             .zip(&answers)
             .filter(|(_, a)| !matches!(a, Ok(a) if a.addresses() == vec![to.address]))
-            .map(|(s, a)| format!("{s}: {}", a.as_ref().map(|a| a.values.join(",")).unwrap_or_else(|e| e.to_string())))
+            .map(|(s, a)| {
+                format!(
+                    "{s}: {}",
+                    a.as_ref()
+                        .map(|a| a.values.join(","))
+                        .unwrap_or_else(|e| e.to_string())
+                )
+            })
             .collect();
         if lagging.is_empty() {
             return Ok(Switched {
@@ -162,7 +263,10 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             });
         }
         if Instant::now() >= deadline {
-            return Err(format!("the update was accepted, but not every server serves it: {}", lagging.join("; ")));
+            return Err(format!(
+                "the update was accepted, but not every server serves it: {}",
+                lagging.join("; ")
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -193,7 +297,12 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
         Traffic::Dns(d) => {
             let timeout = pair.ssh.connect_timeout.min(Duration::from_secs(5));
             let rtype = dns::record_type_for(&pair.hosts[0].address);
-            let answers = futures_util::future::join_all(d.servers.iter().map(|s| dns::query(*s, &d.name, rtype, timeout))).await;
+            let answers = futures_util::future::join_all(
+                d.servers
+                    .iter()
+                    .map(|s| dns::query(*s, &d.name, rtype, timeout)),
+            )
+            .await;
             let mut seen: Option<Vec<IpAddr>> = None;
             for (s, a) in d.servers.iter().zip(answers) {
                 match a {
@@ -208,8 +317,17 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
                 }
             }
             let addrs = seen.unwrap_or_default();
-            match pair.hosts.iter().filter(|h| addrs.contains(&h.address)).collect::<Vec<_>>().as_slice() {
-                [one] if addrs.len() == 1 => (Some(one.name.clone()), format!("{} points at {}", d.name, one.name)),
+            match pair
+                .hosts
+                .iter()
+                .filter(|h| addrs.contains(&h.address))
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [one] if addrs.len() == 1 => (
+                    Some(one.name.clone()),
+                    format!("{} points at {}", d.name, one.name),
+                ),
                 _ => (None, format!("{} points at {addrs:?}", d.name)),
             }
         }
@@ -218,8 +336,15 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
             match rec.local(&c.query, pair.ssh.command_timeout).await {
                 Ok(o) if o.success() => {
                     let said = o.stdout_text().trim().to_string();
-                    match pair.hosts.iter().find(|h| h.name == said || h.address.to_string() == said) {
-                        Some(h) => (Some(h.name.clone()), format!("the query hook says {}", h.name)),
+                    match pair
+                        .hosts
+                        .iter()
+                        .find(|h| h.name == said || h.address.to_string() == said)
+                    {
+                        Some(h) => (
+                            Some(h.name.clone()),
+                            format!("the query hook says {}", h.name),
+                        ),
                         None => (None, format!("the query hook says `{said}`")),
                     }
                 }
@@ -230,7 +355,12 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
 }
 
 /// Where traffic is, relative to a run's old (`from`) and new (`to`) primary.
-pub async fn holder_for_run(pair: &Pair, sessions: &Sessions<'_>, from: &str, to: &str) -> (Holder, String) {
+pub async fn holder_for_run(
+    pair: &Pair,
+    sessions: &Sessions<'_>,
+    from: &str,
+    to: &str,
+) -> (Holder, String) {
     let (h, why) = holder(pair, sessions).await;
     match h {
         Some(h) if h == from => (Holder::Old, why),

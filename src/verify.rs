@@ -27,7 +27,10 @@ pub async fn check(check: &Check, target: &Host, ssh: Option<&SshHost>) -> Resul
             streak = 0;
             failures += 1;
             if failures > check.failures_allowed {
-                return Err(format!("check {} failed on {}: {detail}", check.name, target.name));
+                return Err(format!(
+                    "check {} failed on {}: {detail}",
+                    check.name, target.name
+                ));
             }
         }
         tokio::time::sleep(check.interval).await;
@@ -37,9 +40,16 @@ pub async fn check(check: &Check, target: &Host, ssh: Option<&SshHost>) -> Resul
 /// Every check of the pair against one target, at once.
 pub async fn all(checks: &[Check], target: &Host, ssh: Option<&SshHost>) -> Result<String, String> {
     let results = join_all(checks.iter().map(|c| check(c, target, ssh))).await;
-    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
     if failed.is_empty() {
-        Ok(format!("{} check(s) passed on {}", checks.len(), target.name))
+        Ok(format!(
+            "{} check(s) passed on {}",
+            checks.len(),
+            target.name
+        ))
     } else {
         Err(failed.join("; "))
     }
@@ -49,10 +59,19 @@ pub async fn all(checks: &[Check], target: &Host, ssh: Option<&SshHost>) -> Resu
 /// checks pass (with their policy) at the start, then keep passing on every
 /// interval until the period ends. `service` carries the service address
 /// and the name of the host that must be answering.
-pub async fn service(checks: &[Check], service: &Host, ssh: Option<&SshHost>, period: Duration) -> Result<String, String> {
+pub async fn service(
+    checks: &[Check],
+    service: &Host,
+    ssh: Option<&SshHost>,
+    period: Duration,
+) -> Result<String, String> {
     let started = Instant::now();
     all(checks, service, ssh).await?;
-    let interval = checks.iter().map(|c| c.interval).min().unwrap_or(Duration::from_secs(1));
+    let interval = checks
+        .iter()
+        .map(|c| c.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(1));
     let mut rounds = 1;
     while started.elapsed() < period {
         tokio::time::sleep(interval.min(period.saturating_sub(started.elapsed()))).await;

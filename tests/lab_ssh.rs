@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,26 +13,6 @@ use baton::config;
 use baton::quote;
 use baton::ssh::{SshError, SshHost, Target};
 use common::*;
-
-/// Runs an async body on a thread inside the controller's namespace.
-fn in_ctl<T: Send>(body: impl AsyncFnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let ns = File::open("/run/netns/baton-ctl").expect("the lab's controller namespace");
-            // SAFETY: setns on a namespace fd we own; it affects this thread
-            // and the threads it starts (the runtime's blocking pool).
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns failed");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(body())
-        })
-        .join()
-        .expect("the namespace thread panicked")
-    })
-}
 
 fn target(host: &str) -> Target {
     let (cfg, _) = config::load(&lab_config())

@@ -31,7 +31,11 @@ impl Progress for Printer {
             }
         } else {
             let secs = e.duration_ms as f64 / 1000.0;
-            let _ = writeln!(out, "{:<10} {:<18} {:<22} {:>7.2}s  {:<6} {}", e.pair, e.step, e.host, secs, e.state, e.detail);
+            let _ = writeln!(
+                out,
+                "{:<10} {:<18} {:<22} {:>7.2}s  {:<6} {}",
+                e.pair, e.step, e.host, secs, e.state, e.detail
+            );
         }
         let _ = out.flush();
     }
@@ -51,7 +55,14 @@ pub fn exit_of(f: &Finished) -> Exit {
 
 /// Runs a request over the pairs, in order; stops after the first pair
 /// that does not end well. Returns the worst exit code.
-pub async fn run(config: &Config, kind: Option<Kind>, change: Option<String>, reason: Option<String>, json: bool, command: String) -> Exit {
+pub async fn run(
+    config: &Config,
+    kind: Option<Kind>,
+    change: Option<String>,
+    reason: Option<String>,
+    json: bool,
+    command: String,
+) -> Exit {
     let printer = Printer { json };
     let req = Request {
         kind,
@@ -66,9 +77,20 @@ pub async fn run(config: &Config, kind: Option<Kind>, change: Option<String>, re
         let exit = exit_of(&finished);
         worst = worst.max(exit);
         if exit != Exit::Ok {
-            let rest: Vec<&String> = config.pairs.keys().skip_while(|n| **n != pair.name).skip(1).collect();
+            let rest: Vec<&String> = config
+                .pairs
+                .keys()
+                .skip_while(|n| **n != pair.name)
+                .skip(1)
+                .collect();
             if !rest.is_empty() {
-                eprintln!("baton: stopping; not started: {}", rest.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "baton: stopping; not started: {}",
+                    rest.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             break;
         }

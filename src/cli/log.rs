@@ -53,7 +53,10 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
             continue;
         };
         let outcome = match (v.finished, v.open) {
-            (Some(o), _) => serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_uppercase)).unwrap_or_default(),
+            (Some(o), _) => serde_json::to_value(o)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_uppercase))
+                .unwrap_or_default(),
             (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),
             (None, None) => "INTERRUPTED".to_string(),
         };
@@ -70,8 +73,14 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
             };
             println!(
                 "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
-                serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                reason.as_deref().map(|r| format!("\"{r}\"")).unwrap_or_else(|| "(no reason)".into()),
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                reason
+                    .as_deref()
+                    .map(|r| format!("\"{r}\""))
+                    .unwrap_or_else(|| "(no reason)".into()),
             );
         }
     }
@@ -80,14 +89,25 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
 
 fn at(r: &Record) -> &str {
     match r {
-        Record::Start { at, .. } | Record::Begin { at, .. } | Record::End { at, .. } | Record::Finish { at, .. } => at,
+        Record::Start { at, .. }
+        | Record::Begin { at, .. }
+        | Record::End { at, .. }
+        | Record::Finish { at, .. } => at,
     }
 }
 
 fn print_record(r: &Record) {
     match r {
         Record::Start {
-            kind, from, to, change, hash, operator, reason, at, ..
+            kind,
+            from,
+            to,
+            change,
+            hash,
+            operator,
+            reason,
+            at,
+            ..
         } => println!(
             "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
             change.as_deref().unwrap_or("-"),
@@ -104,9 +124,19 @@ fn print_record(r: &Record) {
             at,
             ..
         } => {
-            println!("{at}  end   {} {} in {duration_ms} ms: {detail}", step.name(), if *ok { "ok" } else { "FAILED" });
+            println!(
+                "{at}  end   {} {} in {duration_ms} ms: {detail}",
+                step.name(),
+                if *ok { "ok" } else { "FAILED" }
+            );
             for c in commands {
-                println!("        [{}] $ {}  (exit {}, {} ms)", c.host, c.command, c.status.map_or("-".into(), |s| s.to_string()), c.duration_ms);
+                println!(
+                    "        [{}] $ {}  (exit {}, {} ms)",
+                    c.host,
+                    c.command,
+                    c.status.map_or("-".into(), |s| s.to_string()),
+                    c.duration_ms
+                );
                 for line in c.stdout.lines() {
                     println!("          | {line}");
                 }
@@ -115,6 +145,11 @@ fn print_record(r: &Record) {
                 }
             }
         }
-        Record::Finish { outcome, message, at, .. } => println!("{at}  finish {outcome:?}: {message}"),
+        Record::Finish {
+            outcome,
+            message,
+            at,
+            ..
+        } => println!("{at}  finish {outcome:?}: {message}"),
     }
 }

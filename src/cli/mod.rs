@@ -115,14 +115,22 @@ fn init_logging(verbose: u8) {
 fn run(cli: Cli) -> Exit {
     let pairs: Vec<String> = match &cli.command {
         Command::Check { pairs } => return check(&cli, pairs),
-        Command::Status { pairs } | Command::Apply { pairs, .. } | Command::Recover { pairs } | Command::Log { pairs, .. } => pairs.clone(),
+        Command::Status { pairs }
+        | Command::Apply { pairs, .. }
+        | Command::Recover { pairs }
+        | Command::Log { pairs, .. } => pairs.clone(),
         Command::Switchover { pair, .. } => vec![pair.clone()],
     };
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;
     };
     if let Command::Apply { change, .. } = &cli.command {
-        let missing: Vec<&str> = config.pairs.values().filter(|p| !p.changes.contains_key(change)).map(|p| p.name.as_str()).collect();
+        let missing: Vec<&str> = config
+            .pairs
+            .values()
+            .filter(|p| !p.changes.contains_key(change))
+            .map(|p| p.name.as_str())
+            .collect();
         if !missing.is_empty() {
             eprintln!("baton: pair(s) {} have no change `{change}`; define [changes.{change}] in their pair files. Nothing was done.", missing.join(", "));
             return Exit::Config;
@@ -131,7 +139,10 @@ fn run(cli: Cli) -> Exit {
     if let Command::Log { run, .. } = &cli.command {
         return log::show(&config, run.as_deref(), cli.json);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("baton: cannot start the async runtime: {e}");
@@ -140,9 +151,25 @@ fn run(cli: Cli) -> Exit {
     };
     let line = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     match &cli.command {
-        Command::Apply { change, reason, .. } => runtime.block_on(cycle::run(&config, Some(Kind::Apply), Some(change.clone()), reason.clone(), cli.json, line)),
-        Command::Switchover { reason, .. } => runtime.block_on(cycle::run(&config, Some(Kind::Switchover), None, reason.clone(), cli.json, line)),
-        Command::Recover { .. } => runtime.block_on(cycle::run(&config, None, None, None, cli.json, line)),
+        Command::Apply { change, reason, .. } => runtime.block_on(cycle::run(
+            &config,
+            Some(Kind::Apply),
+            Some(change.clone()),
+            reason.clone(),
+            cli.json,
+            line,
+        )),
+        Command::Switchover { reason, .. } => runtime.block_on(cycle::run(
+            &config,
+            Some(Kind::Switchover),
+            None,
+            reason.clone(),
+            cli.json,
+            line,
+        )),
+        Command::Recover { .. } => {
+            runtime.block_on(cycle::run(&config, None, None, None, cli.json, line))
+        }
         _ => runtime.block_on(status::run(&config, cli.json)),
     }
 }

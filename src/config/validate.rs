@@ -317,7 +317,10 @@ fn pair(
     if observe_period > Duration::from_secs(3600) {
         sink.push(src.at(
             &[N("observe_period")],
-            format!("observe_period {} is out of range", humantime::format_duration(observe_period)),
+            format!(
+                "observe_period {} is out of range",
+                humantime::format_duration(observe_period)
+            ),
             "use between \"0s\" and \"1h\" (\"5s\" to \"1m\" is usual)",
         ));
     }
@@ -912,16 +915,28 @@ fn valid_name(n: &str) -> bool {
 
 const PLACEHOLDERS: [&str; 2] = ["{address}", "{host}"];
 
+/// Placeholders are `{word}`; shell syntax such as `${VAR}` or `{ a; b; }`
+/// is left alone.
 fn placeholders_ok(s: &str) -> Result<(), String> {
-    let mut rest = s;
-    while let Some(i) = rest.find('{') {
-        let tail = &rest[i..];
-        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
-            Some(p) => rest = &tail[p.len()..],
-            None => {
-                let end = tail.find('}').map(|j| j + 1).unwrap_or(tail.len());
-                return Err(tail[..end].to_string());
-            }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(off) = s[i..].find('{') {
+        let at = i + off;
+        i = at + 1;
+        if at > 0 && bytes[at - 1] == b'$' {
+            continue;
+        }
+        let Some(len) = s[at + 1..].find('}') else {
+            break;
+        };
+        let word = &s[at + 1..at + 1 + len];
+        let is_word = word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_word && !PLACEHOLDERS.contains(&format!("{{{word}}}").as_str()) {
+            return Err(format!("{{{word}}}"));
         }
     }
     Ok(())
@@ -1319,5 +1334,10 @@ mod tests {
     fn placeholders() {
         assert!(placeholders_ok("http://{address}/x?{host}").is_ok());
         assert_eq!(placeholders_ok("http://{addr}/"), Err("{addr}".to_string()));
+        assert!(
+            placeholders_ok("! { ip a | grep -q x; }").is_ok(),
+            "shell braces are not placeholders"
+        );
+        assert!(placeholders_ok("echo ${HOME} {host}").is_ok());
     }
 }

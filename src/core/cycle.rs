@@ -115,7 +115,13 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
             Step::ApplyOldPrimary,
             Step::VerifyOldPrimary,
         ],
-        Kind::Switchover => vec![Step::Preflight, Step::VerifyStandby, Step::Switch, Step::VerifyService, Step::Drain],
+        Kind::Switchover => vec![
+            Step::Preflight,
+            Step::VerifyStandby,
+            Step::Switch,
+            Step::VerifyService,
+            Step::Drain,
+        ],
     }
 }
 
@@ -135,7 +141,9 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
     match (last.step, last.ok) {
         // Undo steps decide the end.
         (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
-        (Step::RollbackStandby, false) | (Step::SwitchBack, false) => Next::Finish(Outcome::Operator),
+        (Step::RollbackStandby, false) | (Step::SwitchBack, false) => {
+            Next::Finish(Outcome::Operator)
+        }
         (Step::SwitchBack, true) => undo_standby(ended),
         // Forward failures.
         (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
@@ -144,7 +152,9 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
         (Step::Switch | Step::VerifyService, false) => Next::Run(Step::SwitchBack),
         // Traffic is already safe on the new primary: go on.
         (Step::Drain, false) => next_forward(&forward, Step::Drain),
-        (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => Next::Finish(Outcome::Incomplete),
+        (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
+            Next::Finish(Outcome::Incomplete)
+        }
         // Forward successes.
         (step, true) => next_forward(&forward, step),
     }
@@ -194,8 +204,14 @@ pub enum Holder {
 pub fn resolve_interrupted(step: Step, holder: Holder) -> Option<Ended> {
     match (step, holder) {
         (_, Holder::Unclear) if step.moves_traffic() => None,
-        (Step::Switch, h) => Some(Ended { step, ok: h == Holder::New }),
-        (Step::SwitchBack, h) => Some(Ended { step, ok: h == Holder::Old }),
+        (Step::Switch, h) => Some(Ended {
+            step,
+            ok: h == Holder::New,
+        }),
+        (Step::SwitchBack, h) => Some(Ended {
+            step,
+            ok: h == Holder::Old,
+        }),
         _ => Some(Ended { step, ok: false }),
     }
 }
@@ -221,7 +237,10 @@ mod tests {
                 Next::Run(s) => {
                     assert!(steps.len() < 20, "runaway: {steps:?}");
                     steps.push(s);
-                    ended.push(Ended { step: s, ok: !failing.contains(&s) });
+                    ended.push(Ended {
+                        step: s,
+                        ok: !failing.contains(&s),
+                    });
                 }
             }
         }
@@ -239,14 +258,23 @@ mod tests {
     #[test]
     fn switchover_all_success() {
         let (steps, o) = run(Kind::Switchover, &[]);
-        assert_eq!(steps, vec![Preflight, VerifyStandby, Switch, VerifyService, Drain]);
+        assert_eq!(
+            steps,
+            vec![Preflight, VerifyStandby, Switch, VerifyService, Drain]
+        );
         assert_eq!(o, Outcome::Ok);
     }
 
     #[test]
     fn preflight_failure_changes_nothing() {
-        assert_eq!(run(Kind::Apply, &[Preflight]), (vec![Preflight], Outcome::NotStarted));
-        assert_eq!(run(Kind::Switchover, &[Preflight]), (vec![Preflight], Outcome::NotStarted));
+        assert_eq!(
+            run(Kind::Apply, &[Preflight]),
+            (vec![Preflight], Outcome::NotStarted)
+        );
+        assert_eq!(
+            run(Kind::Switchover, &[Preflight]),
+            (vec![Preflight], Outcome::NotStarted)
+        );
     }
 
     #[test]
@@ -255,11 +283,17 @@ mod tests {
             let (steps, o) = run(Kind::Apply, &[failing]);
             assert_eq!(o, Outcome::RolledBack, "{failing:?}");
             assert_eq!(*steps.last().unwrap(), RollbackStandby);
-            assert!(!steps.contains(&Switch), "traffic never moves after {failing:?}");
+            assert!(
+                !steps.contains(&Switch),
+                "traffic never moves after {failing:?}"
+            );
         }
         // A switchover has no change to roll back.
         let (steps, o) = run(Kind::Switchover, &[VerifyStandby]);
-        assert_eq!((steps, o), (vec![Preflight, VerifyStandby], Outcome::RolledBack));
+        assert_eq!(
+            (steps, o),
+            (vec![Preflight, VerifyStandby], Outcome::RolledBack)
+        );
     }
 
     #[test]
@@ -268,7 +302,11 @@ mod tests {
             let (steps, o) = run(Kind::Apply, &[failing]);
             assert_eq!(o, Outcome::RolledBack, "{failing:?}");
             let i = steps.iter().position(|s| *s == failing).unwrap();
-            assert_eq!(&steps[i + 1..], &[SwitchBack, RollbackStandby], "{failing:?}");
+            assert_eq!(
+                &steps[i + 1..],
+                &[SwitchBack, RollbackStandby],
+                "{failing:?}"
+            );
             let (steps, o) = run(Kind::Switchover, &[failing]);
             assert_eq!(o, Outcome::RolledBack);
             assert_eq!(*steps.last().unwrap(), SwitchBack);
@@ -277,9 +315,18 @@ mod tests {
 
     #[test]
     fn failed_undo_needs_an_operator() {
-        assert_eq!(run(Kind::Apply, &[VerifyService, SwitchBack]).1, Outcome::Operator);
-        assert_eq!(run(Kind::Apply, &[VerifyStandby, RollbackStandby]).1, Outcome::Operator);
-        assert_eq!(run(Kind::Apply, &[Switch, RollbackStandby]).1, Outcome::Operator);
+        assert_eq!(
+            run(Kind::Apply, &[VerifyService, SwitchBack]).1,
+            Outcome::Operator
+        );
+        assert_eq!(
+            run(Kind::Apply, &[VerifyStandby, RollbackStandby]).1,
+            Outcome::Operator
+        );
+        assert_eq!(
+            run(Kind::Apply, &[Switch, RollbackStandby]).1,
+            Outcome::Operator
+        );
     }
 
     #[test]
@@ -292,7 +339,10 @@ mod tests {
 
     #[test]
     fn old_primary_failures_are_incomplete() {
-        assert_eq!(run(Kind::Apply, &[ApplyOldPrimary]), (sequence(Kind::Apply)[..7].to_vec(), Outcome::Incomplete));
+        assert_eq!(
+            run(Kind::Apply, &[ApplyOldPrimary]),
+            (sequence(Kind::Apply)[..7].to_vec(), Outcome::Incomplete)
+        );
         assert_eq!(run(Kind::Apply, &[VerifyOldPrimary]).1, Outcome::Incomplete);
     }
 
@@ -300,15 +350,34 @@ mod tests {
     fn every_run_ends_with_traffic_on_a_verified_host() {
         // Exhaustively: any set of failing steps. Traffic ends on the new
         // primary only if VerifyService passed and no switch back happened.
-        let all = [Preflight, ApplyStandby, VerifyStandby, Switch, VerifyService, Drain, ApplyOldPrimary, VerifyOldPrimary, SwitchBack, RollbackStandby];
+        let all = [
+            Preflight,
+            ApplyStandby,
+            VerifyStandby,
+            Switch,
+            VerifyService,
+            Drain,
+            ApplyOldPrimary,
+            VerifyOldPrimary,
+            SwitchBack,
+            RollbackStandby,
+        ];
         for kind in [Kind::Apply, Kind::Switchover] {
             for mask in 0u32..(1 << all.len()) {
-                let failing: Vec<Step> = all.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| *s).collect();
+                let failing: Vec<Step> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, s)| *s)
+                    .collect();
                 let mut ended = Vec::new();
                 let outcome = loop {
                     match decide(kind, &ended) {
                         Next::Finish(o) => break o,
-                        Next::Run(s) => ended.push(Ended { step: s, ok: !failing.contains(&s) }),
+                        Next::Run(s) => ended.push(Ended {
+                            step: s,
+                            ok: !failing.contains(&s),
+                        }),
                     }
                 };
                 let on_new = traffic_on_new(&ended);
@@ -316,17 +385,29 @@ mod tests {
                     // Putting traffic back failed: only an operator can say what is safe.
                     assert_eq!(outcome, Outcome::Operator, "{kind:?} {failing:?}");
                 } else if on_new {
-                    assert!(ended.contains(&ok(VerifyService)), "{kind:?} {failing:?}: traffic on an unverified host");
-                    assert!(matches!(outcome, Outcome::Ok | Outcome::Incomplete), "{kind:?} {failing:?}: {outcome:?}");
+                    assert!(
+                        ended.contains(&ok(VerifyService)),
+                        "{kind:?} {failing:?}: traffic on an unverified host"
+                    );
+                    assert!(
+                        matches!(outcome, Outcome::Ok | Outcome::Incomplete),
+                        "{kind:?} {failing:?}: {outcome:?}"
+                    );
                 } else {
                     assert!(
-                        matches!(outcome, Outcome::RolledBack | Outcome::NotStarted | Outcome::Operator),
+                        matches!(
+                            outcome,
+                            Outcome::RolledBack | Outcome::NotStarted | Outcome::Operator
+                        ),
                         "{kind:?} {failing:?}: {outcome:?} with traffic on the old primary"
                     );
                 }
                 // Each step runs at most once.
                 for s in all {
-                    assert!(ended.iter().filter(|e| e.step == s).count() <= 1, "{kind:?} {failing:?}: {s:?} twice");
+                    assert!(
+                        ended.iter().filter(|e| e.step == s).count() <= 1,
+                        "{kind:?} {failing:?}: {s:?} twice"
+                    );
                 }
             }
         }
@@ -336,13 +417,24 @@ mod tests {
     fn resuming_from_every_point_continues_the_same_run() {
         // Cutting a run's journal anywhere and deciding again gives the
         // step the uninterrupted run took next.
-        for failing in [vec![], vec![VerifyService], vec![ApplyStandby], vec![VerifyOldPrimary]] {
+        for failing in [
+            vec![],
+            vec![VerifyService],
+            vec![ApplyStandby],
+            vec![VerifyOldPrimary],
+        ] {
             let mut ended = Vec::new();
             while let Next::Run(s) = decide(Kind::Apply, &ended) {
-                ended.push(Ended { step: s, ok: !failing.contains(&s) });
+                ended.push(Ended {
+                    step: s,
+                    ok: !failing.contains(&s),
+                });
             }
             for cut in 0..ended.len() {
-                assert_eq!(decide(Kind::Apply, &ended[..cut]), Next::Run(ended[cut].step));
+                assert_eq!(
+                    decide(Kind::Apply, &ended[..cut]),
+                    Next::Run(ended[cut].step)
+                );
             }
         }
     }
@@ -352,17 +444,37 @@ mod tests {
         assert_eq!(resolve_interrupted(Switch, Holder::New), Some(ok(Switch)));
         assert_eq!(resolve_interrupted(Switch, Holder::Old), Some(fail(Switch)));
         assert_eq!(resolve_interrupted(Switch, Holder::Unclear), None);
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::Old), Some(ok(SwitchBack)));
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::New), Some(fail(SwitchBack)));
+        assert_eq!(
+            resolve_interrupted(SwitchBack, Holder::Old),
+            Some(ok(SwitchBack))
+        );
+        assert_eq!(
+            resolve_interrupted(SwitchBack, Holder::New),
+            Some(fail(SwitchBack))
+        );
         assert_eq!(resolve_interrupted(SwitchBack, Holder::Unclear), None);
         // Everything else counts as failed, whatever traffic says.
-        for s in [Preflight, ApplyStandby, VerifyStandby, VerifyService, Drain, ApplyOldPrimary, VerifyOldPrimary, RollbackStandby] {
+        for s in [
+            Preflight,
+            ApplyStandby,
+            VerifyStandby,
+            VerifyService,
+            Drain,
+            ApplyOldPrimary,
+            VerifyOldPrimary,
+            RollbackStandby,
+        ] {
             assert_eq!(resolve_interrupted(s, Holder::Old), Some(fail(s)));
             assert_eq!(resolve_interrupted(s, Holder::Unclear), Some(fail(s)));
         }
         // A run killed inside its switch, with traffic already moved, is
         // switched back after resolution (VerifyService never passed).
-        let ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby), resolve_interrupted(Switch, Holder::New).unwrap()];
+        let ended = vec![
+            ok(Preflight),
+            ok(ApplyStandby),
+            ok(VerifyStandby),
+            resolve_interrupted(Switch, Holder::New).unwrap(),
+        ];
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
     }
 }

@@ -75,7 +75,10 @@ impl Record {
     /// The run this record belongs to.
     pub fn run(&self) -> &str {
         match self {
-            Record::Start { run, .. } | Record::Begin { run, .. } | Record::End { run, .. } | Record::Finish { run, .. } => run,
+            Record::Start { run, .. }
+            | Record::Begin { run, .. }
+            | Record::End { run, .. }
+            | Record::Finish { run, .. } => run,
         }
     }
 }
@@ -97,11 +100,21 @@ pub struct RunView {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot write journal {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot read journal {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("journal {path} line {line} is corrupt ({reason}); it is never rewritten by baton: move it aside only after reading it")]
-    Corrupt { path: String, line: usize, reason: String },
+    Corrupt {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// A pair's journal file.
@@ -130,12 +143,21 @@ impl Journal {
             source,
         };
         if let Some(dir) = self.path.parent() {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(err)?;
         }
         let mut line = serde_json::to_vec(record).map_err(|e| err(std::io::Error::other(e)))?;
         line.push(b'\n');
         let created = !self.path.exists();
-        let mut f = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(err)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(err)?;
         f.write_all(&line).map_err(err)?;
         f.sync_all().map_err(err)?;
         if created {
@@ -206,7 +228,10 @@ pub fn runs(records: &[Record]) -> Vec<RunView> {
                     Record::Begin { step, .. } => view.open = Some(*step),
                     Record::End { step, ok, .. } => {
                         view.open = None;
-                        view.ended.push(Ended { step: *step, ok: *ok });
+                        view.ended.push(Ended {
+                            step: *step,
+                            ok: *ok,
+                        });
                     }
                     Record::Finish { outcome, .. } => view.finished = Some(*outcome),
                     Record::Start { .. } => {}
@@ -265,18 +290,40 @@ mod tests {
         let j = Journal::new(&dir.path().join("state"), "web");
         assert_eq!(j.last_run().unwrap(), None);
         j.append(&start("r1")).unwrap();
-        j.append(&Record::Begin { run: "r1".into(), step: Step::Preflight, at: "t".into() }).unwrap();
+        j.append(&Record::Begin {
+            run: "r1".into(),
+            step: Step::Preflight,
+            at: "t".into(),
+        })
+        .unwrap();
         j.append(&end("r1", Step::Preflight, true)).unwrap();
-        j.append(&Record::Finish { run: "r1".into(), outcome: Outcome::Ok, message: String::new(), at: "t".into() }).unwrap();
+        j.append(&Record::Finish {
+            run: "r1".into(),
+            outcome: Outcome::Ok,
+            message: String::new(),
+            at: "t".into(),
+        })
+        .unwrap();
         j.append(&start("r2")).unwrap();
-        j.append(&Record::Begin { run: "r2".into(), step: Step::Switch, at: "t".into() }).unwrap();
+        j.append(&Record::Begin {
+            run: "r2".into(),
+            step: Step::Switch,
+            at: "t".into(),
+        })
+        .unwrap();
         let last = j.last_run().unwrap().unwrap();
         assert_eq!(last.start.run(), "r2");
         assert_eq!(last.open, Some(Step::Switch));
         assert_eq!(last.finished, None);
         let all = runs(&j.read().unwrap());
         assert_eq!(all[0].finished, Some(Outcome::Ok));
-        assert_eq!(all[0].ended, vec![Ended { step: Step::Preflight, ok: true }]);
+        assert_eq!(
+            all[0].ended,
+            vec![Ended {
+                step: Step::Preflight,
+                ok: true
+            }]
+        );
         let mode = fs::metadata(j.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -298,6 +345,10 @@ mod tests {
     #[test]
     fn redaction() {
         assert_eq!(redact("key=s3cr3t!", &["s3cr3t".into()]), "key=<redacted>!");
-        assert_eq!(redact("abc", &["".into(), "ab".into()]), "abc", "tiny secrets would redact everything");
+        assert_eq!(
+            redact("abc", &["".into(), "ab".into()]),
+            "abc",
+            "tiny secrets would redact everything"
+        );
     }
 }

@@ -32,7 +32,10 @@ pub enum LockError {
     #[error("pair `{pair}` is locked by another baton run (its holder is not recorded yet)")]
     HeldUnknown { pair: String },
     #[error("cannot take the lock {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A held lock; released on drop.
@@ -48,17 +51,38 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
         path: path.display().to_string(),
         source,
     };
-    DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(io)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(match fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()) {
-                Some(holder) => LockError::Held { pair: pair.to_string(), holder },
-                None => LockError::HeldUnknown { pair: pair.to_string() },
-            });
+            return Err(
+                match fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                {
+                    Some(holder) => LockError::Held {
+                        pair: pair.to_string(),
+                        holder,
+                    },
+                    None => LockError::HeldUnknown {
+                        pair: pair.to_string(),
+                    },
+                },
+            );
         }
         return Err(io(e));
     }
@@ -88,7 +112,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = acquire(dir.path(), "web", &holder(1)).unwrap();
         let e = acquire(dir.path(), "web", &holder(2)).unwrap_err();
-        assert!(e.to_string().contains("alice (pid 1) has been running `apply web` since 2026-01-01T00:00:00Z"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("alice (pid 1) has been running `apply web` since 2026-01-01T00:00:00Z"),
+            "{e}"
+        );
         // Another pair is independent.
         let _other = acquire(dir.path(), "api", &holder(3)).unwrap();
         drop(first);

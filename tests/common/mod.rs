@@ -149,6 +149,10 @@ pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir
         t.replace("\"../../keys/", &format!("\"{LAB}/keys/"))
             .replace("\"../ssh/", &format!("\"{LAB}/ssh/"))
             .replace("\"../state\"", "\"state\"")
+            .replace(
+                "from = \"files/",
+                &format!("from = \"{LAB}/config/pairs/files/"),
+            )
     };
     let global = fs::read_to_string(lab_config()).unwrap();
     fs::write(
@@ -216,4 +220,24 @@ pub fn host_key(host: &str) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Runs an async body on a thread inside the controller's namespace.
+pub fn in_ctl<T: Send>(body: impl AsyncFnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let ns = File::open("/run/netns/baton-ctl").expect("the lab's controller namespace");
+            // SAFETY: setns on a namespace fd we own; it affects this thread
+            // and the threads it starts (the runtime's blocking pool).
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns failed");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(body())
+        })
+        .join()
+        .expect("the namespace thread panicked")
+    })
 }

@@ -1,0 +1,562 @@
+//! The cycle against the lab's real servers: apply on the VIP pair and the
+//! DNS pair, switchover, a failing standby, a failing check after the
+//! switch, an old primary that fails its update, a host cut off mid-cycle,
+//! a wrong TSIG key, a DNS server that is down, two runs at once, and the
+//! controller killed mid-cycle then recovered.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WEB_VIP: &str = "198.18.0.100";
+
+fn page(host: &str) -> String {
+    fs::read_to_string(Path::new(LAB).join(format!("hosts/{host}/srv/index.html"))).unwrap()
+}
+
+fn holds_vip(ns: &str) -> bool {
+    netns_ok(ns, &["ip", "-o", "addr", "show", "dev", "eth0"]).contains(&format!("inet {WEB_VIP}/"))
+}
+
+fn dns_answer() -> String {
+    netns_ok(
+        CTL,
+        &[
+            "dig",
+            "+short",
+            "+norec",
+            "@198.18.0.53",
+            "app.baton.test.",
+            "A",
+        ],
+    )
+    .trim()
+    .to_string()
+}
+
+fn state(dir: &Path, pair: &str) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(dir.join(format!("{pair}.state.json"))).unwrap())
+        .unwrap()
+}
+
+fn journal(dir: &Path, pair: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(dir.join(format!("{pair}.journal")))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The steps that ended in the journal, with their result.
+fn ended(dir: &Path, pair: &str) -> Vec<(String, bool)> {
+    journal(dir, pair)
+        .iter()
+        .filter(|r| r["event"] == "end")
+        .map(|r| {
+            (
+                r["step"].as_str().unwrap().to_string(),
+                r["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn steps_ok(names: &[&str]) -> Vec<(String, bool)> {
+    names.iter().map(|n| (n.to_string(), true)).collect()
+}
+
+const FORWARD: [&str; 8] = [
+    "preflight",
+    "apply_standby",
+    "verify_standby",
+    "switch",
+    "verify_service",
+    "drain",
+    "apply_old_primary",
+    "verify_old_primary",
+];
+
+/// A custom lab configuration whose pair `pair` also gets `extra` appended.
+fn with_extra(pair: &'static str, extra: &'static str) -> tempfile::TempDir {
+    custom_config(move |name, t| if name == pair { t + extra } else { t })
+}
+
+fn lab_state() -> PathBuf {
+    Path::new(LAB).join("state")
+}
+
+#[test]
+fn apply_on_the_vip_pair_updates_both_hosts_and_swaps_roles() {
+    let _lab = lab();
+    let run = baton(
+        &lab_config(),
+        &["apply", "web", "--change", "v2", "--reason", "lab test"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("OK: done: traffic is on green, blue is the standby"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(page("blue"), "host=blue version=2\n");
+    assert_eq!(page("green"), "host=green version=2\n");
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    // A client sees green through the VIP.
+    let seen = netns_ok(
+        "baton-client",
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            &format!("http://{WEB_VIP}/"),
+        ],
+    );
+    assert_eq!(seen, "host=green version=2\n");
+    assert_eq!(state(&lab_state(), "web")["primary"], "green");
+    assert_eq!(ended(&lab_state(), "web"), steps_ok(&FORWARD));
+    // The journal names who, why, what.
+    let start = &journal(&lab_state(), "web")[0];
+    assert_eq!(start["reason"], "lab test");
+    assert_eq!(start["change"], "v2");
+    assert_eq!(start["hash"].as_str().unwrap().len(), 16);
+    assert!(!start["operator"].as_str().unwrap().is_empty());
+    // The uploaded file landed on both hosts with its mode.
+    for host in ["blue", "green"] {
+        let notes = Path::new(LAB).join(format!("hosts/{host}/srv/release-notes.txt"));
+        assert_eq!(
+            fs::read_to_string(&notes).unwrap(),
+            "Version 2 of the lab service.\n"
+        );
+    }
+    // status agrees, and log shows the run.
+    let status = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let log = baton(&lab_config(), &["log", "web"]);
+    assert!(
+        log.stdout.contains("blue->green")
+            && log.stdout.contains("\"lab test\"")
+            && log.stdout.contains("OK"),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn apply_on_the_dns_pair_moves_the_record_with_compare_and_swap() {
+    let _lab = lab();
+    let run = baton(&lab_config(), &["apply", "api", "--change", "v2"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(dns_answer(), "198.18.0.22");
+    assert_eq!(page("amber"), "host=amber version=2\n");
+    assert_eq!(page("violet"), "host=violet version=2\n");
+    assert_eq!(state(&lab_state(), "api")["primary"], "violet");
+    let e = ended(&lab_state(), "api");
+    assert_eq!(e, steps_ok(&FORWARD));
+    // The drain waited out the record's TTL (5 s in the lab).
+    let drain = journal(&lab_state(), "api")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "drain")
+        .unwrap();
+    assert!(drain["duration_ms"].as_u64().unwrap() >= 5000, "{drain}");
+    // The TSIG secret never reaches the journal.
+    let key = fs::read_to_string(Path::new(LAB).join("keys/update.key")).unwrap();
+    let secret = key.split('"').nth(3).unwrap();
+    let text = fs::read_to_string(lab_state().join("api.journal")).unwrap();
+    assert!(!text.contains(secret));
+}
+
+#[test]
+fn switchover_swaps_roles_without_a_change_and_back() {
+    let _lab = lab();
+    let run = baton(
+        &lab_config(),
+        &["switchover", "web", "--reason", "patch blue"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    assert_eq!(
+        page("green"),
+        "host=green version=1\n",
+        "no change was applied"
+    );
+    let run = baton(&lab_config(), &["switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    assert_eq!(state(&lab_state(), "web")["primary"], "blue");
+}
+
+#[test]
+fn a_standby_failing_its_checks_is_rolled_back_and_traffic_never_moves() {
+    let _lab = lab();
+    // The change breaks the page: the standby then names the wrong host.
+    let dir = with_extra(
+        "web.toml",
+        "\n[changes.broken]\nsteps = [\"sed -i 's/host=/hast=/' /srv/baton-lab/index.html\"]\nrollback = [\"sed -i 's/hast=/host=/' /srv/baton-lab/index.html\"]\n",
+    );
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "web", "--change", "broken"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ROLLED_BACK: failed at verify_standby and undone: traffic stayed on blue"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        page("green"),
+        "host=green version=1\n",
+        "the standby was rolled back"
+    );
+    assert_eq!(
+        page("blue"),
+        "host=blue version=1\n",
+        "the primary was never touched"
+    );
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    let e = ended(&dir.path().join("state"), "web");
+    assert_eq!(
+        e,
+        vec![
+            ("preflight".into(), true),
+            ("apply_standby".into(), true),
+            ("verify_standby".into(), false),
+            ("rollback_standby".into(), true),
+        ]
+    );
+}
+
+#[test]
+fn a_failing_step_on_the_standby_is_rolled_back() {
+    let _lab = lab();
+    let dir = with_extra("web.toml", "\n[changes.fails]\nsteps = [\"echo 2 > /srv/baton-lab/VERSION\", \"echo 'no space left' >&2; exit 3\"]\nrollback = [\"echo 1 > /srv/baton-lab/VERSION\"]\n");
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "web", "--change", "fails"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("exited 3: no space left"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(Path::new(LAB).join("hosts/green/srv/VERSION")).unwrap(),
+        "1\n"
+    );
+    // The journal keeps what the failing command printed.
+    let text = fs::read_to_string(dir.path().join("state/web.journal")).unwrap();
+    assert!(text.contains("no space left"), "{text}");
+}
+
+#[test]
+fn a_check_failing_after_the_switch_switches_traffic_back() {
+    let _lab = lab();
+    // This check fails only on green once green holds the VIP: the standby
+    // passes, the primary passes, the service check after the switch fails.
+    let dir = with_extra(
+        "web.toml",
+        "\n[[checks]]\nname = \"green-must-not-serve\"\nkind = \"command\"\ncommand = \"! { /usr/sbin/ip -o addr show dev eth0 | grep -q 'inet 198.18.0.100/' && grep -q host=green /srv/baton-lab/index.html; }\"\n",
+    );
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "web", "--change", "v2"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        holds_vip("baton-blue") && !holds_vip("baton-green"),
+        "traffic is back on blue"
+    );
+    assert_eq!(
+        page("green"),
+        "host=green version=1\n",
+        "the standby was rolled back"
+    );
+    let e = ended(&dir.path().join("state"), "web");
+    let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "preflight",
+            "apply_standby",
+            "verify_standby",
+            "switch",
+            "verify_service",
+            "switch_back",
+            "rollback_standby"
+        ]
+    );
+    assert!(!e[4].1 && e[5].1 && e[6].1, "{e:?}");
+    assert_eq!(state(&dir.path().join("state"), "web")["primary"], "blue");
+}
+
+#[test]
+fn an_old_primary_failing_its_update_is_incomplete() {
+    let _lab = lab();
+    // The step fails only where the page names blue: on the old primary.
+    let dir = with_extra(
+        "web.toml",
+        "\n[changes.picky]\nsteps = [\"! grep -q host=blue /srv/baton-lab/index.html\"]\n",
+    );
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "web", "--change", "picky"],
+    );
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(run.stdout.contains("INCOMPLETE"), "{}", run.stdout);
+    assert!(
+        holds_vip("baton-green"),
+        "traffic stays on the verified new primary"
+    );
+    assert_eq!(state(&dir.path().join("state"), "web")["primary"], "green");
+}
+
+/// Starts baton in the background in the controller's namespace.
+fn spawn(config: &Path, args: &[&str]) -> Child {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CTL,
+            env!("CARGO_BIN_EXE_baton"),
+            "--config",
+        ])
+        .arg(config)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the journal shows `step` begun.
+fn wait_for_begin(state: &Path, pair: &str, step: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if journal(state, pair)
+            .iter()
+            .any(|r| r["event"] == "begin" && r["step"] == step)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{step} never began");
+}
+
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_second_run_on_the_same_pair_is_refused_at_once() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            set_key(&t, "observe_period", "\"4s\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let first = spawn(&cfg, &["switchover", "web"]);
+    wait_for_begin(&dir.path().join("state"), "web", "verify_service");
+    let second = baton(&cfg, &["apply", "web", "--change", "v2"]);
+    assert_eq!(second.code, 5, "{}", second.stdout);
+    assert!(
+        second.stdout.contains("pair `web` is busy") && second.stdout.contains("switchover web"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.elapsed < Duration::from_secs(2),
+        "refused at once, not after {:?}",
+        second.elapsed
+    );
+    let (code, out) = finish(first);
+    assert_eq!(code, 0, "{out}");
+    // The other pair is not blocked.
+    assert_eq!(baton(&cfg, &["status", "api"]).code, 0);
+}
+
+#[test]
+fn a_host_cut_off_mid_cycle_leaves_the_run_incomplete_not_broken() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            set_key(&t, "observe_period", "\"3s\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
+    wait_for_begin(&dir.path().join("state"), "web", "verify_service");
+    // The old primary's network goes away while traffic is being verified on green.
+    netns_ok("baton-blue", &["ip", "link", "set", "eth0", "down"]);
+    let (code, out) = finish(child);
+    netns_ok("baton-blue", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("INCOMPLETE"), "{out}");
+    assert!(holds_vip("baton-green"));
+    assert_eq!(state(&dir.path().join("state"), "web")["primary"], "green");
+}
+
+#[test]
+fn a_wrong_tsig_key_is_refused_and_traffic_stays() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "api.toml" {
+            t.replace("keys/update.key", "keys/wrong.key")
+        } else {
+            t
+        }
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("refused the TSIG signature"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(dns_answer(), "198.18.0.21");
+    assert_eq!(
+        ended(&dir.path().join("state"), "api").last().unwrap(),
+        &("switch_back".to_string(), true)
+    );
+}
+
+#[test]
+fn a_dns_server_that_is_down_stops_the_run_before_anything_changes() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "api.toml" {
+            set_key(&t, "servers", "[\"198.18.0.54:53\"]")
+        } else {
+            t
+        }
+    });
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "api", "--change", "v2"],
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("did not start, nothing was changed"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(page("violet"), "host=violet version=1\n");
+    assert_eq!(dns_answer(), "198.18.0.21");
+}
+
+#[test]
+fn a_record_changed_by_someone_else_is_not_overwritten() {
+    let _lab = lab();
+    let dir = with_extra("api.toml", "\n[changes.slow]\nsteps = [\"sleep 3\"]\n");
+    let cfg = dir.path().join("baton.toml");
+    let child = spawn(&cfg, &["apply", "api", "--change", "slow"]);
+    wait_for_begin(&dir.path().join("state"), "api", "apply_standby");
+    // Between preflight and the switch, someone points the name elsewhere.
+    let mut nsupdate = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CTL,
+            "nsupdate",
+            "-k",
+            &format!("{LAB}/keys/update.key"),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    nsupdate
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"server 198.18.0.53\nupdate delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.99\nsend\n")
+        .unwrap();
+    assert!(nsupdate.wait().unwrap().success());
+    let (code, out) = finish(child);
+    assert_eq!(code, 4, "someone else's change needs an operator: {out}");
+    assert!(out.contains("not switching"), "{out}");
+    assert_eq!(
+        dns_answer(),
+        "198.18.0.99",
+        "the other change was not overwritten"
+    );
+}
+
+#[test]
+fn a_controller_killed_mid_cycle_is_undone_by_the_next_run() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            set_key(&t, "observe_period", "\"5s\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let state_dir = dir.path().join("state");
+    let mut child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
+    wait_for_begin(&state_dir, "web", "verify_service");
+    // kill -9: no cleanup of any kind.
+    // SAFETY: signalling a child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(holds_vip("baton-green"), "the switch had happened");
+    let log = baton(&cfg, &["log", "web"]);
+    assert!(
+        log.stdout.contains("INTERRUPTED in verify_service"),
+        "{}",
+        log.stdout
+    );
+    // Any command first settles the interrupted run; recover does only that.
+    let run = baton(&cfg, &["recover", "web"]);
+    assert_eq!(run.code, 1, "undone: {}", run.stdout);
+    assert!(
+        holds_vip("baton-blue") && !holds_vip("baton-green"),
+        "traffic is back on the verified old primary"
+    );
+    assert_eq!(page("green"), "host=green version=1\n");
+    assert_eq!(state(&state_dir, "web")["primary"], "blue");
+    let e = ended(&state_dir, "web");
+    assert_eq!(e[4], ("verify_service".to_string(), false), "{e:?}");
+    assert_eq!(
+        &e[5..],
+        &[
+            ("switch_back".to_string(), true),
+            ("rollback_standby".to_string(), true)
+        ]
+    );
+    // The pair is usable again.
+    let again = baton(&cfg, &["apply", "web", "--change", "v2"]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+}
+
+#[test]
+fn an_unknown_change_is_a_usage_error_that_changes_nothing() {
+    let _lab = lab();
+    let run = baton(&lab_config(), &["apply", "web", "--change", "nope"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("have no change `nope`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!lab_state().join("web.journal").exists());
+}
