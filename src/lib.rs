@@ -6,6 +6,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod crash;
 pub mod dns;
 pub mod exit;
 pub mod observe;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::change;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder as Seen, Roles, Verdict};
-use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Step};
+use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::observe;
 use crate::remote::Recorder;
 use crate::ssh::SshHost;
@@ -385,12 +385,14 @@ async fn recover(
     if let Some(step) = view.open {
         let (holder, why) = switch::holder_for_run(pair, &refs, from, to).await;
         match cycle::resolve_interrupted(step, holder) {
-            Some(e) => {
+            Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]);
                 ended.push(e);
+                ctx.record_roles(&ended, "recover");
             }
-            None => {
+            Resolution::Retry => {}
+            Resolution::Operator => {
                 let message = format!("run {run} was interrupted inside {} and traffic is unclear ({why}); an operator must decide", step.name());
                 ctx.finish(Outcome::Operator, &message);
                 return Finished {
@@ -521,6 +523,9 @@ impl Ctx<'_> {
         loop {
             match cycle::decide(self.kind, ended) {
                 Next::Finish(outcome) => {
+                    if outcome != Outcome::NotStarted {
+                        self.record_roles(ended, "finish");
+                    }
                     let message = self.message(outcome, ended);
                     self.finish(outcome, &message);
                     return Finished {
@@ -554,22 +559,29 @@ impl Ctx<'_> {
                     });
                     let started = Instant::now();
                     let mut rec = Recorder::new(self.secrets());
+                    crate::crash::point(&format!("begin-{}", step.name()));
                     let result = self.perform(step, &mut rec).await;
+                    crate::crash::point(&format!("end-{}", step.name()));
                     let ok = result.is_ok();
                     let detail = result.unwrap_or_else(|e| e);
                     self.end(step, ok, &detail, started.elapsed(), rec.commands);
                     ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
-                        let (p, s) = if cycle::traffic_on_new(ended) {
-                            (&self.to, &self.from)
-                        } else {
-                            (&self.from, &self.to)
-                        };
-                        save_roles(self.store, &self.pair.name, &p.name, &s.name, step.name());
+                        self.record_roles(ended, step.name());
                     }
                 }
             }
         }
+    }
+
+    /// Records the roles that follow from the steps ended so far.
+    fn record_roles(&self, ended: &[Ended], source: &str) {
+        let (p, s) = if cycle::traffic_on_new(ended) {
+            (&self.to, &self.from)
+        } else {
+            (&self.from, &self.to)
+        };
+        save_roles(self.store, &self.pair.name, &p.name, &s.name, source);
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -627,7 +639,15 @@ impl Ctx<'_> {
                 } else {
                     (&to, &from)
                 };
-                let switched = switch::switch(self.pair, &self.sessions, a, b, rec).await?;
+                let switched = switch::switch(
+                    self.pair,
+                    &self.sessions,
+                    a,
+                    b,
+                    step == Step::SwitchBack,
+                    rec,
+                )
+                .await?;
                 if switched.ttl.is_some() {
                     self.ttl = switched.ttl;
                 }

@@ -44,25 +44,45 @@ pub struct Switched {
     pub ttl: Option<u32>,
 }
 
-/// Moves traffic from `from` to `to`.
+/// Where traffic is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Where {
+    /// Exactly this host.
+    Host(String),
+    /// No host (a VIP on neither, a record with no address).
+    Neither,
+    /// Both, somewhere else, or it could not be asked.
+    Unclear,
+}
+
+/// Moves traffic from `from` to `to`. With `restore` (a switch back), a VIP
+/// that is on neither host is simply put on `to`, the host verified before
+/// the run: that is how a switch interrupted between its two halves heals.
 pub async fn switch(
     pair: &Pair,
     sessions: &Sessions<'_>,
     from: &Host,
     to: &Host,
+    restore: bool,
     rec: &mut Recorder,
 ) -> Result<Switched, String> {
     // Compare first: traffic must be exactly on `from`. Already on `to` is
     // success (a resumed run, or a switch back after a switch that never
     // happened); anywhere else is someone else's doing, and not ours to undo.
     match holder(pair, sessions).await {
-        (Some(h), why) if h == to.name => {
+        (Where::Host(h), why) if h == to.name => {
             return Ok(Switched {
                 detail: format!("traffic is already on {}: {why}", to.name),
                 ttl: None,
             })
         }
-        (Some(h), _) if h == from.name => {}
+        (Where::Host(h), _) if h == from.name => {}
+        (Where::Neither, why) if restore => {
+            return match &pair.traffic {
+                Traffic::Vip(v) => vip_restore(v, session(pair, sessions, to), to, rec).await,
+                _ => Err(format!("{why}: not restoring by hand")),
+            }
+        }
         (_, why) => {
             return Err(format!(
                 "traffic is not on {} any more ({why}): not switching",
@@ -94,7 +114,7 @@ pub async fn switch(
                 return Err(failure("the switch hook", &out));
             }
             match holder(pair, sessions).await {
-                (Some(h), _) if h == to.name => Ok(Switched {
+                (Where::Host(h), _) if h == to.name => Ok(Switched {
                     detail: format!("the hook moved traffic to {}", to.name),
                     ttl: None,
                 }),
@@ -128,6 +148,7 @@ async fn vip(
             &out,
         ));
     }
+    crate::crash::point("vip-between-del-and-add");
     let out = rec
         .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
         .await;
@@ -145,26 +166,7 @@ async fn vip(
         };
         return Err(format!("{why}; the address was {restored}"));
     }
-    // Gratuitous ARP, repeated, in the background: arping takes a second per
-    // packet and the switch must not wait for it.
-    let arping = quote::join(&[
-        "arping",
-        "-U",
-        "-c",
-        &v.arp_count.to_string(),
-        "-I",
-        &v.interface,
-        &v.address.to_string(),
-    ]);
-    let sudo = if to.target().sudo { "sudo -n " } else { "" };
-    let announce =
-        format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
-    let out = rec.run(to, &announce).await;
-    let arp_note = if out.as_ref().is_ok_and(|o| o.success()) {
-        ""
-    } else {
-        " (gratuitous ARP could not be started)"
-    };
+    let arp_note = announce(v, to, rec).await;
     // Confirm: exactly the new host holds it.
     let (on_from, on_to) = tokio::join!(
         holds_address(from, &v.interface, v.address),
@@ -180,11 +182,69 @@ async fn vip(
             ttl: None,
         }),
         (a, b) => Err(format!(
-            "after the move, {} holds {cidr}: {:?}, {} holds it: {:?}",
+            "after the move, {} holds {cidr}: {a:?}, {} holds it: {b:?}",
             from.target().name,
-            a,
-            to.target().name,
-            b
+            to.target().name
+        )),
+    }
+}
+
+/// Gratuitous ARP, repeated, in the background on the new holder: arping
+/// takes a second per packet and the switch must not wait for it. Returns a
+/// note for the detail when it could not be started.
+async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> &'static str {
+    let arping = quote::join(&[
+        "arping",
+        "-U",
+        "-c",
+        &v.arp_count.to_string(),
+        "-I",
+        &v.interface,
+        &v.address.to_string(),
+    ]);
+    let sudo = if to.target().sudo { "sudo -n " } else { "" };
+    let line =
+        format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
+    let out = rec.run(to, &line).await;
+    if out.as_ref().is_ok_and(|o| o.success()) {
+        ""
+    } else {
+        " (gratuitous ARP could not be started)"
+    }
+}
+
+/// Puts a VIP that no host holds back on `to`.
+async fn vip_restore(
+    v: &Vip,
+    to: Option<&SshHost>,
+    to_host: &Host,
+    rec: &mut Recorder,
+) -> Result<Switched, String> {
+    let Some(to) = to else {
+        return Err(format!(
+            "no host holds {v} and {} is unreachable",
+            to_host.name
+        ));
+    };
+    let cidr = v.to_string();
+    let out = rec
+        .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
+        .await;
+    if !out.as_ref().is_ok_and(|o| o.success()) {
+        return Err(failure(
+            &format!("restoring {cidr} on {}", to_host.name),
+            &out,
+        ));
+    }
+    let note = announce(v, to, rec).await;
+    match holds_address(to, &v.interface, v.address).await {
+        Ok(true) => Ok(Switched {
+            detail: format!("{cidr} was on no host; restored on {}{note}", to_host.name),
+            ttl: None,
+        }),
+        other => Err(format!(
+            "after restoring, {} holds {cidr}: {other:?}",
+            to_host.name
         )),
     }
 }
@@ -272,26 +332,25 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
     }
 }
 
-/// Where traffic is now, by name (`None` when it is not exactly one host),
-/// with a reason when unclear.
-pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, String) {
+/// Where traffic is now, with the evidence.
+pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Where, String) {
     match &pair.traffic {
         Traffic::Vip(v) => {
             let mut holders = Vec::new();
             for (h, s) in pair.hosts.iter().zip(sessions) {
                 match s {
-                    None => return (None, format!("{} cannot be asked", h.name)),
+                    None => return (Where::Unclear, format!("{} cannot be asked", h.name)),
                     Some(s) => match holds_address(s, &v.interface, v.address).await {
                         Ok(true) => holders.push(h.name.clone()),
                         Ok(false) => {}
-                        Err(e) => return (None, e),
+                        Err(e) => return (Where::Unclear, e),
                     },
                 }
             }
             match holders.as_slice() {
-                [one] => (Some(one.clone()), format!("{one} holds {v}")),
-                [] => (None, format!("no host holds {v}")),
-                _ => (None, format!("both hosts hold {v}")),
+                [one] => (Where::Host(one.clone()), format!("{one} holds {v}")),
+                [] => (Where::Neither, format!("no host holds {v}")),
+                _ => (Where::Unclear, format!("both hosts hold {v}")),
             }
         }
         Traffic::Dns(d) => {
@@ -306,29 +365,34 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
             let mut seen: Option<Vec<IpAddr>> = None;
             for (s, a) in d.servers.iter().zip(answers) {
                 match a {
-                    Err(e) => return (None, format!("{s}: {e}")),
+                    Err(e) => return (Where::Unclear, format!("{s}: {e}")),
                     Ok(a) => {
                         let addrs = a.addresses();
                         if seen.as_ref().is_some_and(|prev| *prev != addrs) {
-                            return (None, "the authoritative servers disagree".to_string());
+                            return (
+                                Where::Unclear,
+                                "the authoritative servers disagree".to_string(),
+                            );
                         }
                         seen = Some(addrs);
                     }
                 }
             }
             let addrs = seen.unwrap_or_default();
-            match pair
+            let ours: Vec<&Host> = pair
                 .hosts
                 .iter()
                 .filter(|h| addrs.contains(&h.address))
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
+                .collect();
+            match ours.as_slice() {
+                _ if addrs.is_empty() => {
+                    (Where::Neither, format!("{} has no address record", d.name))
+                }
                 [one] if addrs.len() == 1 => (
-                    Some(one.name.clone()),
+                    Where::Host(one.name.clone()),
                     format!("{} points at {}", d.name, one.name),
                 ),
-                _ => (None, format!("{} points at {addrs:?}", d.name)),
+                _ => (Where::Unclear, format!("{} points at {addrs:?}", d.name)),
             }
         }
         Traffic::Command(c) => {
@@ -342,13 +406,13 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Option<String>, St
                         .find(|h| h.name == said || h.address.to_string() == said)
                     {
                         Some(h) => (
-                            Some(h.name.clone()),
+                            Where::Host(h.name.clone()),
                             format!("the query hook says {}", h.name),
                         ),
-                        None => (None, format!("the query hook says `{said}`")),
+                        None => (Where::Unclear, format!("the query hook says `{said}`")),
                     }
                 }
-                other => (None, failure("the query hook", &other)),
+                other => (Where::Unclear, failure("the query hook", &other)),
             }
         }
     }
@@ -362,9 +426,11 @@ pub async fn holder_for_run(
     to: &str,
 ) -> (Holder, String) {
     let (h, why) = holder(pair, sessions).await;
-    match h {
-        Some(h) if h == from => (Holder::Old, why),
-        Some(h) if h == to => (Holder::New, why),
-        _ => (Holder::Unclear, why),
-    }
+    let holder = match h {
+        Where::Host(h) if h == from => Holder::Old,
+        Where::Host(h) if h == to => Holder::New,
+        Where::Neither => Holder::Neither,
+        _ => Holder::Unclear,
+    };
+    (holder, why)
 }

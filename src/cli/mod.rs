@@ -93,6 +93,8 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let exit = run(cli);
     ExitCode::from(exit.code())
 }

@@ -192,27 +192,41 @@ pub enum Holder {
     Old,
     /// On the new primary (`to`).
     New,
-    /// Neither, both, or unknowable.
+    /// On no host (a VIP removed from one host and not yet added).
+    Neither,
+    /// Both, somewhere else, or unknowable.
     Unclear,
 }
 
+/// How an interrupted step is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Record it as ended with this result, then decide as usual.
+    Ended(Ended),
+    /// Run it again (it is safe to repeat, and needed).
+    Retry,
+    /// Only an operator can tell what is safe.
+    Operator,
+}
+
 /// Resolves a step that began but never ended (the controller died inside
-/// it) into an ended step, from where traffic is now. Steps that move
-/// traffic count as done exactly when traffic is at their target; any other
-/// interrupted step counts as failed, so the run is undone rather than
-/// trusted. `None` means traffic is unclear: only an operator can resolve.
-pub fn resolve_interrupted(step: Step, holder: Holder) -> Option<Ended> {
+/// it) from where traffic is now. A switch counts as done exactly when
+/// traffic is at its target; a switch back that did not finish is run
+/// again (it restores traffic to the host verified before the run), and so
+/// is an interrupted rollback (rollback steps must be safe to repeat); any
+/// other interrupted step counts as failed, so the run is undone rather
+/// than trusted. Traffic that is unclear is for an operator.
+pub fn resolve_interrupted(step: Step, holder: Holder) -> Resolution {
+    let ended = |ok| Resolution::Ended(Ended { step, ok });
     match (step, holder) {
-        (_, Holder::Unclear) if step.moves_traffic() => None,
-        (Step::Switch, h) => Some(Ended {
-            step,
-            ok: h == Holder::New,
-        }),
-        (Step::SwitchBack, h) => Some(Ended {
-            step,
-            ok: h == Holder::Old,
-        }),
-        _ => Some(Ended { step, ok: false }),
+        (Step::Switch | Step::SwitchBack, Holder::Unclear) => Resolution::Operator,
+        (Step::Switch, Holder::New) => ended(true),
+        (Step::Switch, Holder::Old | Holder::Neither) => ended(false),
+        (Step::SwitchBack, Holder::Old) => ended(true),
+        (Step::SwitchBack, Holder::New | Holder::Neither) => Resolution::Retry,
+        // Rollback steps restore a known state and must be safe to repeat.
+        (Step::RollbackStandby, _) => Resolution::Retry,
+        _ => ended(false),
     }
 }
 
@@ -441,18 +455,21 @@ mod tests {
 
     #[test]
     fn interrupted_steps_resolve_from_reality() {
-        assert_eq!(resolve_interrupted(Switch, Holder::New), Some(ok(Switch)));
-        assert_eq!(resolve_interrupted(Switch, Holder::Old), Some(fail(Switch)));
-        assert_eq!(resolve_interrupted(Switch, Holder::Unclear), None);
+        use Resolution::{Ended as E, Operator as Op, Retry};
+        assert_eq!(resolve_interrupted(Switch, Holder::New), E(ok(Switch)));
+        assert_eq!(resolve_interrupted(Switch, Holder::Old), E(fail(Switch)));
+        assert_eq!(
+            resolve_interrupted(Switch, Holder::Neither),
+            E(fail(Switch))
+        );
+        assert_eq!(resolve_interrupted(Switch, Holder::Unclear), Op);
         assert_eq!(
             resolve_interrupted(SwitchBack, Holder::Old),
-            Some(ok(SwitchBack))
+            E(ok(SwitchBack))
         );
-        assert_eq!(
-            resolve_interrupted(SwitchBack, Holder::New),
-            Some(fail(SwitchBack))
-        );
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::Unclear), None);
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::New), Retry);
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::Neither), Retry);
+        assert_eq!(resolve_interrupted(SwitchBack, Holder::Unclear), Op);
         // Everything else counts as failed, whatever traffic says.
         for s in [
             Preflight,
@@ -462,19 +479,35 @@ mod tests {
             Drain,
             ApplyOldPrimary,
             VerifyOldPrimary,
-            RollbackStandby,
         ] {
-            assert_eq!(resolve_interrupted(s, Holder::Old), Some(fail(s)));
-            assert_eq!(resolve_interrupted(s, Holder::Unclear), Some(fail(s)));
+            for h in [Holder::Old, Holder::New, Holder::Neither, Holder::Unclear] {
+                assert_eq!(resolve_interrupted(s, h), E(fail(s)));
+            }
         }
-        // A run killed inside its switch, with traffic already moved, is
-        // switched back after resolution (VerifyService never passed).
+        // An interrupted rollback is run again: rollback steps must be safe to repeat.
+        assert_eq!(resolve_interrupted(RollbackStandby, Holder::Old), Retry);
+        // A run killed inside its switch, with traffic already moved, goes on
+        // to verify through the service (the standby was verified before).
+        let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
+        if let E(e) = resolve_interrupted(Switch, Holder::New) {
+            ended.push(e);
+        }
+        assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
+        // Killed between removing and adding the VIP: the switch failed, and
+        // the switch back restores traffic to the old primary.
+        let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
+        if let E(e) = resolve_interrupted(Switch, Holder::Neither) {
+            ended.push(e);
+        }
+        assert_eq!(decide(Kind::Apply, &ended), Next::Run(SwitchBack));
+        // Retrying a switch back means deciding the same step again.
         let ended = vec![
             ok(Preflight),
             ok(ApplyStandby),
             ok(VerifyStandby),
-            resolve_interrupted(Switch, Holder::New).unwrap(),
+            ok(Switch),
+            fail(VerifyService),
         ];
-        assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
+        assert_eq!(decide(Kind::Apply, &ended), Next::Run(SwitchBack));
     }
 }

@@ -1,0 +1,159 @@
+//! The controller killed at every step, then run again: for each fault
+//! point (`src/crash.rs`), an apply on the VIP pair aborts there (like
+//! kill -9: no destructors, no last journal line), and `baton recover` must
+//! leave exactly one host holding traffic, that host passing its checks,
+//! the recorded roles equal to reality, and the run finished in the journal.
+//! Needs the `failpoints` feature (`scripts/test` builds with it).
+
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn holds_vip(ns: &str) -> bool {
+    netns_ok(ns, &["ip", "-o", "addr", "show", "dev", "eth0"]).contains("inet 198.18.0.100/")
+}
+
+/// Runs baton with a fault point armed; returns the signal that ended it.
+fn crash_at(cfg: &Path, point: &str, args: &[&str]) -> Option<i32> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            CTL,
+            env!("CARGO_BIN_EXE_baton"),
+            "--config",
+        ])
+        .arg(cfg)
+        .args(args)
+        .env("FAILPOINTS", format!("{point}=return"))
+        .output()
+        .unwrap();
+    out.status.signal()
+}
+
+/// Recovers and checks the promises; returns who holds traffic.
+fn recover_and_check(cfg: &Path, state: &Path, point: &str) -> String {
+    let run = baton(cfg, &["recover", "web"]);
+    assert!(
+        [0, 1, 3].contains(&run.code),
+        "{point}: recover exited {}: {}\n{}",
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    let (blue, green) = (holds_vip("baton-blue"), holds_vip("baton-green"));
+    assert!(
+        blue != green,
+        "{point}: exactly one host must hold the VIP (blue {blue}, green {green})"
+    );
+    let holder = if blue { "blue" } else { "green" };
+    let seen = netns_ok(
+        "baton-client",
+        &["curl", "-s", "--max-time", "3", "http://198.18.0.100/"],
+    );
+    assert!(
+        seen.starts_with(&format!("host={holder} ")),
+        "{point}: the VIP answers {seen:?}"
+    );
+    let recorded: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(state.join("web.state.json")).unwrap()).unwrap();
+    assert_eq!(
+        recorded["primary"], holder,
+        "{point}: the record must follow reality"
+    );
+    let journal = fs::read_to_string(state.join("web.journal")).unwrap();
+    let last = journal.lines().last().unwrap();
+    assert!(
+        last.contains("\"event\":\"finish\""),
+        "{point}: the run is not finished: {last}"
+    );
+    let status = baton(cfg, &["status", "web"]);
+    assert_eq!(status.code, 0, "{point}: {}", status.stdout);
+    holder.to_string()
+}
+
+#[test]
+fn killed_at_every_step_of_an_apply_then_recovered() {
+    let points = [
+        ("begin-apply_standby", "blue"),
+        ("end-apply_standby", "blue"),
+        ("begin-verify_standby", "blue"),
+        ("end-verify_standby", "blue"),
+        ("begin-switch", "blue"),
+        ("vip-between-del-and-add", "blue"),
+        ("end-switch", "green"),
+        ("begin-verify_service", "blue"),
+        ("end-verify_service", "blue"),
+        ("begin-drain", "green"),
+        ("end-drain", "green"),
+        ("begin-apply_old_primary", "green"),
+        ("end-apply_old_primary", "green"),
+        ("begin-verify_old_primary", "green"),
+        ("end-verify_old_primary", "green"),
+    ];
+    for (point, expected) in points {
+        let _lab = lab();
+        let dir = custom_config(|name, t| {
+            if name == "web.toml" {
+                set_key(&t, "observe_period", "\"0s\"")
+            } else {
+                t
+            }
+        });
+        let cfg = dir.path().join("baton.toml");
+        let state = dir.path().join("state");
+        assert_eq!(
+            crash_at(&cfg, point, &["apply", "web", "--change", "v2"]),
+            Some(libc::SIGABRT),
+            "{point}: the fault point did not fire"
+        );
+        let holder = recover_and_check(&cfg, &state, point);
+        assert_eq!(holder, expected, "{point}");
+        if expected == "blue" {
+            let page =
+                fs::read_to_string(Path::new(LAB).join("hosts/green/srv/index.html")).unwrap();
+            assert_eq!(
+                page, "host=green version=1\n",
+                "{point}: the standby was rolled back"
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_while_undoing_then_recovered() {
+    // A check that fails only on green once green holds the VIP sends the
+    // run down the undo path; the controller dies at each undo step.
+    let check = "\n[[checks]]\nname = \"green-must-not-serve\"\nkind = \"command\"\ncommand = \"! { /usr/sbin/ip -o addr show dev eth0 | grep -q 'inet 198.18.0.100/' && grep -q host=green /srv/baton-lab/index.html; }\"\n";
+    for point in [
+        "begin-switch_back",
+        "end-switch_back",
+        "begin-rollback_standby",
+        "end-rollback_standby",
+    ] {
+        let _lab = lab();
+        let dir = custom_config(move |name, t| {
+            if name == "web.toml" {
+                set_key(&t, "observe_period", "\"0s\"") + check
+            } else {
+                t
+            }
+        });
+        let cfg = dir.path().join("baton.toml");
+        let state = dir.path().join("state");
+        assert_eq!(
+            crash_at(&cfg, point, &["apply", "web", "--change", "v2"]),
+            Some(libc::SIGABRT),
+            "{point}"
+        );
+        let holder = recover_and_check(&cfg, &state, point);
+        assert_eq!(holder, "blue", "{point}");
+    }
+}
