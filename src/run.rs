@@ -13,6 +13,7 @@ use crate::change;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder as Seen, Roles, Verdict};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
+use crate::core::preflight;
 use crate::observe;
 use crate::remote::Recorder;
 use crate::ssh::SshHost;
@@ -187,11 +188,14 @@ async fn fresh(
         standby: s.standby.clone(),
     });
     let assessment = assess::assess(&seen);
-    // Who is primary: the record, or reality on first sight.
-    let from = match (&seen.recorded, &assessment.holder) {
-        (Some(r), _) => r.primary.clone(),
-        (None, Seen::Host(h)) => h.clone(),
-        (None, _) => pair.hosts[0].name.clone(),
+    let failed = recorded.as_ref().and_then(|s| s.failed.clone());
+    // Who is primary: the record, or reality on first sight. A rejoin works
+    // on the failed host, which becomes the standby.
+    let from = match (kind, &failed, &seen.recorded, &assessment.holder) {
+        (Kind::Rejoin, Some(f), _, _) => pair.other(f).map(|h| h.name.clone()).unwrap_or_default(),
+        (_, _, Some(r), _) => r.primary.clone(),
+        (_, _, None, Seen::Host(h)) => h.clone(),
+        _ => pair.hosts[0].name.clone(),
     };
     let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned())
     else {
@@ -229,7 +233,7 @@ async fn fresh(
                 "apply needs --change NAME".to_string(),
             )
         }
-        (Kind::Switchover, _) => None,
+        (_, _) => None,
     };
     let hash = match change.as_ref().map(change::hash).transpose() {
         Ok(h) => h,
@@ -265,26 +269,31 @@ async fn fresh(
         step: Step::Preflight,
         at: now_rfc3339(),
     });
-    let mut problems: Vec<String> = assessment
-        .findings
-        .iter()
-        .map(|f| f.message.clone())
-        .collect();
-    if sessions.iter().any(Option::is_none) && problems.is_empty() {
-        problems.push("a host could not be reached".to_string());
-    }
-    let drift = assessment.verdict == Verdict::Operator
-        && !matches!(assessment.holder, Seen::Host(_))
-        || assessment
-            .findings
-            .iter()
-            .any(|f| f.message.contains("record says"));
+    let roles = preflight::Roles {
+        from: &from_host.name,
+        to: &to_host.name,
+        failed: failed.as_deref(),
+    };
+    let problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
+    let drift = matches!(kind, Kind::Apply | Kind::Switchover)
+        && (assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
+            || assessment
+                .findings
+                .iter()
+                .any(|f| f.message.contains("record says")));
     let ok = problems.is_empty();
     let detail = if ok {
-        format!(
-            "{} holds traffic; both hosts reachable and healthy",
-            from_host.name
-        )
+        match kind {
+            Kind::Failover => format!(
+                "{} is down or not serving; {} is healthy and takes over",
+                from_host.name, to_host.name
+            ),
+            Kind::Rejoin => format!("{} is back; traffic is on {}", to_host.name, from_host.name),
+            _ => format!(
+                "{} holds traffic; both hosts reachable and healthy",
+                from_host.name
+            ),
+        }
     } else {
         problems.join("; ")
     };
@@ -295,6 +304,7 @@ async fn fresh(
             &from_host.name,
             &to_host.name,
             "observed",
+            None,
         );
     }
     let ctx = Ctx {
@@ -384,12 +394,12 @@ async fn recover(
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
         let (holder, why) = switch::holder_for_run(pair, &refs, from, to).await;
-        match cycle::resolve_interrupted(step, holder) {
+        match cycle::resolve_interrupted(*kind, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]);
                 ended.push(e);
-                ctx.record_roles(&ended, "recover");
+                ctx.record_roles(&ended, "recover", false);
             }
             Resolution::Retry => {}
             Resolution::Operator => {
@@ -432,13 +442,21 @@ struct Ctx<'a> {
     ttl: Option<u32>,
 }
 
-fn save_roles(store: &StateStore, pair: &str, primary: &str, standby: &str, source: &str) {
+fn save_roles(
+    store: &StateStore,
+    pair: &str,
+    primary: &str,
+    standby: &str,
+    source: &str,
+    failed: Option<String>,
+) {
     let state = PairState {
         pair: pair.to_string(),
         primary: primary.to_string(),
         standby: standby.to_string(),
         updated_at: now_rfc3339(),
         source: source.to_string(),
+        failed,
     };
     if let Err(e) = store.save(&state) {
         tracing::error!(error = %e, "cannot record the roles");
@@ -464,6 +482,8 @@ impl Ctx<'_> {
             Step::Switch => format!("{}->{}", self.from.name, self.to.name),
             Step::SwitchBack => format!("{}->{}", self.to.name, self.from.name),
             Step::VerifyService => format!("service->{}", self.to.name),
+            Step::Fence if self.kind == Kind::Rejoin => self.to.name.clone(),
+            Step::Fence => self.from.name.clone(),
         }
     }
 
@@ -524,7 +544,11 @@ impl Ctx<'_> {
             match cycle::decide(self.kind, ended) {
                 Next::Finish(outcome) => {
                     if outcome != Outcome::NotStarted {
-                        self.record_roles(ended, "finish");
+                        self.record_roles(
+                            ended,
+                            "finish",
+                            self.kind == Kind::Rejoin && outcome == Outcome::Ok,
+                        );
                     }
                     let message = self.message(outcome, ended);
                     self.finish(outcome, &message);
@@ -567,21 +591,86 @@ impl Ctx<'_> {
                     self.end(step, ok, &detail, started.elapsed(), rec.commands);
                     ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
-                        self.record_roles(ended, step.name());
+                        self.record_roles(ended, step.name(), false);
                     }
                 }
             }
         }
     }
 
-    /// Records the roles that follow from the steps ended so far.
-    fn record_roles(&self, ended: &[Ended], source: &str) {
-        let (p, s) = if cycle::traffic_on_new(ended) {
+    /// Records the roles that follow from the steps ended so far. A
+    /// failover that moved traffic marks the old primary failed; a rejoin
+    /// that finished well clears the mark; otherwise the mark stays.
+    fn record_roles(&self, ended: &[Ended], source: &str, rejoined: bool) {
+        let on_new = cycle::traffic_on_new(ended);
+        let (p, s) = if on_new {
             (&self.to, &self.from)
         } else {
             (&self.from, &self.to)
         };
-        save_roles(self.store, &self.pair.name, &p.name, &s.name, source);
+        let failed = match self.kind {
+            Kind::Failover if on_new => Some(self.from.name.clone()),
+            Kind::Rejoin if rejoined => None,
+            _ => self
+                .store
+                .load(&self.pair.name)
+                .ok()
+                .flatten()
+                .and_then(|s| s.failed),
+        };
+        save_roles(
+            self.store,
+            &self.pair.name,
+            &p.name,
+            &s.name,
+            source,
+            failed,
+        );
+    }
+
+    /// Makes sure `host` holds no traffic: the fence command if configured,
+    /// and for a VIP, removing the address if the host still answers.
+    async fn fence(&self, host: &Host, rec: &mut Recorder) -> Result<String, String> {
+        let mut done = Vec::new();
+        if let Some(cmd) = &self.pair.fence {
+            let line = cmd
+                .replace("{host}", &crate::quote::quote(&host.name))
+                .replace("{address}", &crate::quote::quote(&host.address.to_string()));
+            let out = rec.local(&line, self.pair.ssh.command_timeout).await;
+            if !out.as_ref().is_ok_and(|o| o.success()) {
+                return Err(crate::remote::failure("the fence command", &out));
+            }
+            done.push(format!("fence command ran for {}", host.name));
+        }
+        if let Traffic::Vip(v) = &self.pair.traffic {
+            match self.session(host) {
+                Some(ssh) => match observe::holds_address(ssh, &v.interface, v.address).await {
+                    Ok(true) => {
+                        let cidr = v.to_string();
+                        let out = rec.run_privileged(ssh, &["ip", "addr", "del", &cidr, "dev", &v.interface]).await;
+                        if !out.as_ref().is_ok_and(|o| o.success()) {
+                            return Err(crate::remote::failure(&format!("removing {cidr} from {}", host.name), &out));
+                        }
+                        done.push(format!("removed {cidr} from {}", host.name));
+                    }
+                    Ok(false) => done.push(format!("{} does not hold {v}", host.name)),
+                    Err(e) => return Err(format!("cannot tell whether {} holds {v}: {e}", host.name)),
+                },
+                None if self.pair.fence.is_some() => {}
+                None => done.push(format!(
+                    "{} is unreachable and no fence command is configured: relying on the operator's word that it is down",
+                    host.name
+                )),
+            }
+        }
+        if done.is_empty() {
+            done.push(format!(
+                "nothing to fence: the {} switch moves traffic away from {}",
+                self.pair.traffic.method(),
+                host.name
+            ));
+        }
+        Ok(done.join("; "))
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -639,15 +728,12 @@ impl Ctx<'_> {
                 } else {
                     (&to, &from)
                 };
-                let switched = switch::switch(
-                    self.pair,
-                    &self.sessions,
-                    a,
-                    b,
-                    step == Step::SwitchBack,
-                    rec,
-                )
-                .await?;
+                let mode = match (step, self.kind) {
+                    (Step::SwitchBack, _) => switch::Mode::Restore,
+                    (_, Kind::Failover) => switch::Mode::Failover,
+                    _ => switch::Mode::Normal,
+                };
+                let switched = switch::switch(self.pair, &self.sessions, a, b, mode, rec).await?;
                 if switched.ttl.is_some() {
                     self.ttl = switched.ttl;
                 }
@@ -664,6 +750,14 @@ impl Ctx<'_> {
                 .await
             }
             Step::Drain => self.drain().await,
+            Step::Fence => {
+                let host = if self.kind == Kind::Rejoin {
+                    &to
+                } else {
+                    &from
+                };
+                self.fence(host, rec).await
+            }
         }
     }
 
@@ -740,6 +834,7 @@ impl Ctx<'_> {
             &self.from.name
         };
         match outcome {
+            Outcome::Ok if self.kind == Kind::Failover => format!("done: traffic is on {on}; {} is marked failed until `baton rejoin {}`", self.from.name, self.pair.name),
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
             Outcome::RolledBack => format!("failed at {} and undone: traffic stayed on {on}", failed.join(", ")),
             Outcome::Incomplete => format!("INCOMPLETE: traffic is on {on} and verified, but {} failed: {} is not a healthy standby", failed.join(", "), self.from.name),

@@ -55,17 +55,32 @@ pub enum Where {
     Unclear,
 }
 
-/// Moves traffic from `from` to `to`. With `restore` (a switch back), a VIP
-/// that is on neither host is simply put on `to`, the host verified before
-/// the run: that is how a switch interrupted between its two halves heals.
+/// How a switch treats traffic that is not where a plain switch expects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Traffic must be exactly on `from` (compare-and-swap).
+    Normal,
+    /// A switch back: a VIP on neither host is put on `to`, the host
+    /// verified before the run (how a switch interrupted between its two
+    /// halves heals).
+    Restore,
+    /// A failover: `from` is dead and fenced; a VIP is put on `to` whatever
+    /// `from` can say.
+    Failover,
+}
+
+/// Moves traffic from `from` to `to`.
 pub async fn switch(
     pair: &Pair,
     sessions: &Sessions<'_>,
     from: &Host,
     to: &Host,
-    restore: bool,
+    mode: Mode,
     rec: &mut Recorder,
 ) -> Result<Switched, String> {
+    if let (Mode::Failover, Traffic::Vip(v)) = (mode, &pair.traffic) {
+        return vip_take(v, session(pair, sessions, to), to, rec).await;
+    }
     // Compare first: traffic must be exactly on `from`. Already on `to` is
     // success (a resumed run, or a switch back after a switch that never
     // happened); anywhere else is someone else's doing, and not ours to undo.
@@ -77,9 +92,9 @@ pub async fn switch(
             })
         }
         (Where::Host(h), _) if h == from.name => {}
-        (Where::Neither, why) if restore => {
+        (Where::Neither, why) if mode == Mode::Restore => {
             return match &pair.traffic {
-                Traffic::Vip(v) => vip_restore(v, session(pair, sessions, to), to, rec).await,
+                Traffic::Vip(v) => vip_take(v, session(pair, sessions, to), to, rec).await,
                 _ => Err(format!("{why}: not restoring by hand")),
             }
         }
@@ -213,8 +228,9 @@ async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> &'static str {
     }
 }
 
-/// Puts a VIP that no host holds back on `to`.
-async fn vip_restore(
+/// Puts a VIP on `to` (unless it is there already), announces it and
+/// confirms it: for a VIP no host holds, or a failover from a fenced host.
+async fn vip_take(
     v: &Vip,
     to: Option<&SshHost>,
     to_host: &Host,
@@ -222,28 +238,27 @@ async fn vip_restore(
 ) -> Result<Switched, String> {
     let Some(to) = to else {
         return Err(format!(
-            "no host holds {v} and {} is unreachable",
+            "{} is unreachable: it cannot take {v}",
             to_host.name
         ));
     };
     let cidr = v.to_string();
-    let out = rec
-        .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
-        .await;
-    if !out.as_ref().is_ok_and(|o| o.success()) {
-        return Err(failure(
-            &format!("restoring {cidr} on {}", to_host.name),
-            &out,
-        ));
+    if holds_address(to, &v.interface, v.address).await != Ok(true) {
+        let out = rec
+            .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
+            .await;
+        if !out.as_ref().is_ok_and(|o| o.success()) {
+            return Err(failure(&format!("adding {cidr} on {}", to_host.name), &out));
+        }
     }
     let note = announce(v, to, rec).await;
     match holds_address(to, &v.interface, v.address).await {
         Ok(true) => Ok(Switched {
-            detail: format!("{cidr} was on no host; restored on {}{note}", to_host.name),
+            detail: format!("{cidr} is on {}{note}", to_host.name),
             ttl: None,
         }),
         other => Err(format!(
-            "after restoring, {} holds {cidr}: {other:?}",
+            "after adding, {} holds {cidr}: {other:?}",
             to_host.name
         )),
     }

@@ -560,3 +560,115 @@ fn an_unknown_change_is_a_usage_error_that_changes_nothing() {
     );
     assert!(!lab_state().join("web.journal").exists());
 }
+
+#[test]
+fn failover_with_the_primary_cut_off_then_rejoin() {
+    let _lab = lab();
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    // A healthy primary is not failed over.
+    let refused = baton(&lab_config(), &["failover", "web"]);
+    assert_eq!(refused.code, 5, "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("use `baton switchover web`"),
+        "{}",
+        refused.stdout
+    );
+    assert!(holds_vip("baton-blue"));
+
+    // blue's namespace is cut off: its network is gone, the VIP with it.
+    netns_ok("baton-blue", &["ip", "link", "set", "eth0", "down"]);
+    let run = baton(&lab_config(), &["failover", "web", "--reason", "blue died"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("blue is marked failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(holds_vip("baton-green"));
+    let seen = netns_ok(
+        "baton-client",
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "3",
+            &format!("http://{WEB_VIP}/"),
+        ],
+    );
+    assert_eq!(seen, "host=green version=1\n");
+    let s = state(&lab_state(), "web");
+    assert_eq!(
+        (s["primary"].as_str(), s["failed"].as_str()),
+        (Some("green"), Some("blue"))
+    );
+    // Until rejoin, the pair is degraded and nothing else runs on it.
+    let status = baton(&lab_config(), &["status", "--json", "web"]);
+    assert_eq!(status.code, 3, "{}", status.stdout);
+    assert_eq!(status.json()["pairs"][0]["hosts"][0]["role"], "failed");
+    let apply = baton(&lab_config(), &["apply", "web", "--change", "v2"]);
+    assert_eq!(apply.code, 5);
+    assert!(
+        apply.stdout.contains("run `baton rejoin web`"),
+        "{}",
+        apply.stdout
+    );
+
+    // blue comes back, still holding the VIP: split brain until rejoin fences it.
+    netns_ok("baton-blue", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 4);
+    let rejoin = baton(&lab_config(), &["rejoin", "web"]);
+    assert_eq!(rejoin.code, 0, "{}", rejoin.stdout);
+    assert!(
+        rejoin.stdout.contains("removed 198.18.0.100/24 from blue"),
+        "{}",
+        rejoin.stdout
+    );
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    let s = state(&lab_state(), "web");
+    assert_eq!(
+        (s["primary"].as_str(), s["standby"].as_str()),
+        (Some("green"), Some("blue"))
+    );
+    assert!(s.get("failed").is_none(), "{s}");
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    // And it can take traffic back.
+    assert_eq!(baton(&lab_config(), &["switchover", "web"]).code, 0);
+    assert!(holds_vip("baton-blue"));
+}
+
+#[test]
+fn failover_on_the_dns_pair_uses_the_fence_command() {
+    let _lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("fenced");
+    let mark_s = mark.display().to_string();
+    let cfg_dir = custom_config(move |name, t| {
+        if name == "api.toml" {
+            t.replace(
+                "environment = \"dev\"",
+                &format!("environment = \"dev\"\nfence = \"echo {{host}} {{address}} > {mark_s}\""),
+            )
+        } else {
+            t
+        }
+    });
+    let cfg = cfg_dir.path().join("baton.toml");
+    assert_eq!(baton(&cfg, &["status", "api"]).code, 0);
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "down"]);
+    let run = baton(&cfg, &["failover", "api"]);
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        fs::read_to_string(&mark).unwrap(),
+        "amber 198.18.0.21\n",
+        "the fence command was told which host"
+    );
+    assert_eq!(dns_answer(), "198.18.0.22");
+    assert_eq!(
+        state(&cfg_dir.path().join("state"), "api")["failed"],
+        "amber"
+    );
+    let rejoin = baton(&cfg, &["rejoin", "api"]);
+    assert_eq!(rejoin.code, 0, "{}", rejoin.stdout);
+    assert_eq!(baton(&cfg, &["status", "api"]).code, 0);
+}

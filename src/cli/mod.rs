@@ -73,6 +73,25 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The primary is dead: verify the standby, fence the old primary (the
+    /// `fence` command, or removing the VIP if it still answers), switch,
+    /// verify. The old primary is marked failed until `rejoin`.
+    Failover {
+        /// The pair.
+        pair: String,
+        /// Why (recorded in the journal).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make a failed host the standby again: take away any traffic it still
+    /// holds, verify it, clear the mark.
+    Rejoin {
+        /// The pair.
+        pair: String,
+        /// Why (recorded in the journal).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Finish or undo an interrupted run from its journal and from where
     /// traffic really is.
     Recover {
@@ -121,7 +140,9 @@ fn run(cli: Cli) -> Exit {
         | Command::Apply { pairs, .. }
         | Command::Recover { pairs }
         | Command::Log { pairs, .. } => pairs.clone(),
-        Command::Switchover { pair, .. } => vec![pair.clone()],
+        Command::Switchover { pair, .. }
+        | Command::Failover { pair, .. }
+        | Command::Rejoin { pair, .. } => vec![pair.clone()],
     };
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;
@@ -164,6 +185,22 @@ fn run(cli: Cli) -> Exit {
         Command::Switchover { reason, .. } => runtime.block_on(cycle::run(
             &config,
             Some(Kind::Switchover),
+            None,
+            reason.clone(),
+            cli.json,
+            line,
+        )),
+        Command::Failover { reason, .. } => runtime.block_on(cycle::run(
+            &config,
+            Some(Kind::Failover),
+            None,
+            reason.clone(),
+            cli.json,
+            line,
+        )),
+        Command::Rejoin { reason, .. } => runtime.block_on(cycle::run(
+            &config,
+            Some(Kind::Rejoin),
             None,
             reason.clone(),
             cli.json,

@@ -106,8 +106,10 @@ async fn one(pair: &Pair, store: &StateStore) -> PairReport {
     let observed = observe::observe(pair).await;
     let mut seen: PairSeen = observed.seen;
     let mut extra = Vec::new();
+    let mut failed = None;
     match store.load(&pair.name) {
         Ok(Some(s)) => {
+            failed = s.failed.clone();
             seen.recorded = Some(Roles {
                 primary: s.primary,
                 standby: s.standby,
@@ -128,6 +130,7 @@ async fn one(pair: &Pair, store: &StateStore) -> PairReport {
             standby: roles.standby.clone(),
             updated_at: now_rfc3339(),
             source: "observed".to_string(),
+            failed: None,
         };
         match store.save(&state) {
             Ok(()) => {
@@ -144,10 +147,25 @@ async fn one(pair: &Pair, store: &StateStore) -> PairReport {
         a.findings.extend(extra);
         a.verdict = Verdict::Operator;
     }
-    report(pair, &seen, a, recorded_now)
+    if let Some(f) = &failed {
+        a.findings.push(Finding {
+            severity: Severity::Degraded,
+            message: format!("{f} is marked failed since a failover: the pair has no standby until `baton rejoin {}`", pair.name),
+        });
+        if a.verdict == Verdict::Ok {
+            a.verdict = Verdict::Degraded;
+        }
+    }
+    report(pair, &seen, a, recorded_now, failed.as_deref())
 }
 
-fn report(pair: &Pair, seen: &PairSeen, a: Assessment, recorded_now: bool) -> PairReport {
+fn report(
+    pair: &Pair,
+    seen: &PairSeen,
+    a: Assessment,
+    recorded_now: bool,
+    failed: Option<&str>,
+) -> PairReport {
     let service = match &pair.traffic {
         Traffic::Vip(v) => format!("{v} on {}", v.interface),
         Traffic::Dns(d) => d.name.clone(),
@@ -159,6 +177,7 @@ fn report(pair: &Pair, seen: &PairSeen, a: Assessment, recorded_now: bool) -> Pa
         _ => false,
     };
     let role = |h: &HostSeen| match &seen.recorded {
+        _ if failed == Some(h.name.as_str()) => "failed",
         Some(r) if r.primary == h.name => "primary",
         Some(_) => "standby",
         None => "unknown",

@@ -43,6 +43,9 @@ pub struct Pair {
     pub canary: bool,
     /// Prints the service version on a host.
     pub version_command: Option<String>,
+    /// Local command that fences a host during a failover (`{host}`,
+    /// `{address}` filled, shell-quoted).
+    pub fence: Option<String>,
     /// How long the service address is watched after a switch.
     pub observe_period: Duration,
     /// Exactly two hosts, sorted by name.

@@ -45,6 +45,7 @@ pub struct PairFile {
     #[serde(default)]
     pub canary: bool,
     pub version_command: Option<String>,
+    pub fence: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub observe_period: Option<Duration>,
     #[serde(default)]

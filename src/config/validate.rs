@@ -313,6 +313,13 @@ fn pair(
         }
     }
 
+    if raw.fence.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        sink.push(src.at(
+            &[N("fence")],
+            "fence is empty",
+            "give the command that cuts a host off (a power switch, a cloud API), or remove the key",
+        ));
+    }
     let observe_period = raw.observe_period.unwrap_or(Duration::from_secs(5));
     if observe_period > Duration::from_secs(3600) {
         sink.push(src.at(
@@ -340,6 +347,7 @@ fn pair(
         environment,
         canary: raw.canary,
         version_command: raw.version_command.clone(),
+        fence: raw.fence.clone(),
         observe_period,
         hosts: hosts?,
         ssh,

@@ -16,6 +16,12 @@ pub enum Kind {
     Apply,
     /// Swap roles, no change.
     Switchover,
+    /// The primary is dead: verify the standby, fence the old primary,
+    /// switch, verify. The old primary is then marked failed.
+    Failover,
+    /// Make a failed host the standby again: clear any traffic it still
+    /// holds, verify it.
+    Rejoin,
 }
 
 /// One step of a cycle. `from`/`to` are the old and the new primary.
@@ -42,6 +48,10 @@ pub enum Step {
     SwitchBack,
     /// Undo: the change's rollback steps on the standby (`to`).
     RollbackStandby,
+    /// Failover: make sure the old primary (`from`) holds no traffic (the
+    /// fence command, or removing the VIP if it still answers). Rejoin: the
+    /// same for the rejoining host (`to`).
+    Fence,
 }
 
 impl Step {
@@ -58,6 +68,7 @@ impl Step {
             Step::VerifyOldPrimary => "verify_old_primary",
             Step::SwitchBack => "switch_back",
             Step::RollbackStandby => "rollback_standby",
+            Step::Fence => "fence",
         }
     }
 
@@ -122,6 +133,14 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
             Step::VerifyService,
             Step::Drain,
         ],
+        Kind::Failover => vec![
+            Step::Preflight,
+            Step::VerifyStandby,
+            Step::Fence,
+            Step::Switch,
+            Step::VerifyService,
+        ],
+        Kind::Rejoin => vec![Step::Preflight, Step::Fence, Step::VerifyStandby],
     }
 }
 
@@ -138,6 +157,18 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
     let Some(last) = ended.last() else {
         return Next::Run(Step::Preflight);
     };
+    if matches!(kind, Kind::Failover | Kind::Rejoin) {
+        // No undo: the old primary is dead (failover) or traffic is not
+        // touched (rejoin). Stop at the first failure.
+        return match (last.step, last.ok) {
+            (step, true) => next_forward(&forward, step),
+            (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
+            // Nothing has changed yet: the standby is not fit to take over,
+            // or the failed host stays failed.
+            (Step::VerifyStandby, false) => Next::Finish(Outcome::RolledBack),
+            _ => Next::Finish(Outcome::Operator),
+        };
+    }
     match (last.step, last.ok) {
         // Undo steps decide the end.
         (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
@@ -155,6 +186,8 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
             Next::Finish(Outcome::Incomplete)
         }
+        // Fencing is not part of these runs.
+        (Step::Fence, false) => Next::Finish(Outcome::Operator),
         // Forward successes.
         (step, true) => next_forward(&forward, step),
     }
@@ -216,16 +249,21 @@ pub enum Resolution {
 /// is an interrupted rollback (rollback steps must be safe to repeat); any
 /// other interrupted step counts as failed, so the run is undone rather
 /// than trusted. Traffic that is unclear is for an operator.
-pub fn resolve_interrupted(step: Step, holder: Holder) -> Resolution {
+pub fn resolve_interrupted(kind: Kind, step: Step, holder: Holder) -> Resolution {
     let ended = |ok| Resolution::Ended(Ended { step, ok });
     match (step, holder) {
         (Step::Switch | Step::SwitchBack, Holder::Unclear) => Resolution::Operator,
         (Step::Switch, Holder::New) => ended(true),
+        // A failover has no way back: finish moving traffic to the standby.
+        (Step::Switch, Holder::Old | Holder::Neither) if kind == Kind::Failover => {
+            Resolution::Retry
+        }
         (Step::Switch, Holder::Old | Holder::Neither) => ended(false),
         (Step::SwitchBack, Holder::Old) => ended(true),
         (Step::SwitchBack, Holder::New | Holder::Neither) => Resolution::Retry,
-        // Rollback steps restore a known state and must be safe to repeat.
-        (Step::RollbackStandby, _) => Resolution::Retry,
+        // Rollback steps restore a known state and must be safe to repeat;
+        // fencing is idempotent.
+        (Step::RollbackStandby | Step::Fence, _) => Resolution::Retry,
         _ => ended(false),
     }
 }
@@ -456,20 +494,38 @@ mod tests {
     #[test]
     fn interrupted_steps_resolve_from_reality() {
         use Resolution::{Ended as E, Operator as Op, Retry};
-        assert_eq!(resolve_interrupted(Switch, Holder::New), E(ok(Switch)));
-        assert_eq!(resolve_interrupted(Switch, Holder::Old), E(fail(Switch)));
         assert_eq!(
-            resolve_interrupted(Switch, Holder::Neither),
+            resolve_interrupted(Kind::Apply, Switch, Holder::New),
+            E(ok(Switch))
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Switch, Holder::Old),
             E(fail(Switch))
         );
-        assert_eq!(resolve_interrupted(Switch, Holder::Unclear), Op);
         assert_eq!(
-            resolve_interrupted(SwitchBack, Holder::Old),
+            resolve_interrupted(Kind::Apply, Switch, Holder::Neither),
+            E(fail(Switch))
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Switch, Holder::Unclear),
+            Op
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Old),
             E(ok(SwitchBack))
         );
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::New), Retry);
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::Neither), Retry);
-        assert_eq!(resolve_interrupted(SwitchBack, Holder::Unclear), Op);
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, SwitchBack, Holder::New),
+            Retry
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Neither),
+            Retry
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Unclear),
+            Op
+        );
         // Everything else counts as failed, whatever traffic says.
         for s in [
             Preflight,
@@ -481,22 +537,25 @@ mod tests {
             VerifyOldPrimary,
         ] {
             for h in [Holder::Old, Holder::New, Holder::Neither, Holder::Unclear] {
-                assert_eq!(resolve_interrupted(s, h), E(fail(s)));
+                assert_eq!(resolve_interrupted(Kind::Apply, s, h), E(fail(s)));
             }
         }
         // An interrupted rollback is run again: rollback steps must be safe to repeat.
-        assert_eq!(resolve_interrupted(RollbackStandby, Holder::Old), Retry);
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, RollbackStandby, Holder::Old),
+            Retry
+        );
         // A run killed inside its switch, with traffic already moved, goes on
         // to verify through the service (the standby was verified before).
         let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
-        if let E(e) = resolve_interrupted(Switch, Holder::New) {
+        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Holder::New) {
             ended.push(e);
         }
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
         // Killed between removing and adding the VIP: the switch failed, and
         // the switch back restores traffic to the old primary.
         let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
-        if let E(e) = resolve_interrupted(Switch, Holder::Neither) {
+        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Holder::Neither) {
             ended.push(e);
         }
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(SwitchBack));
@@ -509,5 +568,51 @@ mod tests {
             fail(VerifyService),
         ];
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(SwitchBack));
+    }
+
+    #[test]
+    fn failover_has_no_undo() {
+        assert_eq!(
+            run(Kind::Failover, &[]),
+            (
+                vec![Preflight, VerifyStandby, Fence, Switch, VerifyService],
+                Outcome::Ok
+            )
+        );
+        assert_eq!(run(Kind::Failover, &[Preflight]).1, Outcome::NotStarted);
+        assert_eq!(
+            run(Kind::Failover, &[VerifyStandby]),
+            (vec![Preflight, VerifyStandby], Outcome::RolledBack)
+        );
+        // Never switch without a successful fence.
+        assert_eq!(
+            run(Kind::Failover, &[Fence]),
+            (vec![Preflight, VerifyStandby, Fence], Outcome::Operator)
+        );
+        assert_eq!(run(Kind::Failover, &[Switch]).1, Outcome::Operator);
+        assert_eq!(run(Kind::Failover, &[VerifyService]).1, Outcome::Operator);
+        // Interrupted: the switch is finished, the fence repeated.
+        assert_eq!(
+            resolve_interrupted(Kind::Failover, Switch, Holder::Old),
+            Resolution::Retry
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Failover, Switch, Holder::New),
+            Resolution::Ended(ok(Switch))
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Failover, Fence, Holder::Unclear),
+            Resolution::Retry
+        );
+    }
+
+    #[test]
+    fn rejoin_clears_then_verifies() {
+        assert_eq!(
+            run(Kind::Rejoin, &[]),
+            (vec![Preflight, Fence, VerifyStandby], Outcome::Ok)
+        );
+        assert_eq!(run(Kind::Rejoin, &[VerifyStandby]).1, Outcome::RolledBack);
+        assert_eq!(run(Kind::Rejoin, &[Fence]).1, Outcome::Operator);
     }
 }

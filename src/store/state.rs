@@ -24,6 +24,9 @@ pub struct PairState {
     /// Why: `observed` (first sight, derived from reality) or the command
     /// that changed it.
     pub source: String,
+    /// A host marked failed by a failover, until `baton rejoin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// Errors reading or writing state.
@@ -141,6 +144,7 @@ mod tests {
             standby: "green".into(),
             updated_at: now_rfc3339(),
             source: "observed".into(),
+            failed: None,
         };
         store.save(&s).unwrap();
         assert_eq!(store.load("web").unwrap(), Some(s.clone()));
