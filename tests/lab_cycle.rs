@@ -672,3 +672,32 @@ fn failover_on_the_dns_pair_uses_the_fence_command() {
     assert_eq!(rejoin.code, 0, "{}", rejoin.stdout);
     assert_eq!(baton(&cfg, &["status", "api"]).code, 0);
 }
+
+#[test]
+fn plan_shows_the_exact_commands_and_changes_nothing() {
+    let _lab = lab();
+    let run = baton(&lab_config(), &["plan", "--change", "v2"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for expected in [
+        "plan for web: Apply from blue to green, change v2 (hash ",
+        "on blue: sudo -n ip addr del 198.18.0.100/24 dev eth0",
+        "on green: sudo -n ip addr add 198.18.0.100/24 dev eth0",
+        "$ sed -i 's/version=[0-9]*/version=2/' /srv/baton-lab/index.html",
+        "GET http://198.18.0.100/ expecting 200 and a body containing \"host=green \"",
+        "prerequisite app.baton.test. A 198.18.0.21 exists exactly; delete app.baton.test. A 198.18.0.21; add app.baton.test. TTL A 198.18.0.22",
+        "switch or verify_service fails: switch_back to blue, then rollback_standby on green",
+    ] {
+        assert!(run.stdout.contains(expected), "missing {expected:?} in:\n{}", run.stdout);
+    }
+    assert!(holds_vip("baton-blue"));
+    assert_eq!(dns_answer(), "198.18.0.21");
+    assert_eq!(page("green"), "host=green version=1\n");
+    assert!(
+        !lab_state().join("web.journal").exists(),
+        "plan journals nothing"
+    );
+    let json = baton(&lab_config(), &["plan", "--json", "web"]);
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["kind"], "switchover");
+    assert_eq!(v["steps"].as_array().unwrap().len(), 5);
+}

@@ -3,6 +3,7 @@
 
 mod cycle;
 mod log;
+mod plan;
 mod status;
 
 use std::path::PathBuf;
@@ -64,6 +65,15 @@ pub enum Command {
         /// Why (recorded in the journal).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Dry run: the steps, commands, DNS updates and checks a run would
+    /// make, and what happens on failure. Changes nothing.
+    Plan {
+        /// Pairs (all when none).
+        pairs: Vec<String>,
+        /// Plan an apply of this change (else a switchover).
+        #[arg(long)]
+        change: Option<String>,
     },
     /// Swap roles without a change: verify the standby, switch, verify.
     Switchover {
@@ -137,6 +147,7 @@ fn run(cli: Cli) -> Exit {
     let pairs: Vec<String> = match &cli.command {
         Command::Check { pairs } => return check(&cli, pairs),
         Command::Status { pairs }
+        | Command::Plan { pairs, .. }
         | Command::Apply { pairs, .. }
         | Command::Recover { pairs }
         | Command::Log { pairs, .. } => pairs.clone(),
@@ -147,7 +158,12 @@ fn run(cli: Cli) -> Exit {
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;
     };
-    if let Command::Apply { change, .. } = &cli.command {
+    let wanted = match &cli.command {
+        Command::Apply { change, .. } => Some(change),
+        Command::Plan { change, .. } => change.as_ref(),
+        _ => None,
+    };
+    if let Some(change) = wanted {
         let missing: Vec<&str> = config
             .pairs
             .values()
@@ -190,6 +206,14 @@ fn run(cli: Cli) -> Exit {
             cli.json,
             line,
         )),
+        Command::Plan { change, .. } => {
+            let kind = if change.is_some() {
+                Kind::Apply
+            } else {
+                Kind::Switchover
+            };
+            runtime.block_on(plan::run(&config, kind, change.as_deref(), cli.json))
+        }
         Command::Failover { reason, .. } => runtime.block_on(cycle::run(
             &config,
             Some(Kind::Failover),
