@@ -701,3 +701,27 @@ fn plan_shows_the_exact_commands_and_changes_nothing() {
     assert_eq!(v["kind"], "switchover");
     assert_eq!(v["steps"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn an_unreadable_journal_is_reported_not_guessed() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let state = dir.path().join("state");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(
+        state.join("web.journal"),
+        "{\"event\":\"start\"}\nnot json\n{}\n",
+    )
+    .unwrap();
+    let log = baton(&dir.path().join("baton.toml"), &["log", "web"]);
+    assert_eq!(log.code, 10, "{}", log.stderr);
+    assert!(
+        log.stderr.contains("line 1 is corrupt") || log.stderr.contains("is corrupt"),
+        "{}",
+        log.stderr
+    );
+    // A run refuses to act on a journal it cannot read, and changes nothing.
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(holds_vip("baton-blue"));
+}

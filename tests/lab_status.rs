@@ -711,3 +711,39 @@ fn without_an_identity_the_ssh_agent_authenticates() {
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+#[test]
+fn tcp_dns_and_command_checks_run_against_the_real_servers() {
+    let _lab = lab();
+    let extra = "\n[[checks]]\nname = \"port\"\nkind = \"tcp\"\nport = 80\n\n[[checks]]\nname = \"sshd\"\nkind = \"command\"\ncommand = \"cat /srv/baton-lab/health\"\nexpect_output = \"ok {host}\"\n\n[[checks]]\nname = \"ns\"\nkind = \"dns\"\nquery = \"ns.baton.test.\"\nserver = \"198.18.0.53:53\"\nexpect = \"198.18.0.53\"\n";
+    let dir = custom_config(move |name, t| if name == "web.toml" { t + extra } else { t });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.json();
+    let checks = &pair(&r, "web")["hosts"][1]["checks"];
+    let names: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["page", "port", "sshd", "ns"]);
+    assert!(
+        checks.as_array().unwrap().iter().all(|c| c["ok"] == true),
+        "{checks}"
+    );
+
+    // Each kind fails when what it checks is not there.
+    let bad = "\n[[checks]]\nname = \"closed\"\nkind = \"tcp\"\nport = 81\ntimeout = \"1s\"\n\n[[checks]]\nname = \"wrong-output\"\nkind = \"command\"\ncommand = \"cat /srv/baton-lab/health\"\nexpect_output = \"ok nobody\"\n\n[[checks]]\nname = \"wrong-answer\"\nkind = \"dns\"\nquery = \"ns.baton.test.\"\nserver = \"198.18.0.53:53\"\nexpect = \"198.18.0.1\"\n";
+    let dir = custom_config(move |name, t| if name == "web.toml" { t + bad } else { t });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
+    assert_eq!(run.code, 4);
+    let p = problems(&run.json(), "web");
+    for expected in [
+        "fails check closed",
+        "fails check wrong-output: output lacks",
+        "fails check wrong-answer: answer",
+    ] {
+        assert!(p.contains(expected), "missing {expected:?}: {p}");
+    }
+}
