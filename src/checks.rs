@@ -47,12 +47,17 @@ pub async fn probe(check: &Check, host: &Host, ssh: Option<&SshHost>) -> Probe {
             url,
             expect_status,
             expect_body,
+            ca_file,
         } => {
+            let expect = Expect {
+                status: *expect_status,
+                body: expect_body.as_ref().map(|b| fill(b, host, false)),
+            };
             http(
                 &fill(url, host, true),
                 host,
-                *expect_status,
-                expect_body.as_ref().map(|b| fill(b, host, false)),
+                expect,
+                ca_file.as_deref(),
                 check.timeout,
             )
             .await
@@ -119,13 +124,23 @@ fn first_line(s: &str) -> String {
 
 static TLS: Once = Once::new();
 
+/// What an HTTP answer must be.
+struct Expect {
+    status: u16,
+    body: Option<String>,
+}
+
 async fn http(
     url: &str,
     host: &Host,
-    expect_status: u16,
-    expect_body: Option<String>,
+    expect: Expect,
+    ca_file: Option<&std::path::Path>,
     timeout: Duration,
 ) -> (bool, String) {
+    let Expect {
+        status: expect_status,
+        body: expect_body,
+    } = expect;
     TLS.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
@@ -143,6 +158,20 @@ async fn http(
     if let Some(domain) = parsed.domain() {
         let port = parsed.port_or_known_default().unwrap_or(80);
         builder = builder.resolve(domain, SocketAddr::new(host.address, port));
+    }
+    if let Some(path) = ca_file {
+        let cert = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()));
+        match cert {
+            Ok(c) => builder = builder.add_root_certificate(c),
+            Err(e) => {
+                return (
+                    false,
+                    format!("cannot use the CA file {}: {e}", path.display()),
+                )
+            }
+        }
     }
     let client = match builder.build() {
         Ok(c) => c,

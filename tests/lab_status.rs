@@ -747,3 +747,51 @@ fn tcp_dns_and_command_checks_run_against_the_real_servers() {
         assert!(p.contains(expected), "missing {expected:?}: {p}");
     }
 }
+
+#[test]
+fn https_checks_keep_the_service_name_and_verify_the_certificate() {
+    let _lab = lab();
+    let https = |url: &str, ca: bool| {
+        format!(
+            "\n[[checks]]\nname = \"tls\"\nkind = \"https\"\nurl = \"{url}\"\nexpect_body = \"host={{host}} \"\ntimeout = \"2s\"\n{}",
+            if ca { format!("ca_file = \"{LAB}/keys/tls-ca.crt\"\n") } else { String::new() }
+        )
+    };
+    // Pinned to each host's own address, named as the service: each host answers as itself.
+    let good = https("https://app.baton.test/", true);
+    let dir = custom_config(move |name, t| if name == "api.toml" { t + &good } else { t });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.json();
+    for i in 0..2 {
+        let tls = &pair(&r, "api")["hosts"][i]["checks"][1];
+        assert_eq!(tls["ok"], true, "{tls}");
+    }
+    // An unknown CA and a name the certificate does not carry both fail.
+    let untrusted = https("https://app.baton.test/", false);
+    let dir = custom_config(move |name, t| {
+        if name == "api.toml" {
+            t + &untrusted
+        } else {
+            t
+        }
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "api")
+            .to_lowercase()
+            .contains("certificate"),
+        "{}",
+        run.stdout
+    );
+    let misnamed = https("https://other.baton.test/", true);
+    let dir = custom_config(move |name, t| if name == "api.toml" { t + &misnamed } else { t });
+    let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
+    assert_eq!(run.code, 4);
+    assert!(
+        problems(&run.json(), "api").contains("fails check tls"),
+        "{}",
+        run.stdout
+    );
+}

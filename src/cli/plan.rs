@@ -191,6 +191,7 @@ fn checks(pair: &Pair, target: &Host, expected: &str) -> Vec<String> {
                     url,
                     expect_status,
                     expect_body,
+                    ..
                 } => format!(
                     "GET {} expecting {expect_status}{}",
                     crate::checks::fill(url, &host, true),

@@ -178,6 +178,8 @@ pub enum CheckKind {
         expect_status: u16,
         /// Text the body must contain (placeholders filled).
         expect_body: Option<String>,
+        /// Extra CA certificates (PEM) trusted for https, beside the system's.
+        ca_file: Option<PathBuf>,
     },
     /// A TCP connect.
     Tcp {

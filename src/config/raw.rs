@@ -95,6 +95,7 @@ pub struct CheckFile {
     pub url: Option<String>,
     pub expect_status: Option<u16>,
     pub expect_body: Option<String>,
+    pub ca_file: Option<String>,
     // tcp
     pub port: Option<u16>,
     // dns

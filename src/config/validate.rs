@@ -334,7 +334,7 @@ fn pair(
     let ssh = ssh_settings(raw.ssh.as_ref(), ctx, sink);
     let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
-    let checks = checks(&raw.checks, src, sink);
+    let checks = checks(&raw.checks, src, ctx.base, sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
 
     if sink.problems.len() > start {
@@ -950,7 +950,7 @@ fn placeholders_ok(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check> {
+fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> Vec<Check> {
     if raw.is_empty() {
         sink.push(src.at(
             &[],
@@ -964,8 +964,9 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
         let whole = [N("checks"), I(i)];
         let start = sink.problems.len();
         let kind_name = c.kind.as_deref().unwrap_or("");
-        let present: [(&str, bool); 10] = [
+        let present: [(&str, bool); 11] = [
             ("url", c.url.is_some()),
+            ("ca_file", c.ca_file.is_some()),
             ("expect_status", c.expect_status.is_some()),
             ("expect_body", c.expect_body.is_some()),
             ("port", c.port.is_some()),
@@ -977,7 +978,8 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
             ("expect_output", c.expect_output.is_some()),
         ];
         let allowed: &[&str] = match kind_name {
-            "http" | "https" => &["url", "expect_status", "expect_body"],
+            "http" => &["url", "expect_status", "expect_body"],
+            "https" => &["url", "expect_status", "expect_body", "ca_file"],
             "tcp" => &["port"],
             "dns" => &["query", "record_type", "server", "expect"],
             "command" => &["command", "expect_output"],
@@ -1050,10 +1052,23 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, sink: &mut Sink<'_>) -> Vec<Check
                         "use a status between 100 and 599, like 200",
                     ));
                 }
+                let ca_file = c.ca_file.as_deref().map(|f| {
+                    let p = resolve(base, f);
+                    let pem = std::fs::read_to_string(&p).unwrap_or_default();
+                    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                        sink.push(src.at(
+                            &at("ca_file"),
+                            format!("{} is not a readable PEM certificate file", p.display()),
+                            "point `ca_file` at the CA certificate (PEM) that signed the service's certificate",
+                        ));
+                    }
+                    p
+                });
                 CheckKind::Http {
                     url: c.url.clone().unwrap_or_default(),
                     expect_status: status,
                     expect_body: c.expect_body.clone(),
+                    ca_file,
                 }
             }
             "tcp" => match c.port {
