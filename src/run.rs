@@ -57,6 +57,21 @@ pub struct Event {
     pub detail: String,
 }
 
+impl Event {
+    /// The event that ends a run (or reports a refusal before it started).
+    fn end_of_run(pair: &str, run: &str, outcome: Outcome, message: &str) -> Event {
+        Event {
+            pair: pair.to_string(),
+            run: run.to_string(),
+            step: "run".into(),
+            host: String::new(),
+            state: outcome.name().to_string(),
+            duration_ms: 0,
+            detail: message.to_string(),
+        }
+    }
+}
+
 /// Where progress goes (the CLI prints it).
 pub trait Progress: Sync {
     /// One event.
@@ -89,18 +104,7 @@ pub fn operator() -> String {
 
 /// A refusal before any step ran; reported as the run's end.
 fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String) -> Finished {
-    progress.event(&Event {
-        pair: pair.to_string(),
-        run: String::new(),
-        step: "run".into(),
-        host: String::new(),
-        state: serde_json::to_value(outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        duration_ms: 0,
-        detail: message.clone(),
-    });
+    progress.event(&Event::end_of_run(pair, "", outcome, &message));
     Finished {
         outcome,
         drift: false,
@@ -524,18 +528,12 @@ impl Ctx<'_> {
             message: message.to_string(),
             at: now_rfc3339(),
         });
-        self.progress.event(&Event {
-            pair: self.pair.name.clone(),
-            run: self.run.clone(),
-            step: "run".into(),
-            host: String::new(),
-            state: serde_json::to_value(outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            duration_ms: 0,
-            detail: message.to_string(),
-        });
+        self.progress.event(&Event::end_of_run(
+            &self.pair.name,
+            &self.run,
+            outcome,
+            message,
+        ));
     }
 
     /// Asks the core for the next step and performs it, until the outcome.

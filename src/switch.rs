@@ -287,10 +287,32 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             d.name, current.values, from.name, from.address
         ));
     }
-    let ttl = current.ttl.unwrap_or(300);
-    let started = Instant::now();
+    let current_ttl = current.ttl.unwrap_or(300);
     // The update goes to the first server; the others get it by zone transfer.
     let primary = d.servers[0];
+    let mut lowered = String::new();
+    let mut drain_ttl = current_ttl;
+    // Lowering the TTL one old TTL ahead: once the old TTL has passed, no
+    // cache holds the old answer for longer than the lowered one, so the
+    // drain after the switch is short.
+    if let Some(low) = d.switch_ttl.filter(|low| *low < current_ttl) {
+        let lower = dns::Replace {
+            zone: &d.zone,
+            name: &d.name,
+            expected: &[from.address],
+            new: from.address,
+            ttl: low,
+        };
+        dns::replace(primary, lower, &d.tsig_key, timeout)
+            .await
+            .map_err(|e| format!("lowering the TTL: {e}"))?;
+        tokio::time::sleep(Duration::from_secs(u64::from(current_ttl))).await;
+        lowered = format!(" (TTL lowered from {current_ttl}s to {low}s {current_ttl}s ahead)");
+        drain_ttl = low;
+    }
+    // The new record gets the normal TTL straight away: it is the right answer.
+    let ttl = d.ttl.unwrap_or(current_ttl);
+    let started = Instant::now();
     let replace = dns::Replace {
         zone: &d.zone,
         name: &d.name,
@@ -327,14 +349,14 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
         if lagging.is_empty() {
             return Ok(Switched {
                 detail: format!(
-                    "{} now points at {} ({}) on all {} server(s) after {} ms, TTL {ttl}s",
+                    "{} now points at {} ({}) on all {} server(s) after {} ms, TTL {ttl}s{lowered}",
                     d.name,
                     to.name,
                     to.address,
                     d.servers.len(),
                     started.elapsed().as_millis()
                 ),
-                ttl: Some(ttl),
+                ttl: Some(drain_ttl),
             });
         }
         if Instant::now() >= deadline {

@@ -12,7 +12,6 @@ mod common;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -22,16 +21,7 @@ fn holds_vip(ns: &str) -> bool {
 
 /// Runs baton with a fault point armed; returns the signal that ended it.
 fn crash_at(cfg: &Path, point: &str, args: &[&str]) -> Option<i32> {
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            CTL,
-            env!("CARGO_BIN_EXE_baton"),
-            "--config",
-        ])
-        .arg(cfg)
-        .args(args)
+    let out = baton_command(cfg, args)
         .env("FAILPOINTS", format!("{point}=return"))
         .output()
         .unwrap();

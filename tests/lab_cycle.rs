@@ -321,16 +321,7 @@ fn an_old_primary_failing_its_update_is_incomplete() {
 
 /// Starts baton in the background in the controller's namespace.
 fn spawn(config: &Path, args: &[&str]) -> Child {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            CTL,
-            env!("CARGO_BIN_EXE_baton"),
-            "--config",
-        ])
-        .arg(config)
-        .args(args)
+    baton_command(config, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -763,4 +754,60 @@ fn the_command_switch_runs_the_hooks_with_quoted_hosts() {
         run.stdout
     );
     assert_eq!(fs::read_to_string(&holder).unwrap(), "green\n");
+}
+
+#[test]
+fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "api.toml" {
+            t.replace(
+                "keys/update.key\"\n",
+                "keys/update.key\"\nswitch_ttl = \"1s\"\n",
+            )
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let run = baton(&cfg, &["switchover", "api"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("TTL lowered from 5s to 1s 5s ahead"),
+        "{}",
+        run.stdout
+    );
+    let records = journal(&dir.path().join("state"), "api");
+    let took = |step: &str| {
+        records
+            .iter()
+            .find(|r| r["event"] == "end" && r["step"] == step)
+            .unwrap()["duration_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        took("switch") >= 5000,
+        "the switch waited the old TTL: {}",
+        took("switch")
+    );
+    assert!(
+        (1000..4000).contains(&took("drain")),
+        "the drain waited the lowered TTL: {}",
+        took("drain")
+    );
+    // The new record has the normal TTL again.
+    let answer = netns_ok(
+        CTL,
+        &[
+            "dig",
+            "+norec",
+            "+noall",
+            "+answer",
+            "@198.18.0.53",
+            "app.baton.test.",
+            "A",
+        ],
+    );
+    assert!(answer.contains("\t5\tIN\tA\t198.18.0.22"), "{answer}");
 }

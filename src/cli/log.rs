@@ -53,10 +53,7 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
             continue;
         };
         let outcome = match (v.finished, v.open) {
-            (Some(o), _) => serde_json::to_value(o)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_uppercase))
-                .unwrap_or_default(),
+            (Some(o), _) => o.name().to_uppercase(),
             (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),
             (None, None) => "INTERRUPTED".to_string(),
         };

@@ -156,6 +156,12 @@ pub struct Dns {
     pub servers: Vec<SocketAddr>,
     /// The TSIG key that signs updates.
     pub tsig_key: TsigKey,
+    /// Lower the record's TTL to this, one old TTL ahead of the switch, so
+    /// the drain is short.
+    pub switch_ttl: Option<u32>,
+    /// The record's normal TTL, which the switched record gets (default:
+    /// the TTL it had before the run).
+    pub ttl: Option<u32>,
 }
 
 /// Hooks that switch and report traffic.

@@ -80,6 +80,10 @@ pub struct TrafficFile {
     pub zone: Option<String>,
     pub servers: Option<Vec<String>>,
     pub tsig_key: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub switch_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
     // command
     pub switch: Option<String>,
     pub query: Option<String>,

@@ -611,7 +611,9 @@ fn traffic(
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 9] = [
+    let present: [(&str, bool); 11] = [
+        ("switch_ttl", t.switch_ttl.is_some()),
+        ("ttl", t.ttl.is_some()),
         ("address", t.address.is_some()),
         ("interface", t.interface.is_some()),
         ("arp_count", t.arp_count.is_some()),
@@ -624,7 +626,7 @@ fn traffic(
     ];
     let allowed: &[&str] = match method {
         "vip" => &["address", "interface", "arp_count"],
-        "dns" => &["name", "zone", "servers", "tsig_key"],
+        "dns" => &["name", "zone", "servers", "tsig_key", "switch_ttl", "ttl"],
         "command" => &["switch", "query"],
         "" => {
             sink.push(src.at(
@@ -797,12 +799,34 @@ fn traffic(
                     }
                 },
             };
+            let mut secs = |key: &'static str, v: Option<Duration>, max: u64| -> Option<u32> {
+                let d = v?;
+                if d < Duration::from_secs(1)
+                    || d > Duration::from_secs(max)
+                    || d.subsec_nanos() != 0
+                {
+                    sink.push(src.at(
+                        &at(key),
+                        format!("{key} {} is out of range", humantime::format_duration(d)),
+                        format!(
+                            "use whole seconds between \"1s\" and \"{}\"",
+                            humantime::format_duration(Duration::from_secs(max))
+                        ),
+                    ));
+                    ok = false;
+                }
+                Some(d.as_secs() as u32)
+            };
+            let switch_ttl = secs("switch_ttl", t.switch_ttl, 3600);
+            let normal_ttl = secs("ttl", t.ttl, 7 * 86400);
             match (name, zone, key) {
                 (Some(name), Some(zone), Some(tsig_key)) if ok => Some(Traffic::Dns(Dns {
                     name,
                     zone,
                     servers,
                     tsig_key,
+                    switch_ttl,
+                    ttl: normal_ttl,
                 })),
                 _ => None,
             }

@@ -95,6 +95,19 @@ pub enum Outcome {
     NotStarted,
 }
 
+impl Outcome {
+    /// The outcome's name in journals, JSON and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Operator => "operator",
+            Outcome::NotStarted => "not_started",
+        }
+    }
+}
+
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -614,5 +627,18 @@ mod tests {
         );
         assert_eq!(run(Kind::Rejoin, &[VerifyStandby]).1, Outcome::RolledBack);
         assert_eq!(run(Kind::Rejoin, &[Fence]).1, Outcome::Operator);
+    }
+
+    #[test]
+    fn outcome_names_match_their_serialization() {
+        for o in [
+            Outcome::Ok,
+            Outcome::RolledBack,
+            Outcome::Incomplete,
+            Outcome::Operator,
+            Outcome::NotStarted,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.name());
+        }
     }
 }

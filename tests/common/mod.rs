@@ -105,6 +105,21 @@ impl Run {
     }
 }
 
+/// The command that runs baton in the controller's namespace.
+pub fn baton_command(config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        CTL,
+        env!("CARGO_BIN_EXE_baton"),
+        "--config",
+    ])
+    .arg(config)
+    .args(args);
+    c
+}
+
 /// Runs baton in the controller's namespace with a configuration file.
 pub fn baton(config: &Path, args: &[&str]) -> Run {
     baton_env(config, args, &[])
@@ -113,16 +128,7 @@ pub fn baton(config: &Path, args: &[&str]) -> Run {
 /// Same, with extra environment variables.
 pub fn baton_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let started = std::time::Instant::now();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            CTL,
-            env!("CARGO_BIN_EXE_baton"),
-            "--config",
-        ])
-        .arg(config)
-        .args(args)
+    let out = baton_command(config, args)
         .envs(env.iter().copied())
         .output()
         .expect("run baton");
