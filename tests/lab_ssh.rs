@@ -187,3 +187,37 @@ fn connecting_to_a_host_without_sshd_fails_fast_and_clearly() {
         assert!(err.to_string().contains("Connection refused"), "{err}");
     });
 }
+
+#[test]
+fn uploads_into_root_owned_directories_go_through_sudo_install() {
+    let _lab = lab();
+    in_ctl(async || {
+        let h = SshHost::connect(target("blue")).await.unwrap();
+        let out = h
+            .upload(
+                b"listen 80;\n".to_vec(),
+                "/srv/baton-lab/etc/app.conf",
+                0o644,
+            )
+            .await
+            .unwrap();
+        assert!(out.success(), "{}", out.stderr_text());
+        let stat = h
+            .run("stat -c '%U %a' /srv/baton-lab/etc/app.conf; cat /srv/baton-lab/etc/app.conf")
+            .await
+            .unwrap();
+        assert_eq!(stat.stdout_text(), "root 644\nlisten 80;\n");
+        // The staged copy is gone.
+        let left = h
+            .run("ls /tmp | grep -c baton-upload || true")
+            .await
+            .unwrap();
+        assert_eq!(left.stdout_text().trim(), "0");
+        // sudo allows only what the sudoers rule names: another mode is refused, clearly.
+        let err = h
+            .upload(b"x".to_vec(), "/srv/baton-lab/etc/secret.conf", 0o600)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SshError::SudoPassword { .. }), "{err}");
+    });
+}

@@ -255,21 +255,41 @@ impl SshHost {
         Ok(out)
     }
 
-    /// Writes `content` to the absolute remote path `to` with `mode`,
-    /// atomically (a temporary file beside it, then a rename), as the login
-    /// user.
+    /// Writes `content` to the absolute remote path `to` with `mode`. When
+    /// the login user may write the directory: atomically, a temporary file
+    /// beside it then a rename. Otherwise, with `sudo = true`: to a private
+    /// temporary file, then `sudo -n install -m MODE TMP DEST` (a sudoers
+    /// rule can allow exactly that), then the temporary file is removed.
     pub async fn upload(&self, content: Vec<u8>, to: &str, mode: u32) -> Result<Output, SshError> {
         let dest = quote::quote(to);
-        let script = format!(
-            "set -e; umask 077; d=$(dirname -- {dest}); t=$(mktemp \"$d/.baton-upload.XXXXXX\"); \
-             trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod {mode:04o} \"$t\"; mv -f -- \"$t\" {dest}; trap - EXIT"
-        );
-        self.exec(
-            format!("sh -c {}", quote::quote(&script)),
-            Some(content),
-            self.target.command_timeout,
-        )
-        .await
+        let writable = self
+            .run(&format!("test -w \"$(dirname -- {dest})\""))
+            .await?;
+        if writable.success() || !self.target.sudo {
+            let script = format!(
+                "set -e; umask 077; d=$(dirname -- {dest}); t=$(mktemp \"$d/.baton-upload.XXXXXX\"); \
+                 trap 'rm -f \"$t\"' EXIT; cat > \"$t\"; chmod {mode:04o} \"$t\"; mv -f -- \"$t\" {dest}; trap - EXIT"
+            );
+            return self
+                .exec(
+                    format!("sh -c {}", quote::quote(&script)),
+                    Some(content),
+                    self.target.command_timeout,
+                )
+                .await;
+        }
+        let staged = self
+            .exec("sh -c 'umask 077; t=$(mktemp /tmp/.baton-upload.XXXXXX) && cat > \"$t\" && echo \"$t\"'".to_string(), Some(content), self.target.command_timeout)
+            .await?;
+        let tmp = staged.stdout_text().trim().to_string();
+        if !staged.success() || !tmp.starts_with("/tmp/.baton-upload.") {
+            return Ok(staged);
+        }
+        let installed = self
+            .run_privileged(&["install", "-m", &format!("{mode:04o}"), &tmp, to])
+            .await;
+        let _ = self.run(&format!("rm -f {}", quote::quote(&tmp))).await;
+        installed
     }
 
     async fn exec(
