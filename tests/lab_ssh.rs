@@ -143,6 +143,11 @@ fn upload_writes_the_file_atomically_with_its_mode() {
             .await
             .unwrap();
         assert!(!out.success());
+        assert!(
+            out.stderr_text().contains("no directory /nonexistent/dir"),
+            "{}",
+            out.stderr_text()
+        );
     });
 }
 

@@ -262,9 +262,11 @@ impl SshHost {
     /// rule can allow exactly that), then the temporary file is removed.
     pub async fn upload(&self, content: Vec<u8>, to: &str, mode: u32) -> Result<Output, SshError> {
         let dest = quote::quote(to);
-        let writable = self
-            .run(&format!("test -w \"$(dirname -- {dest})\""))
-            .await?;
+        let probe = format!("d=$(dirname -- {dest}); test -d \"$d\" || {{ echo \"no directory $d on this host\" >&2; exit 3; }}; test -w \"$d\"");
+        let writable = self.run(&probe).await?;
+        if writable.status == Some(3) {
+            return Ok(writable);
+        }
         if writable.success() || !self.target.sudo {
             let script = format!(
                 "set -e; umask 077; d=$(dirname -- {dest}); t=$(mktemp \"$d/.baton-upload.XXXXXX\"); \
