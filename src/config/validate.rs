@@ -56,8 +56,8 @@ pub(super) fn run(
     let default_global = GlobalFile::default();
     let global_ref = global.as_ref().unwrap_or(&default_global);
 
-    let mut vips: Vec<(String, IpAddr, PathBuf, String)> = Vec::new();
-    let mut dns_names: Vec<(String, String, PathBuf, String)> = Vec::new();
+    let mut vips: Vec<(String, IpAddr, PathBuf)> = Vec::new();
+    let mut dns_names: Vec<(String, String, PathBuf)> = Vec::new();
     for (path, text) in pairs {
         let name = pair_name(path);
         loaded.names.push(name.clone());
@@ -87,8 +87,8 @@ pub(super) fn run(
         if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
             match &pair.traffic {
                 Traffic::Vip(v) => {
-                    if let Some((other, _, other_file, _)) =
-                        vips.iter().find(|(_, a, _, _)| *a == v.address)
+                    if let Some((other, _, other_file)) =
+                        vips.iter().find(|(_, a, _)| *a == v.address)
                     {
                         let d = src.at(
                             &[N("traffic"), N("address")],
@@ -104,12 +104,12 @@ pub(super) fn run(
                             diagnostic: d,
                         });
                     }
-                    vips.push((name.clone(), v.address, path.clone(), String::new()));
+                    vips.push((name.clone(), v.address, path.clone()));
                 }
                 Traffic::Dns(d) => {
                     let key = d.name.to_ascii_lowercase();
-                    if let Some((other, _, other_file, _)) =
-                        dns_names.iter().find(|(_, n, _, _)| *n == key)
+                    if let Some((other, _, other_file)) =
+                        dns_names.iter().find(|(_, n, _)| *n == key)
                     {
                         let diag = src.at(
                             &[N("traffic"), N("name")],
@@ -125,7 +125,7 @@ pub(super) fn run(
                             diagnostic: diag,
                         });
                     }
-                    dns_names.push((name.clone(), key, path.clone(), String::new()));
+                    dns_names.push((name.clone(), key, path.clone()));
                 }
                 Traffic::Command(_) => {}
             }
