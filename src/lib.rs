@@ -9,6 +9,7 @@ pub mod core;
 pub mod crash;
 pub mod dns;
 pub mod exit;
+pub mod history;
 pub mod observe;
 pub mod quote;
 pub mod remote;

@@ -13,7 +13,9 @@ use crate::change;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder as Seen, Roles, Verdict};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
+use crate::core::gate::{Decision, Member};
 use crate::core::preflight;
+use crate::history;
 use crate::observe;
 use crate::remote::Recorder;
 use crate::ssh::SshHost;
@@ -36,6 +38,12 @@ pub struct Request {
     pub operator: String,
     /// The command line, for the lock file.
     pub command: String,
+    /// Every valid pair of the configuration with its environment (the
+    /// gate looks at all of them, not only the pairs of this run).
+    pub members: Vec<Member>,
+    /// Run even if the environment gate is closed (`--skip-gate`; the
+    /// reason is required and recorded).
+    pub skip_gate: bool,
 }
 
 /// One progress event: a step that started or ended, or the end of a run.
@@ -162,11 +170,16 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
             "nothing to do".to_string(),
         );
     };
-    fresh(pair, kind, req, &journal, &store, observed, progress).await
+    fresh(
+        config, pair, kind, req, &journal, &store, observed, progress,
+    )
+    .await
 }
 
 /// A new run: preflight on a fresh observation, then the cycle.
+#[allow(clippy::too_many_arguments)]
 async fn fresh(
+    config: &Config,
     pair: &Pair,
     kind: Kind,
     req: &Request,
@@ -250,6 +263,32 @@ async fn fresh(
             )
         }
     };
+    // The environment gate (apply only): the same change must have completed
+    // on every pair of every earlier environment.
+    let gate = match (&hash, kind) {
+        (Some(h), Kind::Apply) => Some(
+            match history::decide(
+                &config.settings.state_dir,
+                &config.settings.environments,
+                config.settings.soak,
+                &req.members,
+                &pair.environment,
+                h,
+            ) {
+                Ok(Decision::Open(why)) => Ok(format!("gate open: {why}")),
+                Ok(Decision::Closed(why)) if req.skip_gate => Ok(format!(
+                    "gate SKIPPED by {} ({}): {why}",
+                    req.operator,
+                    req.reason.as_deref().unwrap_or("no reason")
+                )),
+                Ok(Decision::Closed(why)) => Err(format!(
+                    "environment gate closed: {why}; override with --skip-gate --reason TEXT"
+                )),
+                Err(e) => Err(format!("environment gate: {e}")),
+            },
+        ),
+        _ => None,
+    };
     let start = Record::Start {
         run: run_id.clone(),
         pair: pair.name.clone(),
@@ -261,6 +300,7 @@ async fn fresh(
         hash,
         operator: req.operator.clone(),
         reason: req.reason.clone(),
+        gate: gate.as_ref().map(|g| g.clone().unwrap_or_else(|e| e)),
         at: now_rfc3339(),
     };
     if let Err(e) = journal.append(&start) {
@@ -278,7 +318,10 @@ async fn fresh(
         to: &to_host.name,
         failed: failed.as_deref(),
     };
-    let problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
+    let mut problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
+    if let Some(Err(closed)) = &gate {
+        problems.insert(0, closed.clone());
+    }
     let drift = matches!(kind, Kind::Apply | Kind::Switchover)
         && (assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
             || assessment
@@ -287,6 +330,10 @@ async fn fresh(
                 .any(|f| f.message.contains("record says")));
     let ok = problems.is_empty();
     let detail = if ok {
+        let gate_note = match &gate {
+            Some(Ok(g)) => format!("; {g}"),
+            _ => String::new(),
+        };
         match kind {
             Kind::Failover => format!(
                 "{} is down or not serving; {} is healthy and takes over",
@@ -294,7 +341,7 @@ async fn fresh(
             ),
             Kind::Rejoin => format!("{} is back; traffic is on {}", to_host.name, from_host.name),
             _ => format!(
-                "{} holds traffic; both hosts reachable and healthy",
+                "{} holds traffic; both hosts reachable and healthy{gate_note}",
                 from_host.name
             ),
         }

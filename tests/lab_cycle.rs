@@ -811,3 +811,103 @@ fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
     );
     assert!(answer.contains("\t5\tIN\tA\t198.18.0.22"), "{answer}");
 }
+
+#[test]
+fn the_environment_gate_holds_a_change_until_earlier_environments_completed_it() {
+    let _lab = lab();
+    // web is dev, api is test; both pairs' change v2 has the same content, so the same hash.
+    let dir = custom_config(|name, t| {
+        if name == "api.toml" {
+            t.replace("environment = \"dev\"", "environment = \"test\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    let refused = baton(&cfg, &["apply", "api", "--change", "v2"]);
+    assert_eq!(refused.code, 5, "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("environment gate closed: change")
+            && refused
+                .stdout
+                .contains("has not completed on web (dev) yet"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(dns_answer(), "198.18.0.21", "nothing changed");
+    let plan = baton(&cfg, &["plan", "api", "--change", "v2"]);
+    assert!(
+        plan.stdout.contains("environment gate: CLOSED"),
+        "{}",
+        plan.stdout
+    );
+    // Skipping needs a reason.
+    assert_eq!(
+        baton(&cfg, &["apply", "api", "--change", "v2", "--skip-gate"]).code,
+        2
+    );
+
+    assert_eq!(baton(&cfg, &["apply", "web", "--change", "v2"]).code, 0);
+    let plan = baton(&cfg, &["plan", "api", "--change", "v2"]);
+    assert!(
+        plan.stdout.contains("environment gate: open: change"),
+        "{}",
+        plan.stdout
+    );
+    let run = baton(&cfg, &["apply", "api", "--change", "v2"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("gate open: change"), "{}", run.stdout);
+    // An edited change is a new change: it must pass dev again.
+    let edited = fs::read_to_string(dir.path().join("pairs/api.toml"))
+        .unwrap()
+        .replace(
+            "label = \"service version 1\"",
+            "label = \"service version one\"",
+        );
+    fs::write(dir.path().join("pairs/api.toml"), edited).unwrap();
+    let run = baton(&cfg, &["apply", "api", "--change", "v1"]);
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    // The override is recorded with who and why.
+    let run = baton(
+        &cfg,
+        &[
+            "apply",
+            "api",
+            "--change",
+            "v1",
+            "--skip-gate",
+            "--reason",
+            "hotfix, approved by ops",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let start = journal(&state, "api")
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "start")
+        .unwrap();
+    assert!(
+        start["gate"].as_str().unwrap().contains("gate SKIPPED by")
+            && start["gate"]
+                .as_str()
+                .unwrap()
+                .contains("hotfix, approved by ops"),
+        "{start}"
+    );
+}
+
+#[test]
+fn the_soak_time_keeps_the_gate_closed() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| match name {
+        "api.toml" => t.replace("environment = \"dev\"", "environment = \"test\""),
+        "baton.toml" => t.replace("environments = [", "soak = \"1h\"\nenvironments = ["),
+        _ => t,
+    });
+    let cfg = dir.path().join("baton.toml");
+    assert_eq!(baton(&cfg, &["apply", "web", "--change", "v2"]).code, 0);
+    let run = baton(&cfg, &["apply", "api", "--change", "v2"]);
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    assert!(run.stdout.contains("the soak time is 1h"), "{}", run.stdout);
+}

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use crate::config::Config;
-use crate::core::cycle::{Kind, Outcome};
+use crate::core::cycle::Outcome;
 use crate::exit::Exit;
 use crate::run::{self, Event, Finished, Progress, Request};
 
@@ -55,25 +55,11 @@ pub fn exit_of(f: &Finished) -> Exit {
 
 /// Runs a request over the pairs, in order; stops after the first pair
 /// that does not end well. Returns the worst exit code.
-pub async fn run(
-    config: &Config,
-    kind: Option<Kind>,
-    change: Option<String>,
-    reason: Option<String>,
-    json: bool,
-    command: String,
-) -> Exit {
+pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
     let printer = Printer { json };
-    let req = Request {
-        kind,
-        change,
-        reason,
-        operator: run::operator(),
-        command,
-    };
     let mut worst = Exit::Ok;
     for pair in config.pairs.values() {
-        let finished = run::run(config, pair, &req, &printer).await;
+        let finished = run::run(config, pair, req, &printer).await;
         let exit = exit_of(&finished);
         worst = worst.max(exit);
         if exit != Exit::Ok {

@@ -48,6 +48,7 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
             at,
             from,
             to,
+            ..
         } = &v.start
         else {
             continue;

@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::core::cycle::Kind;
+use crate::core::gate::Member;
 use crate::exit::Exit;
+use crate::run::{self, Request};
 
 /// baton: blue-green switchovers for primary/standby server pairs.
 #[derive(Debug, Parser)]
@@ -65,6 +67,10 @@ pub enum Command {
         /// Why (recorded in the journal).
         #[arg(long)]
         reason: Option<String>,
+        /// Run even if the environment gate is closed (the change has not
+        /// completed on the earlier environments); needs --reason.
+        #[arg(long, requires = "reason")]
+        skip_gate: bool,
     },
     /// Dry run: the steps, commands, DNS updates and checks a run would
     /// make, and what happens on failure. Changes nothing.
@@ -188,53 +194,55 @@ fn run(cli: Cli) -> Exit {
             return Exit::Internal;
         }
     };
-    let line = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
-    match &cli.command {
-        Command::Apply { change, reason, .. } => runtime.block_on(cycle::run(
-            &config,
-            Some(Kind::Apply),
-            Some(change.clone()),
-            reason.clone(),
-            cli.json,
-            line,
-        )),
-        Command::Switchover { reason, .. } => runtime.block_on(cycle::run(
-            &config,
-            Some(Kind::Switchover),
-            None,
-            reason.clone(),
-            cli.json,
-            line,
-        )),
+    // The gate looks at every valid pair, not only the ones of this run.
+    let members: Vec<Member> = config::load(&cli.config)
+        .pairs
+        .values()
+        .map(|p| Member {
+            pair: p.name.clone(),
+            environment: p.environment.clone(),
+        })
+        .collect();
+    let request = |kind: Option<Kind>,
+                   change: Option<String>,
+                   reason: &Option<String>,
+                   skip_gate: bool| Request {
+        kind,
+        change,
+        reason: reason.clone(),
+        operator: run::operator(),
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        members: members.clone(),
+        skip_gate,
+    };
+    let req = match &cli.command {
+        Command::Apply {
+            change,
+            reason,
+            skip_gate,
+            ..
+        } => request(Some(Kind::Apply), Some(change.clone()), reason, *skip_gate),
+        Command::Switchover { reason, .. } => request(Some(Kind::Switchover), None, reason, false),
+        Command::Failover { reason, .. } => request(Some(Kind::Failover), None, reason, false),
+        Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false),
+        Command::Recover { .. } => request(None, None, &None, false),
         Command::Plan { change, .. } => {
             let kind = if change.is_some() {
                 Kind::Apply
             } else {
                 Kind::Switchover
             };
-            runtime.block_on(plan::run(&config, kind, change.as_deref(), cli.json))
+            return runtime.block_on(plan::run(
+                &config,
+                kind,
+                change.as_deref(),
+                &members,
+                cli.json,
+            ));
         }
-        Command::Failover { reason, .. } => runtime.block_on(cycle::run(
-            &config,
-            Some(Kind::Failover),
-            None,
-            reason.clone(),
-            cli.json,
-            line,
-        )),
-        Command::Rejoin { reason, .. } => runtime.block_on(cycle::run(
-            &config,
-            Some(Kind::Rejoin),
-            None,
-            reason.clone(),
-            cli.json,
-            line,
-        )),
-        Command::Recover { .. } => {
-            runtime.block_on(cycle::run(&config, None, None, None, cli.json, line))
-        }
-        _ => runtime.block_on(status::run(&config, cli.json)),
-    }
+        _ => return runtime.block_on(status::run(&config, cli.json)),
+    };
+    runtime.block_on(cycle::run(&config, &req, cli.json))
 }
 
 /// Loads and validates the configuration for the named pairs, printing

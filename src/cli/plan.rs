@@ -10,7 +10,9 @@ use crate::change;
 use crate::config::{Change, CheckKind, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
 use crate::core::cycle::{sequence, Kind, Step};
+use crate::core::gate::{Decision, Member};
 use crate::exit::Exit;
+use crate::history;
 use crate::observe;
 use crate::quote;
 use crate::store::state::StateStore;
@@ -30,12 +32,19 @@ struct Plan {
     to: String,
     change: Option<String>,
     hash: Option<String>,
+    gate: Option<String>,
     steps: Vec<PlannedStep>,
     on_failure: Vec<String>,
 }
 
 /// Prints the plan of `kind` for every configured pair.
-pub async fn run(config: &Config, kind: Kind, change_name: Option<&str>, json: bool) -> Exit {
+pub async fn run(
+    config: &Config,
+    kind: Kind,
+    change_name: Option<&str>,
+    members: &[Member],
+    json: bool,
+) -> Exit {
     let store = StateStore::new(&config.settings.state_dir);
     let mut worst = Exit::Ok;
     for pair in config.pairs.values() {
@@ -64,7 +73,26 @@ pub async fn run(config: &Config, kind: Kind, change_name: Option<&str>, json: b
             continue;
         };
         let change = change_name.and_then(|n| pair.changes.get(n));
-        let plan = build(pair, kind, from, to, change);
+        let mut plan = build(pair, kind, from, to, change);
+        if let (Kind::Apply, Some(hash)) = (kind, &plan.hash) {
+            let s = &config.settings;
+            plan.gate = Some(
+                match history::decide(
+                    &s.state_dir,
+                    &s.environments,
+                    s.soak,
+                    members,
+                    &pair.environment,
+                    hash,
+                ) {
+                    Ok(Decision::Open(why)) => format!("open: {why}"),
+                    Ok(Decision::Closed(why)) => format!(
+                        "CLOSED: {why}; `apply` would refuse unless --skip-gate --reason TEXT"
+                    ),
+                    Err(e) => format!("unknown: {e}"),
+                },
+            );
+        }
         if json {
             println!("{}", serde_json::to_string(&plan).unwrap_or_default());
         } else {
@@ -141,6 +169,7 @@ fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change
         to: to.name.clone(),
         change: change.map(|c| c.name.clone()),
         hash: change.and_then(|c| change::hash(c).ok()),
+        gate: None,
         steps,
         on_failure,
     }
@@ -298,6 +327,9 @@ fn print(plan: &Plan) {
             _ => String::new(),
         }
     );
+    if let Some(g) = &plan.gate {
+        println!("  environment gate: {g}");
+    }
     for (i, s) in plan.steps.iter().enumerate() {
         println!("  {i}. {} [{}]", s.step, s.host);
         for a in &s.actions {

@@ -28,6 +28,9 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Environments in order, earliest first.
     pub environments: Vec<String>,
+    /// A change must have completed on the earlier environments at least
+    /// this long ago.
+    pub soak: Option<Duration>,
 }
 
 /// One service pair.

@@ -15,6 +15,9 @@ pub struct GlobalFile {
     pub state_dir: Option<String>,
     /// The ordered environments, earliest first.
     pub environments: Option<Vec<String>>,
+    /// How long a change must have completed on the earlier environments.
+    #[serde(default, with = "humantime_serde")]
+    pub soak: Option<Duration>,
     /// SSH defaults for every pair.
     #[serde(default)]
     pub ssh: SshFile,

@@ -240,9 +240,20 @@ fn settings(
     // The global [ssh] table is checked as part of each pair (the pair may
     // override it), but its durations are checked here once.
     ok &= durations_ok(&g.ssh, src, sink);
+    if let Some(soak) = g.soak {
+        if soak > Duration::from_secs(90 * 86400) {
+            sink.push(src.at(
+                &[N("soak")],
+                format!("soak {} is out of range", humantime::format_duration(soak)),
+                "use at most \"90days\" (\"1h\" or \"1day\" is usual)",
+            ));
+            ok = false;
+        }
+    }
     ok.then_some(Settings {
         state_dir,
         environments,
+        soak: g.soak.filter(|s| !s.is_zero()),
     })
 }
 

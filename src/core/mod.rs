@@ -3,4 +3,5 @@
 
 pub mod assess;
 pub mod cycle;
+pub mod gate;
 pub mod preflight;

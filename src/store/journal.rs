@@ -47,6 +47,9 @@ pub enum Record {
         hash: Option<String>,
         operator: String,
         reason: Option<String>,
+        /// The environment gate's decision, or why it was skipped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate: Option<String>,
         at: String,
     },
     /// A step is about to run.
@@ -94,6 +97,8 @@ pub struct RunView {
     pub open: Option<Step>,
     /// How it finished, if it did.
     pub finished: Option<Outcome>,
+    /// When it finished (RFC 3339).
+    pub finished_at: Option<String>,
 }
 
 /// Errors of the journal.
@@ -219,6 +224,7 @@ pub fn runs(records: &[Record]) -> Vec<RunView> {
                 ended: vec![],
                 open: None,
                 finished: None,
+                finished_at: None,
             }),
             _ => {
                 let Some(view) = out.iter_mut().rev().find(|v| v.start.run() == r.run()) else {
@@ -233,7 +239,10 @@ pub fn runs(records: &[Record]) -> Vec<RunView> {
                             ok: *ok,
                         });
                     }
-                    Record::Finish { outcome, .. } => view.finished = Some(*outcome),
+                    Record::Finish { outcome, at, .. } => {
+                        view.finished = Some(*outcome);
+                        view.finished_at = Some(at.clone());
+                    }
                     Record::Start { .. } => {}
                 }
             }
@@ -268,6 +277,7 @@ mod tests {
             hash: Some("h".into()),
             operator: "alice".into(),
             reason: Some("why".into()),
+            gate: None,
             at: "t".into(),
         }
     }
