@@ -911,3 +911,75 @@ fn the_soak_time_keeps_the_gate_closed() {
     assert_eq!(run.code, 5, "{}", run.stdout);
     assert!(run.stdout.contains("the soak time is 1h"), "{}", run.stdout);
 }
+
+#[test]
+fn a_fleet_apply_runs_canaries_first_and_stops_when_the_failure_budget_is_spent() {
+    let _lab = lab();
+    let bad = "\n[changes.bad]\nsteps = [\"echo broken >&2; exit 1\"]\n";
+    let dir = custom_config(move |name, t| match name {
+        "api.toml" => {
+            t.replace(
+                "environment = \"dev\"",
+                "environment = \"dev\"\ncanary = true",
+            ) + bad
+        }
+        "web.toml" => t + bad,
+        _ => t,
+    });
+    let cfg = dir.path().join("baton.toml");
+    // The canary (api) fails: with no failure budget, web never starts.
+    let run = baton(&cfg, &["apply", "--all", "--change", "bad"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let summary: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PAIR"))
+        .collect();
+    assert!(
+        summary[1].starts_with("api") && summary[1].contains("ROLLED_BACK"),
+        "{summary:?}"
+    );
+    assert!(
+        summary[2].starts_with("web") && summary[2].contains("SKIPPED"),
+        "{summary:?}"
+    );
+    assert!(
+        !dir.path().join("state/web.journal").exists(),
+        "web never started"
+    );
+    // With a budget of one failure, both run.
+    let run = baton(
+        &cfg,
+        &["apply", "--all", "--change", "bad", "--max-failures", "1"],
+    );
+    assert_eq!(run.code, 1);
+    assert!(dir.path().join("state/web.journal").exists());
+    // A good change over the environment: canary first, then the rest; summary with where traffic is.
+    let run = baton(
+        &cfg,
+        &[
+            "apply", "--env", "dev", "--change", "v2", "--batch", "1,50%", "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let last: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let rows = last["summary"].as_array().unwrap();
+    assert_eq!(
+        (rows[0]["pair"].as_str(), rows[0]["traffic"].as_str()),
+        (Some("api"), Some("violet"))
+    );
+    assert_eq!(
+        (rows[1]["pair"].as_str(), rows[1]["traffic"].as_str()),
+        (Some("web"), Some("green"))
+    );
+    // Selection errors change nothing.
+    assert_eq!(
+        baton(&cfg, &["apply", "--env", "prod", "--change", "v2"]).code,
+        2
+    );
+    assert_eq!(
+        baton(&cfg, &["apply", "--all", "--change", "v2", "--batch", "0"]).code,
+        2
+    );
+    assert_eq!(baton(&cfg, &["apply", "--change", "v2"]).code, 2);
+}

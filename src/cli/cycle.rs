@@ -4,11 +4,19 @@
 //! line with `--json`), and mapping outcomes to exit codes.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::core::cycle::Outcome;
+use crate::core::fleet::{self, Candidate};
 use crate::exit::Exit;
 use crate::run::{self, Event, Finished, Progress, Request};
+use crate::store::state::StateStore;
 
 /// Prints progress events as they come.
 pub struct Printer {
@@ -82,4 +90,138 @@ pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
         }
     }
     worst
+}
+
+/// How a fleet apply is run.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Batch sizes.
+    pub batches: fleet::Spec,
+    /// Pairs of a batch that run at once.
+    pub concurrency: usize,
+    /// Failures tolerated before no further pair starts.
+    pub max_failures: usize,
+}
+
+/// One pair's line in the summary.
+#[derive(Debug, Clone, Serialize)]
+struct Summary {
+    pair: String,
+    environment: String,
+    outcome: String,
+    duration_ms: u64,
+    traffic: String,
+    message: String,
+}
+
+/// `apply` over many pairs: environments in order, canaries first, then
+/// batches of bounded concurrency; no pair starts once more than
+/// `max_failures` pairs failed. Prints a summary table at the end.
+pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &FleetOptions) -> Exit {
+    let printer = Printer { json };
+    let envs = &config.settings.environments;
+    let candidates: Vec<Candidate> = config
+        .pairs
+        .values()
+        .map(|p| Candidate {
+            pair: p.name.clone(),
+            environment: envs
+                .iter()
+                .position(|e| *e == p.environment)
+                .unwrap_or(envs.len()),
+            canary: p.canary,
+        })
+        .collect();
+    let batches = fleet::batches(&fleet::order(candidates), &opts.batches);
+    let failures = AtomicUsize::new(0);
+    let semaphore = Semaphore::new(opts.concurrency.max(1));
+    let mut summary: Vec<Summary> = Vec::new();
+    let mut worst = Exit::Ok;
+    for batch in batches {
+        let results = join_all(batch.iter().map(|name| {
+            let (failures, semaphore, printer) = (&failures, &semaphore, &printer);
+            async move {
+                let pair = config.pairs.get(name)?;
+                let _permit = semaphore.acquire().await.ok()?;
+                if failures.load(Ordering::SeqCst) > opts.max_failures {
+                    return None;
+                }
+                let started = Instant::now();
+                let finished = run::run(config, pair, req, printer).await;
+                if finished.outcome != Outcome::Ok {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                Some((pair, finished, started.elapsed()))
+            }
+        }))
+        .await;
+        for (name, result) in batch.iter().zip(results) {
+            let env = config
+                .pairs
+                .get(name)
+                .map(|p| p.environment.clone())
+                .unwrap_or_default();
+            let traffic = StateStore::new(&config.settings.state_dir)
+                .load(name)
+                .ok()
+                .flatten()
+                .map(|s| s.primary)
+                .unwrap_or_else(|| "?".into());
+            match result {
+                Some((_, finished, took)) => {
+                    worst = worst.max(exit_of(&finished));
+                    summary.push(Summary {
+                        pair: name.clone(),
+                        environment: env,
+                        outcome: finished.outcome.name().to_string(),
+                        duration_ms: took.as_millis() as u64,
+                        traffic,
+                        message: finished.message,
+                    });
+                }
+                None => summary.push(Summary {
+                    pair: name.clone(),
+                    environment: env,
+                    outcome: "skipped".into(),
+                    duration_ms: 0,
+                    traffic,
+                    message: format!(
+                        "not started: the failure budget ({}) was spent",
+                        opts.max_failures
+                    ),
+                }),
+            }
+        }
+    }
+    print_summary(&summary, json);
+    worst
+}
+
+fn print_summary(rows: &[Summary], json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "summary": rows }));
+        return;
+    }
+    println!();
+    let w = rows.iter().map(|r| r.pair.len()).max().unwrap_or(4).max(4);
+    let e = rows
+        .iter()
+        .map(|r| r.environment.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    println!(
+        "{:<w$}  {:<e$}  {:<12} {:>9}  TRAFFIC",
+        "PAIR", "ENV", "OUTCOME", "DURATION"
+    );
+    for r in rows {
+        println!(
+            "{:<w$}  {:<e$}  {:<12} {:>8.1}s  {}",
+            r.pair,
+            r.environment,
+            r.outcome.to_uppercase(),
+            r.duration_ms as f64 / 1000.0,
+            r.traffic
+        );
+    }
 }

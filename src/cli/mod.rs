@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
 use crate::core::cycle::Kind;
+use crate::core::fleet;
 use crate::core::gate::Member;
 use crate::exit::Exit;
 use crate::run::{self, Request};
@@ -58,9 +59,23 @@ pub enum Command {
     /// The full blue-green cycle with a change: apply to the standby,
     /// verify, switch, verify, drain, apply to the old primary, verify.
     Apply {
-        /// Pairs, run one after another; stops at the first that fails.
-        #[arg(required = true)]
+        /// Pairs to apply to (or --env, or --all).
         pairs: Vec<String>,
+        /// Every pair of this environment.
+        #[arg(long, conflicts_with_all = ["pairs", "all"])]
+        env: Option<String>,
+        /// Every pair.
+        #[arg(long, conflicts_with = "pairs")]
+        all: bool,
+        /// Batch sizes after the canaries, like `1,2,25%` (the last repeats).
+        #[arg(long, default_value = "1")]
+        batch: String,
+        /// Pairs of a batch that run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Failed pairs tolerated; once more have failed, no further pair starts.
+        #[arg(long, default_value_t = 0)]
+        max_failures: usize,
         /// The change to apply (`[changes.NAME]` in the pair file).
         #[arg(long)]
         change: String,
@@ -154,9 +169,14 @@ fn run(cli: Cli) -> Exit {
         Command::Check { pairs } => return check(&cli, pairs),
         Command::Status { pairs }
         | Command::Plan { pairs, .. }
-        | Command::Apply { pairs, .. }
         | Command::Recover { pairs }
         | Command::Log { pairs, .. } => pairs.clone(),
+        Command::Apply {
+            pairs, env, all, ..
+        } => match selection(&cli, pairs, env.as_deref(), *all) {
+            Some(names) => names,
+            None => return Exit::Config,
+        },
         Command::Switchover { pair, .. }
         | Command::Failover { pair, .. }
         | Command::Rejoin { pair, .. } => vec![pair.clone()],
@@ -242,7 +262,57 @@ fn run(cli: Cli) -> Exit {
         }
         _ => return runtime.block_on(status::run(&config, cli.json)),
     };
+    if let Command::Apply {
+        batch,
+        concurrency,
+        max_failures,
+        ..
+    } = &cli.command
+    {
+        let batches = match fleet::parse_spec(batch) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("baton: --batch: {e}");
+                return Exit::Config;
+            }
+        };
+        let opts = cycle::FleetOptions {
+            batches,
+            concurrency: *concurrency,
+            max_failures: *max_failures,
+        };
+        return runtime.block_on(cycle::apply_fleet(&config, &req, cli.json, &opts));
+    }
     runtime.block_on(cycle::run(&config, &req, cli.json))
+}
+
+/// The pairs an `apply` names: the listed ones, those of `--env`, or all
+/// (`--all`, an empty list). Exactly one way must be used.
+fn selection(cli: &Cli, pairs: &[String], env: Option<&str>, all: bool) -> Option<Vec<String>> {
+    match (pairs.is_empty(), env, all) {
+        (false, None, false) => Some(pairs.to_vec()),
+        (true, None, true) => Some(vec![]),
+        (true, Some(env), false) => {
+            let loaded = config::load(&cli.config);
+            let names: Vec<String> = loaded
+                .pairs
+                .values()
+                .filter(|p| p.environment == env)
+                .map(|p| p.name.clone())
+                .collect();
+            if names.is_empty() {
+                eprintln!("baton: no (valid) pair is in environment `{env}`; nothing was done");
+                return None;
+            }
+            Some(names)
+        }
+        _ => {
+            eprintln!(
+                "baton: name the pairs to apply to, or use --env ENV, or --all; nothing was done"
+            );
+            None
+        }
+    }
 }
 
 /// Loads and validates the configuration for the named pairs, printing

@@ -3,5 +3,6 @@
 
 pub mod assess;
 pub mod cycle;
+pub mod fleet;
 pub mod gate;
 pub mod preflight;

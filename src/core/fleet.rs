@@ -1,0 +1,183 @@
+//! Pure fleet planning: the order in which pairs run (environments in their
+//! order, canaries first within each), batch sizes from a spec like
+//! `1,2,25%`, and the failure budget.
+
+use std::fmt;
+
+/// One pair as the fleet planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The pair.
+    pub pair: String,
+    /// Index of its environment in the configured order.
+    pub environment: usize,
+    /// Canary pairs go first in their environment.
+    pub canary: bool,
+}
+
+/// One size of a batch spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// This many pairs.
+    Count(usize),
+    /// This percentage of all pairs (rounded up, at least one).
+    Percent(u8),
+}
+
+/// A batch spec: the sizes of the first batches; the last size repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec(pub Vec<Size>);
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|s| match s {
+                Size::Count(n) => n.to_string(),
+                Size::Percent(p) => format!("{p}%"),
+            })
+            .collect();
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+/// Parses `1,2,25%`.
+pub fn parse_spec(text: &str) -> Result<Spec, String> {
+    let mut sizes = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let size =
+            if let Some(p) = part.strip_suffix('%') {
+                match p.parse::<u8>() {
+                    Ok(n) if (1..=100).contains(&n) => Size::Percent(n),
+                    _ => return Err(format!("`{part}` is not a percentage between 1% and 100%")),
+                }
+            } else {
+                match part.parse::<usize>() {
+                    Ok(n) if n > 0 => Size::Count(n),
+                    _ => return Err(format!(
+                        "`{part}` is not a batch size (a positive number or a percentage like 25%)"
+                    )),
+                }
+            };
+        sizes.push(size);
+    }
+    if sizes.is_empty() {
+        return Err("the batch spec is empty".to_string());
+    }
+    Ok(Spec(sizes))
+}
+
+/// The pairs in running order: environments in order, canaries first in
+/// each, then by name.
+pub fn order(mut pairs: Vec<Candidate>) -> Vec<Candidate> {
+    pairs.sort_by(|a, b| {
+        (a.environment, !a.canary, &a.pair).cmp(&(b.environment, !b.canary, &b.pair))
+    });
+    pairs
+}
+
+/// Splits ordered pairs into batches by the spec. A batch never spans two
+/// environments (the gate needs an environment finished before the next),
+/// and canaries run one at a time before the rest of their environment.
+pub fn batches(ordered: &[Candidate], spec: &Spec) -> Vec<Vec<String>> {
+    let total = ordered.len();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut sizes = spec.0.iter();
+    let mut last = spec.0.last().copied().unwrap_or(Size::Count(1));
+    let mut i = 0;
+    while i < ordered.len() {
+        let env = ordered[i].environment;
+        if ordered[i].canary {
+            out.push(vec![ordered[i].pair.clone()]);
+            i += 1;
+            continue;
+        }
+        let size = match sizes.next() {
+            Some(s) => {
+                last = *s;
+                *s
+            }
+            None => last,
+        };
+        let n = match size {
+            Size::Count(n) => n,
+            Size::Percent(p) => (total * p as usize).div_ceil(100).max(1),
+        };
+        let mut batch = Vec::new();
+        while i < ordered.len()
+            && batch.len() < n
+            && ordered[i].environment == env
+            && !ordered[i].canary
+        {
+            batch.push(ordered[i].pair.clone());
+            i += 1;
+        }
+        out.push(batch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(pair: &str, environment: usize, canary: bool) -> Candidate {
+        Candidate {
+            pair: pair.into(),
+            environment,
+            canary,
+        }
+    }
+
+    #[test]
+    fn specs_parse_and_refuse_nonsense() {
+        assert_eq!(
+            parse_spec("1,2,25%").unwrap(),
+            Spec(vec![Size::Count(1), Size::Count(2), Size::Percent(25)])
+        );
+        assert_eq!(parse_spec("1,2,25%").unwrap().to_string(), "1,2,25%");
+        assert!(parse_spec("0").is_err());
+        assert!(parse_spec("101%").is_err());
+        assert!(parse_spec("two").is_err());
+        assert!(parse_spec("").is_err());
+    }
+
+    #[test]
+    fn environments_in_order_canaries_first() {
+        let o = order(vec![
+            c("p1", 2, false),
+            c("d2", 0, false),
+            c("d1", 0, true),
+            c("t1", 1, false),
+            c("p0", 2, true),
+        ]);
+        let names: Vec<&str> = o.iter().map(|c| c.pair.as_str()).collect();
+        assert_eq!(names, ["d1", "d2", "t1", "p0", "p1"]);
+    }
+
+    #[test]
+    fn batches_follow_the_spec_and_never_span_environments() {
+        let pairs: Vec<Candidate> = (0..10).map(|i| c(&format!("p{i}"), 0, false)).collect();
+        let b = batches(&order(pairs), &parse_spec("1,2,25%").unwrap());
+        let sizes: Vec<usize> = b.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 2, 3, 3, 1]);
+        let mixed = order(vec![
+            c("d1", 0, false),
+            c("d2", 0, false),
+            c("t1", 1, false),
+            c("t2", 1, false),
+            c("t3", 1, true),
+        ]);
+        let b = batches(&mixed, &parse_spec("5").unwrap());
+        assert_eq!(
+            b,
+            vec![
+                vec!["d1".to_string(), "d2".into()],
+                vec!["t3".into()],
+                vec!["t1".into(), "t2".into()]
+            ]
+        );
+    }
+}
