@@ -47,20 +47,21 @@ pub fn parse_spec(text: &str) -> Result<Spec, String> {
     let mut sizes = Vec::new();
     for part in text.split(',') {
         let part = part.trim();
-        let size =
-            if let Some(p) = part.strip_suffix('%') {
-                match p.parse::<u8>() {
-                    Ok(n) if (1..=100).contains(&n) => Size::Percent(n),
-                    _ => return Err(format!("`{part}` is not a percentage between 1% and 100%")),
-                }
-            } else {
-                match part.parse::<usize>() {
-                    Ok(n) if n > 0 => Size::Count(n),
-                    _ => return Err(format!(
+        let size = if let Some(p) = part.strip_suffix('%') {
+            match p.parse::<u8>() {
+                Ok(n) if (1..=100).contains(&n) => Size::Percent(n),
+                _ => return Err(format!("`{part}` is not a percentage between 1% and 100%")),
+            }
+        } else {
+            match part.parse::<usize>() {
+                Ok(n) if n > 0 => Size::Count(n),
+                _ => {
+                    return Err(format!(
                         "`{part}` is not a batch size (a positive number or a percentage like 25%)"
-                    )),
+                    ))
                 }
-            };
+            }
+        };
         sizes.push(size);
     }
     if sizes.is_empty() {
