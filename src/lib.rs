@@ -14,6 +14,7 @@ pub mod observe;
 pub mod quote;
 pub mod remote;
 pub mod run;
+pub mod signals;
 pub mod ssh;
 pub mod store;
 pub mod switch;

@@ -18,6 +18,7 @@ use crate::core::preflight;
 use crate::history;
 use crate::observe;
 use crate::remote::Recorder;
+use crate::signals;
 use crate::ssh::SshHost;
 use crate::store::journal::{Journal, Record, RunView};
 use crate::store::lock::{self, Holder as LockHolder};
@@ -604,6 +605,24 @@ impl Ctx<'_> {
                     };
                 }
                 Next::Run(step) => {
+                    // A stop was asked for: steps that would move traffic
+                    // forward are not run, so the core undoes the run.
+                    if signals::count() >= 1
+                        && matches!(
+                            step,
+                            Step::ApplyStandby | Step::VerifyStandby | Step::Fence | Step::Switch
+                        )
+                    {
+                        let why = format!("not run: {} asked baton to stop", signals::last_name());
+                        let _ = self.journal.append(&Record::Begin {
+                            run: self.run.clone(),
+                            step,
+                            at: now_rfc3339(),
+                        });
+                        self.end(step, false, &why, Duration::ZERO, vec![]);
+                        ended.push(Ended { step, ok: false });
+                        continue;
+                    }
                     if let Err(e) = self.journal.append(&Record::Begin {
                         run: self.run.clone(),
                         step,
@@ -629,7 +648,20 @@ impl Ctx<'_> {
                     let started = Instant::now();
                     let mut rec = Recorder::new(self.secrets());
                     crate::crash::point(&format!("begin-{}", step.name()));
-                    let result = self.perform(step, &mut rec).await;
+                    let result = tokio::select! {
+                        r = self.perform(step, &mut rec) => r,
+                        () = signals::second() => {
+                            // A second signal: give up the step in flight, say
+                            // so, and leave the run to `baton recover`.
+                            let why = format!("aborted by a second {}; run `baton recover {}`", signals::last_name(), self.pair.name);
+                            self.end(step, false, &why, started.elapsed(), rec.commands);
+                            return Finished {
+                                outcome: Outcome::Operator,
+                                drift: false,
+                                message: why,
+                            };
+                        }
+                    };
                     crate::crash::point(&format!("end-{}", step.name()));
                     let ok = result.is_ok();
                     let detail = result.unwrap_or_else(|e| e);

@@ -983,3 +983,94 @@ fn a_fleet_apply_runs_canaries_first_and_stops_when_the_failure_budget_is_spent(
     );
     assert_eq!(baton(&cfg, &["apply", "--change", "v2"]).code, 2);
 }
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling a child we started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[test]
+fn a_stop_signal_before_the_switch_rolls_back_and_the_journal_says_why() {
+    let _lab = lab();
+    let dir = with_extra(
+        "web.toml",
+        "\n[changes.slow]\nsteps = [\"echo 2 > /srv/baton-lab/VERSION\", \"sleep 2\"]\nrollback = [\"echo 1 > /srv/baton-lab/VERSION\"]\n",
+    );
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    let child = spawn(&cfg, &["apply", "web", "--change", "slow"]);
+    wait_for_begin(&state, "web", "apply_standby");
+    signal(&child, libc::SIGTERM);
+    let (code, out) = finish(child);
+    assert_eq!(code, 1, "{out}");
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    assert_eq!(
+        fs::read_to_string(Path::new(LAB).join("hosts/green/srv/VERSION")).unwrap(),
+        "1\n"
+    );
+    let text = fs::read_to_string(state.join("web.journal")).unwrap();
+    assert!(
+        text.contains("not run: SIGTERM asked baton to stop"),
+        "{text}"
+    );
+    assert_eq!(
+        ended(&state, "web").last().unwrap(),
+        &("rollback_standby".to_string(), true)
+    );
+}
+
+#[test]
+fn a_second_signal_aborts_the_step_and_recover_undoes_the_run() {
+    let _lab = lab();
+    let dir = with_extra("web.toml", "\n[changes.stuck]\nsteps = [\"echo 2 > /srv/baton-lab/VERSION\", \"sleep 20\"]\nrollback = [\"echo 1 > /srv/baton-lab/VERSION\"]\n");
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    let started = Instant::now();
+    let child = spawn(&cfg, &["apply", "web", "--change", "stuck"]);
+    wait_for_begin(&state, "web", "apply_standby");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, libc::SIGINT);
+    let (code, out) = finish(child);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the step was not aborted: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code, 4, "{out}");
+    let text = fs::read_to_string(state.join("web.journal")).unwrap();
+    assert!(text.contains("aborted by a second SIGINT"), "{text}");
+    assert!(
+        !text.contains("\"event\":\"finish\""),
+        "the run is left for recover"
+    );
+    let run = baton(&cfg, &["recover", "web"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        fs::read_to_string(Path::new(LAB).join("hosts/green/srv/VERSION")).unwrap(),
+        "1\n"
+    );
+    assert!(holds_vip("baton-blue"));
+}
+
+#[test]
+fn a_stop_signal_after_the_switch_lets_the_run_finish() {
+    let _lab = lab();
+    let dir = custom_config(|name, t| {
+        if name == "web.toml" {
+            set_key(&t, "observe_period", "\"3s\"")
+        } else {
+            t
+        }
+    });
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
+    wait_for_begin(&state, "web", "verify_service");
+    signal(&child, libc::SIGTERM);
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "traffic had moved: the run finishes: {out}");
+    assert!(holds_vip("baton-green"));
+    assert_eq!(page("blue"), "host=blue version=2\n");
+}

@@ -143,7 +143,9 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
             async move {
                 let pair = config.pairs.get(name)?;
                 let _permit = semaphore.acquire().await.ok()?;
-                if failures.load(Ordering::SeqCst) > opts.max_failures {
+                if failures.load(Ordering::SeqCst) > opts.max_failures
+                    || crate::signals::count() > 0
+                {
                     return None;
                 }
                 let started = Instant::now();

@@ -145,6 +145,9 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    if let Err(e) = crate::signals::install() {
+        eprintln!("baton: cannot watch for SIGINT/SIGTERM ({e}); a signal will kill baton outright, and the next run will recover");
+    }
     let exit = run(cli);
     ExitCode::from(exit.code())
 }
@@ -252,15 +255,12 @@ fn run(cli: Cli) -> Exit {
             } else {
                 Kind::Switchover
             };
-            return runtime.block_on(plan::run(
-                &config,
-                kind,
-                change.as_deref(),
-                &members,
-                cli.json,
-            ));
+            return block_on(
+                runtime,
+                plan::run(&config, kind, change.as_deref(), &members, cli.json),
+            );
         }
-        _ => return runtime.block_on(status::run(&config, cli.json)),
+        _ => return block_on(runtime, status::run(&config, cli.json)),
     };
     if let Command::Apply {
         batch,
@@ -281,9 +281,9 @@ fn run(cli: Cli) -> Exit {
             concurrency: *concurrency,
             max_failures: *max_failures,
         };
-        return runtime.block_on(cycle::apply_fleet(&config, &req, cli.json, &opts));
+        return block_on(runtime, cycle::apply_fleet(&config, &req, cli.json, &opts));
     }
-    runtime.block_on(cycle::run(&config, &req, cli.json))
+    block_on(runtime, cycle::run(&config, &req, cli.json))
 }
 
 /// The pairs an `apply` names: the listed ones, those of `--env`, or all
@@ -313,6 +313,14 @@ fn selection(cli: &Cli, pairs: &[String], env: Option<&str>, all: bool) -> Optio
             None
         }
     }
+}
+
+/// Runs a future to its end, then leaves without waiting for blocking
+/// threads that a second signal may have abandoned mid-command.
+fn block_on<F: std::future::Future>(runtime: tokio::runtime::Runtime, f: F) -> F::Output {
+    let out = runtime.block_on(f);
+    runtime.shutdown_background();
+    out
 }
 
 /// Loads and validates the configuration for the named pairs, printing
