@@ -1074,3 +1074,56 @@ fn a_stop_signal_after_the_switch_lets_the_run_finish() {
     assert!(holds_vip("baton-green"));
     assert_eq!(page("blue"), "host=blue version=2\n");
 }
+
+#[test]
+fn log_filters_by_outcome_and_time_and_shows_one_run_in_full() {
+    let _lab = lab();
+    let dir = with_extra(
+        "web.toml",
+        "\n[changes.bad]\nsteps = [\"echo 'disk full' >&2; exit 1\"]\n",
+    );
+    let cfg = dir.path().join("baton.toml");
+    assert_eq!(
+        baton(
+            &cfg,
+            &[
+                "apply",
+                "web",
+                "--change",
+                "bad",
+                "--reason",
+                "try the bad one"
+            ]
+        )
+        .code,
+        1
+    );
+    assert_eq!(
+        baton(&cfg, &["switchover", "web", "--reason", "move"]).code,
+        0
+    );
+    let all = baton(&cfg, &["log", "--since", "1h"]);
+    assert_eq!(all.stdout.lines().count(), 2, "{}", all.stdout);
+    let failed = baton(&cfg, &["log", "--outcome", "rolled_back"]);
+    let lines: Vec<&str> = failed.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", failed.stdout);
+    assert!(
+        lines[0].contains("\"try the bad one\"") && lines[0].contains("ROLLED_BACK"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        baton(&cfg, &["log", "--since", "2099-01-01T00:00:00Z"]).stdout,
+        ""
+    );
+    assert_eq!(baton(&cfg, &["log", "--outcome", "sideways"]).code, 2);
+    // One run in full: every step, every command and what it printed.
+    let id = lines[0].split_whitespace().nth(2).unwrap();
+    let full = baton(&cfg, &["log", "--run", id]);
+    assert!(
+        full.stdout.contains("$ echo 'disk full' >&2; exit 1")
+            && full.stdout.contains("! disk full"),
+        "{}",
+        full.stdout
+    );
+}

@@ -1,13 +1,69 @@
 //! `baton log`: the audit trail from the journals. One line per run (when,
-//! pair, kind, change, who, why, outcome), or every step and command of one
-//! run with `--run ID`; `--json` prints the journal records themselves.
+//! pair, kind, change, who, why, outcome), filtered by pair, `--since` and
+//! `--outcome`, or every step and command of one run with `--run ID`;
+//! `--json` prints the journal records themselves.
+
+use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::store::journal::{runs, Journal, Record};
 
+/// Which runs `log` lists.
+#[derive(Debug, Default)]
+pub struct Filter {
+    since: Option<SystemTime>,
+    outcome: Option<String>,
+}
+
+const OUTCOMES: [&str; 6] = [
+    "ok",
+    "rolled_back",
+    "incomplete",
+    "operator",
+    "not_started",
+    "interrupted",
+];
+
+impl Filter {
+    /// From `--since` (a time or an age) and `--outcome`.
+    pub fn new(since: Option<&str>, outcome: Option<&str>) -> Result<Filter, String> {
+        let since = match since {
+            None => None,
+            Some(s) => Some(match humantime::parse_rfc3339_weak(s) {
+                Ok(t) => t,
+                Err(_) => match humantime::parse_duration(s) {
+                    Ok(d) => SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH),
+                    Err(_) => return Err(format!("--since `{s}` is neither a time (2026-11-22T02:00:00Z) nor an age (2h, 7days)")),
+                },
+            }),
+        };
+        if let Some(o) = outcome {
+            if !OUTCOMES.contains(&o) {
+                return Err(format!(
+                    "--outcome `{o}` is not one of: {}",
+                    OUTCOMES.join(", ")
+                ));
+            }
+        }
+        Ok(Filter {
+            since,
+            outcome: outcome.map(str::to_string),
+        })
+    }
+
+    fn keeps(&self, started: &str, outcome: &str) -> bool {
+        let recent = match (self.since, humantime::parse_rfc3339_weak(started)) {
+            (Some(since), Ok(t)) => t >= since,
+            (Some(_), Err(_)) => false,
+            (None, _) => true,
+        };
+        recent && self.outcome.as_deref().is_none_or(|o| o == outcome)
+    }
+}
+
 /// Prints the log of the configured pairs.
-pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
+pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> Exit {
     let mut records: Vec<Record> = Vec::new();
     for pair in config.pairs.keys() {
         match Journal::new(&config.settings.state_dir, pair).read() {
@@ -53,6 +109,9 @@ pub fn show(config: &Config, run: Option<&str>, json: bool) -> Exit {
         else {
             continue;
         };
+        if !filter.keeps(at, v.finished.map_or("interrupted", |o| o.name())) {
+            continue;
+        }
         let outcome = match (v.finished, v.open) {
             (Some(o), _) => o.name().to_uppercase(),
             (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),

@@ -136,6 +136,14 @@ pub enum Command {
         /// Show every step and command of one run.
         #[arg(long)]
         run: Option<String>,
+        /// Only runs that started since then: a time ("2026-11-22T02:00:00Z")
+        /// or an age ("2h", "7days").
+        #[arg(long)]
+        since: Option<String>,
+        /// Only runs with this outcome: ok, rolled_back, incomplete,
+        /// operator, not_started, interrupted.
+        #[arg(long)]
+        outcome: Option<String>,
     },
 }
 
@@ -205,7 +213,17 @@ fn run(cli: Cli) -> Exit {
         }
     }
     if let Command::Log { run, .. } = &cli.command {
-        return log::show(&config, run.as_deref(), cli.json);
+        let Command::Log { since, outcome, .. } = &cli.command else {
+            return Exit::Internal;
+        };
+        let filter = match log::Filter::new(since.as_deref(), outcome.as_deref()) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return Exit::Config;
+            }
+        };
+        return log::show(&config, run.as_deref(), &filter, cli.json);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
