@@ -10,6 +10,7 @@ pub mod crash;
 pub mod dns;
 pub mod exit;
 pub mod history;
+pub mod metrics;
 pub mod observe;
 pub mod quote;
 pub mod remote;

@@ -1127,3 +1127,60 @@ fn log_filters_by_outcome_and_time_and_shows_one_run_in_full() {
         full.stdout
     );
 }
+
+#[test]
+fn the_metrics_file_has_each_pairs_last_outcome_duration_and_holder() {
+    use std::os::unix::fs::PermissionsExt;
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let cfg = dir.path().join("baton.toml");
+    let metrics = dir.path().join("baton.prom");
+    let m = metrics.display().to_string();
+    assert_eq!(
+        baton(
+            &cfg,
+            &["apply", "web", "--change", "v2", "--metrics-file", &m]
+        )
+        .code,
+        0
+    );
+    let text = fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "baton_last_run_outcome{pair=\"web\",outcome=\"ok\"} 1",
+        "baton_last_run_outcome{pair=\"web\",outcome=\"rolled_back\"} 0",
+        "baton_traffic_holder{pair=\"web\",host=\"green\"} 1",
+        "baton_traffic_holder{pair=\"web\",host=\"blue\"} 0",
+        "# TYPE baton_last_run_duration_seconds gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    let duration: f64 = text
+        .lines()
+        .find(|l| l.starts_with("baton_last_run_duration_seconds{pair=\"web\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        duration >= 2.0,
+        "the apply watches the service for 2s: {duration}"
+    );
+    assert_eq!(
+        fs::metadata(&metrics).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // status refreshes it too; api has no run yet, only its holder once recorded.
+    assert_eq!(baton(&cfg, &["status", "--metrics-file", &m]).code, 0);
+    let text = fs::read_to_string(&metrics).unwrap();
+    assert!(
+        text.contains("baton_traffic_holder{pair=\"api\",host=\"amber\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("baton_last_run_outcome{pair=\"api\""),
+        "{text}"
+    );
+}

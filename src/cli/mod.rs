@@ -34,6 +34,10 @@ pub struct Cli {
     /// Machine-readable output (see the README for the schema).
     #[arg(long, global = true)]
     pub json: bool,
+    /// After the command, write every pair's last outcome, time, duration
+    /// and traffic holder here, in Prometheus text format.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// More log output on stderr (-v: info, -vv: debug).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -156,7 +160,26 @@ pub fn main() -> ExitCode {
     if let Err(e) = crate::signals::install() {
         eprintln!("baton: cannot watch for SIGINT/SIGTERM ({e}); a signal will kill baton outright, and the next run will recover");
     }
+    let metrics = cli.metrics_file.clone();
+    let config_file = cli.config.clone();
     let exit = run(cli);
+    if let Some(path) = metrics {
+        // Every valid pair, even when another pair file is broken.
+        let loaded = config::load(&config_file);
+        if let Some(settings) = loaded.settings {
+            let config = Config {
+                file: loaded.file,
+                settings,
+                pairs: loaded.pairs,
+            };
+            if let Err(e) = crate::metrics::write(&config, &path) {
+                eprintln!(
+                    "baton: cannot write the metrics file {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
     ExitCode::from(exit.code())
 }
 
