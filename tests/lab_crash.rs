@@ -89,22 +89,7 @@ fn killed_at_every_step_of_an_apply_then_recovered() {
         ("end-verify_old_primary", "green"),
     ];
     for (point, expected) in points {
-        let _lab = lab();
-        let dir = custom_config(|name, t| {
-            if name == "web.toml" {
-                set_key(&t, "observe_period", "\"0s\"")
-            } else {
-                t
-            }
-        });
-        let cfg = dir.path().join("baton.toml");
-        let state = dir.path().join("state");
-        assert_eq!(
-            crash_at(&cfg, point, &["apply", "web", "--change", "v2"]),
-            Some(libc::SIGABRT),
-            "{point}: the fault point did not fire"
-        );
-        let holder = recover_and_check(&cfg, &state, point);
+        let holder = crash_then_recover(point, "");
         assert_eq!(holder, expected, "{point}");
         if expected == "blue" {
             let page =
@@ -121,29 +106,32 @@ fn killed_at_every_step_of_an_apply_then_recovered() {
 fn killed_while_undoing_then_recovered() {
     // A check that fails only on green once green holds the VIP sends the
     // run down the undo path; the controller dies at each undo step.
-    let check = "\n[[checks]]\nname = \"green-must-not-serve\"\nkind = \"command\"\ncommand = \"! { /usr/sbin/ip -o addr show dev eth0 | grep -q 'inet 198.18.0.100/' && grep -q host=green /srv/baton-lab/index.html; }\"\n";
     for point in [
         "begin-switch_back",
         "end-switch_back",
         "begin-rollback_standby",
         "end-rollback_standby",
     ] {
-        let _lab = lab();
-        let dir = custom_config(move |name, t| {
-            if name == "web.toml" {
-                set_key(&t, "observe_period", "\"0s\"") + check
-            } else {
-                t
-            }
-        });
-        let cfg = dir.path().join("baton.toml");
-        let state = dir.path().join("state");
         assert_eq!(
-            crash_at(&cfg, point, &["apply", "web", "--change", "v2"]),
-            Some(libc::SIGABRT),
+            crash_then_recover(point, GREEN_MUST_NOT_SERVE),
+            "blue",
             "{point}"
         );
-        let holder = recover_and_check(&cfg, &state, point);
-        assert_eq!(holder, "blue", "{point}");
     }
+}
+
+/// Aborts an apply of v2 on web at `point` (with `extra` appended to
+/// web.toml), then recovers and checks the promises; returns the holder.
+fn crash_then_recover(point: &str, extra: &'static str) -> String {
+    let _lab = lab();
+    let dir = with_pair("web.toml", move |t| {
+        set_key(&t, "observe_period", "\"0s\"") + extra
+    });
+    let cfg = dir.path().join("baton.toml");
+    assert_eq!(
+        crash_at(&cfg, point, &["apply", "web", "--change", "v2"]),
+        Some(libc::SIGABRT),
+        "{point}: the fault point did not fire"
+    );
+    recover_and_check(&cfg, &dir.path().join("state"), point)
 }

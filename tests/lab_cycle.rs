@@ -81,9 +81,9 @@ const FORWARD: [&str; 8] = [
     "verify_old_primary",
 ];
 
-/// A custom lab configuration whose pair `pair` also gets `extra` appended.
+/// A custom lab configuration whose pair file `pair` also gets `extra` appended.
 fn with_extra(pair: &'static str, extra: &'static str) -> tempfile::TempDir {
-    custom_config(move |name, t| if name == pair { t + extra } else { t })
+    with_pair(pair, move |t| t + extra)
 }
 
 fn lab_state() -> PathBuf {
@@ -262,10 +262,7 @@ fn a_check_failing_after_the_switch_switches_traffic_back() {
     let _lab = lab();
     // This check fails only on green once green holds the VIP: the standby
     // passes, the primary passes, the service check after the switch fails.
-    let dir = with_extra(
-        "web.toml",
-        "\n[[checks]]\nname = \"green-must-not-serve\"\nkind = \"command\"\ncommand = \"! { /usr/sbin/ip -o addr show dev eth0 | grep -q 'inet 198.18.0.100/' && grep -q host=green /srv/baton-lab/index.html; }\"\n",
-    );
+    let dir = with_extra("web.toml", GREEN_MUST_NOT_SERVE);
     let run = baton(
         &dir.path().join("baton.toml"),
         &["apply", "web", "--change", "v2"],

@@ -177,6 +177,16 @@ pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir
     dir
 }
 
+/// A check for web.toml that fails only on green once green holds the VIP:
+/// the standby and the primary pass, the service check after a switch
+/// fails, which sends a run down its undo path.
+pub const GREEN_MUST_NOT_SERVE: &str = "\n[[checks]]\nname = \"green-must-not-serve\"\nkind = \"command\"\ncommand = \"! { /usr/sbin/ip -o addr show dev eth0 | grep -q 'inet 198.18.0.100/' && grep -q host=green /srv/baton-lab/index.html; }\"\n";
+
+/// A custom configuration in which only the pair file `file` is edited.
+pub fn with_pair(file: &'static str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    custom_config(move |name, t| if name == file { edit(t) } else { t })
+}
+
 /// Points a custom configuration at another known_hosts file; returns the
 /// configuration file.
 pub fn use_known_hosts(dir: &Path, known_hosts: &Path) -> PathBuf {
