@@ -62,3 +62,30 @@ pub fn decide(
         soak,
     ))
 }
+
+/// How many recent runs the expected duration looks at.
+const RECENT: usize = 5;
+
+/// How long a run of `kind` on `pair` is expected to take: the longest of
+/// its last few runs of that kind that ended ok, and how many there were;
+/// `None` when there are none.
+pub fn expected_duration(
+    state_dir: &Path,
+    pair: &str,
+    kind: Kind,
+) -> Result<Option<(Duration, usize)>, JournalError> {
+    let took: Vec<Duration> = runs(&Journal::new(state_dir, pair).read()?)
+        .iter()
+        .filter(|v| v.finished == Some(Outcome::Ok))
+        .filter_map(|v| {
+            let Record::Start { kind: k, at, .. } = &v.start else {
+                return None;
+            };
+            let start = humantime::parse_rfc3339(at).ok()?;
+            let end = humantime::parse_rfc3339(v.finished_at.as_deref()?).ok()?;
+            (*k == kind).then(|| end.duration_since(start).unwrap_or_default())
+        })
+        .collect();
+    let recent = &took[took.len().saturating_sub(RECENT)..];
+    Ok(recent.iter().max().map(|d| (*d, recent.len())))
+}

@@ -20,3 +20,4 @@ pub mod ssh;
 pub mod store;
 pub mod switch;
 pub mod verify;
+pub mod windows;

@@ -25,6 +25,7 @@ use crate::store::lock::{self, Holder as LockHolder};
 use crate::store::state::{now_rfc3339, PairState, StateStore};
 use crate::switch;
 use crate::verify;
+use crate::windows;
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -45,6 +46,9 @@ pub struct Request {
     /// Run even if the environment gate is closed (`--skip-gate`; the
     /// reason is required and recorded).
     pub skip_gate: bool,
+    /// Start even outside the maintenance window (`--ignore-window`; the
+    /// reason is required and recorded).
+    pub ignore_window: bool,
 }
 
 /// One progress event: a step that started or ended, or the end of a run.
@@ -94,6 +98,8 @@ pub struct Finished {
     pub outcome: Outcome,
     /// Preflight found drift (needs an operator, not just "did not start").
     pub drift: bool,
+    /// The maintenance window held the run back (and nothing else did).
+    pub window: bool,
     /// A sentence for the operator.
     pub message: String,
 }
@@ -117,6 +123,7 @@ fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String
     Finished {
         outcome,
         drift: false,
+        window: false,
         message,
     }
 }
@@ -290,6 +297,23 @@ async fn fresh(
         ),
         _ => None,
     };
+    // The maintenance window (apply and switchover only).
+    let window = windows::applies_to(kind).then(|| {
+        let v = windows::check(&config.settings.state_dir, pair, kind);
+        match (v.allowed, req.ignore_window) {
+            (true, _) => Ok(format!("window: {}", v.text)),
+            (false, true) => Ok(format!(
+                "window IGNORED by {} ({}): {}",
+                req.operator,
+                req.reason.as_deref().unwrap_or("no reason"),
+                v.text
+            )),
+            (false, false) => Err(format!(
+                "{}; start it inside the window, or override with --ignore-window --reason TEXT",
+                v.text
+            )),
+        }
+    });
     let start = Record::Start {
         run: run_id.clone(),
         pair: pair.name.clone(),
@@ -302,6 +326,7 @@ async fn fresh(
         operator: req.operator.clone(),
         reason: req.reason.clone(),
         gate: gate.as_ref().map(|g| g.clone().unwrap_or_else(|e| e)),
+        window: window.as_ref().map(|w| w.clone().unwrap_or_else(|e| e)),
         at: now_rfc3339(),
     };
     if let Err(e) = journal.append(&start) {
@@ -320,8 +345,13 @@ async fn fresh(
         failed: failed.as_deref(),
     };
     let mut problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
+    let only_window = problems.is_empty() && matches!(gate, None | Some(Ok(_)));
     if let Some(Err(closed)) = &gate {
         problems.insert(0, closed.clone());
+    }
+    let outside_window = matches!(window, Some(Err(_)));
+    if let Some(Err(outside)) = &window {
+        problems.insert(0, outside.clone());
     }
     let drift = matches!(kind, Kind::Apply | Kind::Switchover)
         && (assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
@@ -380,6 +410,7 @@ async fn fresh(
         return Finished {
             outcome: Outcome::NotStarted,
             drift,
+            window: outside_window && only_window,
             message,
         };
     }
@@ -460,6 +491,7 @@ async fn recover(
                 return Finished {
                     outcome: Outcome::Operator,
                     drift: false,
+                    window: false,
                     message,
                 };
             }
@@ -601,6 +633,7 @@ impl Ctx<'_> {
                     return Finished {
                         outcome,
                         drift: false,
+                        window: false,
                         message,
                     };
                 }
@@ -633,6 +666,7 @@ impl Ctx<'_> {
                         return Finished {
                             outcome: Outcome::Operator,
                             drift: false,
+                            window: false,
                             message,
                         };
                     }
@@ -658,6 +692,7 @@ impl Ctx<'_> {
                             return Finished {
                                 outcome: Outcome::Operator,
                                 drift: false,
+                                window: false,
                                 message: why,
                             };
                         }

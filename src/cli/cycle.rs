@@ -57,6 +57,7 @@ pub fn exit_of(f: &Finished) -> Exit {
         Outcome::Incomplete => Exit::Degraded,
         Outcome::Operator => Exit::Operator,
         Outcome::NotStarted if f.drift => Exit::Operator,
+        Outcome::NotStarted if f.window => Exit::OutsideWindow,
         Outcome::NotStarted => Exit::NotStarted,
     }
 }
@@ -69,7 +70,7 @@ pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
     for pair in config.pairs.values() {
         let finished = run::run(config, pair, req, &printer).await;
         let exit = exit_of(&finished);
-        worst = worst.max(exit);
+        worst = worst.worst(exit);
         if exit != Exit::Ok {
             let rest: Vec<&String> = config
                 .pairs
@@ -150,7 +151,8 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 }
                 let started = Instant::now();
                 let finished = run::run(config, pair, req, printer).await;
-                if finished.outcome != Outcome::Ok {
+                // A pair held back by its window has not failed.
+                if finished.outcome != Outcome::Ok && !finished.window {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
                 Some((pair, finished, started.elapsed()))
@@ -171,11 +173,15 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 .unwrap_or_else(|| "?".into());
             match result {
                 Some((_, finished, took)) => {
-                    worst = worst.max(exit_of(&finished));
+                    worst = worst.worst(exit_of(&finished));
                     summary.push(Summary {
                         pair: name.clone(),
                         environment: env,
-                        outcome: finished.outcome.name().to_string(),
+                        outcome: if finished.window {
+                            "outside_window".to_string()
+                        } else {
+                            finished.outcome.name().to_string()
+                        },
                         duration_ms: took.as_millis() as u64,
                         traffic,
                         message: finished.message,
@@ -213,12 +219,12 @@ fn print_summary(rows: &[Summary], json: bool) {
         .unwrap_or(3)
         .max(3);
     println!(
-        "{:<w$}  {:<e$}  {:<12} {:>9}  TRAFFIC",
+        "{:<w$}  {:<e$}  {:<14} {:>9}  TRAFFIC",
         "PAIR", "ENV", "OUTCOME", "DURATION"
     );
     for r in rows {
         println!(
-            "{:<w$}  {:<e$}  {:<12} {:>8.1}s  {}",
+            "{:<w$}  {:<e$}  {:<14} {:>8.1}s  {}",
             r.pair,
             r.environment,
             r.outcome.to_uppercase(),

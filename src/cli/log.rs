@@ -163,14 +163,24 @@ fn print_record(r: &Record) {
             hash,
             operator,
             reason,
+            gate,
+            window,
             at,
             ..
-        } => println!(
-            "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
-            change.as_deref().unwrap_or("-"),
-            hash.as_deref().unwrap_or("-"),
-            reason.as_deref().unwrap_or("-")
-        ),
+        } => {
+            println!(
+                "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
+                change.as_deref().unwrap_or("-"),
+                hash.as_deref().unwrap_or("-"),
+                reason.as_deref().unwrap_or("-")
+            );
+            if let Some(g) = gate {
+                println!("        environment gate: {g}");
+            }
+            if let Some(w) = window {
+                println!("        maintenance window: {w}");
+            }
+        }
         Record::Begin { step, at, .. } => println!("{at}  begin {}", step.name()),
         Record::End {
             step,

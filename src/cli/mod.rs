@@ -90,6 +90,10 @@ pub enum Command {
         /// completed on the earlier environments); needs --reason.
         #[arg(long, requires = "reason")]
         skip_gate: bool,
+        /// Start even outside the maintenance window (or when the run is
+        /// expected to overrun it); needs --reason.
+        #[arg(long, requires = "reason")]
+        ignore_window: bool,
     },
     /// Dry run: the steps, commands, DNS updates and checks a run would
     /// make, and what happens on failure. Changes nothing.
@@ -107,6 +111,9 @@ pub enum Command {
         /// Why (recorded in the journal).
         #[arg(long)]
         reason: Option<String>,
+        /// Start even outside the maintenance window; needs --reason.
+        #[arg(long, requires = "reason")]
+        ignore_window: bool,
     },
     /// The primary is dead: verify the standby, fence the old primary (the
     /// `fence` command, or removing the VIP if it still answers), switch,
@@ -270,7 +277,8 @@ fn run(cli: Cli) -> Exit {
     let request = |kind: Option<Kind>,
                    change: Option<String>,
                    reason: &Option<String>,
-                   skip_gate: bool| Request {
+                   skip_gate: bool,
+                   ignore_window: bool| Request {
         kind,
         change,
         reason: reason.clone(),
@@ -278,18 +286,32 @@ fn run(cli: Cli) -> Exit {
         command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         members: members.clone(),
         skip_gate,
+        ignore_window,
     };
     let req = match &cli.command {
         Command::Apply {
             change,
             reason,
             skip_gate,
+            ignore_window,
             ..
-        } => request(Some(Kind::Apply), Some(change.clone()), reason, *skip_gate),
-        Command::Switchover { reason, .. } => request(Some(Kind::Switchover), None, reason, false),
-        Command::Failover { reason, .. } => request(Some(Kind::Failover), None, reason, false),
-        Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false),
-        Command::Recover { .. } => request(None, None, &None, false),
+        } => request(
+            Some(Kind::Apply),
+            Some(change.clone()),
+            reason,
+            *skip_gate,
+            *ignore_window,
+        ),
+        Command::Switchover {
+            reason,
+            ignore_window,
+            ..
+        } => request(Some(Kind::Switchover), None, reason, false, *ignore_window),
+        Command::Failover { reason, .. } => {
+            request(Some(Kind::Failover), None, reason, false, false)
+        }
+        Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false, false),
+        Command::Recover { .. } => request(None, None, &None, false, false),
         Command::Plan { change, .. } => {
             let kind = if change.is_some() {
                 Kind::Apply

@@ -33,6 +33,7 @@ struct Plan {
     change: Option<String>,
     hash: Option<String>,
     gate: Option<String>,
+    window: Option<String>,
     steps: Vec<PlannedStep>,
     on_failure: Vec<String>,
 }
@@ -54,13 +55,13 @@ pub async fn run(
                 Holder::Host(h) => h,
                 other => {
                     eprintln!("baton: {}: nothing recorded and traffic is unclear ({other:?}); see `baton status`", pair.name);
-                    worst = worst.max(Exit::Operator);
+                    worst = worst.worst(Exit::Operator);
                     continue;
                 }
             },
             Err(e) => {
                 eprintln!("baton: {e}");
-                worst = worst.max(Exit::Internal);
+                worst = worst.worst(Exit::Internal);
                 continue;
             }
         };
@@ -69,7 +70,7 @@ pub async fn run(
                 "baton: {}: the recorded primary `{from}` is not one of its hosts",
                 pair.name
             );
-            worst = worst.max(Exit::Operator);
+            worst = worst.worst(Exit::Operator);
             continue;
         };
         let change = change_name.and_then(|n| pair.changes.get(n));
@@ -92,6 +93,18 @@ pub async fn run(
                     Err(e) => format!("unknown: {e}"),
                 },
             );
+        }
+        if crate::windows::applies_to(kind) {
+            let v = crate::windows::check(&config.settings.state_dir, pair, kind);
+            plan.window = Some(if v.allowed {
+                format!("open: {}", v.text)
+            } else {
+                format!(
+                    "CLOSED: {}; `{}` would refuse unless --ignore-window --reason TEXT",
+                    v.text,
+                    kind.name()
+                )
+            });
         }
         if json {
             println!("{}", serde_json::to_string(&plan).unwrap_or_default());
@@ -170,6 +183,7 @@ fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change
         change: change.map(|c| c.name.clone()),
         hash: change.and_then(|c| change::hash(c).ok()),
         gate: None,
+        window: None,
         steps,
         on_failure,
     }
@@ -329,6 +343,9 @@ fn print(plan: &Plan) {
     );
     if let Some(g) = &plan.gate {
         println!("  environment gate: {g}");
+    }
+    if let Some(w) = &plan.window {
+        println!("  maintenance window: {w}");
     }
     for (i, s) in plan.steps.iter().enumerate() {
         println!("  {i}. {} [{}]", s.step, s.host);

@@ -31,6 +31,8 @@ pub struct Settings {
     /// A change must have completed on the earlier environments at least
     /// this long ago.
     pub soak: Option<Duration>,
+    /// The maintenance windows of every pair whose file has none of its own.
+    pub maintenance: Maintenance,
 }
 
 /// One service pair.
@@ -55,6 +57,8 @@ pub struct Pair {
     pub hosts: [Host; 2],
     /// How to reach the hosts.
     pub ssh: SshSettings,
+    /// When runs may start.
+    pub maintenance: Maintenance,
     /// How traffic moves.
     pub traffic: Traffic,
     /// Health checks, run against each host.
@@ -74,6 +78,36 @@ impl Pair {
         self.hosts.iter().find(|h| h.name != name)
     }
 }
+
+/// A pair's maintenance windows, resolved from its file and baton.toml.
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    /// The time zone the windows are in.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Its name, for messages (`Europe/Berlin`, or `system` when unnamed).
+    pub zone_name: String,
+    /// The windows; empty means any time.
+    pub windows: Vec<crate::core::window::Window>,
+    /// How long a run takes when the journal has no history to tell.
+    pub estimate: Duration,
+}
+
+impl Maintenance {
+    /// Any time, in the system's time zone, with the default estimate.
+    pub fn any_time() -> Maintenance {
+        let time_zone = jiff::tz::TimeZone::system();
+        Maintenance {
+            zone_name: time_zone.iana_name().unwrap_or("system").to_string(),
+            time_zone,
+            windows: vec![],
+            estimate: DEFAULT_ESTIMATE,
+        }
+    }
+}
+
+/// The expected duration of a run when neither the journal nor the
+/// configuration says (`[maintenance] estimate`).
+pub const DEFAULT_ESTIMATE: Duration = Duration::from_secs(600);
 
 /// One host of a pair.
 #[derive(Debug, Clone, PartialEq, Eq)]

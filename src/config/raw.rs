@@ -21,6 +21,21 @@ pub struct GlobalFile {
     /// SSH defaults for every pair.
     #[serde(default)]
     pub ssh: SshFile,
+    /// Maintenance windows for every pair.
+    pub maintenance: Option<MaintenanceFile>,
+}
+
+/// `[maintenance]`, in baton.toml or in a pair file (the pair's keys win).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceFile {
+    /// An IANA time zone name; the system's when absent.
+    pub time_zone: Option<String>,
+    /// Windows like "Sun 02:00-04:00"; an empty list means any time.
+    pub windows: Option<Vec<String>>,
+    /// Expected duration of a run when the journal has no history.
+    #[serde(default, with = "humantime_serde")]
+    pub estimate: Option<Duration>,
 }
 
 /// `[ssh]`, in baton.toml or in a pair file (the pair's keys win).
@@ -54,6 +69,7 @@ pub struct PairFile {
     #[serde(default)]
     pub hosts: BTreeMap<String, HostFile>,
     pub ssh: Option<SshFile>,
+    pub maintenance: Option<MaintenanceFile>,
     pub traffic: Option<TrafficFile>,
     #[serde(default)]
     pub checks: Vec<CheckFile>,

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::diag::{Key, Source};
-use crate::config::raw::{self, CheckFile, GlobalFile, PairFile, SshFile, TrafficFile};
+use crate::config::raw::{
+    self, CheckFile, GlobalFile, MaintenanceFile, PairFile, SshFile, TrafficFile,
+};
 use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem};
+use crate::core::window;
 
 use Key::{Index as I, Name as N};
 
@@ -83,6 +86,7 @@ pub(super) fn run(
             base: path.parent().unwrap_or(Path::new(".")),
             global_base: base,
             environments: settings.as_ref().map(|s| s.environments.as_slice()),
+            maintenance: settings.as_ref().map(|s| &s.maintenance),
         };
         if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
             match &pair.traffic {
@@ -250,10 +254,14 @@ fn settings(
             ok = false;
         }
     }
-    ok.then_some(Settings {
+    let start = sink.problems.len();
+    let part = maintenance_part(g.maintenance.as_ref(), src, sink);
+    ok &= sink.problems.len() == start;
+    ok.then(|| Settings {
         state_dir,
         environments,
         soak: g.soak.filter(|s| !s.is_zero()),
+        maintenance: part.over(&Maintenance::any_time()),
     })
 }
 
@@ -264,6 +272,87 @@ struct PairCtx<'a> {
     base: &'a Path,
     global_base: &'a Path,
     environments: Option<&'a [String]>,
+    maintenance: Option<&'a Maintenance>,
+}
+
+/// One file's `[maintenance]` table, checked; `None` where a key is absent.
+#[derive(Default)]
+struct MaintenancePart {
+    zone: Option<(jiff::tz::TimeZone, String)>,
+    windows: Option<Vec<window::Window>>,
+    estimate: Option<Duration>,
+}
+
+impl MaintenancePart {
+    /// These keys, the rest from `base`.
+    fn over(self, base: &Maintenance) -> Maintenance {
+        let (time_zone, zone_name) = self
+            .zone
+            .unwrap_or_else(|| (base.time_zone.clone(), base.zone_name.clone()));
+        Maintenance {
+            time_zone,
+            zone_name,
+            windows: self.windows.unwrap_or_else(|| base.windows.clone()),
+            estimate: self.estimate.unwrap_or(base.estimate),
+        }
+    }
+}
+
+fn maintenance_part(
+    raw: Option<&MaintenanceFile>,
+    src: &Source<'_>,
+    sink: &mut Sink<'_>,
+) -> MaintenancePart {
+    let Some(raw) = raw else {
+        return MaintenancePart::default();
+    };
+    let m = N("maintenance");
+    let zone = raw.time_zone.as_deref().and_then(|name| {
+        match jiff::tz::TimeZone::get(name) {
+            Ok(tz) => Some((tz, name.to_string())),
+            Err(_) => {
+                sink.push(src.at(
+                    &[m, N("time_zone")],
+                    format!("time zone `{name}` is not known on this machine"),
+                    "use an IANA name like \"Europe/Berlin\" or \"UTC\" (the names are in /usr/share/zoneinfo; install the tzdata package if it is empty)",
+                ));
+                None
+            }
+        }
+    });
+    let windows = raw.windows.as_ref().map(|list| {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, spec)| match window::parse(spec) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    sink.push(src.at(
+                        &[m, N("windows"), I(i)],
+                        e,
+                        "write each window as DAYS HH:MM-HH:MM; an empty list means any time",
+                    ));
+                    None
+                }
+            })
+            .collect()
+    });
+    if let Some(e) = raw.estimate {
+        if e.is_zero() || e > Duration::from_secs(86400) {
+            sink.push(src.at(
+                &[m, N("estimate")],
+                format!(
+                    "estimate {} is out of range",
+                    humantime::format_duration(e)
+                ),
+                "use how long one run of this pair takes, between \"1s\" and \"24h\" (like \"10m\")",
+            ));
+        }
+    }
+    MaintenancePart {
+        zone,
+        windows,
+        estimate: raw.estimate,
+    }
 }
 
 fn pair(
@@ -343,6 +432,11 @@ fn pair(
         ));
     }
     let ssh = ssh_settings(raw.ssh.as_ref(), ctx, sink);
+    let maintenance = maintenance_part(raw.maintenance.as_ref(), src, sink).over(
+        &ctx.maintenance
+            .cloned()
+            .unwrap_or_else(Maintenance::any_time),
+    );
     let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
     let checks = checks(&raw.checks, src, ctx.base, sink);
@@ -362,6 +456,7 @@ fn pair(
         observe_period,
         hosts: hosts?,
         ssh,
+        maintenance,
         traffic: traffic?,
         checks,
         changes,

@@ -24,6 +24,18 @@ pub enum Kind {
     Rejoin,
 }
 
+impl Kind {
+    /// The kind's name in journals and output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Apply => "apply",
+            Kind::Switchover => "switchover",
+            Kind::Failover => "failover",
+            Kind::Rejoin => "rejoin",
+        }
+    }
+}
+
 /// One step of a cycle. `from`/`to` are the old and the new primary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

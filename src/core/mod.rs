@@ -6,3 +6,4 @@ pub mod cycle;
 pub mod fleet;
 pub mod gate;
 pub mod preflight;
+pub mod window;

@@ -50,6 +50,9 @@ pub enum Record {
         /// The environment gate's decision, or why it was skipped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gate: Option<String>,
+        /// The maintenance window's decision, or why it was ignored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<String>,
         at: String,
     },
     /// A step is about to run.
@@ -278,6 +281,7 @@ mod tests {
             operator: "alice".into(),
             reason: Some("why".into()),
             gate: None,
+            window: None,
             at: "t".into(),
         }
     }
