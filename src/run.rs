@@ -148,6 +148,20 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         Err(e) => return refuse(progress, &pair.name, Outcome::Operator, e.to_string()),
     };
 
+    progress.event(&Event {
+        pair: pair.name.clone(),
+        run: String::new(),
+        step: Step::Preflight.name().into(),
+        host: pair
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        state: "begin".into(),
+        duration_ms: 0,
+        detail: "connecting, asking where traffic is, checking both hosts".into(),
+    });
     let mut observed = observe::observe(pair).await;
 
     if let Some(view) = last.filter(|v| v.finished.is_none()) {

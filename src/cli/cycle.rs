@@ -3,7 +3,6 @@
 //! printing every step as it goes (plain lines, or one JSON object per
 //! line with `--json`), and mapping outcomes to exit codes.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -11,43 +10,13 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::cli::progress::{Mode, Printer};
 use crate::config::Config;
 use crate::core::cycle::Outcome;
 use crate::core::fleet::{self, Candidate};
 use crate::exit::Exit;
-use crate::run::{self, Event, Finished, Progress, Request};
+use crate::run::{self, Finished, Request};
 use crate::store::state::StateStore;
-
-/// Prints progress events as they come.
-pub struct Printer {
-    /// One JSON object per line instead of text.
-    pub json: bool,
-}
-
-impl Progress for Printer {
-    fn event(&self, e: &Event) {
-        let mut out = std::io::stdout().lock();
-        if self.json {
-            if let Ok(s) = serde_json::to_string(e) {
-                let _ = writeln!(out, "{s}");
-            }
-        } else if e.step == "run" {
-            let _ = writeln!(out, "{}  {}: {}", e.pair, e.state.to_uppercase(), e.detail);
-        } else if e.state == "begin" {
-            if e.step == "recover" {
-                let _ = writeln!(out, "{}  recover  {}", e.pair, e.detail);
-            }
-        } else {
-            let secs = e.duration_ms as f64 / 1000.0;
-            let _ = writeln!(
-                out,
-                "{:<10} {:<18} {:<22} {:>7.2}s  {:<6} {}",
-                e.pair, e.step, e.host, secs, e.state, e.detail
-            );
-        }
-        let _ = out.flush();
-    }
-}
 
 /// The exit code of one run's end.
 pub fn exit_of(f: &Finished) -> Exit {
@@ -65,7 +34,7 @@ pub fn exit_of(f: &Finished) -> Exit {
 /// Runs a request over the pairs, in order; stops after the first pair
 /// that does not end well. Returns the worst exit code.
 pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
-    let printer = Printer { json };
+    let printer = Printer::new(Mode::detect(json), config.pairs.len());
     let mut worst = Exit::Ok;
     for pair in config.pairs.values() {
         let finished = run::run(config, pair, req, &printer).await;
@@ -119,7 +88,7 @@ struct Summary {
 /// batches of bounded concurrency; no pair starts once more than
 /// `max_failures` pairs failed. Prints a summary table at the end.
 pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &FleetOptions) -> Exit {
-    let printer = Printer { json };
+    let mut printer = Printer::new(Mode::detect(json), config.pairs.len());
     let envs = &config.settings.environments;
     let candidates: Vec<Candidate> = config
         .pairs
@@ -201,6 +170,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
             }
         }
     }
+    printer.close();
     print_summary(&summary, json);
     worst
 }

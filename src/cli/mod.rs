@@ -4,6 +4,7 @@
 mod cycle;
 mod log;
 mod plan;
+mod progress;
 mod status;
 
 use std::path::PathBuf;

@@ -1,0 +1,265 @@
+//! How a run's progress is shown: one JSON object per line (`--json`), one
+//! plain line per step when stdout is not a terminal (cron, systemd,
+//! pipes), or on a terminal the same lines with a live block under them
+//! that shows every pair in flight, its step and how long it has taken,
+//! redrawn a few times a second.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::run::{Event, Progress};
+
+/// How often the live block is redrawn.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The three ways of showing progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One JSON object per line.
+    Json,
+    /// One line per step.
+    Plain,
+    /// Plain lines plus a live block (a terminal).
+    Live,
+}
+
+impl Mode {
+    /// `--json` wins; else live on a terminal (unless `TERM=dumb` or
+    /// `NO_COLOR`-style opt-out `BATON_PLAIN=1`), plain otherwise.
+    pub fn detect(json: bool) -> Mode {
+        if json {
+            return Mode::Json;
+        }
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb")
+            || std::env::var_os("BATON_PLAIN").is_some_and(|v| !v.is_empty());
+        if std::io::stdout().is_terminal() && !dumb {
+            Mode::Live
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+/// What the live block knows about one pair in flight.
+struct Running {
+    step: String,
+    host: String,
+    step_started: Instant,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Board {
+    /// Pairs in flight, by name.
+    running: BTreeMap<String, Running>,
+    /// Pairs that ended, by outcome.
+    ended: BTreeMap<String, usize>,
+    /// How many pairs this command covers (0: unknown).
+    total: usize,
+    /// Lines of the block drawn last (to erase it before drawing again).
+    drawn: usize,
+    started: Option<Instant>,
+}
+
+/// Shows progress events; the CLI hands it to the executor.
+pub struct Printer {
+    mode: Mode,
+    board: Arc<Mutex<Board>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Printer {
+    /// A printer for `total` pairs (0 when unknown) in the given mode.
+    pub fn new(mode: Mode, total: usize) -> Printer {
+        let board = Arc::new(Mutex::new(Board {
+            total,
+            started: Some(Instant::now()),
+            ..Board::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = (mode == Mode::Live).then(|| {
+            let (board, stop) = (board.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(TICK);
+                    let mut b = lock(&board);
+                    if !b.running.is_empty() {
+                        redraw(&mut b, &[]);
+                    }
+                }
+            })
+        });
+        Printer {
+            mode,
+            board,
+            stop,
+            ticker,
+        }
+    }
+
+    /// Ends the live block (erases it) so a summary can follow.
+    pub fn close(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if self.mode == Mode::Live {
+            let mut b = lock(&self.board);
+            b.running.clear();
+            erase(&mut b);
+        }
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
+    board.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The plain line of an event, if it has one.
+fn plain_line(e: &Event) -> Option<String> {
+    if e.step == "run" {
+        Some(format!(
+            "{}  {}: {}",
+            e.pair,
+            e.state.to_uppercase(),
+            e.detail
+        ))
+    } else if e.state == "begin" {
+        (e.step == "recover").then(|| format!("{}  recover  {}", e.pair, e.detail))
+    } else {
+        let secs = e.duration_ms as f64 / 1000.0;
+        Some(format!(
+            "{:<10} {:<18} {:<22} {:>7.2}s  {:<6} {}",
+            e.pair, e.step, e.host, secs, e.state, e.detail
+        ))
+    }
+}
+
+impl Progress for Printer {
+    fn event(&self, e: &Event) {
+        match self.mode {
+            Mode::Json => {
+                if let Ok(s) = serde_json::to_string(e) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{s}");
+                    let _ = out.flush();
+                }
+            }
+            Mode::Plain => {
+                if let Some(line) = plain_line(e) {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            }
+            Mode::Live => {
+                let mut b = lock(&self.board);
+                let now = Instant::now();
+                if e.step == "run" {
+                    b.running.remove(&e.pair);
+                    *b.ended.entry(e.state.clone()).or_default() += 1;
+                } else if e.state == "begin" {
+                    let started = b.running.get(&e.pair).map_or(now, |r| r.started);
+                    b.running.insert(
+                        e.pair.clone(),
+                        Running {
+                            step: e.step.clone(),
+                            host: e.host.clone(),
+                            step_started: now,
+                            started,
+                        },
+                    );
+                }
+                let lines: Vec<String> = plain_line(e).into_iter().collect();
+                redraw(&mut b, &lines);
+            }
+        }
+    }
+}
+
+/// Moves the cursor back over the block drawn last and clears it.
+fn erase(b: &mut Board) {
+    let mut out = std::io::stdout().lock();
+    if b.drawn > 0 {
+        let _ = write!(out, "\x1b[{}A\r\x1b[J", b.drawn);
+    }
+    b.drawn = 0;
+    let _ = out.flush();
+}
+
+/// Prints `lines` above the block, then the block afresh.
+fn redraw(b: &mut Board, lines: &[String]) {
+    erase(b);
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    if b.running.is_empty() {
+        let _ = out.flush();
+        return;
+    }
+    let now = Instant::now();
+    let done: usize = b.ended.values().sum();
+    let failed: usize = b
+        .ended
+        .iter()
+        .filter(|(k, _)| k.as_str() != "ok")
+        .map(|(_, n)| n)
+        .sum();
+    let total = if b.total > 0 {
+        format!("/{}", b.total)
+    } else {
+        String::new()
+    };
+    let elapsed = b.started.map_or(0.0, |s| (now - s).as_secs_f64());
+    let mut block = vec![format!(
+        "── {done}{total} done ({failed} not ok), {} running, {elapsed:.1}s ──",
+        b.running.len()
+    )];
+    for (pair, r) in &b.running {
+        block.push(format!(
+            "  {:<12} {:<18} {:<22} {:>6.1}s  (pair {:.1}s)",
+            pair,
+            r.step,
+            r.host,
+            (now - r.step_started).as_secs_f64(),
+            (now - r.started).as_secs_f64()
+        ));
+    }
+    // A line wider than the terminal would wrap and break the erase.
+    let width = terminal_width().saturating_sub(1).max(20);
+    for l in &block {
+        let cut: String = l.chars().take(width).collect();
+        let _ = writeln!(out, "{cut}");
+    }
+    b.drawn = block.len();
+    let _ = out.flush();
+}
+
+/// The terminal's width in columns (80 when it cannot be asked).
+fn terminal_width() -> usize {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass; stdout is our own fd.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
+    }
+}
