@@ -359,7 +359,6 @@ async fn fresh(
         failed: failed.as_deref(),
     };
     let mut problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
-    let only_window = problems.is_empty() && matches!(gate, None | Some(Ok(_)));
     if let Some(Err(closed)) = &gate {
         problems.insert(0, closed.clone());
     }
@@ -424,7 +423,9 @@ async fn fresh(
         return Finished {
             outcome: Outcome::NotStarted,
             drift,
-            window: outside_window && only_window,
+            // Outside its window a pair is "not now", whatever else would
+            // have stopped it (listed in the message), unless it drifted.
+            window: outside_window && !drift,
             message,
         };
     }

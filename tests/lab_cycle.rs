@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,14 +42,6 @@ fn dns_answer() -> String {
 fn state(dir: &Path, pair: &str) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(dir.join(format!("{pair}.state.json"))).unwrap())
         .unwrap()
-}
-
-fn journal(dir: &Path, pair: &str) -> Vec<serde_json::Value> {
-    fs::read_to_string(dir.join(format!("{pair}.journal")))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The steps that ended in the journal, with their result.
@@ -314,38 +306,6 @@ fn an_old_primary_failing_its_update_is_incomplete() {
         "traffic stays on the verified new primary"
     );
     assert_eq!(state(&dir.path().join("state"), "web")["primary"], "green");
-}
-
-/// Starts baton in the background in the controller's namespace.
-fn spawn(config: &Path, args: &[&str]) -> Child {
-    baton_command(config, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits until the journal shows `step` begun.
-fn wait_for_begin(state: &Path, pair: &str, step: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if journal(state, pair)
-            .iter()
-            .any(|r| r["event"] == "begin" && r["step"] == step)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{step} never began");
-}
-
-fn finish(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 #[test]
@@ -981,11 +941,6 @@ fn a_fleet_apply_runs_canaries_first_and_stops_when_the_failure_budget_is_spent(
     assert_eq!(baton(&cfg, &["apply", "--change", "v2"]).code, 2);
 }
 
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: signalling a child we started.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
 #[test]
 fn a_stop_signal_before_the_switch_rolls_back_and_the_journal_says_why() {
     let _lab = lab();
@@ -1180,4 +1135,39 @@ fn the_metrics_file_has_each_pairs_last_outcome_duration_and_holder() {
         !text.contains("baton_last_run_outcome{pair=\"api\""),
         "{text}"
     );
+}
+
+#[test]
+fn on_a_terminal_a_live_block_shows_the_pair_in_flight_and_without_one_plain_lines() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let cfg = dir.path().join("baton.toml");
+    // A pseudo-terminal from util-linux `script`, inside the controller's namespace.
+    let command = format!(
+        "{} --config {} apply web --change v2",
+        env!("CARGO_BIN_EXE_baton"),
+        cfg.display()
+    );
+    let out = netns(CTL, &["script", "-qfec", &command, "/dev/null"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("\x1b[J"),
+        "the block is erased and redrawn: {text:?}"
+    );
+    assert!(
+        text.contains("── 0/1 done (0 not ok), 1 running"),
+        "the block counts the pairs: {text:?}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("  web ") && l.contains("verify_service")),
+        "the block shows the pair's step: {text:?}"
+    );
+    assert!(text.contains("web  OK:"), "{text:?}");
+    // Not a terminal: the same run prints plain lines only.
+    let run = baton(&cfg, &["switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains('\x1b'), "{:?}", run.stdout);
+    assert!(run.stdout.contains("web  OK:"), "{}", run.stdout);
 }

@@ -162,10 +162,14 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                     outcome: "skipped".into(),
                     duration_ms: 0,
                     traffic,
-                    message: format!(
-                        "not started: the failure budget ({}) was spent",
-                        opts.max_failures
-                    ),
+                    message: if crate::signals::count() > 0 {
+                        "not started: a stop signal asked baton to stop".to_string()
+                    } else {
+                        format!(
+                            "not started: the failure budget ({}) was spent",
+                            opts.max_failures
+                        )
+                    },
                 }),
             }
         }
@@ -193,8 +197,13 @@ fn print_summary(rows: &[Summary], json: bool) {
         "PAIR", "ENV", "OUTCOME", "DURATION"
     );
     for r in rows {
+        let note = if r.outcome == "ok" {
+            String::new()
+        } else {
+            format!("  {}", r.message)
+        };
         println!(
-            "{:<w$}  {:<e$}  {:<14} {:>8.1}s  {}",
+            "{:<w$}  {:<e$}  {:<14} {:>8.1}s  {:<7}{note}",
             r.pair,
             r.environment,
             r.outcome.to_uppercase(),

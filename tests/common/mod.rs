@@ -8,8 +8,9 @@
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 pub const LAB: &str = "/var/lib/baton-lab";
 pub const CTL: &str = "baton-ctl";
@@ -256,4 +257,51 @@ pub fn in_ctl<T: Send>(body: impl AsyncFnOnce() -> T + Send) -> T {
         .join()
         .expect("the namespace thread panicked")
     })
+}
+
+/// Every record of a pair's journal under a state directory.
+pub fn journal(dir: &Path, pair: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(dir.join(format!("{pair}.journal")))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Starts baton in the background in the controller's namespace.
+pub fn spawn(config: &Path, args: &[&str]) -> Child {
+    baton_command(config, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the journal shows `step` begun.
+pub fn wait_for_begin(state: &Path, pair: &str, step: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if journal(state, pair)
+            .iter()
+            .any(|r| r["event"] == "begin" && r["step"] == step)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{step} never began");
+}
+
+pub fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Sends a signal to a child baton.
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling a child we started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
