@@ -60,6 +60,9 @@ pub enum Command {
     Status {
         /// Pairs to show (all when none).
         pairs: Vec<String>,
+        /// Pairs observed at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// The full blue-green cycle with a change: apply to the standby,
     /// verify, switch, verify, drain, apply to the old primary, verify.
@@ -209,7 +212,7 @@ fn init_logging(verbose: u8) {
 fn run(cli: Cli) -> Exit {
     let pairs: Vec<String> = match &cli.command {
         Command::Check { pairs } => return check(&cli, pairs),
-        Command::Status { pairs }
+        Command::Status { pairs, .. }
         | Command::Plan { pairs, .. }
         | Command::Recover { pairs }
         | Command::Log { pairs, .. } => pairs.clone(),
@@ -324,7 +327,10 @@ fn run(cli: Cli) -> Exit {
                 plan::run(&config, kind, change.as_deref(), &members, cli.json),
             );
         }
-        _ => return block_on(runtime, status::run(&config, cli.json)),
+        Command::Status { concurrency, .. } => {
+            return block_on(runtime, status::run(&config, cli.json, *concurrency))
+        }
+        _ => return Exit::Internal,
     };
     if let Command::Apply {
         batch,

@@ -2,7 +2,7 @@
 //! records roles on first sight, and renders a compact table or the stable
 //! JSON document described in the README.
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::config::{Config, Pair, Traffic};
@@ -60,9 +60,15 @@ struct DnsReport {
 }
 
 /// Runs `status` over the configured pairs; returns the exit code.
-pub async fn run(config: &Config, json: bool) -> Exit {
+/// At most `concurrency` pairs are observed at once, so a large fleet does
+/// not open hundreds of SSH sessions together and starve its own checks.
+pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
     let store = StateStore::new(&config.settings.state_dir);
-    let reports = join_all(config.pairs.values().map(|p| one(p, &store))).await;
+    let reports: Vec<PairReport> = futures_util::stream::iter(config.pairs.values())
+        .map(|p| one(p, &store))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
     let verdict = reports.iter().map(|r| r.verdict).fold(Verdict::Ok, worst);
     let exit = match verdict {
         Verdict::Ok => Exit::Ok,
