@@ -22,7 +22,7 @@ use crate::signals;
 use crate::ssh::SshHost;
 use crate::store::journal::{Journal, Record, RunView};
 use crate::store::lock::{self, Holder as LockHolder};
-use crate::store::state::{now_rfc3339, PairState, StateStore};
+use crate::store::state::{now_rfc3339, now_rfc3339_ms, PairState, StateStore};
 use crate::switch;
 use crate::verify;
 use crate::windows;
@@ -68,6 +68,8 @@ pub struct Event {
     pub duration_ms: u64,
     /// What happened.
     pub detail: String,
+    /// When the event happened (RFC 3339, milliseconds, UTC).
+    pub at: String,
 }
 
 impl Event {
@@ -81,6 +83,7 @@ impl Event {
             state: outcome.name().to_string(),
             duration_ms: 0,
             detail: message.to_string(),
+            at: now_rfc3339_ms(),
         }
     }
 }
@@ -161,6 +164,7 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         state: "begin".into(),
         duration_ms: 0,
         detail: "connecting, asking where traffic is, checking both hosts".into(),
+        at: now_rfc3339_ms(),
     });
     let mut observed = observe::observe(pair).await;
 
@@ -523,6 +527,7 @@ async fn recover(
             "resuming interrupted run {run} after {} step(s)",
             ended.len()
         ),
+        at: now_rfc3339_ms(),
     });
     ctx.drive(&mut ended).await
 }
@@ -613,6 +618,7 @@ impl Ctx<'_> {
             state: if ok { "ok" } else { "failed" }.to_string(),
             duration_ms: took.as_millis() as u64,
             detail: detail.to_string(),
+            at: now_rfc3339_ms(),
         });
     }
 
@@ -693,6 +699,7 @@ impl Ctx<'_> {
                         state: "begin".into(),
                         duration_ms: 0,
                         detail: String::new(),
+                        at: now_rfc3339_ms(),
                     });
                     let started = Instant::now();
                     let mut rec = Recorder::new(self.secrets());

@@ -1144,7 +1144,7 @@ fn on_a_terminal_a_live_block_shows_the_pair_in_flight_and_without_one_plain_lin
     let cfg = dir.path().join("baton.toml");
     // A pseudo-terminal from util-linux `script`, inside the controller's namespace.
     let command = format!(
-        "{} --config {} apply web --change v2",
+        "{} --config {} apply web --change v2 --reason live-view-test",
         env!("CARGO_BIN_EXE_baton"),
         cfg.display()
     );
@@ -1170,4 +1170,44 @@ fn on_a_terminal_a_live_block_shows_the_pair_in_flight_and_without_one_plain_lin
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(!run.stdout.contains('\x1b'), "{:?}", run.stdout);
     assert!(run.stdout.contains("web  OK:"), "{}", run.stdout);
+}
+
+#[test]
+fn a_run_without_a_reason_is_refused_and_changes_nothing() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    for args in [
+        &["apply", "web", "--change", "v2"][..],
+        &["switchover", "web"],
+        &["failover", "web"],
+        &["switchover", "web", "--reason", "  "],
+    ] {
+        let out = baton_command(&cfg, args)
+            .env_remove("BATON_REASON")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--reason TEXT (or BATON_REASON"),
+            "{stderr}"
+        );
+    }
+    assert!(!state.join("web.journal").exists(), "nothing was journaled");
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    // A timer's reason comes from the environment and is recorded.
+    let run = baton_env(
+        &cfg,
+        &["switchover", "web"],
+        &[("BATON_REASON", "weekly timer")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let start = journal(&state, "web")
+        .into_iter()
+        .find(|r| r["event"] == "start")
+        .unwrap();
+    assert_eq!(start["reason"], "weekly timer");
+    assert!(!start["operator"].as_str().unwrap().is_empty());
 }

@@ -102,7 +102,14 @@ fn events(stdout: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         match v.get("summary") {
             Some(rows) => summary = rows.as_array().unwrap().clone(),
-            None => events.push(v),
+            None => {
+                let at = v["at"].as_str().unwrap_or_default();
+                assert!(
+                    humantime::parse_rfc3339(at).is_ok(),
+                    "every event says when: {v}"
+                );
+                events.push(v)
+            }
         }
     }
     (events, summary)

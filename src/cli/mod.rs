@@ -87,8 +87,8 @@ pub enum Command {
         /// The change to apply (`[changes.NAME]` in the pair file).
         #[arg(long)]
         change: String,
-        /// Why (recorded in the journal).
-        #[arg(long)]
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
         /// Run even if the environment gate is closed (the change has not
         /// completed on the earlier environments); needs --reason.
@@ -112,8 +112,8 @@ pub enum Command {
     Switchover {
         /// The pair.
         pair: String,
-        /// Why (recorded in the journal).
-        #[arg(long)]
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
         /// Start even outside the maintenance window; needs --reason.
         #[arg(long, requires = "reason")]
@@ -125,8 +125,8 @@ pub enum Command {
     Failover {
         /// The pair.
         pair: String,
-        /// Why (recorded in the journal).
-        #[arg(long)]
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
     },
     /// Make a failed host the standby again: take away any traffic it still
@@ -134,8 +134,8 @@ pub enum Command {
     Rejoin {
         /// The pair.
         pair: String,
-        /// Why (recorded in the journal).
-        #[arg(long)]
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
     },
     /// Finish or undo an interrupted run from its journal and from where
@@ -226,6 +226,16 @@ fn run(cli: Cli) -> Exit {
         | Command::Failover { pair, .. }
         | Command::Rejoin { pair, .. } => vec![pair.clone()],
     };
+    if let Command::Apply { reason, .. }
+    | Command::Switchover { reason, .. }
+    | Command::Failover { reason, .. }
+    | Command::Rejoin { reason, .. } = &cli.command
+    {
+        if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            eprintln!("baton: say why with --reason TEXT (or BATON_REASON in the environment of a timer or cron job): every run records who, when and why. Nothing was done.");
+            return Exit::Config;
+        }
+    }
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;
     };

@@ -124,7 +124,12 @@ impl StateStore {
     }
 }
 
-/// Now, as RFC 3339 UTC with seconds.
+/// Now, in RFC 3339 with milliseconds (for progress events).
+pub fn now_rfc3339_ms() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Now, in RFC 3339 to the second (for records).
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub const LAB: &str = "/var/lib/baton-lab";
 pub const CTL: &str = "baton-ctl";
+/// The size of the lab's fleet the tests expect (`scripts/lab up --pairs 6`).
+pub const FLEET_PAIRS: &str = "6";
 
 static UP: Once = Once::new();
 
@@ -33,12 +35,15 @@ pub fn lab() -> Lab {
             .arg("status")
             .output()
             .expect("run scripts/lab status");
-        if !status.status.success() {
+        // The fleet tests expect the six-pair fleet (scripts/test brings
+        // the lab up that way; a benchmark may have left another size).
+        let pairs = fs::read_to_string(Path::new(LAB).join("fleet-pairs")).unwrap_or_default();
+        if !status.status.success() || pairs.trim() != FLEET_PAIRS {
             let up = Command::new(repo().join("scripts/lab"))
-                .arg("up")
+                .args(["up", "--pairs", FLEET_PAIRS])
                 .status()
                 .expect("run scripts/lab up");
-            assert!(up.success(), "scripts/lab up failed");
+            assert!(up.success(), "scripts/lab up --pairs {FLEET_PAIRS} failed");
         }
     });
     let lock = File::create("/run/baton-lab-tests.lock").expect("create the lab test lock");
@@ -117,7 +122,10 @@ pub fn baton_command(config: &Path, args: &[&str]) -> Command {
         "--config",
     ])
     .arg(config)
-    .args(args);
+    .args(args)
+    // Every mutating command needs a reason; the tests give one this way
+    // unless they pass --reason (which wins) or remove it.
+    .env("BATON_REASON", "lab test");
     c
 }
 
