@@ -22,7 +22,7 @@ use crate::signals;
 use crate::ssh::SshHost;
 use crate::store::journal::{Journal, Record, RunView};
 use crate::store::lock::{self, Holder as LockHolder};
-use crate::store::state::{now_rfc3339, now_rfc3339_ms, PairState, StateStore};
+use crate::store::state::{now_rfc3339, PairState, StateStore};
 use crate::switch;
 use crate::verify;
 use crate::windows;
@@ -83,7 +83,7 @@ impl Event {
             state: outcome.name().to_string(),
             duration_ms: 0,
             detail: message.to_string(),
-            at: now_rfc3339_ms(),
+            at: now_rfc3339(),
         }
     }
 }
@@ -164,8 +164,11 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         state: "begin".into(),
         duration_ms: 0,
         detail: "connecting, asking where traffic is, checking both hosts".into(),
-        at: now_rfc3339_ms(),
+        at: now_rfc3339(),
     });
+    // The preflight step's time includes this observation (connecting,
+    // asking where traffic is, checking both hosts).
+    let mut observed_from = Instant::now();
     let mut observed = observe::observe(pair).await;
 
     if let Some(view) = last.filter(|v| v.finished.is_none()) {
@@ -179,6 +182,7 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
             return recovered;
         }
         // The interrupted run is settled; look at the pair afresh.
+        observed_from = Instant::now();
         observed = observe::observe(pair).await;
     } else if req.kind.is_none() {
         return refuse(
@@ -197,7 +201,14 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         );
     };
     fresh(
-        config, pair, kind, req, &journal, &store, observed, progress,
+        config,
+        pair,
+        kind,
+        req,
+        &journal,
+        &store,
+        (observed, observed_from),
+        progress,
     )
     .await
 }
@@ -211,10 +222,9 @@ async fn fresh(
     req: &Request,
     journal: &Journal,
     store: &StateStore,
-    observed: observe::Observed,
+    (observed, started): (observe::Observed, Instant),
     progress: &dyn Progress,
 ) -> Finished {
-    let started = Instant::now();
     let run_id = format!(
         "{}-{}",
         now_rfc3339().replace([':', '-'], ""),
@@ -527,7 +537,7 @@ async fn recover(
             "resuming interrupted run {run} after {} step(s)",
             ended.len()
         ),
-        at: now_rfc3339_ms(),
+        at: now_rfc3339(),
     });
     ctx.drive(&mut ended).await
 }
@@ -618,7 +628,7 @@ impl Ctx<'_> {
             state: if ok { "ok" } else { "failed" }.to_string(),
             duration_ms: took.as_millis() as u64,
             detail: detail.to_string(),
-            at: now_rfc3339_ms(),
+            at: now_rfc3339(),
         });
     }
 
@@ -699,7 +709,7 @@ impl Ctx<'_> {
                         state: "begin".into(),
                         duration_ms: 0,
                         detail: String::new(),
-                        at: now_rfc3339_ms(),
+                        at: now_rfc3339(),
                     });
                     let started = Instant::now();
                     let mut rec = Recorder::new(self.secrets());

@@ -45,6 +45,28 @@ def vip_section(d):
     return out + [""]
 
 
+def overhead_section(d):
+    path = os.path.join(d, "overhead.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    out = ["## Controller overhead", "",
+           "A cycle on the VIP pair (observation period 2 s): the baton process's wall "
+           "time, from exec to exit, minus the time its journal says the steps took. "
+           "The steps are where baton waits for others: SSH connections, remote commands, "
+           "checks, the observation period, the drain. What is left is baton's own work: "
+           "start-up, loading the configuration, the lock, reading and fsyncing the journal, "
+           "deciding, saving state. Target: under 5% of the cycle and under 200 ms.", "",
+           "| run | exit | wall | in steps | of which remote commands | overhead | share |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        out.append(f'| {r["name"]} | {r["exit"]} | {r["process_wall_s"]:.3f} s | {r["in_steps_s"]:.3f} s | '
+                   f'{r["in_remote_commands_s"]:.3f} s | {r["overhead_ms"]:.1f} ms | {r["overhead_pct"]:.2f}% |')
+    worst = max(rows, key=lambda r: r["overhead_ms"])
+    out += ["", f"Worst: {worst['overhead_ms']:.1f} ms, {worst['overhead_pct']:.2f}% of its cycle."]
+    return out + [""]
+
+
 def fleet_section(d):
     path = os.path.join(d, "fleet.tsv")
     if not os.path.exists(path):
@@ -78,8 +100,9 @@ def main():
              f"Measured {a.date} on {a.machine}, baton {a.commit}"
              + (" (smoke run: `--quick`)" if a.quick == "1" else "") + ".", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only fleet`. Raw results are in `bench/`.", ""]
+             "`scripts/bench --only vip-gap` / `--only overhead` / `--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
+    lines += overhead_section(a.dir)
     lines += fleet_section(a.dir)
     notes = os.path.join(a.dir, "NOTES.md")
     if os.path.exists(notes):

@@ -124,14 +124,9 @@ impl StateStore {
     }
 }
 
-/// Now, in RFC 3339 with milliseconds (for progress events).
-pub fn now_rfc3339_ms() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
-
-/// Now, in RFC 3339 to the second (for records).
+/// Now, in RFC 3339 UTC with milliseconds (records, events, lock holders).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
