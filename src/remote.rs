@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::quote;
-use crate::ssh::{Output, SshError, SshHost};
+use crate::ssh::{Armed, Output, SshError, SshHost};
 use crate::store::journal::{redact, CommandRecord};
 
 /// How much of each output stream is kept in the journal.
@@ -64,6 +64,21 @@ impl Recorder {
         } else {
             quote::join(argv)
         };
+        self.keep(&ssh.target().name, &shown, &out, started.elapsed());
+        out
+    }
+
+    /// Sends the input of an armed command (`SshHost::arm_privileged`) and
+    /// waits for it to end; journaled as `COMMAND <<< INPUT`.
+    pub async fn fire(
+        &mut self,
+        ssh: &SshHost,
+        armed: Armed,
+        input: &str,
+    ) -> Result<Output, SshError> {
+        let started = Instant::now();
+        let shown = format!("{} <<< {}", armed.command, quote::quote(input.trim_end()));
+        let out = armed.fire(input.as_bytes().to_vec()).await;
         self.keep(&ssh.target().name, &shown, &out, started.elapsed());
         out
     }

@@ -20,7 +20,7 @@ use crate::dns;
 use crate::observe::holds_address;
 use crate::quote;
 use crate::remote::{failure, Recorder};
-use crate::ssh::SshHost;
+use crate::ssh::{Armed, Output, SshError, SshHost};
 
 /// How long every authoritative server may take to serve a new answer.
 const PROPAGATION: Duration = Duration::from_secs(30);
@@ -153,10 +153,29 @@ async fn vip(
         return Err("both hosts must be reachable to move the virtual IP".to_string());
     };
     let cidr = v.to_string();
+    // Before the gap: a privileged `ip -batch -` already running on each
+    // host, so removing and adding the address do not wait for sudo.
+    let (old_ip, new_ip) = if v.batch {
+        // `-o`: one line per address; the probe (the loopback's addresses,
+        // which every host has) proves ip runs before the gap opens.
+        let batch = ["ip", "-o", "-batch", "-"];
+        let probe = b"addr show dev lo\n";
+        let (a, b) = tokio::join!(
+            from.arm_privileged(&batch, probe),
+            to.arm_privileged(&batch, probe)
+        );
+        (a.ok(), b.ok())
+    } else {
+        (None, None)
+    };
     let started = Instant::now();
-    let out = rec
-        .run_privileged(from, &["ip", "addr", "del", &cidr, "dev", &v.interface])
-        .await;
+    let out = ip_now(
+        rec,
+        from,
+        old_ip,
+        &["addr", "del", &cidr, "dev", &v.interface],
+    )
+    .await;
     if !out.as_ref().is_ok_and(|o| o.success()) {
         return Err(failure(
             &format!("removing {cidr} from {}", from.target().name),
@@ -164,9 +183,13 @@ async fn vip(
         ));
     }
     crate::crash::point("vip-between-del-and-add");
-    let out = rec
-        .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])
-        .await;
+    let out = ip_now(
+        rec,
+        to,
+        new_ip,
+        &["addr", "add", &cidr, "dev", &v.interface],
+    )
+    .await;
     let gap = started.elapsed();
     if !out.as_ref().is_ok_and(|o| o.success()) {
         let why = failure(&format!("adding {cidr} on {}", to.target().name), &out);
@@ -204,6 +227,27 @@ async fn vip(
     }
 }
 
+/// Runs `ip ARGS` with root privileges on a host: as one line to its armed
+/// `ip -batch -` when there is one and it succeeds, else (no batch, or sudo
+/// refused it) as its own privileged command. Both attempts are journaled.
+async fn ip_now(
+    rec: &mut Recorder,
+    host: &SshHost,
+    armed: Option<Armed>,
+    args: &[&str],
+) -> Result<Output, SshError> {
+    if let Some(armed) = armed {
+        // The values are validated addresses and interface names: no
+        // whitespace, so the line splits exactly into these words.
+        let out = rec.fire(host, armed, &(args.join(" ") + "\n")).await;
+        if out.as_ref().is_ok_and(|o| o.success()) {
+            return out;
+        }
+    }
+    let argv: Vec<&str> = std::iter::once("ip").chain(args.iter().copied()).collect();
+    rec.run_privileged(host, &argv).await
+}
+
 /// Gratuitous ARP, repeated, in the background on the new holder: arping
 /// takes a second per packet and the switch must not wait for it. Returns a
 /// note for the detail when it could not be started.
@@ -217,9 +261,19 @@ async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> &'static str {
         &v.interface,
         &v.address.to_string(),
     ]);
-    let sudo = if to.target().sudo { "sudo -n " } else { "" };
-    let line =
-        format!("PATH=\"$PATH:/usr/sbin:/sbin\" nohup {sudo}{arping} </dev/null >/dev/null 2>&1 &");
+    // arping usually holds the raw-socket capability itself (Debian sets
+    // cap_net_raw on it), so it is tried without sudo first: starting sudo
+    // would delay the announcement, and clients keep sending to the old
+    // host until it arrives.
+    let run = if to.target().sudo {
+        format!("{arping} || sudo -n {arping}")
+    } else {
+        arping
+    };
+    let line = format!(
+        "PATH=\"$PATH:/usr/sbin:/sbin\" nohup sh -c {} </dev/null >/dev/null 2>&1 &",
+        quote::quote(&run)
+    );
     let out = rec.run(to, &line).await;
     if out.as_ref().is_ok_and(|o| o.success()) {
         ""

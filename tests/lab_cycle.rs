@@ -1212,3 +1212,63 @@ fn a_run_without_a_reason_is_refused_and_changes_nothing() {
     assert_eq!(start["reason"], "weekly timer");
     assert!(!start["operator"].as_str().unwrap().is_empty());
 }
+
+#[test]
+fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_command() {
+    let _lab = lab();
+    let switch_commands = |state: &Path| -> Vec<String> {
+        journal(state, "web")
+            .iter()
+            .rev()
+            .find(|r| r["event"] == "end" && r["step"] == "switch")
+            .unwrap()["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}",
+                    c["host"].as_str().unwrap(),
+                    c["status"],
+                    c["command"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Default: ip is already running on both hosts; the remove and the add
+    // are one line each, and nothing else is tried.
+    let dir = custom_config(|_, t| t);
+    let state = dir.path().join("state");
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let cmds = switch_commands(&state);
+    assert_eq!(
+        cmds[..2],
+        [
+            "blue 0 sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'".to_string(),
+            "green 0 sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'".to_string(),
+        ],
+        "{cmds:#?}"
+    );
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    // batch = false: one sudo per command, as before.
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "interface = \"eth0\"",
+            "interface = \"eth0\"\nbatch = false",
+        )
+    });
+    let state = dir.path().join("state");
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let cmds = switch_commands(&state);
+    assert_eq!(
+        cmds[..2],
+        [
+            "green 0 sudo -n ip addr del 198.18.0.100/24 dev eth0".to_string(),
+            "blue 0 sudo -n ip addr add 198.18.0.100/24 dev eth0".to_string(),
+        ],
+        "{cmds:#?}"
+    );
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+}

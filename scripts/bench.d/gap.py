@@ -76,7 +76,14 @@ def analyse(reqs, events, started, ended):
     for e in events:
         if e.get("state") in ("ok", "failed") and e.get("step") not in ("run",):
             steps.append((e["_at"] - e.get("duration_ms", 0) / 1000.0, e["_at"], e["step"]))
+    # Where the failed and the delayed requests were sent, relative to the
+    # first request the new host answered (negative: before it).
+    ref = reqs[switch_at][0] if switch_at is not None else None
+    odd = [{"sent_ms": None if ref is None else round((r[0] - ref) * 1000, 1),
+            "latency_ms": round(r[1] * 1000, 1), "host": r[2], "detail": r[3]}
+           for r in reqs if r[2] == "FAIL" or r[1] > 0.1]
     return {
+        "odd_requests": odd,
         "requests": len(reqs),
         "failed": len(failed),
         "failures": sorted({r[3] for r in failed})[:5],

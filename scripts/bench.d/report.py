@@ -67,6 +67,43 @@ def overhead_section(d):
     return out + [""]
 
 
+def ansible_section(d):
+    path = os.path.join(d, "ansible.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    version = next((r["ansible_version"] for r in rows if "ansible_version" in r), "?")
+    runs = [r for r in rows if "tool" in r]
+    tools = []
+    for r in runs:
+        if r["tool"] not in tools:
+            tools.append(r["tool"])
+    out = ["## The same work with Ansible", "",
+           f"The blue-green sequence for the VIP pair: apply the change to the standby, "
+           f"verify it, move the VIP (remove, add, announce), verify through the VIP, apply "
+           f"to the old primary, verify it. As an Ansible playbook "
+           f"(`scripts/bench.d/ansible/switch.yml`, {version}, pipelining and persistent SSH "
+           f"connections on) and as `baton apply web`, against the same lab hosts in the same "
+           f"run. baton does more: preflight of both hosts, the journal, compare-and-swap, "
+           f"confirming one holder, undo on failure. It is timed once with the playbook's "
+           f"single check through the VIP (`observe_period = \"0s\"`) and once with the "
+           f"lab's 2 s observation period. Target: baton at least 5 times faster.", "",
+           "| tool | runs | all ok | median | min | max |",
+           "| --- | ---: | --- | ---: | ---: | ---: |"]
+    med = {}
+    for t in tools:
+        ws = sorted(r["wall_s"] for r in runs if r["tool"] == t)
+        ok = all(r["exit"] == 0 for r in runs if r["tool"] == t)
+        med[t] = statistics.median(ws)
+        out.append(f"| {t} | {len(ws)} | {'yes' if ok else 'NO'} | {med[t]:.2f} s | {ws[0]:.2f} s | {ws[-1]:.2f} s |")
+    if "ansible" in med:
+        for t in tools:
+            if t != "ansible" and med[t] > 0:
+                out.append("")
+                out.append(f"Ansible / {t}: **{med['ansible'] / med[t]:.1f}x** (medians).")
+    return out + [""]
+
+
 def fleet_section(d):
     path = os.path.join(d, "fleet.tsv")
     if not os.path.exists(path):
@@ -100,9 +137,10 @@ def main():
              f"Measured {a.date} on {a.machine}, baton {a.commit}"
              + (" (smoke run: `--quick`)" if a.quick == "1" else "") + ".", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only overhead` / `--only fleet`. Raw results are in `bench/`.", ""]
+             "`scripts/bench --only vip-gap` / `--only overhead` / `--only ansible` / `--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
     lines += overhead_section(a.dir)
+    lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)
     notes = os.path.join(a.dir, "NOTES.md")
     if os.path.exists(notes):

@@ -288,6 +288,9 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
             let mut a = Vec::new();
             if kind != Kind::Failover {
                 a.push(format!("confirm {} holds {cidr} and {} does not", from.name, to.name));
+                if v.batch {
+                    a.push(format!("on {} and {}: start {sudo}ip -o -batch - so the next two commands are one line each to a running ip (if sudo refuses it, they run as shown)", from.name, to.name));
+                }
                 a.push(format!("on {}: {sudo}{}", from.name, quote::join(&["ip", "addr", "del", &cidr, "dev", &v.interface])));
             }
             a.push(format!("on {}: {sudo}{}", to.name, quote::join(&["ip", "addr", "add", &cidr, "dev", &v.interface])));

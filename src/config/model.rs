@@ -174,6 +174,10 @@ pub struct Vip {
     pub interface: String,
     /// How many gratuitous ARPs to send after moving it.
     pub arp_count: u32,
+    /// Start `ip -batch -` on both hosts before the switch, so removing and
+    /// adding the address each cost one line to a running `ip` instead of
+    /// starting sudo inside the switch (falls back when sudo refuses it).
+    pub batch: bool,
 }
 
 impl fmt::Display for Vip {

@@ -94,6 +94,7 @@ pub struct TrafficFile {
     pub address: Option<String>,
     pub interface: Option<String>,
     pub arp_count: Option<u32>,
+    pub batch: Option<bool>,
     // dns
     pub name: Option<String>,
     pub zone: Option<String>,

@@ -717,12 +717,13 @@ fn traffic(
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 11] = [
+    let present: [(&str, bool); 12] = [
         ("switch_ttl", t.switch_ttl.is_some()),
         ("ttl", t.ttl.is_some()),
         ("address", t.address.is_some()),
         ("interface", t.interface.is_some()),
         ("arp_count", t.arp_count.is_some()),
+        ("batch", t.batch.is_some()),
         ("name", t.name.is_some()),
         ("zone", t.zone.is_some()),
         ("servers", t.servers.is_some()),
@@ -731,7 +732,7 @@ fn traffic(
         ("query", t.query.is_some()),
     ];
     let allowed: &[&str] = match method {
-        "vip" => &["address", "interface", "arp_count"],
+        "vip" => &["address", "interface", "arp_count", "batch"],
         "dns" => &["name", "zone", "servers", "tsig_key", "switch_ttl", "ttl"],
         "command" => &["switch", "query"],
         "" => {
@@ -828,6 +829,7 @@ fn traffic(
                     prefix,
                     interface,
                     arp_count,
+                    batch: t.batch.unwrap_or(true),
                 })),
                 _ => None,
             }

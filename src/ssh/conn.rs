@@ -172,6 +172,126 @@ impl Conn {
     ) -> Result<Output, SshError> {
         let started = Instant::now();
         let deadline = started + timeout;
+        let mut ch = self.start(command, deadline, timeout)?;
+        self.pump(
+            &mut ch,
+            command,
+            stdin.unwrap_or(&[]),
+            started,
+            deadline,
+            timeout,
+        )
+    }
+
+    /// Starts `command` now and tells `ready` once it runs; its input comes
+    /// later from `input` (then end of file), and its output is collected
+    /// as `exec` does. If `input` never delivers (the sender is dropped, or
+    /// the deadline passes), the command gets end of file with no input.
+    /// This takes the time of starting a program (sudo, say) out of the
+    /// moment the input is sent.
+    pub(crate) fn exec_when(
+        &self,
+        command: &str,
+        probe: &[u8],
+        ready: impl FnOnce(),
+        input: std::sync::mpsc::Receiver<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut ch = self.start(command, deadline, timeout)?;
+        // The remote program is only known to run once it answers: `probe`
+        // is written first, and ready is told when its first output (or the
+        // end of the command, when it could not start) arrives.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        if !probe.is_empty() {
+            self.await_answer(
+                &mut ch, command, probe, &mut out, &mut err, deadline, timeout,
+            )?;
+        }
+        ready();
+        let bytes = input
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
+        let mut o = self.pump(&mut ch, command, &bytes, Instant::now(), deadline, timeout)?;
+        out.append(&mut o.stdout);
+        err.append(&mut o.stderr);
+        o.stdout = out;
+        o.stderr = err;
+        Ok(o)
+    }
+
+    /// Writes `probe` and reads until the command prints something or ends.
+    #[allow(clippy::too_many_arguments)]
+    fn await_answer(
+        &self,
+        ch: &mut ssh2::Channel,
+        command: &str,
+        probe: &[u8],
+        out: &mut Vec<u8>,
+        err: &mut Vec<u8>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), SshError> {
+        let timed_out = || SshError::Timeout {
+            host: self.label.clone(),
+            what: format!("starting `{}`", short(command)),
+            after: timeout,
+        };
+        let channel_err = |what: &str, e: std::io::Error| SshError::Channel {
+            host: self.label.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let mut written = 0;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let mut progress = false;
+            if written < probe.len() {
+                match ch.write(&probe[written..]) {
+                    Ok(n) => {
+                        written += n;
+                        progress |= n > 0;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(channel_err("writing input", e)),
+                }
+            }
+            match ch.stderr().read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    err.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(channel_err("reading output", e)),
+            }
+            match ch.stream(0).read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    out.extend_from_slice(&buf[..n]);
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(channel_err("reading output", e)),
+            }
+            if ch.eof() {
+                return Ok(());
+            }
+            if !progress {
+                if Instant::now() >= deadline {
+                    return Err(timed_out());
+                }
+                self.wait(deadline);
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        command: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<ssh2::Channel, SshError> {
         let timed_out = || SshError::Timeout {
             host: self.label.clone(),
             what: format!("running `{}`", short(command)),
@@ -182,9 +302,28 @@ impl Conn {
             .map_err(|e| self.err(e, &timed_out))?;
         self.again(deadline, || ch.exec(command))
             .map_err(|e| self.err(e, &timed_out))?;
+        Ok(ch)
+    }
+
+    /// Feeds `input` then end of file to a started command and collects its
+    /// output and exit status, never blocking on one stream while the other
+    /// fills.
+    fn pump(
+        &self,
+        ch: &mut ssh2::Channel,
+        command: &str,
+        input: &[u8],
+        started: Instant,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Output, SshError> {
+        let timed_out = || SshError::Timeout {
+            host: self.label.clone(),
+            what: format!("running `{}`", short(command)),
+            after: timeout,
+        };
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let input = stdin.unwrap_or(&[]);
         let mut written = 0;
         let mut eof_sent = false;
         let mut buf = vec![0u8; 32 * 1024];

@@ -181,6 +181,28 @@ pub struct PresentedKey {
     pub known_hosts: String,
 }
 
+/// A privileged command started on a host and waiting for its input
+/// (`SshHost::arm_privileged`).
+pub struct Armed {
+    /// The command line as run, for the journal.
+    pub command: String,
+    input: std::sync::mpsc::Sender<Vec<u8>>,
+    done: tokio::task::JoinHandle<Result<Output, SshError>>,
+    label: String,
+}
+
+impl Armed {
+    /// Sends `input` (then end of file) and waits for the command to end.
+    pub async fn fire(self, input: Vec<u8>) -> Result<Output, SshError> {
+        let _ = self.input.send(input);
+        let label = self.label;
+        self.done.await.map_err(|e| SshError::Channel {
+            host: label,
+            reason: format!("command thread failed: {e}"),
+        })?
+    }
+}
+
 /// An open session to one host. Cheap to clone; commands are serialized.
 #[derive(Clone)]
 pub struct SshHost {
@@ -292,6 +314,60 @@ impl SshHost {
             .await;
         let _ = self.run(&format!("rm -f {}", quote::quote(&tmp))).await;
         installed
+    }
+
+    /// Starts a program with root privileges (as `run_privileged`) that
+    /// reads its input from stdin, writes `probe` to it and returns once the
+    /// program answers (so it is known to run, sudo and all); `Armed::fire`
+    /// sends the input. The session runs nothing else until then. Dropping
+    /// the `Armed` gives the program end of file with no input.
+    pub async fn arm_privileged(&self, argv: &[&str], probe: &[u8]) -> Result<Armed, SshError> {
+        let line = quote::join(argv);
+        let command = if self.target.sudo {
+            format!("sudo -n {line}")
+        } else {
+            line
+        };
+        let (input, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let conn = self.conn.clone();
+        let label = self.target.label();
+        let (cmd, timeout) = (command.clone(), self.target.command_timeout);
+        let probe = probe.to_vec();
+        let done = tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| SshError::Channel {
+                host: label,
+                reason: "an earlier command on this session panicked".into(),
+            })?;
+            conn.exec_when(
+                &cmd,
+                &probe,
+                move || {
+                    let _ = ready_tx.send(());
+                },
+                rx,
+                timeout,
+            )
+        });
+        let thread_failed = |e: tokio::task::JoinError| SshError::Channel {
+            host: self.target.label(),
+            reason: format!("command thread failed: {e}"),
+        };
+        if ready_rx.await.is_ok() {
+            return Ok(Armed {
+                command,
+                input,
+                done,
+                label: self.target.label(),
+            });
+        }
+        match done.await.map_err(thread_failed)? {
+            Err(e) => Err(e),
+            Ok(_) => Err(SshError::Channel {
+                host: self.target.label(),
+                reason: format!("`{command}` ended before it was ready"),
+            }),
+        }
     }
 
     async fn exec(
