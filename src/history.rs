@@ -68,24 +68,132 @@ const RECENT: usize = 5;
 
 /// How long a run of `kind` on `pair` is expected to take: the longest of
 /// its last few runs of that kind that ended ok, and how many there were;
-/// `None` when there are none.
+/// `None` when there are none. A run's time is the sum of its steps' own
+/// durations, so a run interrupted on Friday and recovered on Monday counts
+/// what its steps took, not the weekend in between.
 pub fn expected_duration(
     state_dir: &Path,
     pair: &str,
     kind: Kind,
 ) -> Result<Option<(Duration, usize)>, JournalError> {
-    let took: Vec<Duration> = runs(&Journal::new(state_dir, pair).read()?)
+    let records = Journal::new(state_dir, pair).read()?;
+    let took: Vec<Duration> = runs(&records)
         .iter()
         .filter(|v| v.finished == Some(Outcome::Ok))
         .filter_map(|v| {
-            let Record::Start { kind: k, at, .. } = &v.start else {
+            let Record::Start { kind: k, run, .. } = &v.start else {
                 return None;
             };
-            let start = humantime::parse_rfc3339(at).ok()?;
-            let end = humantime::parse_rfc3339(v.finished_at.as_deref()?).ok()?;
-            (*k == kind).then(|| end.duration_since(start).unwrap_or_default())
+            let ms: u64 = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::End {
+                        run: r,
+                        duration_ms,
+                        ..
+                    } if r == run => Some(*duration_ms),
+                    _ => None,
+                })
+                .sum();
+            (*k == kind).then_some(Duration::from_millis(ms))
         })
         .collect();
     let recent = &took[took.len().saturating_sub(RECENT)..];
     Ok(recent.iter().max().map(|d| (*d, recent.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cycle::Step;
+
+    fn run(j: &Journal, id: &str, kind: Kind, steps: &[u64], outcome: Outcome, at: &str) {
+        j.append(&Record::Start {
+            run: id.into(),
+            pair: "web".into(),
+            kind,
+            from: "blue".into(),
+            to: "green".into(),
+            change: None,
+            label: None,
+            hash: None,
+            operator: "t".into(),
+            reason: Some("test".into()),
+            gate: None,
+            window: None,
+            at: "2026-11-20T02:00:00.000Z".into(),
+        })
+        .unwrap();
+        for ms in steps {
+            j.append(&Record::End {
+                run: id.into(),
+                step: Step::Switch,
+                ok: true,
+                detail: String::new(),
+                duration_ms: *ms,
+                commands: vec![],
+                at: at.into(),
+            })
+            .unwrap();
+        }
+        j.append(&Record::Finish {
+            run: id.into(),
+            outcome,
+            message: String::new(),
+            at: at.into(),
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn the_expected_duration_is_the_longest_recent_ok_run_by_its_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        assert_eq!(
+            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            None
+        );
+        // Finished three days after it started (recovered after a crash):
+        // its steps took 1.5 s, and that is what counts.
+        run(
+            &j,
+            "a",
+            Kind::Apply,
+            &[1000, 500],
+            Outcome::Ok,
+            "2026-11-23T02:00:00.000Z",
+        );
+        run(
+            &j,
+            "b",
+            Kind::Apply,
+            &[9000],
+            Outcome::RolledBack,
+            "2026-11-23T03:00:00.000Z",
+        );
+        run(
+            &j,
+            "c",
+            Kind::Switchover,
+            &[7000],
+            Outcome::Ok,
+            "2026-11-23T04:00:00.000Z",
+        );
+        run(
+            &j,
+            "d",
+            Kind::Apply,
+            &[1200],
+            Outcome::Ok,
+            "2026-11-23T05:00:00.000Z",
+        );
+        assert_eq!(
+            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            Some((Duration::from_millis(1500), 2))
+        );
+        assert_eq!(
+            expected_duration(dir.path(), "web", Kind::Switchover).unwrap(),
+            Some((Duration::from_millis(7000), 1))
+        );
+    }
 }

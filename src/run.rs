@@ -376,7 +376,9 @@ async fn fresh(
     if let Some(Err(closed)) = &gate {
         problems.insert(0, closed.clone());
     }
-    let outside_window = matches!(window, Some(Err(_)));
+    // The window decides the exit code only when nothing else stopped the
+    // run: a closed gate or an unhealthy host outweighs "not now".
+    let outside_window = matches!(window, Some(Err(_))) && problems.is_empty();
     if let Some(Err(outside)) = &window {
         problems.insert(0, outside.clone());
     }
@@ -437,8 +439,6 @@ async fn fresh(
         return Finished {
             outcome: Outcome::NotStarted,
             drift,
-            // Outside its window a pair is "not now", whatever else would
-            // have stopped it (listed in the message), unless it drifted.
             window: outside_window && !drift,
             message,
         };

@@ -191,7 +191,10 @@ async fn vip(
     )
     .await;
     let gap = started.elapsed();
-    if !out.as_ref().is_ok_and(|o| o.success()) {
+    let added = out.as_ref().is_ok_and(|o| o.success())
+        // An add whose answer was lost may still have happened: ask.
+        || matches!(holds_address(to, &v.interface, v.address).await, Ok(true));
+    if !added {
         let why = failure(&format!("adding {cidr} on {}", to.target().name), &out);
         // Put it back where it was, so the service keeps its address.
         let back = rec
@@ -240,7 +243,13 @@ async fn ip_now(
         // The values are validated addresses and interface names: no
         // whitespace, so the line splits exactly into these words.
         let out = rec.fire(host, armed, &(args.join(" ") + "\n")).await;
-        if out.as_ref().is_ok_and(|o| o.success()) {
+        // Only when sudo itself refused `ip -batch` is it certain that the
+        // line did nothing, and the command may run again on its own. Any
+        // other failure (ip's own error, a lost channel) is the result.
+        let refused_by_sudo = out
+            .as_ref()
+            .is_ok_and(|o| !o.success() && o.stderr_text().trim_start().starts_with("sudo:"));
+        if !refused_by_sudo {
             return out;
         }
     }

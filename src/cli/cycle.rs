@@ -111,12 +111,23 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
         let results = join_all(batch.iter().map(|name| {
             let (failures, semaphore, printer) = (&failures, &semaphore, &printer);
             async move {
-                let pair = config.pairs.get(name)?;
-                let _permit = semaphore.acquire().await.ok()?;
-                if failures.load(Ordering::SeqCst) > opts.max_failures
-                    || crate::signals::count() > 0
-                {
-                    return None;
+                let skipped = |why: String| Err(format!("not started: {why}"));
+                let Some(pair) = config.pairs.get(name) else {
+                    return skipped("not a configured pair".to_string());
+                };
+                let Ok(_permit) = semaphore.acquire().await else {
+                    return skipped("the run was shutting down".to_string());
+                };
+                // Why a pair is skipped is decided now, not when the
+                // summary is printed.
+                if crate::signals::count() > 0 {
+                    return skipped("a stop signal asked baton to stop".to_string());
+                }
+                if failures.load(Ordering::SeqCst) > opts.max_failures {
+                    return skipped(format!(
+                        "the failure budget ({}) was spent",
+                        opts.max_failures
+                    ));
                 }
                 let started = Instant::now();
                 let finished = run::run(config, pair, req, printer).await;
@@ -124,7 +135,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 if finished.outcome != Outcome::Ok && !finished.window {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
-                Some((pair, finished, started.elapsed()))
+                Ok((finished, started.elapsed()))
             }
         }))
         .await;
@@ -141,7 +152,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 .map(|s| s.primary)
                 .unwrap_or_else(|| "?".into());
             match result {
-                Some((_, finished, took)) => {
+                Ok((finished, took)) => {
                     worst = worst.worst(exit_of(&finished));
                     summary.push(Summary {
                         pair: name.clone(),
@@ -156,21 +167,19 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                         message: finished.message,
                     });
                 }
-                None => summary.push(Summary {
-                    pair: name.clone(),
-                    environment: env,
-                    outcome: "skipped".into(),
-                    duration_ms: 0,
-                    traffic,
-                    message: if crate::signals::count() > 0 {
-                        "not started: a stop signal asked baton to stop".to_string()
-                    } else {
-                        format!(
-                            "not started: the failure budget ({}) was spent",
-                            opts.max_failures
-                        )
-                    },
-                }),
+                Err(message) => {
+                    // A pair that never ran keeps the exit code from saying
+                    // everything was done.
+                    worst = worst.worst(Exit::NotStarted);
+                    summary.push(Summary {
+                        pair: name.clone(),
+                        environment: env,
+                        outcome: "skipped".into(),
+                        duration_ms: 0,
+                        traffic,
+                        message,
+                    })
+                }
             }
         }
     }

@@ -227,7 +227,11 @@ fn redraw(b: &mut Board, lines: &[String]) {
         "── {done}{total} done ({failed} not ok), {} running, {elapsed:.1}s ──",
         b.running.len()
     )];
-    for (pair, r) in &b.running {
+    // A block taller than the terminal would scroll and break the erase.
+    let (columns, rows) = terminal_size();
+    let room = rows.saturating_sub(3).max(1);
+    let hidden = b.running.len().saturating_sub(room);
+    for (pair, r) in b.running.iter().take(room) {
         block.push(format!(
             "  {:<12} {:<18} {:<22} {:>6.1}s  (pair {:.1}s)",
             pair,
@@ -237,8 +241,11 @@ fn redraw(b: &mut Board, lines: &[String]) {
             (now - r.started).as_secs_f64()
         ));
     }
+    if hidden > 0 {
+        block.push(format!("  … and {hidden} more"));
+    }
     // A line wider than the terminal would wrap and break the erase.
-    let width = terminal_width().saturating_sub(1).max(20);
+    let width = columns.saturating_sub(1).max(20);
     for l in &block {
         let cut: String = l.chars().take(width).collect();
         let _ = writeln!(out, "{cut}");
@@ -247,8 +254,8 @@ fn redraw(b: &mut Board, lines: &[String]) {
     let _ = out.flush();
 }
 
-/// The terminal's width in columns (80 when it cannot be asked).
-fn terminal_width() -> usize {
+/// The terminal's columns and rows (80 by 24 when it cannot be asked).
+fn terminal_size() -> (usize, usize) {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -257,9 +264,9 @@ fn terminal_width() -> usize {
     };
     // SAFETY: TIOCGWINSZ fills the winsize we pass; stdout is our own fd.
     let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    if rc == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
+    if rc == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
+        (ws.ws_col as usize, ws.ws_row as usize)
     } else {
-        80
+        (80, 24)
     }
 }

@@ -197,8 +197,10 @@ impl Conn {
         input: std::sync::mpsc::Receiver<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Output, SshError> {
+        // Starting and the probe must be quick (they happen before a switch);
+        // the input may come later, and the command then has its own time.
         let started = Instant::now();
-        let deadline = started + timeout;
+        let deadline = started + timeout.min(ARM_TIMEOUT);
         let mut ch = self.start(command, deadline, timeout)?;
         // The remote program is only known to run once it answers: `probe`
         // is written first, and ready is told when its first output (or the
@@ -210,10 +212,9 @@ impl Conn {
             )?;
         }
         ready();
-        let bytes = input
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_default();
-        let mut o = self.pump(&mut ch, command, &bytes, Instant::now(), deadline, timeout)?;
+        let bytes = input.recv_timeout(timeout).unwrap_or_default();
+        let fired = Instant::now();
+        let mut o = self.pump(&mut ch, command, &bytes, fired, fired + timeout, timeout)?;
         out.append(&mut o.stdout);
         err.append(&mut o.stderr);
         o.stdout = out;
@@ -453,6 +454,9 @@ impl Conn {
         }
     }
 }
+
+/// How long a prepared command may take to start and answer its probe.
+const ARM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Negotiated algorithm names for a known_hosts key type.
 fn algorithms_for(key_type: &str) -> Vec<&'static str> {
