@@ -45,6 +45,29 @@ def vip_section(d):
     return out + [""]
 
 
+def dns_section(d):
+    path = os.path.join(d, "dns-gap.jsonl")
+    if not os.path.exists(path):
+        return []
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    out = ["## Switch gap through DNS", "",
+           "`baton apply api` on the DNS pair (one TSIG-signed compare-and-swap UPDATE to "
+           "Knot) while every authoritative server of the zone is asked for the record every "
+           "2 ms from the controller's namespace, without recursion "
+           "(`scripts/bench.d/dnsgap.py`). *UPDATE to all new*: from the switch step's start "
+           "in the journal (the UPDATE leaves right after it) to the first moment every "
+           "server answers the new address. *Bad answers*: queries with no answer, an error or "
+           "an empty answer at any time during the run; there must be none. The lab has one "
+           "authoritative server.", "",
+           "| run | exit | queries | servers | switch step | UPDATE to all new | bad answers |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        new = "-" if r["update_to_all_new_ms"] is None else f'{r["update_to_all_new_ms"]:.1f} ms'
+        out.append(f'| {r["name"]} | {r["exit"]} | {r["queries"]} | {r["servers"]} | '
+                   f'{r["switch_step_ms"]:.1f} ms | {new} | {r["bad_count"]} |')
+    return out + [""]
+
+
 def overhead_section(d):
     path = os.path.join(d, "overhead.jsonl")
     if not os.path.exists(path):
@@ -137,8 +160,9 @@ def main():
              f"Measured {a.date} on {a.machine}, baton {a.commit}"
              + (" (smoke run: `--quick`)" if a.quick == "1" else "") + ".", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only overhead` / `--only ansible` / `--only fleet`. Raw results are in `bench/`.", ""]
+             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only overhead` / `--only ansible` / `--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
+    lines += dns_section(a.dir)
     lines += overhead_section(a.dir)
     lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)
