@@ -1272,3 +1272,69 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
     );
     assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
 }
+
+#[test]
+fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let _lab = lab();
+    // The lab's sudoers without the `ip -o -batch -` rule; the lab's reset
+    // (when this test ends) writes the rule back.
+    let path = Path::new("/etc/sudoers.d/baton-lab");
+    let text = fs::read_to_string(path).unwrap();
+    let ip = netns_ok(CTL, &["sh", "-c", "command -v ip"]);
+    let without = text.replace(&format!("{} -o -batch -, ", ip.trim()), "");
+    assert_ne!(text, without, "the rule is in the lab's sudoers");
+    let tmp = Path::new("/etc/sudoers.d/baton-lab.test"); // a name with a dot: ignored by sudo
+    fs::write(tmp, &without).unwrap();
+    fs::set_permissions(tmp, fs::Permissions::from_mode(0o440)).unwrap();
+    fs::rename(tmp, path).unwrap();
+
+    let dir = custom_config(|_, t| t);
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    fs::write(tmp, &text).unwrap();
+    fs::set_permissions(tmp, fs::Permissions::from_mode(0o440)).unwrap();
+    fs::rename(tmp, path).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    let switch = journal(&dir.path().join("state"), "web")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    let cmds: Vec<(String, i64, String, String)> = switch["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap().to_string(),
+                c["status"].as_i64().unwrap_or(-1),
+                c["command"].as_str().unwrap().to_string(),
+                c["stderr"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Each batch line is refused by sudo (and says so), then the command
+    // runs on its own.
+    let expect = [
+        (
+            "blue",
+            1,
+            "sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'",
+        ),
+        ("blue", 0, "sudo -n ip addr del 198.18.0.100/24 dev eth0"),
+        (
+            "green",
+            1,
+            "sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'",
+        ),
+        ("green", 0, "sudo -n ip addr add 198.18.0.100/24 dev eth0"),
+    ];
+    for (i, (host, status, command)) in expect.iter().enumerate() {
+        assert_eq!(
+            (cmds[i].0.as_str(), cmds[i].1, cmds[i].2.as_str()),
+            (*host, *status, *command),
+            "{cmds:#?}"
+        );
+    }
+    assert!(cmds[0].3.starts_with("sudo:"), "{cmds:#?}");
+}

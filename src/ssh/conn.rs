@@ -210,6 +210,17 @@ impl Conn {
             self.await_answer(
                 &mut ch, command, probe, &mut out, &mut err, deadline, timeout,
             )?;
+            if ch.eof() {
+                // It ended without answering (sudo refused it, say): its
+                // output and status are the result, whatever input comes.
+                ready();
+                let mut o = self.pump(&mut ch, command, &[], started, deadline, timeout)?;
+                out.append(&mut o.stdout);
+                err.append(&mut o.stderr);
+                o.stdout = out;
+                o.stderr = err;
+                return Ok(o);
+            }
         }
         ready();
         let bytes = input.recv_timeout(timeout).unwrap_or_default();
@@ -344,6 +355,9 @@ impl Conn {
                         })
                     }
                 }
+            } else if !eof_sent && ch.eof() {
+                // The command has ended: there is nobody to tell.
+                eof_sent = true;
             } else if !eof_sent {
                 match ch.send_eof() {
                     Ok(()) => {
