@@ -156,10 +156,10 @@ async fn vip(
     // Before the gap: a privileged `ip -batch -` already running on each
     // host, so removing and adding the address do not wait for sudo.
     let (old_ip, new_ip) = if v.batch {
-        // `-o`: one line per address; the probe (the loopback's addresses,
-        // which every host has) proves ip runs before the gap opens.
+        // `-o`: one line per object; the probe (the loopback link, which
+        // every host has) proves ip runs before the gap opens.
         let batch = ["ip", "-o", "-batch", "-"];
-        let probe = b"addr show dev lo\n";
+        let probe = b"link show dev lo\n";
         let (a, b) = tokio::join!(
             from.arm_privileged(&batch, probe),
             to.arm_privileged(&batch, probe)
