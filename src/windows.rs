@@ -29,10 +29,12 @@ pub struct Verdict {
 /// Decides for a run starting now.
 pub fn check(state_dir: &Path, pair: &Pair, kind: Kind) -> Verdict {
     let m = &pair.maintenance;
+    let now = jiff::Timestamp::now();
     if m.windows.is_empty() {
+        // Any time: no need to read the journal for an expected duration.
         return Verdict {
             allowed: true,
-            text: "no maintenance window is configured: any time".to_string(),
+            text: window::Decision::Always.describe(now),
         };
     }
     let (expected, source) = match history::expected_duration(state_dir, &pair.name, kind) {
@@ -53,7 +55,6 @@ pub fn check(state_dir: &Path, pair: &Pair, kind: Kind) -> Verdict {
             format!("[maintenance] estimate: the journal cannot be read ({e})"),
         ),
     };
-    let now = jiff::Timestamp::now();
     let decision = window::decide(&m.windows, &m.time_zone, now, expected);
     let windows: Vec<&str> = m.windows.iter().map(|w| w.spec.as_str()).collect();
     Verdict {

@@ -311,13 +311,7 @@ fn an_old_primary_failing_its_update_is_incomplete() {
 #[test]
 fn a_second_run_on_the_same_pair_is_refused_at_once() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            set_key(&t, "observe_period", "\"4s\"")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("web.toml", |t| set_key(&t, "observe_period", "\"4s\""));
     let cfg = dir.path().join("baton.toml");
     let first = spawn(&cfg, &["switchover", "web"]);
     wait_for_begin(&dir.path().join("state"), "web", "verify_service");
@@ -342,13 +336,7 @@ fn a_second_run_on_the_same_pair_is_refused_at_once() {
 #[test]
 fn a_host_cut_off_mid_cycle_leaves_the_run_incomplete_not_broken() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            set_key(&t, "observe_period", "\"3s\"")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("web.toml", |t| set_key(&t, "observe_period", "\"3s\""));
     let cfg = dir.path().join("baton.toml");
     let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
     wait_for_begin(&dir.path().join("state"), "web", "verify_service");
@@ -365,12 +353,8 @@ fn a_host_cut_off_mid_cycle_leaves_the_run_incomplete_not_broken() {
 #[test]
 fn a_wrong_tsig_key_is_refused_and_traffic_stays() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "api.toml" {
-            t.replace("keys/update.key", "keys/wrong.key")
-        } else {
-            t
-        }
+    let dir = with_pair("api.toml", |t| {
+        t.replace("keys/update.key", "keys/wrong.key")
     });
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
@@ -389,12 +373,8 @@ fn a_wrong_tsig_key_is_refused_and_traffic_stays() {
 #[test]
 fn a_dns_server_that_is_down_stops_the_run_before_anything_changes() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "api.toml" {
-            set_key(&t, "servers", "[\"198.18.0.54:53\"]")
-        } else {
-            t
-        }
+    let dir = with_pair("api.toml", |t| {
+        set_key(&t, "servers", "[\"198.18.0.54:53\"]")
     });
     let run = baton(
         &dir.path().join("baton.toml"),
@@ -451,13 +431,7 @@ fn a_record_changed_by_someone_else_is_not_overwritten() {
 #[test]
 fn a_controller_killed_mid_cycle_is_undone_by_the_next_run() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            set_key(&t, "observe_period", "\"5s\"")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("web.toml", |t| set_key(&t, "observe_period", "\"5s\""));
     let cfg = dir.path().join("baton.toml");
     let state_dir = dir.path().join("state");
     let mut child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
@@ -590,15 +564,11 @@ fn failover_on_the_dns_pair_uses_the_fence_command() {
     let dir = tempfile::tempdir().unwrap();
     let mark = dir.path().join("fenced");
     let mark_s = mark.display().to_string();
-    let cfg_dir = custom_config(move |name, t| {
-        if name == "api.toml" {
-            t.replace(
-                "environment = \"dev\"",
-                &format!("environment = \"dev\"\nfence = \"echo {{host}} {{address}} > {mark_s}\""),
-            )
-        } else {
-            t
-        }
+    let cfg_dir = with_pair("api.toml", move |t| {
+        t.replace(
+            "environment = \"dev\"",
+            &format!("environment = \"dev\"\nfence = \"echo {{host}} {{address}} > {mark_s}\""),
+        )
     });
     let cfg = cfg_dir.path().join("baton.toml");
     assert_eq!(baton(&cfg, &["status", "api"]).code, 0);
@@ -716,15 +686,11 @@ fn the_command_switch_runs_the_hooks_with_quoted_hosts() {
 #[test]
 fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "api.toml" {
-            t.replace(
-                "keys/update.key\"\n",
-                "keys/update.key\"\nswitch_ttl = \"1s\"\n",
-            )
-        } else {
-            t
-        }
+    let dir = with_pair("api.toml", |t| {
+        t.replace(
+            "keys/update.key\"\n",
+            "keys/update.key\"\nswitch_ttl = \"1s\"\n",
+        )
     });
     let cfg = dir.path().join("baton.toml");
     let run = baton(&cfg, &["switchover", "api"]);
@@ -773,12 +739,8 @@ fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
 fn the_environment_gate_holds_a_change_until_earlier_environments_completed_it() {
     let _lab = lab();
     // web is dev, api is test; both pairs' change v2 has the same content, so the same hash.
-    let dir = custom_config(|name, t| {
-        if name == "api.toml" {
-            t.replace("environment = \"dev\"", "environment = \"test\"")
-        } else {
-            t
-        }
+    let dir = with_pair("api.toml", |t| {
+        t.replace("environment = \"dev\"", "environment = \"test\"")
     });
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
@@ -1010,13 +972,7 @@ fn a_second_signal_aborts_the_step_and_recover_undoes_the_run() {
 #[test]
 fn a_stop_signal_after_the_switch_lets_the_run_finish() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            set_key(&t, "observe_period", "\"3s\"")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("web.toml", |t| set_key(&t, "observe_period", "\"3s\""));
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
     let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);

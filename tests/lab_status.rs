@@ -127,12 +127,8 @@ fn an_unknown_host_key_is_refused_showing_its_fingerprint() {
 #[test]
 fn accept_new_records_unknown_keys_but_never_a_changed_one() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "baton.toml" {
-            t.replace("[ssh]", "[ssh]\naccept_new_host_keys = true")
-        } else {
-            t
-        }
+    let dir = with_pair("baton.toml", |t| {
+        t.replace("[ssh]", "[ssh]\naccept_new_host_keys = true")
     });
     let kh = dir.path().join("known_hosts");
     let cfg = use_known_hosts(dir.path(), &kh);
@@ -226,15 +222,11 @@ fn hashed_known_hosts_entries_are_understood() {
 fn bracketed_port_entries_are_matched_by_port() {
     let _lab = lab();
     // blue's sshd also listens on 2222.
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            t.replace(
-                "address = \"198.18.0.11\"",
-                "address = \"198.18.0.11\"\nssh_port = 2222",
-            )
-        } else {
-            t
-        }
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "address = \"198.18.0.11\"",
+            "address = \"198.18.0.11\"\nssh_port = 2222",
+        )
     });
     let kh = dir.path().join("known_hosts");
     let original = fs::read_to_string(Path::new(LAB).join("ssh/known_hosts")).unwrap();
@@ -263,13 +255,7 @@ fn bracketed_port_entries_are_matched_by_port() {
 #[test]
 fn a_wrong_user_is_refused_with_a_clear_message() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "baton.toml" {
-            set_key(&t, "user", "\"nosuchuser\"")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("baton.toml", |t| set_key(&t, "user", "\"nosuchuser\""));
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
     assert_eq!(run.code, 4);
     let p = problems(&run.json(), "web");
@@ -289,12 +275,8 @@ fn a_wrong_key_is_refused_with_a_clear_message() {
         .unwrap();
     assert!(out.status.success());
     let key_s = key.display().to_string();
-    let dir = custom_config(|name, t| {
-        if name == "baton.toml" {
-            set_key(&t, "identity", &format!("{key_s:?}"))
-        } else {
-            t
-        }
+    let dir = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{key_s:?}"))
     });
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
     assert_eq!(run.code, 4);
@@ -310,13 +292,9 @@ fn a_wrong_key_is_refused_with_a_clear_message() {
 #[test]
 fn a_passphrase_comes_from_the_named_environment_variable() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "baton.toml" {
-            set_key(&t, "identity", &format!("\"{LAB}/ssh/id_ed25519_pass\""))
-                .replace("[ssh]", "[ssh]\npassphrase_env = \"BATON_TEST_PASSPHRASE\"")
-        } else {
-            t
-        }
+    let dir = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("\"{LAB}/ssh/id_ed25519_pass\""))
+            .replace("[ssh]", "[ssh]\npassphrase_env = \"BATON_TEST_PASSPHRASE\"")
     });
     let cfg = dir.path().join("baton.toml");
     let run = baton(&cfg, &["status", "--json", "web"]);
@@ -539,12 +517,8 @@ fn a_dns_record_pointing_elsewhere_or_at_both_needs_an_operator() {
 fn a_dns_server_that_is_down_is_reported_not_waited_for() {
     let _lab = lab();
     // 198.18.0.54 is in the lab's range but nothing answers there.
-    let dir = custom_config(|name, t| {
-        if name == "api.toml" {
-            set_key(&t, "servers", "[\"198.18.0.53:53\", \"198.18.0.54:53\"]")
-        } else {
-            t
-        }
+    let dir = with_pair("api.toml", |t| {
+        set_key(&t, "servers", "[\"198.18.0.53:53\", \"198.18.0.54:53\"]")
     });
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
     assert!(
@@ -592,13 +566,7 @@ fn check_accepts_the_lab_and_refuses_a_broken_file_changing_nothing() {
         "{}",
         ok.stdout
     );
-    let dir = custom_config(|name, t| {
-        if name == "web.toml" {
-            t.replace("198.18.0.100/24", "198.18.0.100")
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("web.toml", |t| t.replace("198.18.0.100/24", "198.18.0.100"));
     let bad = baton(&dir.path().join("baton.toml"), &["check"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stdout.contains("web.toml:"), "{}", bad.stdout);
@@ -677,16 +645,12 @@ impl Drop for Agent {
 #[test]
 fn without_an_identity_the_ssh_agent_authenticates() {
     let _lab = lab();
-    let dir = custom_config(|name, t| {
-        if name == "baton.toml" {
-            t.lines()
-                .filter(|l| !l.starts_with("identity"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n"
-        } else {
-            t
-        }
+    let dir = with_pair("baton.toml", |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("identity"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
     });
     let cfg = dir.path().join("baton.toml");
     let agent = Agent::start();
@@ -716,7 +680,7 @@ fn without_an_identity_the_ssh_agent_authenticates() {
 fn tcp_dns_and_command_checks_run_against_the_real_servers() {
     let _lab = lab();
     let extra = "\n[[checks]]\nname = \"port\"\nkind = \"tcp\"\nport = 80\n\n[[checks]]\nname = \"sshd\"\nkind = \"command\"\ncommand = \"cat /srv/baton-lab/health\"\nexpect_output = \"ok {host}\"\n\n[[checks]]\nname = \"ns\"\nkind = \"dns\"\nquery = \"ns.baton.test.\"\nserver = \"198.18.0.53:53\"\nexpect = \"198.18.0.53\"\n";
-    let dir = custom_config(move |name, t| if name == "web.toml" { t + extra } else { t });
+    let dir = with_pair("web.toml", move |t| t + extra);
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     let r = run.json();
@@ -735,7 +699,7 @@ fn tcp_dns_and_command_checks_run_against_the_real_servers() {
 
     // Each kind fails when what it checks is not there.
     let bad = "\n[[checks]]\nname = \"closed\"\nkind = \"tcp\"\nport = 81\ntimeout = \"1s\"\n\n[[checks]]\nname = \"wrong-output\"\nkind = \"command\"\ncommand = \"cat /srv/baton-lab/health\"\nexpect_output = \"ok nobody\"\n\n[[checks]]\nname = \"wrong-answer\"\nkind = \"dns\"\nquery = \"ns.baton.test.\"\nserver = \"198.18.0.53:53\"\nexpect = \"198.18.0.1\"\n";
-    let dir = custom_config(move |name, t| if name == "web.toml" { t + bad } else { t });
+    let dir = with_pair("web.toml", move |t| t + bad);
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "web"]);
     assert_eq!(run.code, 4);
     let p = problems(&run.json(), "web");
@@ -759,7 +723,7 @@ fn https_checks_keep_the_service_name_and_verify_the_certificate() {
     };
     // Pinned to each host's own address, named as the service: each host answers as itself.
     let good = https("https://app.baton.test/", true);
-    let dir = custom_config(move |name, t| if name == "api.toml" { t + &good } else { t });
+    let dir = with_pair("api.toml", move |t| t + &good);
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     let r = run.json();
@@ -769,13 +733,7 @@ fn https_checks_keep_the_service_name_and_verify_the_certificate() {
     }
     // An unknown CA and a name the certificate does not carry both fail.
     let untrusted = https("https://app.baton.test/", false);
-    let dir = custom_config(move |name, t| {
-        if name == "api.toml" {
-            t + &untrusted
-        } else {
-            t
-        }
-    });
+    let dir = with_pair("api.toml", move |t| t + &untrusted);
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
     assert_eq!(run.code, 4);
     assert!(
@@ -786,7 +744,7 @@ fn https_checks_keep_the_service_name_and_verify_the_certificate() {
         run.stdout
     );
     let misnamed = https("https://other.baton.test/", true);
-    let dir = custom_config(move |name, t| if name == "api.toml" { t + &misnamed } else { t });
+    let dir = with_pair("api.toml", move |t| t + &misnamed);
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
     assert_eq!(run.code, 4);
     assert!(

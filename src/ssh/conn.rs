@@ -210,22 +210,19 @@ impl Conn {
             self.await_answer(
                 &mut ch, command, probe, &mut out, &mut err, deadline, timeout,
             )?;
-            if ch.eof() {
-                // It ended without answering (sudo refused it, say): its
-                // output and status are the result, whatever input comes.
-                ready();
-                let mut o = self.pump(&mut ch, command, &[], started, deadline, timeout)?;
-                out.append(&mut o.stdout);
-                err.append(&mut o.stderr);
-                o.stdout = out;
-                o.stderr = err;
-                return Ok(o);
-            }
         }
         ready();
-        let bytes = input.recv_timeout(timeout).unwrap_or_default();
-        let fired = Instant::now();
-        let mut o = self.pump(&mut ch, command, &bytes, fired, fired + timeout, timeout)?;
+        // A command that ended without answering (sudo refused it, say) is
+        // not waited for: its output and status are the result.
+        let (bytes, from) = if ch.eof() {
+            (Vec::new(), started)
+        } else {
+            (
+                input.recv_timeout(timeout).unwrap_or_default(),
+                Instant::now(),
+            )
+        };
+        let mut o = self.pump(&mut ch, command, &bytes, from, from + timeout, timeout)?;
         out.append(&mut o.stdout);
         err.append(&mut o.stderr);
         o.stdout = out;
