@@ -22,9 +22,6 @@ use crate::quote;
 use crate::remote::{failure, Recorder};
 use crate::ssh::{Armed, Output, SshError, SshHost};
 
-/// How long every authoritative server may take to serve a new answer.
-const PROPAGATION: Duration = Duration::from_secs(30);
-
 /// Sessions to the two hosts of a pair, in the pair's host order.
 pub type Sessions<'a> = [Option<&'a SshHost>; 2];
 
@@ -80,6 +77,13 @@ pub async fn switch(
 ) -> Result<Switched, String> {
     if let (Mode::Failover, Traffic::Vip(v)) = (mode, &pair.traffic) {
         return vip_take(v, session(pair, sessions, to), to, rec).await;
+    }
+    // A DNS record is compared where it is changed: on the zone's primary
+    // (the UPDATE's own prerequisite is the swap). The secondaries may lag
+    // behind it, which is what the switch waits for, not a reason to refuse
+    // (a switch back after they failed to follow must still happen).
+    if let Traffic::Dns(d) = &pair.traffic {
+        return dns_switch(pair, d, from, to).await;
     }
     // Compare first: traffic must be exactly on `from`. Already on `to` is
     // success (a resumed run, or a switch back after a switch that never
@@ -330,29 +334,35 @@ async fn vip_take(
 async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Switched, String> {
     let timeout = pair.ssh.connect_timeout.min(Duration::from_secs(5));
     let rtype = dns::record_type_for(&to.address);
-    // Read the current record (and its TTL) from the first server that answers.
-    let mut current = None;
-    let mut why = Vec::new();
-    for s in &d.servers {
-        match dns::query(*s, &d.name, rtype, timeout).await {
-            Ok(a) => {
-                current = Some(a);
-                break;
-            }
-            Err(e) => why.push(e.to_string()),
-        }
+    // The update goes to the first server, the zone's primary; the others
+    // get it by zone transfer. The record (and its TTL) is read there.
+    let primary = d.servers[0];
+    let current = dns::query(primary, &d.name, rtype, timeout)
+        .await
+        .map_err(|e| format!("the primary server {primary}: {e}"))?;
+    let current_ttl = current.ttl.unwrap_or(300);
+    let addresses = current.addresses();
+    if addresses == vec![to.address] {
+        // A resumed run, or a switch back after a switch whose update never
+        // landed: only the other servers may still have to follow.
+        let ms = propagated(d, to, rtype, timeout, Instant::now()).await?;
+        return Ok(Switched {
+            detail: format!(
+                "{} already pointed at {} ({}) on the primary server; all {} server(s) serve it after {ms} ms",
+                d.name,
+                to.name,
+                to.address,
+                d.servers.len()
+            ),
+            ttl: Some(current_ttl),
+        });
     }
-    let current =
-        current.ok_or_else(|| format!("no authoritative server answered: {}", why.join("; ")))?;
-    if current.addresses() != vec![from.address] {
+    if addresses != vec![from.address] {
         return Err(format!(
-            "{} points at {:?}, not at {} ({}): not switching",
+            "{} points at {:?} on {primary}, not at {} ({}): not switching",
             d.name, current.values, from.name, from.address
         ));
     }
-    let current_ttl = current.ttl.unwrap_or(300);
-    // The update goes to the first server; the others get it by zone transfer.
-    let primary = d.servers[0];
     let mut lowered = String::new();
     let mut drain_ttl = current_ttl;
     // Lowering the TTL one old TTL ahead: once the old TTL has passed, no
@@ -386,8 +396,31 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
     dns::replace(primary, replace, &d.tsig_key, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    // Every authoritative server must serve the new answer.
-    let deadline = Instant::now() + PROPAGATION;
+    crate::crash::point("dns-after-update");
+    let ms = propagated(d, to, rtype, timeout, started).await?;
+    Ok(Switched {
+        detail: format!(
+            "{} now points at {} ({}) on all {} server(s) after {ms} ms, TTL {ttl}s{lowered}",
+            d.name,
+            to.name,
+            to.address,
+            d.servers.len(),
+        ),
+        ttl: Some(drain_ttl),
+    })
+}
+
+/// Waits until every authoritative server serves `to`'s address (at most
+/// `propagation_timeout`), asking them all every 100 ms; the milliseconds
+/// since `started` when they did.
+async fn propagated(
+    d: &Dns,
+    to: &Host,
+    rtype: hickory_proto::rr::RecordType,
+    timeout: Duration,
+    started: Instant,
+) -> Result<u128, String> {
+    let deadline = Instant::now() + d.propagation_timeout;
     loop {
         let answers = futures_util::future::join_all(
             d.servers
@@ -410,17 +443,7 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             })
             .collect();
         if lagging.is_empty() {
-            return Ok(Switched {
-                detail: format!(
-                    "{} now points at {} ({}) on all {} server(s) after {} ms, TTL {ttl}s{lowered}",
-                    d.name,
-                    to.name,
-                    to.address,
-                    d.servers.len(),
-                    started.elapsed().as_millis()
-                ),
-                ttl: Some(drain_ttl),
-            });
+            return Ok(started.elapsed().as_millis());
         }
         if Instant::now() >= deadline {
             return Err(format!(
@@ -469,10 +492,7 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Where, String) {
                     Ok(a) => {
                         let addrs = a.addresses();
                         if seen.as_ref().is_some_and(|prev| *prev != addrs) {
-                            return (
-                                Where::Unclear,
-                                "the authoritative servers disagree".to_string(),
-                            );
+                            return (Where::Unclear, DISAGREE.to_string());
                         }
                         seen = Some(addrs);
                     }
@@ -518,14 +538,32 @@ pub async fn holder(pair: &Pair, sessions: &Sessions<'_>) -> (Where, String) {
     }
 }
 
+/// What `holder` says of DNS servers that give different answers.
+const DISAGREE: &str = "the authoritative servers disagree";
+
 /// Where traffic is, relative to a run's old (`from`) and new (`to`) primary.
+/// A run stopped inside a DNS switch may have left the zone's primary
+/// changed and a secondary not yet following (a transfer on its way): as
+/// the switch itself would, this waits up to `propagation_timeout` for the
+/// servers to agree before calling traffic unclear.
 pub async fn holder_for_run(
     pair: &Pair,
     sessions: &Sessions<'_>,
     from: &str,
     to: &str,
 ) -> (Holder, String) {
-    let (h, why) = holder(pair, sessions).await;
+    let patience = match &pair.traffic {
+        Traffic::Dns(d) => d.propagation_timeout,
+        _ => Duration::ZERO,
+    };
+    let deadline = Instant::now() + patience;
+    let (h, why) = loop {
+        let (h, why) = holder(pair, sessions).await;
+        if h != Where::Unclear || why != DISAGREE || Instant::now() >= deadline {
+            break (h, why);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let holder = match h {
         Where::Host(h) if h == from => Holder::Old,
         Where::Host(h) if h == to => Holder::New,

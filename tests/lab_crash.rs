@@ -135,3 +135,61 @@ fn crash_then_recover(point: &str, extra: &'static str) -> String {
     );
     recover_and_check(&cfg, &dir.path().join("state"), point)
 }
+
+#[test]
+fn killed_between_the_dns_update_and_the_secondary_following_then_recovered() {
+    // The controller dies once the primary DNS server took the update; the
+    // secondary follows about a second later (NOTIFY, then a transfer). The
+    // recovery, run at once, must wait for the servers to agree instead of
+    // calling traffic unclear, then finish the run on violet.
+    let _lab = lab();
+    let dir = with_pair("api.toml", |t| set_key(&t, "observe_period", "\"0s\""));
+    let cfg = dir.path().join("baton.toml");
+    assert_eq!(
+        crash_at(
+            &cfg,
+            "dns-after-update",
+            &["apply", "api", "--change", "v2"]
+        ),
+        Some(libc::SIGABRT),
+        "the fault point did not fire"
+    );
+    let answer = |server: &str| {
+        netns_ok(
+            CTL,
+            &["dig", "+short", "+norec", server, "app.baton.test.", "A"],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(answer("@198.18.0.53"), "198.18.0.22");
+    assert_eq!(
+        answer("@198.18.0.54"),
+        "198.18.0.21",
+        "the secondary has not followed yet (the test needs it to lag)"
+    );
+    let run = baton(&cfg, &["recover", "api"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(answer("@198.18.0.53"), "198.18.0.22");
+    assert_eq!(answer("@198.18.0.54"), "198.18.0.22");
+    let state = dir.path().join("state");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(state.join("api.state.json")).unwrap()).unwrap();
+    assert_eq!(recorded["primary"], "violet");
+    let switch = journal(&state, "api")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    assert_eq!(switch["ok"], true, "{switch}");
+    assert!(
+        switch["detail"].as_str().unwrap().contains(
+            "interrupted (the controller stopped inside it); now app.baton.test. points at violet"
+        ),
+        "{switch}"
+    );
+    for host in ["amber", "violet"] {
+        let page = fs::read_to_string(Path::new(LAB).join(format!("hosts/{host}/srv/index.html")))
+            .unwrap();
+        assert_eq!(page, format!("host={host} version=2\n"));
+    }
+}

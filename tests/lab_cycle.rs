@@ -8,7 +8,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,20 +22,29 @@ fn holds_vip(ns: &str) -> bool {
     netns_ok(ns, &["ip", "-o", "addr", "show", "dev", "eth0"]).contains(&format!("inet {WEB_VIP}/"))
 }
 
+/// What the primary and the secondary both serve for app.baton.test. (the
+/// secondary follows by NOTIFY and transfer, about a second behind).
 fn dns_answer() -> String {
-    netns_ok(
-        CTL,
-        &[
-            "dig",
-            "+short",
-            "+norec",
-            "@198.18.0.53",
-            "app.baton.test.",
-            "A",
-        ],
-    )
-    .trim()
-    .to_string()
+    let at = |server: &str| {
+        netns_ok(
+            CTL,
+            &["dig", "+short", "+norec", server, "app.baton.test.", "A"],
+        )
+        .trim()
+        .to_string()
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (primary, secondary) = (at("@198.18.0.53"), at("@198.18.0.54"));
+        if primary == secondary {
+            return primary;
+        }
+        assert!(
+            Instant::now() < until,
+            "the secondary does not follow: {primary} on the primary, {secondary} on the secondary"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn state(dir: &Path, pair: &str) -> serde_json::Value {
@@ -151,6 +159,18 @@ fn apply_on_the_dns_pair_moves_the_record_with_compare_and_swap() {
     assert_eq!(state(&lab_state(), "api")["primary"], "violet");
     let e = ended(&lab_state(), "api");
     assert_eq!(e, steps_ok(&FORWARD));
+    // The switch waited until the secondary, too, served the new address.
+    let switch = journal(&lab_state(), "api")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    assert!(
+        switch["detail"]
+            .as_str()
+            .unwrap()
+            .contains("now points at violet (198.18.0.22) on all 2 server(s)"),
+        "{switch}"
+    );
     // The drain waited out the record's TTL (5 s in the lab).
     let drain = journal(&lab_state(), "api")
         .into_iter()
@@ -374,7 +394,7 @@ fn a_wrong_tsig_key_is_refused_and_traffic_stays() {
 fn a_dns_server_that_is_down_stops_the_run_before_anything_changes() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
-        set_key(&t, "servers", "[\"198.18.0.54:53\"]")
+        set_key(&t, "servers", "[\"198.18.0.59:53\"]")
     });
     let run = baton(
         &dir.path().join("baton.toml"),
@@ -391,6 +411,61 @@ fn a_dns_server_that_is_down_stops_the_run_before_anything_changes() {
 }
 
 #[test]
+fn a_secondary_that_does_not_follow_fails_the_switch_and_the_record_is_switched_back() {
+    let _lab = lab();
+    let dir = with_pair("api.toml", |t| {
+        t.replace(
+            "keys/update.key\"\n",
+            "keys/update.key\"\npropagation_timeout = \"2s\"\n",
+        )
+    });
+    // The secondary stops taking transfers: it keeps serving amber.
+    secondary_knotc(&["zone-freeze", "baton.test."]);
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "api", "--change", "v2"],
+    );
+    secondary_knotc(&["zone-thaw", "baton.test."]);
+    assert_eq!(run.code, 1, "failed and rolled back: {}", run.stdout);
+    let records = journal(&dir.path().join("state"), "api");
+    let switch = records
+        .iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    assert_eq!(switch["ok"], false);
+    assert!(
+        switch["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not every server serves it: 198.18.0.54:53: 198.18.0.21"),
+        "{switch}"
+    );
+    assert!(
+        switch["duration_ms"].as_u64().unwrap() >= 2000,
+        "it waited propagation_timeout: {switch}"
+    );
+    let names: Vec<String> = ended(&dir.path().join("state"), "api")
+        .into_iter()
+        .map(|(n, ok)| format!("{n} {ok}"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "preflight true",
+            "apply_standby true",
+            "verify_standby true",
+            "switch false",
+            "switch_back true",
+            "rollback_standby true"
+        ]
+    );
+    // The primary was switched back, so both servers agree on amber again.
+    assert_eq!(dns_answer(), "198.18.0.21");
+    assert_eq!(page("violet"), "host=violet version=1\n");
+    assert_eq!(state(&dir.path().join("state"), "api")["primary"], "amber");
+}
+
+#[test]
 fn a_record_changed_by_someone_else_is_not_overwritten() {
     let _lab = lab();
     let dir = with_extra("api.toml", "\n[changes.slow]\nsteps = [\"sleep 3\"]\n");
@@ -398,26 +473,7 @@ fn a_record_changed_by_someone_else_is_not_overwritten() {
     let child = spawn(&cfg, &["apply", "api", "--change", "slow"]);
     wait_for_begin(&dir.path().join("state"), "api", "apply_standby");
     // Between preflight and the switch, someone points the name elsewhere.
-    let mut nsupdate = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            CTL,
-            "nsupdate",
-            "-k",
-            &format!("{LAB}/keys/update.key"),
-        ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    nsupdate
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"server 198.18.0.53\nupdate delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.99\nsend\n")
-        .unwrap();
-    assert!(nsupdate.wait().unwrap().success());
+    nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.99");
     let (code, out) = finish(child);
     assert_eq!(code, 4, "someone else's change needs an operator: {out}");
     assert!(out.contains("not switching"), "{out}");

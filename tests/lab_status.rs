@@ -455,34 +455,12 @@ fn a_vip_moved_behind_batons_back_is_drift() {
     );
 }
 
-fn nsupdate(commands: &str) {
-    let mut child = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            CTL,
-            "nsupdate",
-            "-k",
-            &format!("{LAB}/keys/update.key"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("server 198.18.0.53\n{commands}\nsend\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nsupdate failed");
-}
-
 #[test]
 fn a_dns_record_changed_behind_batons_back_is_drift() {
     let _lab = lab();
     assert_eq!(baton(&lab_config(), &["status", "api"]).code, 0);
     nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.22");
+    secondary_follows();
     let run = baton(&lab_config(), &["status", "--json", "api"]);
     assert_eq!(run.code, 4);
     let r = run.json();
@@ -497,13 +475,42 @@ fn a_dns_record_changed_behind_batons_back_is_drift() {
 }
 
 #[test]
+fn dns_servers_that_disagree_need_an_operator_and_stop_a_run() {
+    let _lab = lab();
+    // The secondary stops taking transfers, then the record moves on the
+    // primary: the two authoritative servers now give different answers.
+    secondary_knotc(&["zone-freeze", "baton.test."]);
+    nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.22");
+    let run = baton(&lab_config(), &["status", "--json", "api"]);
+    let apply = baton(&lab_config(), &["apply", "api", "--change", "v2"]);
+    secondary_knotc(&["zone-thaw", "baton.test."]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let r = run.json();
+    let servers = &pair(&r, "api")["dns_servers"];
+    assert_eq!(servers[0]["server"], "198.18.0.53:53");
+    assert_eq!(servers[0]["answer"], serde_json::json!(["198.18.0.22"]));
+    assert_eq!(servers[1]["server"], "198.18.0.54:53");
+    assert_eq!(servers[1]["answer"], serde_json::json!(["198.18.0.21"]));
+    assert!(problems(&r, "api").contains("disagree"), "{r}");
+    assert_eq!(apply.code, 4, "{}", apply.stdout);
+    assert!(apply.stdout.contains("disagree"), "{}", apply.stdout);
+    assert_eq!(
+        fs::read_to_string(format!("{LAB}/hosts/violet/srv/index.html")).unwrap(),
+        "host=violet version=1\n",
+        "nothing was changed"
+    );
+}
+
+#[test]
 fn a_dns_record_pointing_elsewhere_or_at_both_needs_an_operator() {
     let _lab = lab();
     nsupdate("update add app.baton.test. 5 A 198.18.0.22");
+    secondary_follows();
     let run = baton(&lab_config(), &["status", "--json", "api"]);
     assert_eq!(run.code, 4);
     assert_eq!(pair(&run.json(), "api")["holder"]["kind"], "both");
     nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.99");
+    secondary_follows();
     let run = baton(&lab_config(), &["status", "--json", "api"]);
     assert_eq!(run.code, 4);
     assert!(
@@ -516,9 +523,9 @@ fn a_dns_record_pointing_elsewhere_or_at_both_needs_an_operator() {
 #[test]
 fn a_dns_server_that_is_down_is_reported_not_waited_for() {
     let _lab = lab();
-    // 198.18.0.54 is in the lab's range but nothing answers there.
+    // 198.18.0.59 is in the lab's range but nothing answers there.
     let dir = with_pair("api.toml", |t| {
-        set_key(&t, "servers", "[\"198.18.0.53:53\", \"198.18.0.54:53\"]")
+        set_key(&t, "servers", "[\"198.18.0.53:53\", \"198.18.0.59:53\"]")
     });
     let run = baton(&dir.path().join("baton.toml"), &["status", "--json", "api"]);
     assert!(
@@ -530,7 +537,7 @@ fn a_dns_server_that_is_down_is_reported_not_waited_for() {
     let r = run.json();
     assert_eq!(pair(&r, "api")["holder"]["detail"], "amber");
     assert!(
-        problems(&r, "api").contains("198.18.0.54:53 gave no answer"),
+        problems(&r, "api").contains("198.18.0.59:53 gave no answer"),
         "{r}"
     );
 }

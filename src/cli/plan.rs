@@ -313,9 +313,10 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
                 to.address
             ),
             format!(
-                "ask {} directly until all answer {}",
+                "ask {} directly until all answer {} ({} at most, else switch back)",
                 d.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-                to.address
+                to.address,
+                humantime::format_duration(d.propagation_timeout)
             ),
         ],
         Traffic::Command(c) => vec![

@@ -203,6 +203,9 @@ pub struct Dns {
     /// The record's normal TTL, which the switched record gets (default:
     /// the TTL it had before the run).
     pub ttl: Option<u32>,
+    /// How long every server may take, after the UPDATE, to serve the new
+    /// answer (zone transfer to the secondaries) before the switch fails.
+    pub propagation_timeout: Duration,
 }
 
 /// Hooks that switch and report traffic.

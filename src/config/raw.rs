@@ -104,6 +104,8 @@ pub struct TrafficFile {
     pub switch_ttl: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub propagation_timeout: Option<Duration>,
     // command
     pub switch: Option<String>,
     pub query: Option<String>,

@@ -717,8 +717,9 @@ fn traffic(
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 12] = [
+    let present: [(&str, bool); 13] = [
         ("switch_ttl", t.switch_ttl.is_some()),
+        ("propagation_timeout", t.propagation_timeout.is_some()),
         ("ttl", t.ttl.is_some()),
         ("address", t.address.is_some()),
         ("interface", t.interface.is_some()),
@@ -733,7 +734,15 @@ fn traffic(
     ];
     let allowed: &[&str] = match method {
         "vip" => &["address", "interface", "arp_count", "batch"],
-        "dns" => &["name", "zone", "servers", "tsig_key", "switch_ttl", "ttl"],
+        "dns" => &[
+            "name",
+            "zone",
+            "servers",
+            "tsig_key",
+            "switch_ttl",
+            "ttl",
+            "propagation_timeout",
+        ],
         "command" => &["switch", "query"],
         "" => {
             sink.push(src.at(
@@ -927,6 +936,8 @@ fn traffic(
             };
             let switch_ttl = secs("switch_ttl", t.switch_ttl, 3600);
             let normal_ttl = secs("ttl", t.ttl, 7 * 86400);
+            let propagation_timeout = secs("propagation_timeout", t.propagation_timeout, 3600)
+                .map_or(DEFAULT_PROPAGATION, |s| Duration::from_secs(u64::from(s)));
             match (name, zone, key) {
                 (Some(name), Some(zone), Some(tsig_key)) if ok => Some(Traffic::Dns(Dns {
                     name,
@@ -935,6 +946,7 @@ fn traffic(
                     tsig_key,
                     switch_ttl,
                     ttl: normal_ttl,
+                    propagation_timeout,
                 })),
                 _ => None,
             }
@@ -1054,6 +1066,10 @@ fn valid_name(n: &str) -> bool {
 }
 
 const PLACEHOLDERS: [&str; 2] = ["{address}", "{host}"];
+
+/// How long a DNS switch waits for every server to serve the new answer
+/// when `propagation_timeout` is not set.
+const DEFAULT_PROPAGATION: Duration = Duration::from_secs(30);
 
 /// Placeholders are `{word}`; shell syntax such as `${VAR}` or `{ a; b; }`
 /// is left alone.

@@ -92,6 +92,66 @@ pub fn netns_ok(ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Sends an update (nsupdate's commands, without `server` and `send`),
+/// signed with the lab's key, to the lab's primary DNS server.
+pub fn nsupdate(commands: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", CTL, "nsupdate", "-k"])
+        .arg(format!("{LAB}/keys/update.key"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("nsupdate's stdin")
+        .write_all(format!("server 198.18.0.53\n{commands}\nsend\n").as_bytes())
+        .expect("write to nsupdate");
+    assert!(
+        child.wait().expect("wait for nsupdate").success(),
+        "nsupdate failed"
+    );
+}
+
+/// Waits (5 s at most) until the lab's secondary DNS server serves the
+/// primary's version of the zone (it follows by NOTIFY, about 1 s behind).
+pub fn secondary_follows() {
+    let serial = |server: &str| {
+        netns_ok(
+            CTL,
+            &["dig", "+short", "+norec", server, "baton.test.", "SOA"],
+        )
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_string()
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (primary, secondary) = (serial("@198.18.0.53"), serial("@198.18.0.54"));
+        if !primary.is_empty() && primary == secondary {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "the secondary does not follow: serial {primary} on the primary, {secondary} on it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Knot's control command on the lab's secondary (`zone-freeze` stops it
+/// taking transfers; `scripts/lab reset` thaws it).
+pub fn secondary_knotc(args: &[&str]) {
+    let out = Command::new("knotc")
+        .args(["-s", &format!("{LAB}/dns2/knot.sock")])
+        .args(args)
+        .output()
+        .expect("run knotc");
+    assert!(out.status.success(), "knotc {args:?}: {out:?}");
+}
+
 /// What a baton run did.
 pub struct Run {
     pub code: i32,
