@@ -127,6 +127,7 @@ def one(a, change):
         "servers": len(old),
         "switch_step_ms": round((end - begin) * 1000, 1),
         "update_to_all_new_ms": None if all_new is None else round((all_new - begin) * 1000, 1),
+        "update_to_new_ms": {srv: round((t - begin) * 1000, 1) for srv, t in sorted(new_seen.items())},
         "bad_answers": bad[:10],
         "bad_count": len(bad),
     }
