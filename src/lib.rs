@@ -12,6 +12,7 @@ pub mod exit;
 pub mod history;
 pub mod metrics;
 pub mod observe;
+pub mod quiesce;
 pub mod quote;
 pub mod remote;
 pub mod run;

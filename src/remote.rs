@@ -59,11 +59,32 @@ impl Recorder {
     ) -> Result<Output, SshError> {
         let started = Instant::now();
         let out = ssh.run_privileged(argv).await;
-        let shown = if ssh.target().sudo {
-            format!("sudo -n {}", quote::join(argv))
-        } else {
-            quote::join(argv)
-        };
+        self.keep(
+            &ssh.target().name,
+            &privileged_line(ssh, argv),
+            &out,
+            started.elapsed(),
+        );
+        out
+    }
+
+    /// Runs a program with root privileges with `input` on its stdin;
+    /// journaled as `COMMAND <<< INPUT`.
+    pub async fn run_privileged_input(
+        &mut self,
+        ssh: &SshHost,
+        argv: &[&str],
+        input: &str,
+    ) -> Result<Output, SshError> {
+        let started = Instant::now();
+        let out = ssh
+            .run_privileged_input(argv, input.as_bytes().to_vec())
+            .await;
+        let shown = format!(
+            "{} <<< {}",
+            privileged_line(ssh, argv),
+            quote::quote(input.trim_end())
+        );
         self.keep(&ssh.target().name, &shown, &out, started.elapsed());
         out
     }
@@ -131,6 +152,15 @@ impl Recorder {
         };
         self.keep("local", command, &out, started.elapsed());
         out
+    }
+}
+
+/// A privileged command line as it runs on `ssh`'s host.
+fn privileged_line(ssh: &SshHost, argv: &[&str]) -> String {
+    if ssh.target().sudo {
+        format!("sudo -n {}", quote::join(argv))
+    } else {
+        quote::join(argv)
     }
 }
 

@@ -18,6 +18,7 @@ use crate::config::{Dns, Host, Pair, Traffic, Vip};
 use crate::core::cycle::Holder;
 use crate::dns;
 use crate::observe::holds_address;
+use crate::quiesce;
 use crate::quote;
 use crate::remote::{failure, Recorder};
 use crate::ssh::{Armed, Output, SshError, SshHost};
@@ -157,20 +158,47 @@ async fn vip(
         return Err("both hosts must be reachable to move the virtual IP".to_string());
     };
     let cidr = v.to_string();
-    // Before the gap: a privileged `ip -batch -` already running on each
-    // host, so removing and adding the address do not wait for sudo.
-    let (old_ip, new_ip) = if v.batch {
-        // `-o`: one line per object; the probe (the loopback link, which
-        // every host has) proves ip runs before the gap opens.
-        let batch = ["ip", "-o", "-batch", "-"];
-        let probe = b"link show dev lo\n";
-        let (a, b) = tokio::join!(
-            from.arm_privileged(&batch, probe),
-            to.arm_privileged(&batch, probe)
-        );
-        (a.ok(), b.ok())
-    } else {
-        (None, None)
+    // Before the gap, a privileged `ip -batch -` starts on each host, so
+    // removing and adding the address do not wait for sudo.
+    let arm = |host| arm_ip(host, v.batch);
+    let (held, old_ip, new_ip) = match v.quiesce {
+        None => {
+            let (old_ip, new_ip) = tokio::join!(arm(from), arm(to));
+            (None, old_ip, new_ip)
+        }
+        Some(q) => {
+            // The new host first: it ends any hold of its own (left by an
+            // earlier switch the other way) and gets ready. Only then does
+            // the old one start holding new connections off, so that the
+            // hold lasts no longer than it must.
+            if let Err(e) = quiesce::release(rec, to, v).await {
+                return Err(format!("{e}; traffic stays on {}", from.target().name));
+            }
+            let new_ip = arm(to).await;
+            let since = match quiesce::hold(rec, from, v, q).await {
+                Ok(since) => since,
+                Err(e) => {
+                    // (nft applies all or nothing; this is for a hold whose
+                    // answer was lost)
+                    let _ = quiesce::release(rec, from, v).await;
+                    return Err(format!("{e}; traffic stays on {}", from.target().name));
+                }
+            };
+            (Some((since, q)), arm(from).await, new_ip)
+        }
+    };
+    let note = match held {
+        Some((since, q)) => {
+            // The connections open when the hold began have the rest of
+            // the quiesce time to finish.
+            tokio::time::sleep(q.saturating_sub(since.elapsed())).await;
+            format!(
+                ", after holding new connections off {} for {}",
+                from.target().name,
+                humantime::format_duration(q)
+            )
+        }
+        None => String::new(),
     };
     let started = Instant::now();
     let out = ip_now(
@@ -181,6 +209,10 @@ async fn vip(
     )
     .await;
     if !out.as_ref().is_ok_and(|o| o.success()) {
+        drop(new_ip);
+        if v.quiesce.is_some() {
+            let _ = quiesce::release(rec, from, v).await;
+        }
         return Err(failure(
             &format!("removing {cidr} from {}", from.target().name),
             &out,
@@ -209,6 +241,9 @@ async fn vip(
         } else {
             "NOT restored"
         };
+        if v.quiesce.is_some() {
+            let _ = quiesce::release(rec, from, v).await;
+        }
         return Err(format!("{why}; the address was {restored}"));
     }
     let arp_note = announce(v, to, rec).await;
@@ -220,7 +255,7 @@ async fn vip(
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
-                "{cidr} moved to {} in {} ms{arp_note}",
+                "{cidr} moved to {} in {} ms{note}{arp_note}",
                 to_host.name,
                 gap.as_millis()
             ),
@@ -232,6 +267,19 @@ async fn vip(
             to.target().name
         )),
     }
+}
+
+/// Starts `ip -o -batch -` with root privileges on a host, when `batch`;
+/// None when it is off or could not start (the commands then run alone).
+async fn arm_ip(host: &SshHost, batch: bool) -> Option<Armed> {
+    if !batch {
+        return None;
+    }
+    // `-o`: one line per object; the probe (the loopback link, which every
+    // host has) proves ip runs before the gap opens.
+    host.arm_privileged(&["ip", "-o", "-batch", "-"], b"link show dev lo\n")
+        .await
+        .ok()
 }
 
 /// Runs `ip ARGS` with root privileges on a host: as one line to its armed

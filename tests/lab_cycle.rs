@@ -1285,27 +1285,35 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
     assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
 }
 
+/// Runs `body` with the lab's sudoers lacking one rule (`rule`, as it is
+/// written there, with the separator that follows it), then puts it back
+/// (the lab's reset would too).
+fn without_sudo_rule<T>(rule: &str, body: impl FnOnce() -> T) -> T {
+    use std::os::unix::fs::PermissionsExt;
+    let path = Path::new("/etc/sudoers.d/baton-lab");
+    let tmp = Path::new("/etc/sudoers.d/baton-lab.test"); // a name with a dot: ignored by sudo
+    let install = |text: &str| {
+        fs::write(tmp, text).unwrap();
+        fs::set_permissions(tmp, fs::Permissions::from_mode(0o440)).unwrap();
+        fs::rename(tmp, path).unwrap();
+    };
+    let text = fs::read_to_string(path).unwrap();
+    let without = text.replace(rule, "");
+    assert_ne!(text, without, "{rule:?} is in the lab's sudoers");
+    install(&without);
+    let out = body();
+    install(&text);
+    out
+}
+
 #[test]
 fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
-    use std::os::unix::fs::PermissionsExt;
     let _lab = lab();
-    // The lab's sudoers without the `ip -o -batch -` rule; the lab's reset
-    // (when this test ends) writes the rule back.
-    let path = Path::new("/etc/sudoers.d/baton-lab");
-    let text = fs::read_to_string(path).unwrap();
     let ip = netns_ok(CTL, &["sh", "-c", "command -v ip"]);
-    let without = text.replace(&format!("{} -o -batch -, ", ip.trim()), "");
-    assert_ne!(text, without, "the rule is in the lab's sudoers");
-    let tmp = Path::new("/etc/sudoers.d/baton-lab.test"); // a name with a dot: ignored by sudo
-    fs::write(tmp, &without).unwrap();
-    fs::set_permissions(tmp, fs::Permissions::from_mode(0o440)).unwrap();
-    fs::rename(tmp, path).unwrap();
-
     let dir = custom_config(|_, t| t);
-    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
-    fs::write(tmp, &text).unwrap();
-    fs::set_permissions(tmp, fs::Permissions::from_mode(0o440)).unwrap();
-    fs::rename(tmp, path).unwrap();
+    let run = without_sudo_rule(&format!("{} -o -batch -, ", ip.trim()), || {
+        baton(&dir.path().join("baton.toml"), &["switchover", "web"])
+    });
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
     let switch = journal(&dir.path().join("state"), "web")
@@ -1349,4 +1357,177 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
         );
     }
     assert!(cmds[0].3.starts_with("sudo:"), "{cmds:#?}");
+}
+
+/// The commands a step's last `end` record lists: (host, status, command).
+fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String)> {
+    journal(state, pair)
+        .iter()
+        .rev()
+        .find(|r| r["event"] == "end" && r["step"] == step)
+        .unwrap()["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap().to_string(),
+                c["status"].as_i64().unwrap_or(-1),
+                c["command"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A request from the client namespace with a short connect timeout:
+/// curl's exit code and what it printed.
+fn client_get(url: &str) -> (i32, String) {
+    let out = netns(
+        "baton-client",
+        &[
+            "curl",
+            "-s",
+            "--connect-timeout",
+            "0.5",
+            "--max-time",
+            "2",
+            url,
+        ],
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\nquiesce = \"3s\"\n",
+        )
+    });
+    let state = dir.path().join("state");
+    let child = spawn(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    wait_for_begin(&state, "web", "switch");
+    std::thread::sleep(Duration::from_millis(1000));
+    // Inside the quiesce time: blue still holds the address, but a new
+    // connection to it gets no answer (its SYN is dropped; a real client
+    // would retry a second later), while blue's own address still works.
+    assert!(holds_vip("baton-blue"), "blue still holds the VIP");
+    let (code, body) = client_get("http://198.18.0.100/");
+    assert_eq!(code, 28, "a connect timeout, not an answer: {body:?}");
+    let (code, body) = client_get("http://198.18.0.11/");
+    assert_eq!((code, body.as_str()), (0, "host=blue version=1\n"));
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+    // Once the address moved, green answers at once: no hold on green.
+    assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
+    let (code, body) = client_get("http://198.18.0.100/");
+    assert_eq!((code, body.as_str()), (0, "host=green version=1\n"));
+    let detail = journal(&state, "web")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("after holding new connections off blue for 3s"),
+        "{detail}"
+    );
+    let cmds = step_commands(&state, "web", "switch");
+    let nft: Vec<&(String, i64, String)> = cmds
+        .iter()
+        .filter(|c| c.2.starts_with("sudo -n nft -f - <<< "))
+        .collect();
+    assert_eq!(nft.len(), 2, "{cmds:#?}");
+    assert!(
+        nft.iter().any(|c| c.0 == "blue"
+            && c.1 == 0
+            && c.2
+                .contains("add element inet baton quiesce4 { 198.18.0.100 timeout 5000ms }")),
+        "{cmds:#?}"
+    );
+    assert!(
+        nft.iter().any(|c| c.0 == "green"
+            && c.1 == 0
+            && c.2
+                .contains("delete element inet baton quiesce4 { 198.18.0.100 }")),
+        "{cmds:#?}"
+    );
+}
+
+#[test]
+fn a_switch_back_ends_the_hold_on_the_host_taking_the_address_back() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\nquiesce = \"50ms\"\n",
+        ) + GREEN_MUST_NOT_SERVE
+    });
+    let state = dir.path().join("state");
+    let run = baton(
+        &dir.path().join("baton.toml"),
+        &["apply", "web", "--change", "v2"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    // blue held new connections off before giving the address up; taking
+    // it back, it ended that hold first, so it answers at once.
+    let back = step_commands(&state, "web", "switch_back");
+    assert!(
+        back.iter().any(|c| c.0 == "blue"
+            && c.1 == 0
+            && c.2
+                .contains("delete element inet baton quiesce4 { 198.18.0.100 }")),
+        "{back:#?}"
+    );
+    let (code, body) = client_get("http://198.18.0.100/");
+    assert_eq!((code, body.as_str()), (0, "host=blue version=1\n"));
+    let held = netns_ok(
+        "baton-blue",
+        &["nft", "list", "set", "inet", "baton", "quiesce4"],
+    );
+    assert!(!held.contains("198.18.0.100"), "{held}");
+}
+
+#[test]
+fn when_the_hold_cannot_start_the_switch_fails_before_the_address_moves() {
+    let _lab = lab();
+    let nft = netns_ok(CTL, &["sh", "-c", "command -v nft"]);
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\nquiesce = \"50ms\"\n",
+        )
+    });
+    let run = without_sudo_rule(&format!(", {} -f -", nft.trim()), || {
+        baton(&dir.path().join("baton.toml"), &["switchover", "web"])
+    });
+    assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    let switch = journal(&dir.path().join("state"), "web")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    let detail = switch["detail"].as_str().unwrap();
+    // (the new host's nft, which runs first, is refused)
+    assert!(
+        detail.contains("ending any hold on new connections to 198.18.0.100 on green")
+            && detail.contains("allow `nft -f -`")
+            && detail.contains("traffic stays on blue"),
+        "{detail}"
+    );
+    // Nothing was removed or added.
+    let cmds = step_commands(&dir.path().join("state"), "web", "switch");
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| c.2.contains("addr del") || c.2.contains("addr add")),
+        "{cmds:#?}"
+    );
 }

@@ -19,8 +19,29 @@ def vip_section(d):
            "first the new primary answered, by send time. *Longest without a prompt "
            "answer*: the longest stretch of send times in which no request was answered "
            "within 100 ms. *Switch step*: baton's own time for the step (remove, add, "
-           "announce, confirm). Target: no failed request, gap under 20 ms.", "",
-           "| run | requests | failed | delayed > 100 ms | max latency | gap | longest without a prompt answer | switch step | baton exit |",
+           "announce, confirm). Target: no failed request, gap under 20 ms. "
+           "*apply-quiesce* runs the same apply with `quiesce = \"20ms\"`: the old "
+           "primary drops new connections' SYNs for 20 ms before the address leaves it, "
+           "so that open connections finish (README, *Switching by VIP*).", ""]
+    kinds = []
+    for r in rows:
+        k = r["name"].rsplit("-", 1)[0]
+        if k not in kinds:
+            kinds.append(k)
+    out += ["| runs of | runs | requests | failed | delayed > 100 ms (per run) | median gap | median longest without a prompt answer |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for k in kinds:
+        rs = [r for r in rows if r["name"].rsplit("-", 1)[0] == k]
+        gaps = [r["gap_ms"] for r in rs if r["gap_ms"] is not None]
+        deads = [r["longest_without_prompt_answer_ms"] for r in rs
+                 if r.get("longest_without_prompt_answer_ms") is not None]
+        delayed = sum(r["delayed_over_100ms"] for r in rs)
+        out.append(f'| {k} | {len(rs)} | {sum(r["requests"] for r in rs)} | '
+                   f'{sum(r["failed"] for r in rs)} | {delayed} ({delayed / len(rs):.1f}) | '
+                   + (f"{statistics.median(gaps):.1f} ms" if gaps else "-") + " | "
+                   + (f"{statistics.median(deads):.1f} ms" if deads else "-") + " |")
+    out += ["", "Each run:", "",
+            "| run | requests | failed | delayed > 100 ms | max latency | gap | longest without a prompt answer | switch step | baton exit |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         gap = "-" if r["gap_ms"] is None else f'{r["gap_ms"]:.1f} ms'

@@ -288,8 +288,15 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
             let mut a = Vec::new();
             if kind != Kind::Failover {
                 a.push(format!("confirm {} holds {cidr} and {} does not", from.name, to.name));
+                if let Some(q) = v.quiesce {
+                    let ms = (q + crate::quiesce::LAPSE).as_millis();
+                    a.push(format!("on {}: {sudo}nft -f - (baton's table inet baton: drop SYNs to {}, for {}ms at most) so no new connection starts there; on {}: {sudo}nft -f - (end any such hold)", from.name, v.address, ms, to.name));
+                }
                 if v.batch {
                     a.push(format!("on {} and {}: start {sudo}ip -o -batch - so the next two commands are one line each to a running ip (if sudo refuses it, they run as shown)", from.name, to.name));
+                }
+                if let Some(q) = v.quiesce {
+                    a.push(format!("wait until {} after the hold began: the open connections finish", humantime::format_duration(q)));
                 }
                 a.push(format!("on {}: {sudo}{}", from.name, quote::join(&["ip", "addr", "del", &cidr, "dev", &v.interface])));
             }

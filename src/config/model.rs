@@ -178,6 +178,11 @@ pub struct Vip {
     /// adding the address each cost one line to a running `ip` instead of
     /// starting sudo inside the switch (falls back when sudo refuses it).
     pub batch: bool,
+    /// Before the address leaves the old primary, it stops accepting new
+    /// TCP connections to it (nftables drops their SYNs; clients retry in a
+    /// second, by when the new primary has it) for this long, so that the
+    /// connections already open can finish. None: no quiescing.
+    pub quiesce: Option<Duration>,
 }
 
 impl fmt::Display for Vip {

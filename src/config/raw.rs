@@ -95,6 +95,8 @@ pub struct TrafficFile {
     pub interface: Option<String>,
     pub arp_count: Option<u32>,
     pub batch: Option<bool>,
+    #[serde(default, with = "humantime_serde")]
+    pub quiesce: Option<Duration>,
     // dns
     pub name: Option<String>,
     pub zone: Option<String>,

@@ -717,7 +717,8 @@ fn traffic(
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 13] = [
+    let present: [(&str, bool); 14] = [
+        ("quiesce", t.quiesce.is_some()),
         ("switch_ttl", t.switch_ttl.is_some()),
         ("propagation_timeout", t.propagation_timeout.is_some()),
         ("ttl", t.ttl.is_some()),
@@ -733,7 +734,7 @@ fn traffic(
         ("query", t.query.is_some()),
     ];
     let allowed: &[&str] = match method {
-        "vip" => &["address", "interface", "arp_count", "batch"],
+        "vip" => &["address", "interface", "arp_count", "batch", "quiesce"],
         "dns" => &[
             "name",
             "zone",
@@ -832,6 +833,16 @@ fn traffic(
                 ));
                 ok = false;
             }
+            if let Some(q) = t.quiesce {
+                if q < Duration::from_millis(1) || q > Duration::from_secs(60) {
+                    sink.push(src.at(
+                        &at("quiesce"),
+                        format!("quiesce {} is out of range", humantime::format_duration(q)),
+                        "use \"1ms\" to \"1m\": about as long as your slowest ordinary request (\"50ms\", say)",
+                    ));
+                    ok = false;
+                }
+            }
             match (address, interface) {
                 (Some((address, prefix)), Some(interface)) if ok => Some(Traffic::Vip(Vip {
                     address,
@@ -839,6 +850,7 @@ fn traffic(
                     interface,
                     arp_count,
                     batch: t.batch.unwrap_or(true),
+                    quiesce: t.quiesce,
                 })),
                 _ => None,
             }

@@ -250,11 +250,25 @@ impl SshHost {
     /// through `sudo -n` when the pair sets `sudo = true`, else directly.
     /// A sudo that wants a password or refuses the command is an error.
     pub async fn run_privileged(&self, argv: &[&str]) -> Result<Output, SshError> {
+        self.privileged(argv, None).await
+    }
+
+    /// As `run_privileged`, with `input` on the program's stdin.
+    pub async fn run_privileged_input(
+        &self,
+        argv: &[&str],
+        input: Vec<u8>,
+    ) -> Result<Output, SshError> {
+        self.privileged(argv, Some(input)).await
+    }
+
+    async fn privileged(&self, argv: &[&str], input: Option<Vec<u8>>) -> Result<Output, SshError> {
         let line = quote::join(argv);
+        let timeout = self.target.command_timeout;
         if !self.target.sudo {
-            return self.run(&line).await;
+            return self.exec(line, input, timeout).await;
         }
-        let out = self.run(&format!("sudo -n {line}")).await?;
+        let out = self.exec(format!("sudo -n {line}"), input, timeout).await?;
         if out.status == Some(1) {
             let err = out.stderr_text();
             if err.contains("a password is required") || err.contains("a terminal is required") {
