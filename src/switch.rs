@@ -358,6 +358,12 @@ async fn vip_take(
         ));
     };
     let cidr = v.to_string();
+    if v.quiesce.is_some() {
+        // A hold of its own from an earlier switch would drop new
+        // connections for a moment; it lapses anyway, so an emergency
+        // move does not wait on nft working.
+        let _ = quiesce::release(rec, to, v).await;
+    }
     if holds_address(to, &v.interface, v.address).await != Ok(true) {
         let out = rec
             .run_privileged(to, &["ip", "addr", "add", &cidr, "dev", &v.interface])

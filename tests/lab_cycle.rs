@@ -8,6 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -1530,4 +1531,49 @@ fn when_the_hold_cannot_start_the_switch_fails_before_the_address_moves() {
             .any(|c| c.2.contains("addr del") || c.2.contains("addr add")),
         "{cmds:#?}"
     );
+}
+
+#[test]
+fn a_host_taking_the_address_ends_a_hold_left_on_it() {
+    let _lab = lab();
+    // A hold on new connections to the VIP, as an earlier switch the other
+    // way would have left it, but for a minute: while it lasts, the host
+    // drops every SYN to the VIP.
+    let plant = |ns: &str| {
+        let script =
+            baton::quiesce::hold_script(&WEB_VIP.parse().unwrap(), Duration::from_secs(58));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\nquiesce = \"20ms\"\n",
+        )
+    });
+    let cfg = dir.path().join("baton.toml");
+    // A switchover to green, which holds new connections off itself.
+    plant("baton-green");
+    let run = baton(&cfg, &["switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let (code, body) = client_get(&format!("http://{WEB_VIP}/"));
+    assert_eq!((code, body.as_str()), (0, "host=green version=1\n"));
+    // A failover to blue, which does too: green is cut off.
+    plant("baton-blue");
+    netns_ok("baton-green", &["ip", "link", "set", "eth0", "down"]);
+    let run = baton(&cfg, &["failover", "web", "--reason", "green died"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (code, body) = client_get(&format!("http://{WEB_VIP}/"));
+    assert_eq!((code, body.as_str()), (0, "host=blue version=1\n"));
 }

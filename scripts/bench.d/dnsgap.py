@@ -23,7 +23,10 @@ import threading
 import time
 from datetime import datetime
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from gap import svg  # noqa: E402  (the VIP benchmark's timeline drawing)
 
 
 def query(name):
@@ -84,7 +87,34 @@ def ts(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
-def one(a, change):
+def steps_of(recs, run):
+    """(start, end, step) of each step of one run, from its journal."""
+    begins, out = {}, []
+    for r in recs:
+        if r.get("run") != run:
+            continue
+        if r.get("event") == "begin":
+            begins[r["step"]] = ts(r["at"])
+        elif r.get("event") == "end" and r.get("step") in begins:
+            out.append((begins.pop(r["step"]), ts(r["at"]), r["step"]))
+    return out
+
+
+def draw(a, results, recs, run, started, new_seen):
+    """One SVG timeline per server: each query a tick coloured by the
+    address it answered, red when it got no good answer."""
+    steps = steps_of(recs, run)
+    for i, srv in enumerate(a.servers.split(",")):
+        reqs = [(t, lat, " ".join(ans) if isinstance(ans, list) else "FAIL",
+                 "" if isinstance(ans, list) else ans)
+                for (t, lat, s, ans) in results if s == srv]
+        role = "primary" if i == 0 else f"secondary{'' if i == 1 else i}"
+        svg(os.path.join(a.svg_dir, f"dns-{role}.svg"),
+            f"{a.name}: {len(reqs)} queries to the {role} {srv}, one every {a.interval_ms:g} ms",
+            reqs, steps, started, new_seen.get(srv))
+
+
+def one(a, change, picture=False):
     stop = threading.Event()
     results = []
     threads = [threading.Thread(target=poll, args=(srv, a.record, a.interval_ms / 1000, stop, results))
@@ -93,6 +123,7 @@ def one(a, change):
         t.start()
     time.sleep(0.5)
     baton = os.path.join(ROOT, "target/release/baton")
+    started = time.time()
     code = subprocess.run([baton, "--config", a.config, "apply", "api", "--change", change,
                            "--reason", "benchmark"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode
@@ -120,6 +151,8 @@ def one(a, change):
         if ans != old[srv] and srv not in new_seen:
             new_seen[srv] = t
     all_new = max(new_seen.values()) if len(new_seen) == len(old) else None
+    if picture and a.svg_dir:
+        draw(a, results, recs, switch[1]["run"], started, new_seen)
     return {
         "name": f"{a.name}-{change}",
         "exit": code,
@@ -142,6 +175,7 @@ def main():
     p.add_argument("--interval-ms", type=float, default=2)
     p.add_argument("--runs", type=int, default=4)
     p.add_argument("--out", required=True)
+    p.add_argument("--svg-dir", help="write dns-primary.svg and dns-secondary.svg (first run) here")
     a = p.parse_args()
     if os.environ.get("BATON_BENCH_IN_CTL") != "1":
         env = dict(os.environ, BATON_BENCH_IN_CTL="1")
@@ -149,7 +183,7 @@ def main():
                               env=env).returncode
     with open(a.out, "w") as out:
         for i in range(a.runs):
-            row = one(a, "v2" if i % 2 == 0 else "v1")
+            row = one(a, "v2" if i % 2 == 0 else "v1", picture=i == 0)
             out.write(json.dumps(row) + "\n")
             print(json.dumps(row))
     return 0

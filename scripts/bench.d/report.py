@@ -90,6 +90,12 @@ def dns_section(d):
         each = " / ".join(f"{ms:.1f} ms" for _, ms in sorted(r.get("update_to_new_ms", {}).items()))
         out.append(f'| {r["name"]} | {r["exit"]} | {r["queries"]} | {r["servers"]} | '
                    f'{each or "-"} | {new} | {r["switch_step_ms"]:.1f} ms | {r["bad_count"]} |')
+    svgs = sorted(f for f in os.listdir(d) if f.startswith("dns-") and f.endswith(".svg"))
+    if svgs:
+        out += ["", "Timelines of the first run, one per server (one tick per query at its "
+                "send time, coloured by the address it answered, red when it got no good "
+                "answer; tick height is the latency; the bands are baton's steps):", ""]
+        out += [f"![{f}](bench/{f})" for f in svgs]
     return out + [""]
 
 
