@@ -1186,6 +1186,86 @@ fn on_a_terminal_a_live_block_shows_the_pair_in_flight_and_without_one_plain_lin
     assert!(run.stdout.contains("web  OK:"), "{}", run.stdout);
 }
 
+/// What a terminal shows after `text`: printable characters, CR, LF,
+/// cursor up (`ESC [ n A`) and erase below (`ESC [ J`); other escape
+/// sequences are skipped.
+fn screen(text: &str) -> Vec<String> {
+    let mut rows: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                let mut seq = String::new();
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    while let Some(&d) = chars.peek() {
+                        chars.next();
+                        if d.is_ascii_alphabetic() {
+                            seq.push(d);
+                            break;
+                        }
+                        seq.push(d);
+                    }
+                }
+                if let Some(n) = seq.strip_suffix('A') {
+                    row = row.saturating_sub(n.parse().unwrap_or(1));
+                } else if seq == "J" {
+                    rows[row].truncate(col);
+                    rows.truncate(row + 1);
+                }
+            }
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                if rows.len() <= row {
+                    rows.push(Vec::new());
+                }
+            }
+            c => {
+                let line = &mut rows[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                if col < line.len() {
+                    line[col] = c;
+                } else {
+                    line.push(c);
+                }
+                col += 1;
+            }
+        }
+    }
+    rows.into_iter().map(|r| r.into_iter().collect()).collect()
+}
+
+#[test]
+fn log_lines_on_a_terminal_go_above_the_live_block_and_leave_no_stale_line() {
+    let _lab = lab();
+    let dir = custom_config(|_, t| t);
+    // -vv logs every remote command while the block is drawn.
+    let command = format!(
+        "{} -vv --config {} apply web --change v2 --reason live-view-test",
+        env!("CARGO_BIN_EXE_baton"),
+        dir.path().join("baton.toml").display()
+    );
+    let out = netns(CTL, &["script", "-qfec", &command, "/dev/null"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let shown = screen(&text);
+    let logs = shown.iter().filter(|l| l.contains("DEBUG")).count();
+    assert!(logs > 10, "the log lines are on the screen: {shown:#?}");
+    // Every block was erased: no header is left between the lines.
+    assert!(
+        !shown.iter().any(|l| l.starts_with("── ")),
+        "a stale line of the live block: {shown:#?}"
+    );
+    assert!(
+        shown.iter().any(|l| l.starts_with("web  OK:")),
+        "{shown:#?}"
+    );
+}
+
 #[test]
 fn a_run_without_a_reason_is_refused_and_changes_nothing() {
     let _lab = lab();

@@ -2,7 +2,8 @@
 //! plain line per step when stdout is not a terminal (cron, systemd,
 //! pipes), or on a terminal the same lines with a live block under them
 //! that shows every pair in flight, its step and how long it has taken,
-//! redrawn a few times a second.
+//! redrawn a few times a second. While a live block is drawn, log lines
+//! (tracing, on stderr) are written above it, so it stays whole.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -15,6 +16,52 @@ use crate::run::{Event, Progress};
 
 /// How often the live block is redrawn.
 const TICK: Duration = Duration::from_millis(200);
+
+/// The board of the live printer drawing now, if any: log lines go above
+/// its block.
+static LIVE: Mutex<Option<Arc<Mutex<Board>>>> = Mutex::new(None);
+
+/// One log line on its way to stderr (`log_writer`): collected whole, then
+/// written when tracing is done with it.
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let live = LIVE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut err = std::io::stderr().lock();
+        match live {
+            Some(board) => {
+                // Erase the block, write the line where it was, draw the
+                // block again under it.
+                let mut b = lock(&board);
+                erase(&mut b);
+                let _ = err.write_all(&self.0);
+                let _ = err.flush();
+                redraw(&mut b, &[]);
+            }
+            None => {
+                let _ = err.write_all(&self.0);
+            }
+        }
+    }
+}
+
+/// The writer for tracing's output: stderr, above the live block when one
+/// is drawn.
+pub fn log_writer() -> LogLine {
+    LogLine(Vec::new())
+}
 
 /// The three ways of showing progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +141,9 @@ impl Printer {
                 }
             })
         });
+        if mode == Mode::Live {
+            *LIVE.lock().unwrap_or_else(|p| p.into_inner()) = Some(board.clone());
+        }
         Printer {
             mode,
             board,
@@ -109,6 +159,7 @@ impl Printer {
             let _ = t.join();
         }
         if self.mode == Mode::Live {
+            *LIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let mut b = lock(&self.board);
             b.running.clear();
             erase(&mut b);
@@ -210,23 +261,7 @@ fn redraw(b: &mut Board, lines: &[String]) {
         return;
     }
     let now = Instant::now();
-    let done: usize = b.ended.values().sum();
-    let failed: usize = b
-        .ended
-        .iter()
-        .filter(|(k, _)| k.as_str() != "ok")
-        .map(|(_, n)| n)
-        .sum();
-    let total = if b.total > 0 {
-        format!("/{}", b.total)
-    } else {
-        String::new()
-    };
-    let elapsed = b.started.map_or(0.0, |s| (now - s).as_secs_f64());
-    let mut block = vec![format!(
-        "── {done}{total} done ({failed} not ok), {} running, {elapsed:.1}s ──",
-        b.running.len()
-    )];
+    let mut block = vec![header(b, now)];
     // A block taller than the terminal would scroll and break the erase.
     let (columns, rows) = terminal_size();
     let room = rows.saturating_sub(3).max(1);
@@ -254,6 +289,35 @@ fn redraw(b: &mut Board, lines: &[String]) {
     let _ = out.flush();
 }
 
+/// The block's first line: how many pairs ended, how (a pair that did not
+/// start, for its window, the gate or a lock, is told apart from one that
+/// failed), how many run, for how long.
+fn header(b: &Board, now: Instant) -> String {
+    let done: usize = b.ended.values().sum();
+    let count = |pick: &dyn Fn(&str) -> bool| -> usize {
+        b.ended
+            .iter()
+            .filter(|(k, _)| pick(k))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let failed = count(&|k| k != "ok" && k != "not_started");
+    let held = match count(&|k| k == "not_started") {
+        0 => String::new(),
+        n => format!(", {n} not started"),
+    };
+    let total = if b.total > 0 {
+        format!("/{}", b.total)
+    } else {
+        String::new()
+    };
+    let elapsed = b.started.map_or(0.0, |s| (now - s).as_secs_f64());
+    format!(
+        "── {done}{total} done ({failed} not ok{held}), {} running, {elapsed:.1}s ──",
+        b.running.len()
+    )
+}
+
 /// The terminal's columns and rows (80 by 24 when it cannot be asked).
 fn terminal_size() -> (usize, usize) {
     let mut ws = libc::winsize {
@@ -268,5 +332,36 @@ fn terminal_size() -> (usize, usize) {
         (ws.ws_col as usize, ws.ws_row as usize)
     } else {
         (80, 24)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_tells_pairs_that_did_not_start_from_failed_ones() {
+        let now = Instant::now();
+        let mut b = Board {
+            total: 8,
+            started: Some(now),
+            ..Board::default()
+        };
+        assert_eq!(
+            header(&b, now),
+            "── 0/8 done (0 not ok), 0 running, 0.0s ──"
+        );
+        for (state, n) in [
+            ("ok", 3),
+            ("not_started", 2),
+            ("failed", 1),
+            ("operator", 1),
+        ] {
+            b.ended.insert(state.to_string(), n);
+        }
+        assert_eq!(
+            header(&b, now),
+            "── 7/8 done (2 not ok, 2 not started), 0 running, 0.0s ──"
+        );
     }
 }

@@ -329,8 +329,10 @@ pub fn in_ctl<T: Send>(body: impl AsyncFnOnce() -> T + Send) -> T {
 
 /// Every record of a pair's journal under a state directory.
 pub fn journal(dir: &Path, pair: &str) -> Vec<serde_json::Value> {
-    fs::read_to_string(dir.join(format!("{pair}.journal")))
-        .unwrap_or_default()
+    let text = fs::read_to_string(dir.join(format!("{pair}.journal"))).unwrap_or_default();
+    // Only whole lines: a run still writing may have appended half of one.
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
