@@ -181,13 +181,13 @@ pub enum DnsUpdateError {
         name: String,
         expected: String,
     },
-    #[error("{server} refused the TSIG signature ({code}): check that {key} holds the key the server has for updates")]
+    #[error("{server} refused the TSIG signature ({code}): check that {key} holds the key the server has for updates, and that {server}, the first of `servers`, is the zone's primary (updates go to it)")]
     BadKey {
         server: SocketAddr,
         code: String,
         key: String,
     },
-    #[error("{server} refused the update ({code}): check the server's update policy for {name}")]
+    #[error("{server} refused the update ({code}): check the server's update policy for {name}, and that {server}, the first of `servers`, is the zone's primary (updates go to it)")]
     Refused {
         server: SocketAddr,
         name: String,

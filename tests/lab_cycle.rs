@@ -1657,3 +1657,20 @@ fn a_host_taking_the_address_ends_a_hold_left_on_it() {
     let (code, body) = client_get(&format!("http://{WEB_VIP}/"));
     assert_eq!((code, body.as_str()), (0, "host=blue version=1\n"));
 }
+
+#[test]
+fn a_secondary_listed_first_refuses_the_update_and_the_message_says_why() {
+    let _lab = lab();
+    let dir = with_pair("api.toml", |t| {
+        set_key(&t, "servers", "[\"198.18.0.54:53\", \"198.18.0.53:53\"]")
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
+    assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("198.18.0.54:53, the first of `servers`, is the zone's primary"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(dns_answer(), "198.18.0.21");
+}
