@@ -1491,6 +1491,24 @@ fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() 
         )
     });
     let state = dir.path().join("state");
+    let plan = baton(&dir.path().join("baton.toml"), &["plan", "web"]);
+    let lines: Vec<&str> = plan.stdout.lines().map(str::trim).collect();
+    let at = |text: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("{text:?} is not in the plan:\n{}", plan.stdout))
+    };
+    // In the order they run: green gets ready, then blue holds, waits, lets go.
+    let order = [
+        at("on green: sudo -n nft -f - (end any hold on new connections to 198.18.0.100"),
+        at("on green: start sudo -n ip -o -batch -"),
+        at("on blue: sudo -n nft -f - (baton's table inet baton drops SYNs to 198.18.0.100 for 5000ms at most)"),
+        at("on blue: start sudo -n ip -o -batch -"),
+        at("wait until 3s after the hold began"),
+        at("on blue: sudo -n ip addr del 198.18.0.100/24 dev eth0"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", plan.stdout);
     let child = spawn(&dir.path().join("baton.toml"), &["switchover", "web"]);
     wait_for_begin(&state, "web", "switch");
     std::thread::sleep(Duration::from_millis(1000));

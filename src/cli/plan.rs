@@ -288,15 +288,22 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
             let mut a = Vec::new();
             if kind != Kind::Failover {
                 a.push(format!("confirm {} holds {cidr} and {} does not", from.name, to.name));
-                if let Some(q) = v.quiesce {
-                    let ms = (q + crate::quiesce::LAPSE).as_millis();
-                    a.push(format!("on {}: {sudo}nft -f - (baton's table inet baton: drop SYNs to {}, for {}ms at most) so no new connection starts there; on {}: {sudo}nft -f - (end any such hold)", from.name, v.address, ms, to.name));
-                }
-                if v.batch {
-                    a.push(format!("on {} and {}: start {sudo}ip -o -batch - so the next two commands are one line each to a running ip (if sudo refuses it, they run as shown)", from.name, to.name));
-                }
-                if let Some(q) = v.quiesce {
-                    a.push(format!("wait until {} after the hold began: the open connections finish", humantime::format_duration(q)));
+                let batch = "ip -o -batch - so that its command below is one line to a running ip (if sudo refuses it, it runs as shown)";
+                match v.quiesce {
+                    None if v.batch => a.push(format!("on {} and {}: start {sudo}{batch}", from.name, to.name)),
+                    None => {}
+                    Some(q) => {
+                        let ms = (q + crate::quiesce::LAPSE).as_millis();
+                        a.push(format!("on {}: {sudo}nft -f - (end any hold on new connections to {} left there)", to.name, v.address));
+                        if v.batch {
+                            a.push(format!("on {}: start {sudo}{batch}", to.name));
+                        }
+                        a.push(format!("on {}: {sudo}nft -f - (baton's table inet baton drops SYNs to {} for {ms}ms at most): no new connection starts there", from.name, v.address));
+                        if v.batch {
+                            a.push(format!("on {}: start {sudo}{batch}", from.name));
+                        }
+                        a.push(format!("wait until {} after the hold began: the open connections finish", humantime::format_duration(q)));
+                    }
                 }
                 a.push(format!("on {}: {sudo}{}", from.name, quote::join(&["ip", "addr", "del", &cidr, "dev", &v.interface])));
             }
