@@ -18,6 +18,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Which build to measure (scripts/bench --smoke uses the debug build).
+PROFILE = os.environ.get("BATON_BENCH_PROFILE", "release")
 LAB = "/var/lib/baton-lab"
 ADDR = {"blue": "198.18.0.11", "green": "198.18.0.12"}
 
@@ -69,7 +71,7 @@ def time_ansible(venv, reps, out):
 
 
 def time_baton(config, label, reps, out):
-    baton = os.path.join(ROOT, "target/release/baton")
+    baton = os.path.join(ROOT, f"target/{PROFILE}/baton")
     reset()
     for i in range(reps):
         change = "v2" if i % 2 == 0 else "v1"

@@ -25,6 +25,8 @@ from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Which build to measure (scripts/bench --smoke uses the debug build).
+PROFILE = os.environ.get("BATON_BENCH_PROFILE", "release")
 sys.path.insert(0, HERE)
 from gap import svg  # noqa: E402  (the VIP benchmark's timeline drawing)
 
@@ -122,7 +124,7 @@ def one(a, change, picture=False):
     for t in threads:
         t.start()
     time.sleep(0.5)
-    baton = os.path.join(ROOT, "target/release/baton")
+    baton = os.path.join(ROOT, f"target/{PROFILE}/baton")
     started = time.time()
     code = subprocess.run([baton, "--config", a.config, "apply", "api", "--change", change,
                            "--reason", "benchmark"], stdout=subprocess.DEVNULL,

@@ -19,12 +19,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Which build to measure (scripts/bench --smoke uses the debug build).
+PROFILE = os.environ.get("BATON_BENCH_PROFILE", "release")
 COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
 def run(args):
-    probe = os.path.join(ROOT, "target/release/examples/probe")
-    baton = os.path.join(ROOT, "target/release/baton")
+    probe = os.path.join(ROOT, f"target/{PROFILE}/examples/probe")
+    baton = os.path.join(ROOT, f"target/{PROFILE}/baton")
     client = subprocess.Popen(
         ["ip", "netns", "exec", "baton-client", probe, args.target,
          str(args.rate), str(args.seconds)],

@@ -16,6 +16,8 @@ import time
 from datetime import datetime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Which build to measure (scripts/bench --smoke uses the debug build).
+PROFILE = os.environ.get("BATON_BENCH_PROFILE", "release")
 
 
 def ts(s):
@@ -40,7 +42,7 @@ def main():
     p.add_argument("args", nargs=argparse.REMAINDER)
     a = p.parse_args()
     args = a.args[1:] if a.args and a.args[0] == "--" else a.args
-    baton = os.path.join(ROOT, "target/release/baton")
+    baton = os.path.join(ROOT, f"target/{PROFILE}/baton")
     state = os.path.join(os.path.dirname(a.config), "..", "state")
     with open(a.out, "a") as out:
         for i in range(a.reps):
