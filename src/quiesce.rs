@@ -57,12 +57,16 @@ fn table() -> String {
 }
 
 /// The transaction that starts holding new connections to `address` off
-/// for `quiesce` (and then `LAPSE` more, at most).
+/// for `quiesce` (and then `LAPSE` more, at most). An element left from
+/// before is replaced, so the hold always gets its whole time (adding an
+/// element that exists would keep the old one's timeout).
 pub fn hold_script(address: &IpAddr, quiesce: Duration) -> String {
     let (set, _, _) = set_for(address);
     let ms = (quiesce + LAPSE).as_millis();
     format!(
-        "{}add element inet baton {set} {{ {address} timeout {ms}ms }}\n",
+        "{}add element inet baton {set} {{ {address} timeout 1s }}\n\
+         delete element inet baton {set} {{ {address} }}\n\
+         add element inet baton {set} {{ {address} timeout {ms}ms }}\n",
         table()
     )
 }
@@ -138,6 +142,12 @@ mod tests {
     fn the_hold_drops_only_new_connections_and_lapses() {
         let s = hold_script(&"198.18.0.100".parse().unwrap(), Duration::from_millis(50));
         assert!(s.ends_with("add element inet baton quiesce4 { 198.18.0.100 timeout 2050ms }\n"));
+        // Any element left from before is replaced, not kept.
+        assert!(s.contains(
+            "add element inet baton quiesce4 { 198.18.0.100 timeout 1s }\n\
+             delete element inet baton quiesce4 { 198.18.0.100 }\n\
+             add element inet baton quiesce4 { 198.18.0.100 timeout 2050ms }\n"
+        ));
         // Only a SYN without ACK: open connections keep flowing.
         assert!(s.contains("ip daddr @quiesce4 tcp flags & (syn | ack) == syn drop"));
         // The chain is rebuilt, never appended to.

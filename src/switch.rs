@@ -91,10 +91,19 @@ pub async fn switch(
     // happened); anywhere else is someone else's doing, and not ours to undo.
     match holder(pair, sessions).await {
         (Where::Host(h), why) if h == to.name => {
+            // A run stopped between the old primary's quiesce hold and the
+            // move left it holding traffic but dropping new connections
+            // (until the hold lapses): it must accept them again.
+            let mut note = String::new();
+            if let (Traffic::Vip(v), Some(s)) = (&pair.traffic, session(pair, sessions, to)) {
+                if v.quiesce.is_some() {
+                    note = release_note(quiesce::release(rec, s, v).await);
+                }
+            }
             return Ok(Switched {
-                detail: format!("traffic is already on {}: {why}", to.name),
+                detail: format!("traffic is already on {}: {why}{note}", to.name),
                 ttl: None,
-            })
+            });
         }
         (Where::Host(h), _) if h == from.name => {}
         (Where::Neither, why) if mode == Mode::Restore => {
@@ -117,6 +126,7 @@ pub async fn switch(
                 session(pair, sessions, from),
                 session(pair, sessions, to),
                 to,
+                mode,
                 rec,
             )
             .await
@@ -152,6 +162,7 @@ async fn vip(
     from: Option<&SshHost>,
     to: Option<&SshHost>,
     to_host: &Host,
+    mode: Mode,
     rec: &mut Recorder,
 ) -> Result<Switched, String> {
     let (Some(from), Some(to)) = (from, to) else {
@@ -161,6 +172,10 @@ async fn vip(
     // Before the gap, a privileged `ip -batch -` starts on each host, so
     // removing and adding the address do not wait for sudo.
     let arm = |host| arm_ip(host, v.batch);
+    // A switch back (Restore) puts traffic back on the host verified before
+    // the run: it must not fail for want of a quiesce hold.
+    let best_effort = mode == Mode::Restore;
+    let mut skipped = String::new();
     let (held, old_ip, new_ip) = match v.quiesce {
         None => {
             let (old_ip, new_ip) = tokio::join!(arm(from), arm(to));
@@ -171,20 +186,36 @@ async fn vip(
             // earlier switch the other way) and gets ready. Only then does
             // the old one start holding new connections off, so that the
             // hold lasts no longer than it must.
-            if let Err(e) = quiesce::release(rec, to, v).await {
-                return Err(format!("{e}; traffic stays on {}", from.target().name));
+            let released = quiesce::release(rec, to, v).await;
+            match released {
+                Err(e) if !best_effort => {
+                    return Err(format!("{e}; traffic stays on {}", from.target().name))
+                }
+                Err(e) => skipped = format!(" ({e}; moved anyway: this is a switch back)"),
+                Ok(()) => {}
             }
             let new_ip = arm(to).await;
-            let since = match quiesce::hold(rec, from, v, q).await {
-                Ok(since) => since,
+            let held = match quiesce::hold(rec, from, v, q).await {
+                Ok(since) => {
+                    crate::crash::point("vip-after-hold");
+                    Some((since, q))
+                }
                 Err(e) => {
                     // (nft applies all or nothing; this is for a hold whose
                     // answer was lost)
-                    let _ = quiesce::release(rec, from, v).await;
-                    return Err(format!("{e}; traffic stays on {}", from.target().name));
+                    let note = release_note(quiesce::release(rec, from, v).await);
+                    if !best_effort {
+                        return Err(format!(
+                            "{e}{note}; traffic stays on {}",
+                            from.target().name
+                        ));
+                    }
+                    skipped =
+                        format!(" ({e}{note}; moved without the hold: this is a switch back)");
+                    None
                 }
             };
-            (Some((since, q)), arm(from).await, new_ip)
+            (held, arm(from).await, new_ip)
         }
     };
     let note = match held {
@@ -192,13 +223,20 @@ async fn vip(
             // The connections open when the hold began have the rest of
             // the quiesce time to finish.
             tokio::time::sleep(q.saturating_sub(since.elapsed())).await;
+            // Starting ip on the old host is bounded by its own timeout,
+            // not by the hold's: say so if the hold ran out first.
+            let lapsed = if since.elapsed() >= q + quiesce::LAPSE {
+                " (the hold had lapsed before the move: starting ip took too long)"
+            } else {
+                ""
+            };
             format!(
-                ", after holding new connections off {} for {}",
+                ", after holding new connections off {} for {}{lapsed}",
                 from.target().name,
                 humantime::format_duration(q)
             )
         }
-        None => String::new(),
+        None => skipped,
     };
     let started = Instant::now();
     let out = ip_now(
@@ -210,13 +248,14 @@ async fn vip(
     .await;
     if !out.as_ref().is_ok_and(|o| o.success()) {
         drop(new_ip);
-        if v.quiesce.is_some() {
-            let _ = quiesce::release(rec, from, v).await;
+        let mut note = String::new();
+        if held.is_some() {
+            note = release_note(quiesce::release(rec, from, v).await);
         }
         return Err(failure(
             &format!("removing {cidr} from {}", from.target().name),
             &out,
-        ));
+        ) + &note);
     }
     crate::crash::point("vip-between-del-and-add");
     let out = ip_now(
@@ -241,10 +280,11 @@ async fn vip(
         } else {
             "NOT restored"
         };
-        if v.quiesce.is_some() {
-            let _ = quiesce::release(rec, from, v).await;
+        let mut note = String::new();
+        if held.is_some() {
+            note = release_note(quiesce::release(rec, from, v).await);
         }
-        return Err(format!("{why}; the address was {restored}"));
+        return Err(format!("{why}; the address was {restored}{note}"));
     }
     let arp_note = announce(v, to, rec).await;
     // Confirm: exactly the new host holds it.
@@ -261,11 +301,25 @@ async fn vip(
             ),
             ttl: None,
         }),
-        (a, b) => Err(format!(
-            "after the move, {} holds {cidr}: {a:?}, {} holds it: {b:?}",
-            from.target().name,
-            to.target().name
-        )),
+        (a, b) => {
+            let mut note = String::new();
+            if held.is_some() {
+                note = release_note(quiesce::release(rec, from, v).await);
+            }
+            Err(format!(
+                "after the move, {} holds {cidr}: {a:?}, {} holds it: {b:?}{note}",
+                from.target().name,
+                to.target().name
+            ))
+        }
+    }
+}
+
+/// What a step's detail says when ending a quiesce hold failed.
+fn release_note(released: Result<(), String>) -> String {
+    match released {
+        Ok(()) => String::new(),
+        Err(e) => format!("; {e} (the hold lapses by itself)"),
     }
 }
 
@@ -399,7 +453,14 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
     if addresses == vec![to.address] {
         // A resumed run, or a switch back after a switch whose update never
         // landed: only the other servers may still have to follow.
-        let ms = propagated(d, to, rtype, timeout, Instant::now()).await?;
+        let ms = propagated(d, to.address, None, rtype, timeout, Instant::now())
+            .await
+            .map_err(|e| {
+                format!(
+                    "{} already pointed at {} on the primary server, but {e}",
+                    d.name, to.name
+                )
+            })?;
         return Ok(Switched {
             detail: format!(
                 "{} already pointed at {} ({}) on the primary server; all {} server(s) serve it after {ms} ms",
@@ -433,6 +494,11 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
         dns::replace(primary, lower, &d.tsig_key, timeout)
             .await
             .map_err(|e| format!("lowering the TTL: {e}"))?;
+        // The old TTL counts from when every server gives the lowered one
+        // (a secondary takes it a moment later, by transfer).
+        propagated(d, from.address, Some(low), rtype, timeout, Instant::now())
+            .await
+            .map_err(|e| format!("the lowered TTL was accepted, but {e}"))?;
         tokio::time::sleep(Duration::from_secs(u64::from(current_ttl))).await;
         lowered = format!(" (TTL lowered from {current_ttl}s to {low}s {current_ttl}s ahead)");
         drain_ttl = low;
@@ -451,7 +517,9 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
         .await
         .map_err(|e| e.to_string())?;
     crate::crash::point("dns-after-update");
-    let ms = propagated(d, to, rtype, timeout, started).await?;
+    let ms = propagated(d, to.address, None, rtype, timeout, started)
+        .await
+        .map_err(|e| format!("the update was accepted, but {e}"))?;
     Ok(Switched {
         detail: format!(
             "{} now points at {} ({}) on all {} server(s) after {ms} ms, TTL {ttl}s{lowered}",
@@ -464,12 +532,13 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
     })
 }
 
-/// Waits until every authoritative server serves `to`'s address (at most
-/// `propagation_timeout`), asking them all every 100 ms; the milliseconds
-/// since `started` when they did.
+/// Waits until every authoritative server serves exactly `address` (with
+/// the TTL `ttl`, when given), at most `propagation_timeout`, asking them
+/// all every 100 ms; the milliseconds since `started` when they did.
 async fn propagated(
     d: &Dns,
-    to: &Host,
+    address: IpAddr,
+    ttl: Option<u32>,
     rtype: hickory_proto::rr::RecordType,
     timeout: Duration,
     started: Instant,
@@ -486,12 +555,18 @@ async fn propagated(
             .servers
             .iter()
             .zip(&answers)
-            .filter(|(_, a)| !matches!(a, Ok(a) if a.addresses() == vec![to.address]))
+            .filter(|(_, a)| {
+                !matches!(a, Ok(a) if a.addresses() == vec![address]
+                    && ttl.is_none_or(|t| a.ttl == Some(t)))
+            })
             .map(|(s, a)| {
                 format!(
                     "{s}: {}",
                     a.as_ref()
-                        .map(|a| a.values.join(","))
+                        .map(|a| match (ttl, a.ttl) {
+                            (Some(_), Some(t)) => format!("{} (TTL {t}s)", a.values.join(",")),
+                            _ => a.values.join(","),
+                        })
                         .unwrap_or_else(|e| e.to_string())
                 )
             })
@@ -501,7 +576,7 @@ async fn propagated(
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "the update was accepted, but not every server serves it: {}",
+                "not every server serves it: {}",
                 lagging.join("; ")
             ));
         }

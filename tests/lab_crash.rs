@@ -193,3 +193,46 @@ fn killed_between_the_dns_update_and_the_secondary_following_then_recovered() {
         assert_eq!(page, format!("host={host} version=2\n"));
     }
 }
+
+#[test]
+fn killed_while_the_old_primary_holds_new_connections_off_then_recovered() {
+    // The controller dies right after blue started its quiesce hold (5 s,
+    // lapsing 2 s later): blue still holds the VIP but drops new
+    // connections. The recovery finds traffic on blue, so the switch back
+    // is done already, and it must end the hold: blue answers at once.
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| {
+        set_key(&t, "observe_period", "\"0s\"").replace(
+            "interface = \"eth0\"\n",
+            "interface = \"eth0\"\nquiesce = \"5s\"\n",
+        )
+    });
+    let cfg = dir.path().join("baton.toml");
+    assert_eq!(
+        crash_at(&cfg, "vip-after-hold", &["apply", "web", "--change", "v2"]),
+        Some(libc::SIGABRT),
+        "the fault point did not fire"
+    );
+    let recover = baton(&cfg, &["recover", "web"]);
+    assert!([0, 1].contains(&recover.code), "{}", recover.stdout);
+    assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
+    let out = netns(
+        "baton-client",
+        &[
+            "curl",
+            "-s",
+            "--connect-timeout",
+            "0.5",
+            "--max-time",
+            "2",
+            "http://198.18.0.100/",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "host=blue version=1\n",
+        "blue answers new connections again: {}",
+        recover.stdout
+    );
+    recover_and_check(&cfg, &dir.path().join("state"), "vip-after-hold");
+}

@@ -1692,3 +1692,35 @@ fn a_secondary_listed_first_refuses_the_update_and_the_message_says_why() {
     );
     assert_eq!(dns_answer(), "198.18.0.21");
 }
+
+#[test]
+fn the_old_ttl_is_counted_from_when_every_server_gives_the_lowered_one() {
+    let _lab = lab();
+    let dir = with_pair("api.toml", |t| {
+        t.replace(
+            "keys/update.key\"\n",
+            "keys/update.key\"\nswitch_ttl = \"1s\"\npropagation_timeout = \"2s\"\n",
+        )
+    });
+    // The secondary takes no transfer: it never gives the lowered TTL, so
+    // the wait for the old TTL never starts and the switch fails first.
+    secondary_knotc(&["zone-freeze", "baton.test."]);
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
+    secondary_knotc(&["zone-thaw", "baton.test."]);
+    assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
+    let switch = journal(&dir.path().join("state"), "api")
+        .into_iter()
+        .find(|r| r["event"] == "end" && r["step"] == "switch")
+        .unwrap();
+    assert!(
+        switch["detail"].as_str().unwrap().contains(
+            "the lowered TTL was accepted, but not every server serves it: 198.18.0.54:53: 198.18.0.21 (TTL 5s)"
+        ),
+        "{switch}"
+    );
+    assert!(
+        switch["duration_ms"].as_u64().unwrap() < 5000,
+        "the old TTL (5 s) was not waited: {switch}"
+    );
+    assert_eq!(dns_answer(), "198.18.0.21");
+}

@@ -307,6 +307,9 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
                 }
                 a.push(format!("on {}: {sudo}{}", from.name, quote::join(&["ip", "addr", "del", &cidr, "dev", &v.interface])));
             }
+            if kind == Kind::Failover && v.quiesce.is_some() {
+                a.push(format!("on {}: {sudo}nft -f - (end any hold on new connections to {} left there; best effort)", to.name, v.address));
+            }
             a.push(format!("on {}: {sudo}{}", to.name, quote::join(&["ip", "addr", "add", &cidr, "dev", &v.interface])));
             a.push(format!("on {}: {sudo}arping -U -c {} -I {} {} (in the background)", to.name, v.arp_count, v.interface, v.address));
             a.push(format!("confirm exactly {} holds {cidr}", to.name));

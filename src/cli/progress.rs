@@ -159,8 +159,10 @@ impl Printer {
             let _ = t.join();
         }
         if self.mode == Mode::Live {
-            *LIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            // The board first: a log line written meanwhile waits for it,
+            // then finds no block to go above.
             let mut b = lock(&self.board);
+            *LIVE.lock().unwrap_or_else(|p| p.into_inner()) = None;
             b.running.clear();
             erase(&mut b);
         }
@@ -289,9 +291,9 @@ fn redraw(b: &mut Board, lines: &[String]) {
     let _ = out.flush();
 }
 
-/// The block's first line: how many pairs ended, how (a pair that did not
-/// start, for its window, the gate or a lock, is told apart from one that
-/// failed), how many run, for how long.
+/// The block's first line: how many pairs ended, how (a pair refused at
+/// preflight, for its window, the gate, a lock or drift, is told apart from
+/// one that failed), how many run, for how long.
 fn header(b: &Board, now: Instant) -> String {
     let done: usize = b.ended.values().sum();
     let count = |pick: &dyn Fn(&str) -> bool| -> usize {

@@ -834,11 +834,11 @@ fn traffic(
                 ok = false;
             }
             if let Some(q) = t.quiesce {
-                if q < Duration::from_millis(1) || q > Duration::from_secs(60) {
+                if q < Duration::from_millis(1) || q > Duration::from_secs(5) {
                     sink.push(src.at(
                         &at("quiesce"),
                         format!("quiesce {} is out of range", humantime::format_duration(q)),
-                        "use \"1ms\" to \"1m\": about as long as your slowest ordinary request (\"50ms\", say)",
+                        "use \"1ms\" to \"5s\": about as long as your slowest ordinary request (\"50ms\", say); new connections wait a second or more while it lasts",
                     ));
                     ok = false;
                 }
