@@ -191,7 +191,7 @@ async fn vip(
                 Err(e) if !best_effort => {
                     return Err(format!("{e}; traffic stays on {}", from.target().name))
                 }
-                Err(e) => skipped = format!(" ({e}; moved anyway: this is a switch back)"),
+                Err(e) => skipped.push_str(&format!(" ({e}; moved anyway: this is a switch back)")),
                 Ok(()) => {}
             }
             let new_ip = arm(to).await;
@@ -210,8 +210,9 @@ async fn vip(
                             from.target().name
                         ));
                     }
-                    skipped =
-                        format!(" ({e}{note}; moved without the hold: this is a switch back)");
+                    skipped.push_str(&format!(
+                        " ({e}{note}; moved without the hold: this is a switch back)"
+                    ));
                     None
                 }
             };
