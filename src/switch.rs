@@ -497,9 +497,11 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             .map_err(|e| format!("lowering the TTL: {e}"))?;
         // The old TTL counts from when every server gives the lowered one
         // (a secondary takes it a moment later, by transfer).
-        propagated(d, from.address, Some(low), rtype, timeout, Instant::now())
-            .await
-            .map_err(|e| format!("the lowered TTL was accepted, but {e}"))?;
+        if let Err(e) = propagated(d, from.address, Some(low), rtype, timeout, Instant::now()).await
+        {
+            let note = restore_ttl(d, from, current_ttl, timeout).await;
+            return Err(format!("the lowered TTL was accepted, but {e}{note}"));
+        }
         tokio::time::sleep(Duration::from_secs(u64::from(current_ttl))).await;
         lowered = format!(" (TTL lowered from {current_ttl}s to {low}s {current_ttl}s ahead)");
         drain_ttl = low;
@@ -514,9 +516,14 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
         new: to.address,
         ttl,
     };
-    dns::replace(primary, replace, &d.tsig_key, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = dns::replace(primary, replace, &d.tsig_key, timeout).await {
+        let note = if lowered.is_empty() {
+            String::new()
+        } else {
+            restore_ttl(d, from, current_ttl, timeout).await
+        };
+        return Err(format!("{e}{note}"));
+    }
     crate::crash::point("dns-after-update");
     let ms = propagated(d, to.address, None, rtype, timeout, started)
         .await
@@ -531,6 +538,24 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
         ),
         ttl: Some(drain_ttl),
     })
+}
+
+/// After a switch that lowered the record's TTL and then failed with the
+/// record still on `from`: puts the TTL back (compare-and-swap on the
+/// address), so the lowered TTL does not become the record's normal one.
+/// A note for the step's detail.
+async fn restore_ttl(d: &Dns, from: &Host, ttl: u32, timeout: Duration) -> String {
+    let back = dns::Replace {
+        zone: &d.zone,
+        name: &d.name,
+        expected: &[from.address],
+        new: from.address,
+        ttl,
+    };
+    match dns::replace(d.servers[0], back, &d.tsig_key, timeout).await {
+        Ok(()) => format!("; the TTL was put back to {ttl}s"),
+        Err(e) => format!("; the TTL could not be put back to {ttl}s: {e}"),
+    }
 }
 
 /// Waits until every authoritative server serves exactly `address` (with

@@ -1722,5 +1722,27 @@ fn the_old_ttl_is_counted_from_when_every_server_gives_the_lowered_one() {
         switch["duration_ms"].as_u64().unwrap() < 5000,
         "the old TTL (5 s) was not waited: {switch}"
     );
+    // The lowered TTL does not stay: the next run would take it for the
+    // record's normal one.
+    assert!(
+        switch["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the TTL was put back to 5s"),
+        "{switch}"
+    );
     assert_eq!(dns_answer(), "198.18.0.21");
+    let answer = netns_ok(
+        CTL,
+        &[
+            "dig",
+            "+norec",
+            "+noall",
+            "+answer",
+            "@198.18.0.53",
+            "app.baton.test.",
+            "A",
+        ],
+    );
+    assert!(answer.contains("\t5\tIN\tA\t198.18.0.21"), "{answer}");
 }
