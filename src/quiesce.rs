@@ -91,46 +91,33 @@ pub async fn hold(
     v: &Vip,
     quiesce: Duration,
 ) -> Result<Instant, String> {
-    let out = rec
-        .run_privileged_input(ssh, &NFT, &hold_script(&v.address, quiesce))
-        .await;
-    if out.as_ref().is_ok_and(|o| o.success()) {
-        Ok(Instant::now())
-    } else {
-        Err(format!(
-            "{}; {FIX}",
-            failure(
-                &format!(
-                    "holding new connections to {} off on {}",
-                    v.address,
-                    ssh.target().name
-                ),
-                &out
-            )
-        ))
-    }
+    let what = format!(
+        "holding new connections to {} off on {}",
+        v.address,
+        ssh.target().name
+    );
+    nft(rec, ssh, &hold_script(&v.address, quiesce), &what).await?;
+    Ok(Instant::now())
 }
 
 /// Ends any hold on the address on a host (the one taking the address, or
 /// the old one keeping it after all).
 pub async fn release(rec: &mut Recorder, ssh: &SshHost, v: &Vip) -> Result<(), String> {
-    let out = rec
-        .run_privileged_input(ssh, &NFT, &release_script(&v.address))
-        .await;
+    let what = format!(
+        "ending any hold on new connections to {} on {}",
+        v.address,
+        ssh.target().name
+    );
+    nft(rec, ssh, &release_script(&v.address), &what).await
+}
+
+/// Runs one nft transaction on a host; why it failed, as `what` did.
+async fn nft(rec: &mut Recorder, ssh: &SshHost, script: &str, what: &str) -> Result<(), String> {
+    let out = rec.run_privileged_input(ssh, &NFT, script).await;
     if out.as_ref().is_ok_and(|o| o.success()) {
         Ok(())
     } else {
-        Err(format!(
-            "{}; {FIX}",
-            failure(
-                &format!(
-                    "ending any hold on new connections to {} on {}",
-                    v.address,
-                    ssh.target().name
-                ),
-                &out,
-            )
-        ))
+        Err(format!("{}; {FIX}", failure(what, &out)))
     }
 }
 

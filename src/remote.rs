@@ -61,7 +61,7 @@ impl Recorder {
         let out = ssh.run_privileged(argv).await;
         self.keep(
             &ssh.target().name,
-            &privileged_line(ssh, argv),
+            &ssh.privileged_line(argv),
             &out,
             started.elapsed(),
         );
@@ -82,7 +82,7 @@ impl Recorder {
             .await;
         let shown = format!(
             "{} <<< {}",
-            privileged_line(ssh, argv),
+            ssh.privileged_line(argv),
             quote::quote(input.trim_end())
         );
         self.keep(&ssh.target().name, &shown, &out, started.elapsed());
@@ -152,15 +152,6 @@ impl Recorder {
         };
         self.keep("local", command, &out, started.elapsed());
         out
-    }
-}
-
-/// A privileged command line as it runs on `ssh`'s host.
-fn privileged_line(ssh: &SshHost, argv: &[&str]) -> String {
-    if ssh.target().sudo {
-        format!("sudo -n {}", quote::join(argv))
-    } else {
-        quote::join(argv)
     }
 }
 

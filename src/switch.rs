@@ -249,10 +249,7 @@ async fn vip(
     .await;
     if !out.as_ref().is_ok_and(|o| o.success()) {
         drop(new_ip);
-        let mut note = String::new();
-        if held.is_some() {
-            note = release_note(quiesce::release(rec, from, v).await);
-        }
+        let note = end_hold(rec, from, v, held.is_some()).await;
         return Err(failure(
             &format!("removing {cidr} from {}", from.target().name),
             &out,
@@ -281,10 +278,7 @@ async fn vip(
         } else {
             "NOT restored"
         };
-        let mut note = String::new();
-        if held.is_some() {
-            note = release_note(quiesce::release(rec, from, v).await);
-        }
+        let note = end_hold(rec, from, v, held.is_some()).await;
         return Err(format!("{why}; the address was {restored}{note}"));
     }
     let arp_note = announce(v, to, rec).await;
@@ -303,10 +297,7 @@ async fn vip(
             ttl: None,
         }),
         (a, b) => {
-            let mut note = String::new();
-            if held.is_some() {
-                note = release_note(quiesce::release(rec, from, v).await);
-            }
+            let note = end_hold(rec, from, v, held.is_some()).await;
             Err(format!(
                 "after the move, {} holds {cidr}: {a:?}, {} holds it: {b:?}{note}",
                 from.target().name,
@@ -314,6 +305,15 @@ async fn vip(
             ))
         }
     }
+}
+
+/// Ends the old host's quiesce hold after a failed move, when it had one;
+/// what the step's detail says about it.
+async fn end_hold(rec: &mut Recorder, host: &SshHost, v: &Vip, held: bool) -> String {
+    if !held {
+        return String::new();
+    }
+    release_note(quiesce::release(rec, host, v).await)
 }
 
 /// What a step's detail says when ending a quiesce hold failed.

@@ -176,10 +176,7 @@ fn killed_between_the_dns_update_and_the_secondary_following_then_recovered() {
     let recorded: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(state.join("api.state.json")).unwrap()).unwrap();
     assert_eq!(recorded["primary"], "violet");
-    let switch = journal(&state, "api")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&state, "api", "switch");
     assert_eq!(switch["ok"], true, "{switch}");
     assert!(
         switch["detail"].as_str().unwrap().contains(
@@ -202,9 +199,9 @@ fn killed_while_the_old_primary_holds_new_connections_off_then_recovered() {
     // is done already, and it must end the hold: blue answers at once.
     let _lab = lab();
     let dir = with_pair("web.toml", |t| {
-        set_key(&t, "observe_period", "\"0s\"").replace(
-            "interface = \"eth0\"\n",
-            "interface = \"eth0\"\nquiesce = \"5s\"\n",
+        add_traffic_keys(
+            &set_key(&t, "observe_period", "\"0s\""),
+            "quiesce = \"5s\"\n",
         )
     });
     let cfg = dir.path().join("baton.toml");
@@ -216,20 +213,8 @@ fn killed_while_the_old_primary_holds_new_connections_off_then_recovered() {
     let recover = baton(&cfg, &["recover", "web"]);
     assert!([0, 1].contains(&recover.code), "{}", recover.stdout);
     assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
-    let out = netns(
-        "baton-client",
-        &[
-            "curl",
-            "-s",
-            "--connect-timeout",
-            "0.5",
-            "--max-time",
-            "2",
-            "http://198.18.0.100/",
-        ],
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        client_get("http://198.18.0.100/").1,
         "host=blue version=1\n",
         "blue answers new connections again: {}",
         recover.stdout

@@ -161,10 +161,7 @@ fn apply_on_the_dns_pair_moves_the_record_with_compare_and_swap() {
     let e = ended(&lab_state(), "api");
     assert_eq!(e, steps_ok(&FORWARD));
     // The switch waited until the secondary, too, served the new address.
-    let switch = journal(&lab_state(), "api")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&lab_state(), "api", "switch");
     assert!(
         switch["detail"]
             .as_str()
@@ -173,10 +170,7 @@ fn apply_on_the_dns_pair_moves_the_record_with_compare_and_swap() {
         "{switch}"
     );
     // The drain waited out the record's TTL (5 s in the lab).
-    let drain = journal(&lab_state(), "api")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "drain")
-        .unwrap();
+    let drain = step_end(&lab_state(), "api", "drain");
     assert!(drain["duration_ms"].as_u64().unwrap() >= 5000, "{drain}");
     // The TSIG secret never reaches the journal.
     let key = fs::read_to_string(Path::new(LAB).join("keys/update.key")).unwrap();
@@ -415,24 +409,17 @@ fn a_dns_server_that_is_down_stops_the_run_before_anything_changes() {
 fn a_secondary_that_does_not_follow_fails_the_switch_and_the_record_is_switched_back() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
-        t.replace(
-            "keys/update.key\"\n",
-            "keys/update.key\"\npropagation_timeout = \"2s\"\n",
-        )
+        add_traffic_keys(&t, "propagation_timeout = \"2s\"\n")
     });
     // The secondary stops taking transfers: it keeps serving amber.
-    secondary_knotc(&["zone-freeze", "baton.test."]);
-    let run = baton(
-        &dir.path().join("baton.toml"),
-        &["apply", "api", "--change", "v2"],
-    );
-    secondary_knotc(&["zone-thaw", "baton.test."]);
+    let run = with_secondary_frozen(|| {
+        baton(
+            &dir.path().join("baton.toml"),
+            &["apply", "api", "--change", "v2"],
+        )
+    });
     assert_eq!(run.code, 1, "failed and rolled back: {}", run.stdout);
-    let records = journal(&dir.path().join("state"), "api");
-    let switch = records
-        .iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&dir.path().join("state"), "api", "switch");
     assert_eq!(switch["ok"], false);
     assert!(
         switch["detail"]
@@ -744,10 +731,7 @@ fn the_command_switch_runs_the_hooks_with_quoted_hosts() {
 fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
-        t.replace(
-            "keys/update.key\"\n",
-            "keys/update.key\"\nswitch_ttl = \"1s\"\n",
-        )
+        add_traffic_keys(&t, "switch_ttl = \"1s\"\n")
     });
     let cfg = dir.path().join("baton.toml");
     let run = baton(&cfg, &["switchover", "api"]);
@@ -757,12 +741,8 @@ fn the_ttl_is_lowered_one_ttl_ahead_so_the_drain_is_short() {
         "{}",
         run.stdout
     );
-    let records = journal(&dir.path().join("state"), "api");
     let took = |step: &str| {
-        records
-            .iter()
-            .find(|r| r["event"] == "end" && r["step"] == step)
-            .unwrap()["duration_ms"]
+        step_end(&dir.path().join("state"), "api", step)["duration_ms"]
             .as_u64()
             .unwrap()
     };
@@ -1310,11 +1290,7 @@ fn a_run_without_a_reason_is_refused_and_changes_nothing() {
 fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_command() {
     let _lab = lab();
     let switch_commands = |state: &Path| -> Vec<String> {
-        journal(state, "web")
-            .iter()
-            .rev()
-            .find(|r| r["event"] == "end" && r["step"] == "switch")
-            .unwrap()["commands"]
+        step_end(state, "web", "switch")["commands"]
             .as_array()
             .unwrap()
             .iter()
@@ -1397,10 +1373,7 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
     });
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
-    let switch = journal(&dir.path().join("state"), "web")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&dir.path().join("state"), "web", "switch");
     let cmds: Vec<(String, i64, String, String)> = switch["commands"]
         .as_array()
         .unwrap()
@@ -1442,11 +1415,7 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
 
 /// The commands a step's last `end` record lists: (host, status, command).
 fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String)> {
-    journal(state, pair)
-        .iter()
-        .rev()
-        .find(|r| r["event"] == "end" && r["step"] == step)
-        .unwrap()["commands"]
+    step_end(state, pair, step)["commands"]
         .as_array()
         .unwrap()
         .iter()
@@ -1460,36 +1429,10 @@ fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, Stri
         .collect()
 }
 
-/// A request from the client namespace with a short connect timeout:
-/// curl's exit code and what it printed.
-fn client_get(url: &str) -> (i32, String) {
-    let out = netns(
-        "baton-client",
-        &[
-            "curl",
-            "-s",
-            "--connect-timeout",
-            "0.5",
-            "--max-time",
-            "2",
-            url,
-        ],
-    );
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() {
     let _lab = lab();
-    let dir = with_pair("web.toml", |t| {
-        t.replace(
-            "interface = \"eth0\"\n",
-            "interface = \"eth0\"\nquiesce = \"3s\"\n",
-        )
-    });
+    let dir = with_pair("web.toml", |t| add_traffic_keys(&t, "quiesce = \"3s\"\n"));
     let state = dir.path().join("state");
     let plan = baton(&dir.path().join("baton.toml"), &["plan", "web"]);
     let lines: Vec<&str> = plan.stdout.lines().map(str::trim).collect();
@@ -1526,10 +1469,7 @@ fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() 
     assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
     let (code, body) = client_get("http://198.18.0.100/");
     assert_eq!((code, body.as_str()), (0, "host=green version=1\n"));
-    let detail = journal(&state, "web")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap()["detail"]
+    let detail = step_end(&state, "web", "switch")["detail"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1563,10 +1503,7 @@ fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() 
 fn a_switch_back_ends_the_hold_on_the_host_taking_the_address_back() {
     let _lab = lab();
     let dir = with_pair("web.toml", |t| {
-        t.replace(
-            "interface = \"eth0\"\n",
-            "interface = \"eth0\"\nquiesce = \"50ms\"\n",
-        ) + GREEN_MUST_NOT_SERVE
+        add_traffic_keys(&t, "quiesce = \"50ms\"\n") + GREEN_MUST_NOT_SERVE
     });
     let state = dir.path().join("state");
     let run = baton(
@@ -1598,21 +1535,13 @@ fn a_switch_back_ends_the_hold_on_the_host_taking_the_address_back() {
 fn when_the_hold_cannot_start_the_switch_fails_before_the_address_moves() {
     let _lab = lab();
     let nft = netns_ok(CTL, &["sh", "-c", "command -v nft"]);
-    let dir = with_pair("web.toml", |t| {
-        t.replace(
-            "interface = \"eth0\"\n",
-            "interface = \"eth0\"\nquiesce = \"50ms\"\n",
-        )
-    });
+    let dir = with_pair("web.toml", |t| add_traffic_keys(&t, "quiesce = \"50ms\"\n"));
     let run = without_sudo_rule(&format!(", {} -f -", nft.trim()), || {
         baton(&dir.path().join("baton.toml"), &["switchover", "web"])
     });
     assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
     assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
-    let switch = journal(&dir.path().join("state"), "web")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&dir.path().join("state"), "web", "switch");
     let detail = switch["detail"].as_str().unwrap();
     // (the new host's nft, which runs first, is refused)
     assert!(
@@ -1654,12 +1583,7 @@ fn a_host_taking_the_address_ends_a_hold_left_on_it() {
             .unwrap();
         assert!(child.wait().unwrap().success());
     };
-    let dir = with_pair("web.toml", |t| {
-        t.replace(
-            "interface = \"eth0\"\n",
-            "interface = \"eth0\"\nquiesce = \"20ms\"\n",
-        )
-    });
+    let dir = with_pair("web.toml", |t| add_traffic_keys(&t, "quiesce = \"20ms\"\n"));
     let cfg = dir.path().join("baton.toml");
     // A switchover to green, which holds new connections off itself.
     plant("baton-green");
@@ -1697,21 +1621,14 @@ fn a_secondary_listed_first_refuses_the_update_and_the_message_says_why() {
 fn the_old_ttl_is_counted_from_when_every_server_gives_the_lowered_one() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
-        t.replace(
-            "keys/update.key\"\n",
-            "keys/update.key\"\nswitch_ttl = \"1s\"\npropagation_timeout = \"2s\"\n",
-        )
+        add_traffic_keys(&t, "switch_ttl = \"1s\"\npropagation_timeout = \"2s\"\n")
     });
     // The secondary takes no transfer: it never gives the lowered TTL, so
     // the wait for the old TTL never starts and the switch fails first.
-    secondary_knotc(&["zone-freeze", "baton.test."]);
-    let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
-    secondary_knotc(&["zone-thaw", "baton.test."]);
+    let run =
+        with_secondary_frozen(|| baton(&dir.path().join("baton.toml"), &["switchover", "api"]));
     assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
-    let switch = journal(&dir.path().join("state"), "api")
-        .into_iter()
-        .find(|r| r["event"] == "end" && r["step"] == "switch")
-        .unwrap();
+    let switch = step_end(&dir.path().join("state"), "api", "switch");
     assert!(
         switch["detail"].as_str().unwrap().contains(
             "the lowered TTL was accepted, but not every server serves it: 198.18.0.54:53: 198.18.0.21 (TTL 5s)"

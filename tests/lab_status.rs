@@ -479,11 +479,13 @@ fn dns_servers_that_disagree_need_an_operator_and_stop_a_run() {
     let _lab = lab();
     // The secondary stops taking transfers, then the record moves on the
     // primary: the two authoritative servers now give different answers.
-    secondary_knotc(&["zone-freeze", "baton.test."]);
-    nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.22");
-    let run = baton(&lab_config(), &["status", "--json", "api"]);
-    let apply = baton(&lab_config(), &["apply", "api", "--change", "v2"]);
-    secondary_knotc(&["zone-thaw", "baton.test."]);
+    let (run, apply) = with_secondary_frozen(|| {
+        nsupdate("update delete app.baton.test. A\nupdate add app.baton.test. 5 A 198.18.0.22");
+        (
+            baton(&lab_config(), &["status", "--json", "api"]),
+            baton(&lab_config(), &["apply", "api", "--change", "v2"]),
+        )
+    });
     assert_eq!(run.code, 4, "{}", run.stdout);
     let r = run.json();
     let servers = &pair(&r, "api")["dns_servers"];

@@ -54,16 +54,19 @@ def vip_section(d):
     if gaps:
         out += ["", f"Median gap {statistics.median(gaps):.1f} ms, worst {max(gaps):.1f} ms; "
                 f"failed requests in all runs: {sum(r['failed'] for r in rows)}."]
-    svgs = sorted(f for f in os.listdir(d) if f.startswith("vip-") and f.endswith(".svg"))
-    if svgs:
-        out += ["", "Timelines (one tick per request at its send time, coloured by the host "
-                "that answered, red when it failed; tick height is the latency; the bands "
-                "are baton's steps):", ""]
-        for kind in ("switchover", "apply"):
-            first = next((s for s in svgs if s.startswith(f"vip-{kind}")), None)
-            if first:
-                out.append(f"![{first}](bench/{first})")
+    out += timelines(d, ["vip-switchover.svg", "vip-apply.svg", "vip-apply-quiesce.svg"],
+                     "Timelines of the first run of each kind (one tick per request at its "
+                     "send time, coloured by the host that answered, red when it failed; tick "
+                     "height is the latency; the bands are baton's steps):")
     return out + [""]
+
+
+def timelines(d, files, caption):
+    """The SVG timelines among `files` that a run left in `d`, under a caption."""
+    present = [f for f in files if os.path.exists(os.path.join(d, f))]
+    if not present:
+        return []
+    return ["", caption, ""] + [f"![{f}](bench/{f})" for f in present]
 
 
 def dns_section(d):
@@ -90,12 +93,10 @@ def dns_section(d):
         each = " / ".join(f"{ms:.1f} ms" for _, ms in sorted(r.get("update_to_new_ms", {}).items()))
         out.append(f'| {r["name"]} | {r["exit"]} | {r["queries"]} | {r["servers"]} | '
                    f'{each or "-"} | {new} | {r["switch_step_ms"]:.1f} ms | {r["bad_count"]} |')
-    svgs = sorted(f for f in os.listdir(d) if f.startswith("dns-") and f.endswith(".svg"))
-    if svgs:
-        out += ["", "Timelines of the first run, one per server (one tick per query at its "
-                "send time, coloured by the address it answered, red when it got no good "
-                "answer; tick height is the latency; the bands are baton's steps):", ""]
-        out += [f"![{f}](bench/{f})" for f in svgs]
+    out += timelines(d, ["dns-primary.svg", "dns-secondary.svg"],
+                     "Timelines of the first run, one per server (one tick per query at its "
+                     "send time, coloured by the address it answered, red when it got no good "
+                     "answer; tick height is the latency; the bands are baton's steps):")
     return out + [""]
 
 

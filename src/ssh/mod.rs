@@ -262,13 +262,29 @@ impl SshHost {
         self.privileged(argv, Some(input)).await
     }
 
-    async fn privileged(&self, argv: &[&str], input: Option<Vec<u8>>) -> Result<Output, SshError> {
+    /// The command line a privileged program runs as on this host:
+    /// `sudo -n PROGRAM ARGS...` with `sudo = true`, else the program itself.
+    pub fn privileged_line(&self, argv: &[&str]) -> String {
         let line = quote::join(argv);
-        let timeout = self.target.command_timeout;
-        if !self.target.sudo {
-            return self.exec(line, input, timeout).await;
+        if self.target.sudo {
+            format!("sudo -n {line}")
+        } else {
+            line
         }
-        let out = self.exec(format!("sudo -n {line}"), input, timeout).await?;
+    }
+
+    async fn privileged(&self, argv: &[&str], input: Option<Vec<u8>>) -> Result<Output, SshError> {
+        let out = self
+            .exec(
+                self.privileged_line(argv),
+                input,
+                self.target.command_timeout,
+            )
+            .await?;
+        if !self.target.sudo {
+            return Ok(out);
+        }
+        let line = quote::join(argv);
         if out.status == Some(1) {
             let err = out.stderr_text();
             if err.contains("a password is required") || err.contains("a terminal is required") {
@@ -336,12 +352,7 @@ impl SshHost {
     /// sends the input. The session runs nothing else until then. Dropping
     /// the `Armed` gives the program end of file with no input.
     pub async fn arm_privileged(&self, argv: &[&str], probe: &[u8]) -> Result<Armed, SshError> {
-        let line = quote::join(argv);
-        let command = if self.target.sudo {
-            format!("sudo -n {line}")
-        } else {
-            line
-        };
+        let command = self.privileged_line(argv);
         let (input, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let conn = self.conn.clone();

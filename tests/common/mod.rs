@@ -143,7 +143,7 @@ pub fn secondary_follows() {
 
 /// Knot's control command on the lab's secondary (`zone-freeze` stops it
 /// taking transfers; `scripts/lab reset` thaws it).
-pub fn secondary_knotc(args: &[&str]) {
+fn secondary_knotc(args: &[&str]) {
     let out = Command::new("knotc")
         .args(["-s", &format!("{LAB}/dns2/knot.sock")])
         .args(args)
@@ -336,6 +336,52 @@ pub fn journal(dir: &Path, pair: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The last `end` record of `step` in a pair's journal under `state`.
+pub fn step_end(state: &Path, pair: &str, step: &str) -> serde_json::Value {
+    journal(state, pair)
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "end" && r["step"] == step)
+        .unwrap_or_else(|| panic!("no end of {step} in {pair}'s journal"))
+}
+
+/// A request from the client namespace with a short connect timeout:
+/// curl's exit code and what it printed.
+pub fn client_get(url: &str) -> (i32, String) {
+    let out = netns(
+        "baton-client",
+        &[
+            "curl",
+            "-s",
+            "--connect-timeout",
+            "0.5",
+            "--max-time",
+            "2",
+            url,
+        ],
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A pair file's text with `keys` (lines of TOML) added to its
+/// `[traffic]` table.
+pub fn add_traffic_keys(text: &str, keys: &str) -> String {
+    assert!(text.contains("[traffic]\n"), "no [traffic] table: {text}");
+    text.replacen("[traffic]\n", &format!("[traffic]\n{keys}"), 1)
+}
+
+/// Runs `body` while the lab's secondary DNS server takes no zone transfer
+/// (it keeps serving what it has), then lets it follow again.
+pub fn with_secondary_frozen<T>(body: impl FnOnce() -> T) -> T {
+    secondary_knotc(&["zone-freeze", "baton.test."]);
+    let out = body();
+    secondary_knotc(&["zone-thaw", "baton.test."]);
+    out
 }
 
 /// Starts baton in the background in the controller's namespace.
