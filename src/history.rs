@@ -1,13 +1,16 @@
-//! The fleet's history, for the environment gate: the completed applies in
-//! every pair's journal, and the gate's decision for one pair (the rule
-//! itself is the pure `core::gate`).
+//! The fleet's history, read from the journals: the completed applies in
+//! every pair's journal and the gate's decision for one pair (the rule
+//! itself is the pure `core::gate`), how long recent runs took, and whether
+//! a pair's last run is settled, in progress or interrupted.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::core::assess::LastRun;
 use crate::core::cycle::{Kind, Outcome};
 use crate::core::gate::{self, Completion, Decision, Member};
 use crate::store::journal::{runs, Journal, JournalError, Record};
+use crate::store::lock;
 
 /// Every apply that finished well, on the given pairs.
 pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completion>, JournalError> {
@@ -61,6 +64,35 @@ pub fn decide(
         SystemTime::now(),
         soak,
     ))
+}
+
+/// The pair's last run as `status` and the metrics show it: settled, in
+/// progress (a live process holds the pair's lock), or interrupted (never
+/// finished, and nobody holds the lock: `baton recover` must settle it).
+pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
+    let Some(view) = Journal::new(state_dir, pair).last_run()? else {
+        return Ok(LastRun::Settled);
+    };
+    if view.finished.is_some() {
+        return Ok(LastRun::Settled);
+    }
+    let Record::Start { run, kind, .. } = &view.start else {
+        return Ok(LastRun::Settled);
+    };
+    Ok(match lock::held_by(state_dir, pair) {
+        Some(holder) => LastRun::InProgress {
+            run: run.clone(),
+            pid: holder.pid,
+            operator: holder.operator,
+        },
+        None => LastRun::Interrupted {
+            pair: pair.to_string(),
+            run: run.clone(),
+            kind: *kind,
+            open: view.open,
+            last: view.ended.last().map(|e| e.step),
+        },
+    })
 }
 
 /// How many recent runs the expected duration looks at.
@@ -121,6 +153,7 @@ mod tests {
             reason: Some("test".into()),
             gate: None,
             window: None,
+            forced: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();

@@ -9,6 +9,7 @@ pub mod core;
 pub mod crash;
 pub mod dns;
 pub mod exit;
+pub mod fence;
 pub mod history;
 pub mod metrics;
 pub mod observe;

@@ -1,13 +1,15 @@
 //! `--metrics-file`: the fleet in Prometheus text format, for node_exporter's
 //! textfile collector. Per pair: the last finished run's outcome, end time
-//! and duration (from its journal) and which host holds traffic (from the
-//! recorded roles). Written atomically so the collector never reads half.
+//! and duration (from its journal), whether its last run was interrupted
+//! and is not settled yet, and which host holds traffic (from the recorded
+//! roles). Written atomically so the collector never reads half.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::core::assess::LastRun;
 use crate::core::cycle::Outcome;
 use crate::store::journal::{runs, Journal, Record};
 use crate::store::state::StateStore;
@@ -28,6 +30,7 @@ pub fn render(config: &Config) -> String {
     let mut times = String::new();
     let mut durations = String::new();
     let mut holders = String::new();
+    let mut interrupted = String::new();
     let store = StateStore::new(&config.settings.state_dir);
     for pair in config.pairs.values() {
         let name = &pair.name;
@@ -76,6 +79,16 @@ pub fn render(config: &Config) -> String {
                 }
             }
         }
+        // An unreadable journal counts as unsettled: someone must look.
+        let unsettled = !matches!(
+            crate::history::last_run(&config.settings.state_dir, name),
+            Ok(LastRun::Settled | LastRun::InProgress { .. })
+        );
+        let _ = writeln!(
+            interrupted,
+            "baton_run_interrupted{{pair=\"{name}\"}} {}",
+            u8::from(unsettled)
+        );
         if let Ok(Some(state)) = store.load(name) {
             for h in &pair.hosts {
                 let _ = writeln!(
@@ -102,6 +115,12 @@ pub fn render(config: &Config) -> String {
     );
     let _ = writeln!(out, "# TYPE baton_traffic_holder gauge");
     out.push_str(&holders);
+    let _ = writeln!(
+        out,
+        "# HELP baton_run_interrupted 1 when the pair's last run never finished and no baton process is running it (or its journal cannot be read): run `baton recover`."
+    );
+    let _ = writeln!(out, "# TYPE baton_run_interrupted gauge");
+    out.push_str(&interrupted);
     out
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::checks;
-use crate::config::{Host, Pair, Traffic};
-use crate::core::assess::{CheckOutcome, HostSeen, PairSeen, TrafficSeen};
+use crate::config::{CheckKind, Host, Pair, Traffic};
+use crate::core::assess::{CheckOutcome, HostSeen, LastRun, PairSeen, TrafficSeen};
 use crate::dns;
 use crate::quote;
 use crate::ssh::{SshError, SshHost, Target};
@@ -38,6 +38,7 @@ pub async fn observe(pair: &Pair) -> Observed {
             hosts: [seen_a, seen_b],
             traffic,
             recorded: None,
+            last_run: LastRun::Settled,
         },
         sessions: [ssh_a, ssh_b],
     }
@@ -50,13 +51,10 @@ async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
     let vip = async {
         match (&pair.traffic, ssh) {
             (Traffic::Vip(v), Some(s)) => match holds_address(s, &v.interface, v.address).await {
-                Ok(held) => Some(held),
-                Err(e) => {
-                    tracing::warn!(host = %host.name, error = %e, "cannot tell whether the host holds the virtual IP");
-                    None
-                }
+                Ok(held) => (Some(held), None),
+                Err(e) => (None, Some(e)),
             },
-            _ => None,
+            _ => (None, None),
         }
     };
     let version = async {
@@ -74,19 +72,22 @@ async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
         }
     };
     let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-    let (holds_vip, version, probes) = tokio::join!(vip, version, probes);
+    let ((holds_vip, vip_error), version, probes) = tokio::join!(vip, version, probes);
     let seen = HostSeen {
         name: host.name.clone(),
         address: Some(host.address),
         ssh: connected.as_ref().map(|_| ()).map_err(SshError::to_string),
         holds_vip,
+        vip_error,
         version,
         checks: probes
             .into_iter()
-            .map(|p| CheckOutcome {
+            .zip(&pair.checks)
+            .map(|(p, c)| CheckOutcome {
                 name: p.check,
                 ok: p.ok,
                 detail: p.detail,
+                via_ssh: matches!(c.kind, CheckKind::Command { .. }),
             })
             .collect(),
     };
@@ -126,7 +127,7 @@ pub async fn holds_address(
     let out = ssh.run(&cmd).await.map_err(|e| e.to_string())?;
     if !out.success() {
         return Err(format!(
-            "`ip addr show dev {interface}` failed: {}",
+            "`ip addr show dev {interface}` failed: {} (check `interface` in the pair's [traffic]: it must name the interface on both hosts)",
             out.stderr_text().trim()
         ));
     }

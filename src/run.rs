@@ -49,6 +49,9 @@ pub struct Request {
     /// Start even outside the maintenance window (`--ignore-window`; the
     /// reason is required and recorded).
     pub ignore_window: bool,
+    /// `failover --force`: the operator declares the primary unfit although
+    /// it passes its checks (the reason is required and recorded).
+    pub force: bool,
 }
 
 /// One progress event: a step that started or ended, or the end of a run.
@@ -151,16 +154,17 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         Err(e) => return refuse(progress, &pair.name, Outcome::Operator, e.to_string()),
     };
 
+    // The new run's id is known before its first event.
+    let run_id = format!(
+        "{}-{}",
+        now_rfc3339().replace([':', '-'], ""),
+        std::process::id()
+    );
     progress.event(&Event {
         pair: pair.name.clone(),
-        run: String::new(),
+        run: run_id.clone(),
         step: Step::Preflight.name().into(),
-        host: pair
-            .hosts
-            .iter()
-            .map(|h| h.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        host: both_hosts(pair),
         state: "begin".into(),
         duration_ms: 0,
         detail: "connecting, asking where traffic is, checking both hosts".into(),
@@ -203,7 +207,7 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
     fresh(
         config,
         pair,
-        kind,
+        (kind, run_id),
         req,
         &journal,
         &store,
@@ -218,18 +222,13 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
 async fn fresh(
     config: &Config,
     pair: &Pair,
-    kind: Kind,
+    (kind, run_id): (Kind, String),
     req: &Request,
     journal: &Journal,
     store: &StateStore,
     (observed, started): (observe::Observed, Instant),
     progress: &dyn Progress,
 ) -> Finished {
-    let run_id = format!(
-        "{}-{}",
-        now_rfc3339().replace([':', '-'], ""),
-        std::process::id()
-    );
     let sessions = &observed.sessions;
     let mut seen = observed.seen.clone();
     let recorded = match store.load(&pair.name) {
@@ -355,6 +354,14 @@ async fn fresh(
         reason: req.reason.clone(),
         gate: gate.as_ref().map(|g| g.clone().unwrap_or_else(|e| e)),
         window: window.as_ref().map(|w| w.clone().unwrap_or_else(|e| e)),
+        forced: (kind == Kind::Failover && req.force).then(|| {
+            format!(
+                "forced by {} ({}): {} declared unfit whatever its checks say",
+                req.operator,
+                req.reason.as_deref().unwrap_or("no reason"),
+                from_host.name
+            )
+        }),
         at: now_rfc3339(),
     };
     if let Err(e) = journal.append(&start) {
@@ -371,6 +378,7 @@ async fn fresh(
         from: &from_host.name,
         to: &to_host.name,
         failed: failed.as_deref(),
+        forced: req.force,
     };
     let mut problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
     if let Some(Err(closed)) = &gate {
@@ -396,8 +404,9 @@ async fn fresh(
         };
         match kind {
             Kind::Failover => format!(
-                "{} is down or not serving; {} is healthy and takes over",
-                from_host.name, to_host.name
+                "{}; {} is healthy and takes over",
+                preflight::primary_state(&seen, &from_host.name),
+                to_host.name
             ),
             Kind::Rejoin => format!("{} is back; traffic is on {}", to_host.name, from_host.name),
             _ => format!(
@@ -556,6 +565,11 @@ struct Ctx<'a> {
     ttl: Option<u32>,
 }
 
+/// Both hosts of a pair, in the pair file's order, as progress shows them.
+fn both_hosts(pair: &Pair) -> String {
+    format!("{},{}", pair.hosts[0].name, pair.hosts[1].name)
+}
+
 fn save_roles(
     store: &StateStore,
     pair: &str,
@@ -588,7 +602,7 @@ impl Ctx<'_> {
 
     fn host_of(&self, step: Step) -> String {
         match step {
-            Step::Preflight => format!("{},{}", self.from.name, self.to.name),
+            Step::Preflight => both_hosts(self.pair),
             Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby => {
                 self.to.name.clone()
             }
@@ -596,7 +610,7 @@ impl Ctx<'_> {
             Step::Switch => format!("{}->{}", self.from.name, self.to.name),
             Step::SwitchBack => format!("{}->{}", self.to.name, self.from.name),
             Step::VerifyService => format!("service->{}", self.to.name),
-            Step::Fence if self.kind == Kind::Rejoin => self.to.name.clone(),
+            Step::Release => self.to.name.clone(),
             Step::Fence => self.from.name.clone(),
         }
     }
@@ -674,7 +688,11 @@ impl Ctx<'_> {
                     if signals::count() >= 1
                         && matches!(
                             step,
-                            Step::ApplyStandby | Step::VerifyStandby | Step::Fence | Step::Switch
+                            Step::ApplyStandby
+                                | Step::VerifyStandby
+                                | Step::Fence
+                                | Step::Release
+                                | Step::Switch
                         )
                     {
                         let why = format!("not run: {} asked baton to stop", signals::last_name());
@@ -772,51 +790,6 @@ impl Ctx<'_> {
         );
     }
 
-    /// Makes sure `host` holds no traffic: the fence command if configured,
-    /// and for a VIP, removing the address if the host still answers.
-    async fn fence(&self, host: &Host, rec: &mut Recorder) -> Result<String, String> {
-        let mut done = Vec::new();
-        if let Some(cmd) = &self.pair.fence {
-            let line = cmd
-                .replace("{host}", &crate::quote::quote(&host.name))
-                .replace("{address}", &crate::quote::quote(&host.address.to_string()));
-            let out = rec.local(&line, self.pair.ssh.command_timeout).await;
-            if !out.as_ref().is_ok_and(|o| o.success()) {
-                return Err(crate::remote::failure("the fence command", &out));
-            }
-            done.push(format!("fence command ran for {}", host.name));
-        }
-        if let Traffic::Vip(v) = &self.pair.traffic {
-            match self.session(host) {
-                Some(ssh) => match observe::holds_address(ssh, &v.interface, v.address).await {
-                    Ok(true) => {
-                        let cidr = v.to_string();
-                        let out = rec.run_privileged(ssh, &["ip", "addr", "del", &cidr, "dev", &v.interface]).await;
-                        if !out.as_ref().is_ok_and(|o| o.success()) {
-                            return Err(crate::remote::failure(&format!("removing {cidr} from {}", host.name), &out));
-                        }
-                        done.push(format!("removed {cidr} from {}", host.name));
-                    }
-                    Ok(false) => done.push(format!("{} does not hold {v}", host.name)),
-                    Err(e) => return Err(format!("cannot tell whether {} holds {v}: {e}", host.name)),
-                },
-                None if self.pair.fence.is_some() => {}
-                None => done.push(format!(
-                    "{} is unreachable and no fence command is configured: relying on the operator's word that it is down",
-                    host.name
-                )),
-            }
-        }
-        if done.is_empty() {
-            done.push(format!(
-                "nothing to fence: the {} switch moves traffic away from {}",
-                self.pair.traffic.method(),
-                host.name
-            ));
-        }
-        Ok(done.join("; "))
-    }
-
     fn secrets(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Traffic::Dns(d) = &self.pair.traffic {
@@ -895,12 +868,18 @@ impl Ctx<'_> {
             }
             Step::Drain => self.drain().await,
             Step::Fence => {
-                let host = if self.kind == Kind::Rejoin {
-                    &to
-                } else {
-                    &from
-                };
-                self.fence(host, rec).await
+                crate::fence::fence(
+                    self.pair,
+                    &from,
+                    self.session(&from),
+                    &to,
+                    self.session(&to),
+                    rec,
+                )
+                .await
+            }
+            Step::Release => {
+                crate::fence::release(self.pair, &to, self.session(&to), &from, rec).await
             }
         }
     }
@@ -980,6 +959,16 @@ impl Ctx<'_> {
         match outcome {
             Outcome::Ok if self.kind == Kind::Failover => format!("done: traffic is on {on}; {} is marked failed until `baton rejoin {}`", self.from.name, self.pair.name),
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
+            Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Switch && e.ok) => format!(
+                "failed at {} and undone: traffic moved to {} and was switched back to {on}",
+                failed.join(", "),
+                self.to.name
+            ),
+            Outcome::RolledBack if self.kind == Kind::Rejoin => format!(
+                "failed at {}: {} stays marked failed; traffic stayed on {on}",
+                failed.join(", "),
+                self.to.name
+            ),
             Outcome::RolledBack => format!("failed at {} and undone: traffic stayed on {on}", failed.join(", ")),
             Outcome::Incomplete => format!("INCOMPLETE: traffic is on {on} and verified, but {} failed: {} is not a healthy standby", failed.join(", "), self.from.name),
             Outcome::Operator => format!("NEEDS AN OPERATOR: {} failed; traffic was last known on {on}", failed.join(", ")),

@@ -281,12 +281,13 @@ async fn vip(
         let note = end_hold(rec, from, v, held.is_some()).await;
         return Err(format!("{why}; the address was {restored}{note}"));
     }
-    let arp_note = announce(v, to, rec).await;
+    let arping = announce(v, to, rec).await;
     // Confirm: exactly the new host holds it.
     let (on_from, on_to) = tokio::join!(
         holds_address(from, &v.interface, v.address),
         holds_address(to, &v.interface, v.address)
     );
+    let arp_note = announced(arping, to, rec).await;
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
@@ -365,9 +366,10 @@ async fn ip_now(
 }
 
 /// Gratuitous ARP, repeated, in the background on the new holder: arping
-/// takes a second per packet and the switch must not wait for it. Returns a
-/// note for the detail when it could not be started.
-async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> &'static str {
+/// takes a second per packet and the switch must not wait for it. Its
+/// output goes to a private file on the host (removed by itself 30 s after
+/// arping ends), which `announced` reads into the journal.
+async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> Result<String, String> {
     let arping = quote::join(&[
         "arping",
         "-U",
@@ -386,16 +388,55 @@ async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> &'static str {
     } else {
         arping
     };
+    let inner = format!("{run}; echo \"{ARPING_EXIT}$?\"; sleep 30; rm -f \"$BATON_ARPING_LOG\"");
     let line = format!(
-        "PATH=\"$PATH:/usr/sbin:/sbin\" nohup sh -c {} </dev/null >/dev/null 2>&1 &",
-        quote::quote(&run)
+        "PATH=\"$PATH:/usr/sbin:/sbin\"; f=$(mktemp /tmp/baton-arping.XXXXXX) && {{ BATON_ARPING_LOG=\"$f\" nohup sh -c {} </dev/null >\"$f\" 2>&1 & }} && echo \"$f\"",
+        quote::quote(&inner)
     );
     let out = rec.run(to, &line).await;
-    if out.as_ref().is_ok_and(|o| o.success()) {
-        ""
-    } else {
-        " (gratuitous ARP could not be started)"
+    match &out {
+        Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
+        _ => Err(failure("starting gratuitous ARP", &out)),
     }
+}
+
+/// The line the announcement's wrapper prints when arping has ended.
+const ARPING_EXIT: &str = "arping exit ";
+
+/// Reads what the background announcement printed so far into the journal;
+/// a note for the switch's detail when it failed or could not start.
+async fn announced(started: Result<String, String>, to: &SshHost, rec: &mut Recorder) -> String {
+    let file = match started {
+        Ok(f) if f.starts_with("/tmp/baton-arping.") && !f.contains(char::is_whitespace) => f,
+        Ok(f) => return format!(" (gratuitous ARP: unexpected answer `{f}`)"),
+        Err(e) => return format!(" ({e})"),
+    };
+    let out = rec
+        .run(to, &format!("cat -- {}", quote::quote(&file)))
+        .await;
+    let text = match &out {
+        Ok(o) => o.stdout_text(),
+        Err(e) => return format!(" (gratuitous ARP started; its output could not be read: {e})"),
+    };
+    match arping_status(&text) {
+        Some(0) | None => String::new(),
+        Some(code) => {
+            let why = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with(ARPING_EXIT))
+                .unwrap_or("no output");
+            format!(" (gratuitous ARP FAILED, exit {code}: {why}; neighbours learn the move only as their caches expire)")
+        }
+    }
+}
+
+/// arping's exit status from the wrapper's last line, once it has ended.
+fn arping_status(text: &str) -> Option<i32> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(ARPING_EXIT))
+        .and_then(|c| c.trim().parse().ok())
 }
 
 /// Puts a VIP on `to` (unless it is there already), announces it and
@@ -427,8 +468,10 @@ async fn vip_take(
             return Err(failure(&format!("adding {cidr} on {}", to_host.name), &out));
         }
     }
-    let note = announce(v, to, rec).await;
-    match holds_address(to, &v.interface, v.address).await {
+    let arping = announce(v, to, rec).await;
+    let held = holds_address(to, &v.interface, v.address).await;
+    let note = announced(arping, to, rec).await;
+    match held {
         Ok(true) => Ok(Switched {
             detail: format!("{cidr} is on {}{note}", to_host.name),
             ttl: None,
@@ -726,4 +769,29 @@ pub async fn holder_for_run(
         _ => Holder::Unclear,
     };
     (holder, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcements_exit_status_is_read_from_its_wrappers_last_line() {
+        assert_eq!(
+            arping_status("ARPING 198.18.0.100 from 198.18.0.100 eth0\n"),
+            None
+        );
+        assert_eq!(
+            arping_status(
+                "Sent 3 probes (3 broadcast(s))\nReceived 0 response(s)\narping exit 0\n"
+            ),
+            Some(0)
+        );
+        assert_eq!(
+            arping_status(
+                "arping: Device eth9 not available.\nsudo: a password is required\narping exit 1\n"
+            ),
+            Some(1)
+        );
+    }
 }

@@ -104,6 +104,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             at,
             from,
             to,
+            forced,
             ..
         } = &v.start
         else {
@@ -121,19 +122,20 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             println!(
                 "{}",
                 serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
-                    "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome})
+                    "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced})
             );
         } else {
             let what = match (change, hash) {
                 (Some(c), Some(h)) => format!("{c} ({}, {h})", label.as_deref().unwrap_or(c)),
                 _ => "-".to_string(),
             };
+            let kind_shown = match forced {
+                Some(_) => format!("{} --force", kind.name()),
+                None => kind.name().to_string(),
+            };
             println!(
                 "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
-                serde_json::to_value(kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                kind_shown,
                 reason
                     .as_deref()
                     .map(|r| format!("\"{r}\""))
@@ -165,6 +167,7 @@ fn print_record(r: &Record) {
             reason,
             gate,
             window,
+            forced,
             at,
             ..
         } => {
@@ -179,6 +182,9 @@ fn print_record(r: &Record) {
             }
             if let Some(w) = window {
                 println!("        maintenance window: {w}");
+            }
+            if let Some(f) = forced {
+                println!("        FORCED: {f}");
             }
         }
         Record::Begin { step, at, .. } => println!("{at}  begin {}", step.name()),

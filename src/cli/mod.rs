@@ -120,14 +120,20 @@ pub enum Command {
         ignore_window: bool,
     },
     /// The primary is dead: verify the standby, fence the old primary (the
-    /// `fence` command, or removing the VIP if it still answers), switch,
-    /// verify. The old primary is marked failed until `rejoin`.
+    /// `fence` command; the VIP removed over SSH, or proven gone from the
+    /// link), switch, verify. The old primary is marked failed until
+    /// `rejoin`. Refused while the primary still passes its checks.
     Failover {
         /// The pair.
         pair: String,
         /// Why (recorded in the journal; required, or from BATON_REASON).
         #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
+        /// Fail over although the primary still passes its checks (reachable
+        /// or not): the operator declares it unfit. Its fence must still
+        /// succeed before traffic moves. Needs --reason; recorded.
+        #[arg(long, requires = "reason")]
+        force: bool,
     },
     /// Make a failed host the standby again: take away any traffic it still
     /// holds, verify it, clear the mark.
@@ -202,8 +208,14 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: a log file or a pipe (cron,
+    // systemd) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(progress::log_writer)
         .with_target(false)
         .try_init();
@@ -301,6 +313,7 @@ fn run(cli: Cli) -> Exit {
         members: members.clone(),
         skip_gate,
         ignore_window,
+        force: false,
     };
     let req = match &cli.command {
         Command::Apply {
@@ -321,9 +334,10 @@ fn run(cli: Cli) -> Exit {
             ignore_window,
             ..
         } => request(Some(Kind::Switchover), None, reason, false, *ignore_window),
-        Command::Failover { reason, .. } => {
-            request(Some(Kind::Failover), None, reason, false, false)
-        }
+        Command::Failover { reason, force, .. } => Request {
+            force: *force,
+            ..request(Some(Kind::Failover), None, reason, false, false)
+        },
         Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false, false),
         Command::Recover { .. } => request(None, None, &None, false, false),
         Command::Plan { change, .. } => {

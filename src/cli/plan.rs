@@ -154,12 +154,26 @@ fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change
                         _ => "nothing to wait for".to_string(),
                     }],
                 ),
-                Step::Fence => (
-                    from.name.clone(),
-                    vec![match (&pair.fence, &pair.traffic) {
-                        (Some(f), _) => format!("local: {f}"),
-                        (None, Traffic::Vip(v)) => format!("if {} answers: remove {v} from it", from.name),
-                        _ => "nothing to fence".to_string(),
+                Step::Fence => {
+                    let mut a = Vec::new();
+                    if let Some(f) = &pair.fence {
+                        a.push(format!("local: {}", crate::fence::fill(f, from)));
+                    }
+                    match &pair.traffic {
+                        Traffic::Vip(v) => {
+                            a.push(format!("if {} answers over SSH: remove {v} from it (`ip addr del {v} dev {}`)", from.name, v.interface));
+                            a.push(format!("otherwise, on {}: {} — no other host may answer for {} (else stop: split brain)", to.name, crate::fence::probe_line(v), v.address));
+                        }
+                        _ if a.is_empty() => a.push(format!("nothing to fence: the {} switch moves traffic away from {}", pair.traffic.method(), from.name)),
+                        _ => {}
+                    }
+                    (from.name.clone(), a)
+                }
+                Step::Release => (
+                    to.name.clone(),
+                    vec![match &pair.traffic {
+                        Traffic::Vip(v) => format!("if {} holds {v}: remove it (`ip addr del {v} dev {}`); the fence command is never run on a rejoining host", to.name, v.interface),
+                        _ => format!("confirm that traffic is on {} alone; the fence command is never run on a rejoining host", from.name),
                     }],
                 ),
             };

@@ -2,6 +2,8 @@
 //! records roles on first sight, and renders a compact table or the stable
 //! JSON document described in the README.
 
+use std::path::Path;
+
 use futures_util::StreamExt;
 use serde::Serialize;
 
@@ -65,7 +67,7 @@ struct DnsReport {
 pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
     let store = StateStore::new(&config.settings.state_dir);
     let reports: Vec<PairReport> = futures_util::stream::iter(config.pairs.values())
-        .map(|p| one(p, &store))
+        .map(|p| one(p, &store, &config.settings.state_dir))
         .buffered(concurrency.max(1))
         .collect()
         .await;
@@ -108,11 +110,18 @@ fn worst(a: Verdict, b: Verdict) -> Verdict {
     }
 }
 
-async fn one(pair: &Pair, store: &StateStore) -> PairReport {
+async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
     let observed = observe::observe(pair).await;
     let mut seen: PairSeen = observed.seen;
     let mut extra = Vec::new();
     let mut failed = None;
+    match crate::history::last_run(state_dir, &pair.name) {
+        Ok(last) => seen.last_run = last,
+        Err(e) => extra.push(Finding {
+            severity: Severity::Operator,
+            message: e.to_string(),
+        }),
+    }
     match store.load(&pair.name) {
         Ok(Some(s)) => {
             failed = s.failed.clone();

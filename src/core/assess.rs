@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+use crate::core::cycle::{Kind, Step};
+
 /// The recorded roles of a pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Roles {
@@ -25,6 +27,10 @@ pub struct CheckOutcome {
     pub ok: bool,
     /// What was seen.
     pub detail: String,
+    /// Whether it runs over SSH (a command check) rather than asking the
+    /// host's service directly.
+    #[serde(skip)]
+    pub via_ssh: bool,
 }
 
 /// What was seen of one host.
@@ -38,6 +44,9 @@ pub struct HostSeen {
     pub ssh: Result<(), String>,
     /// For a VIP pair: whether the VIP is on its interface (`None`: unknown).
     pub holds_vip: Option<bool>,
+    /// For a VIP pair: why the host could not be asked whether it holds the
+    /// VIP although SSH reached it (a wrong interface, `ip` missing).
+    pub vip_error: Option<String>,
     /// Output of the version command, or why it failed.
     pub version: Option<Result<String, String>>,
     /// Health checks.
@@ -48,6 +57,23 @@ impl HostSeen {
     /// Reachable and every check passed.
     pub fn healthy(&self) -> bool {
         self.ssh.is_ok() && self.checks.iter().all(|c| c.ok)
+    }
+
+    /// Its service answers on its own address: it has checks that do not
+    /// need SSH, and every one of them passed (whatever SSH says). A host
+    /// that serves may still hold traffic, even when SSH cannot reach it.
+    pub fn serving(&self) -> bool {
+        let direct: Vec<&CheckOutcome> = self.checks.iter().filter(|c| !c.via_ssh).collect();
+        !direct.is_empty() && direct.iter().all(|c| c.ok)
+    }
+
+    /// The names of the checks it failed, with what was seen.
+    pub fn failing_checks(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
     }
 }
 
@@ -71,6 +97,39 @@ pub struct PairSeen {
     pub traffic: TrafficSeen,
     /// What the state file says, if anything.
     pub recorded: Option<Roles>,
+    /// The pair's last run, from its journal and its lock.
+    pub last_run: LastRun,
+}
+
+/// The pair's last run, as its journal and its lock tell.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LastRun {
+    /// It finished (or there is none, or the journal was not read).
+    #[default]
+    Settled,
+    /// It has not finished and a baton process holds the pair's lock.
+    InProgress {
+        /// Its run id.
+        run: String,
+        /// The holder's process id.
+        pid: u32,
+        /// Who started it.
+        operator: String,
+    },
+    /// It never finished and no process holds the lock: the controller was
+    /// killed or lost power. Traffic may move when it is settled.
+    Interrupted {
+        /// The pair (for the command to run).
+        pair: String,
+        /// Its run id.
+        run: String,
+        /// What kind of run.
+        kind: Kind,
+        /// The step it died in (`None`: between steps).
+        open: Option<Step>,
+        /// The last step that ended, if any.
+        last: Option<Step>,
+    },
 }
 
 /// Who holds traffic in reality.
@@ -170,6 +229,36 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         Holder::Host(_) => {}
     }
 
+    match &seen.last_run {
+        LastRun::Settled => {}
+        LastRun::InProgress { run, pid, operator } => add(
+            Severity::Degraded,
+            format!(
+                "run {run} is in progress (pid {pid}, {operator}): what is seen may change under it"
+            ),
+        ),
+        LastRun::Interrupted {
+            pair,
+            run,
+            kind,
+            open,
+            last,
+        } => {
+            let at = match (open, last) {
+                (Some(s), _) => format!("inside {}", s.name()),
+                (None, Some(s)) => format!("after {}", s.name()),
+                (None, None) => "before its first step".to_string(),
+            };
+            add(
+                Severity::Operator,
+                format!(
+                    "{} run {run} was interrupted {at} and is not settled: traffic may still move; run `baton recover {pair}`",
+                    kind.name()
+                ),
+            )
+        }
+    }
+
     let mut record = None;
     if let Holder::Host(h) = &holder {
         match &seen.recorded {
@@ -206,6 +295,12 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         };
         if let Err(e) = &h.ssh {
             add(severity, format!("{role} {} is unreachable: {e}", h.name));
+        }
+        if let Some(e) = &h.vip_error {
+            add(
+                Severity::Operator,
+                format!("cannot tell whether {} holds the virtual IP: {e}", h.name),
+            );
         }
         for c in h.checks.iter().filter(|c| !c.ok) {
             add(
@@ -333,11 +428,13 @@ mod tests {
             address: Some(addr.parse().unwrap()),
             ssh: Ok(()),
             holds_vip: vip,
+            vip_error: None,
             version: Some(Ok("1".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),
                 ok: true,
                 detail: "200".into(),
+                via_ssh: false,
             }],
         }
     }
@@ -354,6 +451,7 @@ mod tests {
             hosts: [host("blue", "10.0.0.1", a), host("green", "10.0.0.2", b)],
             traffic: TrafficSeen::Vip,
             recorded,
+            last_run: LastRun::Settled,
         }
     }
 
@@ -449,6 +547,7 @@ mod tests {
                     .collect(),
             ),
             recorded: roles("amber", "violet"),
+            last_run: LastRun::Settled,
         }
     }
 
@@ -486,5 +585,66 @@ mod tests {
         assert_eq!(a.verdict, Verdict::Degraded);
         let a = assess(&dns(vec![Err("timed out")]));
         assert_eq!(a.verdict, Verdict::Operator);
+    }
+
+    #[test]
+    fn an_interrupted_run_needs_an_operator_until_recovered_and_one_in_progress_is_degraded() {
+        let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
+        seen.last_run = LastRun::Interrupted {
+            pair: "web".into(),
+            run: "r1".into(),
+            kind: Kind::Apply,
+            open: Some(Step::Switch),
+            last: Some(Step::VerifyStandby),
+        };
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("apply run r1 was interrupted inside switch")
+                && a.findings[0].message.contains("baton recover web"),
+            "{:?}",
+            a.findings
+        );
+        seen.last_run = LastRun::InProgress {
+            run: "r2".into(),
+            pid: 42,
+            operator: "alice".into(),
+        };
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);
+    }
+
+    #[test]
+    fn a_host_that_cannot_say_whether_it_holds_the_vip_names_the_cause() {
+        let mut seen = vip(None, Some(false), roles("blue", "green"));
+        seen.hosts[0].vip_error =
+            Some("`ip addr show dev eth9` failed: Device \"eth9\" does not exist.".into());
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(
+            a.findings.iter().any(|f| f.message.contains("blue")
+                && f.message.contains("Device \"eth9\" does not exist")),
+            "{:?}",
+            a.findings
+        );
+    }
+
+    #[test]
+    fn serving_means_every_direct_check_passes() {
+        let mut h = host("blue", "10.0.0.1", None);
+        h.ssh = Err("connection refused".into());
+        assert!(h.serving() && !h.healthy());
+        h.checks[0].ok = false;
+        assert!(!h.serving());
+        // Only checks over SSH: nothing says it serves.
+        h.checks[0] = CheckOutcome {
+            name: "unit".into(),
+            ok: true,
+            detail: String::new(),
+            via_ssh: true,
+        };
+        assert!(!h.serving());
     }
 }

@@ -61,9 +61,14 @@ pub enum Step {
     /// Undo: the change's rollback steps on the standby (`to`).
     RollbackStandby,
     /// Failover: make sure the old primary (`from`) holds no traffic (the
-    /// fence command, or removing the VIP if it still answers). Rejoin: the
-    /// same for the rejoining host (`to`).
+    /// fence command, removing the VIP if it still answers over SSH, and
+    /// proving that no other host answers for the VIP).
     Fence,
+    /// Rejoin: the rejoining host (`to`) gives up any traffic it came back
+    /// with (a VIP it still holds is removed over SSH). Never the fence
+    /// command: the host is repaired, not dead. Journals written before
+    /// this step existed call it `fence` in a rejoin.
+    Release,
 }
 
 impl Step {
@@ -81,6 +86,7 @@ impl Step {
             Step::SwitchBack => "switch_back",
             Step::RollbackStandby => "rollback_standby",
             Step::Fence => "fence",
+            Step::Release => "release",
         }
     }
 
@@ -165,7 +171,7 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
             Step::Switch,
             Step::VerifyService,
         ],
-        Kind::Rejoin => vec![Step::Preflight, Step::Fence, Step::VerifyStandby],
+        Kind::Rejoin => vec![Step::Preflight, Step::Release, Step::VerifyStandby],
     }
 }
 
@@ -179,8 +185,16 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
             Next::Finish(Outcome::RolledBack)
         }
     };
-    let Some(last) = ended.last() else {
+    let Some(last) = ended.last().copied() else {
         return Next::Run(Step::Preflight);
+    };
+    // An older journal's rejoin called its release step `fence`.
+    let last = match (kind, last.step) {
+        (Kind::Rejoin, Step::Fence) => Ended {
+            step: Step::Release,
+            ok: last.ok,
+        },
+        _ => last,
     };
     if matches!(kind, Kind::Failover | Kind::Rejoin) {
         // No undo: the old primary is dead (failover) or traffic is not
@@ -211,8 +225,8 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
             Next::Finish(Outcome::Incomplete)
         }
-        // Fencing is not part of these runs.
-        (Step::Fence, false) => Next::Finish(Outcome::Operator),
+        // Fencing and releasing are not part of these runs.
+        (Step::Fence | Step::Release, false) => Next::Finish(Outcome::Operator),
         // Forward successes.
         (step, true) => next_forward(&forward, step),
     }
@@ -287,8 +301,8 @@ pub fn resolve_interrupted(kind: Kind, step: Step, holder: Holder) -> Resolution
         (Step::SwitchBack, Holder::Old) => ended(true),
         (Step::SwitchBack, Holder::New | Holder::Neither) => Resolution::Retry,
         // Rollback steps restore a known state and must be safe to repeat;
-        // fencing is idempotent.
-        (Step::RollbackStandby | Step::Fence, _) => Resolution::Retry,
+        // fencing and releasing are idempotent.
+        (Step::RollbackStandby | Step::Fence | Step::Release, _) => Resolution::Retry,
         _ => ended(false),
     }
 }
@@ -632,13 +646,27 @@ mod tests {
     }
 
     #[test]
-    fn rejoin_clears_then_verifies() {
+    fn rejoin_releases_then_verifies_and_never_fences() {
         assert_eq!(
             run(Kind::Rejoin, &[]),
-            (vec![Preflight, Fence, VerifyStandby], Outcome::Ok)
+            (vec![Preflight, Release, VerifyStandby], Outcome::Ok)
         );
         assert_eq!(run(Kind::Rejoin, &[VerifyStandby]).1, Outcome::RolledBack);
-        assert_eq!(run(Kind::Rejoin, &[Fence]).1, Outcome::Operator);
+        assert_eq!(run(Kind::Rejoin, &[Release]).1, Outcome::Operator);
+        // A rejoin journaled before `release` existed (its step was called
+        // `fence`) goes on to verify, not straight to its end.
+        assert_eq!(
+            decide(Kind::Rejoin, &[ok(Preflight), ok(Fence)]),
+            Next::Run(VerifyStandby)
+        );
+        assert_eq!(
+            decide(Kind::Rejoin, &[ok(Preflight), fail(Fence)]),
+            Next::Finish(Outcome::Operator)
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Rejoin, Release, Holder::Unclear),
+            Resolution::Retry
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! observation and the recorded state, the problems that forbid starting.
 //! Empty means go.
 
-use crate::core::assess::{Assessment, Holder, PairSeen};
+use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen};
 use crate::core::cycle::Kind;
 
 /// The host names a run works with.
@@ -14,6 +14,9 @@ pub struct Roles<'a> {
     pub to: &'a str,
     /// The host marked failed by an earlier failover, if any.
     pub failed: Option<&'a str>,
+    /// `failover --force`: the operator declares the primary unfit although
+    /// it still answers (its fence must still succeed before the switch).
+    pub forced: bool,
 }
 
 /// Problems that forbid starting `kind`.
@@ -25,7 +28,6 @@ pub fn problems(
     r: Roles<'_>,
 ) -> Vec<String> {
     let host = |name: &str| seen.hosts.iter().find(|h| h.name == name);
-    let healthy = |name: &str| host(name).is_some_and(|h| h.healthy());
     let mut out = Vec::new();
     match (kind, r.failed) {
         (Kind::Rejoin, None) => out.push(format!(
@@ -50,45 +52,99 @@ pub fn problems(
                     "the standby {} is unreachable: it cannot take over",
                     r.to
                 )),
-                Some(h) if !h.healthy() => {
-                    let failing: Vec<String> = h
-                        .checks
-                        .iter()
-                        .filter(|c| !c.ok)
-                        .map(|c| format!("{}: {}", c.name, c.detail))
-                        .collect();
-                    out.push(format!(
-                        "the standby {} fails its checks ({}): it cannot take over",
-                        r.to,
-                        failing.join("; ")
-                    ))
-                }
+                Some(h) if !h.healthy() => out.push(format!(
+                    "the standby {} fails its checks ({}): it cannot take over",
+                    r.to,
+                    h.failing_checks().join("; ")
+                )),
                 _ => {}
             }
-            if healthy(r.from) && a.holder == Holder::Host(r.from.to_string()) {
-                out.push(format!(
-                    "the primary {} is reachable, healthy and holds traffic: this is not a failover; use `baton switchover {pair}`",
-                    r.from
-                ));
+            if let Some(p) = host(r.from) {
+                out.extend(primary_still_serves(pair, p, &a.holder, r));
             }
         }
         Kind::Rejoin => {
-            if host(r.to).is_some_and(|h| h.ssh.is_err()) {
-                out.push(format!("{} is still unreachable", r.to));
+            if let Some(Err(e)) = host(r.to).map(|h| &h.ssh) {
+                out.push(format!(
+                    "{} is still unreachable over SSH ({e}): repair it first",
+                    r.to
+                ));
             }
             match &a.holder {
                 Holder::Host(h) if h == r.from => {}
                 // The failed host came back still holding the VIP: the
-                // rejoin's fence step takes it away.
+                // rejoin's release step takes it away (never the fence).
                 Holder::Both => {}
                 other => out.push(format!(
-                    "traffic must be on {} to rejoin {} (now: {other:?})",
-                    r.from, r.to
+                    "traffic must be on {} alone to rejoin {}, but it is {}",
+                    r.from,
+                    r.to,
+                    where_is(other)
                 )),
             }
         }
     }
     out
+}
+
+/// What was seen of a failover's old primary, in words.
+pub fn primary_state(seen: &PairSeen, from: &str) -> String {
+    let Some(p) = seen.hosts.iter().find(|h| h.name == from) else {
+        return format!("{from} was not observed");
+    };
+    let failing = p.failing_checks();
+    match (&p.ssh, failing.is_empty()) {
+        (Err(e), _) if !p.serving() => format!(
+            "{from} is unreachable over SSH ({e}) and its service does not answer"
+        ),
+        (Err(e), _) => format!(
+            "{from} is unreachable over SSH ({e}); its service still answers, and the failover is forced"
+        ),
+        (Ok(()), false) => format!("{from} fails its checks ({})", failing.join("; ")),
+        (Ok(()), true) => format!(
+            "{from} is reachable and passes its checks, and the failover is forced"
+        ),
+    }
+}
+
+/// Where traffic is, in words.
+fn where_is(holder: &Holder) -> String {
+    match holder {
+        Holder::Host(h) => format!("on {h}"),
+        Holder::Both => "on both hosts".to_string(),
+        Holder::Neither => "on neither host".to_string(),
+        Holder::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+/// Why a failover must not declare the primary dead: it passes its checks
+/// (reachable or not), unless the operator forced it; and with the VIP on
+/// both hosts while it is healthy, even then (only a person can tell which
+/// host should keep it).
+fn primary_still_serves(pair: &str, p: &HostSeen, holder: &Holder, r: Roles<'_>) -> Option<String> {
+    let from = r.from;
+    let force = format!(
+        "if {from} must be taken out anyway, `baton failover {pair} --force --reason TEXT` fences it (the pair's fence command; the VIP removed, or proven gone) before the switch"
+    );
+    if p.healthy() && *holder == Holder::Both {
+        return Some(format!(
+            "split brain: both hosts hold the virtual IP and the primary {from} is reachable and passes its checks: a failover would take it from the healthy host. Remove the address from the host that should not have it (`ip addr del ...` there), then run `baton status {pair}`"
+        ));
+    }
+    if r.forced {
+        return None;
+    }
+    if p.healthy() {
+        return Some(format!(
+            "the primary {from} is reachable and passes its checks: this is not a failover; use `baton switchover {pair}`; {force}"
+        ));
+    }
+    if p.ssh.is_err() && p.serving() {
+        return Some(format!(
+            "the primary {from} cannot be reached over SSH but its service still answers on its own address (its checks pass): it may still hold traffic, and baton cannot make it let go; repair SSH and use `baton switchover {pair}`, or {force}"
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -111,11 +167,13 @@ mod tests {
                 Err("unreachable".into())
             },
             holds_vip: vip,
+            vip_error: None,
             version: None,
             checks: vec![CheckOutcome {
                 name: "page".into(),
                 ok,
                 detail: String::new(),
+                via_ssh: false,
             }],
         };
         PairSeen {
@@ -128,11 +186,23 @@ mod tests {
                 primary: "blue".into(),
                 standby: "green".into(),
             }),
+            last_run: Default::default(),
         }
     }
 
     fn check(kind: Kind, s: &PairSeen, from: &str, to: &str, failed: Option<&str>) -> Vec<String> {
-        problems(kind, "web", s, &assess(s), Roles { from, to, failed })
+        problems(
+            kind,
+            "web",
+            s,
+            &assess(s),
+            Roles {
+                from,
+                to,
+                failed,
+                forced: false,
+            },
+        )
     }
 
     #[test]
@@ -210,5 +280,71 @@ mod tests {
         assert!(check(Kind::Rejoin, &down, "green", "blue", Some("blue"))
             .iter()
             .any(|p| p.contains("still unreachable")));
+    }
+
+    fn failover(s: &PairSeen, forced: bool) -> Vec<String> {
+        problems(
+            Kind::Failover,
+            "web",
+            s,
+            &assess(s),
+            Roles {
+                from: "blue",
+                to: "green",
+                failed: None,
+                forced,
+            },
+        )
+    }
+
+    #[test]
+    fn failover_never_declares_a_serving_primary_dead_on_its_own() {
+        // The VIP on both hosts and a healthy primary: refused, even forced
+        // (issue 11, item 2).
+        let both = seen(true, Some(true), true, Some(true));
+        for forced in [false, true] {
+            let p = failover(&both, forced);
+            assert!(p.iter().any(|m| m.contains("split brain")), "{p:?}");
+        }
+        // Only the primary's sshd is dead, its service answers: refused
+        // unless forced (item 3).
+        let mut sshd_dead = seen(true, None, true, Some(false));
+        sshd_dead.hosts[0].ssh = Err("connection refused".into());
+        let p = failover(&sshd_dead, false);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("still answers") && m.contains("--force")),
+            "{p:?}"
+        );
+        assert!(failover(&sshd_dead, true).is_empty());
+        // A healthy primary holding traffic: a switchover, or forced.
+        let healthy = seen(true, Some(true), true, Some(false));
+        assert!(failover(&healthy, false)[0].contains("use `baton switchover web`"));
+        assert!(failover(&healthy, true).is_empty());
+        // A healthy primary and the VIP on neither host: still not dead.
+        let neither = seen(true, Some(false), true, Some(false));
+        assert!(!failover(&neither, false).is_empty());
+        // Reachable but failing its checks: a failover.
+        let mut failing = seen(true, Some(true), true, Some(false));
+        failing.hosts[0].checks[0].ok = false;
+        assert!(failover(&failing, false).is_empty());
+        // Down altogether (no SSH, no service): a failover.
+        let down = seen(false, None, true, Some(false));
+        assert!(failover(&down, false).is_empty());
+        // With the VIP on both and the primary failing, the fence takes it
+        // off the primary: allowed.
+        let mut both_failing = seen(true, Some(true), true, Some(true));
+        both_failing.hosts[0].checks[0].ok = false;
+        assert!(failover(&both_failing, false).is_empty());
+    }
+
+    #[test]
+    fn the_failovers_preflight_says_what_was_seen_of_the_primary() {
+        let down = seen(false, None, true, Some(false));
+        assert!(primary_state(&down, "blue").contains("unreachable over SSH"));
+        let mut failing = seen(true, Some(true), true, Some(false));
+        failing.hosts[0].checks[0].ok = false;
+        failing.hosts[0].checks[0].detail = "status 502".into();
+        assert!(primary_state(&failing, "blue").contains("fails its checks (page: status 502)"));
     }
 }

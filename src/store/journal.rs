@@ -53,6 +53,9 @@ pub enum Record {
         /// The maintenance window's decision, or why it was ignored.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         window: Option<String>,
+        /// `failover --force`: who declared the primary unfit, and why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forced: Option<String>,
         at: String,
     },
     /// A step is about to run.
@@ -282,6 +285,7 @@ mod tests {
             reason: Some("why".into()),
             gate: None,
             window: None,
+            forced: None,
             at: "t".into(),
         }
     }

@@ -94,6 +94,58 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
     Ok(PairLock { _file: file })
 }
 
+/// Who holds the pair's lock now, if a live process does: read from the
+/// kernel's table of file locks (`/proc/locks`), so asking takes nothing
+/// (a status must never make a starting run find the pair busy). `None`
+/// when nobody holds it, the lock file does not exist, or the table cannot
+/// be read.
+pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let path = state_dir.join(format!("{pair}.lock"));
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    let mut table = String::new();
+    File::open("/proc/locks")
+        .ok()?
+        .take(4 << 20)
+        .read_to_string(&mut table)
+        .ok()?;
+    let pid = flock_holder(&table, meta.dev(), meta.ino())?;
+    let mut body = String::new();
+    let _ = file.take(64 << 10).read_to_string(&mut body);
+    Some(
+        serde_json::from_str::<Holder>(&body)
+            .ok()
+            .filter(|h| h.pid == pid)
+            .unwrap_or(Holder {
+                pid,
+                operator: "unknown".to_string(),
+                command: "unknown".to_string(),
+                since: "unknown".to_string(),
+            }),
+    )
+}
+
+/// The pid holding an exclusive `flock` on the file (device, inode) in a
+/// `/proc/locks` table: `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`,
+/// the device as hexadecimal major:minor.
+fn flock_holder(table: &str, dev: u64, ino: u64) -> Option<u32> {
+    let want = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    table.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        // Blocked waiters are listed as `1: -> FLOCK ...`: not holders.
+        match words.as_slice() {
+            [_, "FLOCK", _, "WRITE", pid, file, ..] if *file == want => pid.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +173,33 @@ mod tests {
         let _other = acquire(dir.path(), "api", &holder(3)).unwrap();
         drop(first);
         let _again = acquire(dir.path(), "web", &holder(4)).unwrap();
+    }
+
+    #[test]
+    fn the_holder_is_read_from_the_kernel_without_taking_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(held_by(dir.path(), "web"), None, "no lock file yet");
+        let me = holder(std::process::id());
+        let lock = acquire(dir.path(), "web", &me).unwrap();
+        assert_eq!(held_by(dir.path(), "web"), Some(me.clone()));
+        // Asking took nothing: the lock is still ours alone.
+        assert!(acquire(dir.path(), "web", &holder(2)).is_err());
+        drop(lock);
+        // The file stays, nobody holds it.
+        assert!(dir.path().join("web.lock").exists());
+        assert_eq!(held_by(dir.path(), "web"), None);
+    }
+
+    #[test]
+    fn lock_table_lines() {
+        let dev = libc::makedev(0x08, 0x01);
+        let table = "1: POSIX  ADVISORY  WRITE 77 08:01:5678 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 99 08:01:5678 0 EOF\n";
+        assert_eq!(flock_holder(table, dev, 5678), Some(1234));
+        assert_eq!(flock_holder(table, dev, 5679), None);
+        assert_eq!(flock_holder(table, libc::makedev(0x08, 0x02), 5678), None);
+        let shared = "3: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF\n";
+        assert_eq!(flock_holder(shared, dev, 5678), None);
     }
 }
