@@ -390,12 +390,20 @@ async fn fresh(
     if let Some(Err(outside)) = &window {
         problems.insert(0, outside.clone());
     }
-    let drift = matches!(kind, Kind::Apply | Kind::Switchover)
-        && (assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
-            || assessment
-                .findings
-                .iter()
-                .any(|f| f.message.contains("record says")));
+    // A refusal needs an operator (exit 4) rather than "did not start"
+    // when the pair is in a state no run of this kind can mend.
+    let drift = match kind {
+        Kind::Apply | Kind::Switchover => {
+            assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
+                || assessment
+                    .findings
+                    .iter()
+                    .any(|f| f.message.contains("record says"))
+        }
+        // Split brain, or nobody serving: a person must decide.
+        Kind::Failover => matches!(assessment.holder, Seen::Both | Seen::Neither),
+        Kind::Rejoin => matches!(assessment.holder, Seen::Neither),
+    };
     let ok = problems.is_empty();
     let detail = if ok {
         let gate_note = match &gate {

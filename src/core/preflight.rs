@@ -134,6 +134,11 @@ fn primary_still_serves(pair: &str, p: &HostSeen, holder: &Holder, r: Roles<'_>)
     if r.forced {
         return None;
     }
+    if p.healthy() && *holder == Holder::Neither {
+        return Some(format!(
+            "no host holds traffic, and the primary {from} is reachable and passes its checks: a failover would take a healthy host out. Put the address back on {from} (`ip addr add ...` there), or {force}"
+        ));
+    }
     if p.healthy() {
         return Some(format!(
             "the primary {from} is reachable and passes its checks: this is not a failover; use `baton switchover {pair}`; {force}"

@@ -1,0 +1,444 @@
+//! The emergency paths, as an operator at 03:00 meets them: `failover`,
+//! `rejoin` and `recover` on the VIP pair `web` with the old primary's
+//! host down, its sshd down, its service down, the VIP on both hosts, the
+//! VIP on neither. One test per row of the README's table ("Emergencies");
+//! each asserts the exit code, what the hosts hold afterwards, and that a
+//! fence is never run on a host that is being rejoined.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const VIP: &str = "198.18.0.100";
+const VIP_CIDR: &str = "198.18.0.100/24";
+
+fn holds_vip(host: &str) -> bool {
+    netns_ok(
+        &format!("baton-{host}"),
+        &["ip", "-o", "addr", "show", "dev", "eth0"],
+    )
+    .contains(&format!("inet {VIP}/"))
+}
+
+/// (blue holds the VIP, green holds it)
+fn vip_on() -> (bool, bool) {
+    (holds_vip("blue"), holds_vip("green"))
+}
+
+fn add_vip(host: &str) {
+    netns_ok(
+        &format!("baton-{host}"),
+        &["ip", "addr", "add", VIP_CIDR, "dev", "eth0"],
+    );
+}
+
+fn del_vip(host: &str) {
+    netns_ok(
+        &format!("baton-{host}"),
+        &["ip", "addr", "del", VIP_CIDR, "dev", "eth0"],
+    );
+}
+
+/// The host's link goes down: the machine is gone for everyone.
+fn host_down(host: &str) {
+    netns_ok(
+        &format!("baton-{host}"),
+        &["ip", "link", "set", "eth0", "down"],
+    );
+}
+
+fn host_up(host: &str) {
+    netns_ok(&format!("baton-{host}"), &["ip", "link", "set", "eth0", "up"]);
+}
+
+/// Ends one of the host's daemons (`sshd` or `nginx`) by its pid file;
+/// `scripts/lab reset` (when the test's lab guard drops) starts it again.
+fn stop(host: &str, daemon: &str) {
+    let pid_file = Path::new(LAB).join(format!("hosts/{host}/{daemon}.pid"));
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on a pid the lab started for this host.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    for _ in 0..50 {
+        // SAFETY: signal 0 only asks whether the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{daemon} on {host} did not end");
+}
+
+/// Every call of the lab's fence hook since the last reset.
+fn fence_calls() -> Vec<String> {
+    fs::read_to_string(Path::new(LAB).join("fence.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+/// The lab's web pair with the lab's fence hook (a power switch).
+fn with_fence() -> (tempfile::TempDir, PathBuf) {
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "environment = \"dev\"",
+            &format!("environment = \"dev\"\nfence = \"{LAB}/bin/fence {{host}}\""),
+        )
+    });
+    let cfg = dir.path().join("baton.toml");
+    (dir, cfg)
+}
+
+fn failover(cfg: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["failover", "web", "--reason", "03:00 page"];
+    args.extend_from_slice(extra);
+    baton(cfg, &args)
+}
+
+/// After a failover to green, blue is marked failed: the rejoin rows
+/// start here.
+fn failed_over_to_green(cfg: &Path) {
+    host_down("blue");
+    let run = failover(cfg, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(vip_on(), (true, true), "blue kept its address while its link was down");
+    fs::remove_file(Path::new(LAB).join("fence.log")).ok();
+}
+
+fn state_of(cfg: &Path) -> serde_json::Value {
+    let file = cfg.parent().unwrap().join("state/web.state.json");
+    serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap()
+}
+
+// ---- failover ----
+
+#[test]
+fn failover_with_the_primary_host_down_moves_the_vip_and_marks_it_failed() {
+    let _lab = lab();
+    let cfg = lab_config();
+    host_down("blue");
+    let run = failover(&cfg, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("no host answers for 198.18.0.100"), "{}", run.stdout);
+    host_up("blue");
+    // blue kept the address on its downed link; the rejoin takes it away.
+    assert!(holds_vip("green"));
+    let rejoin = baton(&cfg, &["rejoin", "web", "--reason", "blue repaired"]);
+    assert_eq!(rejoin.code, 0, "{}", rejoin.stdout);
+    assert_eq!(vip_on(), (false, true));
+}
+
+#[test]
+fn failover_with_only_the_primarys_sshd_down_is_refused_unless_forced() {
+    let _lab = lab();
+    stop("blue", "sshd");
+    let refused = failover(&lab_config(), &[]);
+    assert_eq!(refused.code, 5, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stdout.contains("its service still answers") && refused.stdout.contains("--force"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(vip_on(), (true, false), "nothing changed");
+
+    // Forced without a fence command: blue still answers for the VIP on
+    // the link, so green does not take it and the run says why.
+    let forced = failover(&lab_config(), &["--force"]);
+    assert_eq!(forced.code, 4, "{}\n{}", forced.stdout, forced.stderr);
+    assert!(
+        forced.stdout.contains("is still answered on the link"),
+        "{}",
+        forced.stdout
+    );
+    assert_eq!(vip_on(), (true, false), "exactly one host holds the VIP");
+    let log = baton(&lab_config(), &["log", "web"]);
+    assert!(log.stdout.contains("failover --force"), "{}", log.stdout);
+}
+
+#[test]
+fn a_forced_failover_with_a_fence_command_powers_the_primary_off_then_moves_the_vip() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    stop("blue", "sshd");
+    let run = failover(&cfg, &["--force"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(fence_calls(), vec!["blue".to_string()]);
+    assert!(holds_vip("green"));
+    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=green version=1\n");
+    assert_eq!(state_of(&cfg)["failed"], "blue");
+}
+
+#[test]
+fn failover_with_the_primarys_service_down_takes_the_vip_off_it() {
+    let _lab = lab();
+    stop("blue", "nginx");
+    let run = failover(&lab_config(), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("removed 198.18.0.100/24 from blue"), "{}", run.stdout);
+    assert_eq!(vip_on(), (false, true));
+}
+
+#[test]
+fn failover_with_the_vip_on_both_and_a_healthy_primary_is_refused_and_changes_nothing() {
+    let _lab = lab();
+    add_vip("green");
+    for extra in [&[][..], &["--force"][..]] {
+        let run = failover(&lab_config(), extra);
+        assert_eq!(run.code, 4, "{extra:?}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("split brain"), "{}", run.stdout);
+        assert_eq!(vip_on(), (true, true), "nothing changed");
+    }
+    assert!(
+        !Path::new(LAB).join("state/web.state.json").exists()
+            || state_of(&lab_config()).get("failed").is_none()
+    );
+}
+
+#[test]
+fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused() {
+    let _lab = lab();
+    del_vip("blue");
+    let run = failover(&lab_config(), &[]);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("no host holds traffic"), "{}", run.stdout);
+    assert_eq!(vip_on(), (false, false), "nothing changed");
+}
+
+// ---- rejoin (after a failover to green; blue is marked failed) ----
+
+#[test]
+fn rejoin_of_a_host_still_down_is_refused() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    failed_over_to_green(&cfg);
+    let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    assert!(run.stdout.contains("still unreachable"), "{}", run.stdout);
+    assert!(fence_calls().is_empty(), "{:?}", fence_calls());
+    assert_eq!(state_of(&cfg)["failed"], "blue");
+}
+
+#[test]
+fn rejoin_with_the_hosts_sshd_down_is_refused() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    failed_over_to_green(&cfg);
+    host_up("blue");
+    stop("blue", "sshd");
+    let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    assert!(run.stdout.contains("still unreachable over SSH"), "{}", run.stdout);
+    assert!(fence_calls().is_empty(), "{:?}", fence_calls());
+    // blue came back holding the VIP: still split brain, nothing touched.
+    assert_eq!(vip_on(), (true, true));
+}
+
+#[test]
+fn rejoin_with_the_hosts_service_down_releases_it_and_keeps_it_failed() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    failed_over_to_green(&cfg);
+    host_up("blue");
+    stop("blue", "nginx");
+    let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("blue stays marked failed"), "{}", run.stdout);
+    assert!(fence_calls().is_empty(), "the fence ran on the rejoining host: {:?}", fence_calls());
+    assert_eq!(vip_on(), (false, true), "the VIP it came back with is gone");
+    assert_eq!(state_of(&cfg)["failed"], "blue");
+}
+
+#[test]
+fn rejoin_of_a_host_back_with_the_vip_removes_it_and_never_runs_the_fence() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    failed_over_to_green(&cfg);
+    host_up("blue");
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 4, "split brain until rejoin");
+    let run = baton(&cfg, &["rejoin", "web", "--reason", "blue repaired"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("removed 198.18.0.100/24 from blue"), "{}", run.stdout);
+    assert!(fence_calls().is_empty(), "the fence ran on the rejoining host: {:?}", fence_calls());
+    assert_eq!(vip_on(), (false, true));
+    assert!(state_of(&cfg).get("failed").is_none());
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
+    // The repaired host really is a standby: it can take traffic back.
+    assert_eq!(baton(&cfg, &["switchover", "web", "--reason", "back"]).code, 0);
+    assert_eq!(vip_on(), (true, false));
+}
+
+#[test]
+fn rejoin_with_the_vip_on_neither_host_is_refused() {
+    let _lab = lab();
+    let (_dir, cfg) = with_fence();
+    failed_over_to_green(&cfg);
+    host_up("blue");
+    del_vip("blue");
+    del_vip("green");
+    let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(run.stdout.contains("it is on neither host"), "{}", run.stdout);
+    assert!(fence_calls().is_empty());
+    assert_eq!(vip_on(), (false, false));
+}
+
+// ---- status and recover after the controller was killed ----
+
+#[test]
+fn status_after_a_kill_mid_run_names_the_interrupted_run_until_recovered() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let state = Path::new(LAB).join("state");
+    let child = spawn(&cfg, &["switchover", "web", "--reason", "killed"]);
+    wait_for_begin(&state, "web", "verify_standby");
+    // SAFETY: SIGKILL to the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = finish(child);
+    let status = baton(&cfg, &["status", "web"]);
+    assert_eq!(status.code, 4, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("was interrupted") && status.stdout.contains("baton recover web"),
+        "{}",
+        status.stdout
+    );
+    let metrics = tempfile::NamedTempFile::new().unwrap();
+    let m = metrics.path().display().to_string();
+    baton(&cfg, &["--metrics-file", &m, "status", "web"]);
+    assert!(
+        fs::read_to_string(&m)
+            .unwrap()
+            .contains("baton_run_interrupted{pair=\"web\"} 1"),
+    );
+    let recover = baton(&cfg, &["recover", "web"]);
+    assert_eq!(recover.code, 1, "{}", recover.stdout);
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
+    baton(&cfg, &["--metrics-file", &m, "status", "web"]);
+    assert!(fs::read_to_string(&m)
+        .unwrap()
+        .contains("baton_run_interrupted{pair=\"web\"} 0"));
+}
+
+#[test]
+fn status_during_a_run_says_it_is_in_progress_not_interrupted() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let state = Path::new(LAB).join("state");
+    let child = spawn(&cfg, &["switchover", "web", "--reason", "watched"]);
+    wait_for_begin(&state, "web", "verify_service");
+    let status = baton(&cfg, &["status", "web"]);
+    let (code, out) = finish(child);
+    assert_eq!(code, 0, "{out}");
+    assert!(status.stdout.contains("is in progress"), "{}", status.stdout);
+    assert!(!status.stdout.contains("interrupted"), "{}", status.stdout);
+}
+
+#[test]
+fn a_wrong_interface_is_named_in_status_and_in_the_refused_runs_journal() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| {
+        t.replace("interface = \"eth0\"", "interface = \"eth9\"")
+    });
+    let cfg = dir.path().join("baton.toml");
+    let status = baton(&cfg, &["status", "web"]);
+    assert_eq!(status.code, 4, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("Device \"eth9\" does not exist"),
+        "{}",
+        status.stdout
+    );
+    let run = baton(&cfg, &["switchover", "web", "--reason", "try"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let end = step_end(&dir.path().join("state"), "web", "preflight");
+    assert!(
+        end["detail"].as_str().unwrap().contains("Device \"eth9\" does not exist"),
+        "{end}"
+    );
+}
+
+// ---- recover (the controller was killed inside a switchover) ----
+
+/// A switchover killed like kill -9 at a fault point (needs the
+/// `failpoints` feature; without it the run simply completes).
+#[cfg(feature = "failpoints")]
+fn killed_at(point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = baton_command(&lab_config(), &["switchover", "web", "--reason", "killed"])
+        .env("FAILPOINTS", format!("{point}=return"))
+        .output()
+        .unwrap();
+    assert!(out.status.signal().is_some(), "{point}: the run was not killed");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn recover_with_the_vip_on_neither_puts_it_back_on_the_old_primary() {
+    let _lab = lab();
+    killed_at("vip-between-del-and-add");
+    assert_eq!(vip_on(), (false, false));
+    let run = baton(&lab_config(), &["recover", "web"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(vip_on(), (true, false));
+    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn recover_with_the_vip_on_both_hosts_changes_nothing_and_needs_an_operator() {
+    let _lab = lab();
+    killed_at("vip-between-del-and-add");
+    add_vip("blue");
+    add_vip("green");
+    let run = baton(&lab_config(), &["recover", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert!(run.stdout.contains("traffic is unclear"), "{}", run.stdout);
+    assert_eq!(vip_on(), (true, true), "nothing changed");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn recover_with_the_new_primarys_service_down_switches_back() {
+    let _lab = lab();
+    killed_at("begin-verify_service");
+    assert_eq!(vip_on(), (false, true));
+    stop("green", "nginx");
+    let run = baton(&lab_config(), &["recover", "web"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(vip_on(), (true, false));
+    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=blue version=1\n");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn recover_with_the_new_primarys_sshd_down_needs_an_operator_then_a_forced_failover() {
+    let _lab = lab();
+    killed_at("begin-verify_service");
+    stop("green", "sshd");
+    let run = baton(&lab_config(), &["recover", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    assert_eq!(vip_on(), (false, true), "green keeps serving");
+    // green still serves: a plain failover is refused, as in the table.
+    let refused = baton(&lab_config(), &["failover", "web", "--reason", "green sshd"]);
+    assert_eq!(refused.code, 5, "{}", refused.stdout);
+    assert!(refused.stdout.contains("still answers"), "{}", refused.stdout);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn recover_with_the_new_primarys_host_down_needs_an_operator_then_a_failover() {
+    let _lab = lab();
+    killed_at("begin-verify_service");
+    host_down("green");
+    let run = baton(&lab_config(), &["recover", "web"]);
+    assert_eq!(run.code, 4, "{}", run.stdout);
+    let failover = baton(&lab_config(), &["failover", "web", "--reason", "green died"]);
+    assert_eq!(failover.code, 0, "{}\n{}", failover.stdout, failover.stderr);
+    assert!(holds_vip("blue"));
+    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=blue version=1\n");
+}
