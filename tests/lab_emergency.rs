@@ -51,7 +51,10 @@ fn host_down(host: &str) {
 }
 
 fn host_up(host: &str) {
-    netns_ok(&format!("baton-{host}"), &["ip", "link", "set", "eth0", "up"]);
+    netns_ok(
+        &format!("baton-{host}"),
+        &["ip", "link", "set", "eth0", "up"],
+    );
 }
 
 /// Ends one of the host's daemons (`sshd` or `nginx`) by its pid file;
@@ -108,7 +111,11 @@ fn failed_over_to_green(cfg: &Path) {
     host_down("blue");
     let run = failover(cfg, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_eq!(vip_on(), (true, true), "blue kept its address while its link was down");
+    assert_eq!(
+        vip_on(),
+        (true, true),
+        "blue kept its address while its link was down"
+    );
     fs::remove_file(Path::new(LAB).join("fence.log")).ok();
 }
 
@@ -126,7 +133,11 @@ fn failover_with_the_primary_host_down_moves_the_vip_and_marks_it_failed() {
     host_down("blue");
     let run = failover(&cfg, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("no host answers for 198.18.0.100"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no host answers for 198.18.0.100"),
+        "{}",
+        run.stdout
+    );
     host_up("blue");
     // blue kept the address on its downed link; the rejoin takes it away.
     assert!(holds_vip("green"));
@@ -171,7 +182,10 @@ fn a_forced_failover_with_a_fence_command_powers_the_primary_off_then_moves_the_
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(fence_calls(), vec!["blue".to_string()]);
     assert!(holds_vip("green"));
-    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=green version=1\n");
+    assert_eq!(
+        client_get(&format!("http://{VIP}/")).1,
+        "host=green version=1\n"
+    );
     assert_eq!(state_of(&cfg)["failed"], "blue");
 }
 
@@ -181,7 +195,11 @@ fn failover_with_the_primarys_service_down_takes_the_vip_off_it() {
     stop("blue", "nginx");
     let run = failover(&lab_config(), &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("removed 198.18.0.100/24 from blue"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("removed 198.18.0.100/24 from blue"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(vip_on(), (false, true));
 }
 
@@ -207,7 +225,11 @@ fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused() {
     del_vip("blue");
     let run = failover(&lab_config(), &[]);
     assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("no host holds traffic"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no host holds traffic"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(vip_on(), (false, false), "nothing changed");
 }
 
@@ -234,7 +256,11 @@ fn rejoin_with_the_hosts_sshd_down_is_refused() {
     stop("blue", "sshd");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
     assert_eq!(run.code, 5, "{}", run.stdout);
-    assert!(run.stdout.contains("still unreachable over SSH"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("still unreachable over SSH"),
+        "{}",
+        run.stdout
+    );
     assert!(fence_calls().is_empty(), "{:?}", fence_calls());
     // blue came back holding the VIP: still split brain, nothing touched.
     assert_eq!(vip_on(), (true, true));
@@ -249,8 +275,16 @@ fn rejoin_with_the_hosts_service_down_releases_it_and_keeps_it_failed() {
     stop("blue", "nginx");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stdout.contains("blue stays marked failed"), "{}", run.stdout);
-    assert!(fence_calls().is_empty(), "the fence ran on the rejoining host: {:?}", fence_calls());
+    assert!(
+        run.stdout.contains("blue stays marked failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fence_calls().is_empty(),
+        "the fence ran on the rejoining host: {:?}",
+        fence_calls()
+    );
     assert_eq!(vip_on(), (false, true), "the VIP it came back with is gone");
     assert_eq!(state_of(&cfg)["failed"], "blue");
 }
@@ -261,16 +295,31 @@ fn rejoin_of_a_host_back_with_the_vip_removes_it_and_never_runs_the_fence() {
     let (_dir, cfg) = with_fence();
     failed_over_to_green(&cfg);
     host_up("blue");
-    assert_eq!(baton(&cfg, &["status", "web"]).code, 4, "split brain until rejoin");
+    assert_eq!(
+        baton(&cfg, &["status", "web"]).code,
+        4,
+        "split brain until rejoin"
+    );
     let run = baton(&cfg, &["rejoin", "web", "--reason", "blue repaired"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("removed 198.18.0.100/24 from blue"), "{}", run.stdout);
-    assert!(fence_calls().is_empty(), "the fence ran on the rejoining host: {:?}", fence_calls());
+    assert!(
+        run.stdout.contains("removed 198.18.0.100/24 from blue"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        fence_calls().is_empty(),
+        "the fence ran on the rejoining host: {:?}",
+        fence_calls()
+    );
     assert_eq!(vip_on(), (false, true));
     assert!(state_of(&cfg).get("failed").is_none());
     assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
     // The repaired host really is a standby: it can take traffic back.
-    assert_eq!(baton(&cfg, &["switchover", "web", "--reason", "back"]).code, 0);
+    assert_eq!(
+        baton(&cfg, &["switchover", "web", "--reason", "back"]).code,
+        0
+    );
     assert_eq!(vip_on(), (true, false));
 }
 
@@ -284,7 +333,11 @@ fn rejoin_with_the_vip_on_neither_host_is_refused() {
     del_vip("green");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
     assert_eq!(run.code, 4, "{}", run.stdout);
-    assert!(run.stdout.contains("it is on neither host"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("it is on neither host"),
+        "{}",
+        run.stdout
+    );
     assert!(fence_calls().is_empty());
     assert_eq!(vip_on(), (false, false));
 }
@@ -311,11 +364,9 @@ fn status_after_a_kill_mid_run_names_the_interrupted_run_until_recovered() {
     let metrics = tempfile::NamedTempFile::new().unwrap();
     let m = metrics.path().display().to_string();
     baton(&cfg, &["--metrics-file", &m, "status", "web"]);
-    assert!(
-        fs::read_to_string(&m)
-            .unwrap()
-            .contains("baton_run_interrupted{pair=\"web\"} 1"),
-    );
+    assert!(fs::read_to_string(&m)
+        .unwrap()
+        .contains("baton_run_interrupted{pair=\"web\"} 1"),);
     let recover = baton(&cfg, &["recover", "web"]);
     assert_eq!(recover.code, 1, "{}", recover.stdout);
     assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
@@ -335,7 +386,11 @@ fn status_during_a_run_says_it_is_in_progress_not_interrupted() {
     let status = baton(&cfg, &["status", "web"]);
     let (code, out) = finish(child);
     assert_eq!(code, 0, "{out}");
-    assert!(status.stdout.contains("is in progress"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("is in progress"),
+        "{}",
+        status.stdout
+    );
     assert!(!status.stdout.contains("interrupted"), "{}", status.stdout);
 }
 
@@ -357,7 +412,10 @@ fn a_wrong_interface_is_named_in_status_and_in_the_refused_runs_journal() {
     assert_eq!(run.code, 4, "{}", run.stdout);
     let end = step_end(&dir.path().join("state"), "web", "preflight");
     assert!(
-        end["detail"].as_str().unwrap().contains("Device \"eth9\" does not exist"),
+        end["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Device \"eth9\" does not exist"),
         "{end}"
     );
 }
@@ -373,7 +431,10 @@ fn killed_at(point: &str) {
         .env("FAILPOINTS", format!("{point}=return"))
         .output()
         .unwrap();
-    assert!(out.status.signal().is_some(), "{point}: the run was not killed");
+    assert!(
+        out.status.signal().is_some(),
+        "{point}: the run was not killed"
+    );
 }
 
 #[cfg(feature = "failpoints")]
@@ -411,7 +472,10 @@ fn recover_with_the_new_primarys_service_down_switches_back() {
     let run = baton(&lab_config(), &["recover", "web"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(vip_on(), (true, false));
-    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=blue version=1\n");
+    assert_eq!(
+        client_get(&format!("http://{VIP}/")).1,
+        "host=blue version=1\n"
+    );
 }
 
 #[cfg(feature = "failpoints")]
@@ -424,9 +488,16 @@ fn recover_with_the_new_primarys_sshd_down_needs_an_operator_then_a_forced_failo
     assert_eq!(run.code, 4, "{}", run.stdout);
     assert_eq!(vip_on(), (false, true), "green keeps serving");
     // green still serves: a plain failover is refused, as in the table.
-    let refused = baton(&lab_config(), &["failover", "web", "--reason", "green sshd"]);
+    let refused = baton(
+        &lab_config(),
+        &["failover", "web", "--reason", "green sshd"],
+    );
     assert_eq!(refused.code, 5, "{}", refused.stdout);
-    assert!(refused.stdout.contains("still answers"), "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("still answers"),
+        "{}",
+        refused.stdout
+    );
 }
 
 #[cfg(feature = "failpoints")]
@@ -437,8 +508,14 @@ fn recover_with_the_new_primarys_host_down_needs_an_operator_then_a_failover() {
     host_down("green");
     let run = baton(&lab_config(), &["recover", "web"]);
     assert_eq!(run.code, 4, "{}", run.stdout);
-    let failover = baton(&lab_config(), &["failover", "web", "--reason", "green died"]);
+    let failover = baton(
+        &lab_config(),
+        &["failover", "web", "--reason", "green died"],
+    );
     assert_eq!(failover.code, 0, "{}\n{}", failover.stdout, failover.stderr);
     assert!(holds_vip("blue"));
-    assert_eq!(client_get(&format!("http://{VIP}/")).1, "host=blue version=1\n");
+    assert_eq!(
+        client_get(&format!("http://{VIP}/")).1,
+        "host=blue version=1\n"
+    );
 }

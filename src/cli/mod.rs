@@ -251,6 +251,19 @@ fn run(cli: Cli) -> Exit {
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;
     };
+    match crate::store::dir::check(&config.settings.state_dir) {
+        Ok(None) => {}
+        Ok(Some(exposed)) => eprintln!(
+            "baton: warning: state_dir {} is readable by group or others (mode {:04o}); its journals hold command outputs: `chmod 700 {}`",
+            config.settings.state_dir.display(),
+            exposed.mode,
+            config.settings.state_dir.display()
+        ),
+        Err(e) => {
+            eprintln!("baton: {e}. Nothing was done.");
+            return Exit::Config;
+        }
+    }
     let wanted = match &cli.command {
         Command::Apply { change, .. } => Some(change),
         Command::Plan { change, .. } => change.as_ref(),

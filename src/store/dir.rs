@@ -1,0 +1,108 @@
+//! The state directory itself: before any command reads or writes the
+//! journals, states and locks in it, it must be a directory that belongs to
+//! the user running baton and that nobody else may write (else another user
+//! could plant or change the record baton acts on). One readable by others
+//! is used, with a warning: the journals hold command outputs.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DirError {
+    /// It exists but is not a directory.
+    #[error("state_dir {path} is not a directory; point `state_dir` in baton.toml at a directory (it is created 0700 when missing)")]
+    NotADirectory { path: String },
+    /// Another user owns it.
+    #[error("state_dir {path} belongs to uid {owner}, not to the user running baton (uid {me}): another user could change the record baton acts on; `chown {me} {path}` (or run baton as its owner)")]
+    OtherOwner { path: String, owner: u32, me: u32 },
+    /// Group or others may write it.
+    #[error("state_dir {path} is writable by group or others (mode {mode:04o}): they could change the record baton acts on; `chmod 700 {path}`")]
+    Writable { path: String, mode: u32 },
+    /// It cannot be examined.
+    #[error("cannot examine state_dir {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+/// A state directory that may be used, but shows its contents to others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposed {
+    /// Its mode.
+    pub mode: u32,
+}
+
+/// Checks the state directory; `Ok(None)` when it is private or does not
+/// exist yet (it is then created 0700).
+pub fn check(dir: &Path) -> Result<Option<Exposed>, DirError> {
+    let path = dir.display().to_string();
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(DirError::Io {
+                path,
+                reason: e.to_string(),
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(DirError::NotADirectory { path });
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(DirError::OtherOwner {
+            path,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(DirError::Writable { path, mode });
+    }
+    Ok((mode & 0o077 != 0).then_some(Exposed { mode }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_missing_exposed_writable_and_not_a_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        assert_eq!(check(&dir), Ok(None), "missing: created later");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(check(&dir), Ok(None));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(check(&dir), Ok(Some(Exposed { mode: 0o755 })));
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check(&dir).unwrap_err();
+        assert!(matches!(e, DirError::Writable { mode: 0o777, .. }), "{e}");
+        assert!(e.to_string().contains("chmod 700"), "{e}");
+        let file = root.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(matches!(check(&file), Err(DirError::NotADirectory { .. })));
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a directory away
+        }
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(4242), None).unwrap();
+        assert!(matches!(
+            check(&dir),
+            Err(DirError::OtherOwner { owner: 4242, .. })
+        ));
+    }
+}
