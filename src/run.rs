@@ -447,6 +447,7 @@ async fn fresh(
         sessions: [sessions[0].as_ref(), sessions[1].as_ref()],
         progress,
         ttl: None,
+        announcement: None,
     };
     let mut ctx = ctx;
     ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]);
@@ -519,6 +520,7 @@ async fn recover(
         sessions: refs,
         progress,
         ttl: None,
+        announcement: None,
     };
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
@@ -571,6 +573,9 @@ struct Ctx<'a> {
     sessions: switch::Sessions<'a>,
     progress: &'a dyn Progress,
     ttl: Option<u32>,
+    /// The gratuitous ARP the last switch started in the background (the
+    /// host and its report file), read into the journal by the next step.
+    announcement: Option<(Host, String)>,
 }
 
 /// Both hosts of a pair, in the pair file's order, as progress shows them.
@@ -757,7 +762,10 @@ impl Ctx<'_> {
                     };
                     crate::crash::point(&format!("end-{}", step.name()));
                     let ok = result.is_ok();
-                    let detail = result.unwrap_or_else(|e| e);
+                    let mut detail = result.unwrap_or_else(|e| e);
+                    if !step.moves_traffic() {
+                        detail.push_str(&self.read_announcement(&mut rec).await);
+                    }
                     self.end(step, ok, &detail, started.elapsed(), rec.commands);
                     ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
@@ -796,6 +804,19 @@ impl Ctx<'_> {
             source,
             failed,
         );
+    }
+
+    /// Reads the report of the gratuitous ARP the last switch started (by
+    /// now it has usually ended) into this step's commands; a note for the
+    /// step's detail when it failed.
+    async fn read_announcement(&mut self, rec: &mut Recorder) -> String {
+        let Some((host, file)) = self.announcement.take() else {
+            return String::new();
+        };
+        match self.session(&host) {
+            Some(ssh) => switch::announced(&file, ssh, rec).await,
+            None => String::new(),
+        }
     }
 
     fn secrets(&self) -> Vec<String> {
@@ -862,6 +883,7 @@ impl Ctx<'_> {
                 if switched.ttl.is_some() {
                     self.ttl = switched.ttl;
                 }
+                self.announcement = switched.announcement.map(|f| (b.clone(), f));
                 Ok(switched.detail)
             }
             Step::VerifyService => {

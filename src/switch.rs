@@ -40,6 +40,10 @@ pub struct Switched {
     pub detail: String,
     /// For DNS: the record's TTL, which the drain must wait out.
     pub ttl: Option<u32>,
+    /// For a VIP: the file on the new holder into which the background
+    /// gratuitous ARP writes; the executor reads it into the journal at
+    /// the end of the next step (`announced`), when arping has ended.
+    pub announcement: Option<String>,
 }
 
 /// Where traffic is.
@@ -103,6 +107,7 @@ pub async fn switch(
             return Ok(Switched {
                 detail: format!("traffic is already on {}: {why}{note}", to.name),
                 ttl: None,
+                announcement: None,
             });
         }
         (Where::Host(h), _) if h == from.name => {}
@@ -147,6 +152,7 @@ pub async fn switch(
                 (Where::Host(h), _) if h == to.name => Ok(Switched {
                     detail: format!("the hook moved traffic to {}", to.name),
                     ttl: None,
+                    announcement: None,
                 }),
                 (_, why) => Err(format!(
                     "after the switch hook, traffic is not on {}: {why}",
@@ -287,7 +293,7 @@ async fn vip(
         holds_address(from, &v.interface, v.address),
         holds_address(to, &v.interface, v.address)
     );
-    let arp_note = announced(arping, to, rec).await;
+    let (arp_note, announcement) = announcing(arping);
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
@@ -296,6 +302,7 @@ async fn vip(
                 gap.as_millis()
             ),
             ttl: None,
+            announcement,
         }),
         (a, b) => {
             let note = end_hold(rec, from, v, held.is_some()).await;
@@ -368,7 +375,8 @@ async fn ip_now(
 /// Gratuitous ARP, repeated, in the background on the new holder: arping
 /// takes a second per packet and the switch must not wait for it. Its
 /// output goes to a private file on the host (removed by itself 30 s after
-/// arping ends), which `announced` reads into the journal.
+/// arping ends), which `announced` reads into the journal later: arping
+/// reports only when it ends (its capabilities make stdbuf useless).
 async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> Result<String, String> {
     let arping = quote::join(&[
         "arping",
@@ -403,22 +411,29 @@ async fn announce(v: &Vip, to: &SshHost, rec: &mut Recorder) -> Result<String, S
 /// The line the announcement's wrapper prints when arping has ended.
 const ARPING_EXIT: &str = "arping exit ";
 
-/// Reads what the background announcement printed so far into the journal;
-/// a note for the switch's detail when it failed or could not start.
-async fn announced(started: Result<String, String>, to: &SshHost, rec: &mut Recorder) -> String {
-    let file = match started {
-        Ok(f) if f.starts_with("/tmp/baton-arping.") && !f.contains(char::is_whitespace) => f,
-        Ok(f) => return format!(" (gratuitous ARP: unexpected answer `{f}`)"),
-        Err(e) => return format!(" ({e})"),
-    };
-    let out = rec
-        .run(to, &format!("cat -- {}", quote::quote(&file)))
-        .await;
+/// The note for the switch's detail when the announcement could not be
+/// started, else the file to read later.
+fn announcing(arping: Result<String, String>) -> (String, Option<String>) {
+    match arping {
+        Ok(f) if f.starts_with("/tmp/baton-arping.") && !f.contains(char::is_whitespace) => {
+            (String::new(), Some(f))
+        }
+        Ok(f) => (format!(" (gratuitous ARP: unexpected answer `{f}`)"), None),
+        Err(e) => (format!(" ({e})"), None),
+    }
+}
+
+/// Reads what the background announcement in `file` printed into the
+/// journal (arping writes its report when it ends; errors at once); a note
+/// for the step's detail when it failed or has not ended.
+pub async fn announced(file: &str, to: &SshHost, rec: &mut Recorder) -> String {
+    let out = rec.run(to, &format!("cat -- {}", quote::quote(file))).await;
     let text = match &out {
         Ok(o) => o.stdout_text(),
-        Err(e) => return format!(" (gratuitous ARP started; its output could not be read: {e})"),
+        Err(e) => return format!("; the gratuitous ARP's report could not be read: {e}"),
     };
     match arping_status(&text) {
+        // Still running: arping reports only when it ends.
         Some(0) | None => String::new(),
         Some(code) => {
             let why = text
@@ -426,7 +441,7 @@ async fn announced(started: Result<String, String>, to: &SshHost, rec: &mut Reco
                 .rev()
                 .find(|l| !l.trim().is_empty() && !l.starts_with(ARPING_EXIT))
                 .unwrap_or("no output");
-            format!(" (gratuitous ARP FAILED, exit {code}: {why}; neighbours learn the move only as their caches expire)")
+            format!("; gratuitous ARP FAILED (exit {code}: {why}): neighbours learn the move only as their caches expire")
         }
     }
 }
@@ -470,11 +485,12 @@ async fn vip_take(
     }
     let arping = announce(v, to, rec).await;
     let held = holds_address(to, &v.interface, v.address).await;
-    let note = announced(arping, to, rec).await;
+    let (note, announcement) = announcing(arping);
     match held {
         Ok(true) => Ok(Switched {
             detail: format!("{cidr} is on {}{note}", to_host.name),
             ttl: None,
+            announcement,
         }),
         other => Err(format!(
             "after adding, {} holds {cidr}: {other:?}",
@@ -514,6 +530,7 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
                 d.servers.len()
             ),
             ttl: Some(current_ttl),
+            announcement: None,
         });
     }
     if addresses != vec![from.address] {
@@ -580,6 +597,7 @@ async fn dns_switch(pair: &Pair, d: &Dns, from: &Host, to: &Host) -> Result<Swit
             d.servers.len(),
         ),
         ttl: Some(drain_ttl),
+        announcement: None,
     })
 }
 

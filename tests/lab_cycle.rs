@@ -276,6 +276,12 @@ fn a_check_failing_after_the_switch_switches_traffic_back() {
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
+        run.stdout
+            .contains("traffic moved to green and was switched back to blue"),
+        "the outcome must not say traffic stayed: {}",
+        run.stdout
+    );
+    assert!(
         holds_vip("baton-blue") && !holds_vip("baton-green"),
         "traffic is back on blue"
     );
@@ -1414,6 +1420,67 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
 }
 
 /// The commands a step's last `end` record lists: (host, status, command).
+#[test]
+fn a_gratuitous_arp_that_fails_is_named_in_the_journal() {
+    let _lab = lab();
+    // An interface that cannot ARP on both hosts, holding the VIP on blue:
+    // the address moves, arping refuses at once, and the step after the
+    // switch reads its report.
+    let hosts = ["baton-blue", "baton-green"];
+    for ns in hosts {
+        netns_ok(
+            ns,
+            &[
+                "ip", "link", "add", "bt9a", "type", "veth", "peer", "name", "bt9b",
+            ],
+        );
+        netns_ok(ns, &["ip", "link", "set", "bt9a", "arp", "off", "up"]);
+        netns_ok(ns, &["ip", "link", "set", "bt9b", "up"]);
+    }
+    netns_ok(
+        "baton-blue",
+        &["ip", "addr", "del", "198.18.0.100/24", "dev", "eth0"],
+    );
+    netns_ok(
+        "baton-blue",
+        &["ip", "addr", "add", "198.18.0.100/24", "dev", "bt9a"],
+    );
+    let dir = with_pair("web.toml", |t| {
+        t.replace("interface = \"eth0\"", "interface = \"bt9a\"")
+    });
+    let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
+    for ns in hosts {
+        netns_ok(ns, &["ip", "link", "del", "bt9a"]);
+    }
+    // Linux answers ARP for the address on eth0 anyway, so the switch
+    // works; what matters is that the failed announcement is on record.
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let end = step_end(&dir.path().join("state"), "web", "verify_service");
+    assert!(
+        end["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gratuitous ARP FAILED (exit 2"),
+        "{end}"
+    );
+    let read = end["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["command"]
+                .as_str()
+                .unwrap()
+                .starts_with("cat -- /tmp/baton-arping.")
+        })
+        .unwrap_or_else(|| panic!("the announcement's report was not read: {end}"));
+    assert_eq!(read["host"], "green");
+    assert!(
+        read["stdout"].as_str().unwrap().contains("arping exit 2"),
+        "{read}"
+    );
+}
+
 fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String)> {
     step_end(state, pair, step)["commands"]
         .as_array()

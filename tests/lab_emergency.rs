@@ -480,7 +480,7 @@ fn recover_with_the_new_primarys_service_down_switches_back() {
 
 #[cfg(feature = "failpoints")]
 #[test]
-fn recover_with_the_new_primarys_sshd_down_needs_an_operator_then_a_forced_failover() {
+fn recover_with_the_new_primarys_sshd_down_needs_an_operator_and_a_plain_failover_is_refused() {
     let _lab = lab();
     killed_at("begin-verify_service");
     stop("green", "sshd");

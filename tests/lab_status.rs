@@ -762,3 +762,38 @@ fn https_checks_keep_the_service_name_and_verify_the_certificate() {
         run.stdout
     );
 }
+
+#[test]
+fn output_without_a_terminal_has_no_colour_and_progress_names_its_run_and_hosts_alike() {
+    let _lab = lab();
+    // Logs on stderr that is a pipe: plain text, no escape sequences.
+    let verbose = baton(&lab_config(), &["-vv", "status", "web"]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stdout);
+    assert!(!verbose.stderr.is_empty(), "-vv logged nothing");
+    assert!(
+        !verbose.stderr.contains('\u{1b}'),
+        "escape sequences in piped logs: {:?}",
+        &verbose.stderr[..verbose.stderr.len().min(300)]
+    );
+    // Every JSON progress event, the first one included, names the run;
+    // the preflight's begin and end name the hosts the same way.
+    let run = baton(&lab_config(), &["--json", "switchover", "web"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = events.last().unwrap()["run"].as_str().unwrap().to_string();
+    assert!(!id.is_empty());
+    assert!(
+        events.iter().all(|e| e["run"] == id.as_str()),
+        "{}",
+        run.stdout
+    );
+    let preflight: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["step"] == "preflight").collect();
+    assert_eq!(preflight.len(), 2, "{}", run.stdout);
+    assert_eq!(preflight[0]["host"], preflight[1]["host"]);
+    assert_eq!(preflight[0]["host"], "blue,green");
+}
