@@ -15,6 +15,7 @@ use crate::core::assess::{CheckOutcome, HostSeen, LastRun, PairSeen, TrafficSeen
 use crate::dns;
 use crate::quote;
 use crate::ssh::{SshError, SshHost, Target};
+use crate::store::journal::redact;
 
 /// A pair's observation with the open sessions, for callers that go on to
 /// act on the hosts.
@@ -109,7 +110,14 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             TrafficSeen::Dns(answers)
         }
         Traffic::Command(c) => {
-            TrafficSeen::Command(run_local(&c.query, pair.ssh.command_timeout).await)
+            let secrets = crate::remote::secrets(pair);
+            let answer = run_local(&c.query, pair.ssh.command_timeout, &secrets).await;
+            // Whatever the hook printed is shown by status: never a secret.
+            TrafficSeen::Command(
+                answer
+                    .map(|a| redact(&a, &secrets))
+                    .map_err(|e| redact(&e, &secrets)),
+            )
         }
     }
 }
@@ -154,12 +162,8 @@ pub fn addresses_in(text: &str) -> Vec<IpAddr> {
     out
 }
 
-async fn run_local(command: &str, timeout: Duration) -> Result<String, String> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .kill_on_drop(true)
-        .output();
+async fn run_local(command: &str, timeout: Duration, secrets: &[String]) -> Result<String, String> {
+    let child = crate::remote::hook(command, secrets).output();
     match tokio::time::timeout(timeout, child).await {
         Err(_) => Err(format!(
             "`{command}` did not finish within {}",

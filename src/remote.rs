@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::{Pair, Traffic};
 use crate::quote;
 use crate::ssh::{Armed, Output, SshError, SshHost};
 use crate::store::journal::{redact, CommandRecord};
@@ -124,14 +125,11 @@ impl Recorder {
         out
     }
 
-    /// Runs a local hook through `sh -c` with a deadline.
+    /// Runs a local hook through `sh -c` with a deadline, without the
+    /// secrets in its environment.
     pub async fn local(&mut self, command: &str, timeout: Duration) -> Result<Output, SshError> {
         let started = Instant::now();
-        let child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .kill_on_drop(true)
-            .output();
+        let child = hook(command, &self.secrets).output();
         let out = match tokio::time::timeout(timeout, child).await {
             Err(_) => Err(SshError::Timeout {
                 host: "local".into(),
@@ -153,6 +151,40 @@ impl Recorder {
         self.keep("local", command, &out, started.elapsed());
         out
     }
+}
+
+/// The secrets of a pair that must never be shown or stored: the TSIG
+/// secret (as written in the key file) and the SSH key's passphrase.
+pub fn secrets(pair: &Pair) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Traffic::Dns(d) = &pair.traffic {
+        use base64::Engine;
+        out.push(base64::engine::general_purpose::STANDARD.encode(d.tsig_key.secret()));
+    }
+    if let Some(var) = &pair.ssh.passphrase_env {
+        if let Ok(v) = std::env::var(var) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// A local hook (`sh -c COMMAND`), killed when dropped, whose environment
+/// lacks every variable that holds one of the secrets (the passphrase's
+/// variable above all): a hook that needs SSH gets a key of its own.
+pub fn hook(command: &str, secrets: &[String]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c").arg(command).kill_on_drop(true);
+    for (name, value) in std::env::vars_os() {
+        if value.to_str().is_some_and(|v| {
+            secrets
+                .iter()
+                .any(|s| !s.is_empty() && v.contains(s.as_str()))
+        }) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 fn truncate(s: &str) -> String {

@@ -820,17 +820,7 @@ impl Ctx<'_> {
     }
 
     fn secrets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Traffic::Dns(d) = &self.pair.traffic {
-            use base64::Engine;
-            out.push(base64::engine::general_purpose::STANDARD.encode(d.tsig_key.secret()));
-        }
-        if let Some(var) = &self.pair.ssh.passphrase_env {
-            if let Ok(v) = std::env::var(var) {
-                out.push(v);
-            }
-        }
-        out
+        crate::remote::secrets(self.pair)
     }
 
     async fn perform(&mut self, step: Step, rec: &mut Recorder) -> Result<String, String> {

@@ -519,3 +519,55 @@ fn recover_with_the_new_primarys_host_down_needs_an_operator_then_a_failover() {
         "host=blue version=1\n"
     );
 }
+
+// ---- hooks never see a secret ----
+
+#[test]
+fn the_fence_hook_gets_no_passphrase_in_its_environment_and_the_journal_shows_none() {
+    let _lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("fence-env");
+    let env_s = env_file.display().to_string();
+    let cfg_dir = with_pair("api.toml", move |t| {
+        t.replace(
+            "environment = \"dev\"",
+            &format!(
+                "environment = \"dev\"\nfence = \"env > {env_s}; echo hunter2 is not here; echo $BATON_SSH_PASSPHRASE\""
+            ),
+        ) + "\n[ssh]\npassphrase_env = \"BATON_SSH_PASSPHRASE\"\n"
+    });
+    let cfg = cfg_dir.path().join("baton.toml");
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "down"]);
+    let run = baton_env(
+        &cfg,
+        &["failover", "api"],
+        &[("BATON_SSH_PASSPHRASE", "hunter2")],
+    );
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let env = fs::read_to_string(&env_file).unwrap();
+    assert!(
+        env.contains("PATH="),
+        "the hook ran with an environment: {env}"
+    );
+    assert!(
+        !env.contains("hunter2"),
+        "the passphrase reached the hook: {env}"
+    );
+    // What the hook printed is journaled, with the secret (even a short
+    // one) redacted wherever it appears.
+    let journal = fs::read_to_string(cfg_dir.path().join("state/api.journal")).unwrap();
+    assert!(journal.contains("<redacted> is not here"), "{journal}");
+    assert!(!journal.contains("hunter2"));
+    let log = baton_env(
+        &cfg,
+        &["log", "api", "--run", &run_id(&journal)],
+        &[("BATON_SSH_PASSPHRASE", "hunter2")],
+    );
+    assert!(!log.stdout.contains("hunter2"), "{}", log.stdout);
+}
+
+fn run_id(journal: &str) -> String {
+    let first: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    first["run"].as_str().unwrap().to_string()
+}
