@@ -1,8 +1,9 @@
 //! The bad-configuration corpus: every file under tests/config-corpus/ is a
 //! broken pair file (or, under global/, a broken baton.toml) whose first two
 //! lines say which message baton must give and at which line and column.
-//! Each must be refused with exactly that message there, and loading it must
-//! create nothing. `BLESS=1` rewrites the `# at:` lines after a deliberate
+//! Each must be refused with exactly that message there and nothing else
+//! (one mistake, one message: nothing that merely follows from it), and
+//! loading it must create nothing. `BLESS=1` rewrites the `# at:` lines after a deliberate
 //! change of positions (review the diff!).
 
 use std::fs;
@@ -100,6 +101,12 @@ fn run(case: &Case, global: bool, failures: &mut Vec<String>) {
         .iter()
         .map(|p| p.diagnostic.clone())
         .collect();
+    if problems.len() != 1 {
+        failures.push(format!(
+            "{name}: expected exactly one problem, got {}: {problems:#?}",
+            problems.len()
+        ));
+    }
     let found = problems.iter().find(|d| d.message.contains(&case.expect));
     match found {
         None => failures.push(format!(
@@ -293,4 +300,73 @@ fn the_example_configuration_in_the_repository_is_valid() {
     assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["db", "web"]);
     assert!(config.pairs["db"].canary);
     assert_eq!(config.pairs["web"].checks.len(), 2);
+}
+
+#[test]
+fn mistakes_beside_a_refused_key_are_still_reported() {
+    // A refused key is left out and the rest of the file is read: the
+    // independent mistakes come with it, and only those.
+    let dir = setup(GOOD_GLOBAL);
+    let text = GOOD_PAIR
+        .replace("198.51.100.12", "not-an-address")
+        .replace("interface = \"eth0\"", "interface = \"eth0\"\narp = 3")
+        .replace(
+            "kind = \"http\"",
+            "kind = \"http\"\nexpect_status = \"200\"",
+        );
+    fs::write(dir.path().join("pairs/web.toml"), text).unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    let shown: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{} {}",
+                p.diagnostic.line, p.diagnostic.column, p.diagnostic.message
+            )
+        })
+        .collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.starts_with("13:1 unknown field `arp`")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.starts_with("17:17 invalid type: string \"200\"")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("`not-an-address` is not an IP address")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn a_bad_global_value_is_reported_once_for_all_pairs() {
+    let dir =
+        setup(&GOOD_GLOBAL.replace("known_hosts = \"known_hosts\"", "known_hosts = \"nowhere\""));
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    fs::write(
+        dir.path().join("pairs/web2.toml"),
+        GOOD_PAIR
+            .replace("198.51.100.1", "198.51.100.2")
+            .replace("198.51.100.100", "198.51.100.200"),
+    )
+    .unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    let p = &loaded.problems[0];
+    assert!(
+        p.diagnostic
+            .message
+            .contains("cannot read the known_hosts file"),
+        "{p:?}"
+    );
+    assert_eq!(p.pairs, ["web", "web2"]);
 }

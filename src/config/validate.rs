@@ -1,5 +1,11 @@
 //! Validation: turns the raw files into the typed model, collecting every
 //! problem (never stopping at the first) with its position and a fix.
+//!
+//! One mistake gives one message: a key the parse refused (`raw::parse`)
+//! is unknown, not missing, so its absence is not reported nor its default
+//! checked (`Sink::missing`, and the SSH settings a pair inherits); the
+//! same problem reached through several pairs (a bad value in baton.toml)
+//! is reported once for all of them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +14,7 @@ use std::time::Duration;
 
 use crate::config::diag::{Key, Source};
 use crate::config::raw::{
-    self, CheckFile, GlobalFile, MaintenanceFile, PairFile, SshFile, TrafficFile,
+    self, CheckFile, GlobalFile, MaintenanceFile, PairFile, RefusalKind, SshFile, TrafficFile,
 };
 use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem};
 use crate::core::window;
@@ -28,6 +34,16 @@ impl Sink<'_> {
             diagnostic,
         });
     }
+
+    /// Reports a key missing from the table at `table` in `src`, unless
+    /// that table may have lost keys to a refused part of the file: then
+    /// the key is unknown rather than missing, and the refusal is the one
+    /// message.
+    fn missing(&mut self, src: &Source<'_>, table: &[Key<'_>], diagnostic: Diagnostic) {
+        if !src.refused().incomplete(table) {
+            self.push(diagnostic);
+        }
+    }
 }
 
 pub(super) fn run(
@@ -36,15 +52,16 @@ pub(super) fn run(
     global_text: &str,
     pairs: &[(PathBuf, String)],
 ) {
-    let global_src = Source::new(file, global_text);
+    let mut global_src = Source::new(file, global_text);
     let base = file.parent().unwrap_or(Path::new("."));
     let global: Option<GlobalFile> = parse(
-        &global_src,
+        &mut global_src,
         &mut Sink {
             pairs: vec![],
             problems: &mut loaded.problems,
         },
     );
+    let global_refused = global_src.refused().clone();
     let settings = global.as_ref().and_then(|g| {
         settings(
             g,
@@ -56,6 +73,12 @@ pub(super) fn run(
             },
         )
     });
+    // The environments are known if the file names them, or names none
+    // and refused nothing at its top level (where a misspelt key may be
+    // them).
+    let environments_known = global
+        .as_ref()
+        .is_some_and(|g| g.environments.is_some() || !global_refused.incomplete(&[]));
     let default_global = GlobalFile::default();
     let global_ref = global.as_ref().unwrap_or(&default_global);
 
@@ -64,7 +87,7 @@ pub(super) fn run(
     for (path, text) in pairs {
         let name = pair_name(path);
         loaded.names.push(name.clone());
-        let src = Source::new(path, text);
+        let mut src = Source::new(path, text);
         let mut sink = Sink {
             pairs: vec![name.clone()],
             problems: &mut loaded.problems,
@@ -76,7 +99,7 @@ pub(super) fn run(
                 "rename the file: a pair name uses letters, digits, `-` and `_`, and starts with a letter or digit",
             ));
         }
-        let Some(raw) = parse::<PairFile>(&src, &mut sink) else {
+        let Some(raw) = parse::<PairFile>(&mut src, &mut sink) else {
             continue;
         };
         let ctx = PairCtx {
@@ -85,7 +108,10 @@ pub(super) fn run(
             global: global_ref,
             base: path.parent().unwrap_or(Path::new(".")),
             global_base: base,
-            environments: settings.as_ref().map(|s| s.environments.as_slice()),
+            environments: settings
+                .as_ref()
+                .filter(|_| environments_known)
+                .map(|s| s.environments.as_slice()),
             maintenance: settings.as_ref().map(|s| &s.maintenance),
         };
         if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
@@ -156,27 +182,55 @@ pub(super) fn run(
             });
         }
     }
-    loaded.settings = settings;
+    // A baton.toml with a refused part is not usable, even where what was
+    // read of it validated.
+    loaded.settings = settings.filter(|_| global_refused.is_empty());
+    merge_repeats(&mut loaded.problems);
 }
 
-/// Deserializes a file, turning a TOML or schema error into a diagnostic.
-fn parse<T: serde::de::DeserializeOwned>(src: &Source<'_>, sink: &mut Sink<'_>) -> Option<T> {
-    match toml::from_str::<T>(src.text()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_string();
-            let fix = parse_fix(&message);
-            sink.push(src.at_span(span, message, fix));
-            None
+/// One problem reported for several pairs (a bad value in baton.toml that
+/// every pair inherits) is shown once, for all of them.
+fn merge_repeats(problems: &mut Vec<Problem>) {
+    let mut out: Vec<Problem> = Vec::with_capacity(problems.len());
+    for p in problems.drain(..) {
+        match out.iter_mut().find(|o| o.diagnostic == p.diagnostic) {
+            // A problem that blocks everything stays so.
+            Some(o) if o.pairs.is_empty() || p.pairs.is_empty() => o.pairs.clear(),
+            Some(o) => {
+                for name in p.pairs {
+                    if !o.pairs.contains(&name) {
+                        o.pairs.push(name);
+                    }
+                }
+            }
+            None => out.push(p),
         }
     }
+    *problems = out;
 }
 
+/// Reads a file leniently (see `raw::parse`): each refused part becomes a
+/// diagnostic, and `src` learns what was refused. `None` when the file is not
+/// TOML at all.
+fn parse<T: serde::de::DeserializeOwned>(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Option<T> {
+    let parsed = raw::parse::<T>(src.text());
+    for r in &parsed.refusals {
+        let fix = match r.kind {
+            RefusalKind::UnknownKey => {
+                "remove or rename the key; the message lists the keys allowed here".to_string()
+            }
+            RefusalKind::BadValue | RefusalKind::Syntax => parse_fix(&r.message),
+        };
+        sink.push(src.at_span(r.span.clone(), r.message.clone(), fix));
+    }
+    src.set_refused(parsed.refused);
+    parsed.value
+}
+
+/// The fix for a bad value or a syntax error. The parser's errors are not
+/// typed, so its message decides.
 fn parse_fix(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        "remove or rename the key; the message lists the keys allowed here".to_string()
-    } else if message.contains("invalid type") {
+    if message.contains("invalid type") {
         "write the value with the type the message names (strings in quotes, numbers bare)"
             .to_string()
     } else if message.contains("duration")
@@ -243,7 +297,9 @@ fn settings(
     }
     // The global [ssh] table is checked as part of each pair (the pair may
     // override it), but its durations are checked here once.
-    ok &= durations_ok(&g.ssh, src, sink);
+    if let Some(ssh) = &g.ssh {
+        ok &= durations_ok(ssh, src, sink);
+    }
     if let Some(soak) = g.soak {
         if soak > Duration::from_secs(90 * 86400) {
             sink.push(src.at(
@@ -367,7 +423,9 @@ fn pair(
 
     let environment = match &raw.environment {
         None => {
-            sink.push(
+            sink.missing(
+                src,
+                &[],
                 src.at(
                     &[],
                     "the pair has no `environment`",
@@ -469,15 +527,19 @@ fn hosts(
     default_port: u16,
     sink: &mut Sink<'_>,
 ) -> Option<[Host; 2]> {
+    // Fewer hosts than two may be hosts that were refused.
+    let lost = src.refused().incomplete(&[N("hosts")]) || src.refused().incomplete(&[]);
     if raw.hosts.len() != 2 {
-        sink.push(src.at(
-            &[N("hosts")],
-            format!(
-                "a pair has exactly two hosts; this one has {}",
-                raw.hosts.len()
-            ),
-            "define two tables, like [hosts.blue] and [hosts.green], each with an `address`",
-        ));
+        if raw.hosts.len() > 2 || !lost {
+            sink.push(src.at(
+                &[N("hosts")],
+                format!(
+                    "a pair has exactly two hosts; this one has {}",
+                    raw.hosts.len()
+                ),
+                "define two tables, like [hosts.blue] and [hosts.green], each with an `address`",
+            ));
+        }
         return None;
     }
     let mut out = Vec::new();
@@ -491,7 +553,7 @@ fn hosts(
             ));
         }
         match h.address.as_deref() {
-            None => sink.push(src.at(
+            None => sink.missing(src, &[N("hosts"), N(name)], src.at(
                 &[N("hosts"), N(name)],
                 format!("host `{name}` has no address"),
                 format!("add `address = \"192.0.2.10\"` under [hosts.{name}]"),
@@ -538,9 +600,19 @@ fn ssh_settings(
     ctx: &PairCtx<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<(SshSettings, u16)> {
-    let g = &ctx.global.ssh;
     let empty = SshFile::default();
+    let g = ctx.global.ssh.as_ref().unwrap_or(&empty);
     let p = pair.unwrap_or(&empty);
+    // A key that neither file gives may have been written in a part of one
+    // that was refused: then its value is unknown, and neither its absence
+    // nor its default is reported (the refusal is the one message).
+    let pair_lost = ctx.src.refused().lost(&[N("ssh")], pair.is_some());
+    let global_lost = ctx
+        .global_src
+        .refused()
+        .lost(&[N("ssh")], ctx.global.ssh.is_some());
+    let unknown =
+        |in_pair: bool, in_global: bool| !in_pair && (pair_lost || !in_global && global_lost);
     // Which file (and base directory) a key came from, to point at it.
     let from = |pair_has: bool| -> (&Source<'_>, &Path, Vec<Key<'static>>) {
         if pair_has {
@@ -549,12 +621,28 @@ fn ssh_settings(
             (ctx.global_src, ctx.global_base, vec![N("ssh")])
         }
     };
-    let mut ok = true;
+    let mut ok = [
+        unknown(p.user.is_some(), g.user.is_some()),
+        unknown(p.port.is_some(), g.port.is_some()),
+        unknown(p.identity.is_some(), g.identity.is_some()),
+        unknown(p.passphrase_env.is_some(), g.passphrase_env.is_some()),
+        unknown(p.known_hosts.is_some(), g.known_hosts.is_some()),
+        unknown(
+            p.accept_new_host_keys.is_some(),
+            g.accept_new_host_keys.is_some(),
+        ),
+        unknown(p.connect_timeout.is_some(), g.connect_timeout.is_some()),
+        unknown(p.command_timeout.is_some(), g.command_timeout.is_some()),
+        unknown(p.sudo.is_some(), g.sudo.is_some()),
+    ]
+    .iter()
+    .all(|u| !u);
     if pair.is_some() {
         ok &= durations_ok(p, ctx.src, sink);
     }
     let user = p.user.clone().or_else(|| g.user.clone());
     let user = match user {
+        None if unknown(false, false) => String::new(),
         None => {
             sink.push(ctx.src.at(
                 &[],
@@ -624,6 +712,12 @@ fn ssh_settings(
         .accept_new_host_keys
         .or(g.accept_new_host_keys)
         .unwrap_or(false);
+    // Unknown, it may be true: do not refuse a known_hosts file it would allow.
+    let maybe_accept_new = accept_new
+        || unknown(
+            p.accept_new_host_keys.is_some(),
+            g.accept_new_host_keys.is_some(),
+        );
     let known_hosts = {
         let from_pair = p.known_hosts.is_some();
         let (src, base, mut path) = from(from_pair);
@@ -634,7 +728,8 @@ fn ssh_settings(
         };
         let readable = std::fs::File::open(&resolved).is_ok();
         let parent_ok = resolved.parent().is_some_and(|d| d.is_dir());
-        if !(readable || accept_new && parent_ok) {
+        let lost = unknown(p.known_hosts.is_some(), g.known_hosts.is_some());
+        if !(lost || readable || maybe_accept_new && parent_ok) {
             sink.push(src.at(
                 &path,
                 format!("cannot read the known_hosts file {}", resolved.display()),
@@ -708,7 +803,7 @@ fn traffic(
     sink: &mut Sink<'_>,
 ) -> Option<Traffic> {
     let Some(t) = raw else {
-        sink.push(src.at(
+        sink.missing(src, &[], src.at(
             &[],
             "the pair has no [traffic] table",
             "add [traffic] with `method = \"vip\"`, \"dns\" or \"command\" and that method's keys",
@@ -746,11 +841,15 @@ fn traffic(
         ],
         "command" => &["switch", "query"],
         "" => {
-            sink.push(src.at(
+            sink.missing(
+                src,
                 &[N("traffic")],
-                "[traffic] has no `method`",
-                "add `method = \"vip\"`, \"dns\" or \"command\"",
-            ));
+                src.at(
+                    &[N("traffic")],
+                    "[traffic] has no `method`",
+                    "add `method = \"vip\"`, \"dns\" or \"command\"",
+                ),
+            );
             return None;
         }
         other => {
@@ -774,11 +873,15 @@ fn traffic(
         }
     }
     let missing = |sink: &mut Sink<'_>, key: &str, example: &str| {
-        sink.push(src.at(
+        sink.missing(
+            src,
             &[N("traffic")],
-            format!("traffic method `{method}` needs `{key}`"),
-            format!("add `{key} = {example}` under [traffic]"),
-        ));
+            src.at(
+                &[N("traffic")],
+                format!("traffic method `{method}` needs `{key}`"),
+                format!("add `{key} = {example}` under [traffic]"),
+            ),
+        );
     };
     let result = match method {
         "vip" => {
@@ -1112,7 +1215,7 @@ fn placeholders_ok(s: &str) -> Result<(), String> {
 
 fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> Vec<Check> {
     if raw.is_empty() {
-        sink.push(src.at(
+        sink.missing(src, &[], src.at(
             &[],
             "the pair has no health checks",
             "add at least one [[checks]] table: traffic only moves to a host that passed its checks",
@@ -1144,11 +1247,15 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
             "dns" => &["query", "record_type", "server", "expect"],
             "command" => &["command", "expect_output"],
             "" => {
-                sink.push(src.at(
+                sink.missing(
+                    src,
                     &whole,
-                    "a check has no `kind`",
-                    "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\"",
-                ));
+                    src.at(
+                        &whole,
+                        "a check has no `kind`",
+                        "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\"",
+                    ),
+                );
                 continue;
             }
             other => {
@@ -1173,11 +1280,15 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
             }
         }
         let need = |sink: &mut Sink<'_>, key: &str, example: &str| {
-            sink.push(src.at(
+            sink.missing(
+                src,
                 &whole,
-                format!("this `{kind_name}` check needs `{key}`"),
-                format!("add `{key} = {example}` to the check"),
-            ));
+                src.at(
+                    &whole,
+                    format!("this `{kind_name}` check needs `{key}`"),
+                    format!("add `{key} = {example}` to the check"),
+                ),
+            );
         };
         let text = |sink: &mut Sink<'_>, key: &'static str, v: Option<&String>| {
             if let Some(v) = v {
@@ -1212,7 +1323,8 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                         "use a status between 100 and 599, like 200",
                     ));
                 }
-                let ca_file = c.ca_file.as_deref().map(|f| {
+                // On an `http` check, `ca_file` was refused above as not applying.
+                let ca_file = c.ca_file.as_deref().filter(|_| kind_name == "https").map(|f| {
                     let p = resolve(base, f);
                     let pem = std::fs::read_to_string(&p).unwrap_or_default();
                     if !pem.contains("-----BEGIN CERTIFICATE-----") {
@@ -1382,11 +1494,15 @@ fn changes(
             ));
         }
         if c.steps.is_empty() && c.upload.is_empty() {
-            sink.push(src.at(
+            sink.missing(
+                src,
                 &whole,
-                format!("change `{name}` has neither `upload` nor `steps`"),
-                "add the files to upload and/or the commands to run",
-            ));
+                src.at(
+                    &whole,
+                    format!("change `{name}` has neither `upload` nor `steps`"),
+                    "add the files to upload and/or the commands to run",
+                ),
+            );
         }
         for (i, s) in c.steps.iter().chain(&c.rollback).enumerate() {
             if s.trim().is_empty() {
@@ -1407,11 +1523,15 @@ fn changes(
             let at = |k: &'static str| [N("changes"), N(name), N("upload"), I(i), N(k)];
             let from = match u.from.as_deref() {
                 None => {
-                    sink.push(src.at(
+                    sink.missing(
+                        src,
                         &[N("changes"), N(name), N("upload"), I(i)],
-                        "an upload has no `from`",
-                        "add `from = \"files/NAME\"` (the local file)",
-                    ));
+                        src.at(
+                            &[N("changes"), N(name), N("upload"), I(i)],
+                            "an upload has no `from`",
+                            "add `from = \"files/NAME\"` (the local file)",
+                        ),
+                    );
                     None
                 }
                 Some(f) => {
@@ -1424,11 +1544,15 @@ fn changes(
             };
             let to = match u.to.as_deref() {
                 None => {
-                    sink.push(src.at(
+                    sink.missing(
+                        src,
                         &[N("changes"), N(name), N("upload"), I(i)],
-                        "an upload has no `to`",
-                        "add `to = \"/absolute/remote/path\"`",
-                    ));
+                        src.at(
+                            &[N("changes"), N(name), N("upload"), I(i)],
+                            "an upload has no `to`",
+                            "add `to = \"/absolute/remote/path\"`",
+                        ),
+                    );
                     None
                 }
                 Some(t) if !t.starts_with('/') || t.ends_with('/') || t.contains('\0') => {
