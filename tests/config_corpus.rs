@@ -370,3 +370,19 @@ fn a_bad_global_value_is_reported_once_for_all_pairs() {
     );
     assert_eq!(p.pairs, ["web", "web2"]);
 }
+
+#[test]
+fn a_fix_names_the_file_as_it_can_be_pasted() {
+    // `../world.key` from pairs/ is the fixture beside baton.toml: the fix
+    // names it absolutely, without `pairs/..`, from any directory.
+    let dir = setup(GOOD_GLOBAL);
+    let text = "environment = \"dev\"\n[hosts.a]\naddress = \"198.51.100.31\"\n[hosts.b]\naddress = \"198.51.100.32\"\n[traffic]\nmethod = \"dns\"\nname = \"www.example.test.\"\nzone = \"example.test.\"\nservers = [\"198.51.100.53\"]\ntsig_key = \"../world.key\"\n[[checks]]\nkind = \"tcp\"\nport = 80\n";
+    fs::write(dir.path().join("pairs/api.toml"), text).unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    let real = fs::canonicalize(dir.path()).unwrap().join("world.key");
+    assert_eq!(
+        loaded.problems[0].diagnostic.fix,
+        format!("run `chmod 600 {}`", real.display())
+    );
+}

@@ -264,7 +264,7 @@ fn settings(
             PathBuf::new()
         }
         Some(s) => resolve(base, s),
-        None => base.join("state"),
+        None => resolve(base, "state"),
     };
     let environments = g
         .environments
@@ -1597,19 +1597,62 @@ fn changes(
     out
 }
 
-/// Resolves a configured path: `~/` from $HOME, relative from `base`.
+/// Resolves a configured path: `~/` from $HOME, relative from `base`. The
+/// result is absolute and holds no `.` or `..`, so that a message or a fix
+/// shows it as the operator can paste it wherever baton runs (see [`tidy`]).
 fn resolve(base: &Path, p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
+            return tidy(&PathBuf::from(home).join(rest));
         }
     }
     let path = Path::new(p);
     if path.is_absolute() {
-        path.to_path_buf()
+        tidy(path)
     } else {
-        base.join(path)
+        tidy(&base.join(path))
     }
+}
+
+/// Makes a path absolute (from the current directory) without `.` or `..`:
+/// the directories above the last component that exist are resolved as the
+/// kernel resolves them (symlinks too, so `pairs/..` is the parent of where
+/// `pairs` really is); what follows them, which does not exist, is
+/// normalized by its text. The last component is kept as written (a key
+/// file that is a symlink is shown under its configured name).
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut dir: Vec<Component<'_>> = abs.components().collect();
+    let last = match dir.last() {
+        Some(Component::Normal(name)) => {
+            let name = name.to_os_string();
+            dir.pop();
+            Some(name)
+        }
+        _ => None,
+    };
+    let dir: PathBuf = dir.iter().collect();
+    let (mut out, rest) = dir
+        .ancestors()
+        .find_map(|a| {
+            let real = std::fs::canonicalize(a).ok()?;
+            Some((real, dir.strip_prefix(a).ok()?.to_path_buf()))
+        })
+        .unwrap_or_else(|| (PathBuf::from("/"), dir.clone()));
+    for c in rest.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+        }
+    }
+    if let Some(name) = last {
+        out.push(name);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1635,6 +1678,30 @@ mod tests {
         assert!(in_zone("www.example.com.", "example.com."));
         assert!(in_zone("example.com.", "example.com."));
         assert!(!in_zone("www.badexample.com.", "example.com."));
+    }
+
+    #[test]
+    fn resolved_paths_are_absolute_without_dot_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(real.join("pairs")).unwrap();
+        let pairs = real.join("pairs");
+        assert_eq!(resolve(&pairs, "../loose.key"), real.join("loose.key"));
+        assert_eq!(resolve(&pairs, "./a/../b/./c"), pairs.join("b/c"));
+        assert_eq!(
+            resolve(&pairs, "/etc/../etc/baton/x"),
+            PathBuf::from("/etc/baton/x")
+        );
+        // A directory that is a symlink: `..` goes up from where it points.
+        std::fs::create_dir_all(real.join("elsewhere/deep")).unwrap();
+        std::os::unix::fs::symlink(real.join("elsewhere/deep"), real.join("link")).unwrap();
+        assert_eq!(resolve(&real, "link/../k"), real.join("elsewhere/k"));
+        // A relative base is taken from the current directory.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve(Path::new(""), "x.key"),
+            std::fs::canonicalize(&cwd).unwrap().join("x.key")
+        );
     }
 
     #[test]
