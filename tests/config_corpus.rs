@@ -101,6 +101,12 @@ fn run(case: &Case, global: bool, failures: &mut Vec<String>) {
         .iter()
         .map(|p| p.diagnostic.clone())
         .collect();
+    if !loaded.warnings.is_empty() {
+        failures.push(format!(
+            "{name}: unexpected warnings: {:#?}",
+            loaded.warnings
+        ));
+    }
     if problems.len() != 1 {
         failures.push(format!(
             "{name}: expected exactly one problem, got {}: {problems:#?}",
@@ -185,15 +191,18 @@ fn every_bad_global_file_is_refused_with_its_message_and_position() {
 fn the_good_configuration_is_accepted() {
     let dir = setup(GOOD_GLOBAL);
     fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
-    let (config, warnings) = config::load(&dir.path().join("baton.toml"))
-        .select(&[])
-        .expect("valid");
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (config, warnings) = loaded.select(&[]).expect("valid");
     assert!(warnings.is_empty());
     let web = &config.pairs["web"];
     assert_eq!(web.hosts[0].name, "blue");
     assert_eq!(web.ssh.user, "deploy");
     assert_eq!(web.checks[0].name, "http-1");
-    assert_eq!(config.settings.state_dir, dir.path().join("state"));
+    assert_eq!(
+        config.settings.state_dir,
+        fs::canonicalize(dir.path()).unwrap().join("state")
+    );
 }
 
 #[test]
@@ -293,9 +302,9 @@ fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
 #[test]
 fn the_example_configuration_in_the_repository_is_valid() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("baton.toml");
-    let (config, warnings) = config::load(&file)
-        .select(&[])
-        .unwrap_or_else(|d| panic!("{d}"));
+    let loaded = config::load(&file);
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (config, warnings) = loaded.select(&[]).unwrap_or_else(|d| panic!("{d}"));
     assert!(warnings.is_empty());
     assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["db", "web"]);
     assert!(config.pairs["db"].canary);
@@ -384,5 +393,74 @@ fn a_fix_names_the_file_as_it_can_be_pasted() {
     assert_eq!(
         loaded.problems[0].diagnostic.fix,
         format!("run `chmod 600 {}`", real.display())
+    );
+}
+
+#[test]
+fn a_host_in_two_pairs_is_a_warning_not_an_error() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    // db's host `db1` is web's `blue`.
+    let db = GOOD_PAIR
+        .replace("[hosts.blue]", "[hosts.db1]")
+        .replace("[hosts.green]", "[hosts.db2]")
+        .replace("198.51.100.12", "198.51.100.22")
+        .replace("198.51.100.100", "198.51.100.200");
+    fs::write(dir.path().join("pairs/db.toml"), db).unwrap();
+    fs::write(
+        dir.path().join("pairs/other.toml"),
+        GOOD_PAIR
+            .replace("198.51.100.11\"", "198.51.100.31\"")
+            .replace("198.51.100.12\"", "198.51.100.32\"")
+            .replace("198.51.100.100", "198.51.100.103"),
+    )
+    .unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
+    assert_eq!(loaded.warnings.len(), 1, "{:#?}", loaded.warnings);
+    let w = &loaded.warnings[0];
+    assert_eq!(
+        w.kind,
+        config::WarningKind::SharedHostAddress {
+            address: "198.51.100.11".parse().unwrap(),
+            this: ("web".to_string(), "blue".to_string()),
+            other: ("db".to_string(), "db1".to_string()),
+        }
+    );
+    assert_eq!(w.pairs, ["web", "db"]);
+    let d = &w.diagnostic;
+    assert!(d.file.ends_with("pairs/web.toml"), "{d}");
+    assert_eq!((d.line, d.column), (4, 11), "{d}");
+    assert!(d.message.contains("198.51.100.11"), "{d}");
+    assert!(!d.fix.is_empty());
+    assert_eq!(loaded.warnings_for(&["db".to_string()]).len(), 1);
+    assert!(loaded.warnings_for(&["other".to_string()]).is_empty());
+    assert!(loaded.select(&[]).is_ok(), "a warning does not refuse");
+
+    // `check` prints it, in text and JSON, and still exits 0.
+    let baton = env!("CARGO_BIN_EXE_baton");
+    let config = dir.path().join("baton.toml");
+    let out = std::process::Command::new(baton)
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["warnings"][0]["kind"], "shared_host_address", "{json}");
+    assert_eq!(json["warnings"][0]["line"], 4, "{json}");
+    let out = std::process::Command::new(baton)
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: ") && text.contains("web.toml:4:11: host `blue` of pair `web`"),
+        "{text}"
     );
 }

@@ -16,7 +16,7 @@ use crate::config::diag::{Key, Source};
 use crate::config::raw::{
     self, CheckFile, GlobalFile, MaintenanceFile, PairFile, RefusalKind, SshFile, TrafficFile,
 };
-use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem};
+use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem, Warning, WarningKind};
 use crate::core::window;
 
 use Key::{Index as I, Name as N};
@@ -84,6 +84,8 @@ pub(super) fn run(
 
     let mut vips: Vec<(String, IpAddr, PathBuf)> = Vec::new();
     let mut dns_names: Vec<(String, String, PathBuf)> = Vec::new();
+    // (address, pair, host, file) of every host of a valid pair so far.
+    let mut host_addresses: Vec<(IpAddr, String, String, PathBuf)> = Vec::new();
     for (path, text) in pairs {
         let name = pair_name(path);
         loaded.names.push(name.clone());
@@ -159,6 +161,14 @@ pub(super) fn run(
                 }
                 Traffic::Command(_) => {}
             }
+            for h in &pair.hosts {
+                if let Some(w) = shared_host(&src, &name, h, &host_addresses) {
+                    loaded.warnings.push(w);
+                }
+            }
+            for h in &pair.hosts {
+                host_addresses.push((h.address, name.clone(), h.name.clone(), path.clone()));
+            }
             loaded.pairs.insert(name, pair);
         }
     }
@@ -186,6 +196,35 @@ pub(super) fn run(
     // read of it validated.
     loaded.settings = settings.filter(|_| global_refused.is_empty());
     merge_repeats(&mut loaded.problems);
+}
+
+/// The warning for a host whose address a host of an earlier pair has.
+fn shared_host(
+    src: &Source<'_>,
+    pair: &str,
+    host: &Host,
+    earlier: &[(IpAddr, String, String, PathBuf)],
+) -> Option<Warning> {
+    let (_, other, other_host, other_file) = earlier.iter().find(|(a, ..)| *a == host.address)?;
+    let diagnostic = src.at(
+        &[N("hosts"), N(&host.name), N("address")],
+        format!(
+            "host `{}` of pair `{pair}` and host `{other_host}` of pair `{other}` ({}) have the same address {}: one machine in both pairs, so fencing it in a failover of one pair (a power-off `fence`) also takes it away from the other",
+            host.name,
+            other_file.display(),
+            host.address
+        ),
+        "if one machine serving both pairs is intended, keep it, and make each pair's `fence` cut off only that pair's service rather than power off the machine; otherwise correct the address",
+    );
+    Some(Warning {
+        kind: WarningKind::SharedHostAddress {
+            address: host.address,
+            this: (pair.to_string(), host.name.clone()),
+            other: (other.clone(), other_host.clone()),
+        },
+        pairs: vec![pair.to_string(), other.clone()],
+        diagnostic,
+    })
 }
 
 /// One problem reported for several pairs (a bad value in baton.toml that
@@ -476,6 +515,13 @@ fn pair(
             &[N("fence")],
             "fence is empty",
             "give the command that cuts a host off (a power switch, a cloud API), or remove the key",
+        ));
+    }
+    if let Some(Err(bad)) = raw.fence.as_deref().map(placeholders_ok) {
+        sink.push(src.at(
+            &[N("fence")],
+            format!("unknown placeholder `{bad}` in `fence`"),
+            "only {host} (the host's name in this file) and {address} (its address) are filled in, shell-quoted",
         ));
     }
     let observe_period = raw.observe_period.unwrap_or(Duration::from_secs(5));
