@@ -464,3 +464,21 @@ fn a_host_in_two_pairs_is_a_warning_not_an_error() {
         "{text}"
     );
 }
+
+#[test]
+fn an_empty_or_new_known_hosts_is_fine_when_new_keys_are_recorded() {
+    for known_hosts in ["empty", "not-yet"] {
+        let global = GOOD_GLOBAL.replace(
+            "known_hosts = \"known_hosts\"",
+            &format!("known_hosts = \"{known_hosts}\"\naccept_new_host_keys = true"),
+        );
+        let dir = setup(&global);
+        fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+        let loaded = config::load(&dir.path().join("baton.toml"));
+        assert!(
+            loaded.problems.is_empty(),
+            "{known_hosts}: {:#?}",
+            loaded.problems
+        );
+    }
+}

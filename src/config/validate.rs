@@ -302,9 +302,27 @@ fn settings(
             ok = false;
             PathBuf::new()
         }
+        Some(s) if s.contains('\0') => {
+            sink.push(src.at(
+                &[N("state_dir")],
+                format!("state_dir `{}` contains a NUL character", printable(s)),
+                "name a directory, like \"/var/lib/baton\"",
+            ));
+            ok = false;
+            PathBuf::new()
+        }
         Some(s) => resolve(base, s),
         None => resolve(base, "state"),
     };
+    // It is created on first use; something else in its place is refused now.
+    if ok && std::fs::symlink_metadata(&state_dir).is_ok() && !state_dir.is_dir() {
+        sink.push(src.at(
+            &[N("state_dir")],
+            format!("state_dir {} exists and is not a directory", shown(&state_dir)),
+            "point `state_dir` at a directory (baton creates it, mode 0700, if it does not exist), or move the file away",
+        ));
+        ok = false;
+    }
     let environments = g
         .environments
         .clone()
@@ -543,7 +561,7 @@ fn pair(
     );
     let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
-    let checks = checks(&raw.checks, src, ctx.base, sink);
+    let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
 
     if sink.problems.len() > start {
@@ -698,12 +716,15 @@ fn ssh_settings(
             ok = false;
             String::new()
         }
-        Some(u) if u.is_empty() || u.contains(|c: char| c.is_whitespace() || c == '@') => {
+        Some(u)
+            if u.is_empty()
+                || u.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@') =>
+        {
             let (src, _, mut path) = from(p.user.is_some());
             path.push(N("user"));
             sink.push(src.at(
                 &path,
-                format!("`{u}` is not a valid login name"),
+                format!("`{}` is not a valid login name", printable(&u)),
                 "write the remote user name alone, like \"deploy\"",
             ));
             ok = false;
@@ -724,11 +745,17 @@ fn ssh_settings(
             let (src, base, mut path) = from(p.identity.is_some());
             path.push(N("identity"));
             let resolved = resolve(base, i);
-            if let Err(e) = std::fs::File::open(&resolved) {
+            if let Some(fault) = file_fault(&resolved) {
+                let shown = shown(&resolved);
+                let message = match fault {
+                    FileFault::Unreadable(e) => format!("cannot read the SSH key {shown}: {e}"),
+                    FileFault::Directory => format!("the SSH key {shown} is a directory"),
+                    FileFault::Empty => format!("the SSH key {shown} is empty"),
+                };
                 sink.push(src.at(
                     &path,
-                    format!("cannot read the SSH key {}: {e}", resolved.display()),
-                    "point `identity` at a readable private key file, or remove it to use the ssh agent",
+                    message,
+                    "point `identity` at a readable private key file (like \"~/.ssh/id_ed25519\"), or remove it to use the ssh agent",
                 ));
                 ok = false;
             }
@@ -772,15 +799,36 @@ fn ssh_settings(
             Some(k) => resolve(base, k),
             None => resolve(base, "~/.ssh/known_hosts"),
         };
-        let readable = std::fs::File::open(&resolved).is_ok();
         let parent_ok = resolved.parent().is_some_and(|d| d.is_dir());
         let lost = unknown(p.known_hosts.is_some(), g.known_hosts.is_some());
-        if !(lost || readable || maybe_accept_new && parent_ok) {
-            sink.push(src.at(
-                &path,
-                format!("cannot read the known_hosts file {}", resolved.display()),
-                "point `known_hosts` at an OpenSSH known_hosts file holding the hosts' keys (ssh-keyscan HOST >> FILE, after checking the fingerprints)",
-            ));
+        let shown = shown(&resolved);
+        let keyscan = "point `known_hosts` at an OpenSSH known_hosts file holding the hosts' keys (ssh-keyscan HOST >> FILE, after checking the fingerprints)";
+        // With accept_new_host_keys, a file that does not exist yet or is
+        // empty is filled on first use.
+        let refused = match file_fault(&resolved) {
+            _ if lost => None,
+            None => None,
+            Some(FileFault::Unreadable(e))
+                if e.kind() == std::io::ErrorKind::NotFound && maybe_accept_new && parent_ok =>
+            {
+                None
+            }
+            Some(FileFault::Empty) if maybe_accept_new => None,
+            Some(FileFault::Unreadable(e)) => Some((
+                format!("cannot read the known_hosts file {shown}: {e}"),
+                keyscan.to_string(),
+            )),
+            Some(FileFault::Directory) => Some((
+                format!("the known_hosts file {shown} is a directory"),
+                keyscan.to_string(),
+            )),
+            Some(FileFault::Empty) => Some((
+                format!("the known_hosts file {shown} is empty: every host's key would be refused"),
+                format!("{keyscan}, or set `accept_new_host_keys = true` to record the keys on first use"),
+            )),
+        };
+        if let Some((message, fix)) = refused {
+            sink.push(src.at(&path, message, fix));
             ok = false;
         }
         resolved
@@ -1185,6 +1233,27 @@ fn in_zone(name: &str, zone: &str) -> bool {
     n == z || n.ends_with(&format!(".{z}"))
 }
 
+/// A DNS check's `server` filled for each host (a sample address when the
+/// hosts are unknown) as a check fills it; the first that is not a server
+/// address.
+fn bad_server(template: &str, hosts: Option<&[Host; 2]>) -> Option<String> {
+    let sample = [Host {
+        name: "host".to_string(),
+        address: IpAddr::from([192, 0, 2, 1]),
+        ssh_port: 22,
+    }];
+    let hosts: &[Host] = match hosts {
+        Some(h) => h,
+        None => &sample,
+    };
+    hosts.iter().find_map(|h| {
+        let filled = template
+            .replace("{address}", &h.address.to_string())
+            .replace("{host}", &h.name);
+        parse_server(&filled).is_none().then_some(filled)
+    })
+}
+
 fn parse_server(s: &str) -> Option<SocketAddr> {
     s.parse::<SocketAddr>()
         .ok()
@@ -1259,7 +1328,13 @@ fn placeholders_ok(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> Vec<Check> {
+fn checks(
+    raw: &[CheckFile],
+    src: &Source<'_>,
+    base: &Path,
+    hosts: Option<&[Host; 2]>,
+    sink: &mut Sink<'_>,
+) -> Vec<Check> {
     if raw.is_empty() {
         sink.missing(src, &[], src.at(
             &[],
@@ -1428,6 +1503,19 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                         "use A, AAAA, CNAME, TXT, MX, NS, SOA, PTR or SRV",
                     ));
                 }
+                if let Some(template) = c.server.as_deref().filter(|t| placeholders_ok(t).is_ok()) {
+                    if let Some(filled) = bad_server(template, hosts) {
+                        sink.push(src.at(
+                            &at("server"),
+                            format!(
+                                "`{}` is not a DNS server address{}",
+                                printable(template),
+                                if filled == template { String::new() } else { format!(" (for a host it is `{}`)", printable(&filled)) }
+                            ),
+                            "write an IP address with an optional port, like \"{address}:53\" (the host itself, the default) or \"192.0.2.53:53\"",
+                        ));
+                    }
+                }
                 let server = c
                     .server
                     .clone()
@@ -1498,6 +1586,19 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                 "use between \"10ms\" and \"5m\"",
             ));
         }
+        match c.name.as_deref() {
+            Some(n) if n.trim().is_empty() => sink.push(src.at(
+                &at("name"),
+                "a check's name is empty",
+                "name the check, like \"page\", or remove `name` for the default KIND-N",
+            )),
+            Some(n) if n.contains(char::is_control) => sink.push(src.at(
+                &at("name"),
+                format!("check name `{}` holds a control character", printable(n)),
+                "write the name on one line, without tabs or other control characters, like \"page\"",
+            )),
+            _ => {}
+        }
         let name = c
             .name
             .clone()
@@ -1532,6 +1633,13 @@ fn changes(
     let mut out = BTreeMap::new();
     for (name, c) in raw {
         let whole = [N("changes"), N(name)];
+        if let Some(label) = c.label.as_deref().filter(|l| l.contains(char::is_control)) {
+            sink.push(src.at(
+                &[N("changes"), N(name), N("label")],
+                format!("the label of change `{name}` holds a control character: `{}`", printable(label)),
+                "write the label on one line, without tabs or other control characters (it is shown in the journal and `baton log`, one line per run)",
+            ));
+        }
         if !valid_name(name) {
             sink.push(src.at(
                 &whole,
@@ -1641,6 +1749,50 @@ fn changes(
         );
     }
     out
+}
+
+/// Why a file baton must read is refused.
+enum FileFault {
+    /// It cannot be opened (missing, no permission, a NUL in its name).
+    Unreadable(std::io::Error),
+    /// It is a directory.
+    Directory,
+    /// It is a regular file with nothing in it.
+    Empty,
+}
+
+/// What is wrong with a file baton must read, if anything.
+fn file_fault(path: &Path) -> Option<FileFault> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(FileFault::Unreadable(e)),
+    };
+    if meta.is_dir() {
+        return Some(FileFault::Directory);
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        return Some(FileFault::Unreadable(e));
+    }
+    (meta.is_file() && meta.len() == 0).then_some(FileFault::Empty)
+}
+
+/// A value for a message: control characters (a newline, a tab, NUL) are
+/// shown escaped, so the message stays one readable line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A path for a message, control characters escaped.
+fn shown(path: &Path) -> String {
+    printable(&path.display().to_string())
 }
 
 /// Resolves a configured path: `~/` from $HOME, relative from `base`. The
