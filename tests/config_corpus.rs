@@ -281,7 +281,13 @@ fn the_same_vip_or_dns_name_in_two_pairs_is_refused() {
 fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
     let dir = setup(GOOD_GLOBAL);
     fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
-    fs::write(dir.path().join("pairs/broken.toml"), "environment = 3\n").unwrap();
+    // One mistake in an otherwise whole pair file (its own addresses).
+    let broken = GOOD_PAIR
+        .replace("environment = \"dev\"", "environment = 3")
+        .replace("198.51.100.11\"", "198.51.100.51\"")
+        .replace("198.51.100.12\"", "198.51.100.52\"")
+        .replace("198.51.100.100/", "198.51.100.150/");
+    fs::write(dir.path().join("pairs/broken.toml"), broken).unwrap();
     let (config, warnings) = config::load(&dir.path().join("baton.toml"))
         .select(&["web".to_string()])
         .expect("web is usable");
@@ -354,6 +360,39 @@ fn mistakes_beside_a_refused_key_are_still_reported() {
             .any(|m| m.contains("`not-an-address` is not an IP address")),
         "{shown:#?}"
     );
+}
+
+#[test]
+fn a_bad_value_does_not_hide_a_missing_table() {
+    // `canary = "yes"` is refused, but it cannot be the missing [[checks]]
+    // (a misspelt key could be, and would hide it).
+    for (bad, alone) in [("canary = \"yes\"\n", false), ("[[check]]\n", true)] {
+        let dir = setup(GOOD_GLOBAL);
+        let rest = GOOD_PAIR.replace(
+            "[[checks]]\nkind = \"http\"\nurl = \"http://{address}/\"\n",
+            "",
+        );
+        // A top-level key before the tables, a table after them.
+        let text = if alone {
+            format!("{rest}{bad}")
+        } else {
+            format!("{bad}{rest}")
+        };
+        fs::write(dir.path().join("pairs/web.toml"), text).unwrap();
+        let loaded = config::load(&dir.path().join("baton.toml"));
+        let messages: Vec<&str> = loaded
+            .problems
+            .iter()
+            .map(|p| p.diagnostic.message.as_str())
+            .collect();
+        let no_checks = messages.contains(&"the pair has no health checks");
+        assert_eq!(no_checks, !alone, "{bad}: {messages:#?}");
+        assert_eq!(
+            messages.len(),
+            if alone { 1 } else { 2 },
+            "{bad}: {messages:#?}"
+        );
+    }
 }
 
 #[test]

@@ -5,9 +5,9 @@
 //!
 //! A key that is refused (unknown, or of the wrong type) is left out and
 //! the rest of the file is still read, so one mistake gives one message:
-//! [`parse`] returns every refusal, and [`Refused`] answers whether a table
-//! may lack keys the file gave it, so that validation does not also report
-//! what merely follows from the refused key's absence.
+//! [`parse`] returns every refusal, and [`Refused`] answers whether an
+//! absent key may have been written and refused, so that validation does
+//! not also report what merely follows from its absence.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -223,8 +223,8 @@ pub struct Refusal {
 pub struct Refused {
     /// Nothing of the file could be read.
     all: bool,
-    /// The key paths of the entries left out.
-    removed: Vec<Vec<Step>>,
+    /// The key paths of the entries left out, and why.
+    removed: Vec<(Vec<Step>, RefusalKind)>,
 }
 
 impl Refused {
@@ -233,32 +233,38 @@ impl Refused {
         !self.all && self.removed.is_empty()
     }
 
-    /// Whether the table at `table` (`[]` is the file's top level) may lack
-    /// keys the file gave it: it or a table around it was refused, or one of
-    /// its own entries was. A key absent from such a table is unknown, not
-    /// missing: its absence must not be reported, nor its default checked.
-    pub fn incomplete(&self, table: &[Key<'_>]) -> bool {
+    /// Whether the key at `key`, absent from what was read, may have been
+    /// written and refused: it or a table around it was refused, or an
+    /// unknown key beside it was (which may be it, misspelt). Such a key is
+    /// unknown rather than missing: its absence must not be reported, nor
+    /// its default checked. `key` must lie in a table that was read; for a
+    /// key of an absent table, ask about the table.
+    pub fn lost(&self, key: &[Key<'_>]) -> bool {
+        let parent = &key[..key.len().saturating_sub(1)];
         self.all
-            || self.removed.iter().any(|r| {
-                let prefix = |p: &[Step]| {
-                    p.len() <= table.len() && p.iter().zip(table).all(|(s, k)| s.is(k))
-                };
-                // The table itself or one around it was left out, or one of
-                // its own entries was.
-                prefix(r) || (r.len() == table.len() + 1 && prefix(&r[..table.len()]))
+            || self.removed.iter().any(|(r, kind)| {
+                is_prefix(r, key)
+                    || *kind == RefusalKind::UnknownKey
+                        && r.len() == key.len()
+                        && is_prefix(&r[..r.len() - 1], parent)
             })
     }
 
-    /// Whether the key `key` in a table that is `present` (or not) in the
-    /// parsed file may have been refused: absent tables are judged by the
-    /// table around them.
-    pub fn lost(&self, table: &[Key<'_>], present: bool) -> bool {
-        if present || table.is_empty() {
-            self.incomplete(table)
-        } else {
-            self.incomplete(&table[..table.len() - 1])
-        }
+    /// Whether the table at `table` (read, or absent) may lack entries that
+    /// were written and refused, whatever their names: for a table of free
+    /// names, like `hosts`.
+    pub fn lost_entries(&self, table: &[Key<'_>]) -> bool {
+        self.lost(table)
+            || self
+                .removed
+                .iter()
+                .any(|(r, _)| r.len() == table.len() + 1 && is_prefix(&r[..table.len()], table))
     }
+}
+
+/// Whether the steps `path` begin `key` (or are it).
+fn is_prefix(path: &[Step], key: &[Key<'_>]) -> bool {
+    path.len() <= key.len() && path.iter().zip(key).all(|(s, k)| s.is(k))
 }
 
 /// A file read as far as it could be.
@@ -325,7 +331,7 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Parsed<T> {
             message: e.message().trim().to_string(),
             span,
         });
-        out.refused.removed.push(path);
+        out.refused.removed.push((path, kind));
     }
 }
 
@@ -412,9 +418,11 @@ mod tests {
         assert_eq!(ssh.port, Some(2222));
         assert_eq!(p.refusals.len(), 1);
         assert_eq!(p.refusals[0].kind, RefusalKind::UnknownKey);
-        assert!(p.refused.incomplete(&[N("ssh")]));
-        assert!(!p.refused.incomplete(&[]));
-        assert!(!p.refused.incomplete(&[N("maintenance")]));
+        // `sudo_user` may be a misspelt key of [ssh], not of another table.
+        assert!(p.refused.lost(&[N("ssh"), N("known_hosts")]));
+        assert!(!p.refused.lost(&[N("environments")]));
+        assert!(!p.refused.lost(&[N("maintenance")]));
+        assert!(!p.refused.lost(&[N("maintenance"), N("windows")]));
     }
 
     #[test]
@@ -427,18 +435,32 @@ mod tests {
         assert_eq!(pair.environment, None);
         let kinds: Vec<_> = p.refusals.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, [RefusalKind::BadValue; 3]);
-        assert!(p.refused.incomplete(&[]));
-        assert!(p.refused.incomplete(&[N("ssh")]));
-        assert!(p.refused.incomplete(&[N("checks"), I(1)]));
-        assert!(!p.refused.incomplete(&[N("checks"), I(0)]));
+        assert!(p.refused.lost(&[N("environment")]));
+        assert!(p.refused.lost(&[N("checks"), I(1), N("port")]));
+        // A bad value is not a misspelling of another key.
+        assert!(!p.refused.lost(&[N("traffic")]));
+        assert!(!p.refused.lost(&[N("ssh"), N("user")]));
+        assert!(!p.refused.lost(&[N("checks"), I(0), N("port")]));
+        assert!(!p.refused.lost(&[N("checks"), I(1), N("url")]));
     }
 
     #[test]
-    fn a_refused_table_makes_its_keys_lost() {
-        let p: Parsed<PairFile> = parse("traffic = 3\n");
+    fn a_refused_table_loses_its_keys_and_a_misspelt_one_the_real_one() {
+        let p: Parsed<PairFile> = parse("traffic = 3\n[shh]\nuser = \"x\"\n");
         assert!(p.value.expect("read").traffic.is_none());
-        assert!(p.refused.lost(&[N("traffic")], false));
-        assert!(p.refused.incomplete(&[N("traffic"), N("method")]));
+        assert!(p.refused.lost(&[N("traffic")]));
+        assert!(p.refused.lost(&[N("traffic"), N("method")]));
+        // [ssh] is absent: `shh` may be it.
+        assert!(p.refused.lost(&[N("ssh")]));
+    }
+
+    #[test]
+    fn a_refused_host_loses_entries_of_hosts() {
+        let p: Parsed<PairFile> =
+            parse("[hosts]\nblue = \"198.51.100.1\"\n[hosts.green]\naddress = \"x\"\n");
+        assert_eq!(p.value.expect("read").hosts.len(), 1);
+        assert!(p.refused.lost_entries(&[N("hosts")]));
+        assert!(!p.refused.lost(&[N("hosts"), N("green"), N("address")]));
     }
 
     #[test]
@@ -446,6 +468,6 @@ mod tests {
         let p: Parsed<PairFile> = parse("environment = \"dev\n");
         assert!(p.value.is_none());
         assert_eq!(p.refusals[0].kind, RefusalKind::Syntax);
-        assert!(p.refused.incomplete(&[N("anything")]));
+        assert!(p.refused.lost(&[N("anything")]));
     }
 }

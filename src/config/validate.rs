@@ -35,12 +35,11 @@ impl Sink<'_> {
         });
     }
 
-    /// Reports a key missing from the table at `table` in `src`, unless
-    /// that table may have lost keys to a refused part of the file: then
-    /// the key is unknown rather than missing, and the refusal is the one
-    /// message.
-    fn missing(&mut self, src: &Source<'_>, table: &[Key<'_>], diagnostic: Diagnostic) {
-        if !src.refused().incomplete(table) {
+    /// Reports that the key at `key` is missing from `src`, unless it may
+    /// have been written and refused (`raw::Refused::lost`): then it is
+    /// unknown rather than missing, and the refusal is the one message.
+    fn missing(&mut self, src: &Source<'_>, key: &[Key<'_>], diagnostic: Diagnostic) {
+        if !src.refused().lost(key) {
             self.push(diagnostic);
         }
     }
@@ -74,11 +73,10 @@ pub(super) fn run(
         )
     });
     // The environments are known if the file names them, or names none
-    // and refused nothing at its top level (where a misspelt key may be
-    // them).
+    // and refused nothing that may be them.
     let environments_known = global
         .as_ref()
-        .is_some_and(|g| g.environments.is_some() || !global_refused.incomplete(&[]));
+        .is_some_and(|g| g.environments.is_some() || !global_refused.lost(&[N("environments")]));
     let default_global = GlobalFile::default();
     let global_ref = global.as_ref().unwrap_or(&default_global);
 
@@ -258,7 +256,8 @@ fn parse<T: serde::de::DeserializeOwned>(src: &mut Source<'_>, sink: &mut Sink<'
             RefusalKind::UnknownKey => {
                 "remove or rename the key; the message lists the keys allowed here".to_string()
             }
-            RefusalKind::BadValue | RefusalKind::Syntax => parse_fix(&r.message),
+            RefusalKind::BadValue => value_fix(&r.message),
+            RefusalKind::Syntax => syntax_fix(&r.message),
         };
         sink.push(src.at_span(r.span.clone(), r.message.clone(), fix));
     }
@@ -266,19 +265,23 @@ fn parse<T: serde::de::DeserializeOwned>(src: &mut Source<'_>, sink: &mut Sink<'
     parsed.value
 }
 
-/// The fix for a bad value or a syntax error. The parser's errors are not
-/// typed, so its message decides.
-fn parse_fix(message: &str) -> String {
-    if message.contains("invalid type") {
-        "write the value with the type the message names (strings in quotes, numbers bare)"
-            .to_string()
-    } else if message.contains("duration")
-        || message.contains("time unit")
-        || message.contains("unit")
-    {
+// The parser's errors are not typed beyond where they are: its message
+// decides between these fixes.
+
+/// The fix for a refused value.
+fn value_fix(message: &str) -> String {
+    if message.contains("duration") || message.contains("time unit") {
         "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\""
             .to_string()
-    } else if message.contains("duplicate key") {
+    } else {
+        "write a value of the type and range the message names (strings in quotes, numbers and true/false bare)"
+            .to_string()
+    }
+}
+
+/// The fix for a file that is not TOML.
+fn syntax_fix(message: &str) -> String {
+    if message.contains("duplicate key") {
         "remove one of the two definitions".to_string()
     } else {
         "fix the TOML syntax at this position".to_string()
@@ -482,7 +485,7 @@ fn pair(
         None => {
             sink.missing(
                 src,
-                &[],
+                &[N("environment")],
                 src.at(
                     &[],
                     "the pair has no `environment`",
@@ -592,7 +595,7 @@ fn hosts(
     sink: &mut Sink<'_>,
 ) -> Option<[Host; 2]> {
     // Fewer hosts than two may be hosts that were refused.
-    let lost = src.refused().incomplete(&[N("hosts")]) || src.refused().incomplete(&[]);
+    let lost = src.refused().lost_entries(&[N("hosts")]);
     if raw.hosts.len() != 2 {
         if raw.hosts.len() > 2 || !lost {
             sink.push(src.at(
@@ -617,7 +620,7 @@ fn hosts(
             ));
         }
         match h.address.as_deref() {
-            None => sink.missing(src, &[N("hosts"), N(name)], src.at(
+            None => sink.missing(src, &[N("hosts"), N(name), N("address")], src.at(
                 &[N("hosts"), N(name)],
                 format!("host `{name}` has no address"),
                 format!("add `address = \"192.0.2.10\"` under [hosts.{name}]"),
@@ -667,16 +670,6 @@ fn ssh_settings(
     let empty = SshFile::default();
     let g = ctx.global.ssh.as_ref().unwrap_or(&empty);
     let p = pair.unwrap_or(&empty);
-    // A key that neither file gives may have been written in a part of one
-    // that was refused: then its value is unknown, and neither its absence
-    // nor its default is reported (the refusal is the one message).
-    let pair_lost = ctx.src.refused().lost(&[N("ssh")], pair.is_some());
-    let global_lost = ctx
-        .global_src
-        .refused()
-        .lost(&[N("ssh")], ctx.global.ssh.is_some());
-    let unknown =
-        |in_pair: bool, in_global: bool| !in_pair && (pair_lost || !in_global && global_lost);
     // Which file (and base directory) a key came from, to point at it.
     let from = |pair_has: bool| -> (&Source<'_>, &Path, Vec<Key<'static>>) {
         if pair_has {
@@ -685,19 +678,50 @@ fn ssh_settings(
             (ctx.global_src, ctx.global_base, vec![N("ssh")])
         }
     };
+    // A key that neither file gives may have been written in a part of one
+    // that was refused: then its value is unknown, and neither its absence
+    // nor its default is reported (the refusal is the one message). A key
+    // the pair does not give is unknown if the pair may have given it; one
+    // that baton.toml does not give either, if baton.toml may have.
+    let lost_in = |src: &Source<'_>, table: Option<&SshFile>, key: &str| match table {
+        Some(_) => src.refused().lost(&[N("ssh"), N(key)]),
+        None => src.refused().lost(&[N("ssh")]),
+    };
+    let unknown = |key: &str, in_pair: bool, in_global: bool| {
+        !in_pair
+            && (lost_in(ctx.src, pair, key)
+                || !in_global && lost_in(ctx.global_src, ctx.global.ssh.as_ref(), key))
+    };
     let mut ok = [
-        unknown(p.user.is_some(), g.user.is_some()),
-        unknown(p.port.is_some(), g.port.is_some()),
-        unknown(p.identity.is_some(), g.identity.is_some()),
-        unknown(p.passphrase_env.is_some(), g.passphrase_env.is_some()),
-        unknown(p.known_hosts.is_some(), g.known_hosts.is_some()),
+        unknown("user", p.user.is_some(), g.user.is_some()),
+        unknown("port", p.port.is_some(), g.port.is_some()),
+        unknown("identity", p.identity.is_some(), g.identity.is_some()),
         unknown(
+            "passphrase_env",
+            p.passphrase_env.is_some(),
+            g.passphrase_env.is_some(),
+        ),
+        unknown(
+            "known_hosts",
+            p.known_hosts.is_some(),
+            g.known_hosts.is_some(),
+        ),
+        unknown(
+            "accept_new_host_keys",
             p.accept_new_host_keys.is_some(),
             g.accept_new_host_keys.is_some(),
         ),
-        unknown(p.connect_timeout.is_some(), g.connect_timeout.is_some()),
-        unknown(p.command_timeout.is_some(), g.command_timeout.is_some()),
-        unknown(p.sudo.is_some(), g.sudo.is_some()),
+        unknown(
+            "connect_timeout",
+            p.connect_timeout.is_some(),
+            g.connect_timeout.is_some(),
+        ),
+        unknown(
+            "command_timeout",
+            p.command_timeout.is_some(),
+            g.command_timeout.is_some(),
+        ),
+        unknown("sudo", p.sudo.is_some(), g.sudo.is_some()),
     ]
     .iter()
     .all(|u| !u);
@@ -706,7 +730,7 @@ fn ssh_settings(
     }
     let user = p.user.clone().or_else(|| g.user.clone());
     let user = match user {
-        None if unknown(false, false) => String::new(),
+        None if unknown("user", false, false) => String::new(),
         None => {
             sink.push(ctx.src.at(
                 &[],
@@ -788,6 +812,7 @@ fn ssh_settings(
     // Unknown, it may be true: do not refuse a known_hosts file it would allow.
     let maybe_accept_new = accept_new
         || unknown(
+            "accept_new_host_keys",
             p.accept_new_host_keys.is_some(),
             g.accept_new_host_keys.is_some(),
         );
@@ -800,7 +825,11 @@ fn ssh_settings(
             None => resolve(base, "~/.ssh/known_hosts"),
         };
         let parent_ok = resolved.parent().is_some_and(|d| d.is_dir());
-        let lost = unknown(p.known_hosts.is_some(), g.known_hosts.is_some());
+        let lost = unknown(
+            "known_hosts",
+            p.known_hosts.is_some(),
+            g.known_hosts.is_some(),
+        );
         let shown = shown(&resolved);
         let keyscan = "point `known_hosts` at an OpenSSH known_hosts file holding the hosts' keys (ssh-keyscan HOST >> FILE, after checking the fingerprints)";
         // With accept_new_host_keys, a file that does not exist yet or is
@@ -897,7 +926,7 @@ fn traffic(
     sink: &mut Sink<'_>,
 ) -> Option<Traffic> {
     let Some(t) = raw else {
-        sink.missing(src, &[], src.at(
+        sink.missing(src, &[N("traffic")], src.at(
             &[],
             "the pair has no [traffic] table",
             "add [traffic] with `method = \"vip\"`, \"dns\" or \"command\" and that method's keys",
@@ -937,7 +966,7 @@ fn traffic(
         "" => {
             sink.missing(
                 src,
-                &[N("traffic")],
+                &[N("traffic"), N("method")],
                 src.at(
                     &[N("traffic")],
                     "[traffic] has no `method`",
@@ -969,7 +998,7 @@ fn traffic(
     let missing = |sink: &mut Sink<'_>, key: &str, example: &str| {
         sink.missing(
             src,
-            &[N("traffic")],
+            &[N("traffic"), N(key)],
             src.at(
                 &[N("traffic")],
                 format!("traffic method `{method}` needs `{key}`"),
@@ -1336,7 +1365,7 @@ fn checks(
     sink: &mut Sink<'_>,
 ) -> Vec<Check> {
     if raw.is_empty() {
-        sink.missing(src, &[], src.at(
+        sink.missing(src, &[N("checks")], src.at(
             &[],
             "the pair has no health checks",
             "add at least one [[checks]] table: traffic only moves to a host that passed its checks",
@@ -1370,7 +1399,7 @@ fn checks(
             "" => {
                 sink.missing(
                     src,
-                    &whole,
+                    &at("kind"),
                     src.at(
                         &whole,
                         "a check has no `kind`",
@@ -1403,7 +1432,7 @@ fn checks(
         let need = |sink: &mut Sink<'_>, key: &str, example: &str| {
             sink.missing(
                 src,
-                &whole,
+                &[N("checks"), I(i), N(key)],
                 src.at(
                     &whole,
                     format!("this `{kind_name}` check needs `{key}`"),
@@ -1647,10 +1676,11 @@ fn changes(
                 "use letters, digits, `-` and `_`",
             ));
         }
-        if c.steps.is_empty() && c.upload.is_empty() {
+        let lost = src.refused().lost(&[N("changes"), N(name), N("steps")]);
+        if c.steps.is_empty() && c.upload.is_empty() && !lost {
             sink.missing(
                 src,
-                &whole,
+                &[N("changes"), N(name), N("upload")],
                 src.at(
                     &whole,
                     format!("change `{name}` has neither `upload` nor `steps`"),
@@ -1679,7 +1709,7 @@ fn changes(
                 None => {
                     sink.missing(
                         src,
-                        &[N("changes"), N(name), N("upload"), I(i)],
+                        &[N("changes"), N(name), N("upload"), I(i), N("from")],
                         src.at(
                             &[N("changes"), N(name), N("upload"), I(i)],
                             "an upload has no `from`",
@@ -1700,7 +1730,7 @@ fn changes(
                 None => {
                     sink.missing(
                         src,
-                        &[N("changes"), N(name), N("upload"), I(i)],
+                        &[N("changes"), N(name), N("upload"), I(i), N("to")],
                         src.at(
                             &[N("changes"), N(name), N("upload"), I(i)],
                             "an upload has no `to`",
