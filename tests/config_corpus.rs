@@ -1,8 +1,9 @@
 //! The bad-configuration corpus: every file under tests/config-corpus/ is a
 //! broken pair file (or, under global/, a broken baton.toml) whose first two
 //! lines say which message baton must give and at which line and column.
-//! Each must be refused with exactly that message there, and loading it must
-//! create nothing. `BLESS=1` rewrites the `# at:` lines after a deliberate
+//! Each must be refused with exactly that message there and nothing else
+//! (one mistake, one message: nothing that merely follows from it), and
+//! loading it must create nothing. `BLESS=1` rewrites the `# at:` lines after a deliberate
 //! change of positions (review the diff!).
 
 use std::fs;
@@ -100,6 +101,18 @@ fn run(case: &Case, global: bool, failures: &mut Vec<String>) {
         .iter()
         .map(|p| p.diagnostic.clone())
         .collect();
+    if !loaded.warnings.is_empty() {
+        failures.push(format!(
+            "{name}: unexpected warnings: {:#?}",
+            loaded.warnings
+        ));
+    }
+    if problems.len() != 1 {
+        failures.push(format!(
+            "{name}: expected exactly one problem, got {}: {problems:#?}",
+            problems.len()
+        ));
+    }
     let found = problems.iter().find(|d| d.message.contains(&case.expect));
     match found {
         None => failures.push(format!(
@@ -178,15 +191,18 @@ fn every_bad_global_file_is_refused_with_its_message_and_position() {
 fn the_good_configuration_is_accepted() {
     let dir = setup(GOOD_GLOBAL);
     fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
-    let (config, warnings) = config::load(&dir.path().join("baton.toml"))
-        .select(&[])
-        .expect("valid");
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (config, warnings) = loaded.select(&[]).expect("valid");
     assert!(warnings.is_empty());
     let web = &config.pairs["web"];
     assert_eq!(web.hosts[0].name, "blue");
     assert_eq!(web.ssh.user, "deploy");
     assert_eq!(web.checks[0].name, "http-1");
-    assert_eq!(config.settings.state_dir, dir.path().join("state"));
+    assert_eq!(
+        config.settings.state_dir,
+        fs::canonicalize(dir.path()).unwrap().join("state")
+    );
 }
 
 #[test]
@@ -265,7 +281,13 @@ fn the_same_vip_or_dns_name_in_two_pairs_is_refused() {
 fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
     let dir = setup(GOOD_GLOBAL);
     fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
-    fs::write(dir.path().join("pairs/broken.toml"), "environment = 3\n").unwrap();
+    // One mistake in an otherwise whole pair file (its own addresses).
+    let broken = GOOD_PAIR
+        .replace("environment = \"dev\"", "environment = 3")
+        .replace("198.51.100.11\"", "198.51.100.51\"")
+        .replace("198.51.100.12\"", "198.51.100.52\"")
+        .replace("198.51.100.100/", "198.51.100.150/");
+    fs::write(dir.path().join("pairs/broken.toml"), broken).unwrap();
     let (config, warnings) = config::load(&dir.path().join("baton.toml"))
         .select(&["web".to_string()])
         .expect("web is usable");
@@ -286,11 +308,216 @@ fn a_broken_unrelated_pair_is_only_a_warning_for_a_named_pair() {
 #[test]
 fn the_example_configuration_in_the_repository_is_valid() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("baton.toml");
-    let (config, warnings) = config::load(&file)
-        .select(&[])
-        .unwrap_or_else(|d| panic!("{d}"));
+    let loaded = config::load(&file);
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (config, warnings) = loaded.select(&[]).unwrap_or_else(|d| panic!("{d}"));
     assert!(warnings.is_empty());
     assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["db", "web"]);
     assert!(config.pairs["db"].canary);
     assert_eq!(config.pairs["web"].checks.len(), 2);
+}
+
+#[test]
+fn mistakes_beside_a_refused_key_are_still_reported() {
+    // A refused key is left out and the rest of the file is read: the
+    // independent mistakes come with it, and only those.
+    let dir = setup(GOOD_GLOBAL);
+    let text = GOOD_PAIR
+        .replace("198.51.100.12", "not-an-address")
+        .replace("interface = \"eth0\"", "interface = \"eth0\"\narp = 3")
+        .replace(
+            "kind = \"http\"",
+            "kind = \"http\"\nexpect_status = \"200\"",
+        );
+    fs::write(dir.path().join("pairs/web.toml"), text).unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    let shown: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{} {}",
+                p.diagnostic.line, p.diagnostic.column, p.diagnostic.message
+            )
+        })
+        .collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.starts_with("13:1 unknown field `arp`")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.starts_with("17:17 invalid type: string \"200\"")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("`not-an-address` is not an IP address")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
+fn a_bad_value_does_not_hide_a_missing_table() {
+    // `canary = "yes"` is refused, but it cannot be the missing [[checks]]
+    // (a misspelt key could be, and would hide it).
+    for (bad, alone) in [("canary = \"yes\"\n", false), ("[[check]]\n", true)] {
+        let dir = setup(GOOD_GLOBAL);
+        let rest = GOOD_PAIR.replace(
+            "[[checks]]\nkind = \"http\"\nurl = \"http://{address}/\"\n",
+            "",
+        );
+        // A top-level key before the tables, a table after them.
+        let text = if alone {
+            format!("{rest}{bad}")
+        } else {
+            format!("{bad}{rest}")
+        };
+        fs::write(dir.path().join("pairs/web.toml"), text).unwrap();
+        let loaded = config::load(&dir.path().join("baton.toml"));
+        let messages: Vec<&str> = loaded
+            .problems
+            .iter()
+            .map(|p| p.diagnostic.message.as_str())
+            .collect();
+        let no_checks = messages.contains(&"the pair has no health checks");
+        assert_eq!(no_checks, !alone, "{bad}: {messages:#?}");
+        assert_eq!(
+            messages.len(),
+            if alone { 1 } else { 2 },
+            "{bad}: {messages:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_global_value_is_reported_once_for_all_pairs() {
+    let dir =
+        setup(&GOOD_GLOBAL.replace("known_hosts = \"known_hosts\"", "known_hosts = \"nowhere\""));
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    fs::write(
+        dir.path().join("pairs/web2.toml"),
+        GOOD_PAIR
+            .replace("198.51.100.1", "198.51.100.2")
+            .replace("198.51.100.100", "198.51.100.200"),
+    )
+    .unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    let p = &loaded.problems[0];
+    assert!(
+        p.diagnostic
+            .message
+            .contains("cannot read the known_hosts file"),
+        "{p:?}"
+    );
+    assert_eq!(p.pairs, ["web", "web2"]);
+}
+
+#[test]
+fn a_fix_names_the_file_as_it_can_be_pasted() {
+    // `../world.key` from pairs/ is the fixture beside baton.toml: the fix
+    // names it absolutely, without `pairs/..`, from any directory.
+    let dir = setup(GOOD_GLOBAL);
+    let text = "environment = \"dev\"\n[hosts.a]\naddress = \"198.51.100.31\"\n[hosts.b]\naddress = \"198.51.100.32\"\n[traffic]\nmethod = \"dns\"\nname = \"www.example.test.\"\nzone = \"example.test.\"\nservers = [\"198.51.100.53\"]\ntsig_key = \"../world.key\"\n[[checks]]\nkind = \"tcp\"\nport = 80\n";
+    fs::write(dir.path().join("pairs/api.toml"), text).unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    let real = fs::canonicalize(dir.path()).unwrap().join("world.key");
+    assert_eq!(
+        loaded.problems[0].diagnostic.fix,
+        format!("run `chmod 600 {}`", real.display())
+    );
+}
+
+#[test]
+fn a_host_in_two_pairs_is_a_warning_not_an_error() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    // db's host `db1` is web's `blue`.
+    let db = GOOD_PAIR
+        .replace("[hosts.blue]", "[hosts.db1]")
+        .replace("[hosts.green]", "[hosts.db2]")
+        .replace("198.51.100.12", "198.51.100.22")
+        .replace("198.51.100.100", "198.51.100.200");
+    fs::write(dir.path().join("pairs/db.toml"), db).unwrap();
+    fs::write(
+        dir.path().join("pairs/other.toml"),
+        GOOD_PAIR
+            .replace("198.51.100.11\"", "198.51.100.31\"")
+            .replace("198.51.100.12\"", "198.51.100.32\"")
+            .replace("198.51.100.100", "198.51.100.103"),
+    )
+    .unwrap();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
+    assert_eq!(loaded.warnings.len(), 1, "{:#?}", loaded.warnings);
+    let w = &loaded.warnings[0];
+    assert_eq!(
+        w.kind,
+        config::WarningKind::SharedHostAddress {
+            address: "198.51.100.11".parse().unwrap(),
+            this: ("web".to_string(), "blue".to_string()),
+            other: ("db".to_string(), "db1".to_string()),
+        }
+    );
+    assert_eq!(w.pairs, ["web", "db"]);
+    let d = &w.diagnostic;
+    assert!(d.file.ends_with("pairs/web.toml"), "{d}");
+    assert_eq!((d.line, d.column), (4, 11), "{d}");
+    assert!(d.message.contains("198.51.100.11"), "{d}");
+    assert!(!d.fix.is_empty());
+    assert_eq!(loaded.warnings_for(&["db".to_string()]).len(), 1);
+    assert!(loaded.warnings_for(&["other".to_string()]).is_empty());
+    assert!(loaded.select(&[]).is_ok(), "a warning does not refuse");
+
+    // `check` prints it, in text and JSON, and still exits 0.
+    let baton = env!("CARGO_BIN_EXE_baton");
+    let config = dir.path().join("baton.toml");
+    let out = std::process::Command::new(baton)
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["warnings"][0]["kind"], "shared_host_address", "{json}");
+    assert_eq!(json["warnings"][0]["line"], 4, "{json}");
+    let out = std::process::Command::new(baton)
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: ") && text.contains("web.toml:4:11: host `blue` of pair `web`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_empty_or_new_known_hosts_is_fine_when_new_keys_are_recorded() {
+    for known_hosts in ["empty", "not-yet"] {
+        let global = GOOD_GLOBAL.replace(
+            "known_hosts = \"known_hosts\"",
+            &format!("known_hosts = \"{known_hosts}\"\naccept_new_host_keys = true"),
+        );
+        let dir = setup(&global);
+        fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+        let loaded = config::load(&dir.path().join("baton.toml"));
+        assert!(
+            loaded.problems.is_empty(),
+            "{known_hosts}: {:#?}",
+            loaded.problems
+        );
+    }
 }

@@ -103,7 +103,8 @@ fn an_unknown_host_key_is_refused_showing_its_fingerprint() {
     let _lab = lab();
     let dir = custom_config(|_, t| t);
     let empty = dir.path().join("known_hosts");
-    fs::write(&empty, "").unwrap();
+    // No keys (`check` refuses a 0-byte file: a failed ssh-keyscan > FILE).
+    fs::write(&empty, "# no keys yet\n").unwrap();
     let cfg = use_known_hosts(dir.path(), &empty);
     let run = baton(&cfg, &["status", "--json", "web"]);
     assert_eq!(run.code, 4, "{}", run.stdout);
@@ -119,7 +120,7 @@ fn an_unknown_host_key_is_refused_showing_its_fingerprint() {
     assert!(p.contains("accept_new_host_keys"), "{p}");
     assert_eq!(
         fs::read_to_string(&empty).unwrap(),
-        "",
+        "# no keys yet\n",
         "a refused key is not recorded"
     );
 }

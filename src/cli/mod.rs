@@ -453,6 +453,20 @@ fn load(cli: &Cli, pairs: &[String]) -> Option<Config> {
 
 fn check(cli: &Cli, pairs: &[String]) -> Exit {
     let loaded = config::load(&cli.config);
+    // Warnings never change the exit code.
+    let notes = loaded.warnings_for(pairs);
+    let notes_json: Vec<_> = notes
+        .iter()
+        .map(|w| {
+            let d = &w.diagnostic;
+            serde_json::json!({"kind": w.kind.code(), "pairs": w.pairs, "file": d.file, "line": d.line, "column": d.column, "message": d.message, "fix": d.fix})
+        })
+        .collect();
+    let print_notes = || {
+        for w in &notes {
+            println!("warning: {}", w.diagnostic);
+        }
+    };
     match loaded.select(pairs) {
         Ok((config, warnings)) => {
             for w in &warnings {
@@ -462,9 +476,10 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
                 let names: Vec<&String> = config.pairs.keys().collect();
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "pairs": names, "problems": []})
+                    serde_json::json!({"ok": true, "pairs": names, "problems": [], "warnings": notes_json})
                 );
             } else {
+                print_notes();
                 println!(
                     "{}: configuration is valid ({} pair{}: {})",
                     config.file.display(),
@@ -482,9 +497,13 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
                     .iter()
                     .map(|d| serde_json::json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message, "fix": d.fix}))
                     .collect();
-                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "problems": problems, "warnings": notes_json})
+                );
             } else {
                 println!("{diags}");
+                print_notes();
                 println!(
                     "{} problem{} found",
                     diags.0.len(),

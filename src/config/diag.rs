@@ -1,13 +1,16 @@
 //! Configuration diagnostics: one problem in one file, located by line and
 //! column, with what is wrong and how to fix it. Also owns the mapping from a
 //! TOML key path (`traffic.address`, `checks[1].url`) to its position in the
-//! source text, so validation can point at the exact value it rejects.
+//! source text, so validation can point at the exact value it rejects, and
+//! carries what the file's parse refused beside its text.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
+
+use crate::config::raw::Refused;
 
 /// One configuration problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +67,13 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The text of one configuration file, with its parsed span tree, used to
-/// turn key paths into positions.
+/// turn key paths into positions, and what its parse refused
+/// ([`Refused`]), used to tell a missing key from a refused one.
 pub struct Source<'a> {
     path: &'a Path,
     text: &'a str,
     tree: Option<toml::Spanned<DeTable<'a>>>,
+    refused: Refused,
 }
 
 /// One step of a key path.
@@ -84,7 +89,22 @@ impl<'a> Source<'a> {
     /// Wraps a file's text; the span tree is built if the text parses.
     pub fn new(path: &'a Path, text: &'a str) -> Self {
         let tree = DeTable::parse(text).ok();
-        Source { path, text, tree }
+        Source {
+            path,
+            text,
+            tree,
+            refused: Refused::default(),
+        }
+    }
+
+    /// Records what the parse of this file refused.
+    pub fn set_refused(&mut self, refused: Refused) {
+        self.refused = refused;
+    }
+
+    /// What the parse of this file refused.
+    pub fn refused(&self) -> &Refused {
+        &self.refused
     }
 
     /// The file's path.

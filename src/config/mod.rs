@@ -1,6 +1,7 @@
 //! Configuration: loading `baton.toml` and `pairs/*.toml`, validating them
 //! into the typed model, and reporting every problem with file, line, column
-//! and a fix. Submodules: `raw` (the files as written), `model` (the typed
+//! and a fix, and every warning (typed [`Warning`]s: legitimate but risky
+//! setups that `check` points out without refusing them). Submodules: `raw` (the files as written), `model` (the typed
 //! result), `validate` (raw to model), `diag` (positions and messages),
 //! `tsig` (TSIG key files).
 
@@ -26,6 +27,43 @@ pub struct Problem {
     pub diagnostic: Diagnostic,
 }
 
+/// Something `check` points out without refusing it: legitimate, but worth
+/// a second look.
+#[derive(Debug, Clone)]
+pub struct Warning {
+    /// What it is about.
+    pub kind: WarningKind,
+    /// The pairs it concerns.
+    pub pairs: Vec<String>,
+    /// Where, what and what to do.
+    pub diagnostic: Diagnostic,
+}
+
+/// The kinds of warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarningKind {
+    /// Hosts of two pairs have the same address: one machine in both, so
+    /// fencing it for one pair (a power-off `fence` in a failover) fences
+    /// it for the other too.
+    SharedHostAddress {
+        /// The address.
+        address: std::net::IpAddr,
+        /// The pair and host named by the warning's position.
+        this: (String, String),
+        /// The pair and host that came first with the address.
+        other: (String, String),
+    },
+}
+
+impl WarningKind {
+    /// A stable name for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WarningKind::SharedHostAddress { .. } => "shared_host_address",
+        }
+    }
+}
+
 /// Everything loaded, valid or not.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -39,9 +77,20 @@ pub struct Loaded {
     pub names: Vec<String>,
     /// Every problem found.
     pub problems: Vec<Problem>,
+    /// Every warning, about the pairs that validated.
+    pub warnings: Vec<Warning>,
 }
 
 impl Loaded {
+    /// The warnings that concern any of the named pairs (all when none).
+    pub fn warnings_for(&self, names: &[String]) -> Vec<Warning> {
+        self.warnings
+            .iter()
+            .filter(|w| names.is_empty() || w.pairs.iter().any(|p| names.contains(p)))
+            .cloned()
+            .collect()
+    }
+
     /// The configuration restricted to the named pairs (all when empty).
     /// Problems in the selection or in the global settings are errors;
     /// problems that only affect other pairs come back as warnings.

@@ -1,11 +1,23 @@
 //! The configuration files exactly as written: serde structures for
-//! `baton.toml` and `pairs/*.toml`. Unknown keys are errors. Nothing here is
-//! checked beyond its TOML type; `validate` turns these into the typed model.
+//! `baton.toml` and `pairs/*.toml`, and the lenient parse that reads them.
+//! Unknown keys are errors. Nothing here is checked beyond its TOML type;
+//! `validate` turns these into the typed model.
+//!
+//! A key that is refused (unknown, or of the wrong type) is left out and
+//! the rest of the file is still read, so one mistake gives one message:
+//! [`parse`] returns every refusal, and [`Refused`] answers whether an
+//! absent key may have been written and refused, so that validation does
+//! not also report what merely follows from its absence.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use crate::config::diag::Key;
 
 /// `baton.toml`: settings for all pairs.
 #[derive(Debug, Default, Deserialize)]
@@ -19,8 +31,7 @@ pub struct GlobalFile {
     #[serde(default, with = "humantime_serde")]
     pub soak: Option<Duration>,
     /// SSH defaults for every pair.
-    #[serde(default)]
-    pub ssh: SshFile,
+    pub ssh: Option<SshFile>,
     /// Maintenance windows for every pair.
     pub maintenance: Option<MaintenanceFile>,
 }
@@ -163,4 +174,300 @@ pub struct UploadFile {
     pub from: Option<String>,
     pub to: Option<String>,
     pub mode: Option<String>,
+}
+
+/// One step of the key path of an entry in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A table key.
+    Name(String),
+    /// An array index.
+    Index(usize),
+}
+
+impl Step {
+    fn is(&self, key: &Key<'_>) -> bool {
+        match (self, key) {
+            (Step::Name(a), Key::Name(b)) => a == b,
+            (Step::Index(a), Key::Index(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Why part of a file was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The file is not TOML (a syntax error, a key defined twice): nothing
+    /// of it was read.
+    Syntax,
+    /// A key that has no meaning where it is written.
+    UnknownKey,
+    /// A known key whose value has the wrong type or form.
+    BadValue,
+}
+
+/// One refused part of a file.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// What kind of mistake it is.
+    pub kind: RefusalKind,
+    /// The parser's message.
+    pub message: String,
+    /// Where in the text (bytes).
+    pub span: Range<usize>,
+}
+
+/// What a parse left out, to tell a missing key from a refused one.
+#[derive(Debug, Clone, Default)]
+pub struct Refused {
+    /// Nothing of the file could be read.
+    all: bool,
+    /// The key paths of the entries left out, and why.
+    removed: Vec<(Vec<Step>, RefusalKind)>,
+}
+
+impl Refused {
+    /// Nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.removed.is_empty()
+    }
+
+    /// Whether the key at `key`, absent from what was read, may have been
+    /// written and refused: it or a table around it was refused, or an
+    /// unknown key beside it was (which may be it, misspelt). Such a key is
+    /// unknown rather than missing: its absence must not be reported, nor
+    /// its default checked. `key` must lie in a table that was read; for a
+    /// key of an absent table, ask about the table.
+    pub fn lost(&self, key: &[Key<'_>]) -> bool {
+        let parent = &key[..key.len().saturating_sub(1)];
+        self.all
+            || self.removed.iter().any(|(r, kind)| {
+                is_prefix(r, key)
+                    || *kind == RefusalKind::UnknownKey
+                        && r.len() == key.len()
+                        && is_prefix(&r[..r.len() - 1], parent)
+            })
+    }
+
+    /// Whether the table at `table` (read, or absent) may lack entries that
+    /// were written and refused, whatever their names: for a table of free
+    /// names, like `hosts`.
+    pub fn lost_entries(&self, table: &[Key<'_>]) -> bool {
+        self.lost(table)
+            || self
+                .removed
+                .iter()
+                .any(|(r, _)| r.len() == table.len() + 1 && is_prefix(&r[..table.len()], table))
+    }
+}
+
+/// Whether the steps `path` begin `key` (or are it).
+fn is_prefix(path: &[Step], key: &[Key<'_>]) -> bool {
+    path.len() <= key.len() && path.iter().zip(key).all(|(s, k)| s.is(k))
+}
+
+/// A file read as far as it could be.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    /// The file without its refused parts; `None` when it is not TOML.
+    pub value: Option<T>,
+    /// Every refused part, in the order found.
+    pub refusals: Vec<Refusal>,
+    /// What was left out.
+    pub refused: Refused,
+}
+
+/// At most this many refusals are collected in one file; past them the file
+/// is given up as a whole.
+const MAX_REFUSALS: usize = 100;
+
+/// Reads a file as `T`, leaving out each entry serde refuses (an unknown
+/// key, a value of the wrong type) and reading the rest.
+pub fn parse<T: DeserializeOwned>(text: &str) -> Parsed<T> {
+    let mut out = Parsed {
+        value: None,
+        refusals: Vec::new(),
+        refused: Refused::default(),
+    };
+    let mut tree = match DeTable::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            out.refusals.push(Refusal {
+                kind: RefusalKind::Syntax,
+                message: e.message().trim().to_string(),
+                span: e.span().unwrap_or(0..0),
+            });
+            out.refused.all = true;
+            return out;
+        }
+    };
+    loop {
+        let e = match T::deserialize(toml::de::Deserializer::from(tree.clone())) {
+            Ok(v) => {
+                out.value = Some(v);
+                return out;
+            }
+            Err(e) => e,
+        };
+        let span = e.span().unwrap_or(0..0);
+        let found = e
+            .span()
+            .and_then(|s| find(tree.get_ref(), s.start))
+            .filter(|_| out.refusals.len() < MAX_REFUSALS);
+        let Some((path, kind)) = found else {
+            // Not attributable to one entry: the file is unusable as a whole.
+            out.refusals.push(Refusal {
+                kind: RefusalKind::BadValue,
+                message: e.message().trim().to_string(),
+                span,
+            });
+            out.refused.all = true;
+            return out;
+        };
+        remove(tree.get_mut(), &path);
+        out.refusals.push(Refusal {
+            kind,
+            message: e.message().trim().to_string(),
+            span,
+        });
+        out.refused.removed.push((path, kind));
+    }
+}
+
+/// The innermost entry whose key or value holds byte `at`, and whether it
+/// is the key (an unknown key) or the value (a bad value).
+fn find(table: &DeTable<'_>, at: usize) -> Option<(Vec<Step>, RefusalKind)> {
+    // Deeper entries first: a table's own span may cover its children.
+    for (k, v) in table.iter() {
+        let inner = |rest: Option<(Vec<Step>, RefusalKind)>, index: Option<usize>| {
+            rest.map(|(mut p, kind)| {
+                if let Some(i) = index {
+                    p.insert(0, Step::Index(i));
+                }
+                p.insert(0, Step::Name(k.get_ref().to_string()));
+                (p, kind)
+            })
+        };
+        let deeper =
+            match v.get_ref() {
+                DeValue::Table(t) => inner(find(t, at), None),
+                DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item
+                    .get_ref()
+                {
+                    DeValue::Table(t) => inner(find(t, at), Some(i)),
+                    _ => None,
+                }),
+                _ => None,
+            };
+        if deeper.is_some() {
+            return deeper;
+        }
+    }
+    for (k, v) in table.iter() {
+        let path = vec![Step::Name(k.get_ref().to_string())];
+        if k.span().contains(&at) {
+            return Some((path, RefusalKind::UnknownKey));
+        }
+        if v.span().contains(&at) || (v.span().is_empty() && v.span().start == at) {
+            return Some((path, RefusalKind::BadValue));
+        }
+    }
+    None
+}
+
+/// Removes the entry at `path` (found by [`find`]).
+fn remove(table: &mut DeTable<'_>, path: &[Step]) {
+    match path {
+        [Step::Name(last)] => {
+            let key = table.keys().find(|k| k.get_ref() == last).cloned();
+            if let Some(key) = key {
+                table.remove(&key);
+            }
+        }
+        [Step::Name(first), rest @ ..] => {
+            let Some((_, v)) = table.iter_mut().find(|(k, _)| k.get_ref() == first) else {
+                return;
+            };
+            match (v.get_mut(), rest) {
+                (DeValue::Table(t), _) => remove(t, rest),
+                (DeValue::Array(items), [Step::Index(i), rest @ ..]) => {
+                    if let Some(DeValue::Table(t)) = items.get_mut(*i).map(|item| item.get_mut()) {
+                        remove(t, rest);
+                    }
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Key::{Index as I, Name as N};
+
+    #[test]
+    fn an_unknown_key_is_left_out_and_the_rest_is_read() {
+        let p: Parsed<GlobalFile> =
+            parse("state_dir = \"s\"\n[ssh]\nuser = \"deploy\"\nsudo_user = \"x\"\nport = 2222\n");
+        let g = p.value.expect("read");
+        let ssh = g.ssh.expect("[ssh] read");
+        assert_eq!(ssh.user.as_deref(), Some("deploy"));
+        assert_eq!(ssh.port, Some(2222));
+        assert_eq!(p.refusals.len(), 1);
+        assert_eq!(p.refusals[0].kind, RefusalKind::UnknownKey);
+        // `sudo_user` may be a misspelt key of [ssh], not of another table.
+        assert!(p.refused.lost(&[N("ssh"), N("known_hosts")]));
+        assert!(!p.refused.lost(&[N("environments")]));
+        assert!(!p.refused.lost(&[N("maintenance")]));
+        assert!(!p.refused.lost(&[N("maintenance"), N("windows")]));
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_not_only_the_first() {
+        let p: Parsed<PairFile> = parse(
+            "environment = 3\n[ssh]\nport = \"22\"\n[[checks]]\nkind = \"tcp\"\n[[checks]]\nkind = \"tcp\"\nport = \"x\"\n",
+        );
+        let pair = p.value.expect("read");
+        assert_eq!(pair.checks.len(), 2);
+        assert_eq!(pair.environment, None);
+        let kinds: Vec<_> = p.refusals.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [RefusalKind::BadValue; 3]);
+        assert!(p.refused.lost(&[N("environment")]));
+        assert!(p.refused.lost(&[N("checks"), I(1), N("port")]));
+        // A bad value is not a misspelling of another key.
+        assert!(!p.refused.lost(&[N("traffic")]));
+        assert!(!p.refused.lost(&[N("ssh"), N("user")]));
+        assert!(!p.refused.lost(&[N("checks"), I(0), N("port")]));
+        assert!(!p.refused.lost(&[N("checks"), I(1), N("url")]));
+    }
+
+    #[test]
+    fn a_refused_table_loses_its_keys_and_a_misspelt_one_the_real_one() {
+        let p: Parsed<PairFile> = parse("traffic = 3\n[shh]\nuser = \"x\"\n");
+        assert!(p.value.expect("read").traffic.is_none());
+        assert!(p.refused.lost(&[N("traffic")]));
+        assert!(p.refused.lost(&[N("traffic"), N("method")]));
+        // [ssh] is absent: `shh` may be it.
+        assert!(p.refused.lost(&[N("ssh")]));
+    }
+
+    #[test]
+    fn a_refused_host_loses_entries_of_hosts() {
+        let p: Parsed<PairFile> =
+            parse("[hosts]\nblue = \"198.51.100.1\"\n[hosts.green]\naddress = \"x\"\n");
+        assert_eq!(p.value.expect("read").hosts.len(), 1);
+        assert!(p.refused.lost_entries(&[N("hosts")]));
+        assert!(!p.refused.lost(&[N("hosts"), N("green"), N("address")]));
+    }
+
+    #[test]
+    fn a_syntax_error_loses_everything() {
+        let p: Parsed<PairFile> = parse("environment = \"dev\n");
+        assert!(p.value.is_none());
+        assert_eq!(p.refusals[0].kind, RefusalKind::Syntax);
+        assert!(p.refused.lost(&[N("anything")]));
+    }
 }

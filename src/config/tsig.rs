@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
+use crate::quote::quote;
+
 /// Supported TSIG algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TsigAlgorithm {
@@ -60,7 +62,8 @@ impl fmt::Debug for TsigKey {
     }
 }
 
-/// Why a key file was refused; each message says how to fix it.
+/// Why a key file was refused; each message says how to fix it (the
+/// commands in a fix quote the path, so they can be pasted).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TsigError {
     #[error("cannot read TSIG key file {path}: {reason}")]
@@ -78,11 +81,12 @@ impl TsigError {
     pub fn fix(&self) -> String {
         match self {
             TsigError::Unreadable { path, .. } => {
-                format!("check the path, or create the key with `tsig-keygen -a hmac-sha256 NAME > {path}`")
+                format!("check the path, or create the key with `tsig-keygen -a hmac-sha256 NAME > {}`", quote(path))
             }
-            TsigError::Permissions { path, .. } => format!("run `chmod 600 {path}`"),
+            TsigError::Permissions { path, .. } => format!("run `chmod 600 {}`", quote(path)),
             TsigError::Format { path, .. } => format!(
-                "write the file as `tsig-keygen -a hmac-sha256 NAME > {path}` prints it: key \"NAME\" {{ algorithm hmac-sha256; secret \"BASE64\"; }};"
+                "write the file as `tsig-keygen -a hmac-sha256 NAME > {}` prints it: key \"NAME\" {{ algorithm hmac-sha256; secret \"BASE64\"; }};",
+                quote(path)
             ),
             TsigError::Algorithm { .. } => {
                 "use hmac-sha256, hmac-sha384 or hmac-sha512 (generate a new key with `tsig-keygen -a hmac-sha256 NAME`)".to_string()

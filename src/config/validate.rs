@@ -1,5 +1,11 @@
 //! Validation: turns the raw files into the typed model, collecting every
 //! problem (never stopping at the first) with its position and a fix.
+//!
+//! One mistake gives one message: a key the parse refused (`raw::parse`)
+//! is unknown, not missing, so its absence is not reported nor its default
+//! checked (`Sink::missing`, and the SSH settings a pair inherits); the
+//! same problem reached through several pairs (a bad value in baton.toml)
+//! is reported once for all of them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,9 +14,9 @@ use std::time::Duration;
 
 use crate::config::diag::{Key, Source};
 use crate::config::raw::{
-    self, CheckFile, GlobalFile, MaintenanceFile, PairFile, SshFile, TrafficFile,
+    self, CheckFile, GlobalFile, MaintenanceFile, PairFile, RefusalKind, SshFile, TrafficFile,
 };
-use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem};
+use crate::config::{model::*, pair_name, tsig, Diagnostic, Loaded, Problem, Warning, WarningKind};
 use crate::core::window;
 
 use Key::{Index as I, Name as N};
@@ -28,6 +34,15 @@ impl Sink<'_> {
             diagnostic,
         });
     }
+
+    /// Reports that the key at `key` is missing from `src`, unless it may
+    /// have been written and refused (`raw::Refused::lost`): then it is
+    /// unknown rather than missing, and the refusal is the one message.
+    fn missing(&mut self, src: &Source<'_>, key: &[Key<'_>], diagnostic: Diagnostic) {
+        if !src.refused().lost(key) {
+            self.push(diagnostic);
+        }
+    }
 }
 
 pub(super) fn run(
@@ -36,15 +51,16 @@ pub(super) fn run(
     global_text: &str,
     pairs: &[(PathBuf, String)],
 ) {
-    let global_src = Source::new(file, global_text);
+    let mut global_src = Source::new(file, global_text);
     let base = file.parent().unwrap_or(Path::new("."));
     let global: Option<GlobalFile> = parse(
-        &global_src,
+        &mut global_src,
         &mut Sink {
             pairs: vec![],
             problems: &mut loaded.problems,
         },
     );
+    let global_refused = global_src.refused().clone();
     let settings = global.as_ref().and_then(|g| {
         settings(
             g,
@@ -56,15 +72,22 @@ pub(super) fn run(
             },
         )
     });
+    // The environments are known if the file names them, or names none
+    // and refused nothing that may be them.
+    let environments_known = global
+        .as_ref()
+        .is_some_and(|g| g.environments.is_some() || !global_refused.lost(&[N("environments")]));
     let default_global = GlobalFile::default();
     let global_ref = global.as_ref().unwrap_or(&default_global);
 
     let mut vips: Vec<(String, IpAddr, PathBuf)> = Vec::new();
     let mut dns_names: Vec<(String, String, PathBuf)> = Vec::new();
+    // (address, pair, host, file) of every host of a valid pair so far.
+    let mut host_addresses: Vec<(IpAddr, String, String, PathBuf)> = Vec::new();
     for (path, text) in pairs {
         let name = pair_name(path);
         loaded.names.push(name.clone());
-        let src = Source::new(path, text);
+        let mut src = Source::new(path, text);
         let mut sink = Sink {
             pairs: vec![name.clone()],
             problems: &mut loaded.problems,
@@ -76,7 +99,7 @@ pub(super) fn run(
                 "rename the file: a pair name uses letters, digits, `-` and `_`, and starts with a letter or digit",
             ));
         }
-        let Some(raw) = parse::<PairFile>(&src, &mut sink) else {
+        let Some(raw) = parse::<PairFile>(&mut src, &mut sink) else {
             continue;
         };
         let ctx = PairCtx {
@@ -85,7 +108,10 @@ pub(super) fn run(
             global: global_ref,
             base: path.parent().unwrap_or(Path::new(".")),
             global_base: base,
-            environments: settings.as_ref().map(|s| s.environments.as_slice()),
+            environments: settings
+                .as_ref()
+                .filter(|_| environments_known)
+                .map(|s| s.environments.as_slice()),
             maintenance: settings.as_ref().map(|s| &s.maintenance),
         };
         if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
@@ -133,6 +159,14 @@ pub(super) fn run(
                 }
                 Traffic::Command(_) => {}
             }
+            for h in &pair.hosts {
+                if let Some(w) = shared_host(&src, &name, h, &host_addresses) {
+                    loaded.warnings.push(w);
+                }
+            }
+            for h in &pair.hosts {
+                host_addresses.push((h.address, name.clone(), h.name.clone(), path.clone()));
+            }
             loaded.pairs.insert(name, pair);
         }
     }
@@ -156,36 +190,98 @@ pub(super) fn run(
             });
         }
     }
-    loaded.settings = settings;
+    // A baton.toml with a refused part is not usable, even where what was
+    // read of it validated.
+    loaded.settings = settings.filter(|_| global_refused.is_empty());
+    merge_repeats(&mut loaded.problems);
 }
 
-/// Deserializes a file, turning a TOML or schema error into a diagnostic.
-fn parse<T: serde::de::DeserializeOwned>(src: &Source<'_>, sink: &mut Sink<'_>) -> Option<T> {
-    match toml::from_str::<T>(src.text()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_string();
-            let fix = parse_fix(&message);
-            sink.push(src.at_span(span, message, fix));
-            None
+/// The warning for a host whose address a host of an earlier pair has.
+fn shared_host(
+    src: &Source<'_>,
+    pair: &str,
+    host: &Host,
+    earlier: &[(IpAddr, String, String, PathBuf)],
+) -> Option<Warning> {
+    let (_, other, other_host, other_file) = earlier.iter().find(|(a, ..)| *a == host.address)?;
+    let diagnostic = src.at(
+        &[N("hosts"), N(&host.name), N("address")],
+        format!(
+            "host `{}` of pair `{pair}` and host `{other_host}` of pair `{other}` ({}) have the same address {}: one machine in both pairs, so fencing it in a failover of one pair (a power-off `fence`) also takes it away from the other",
+            host.name,
+            other_file.display(),
+            host.address
+        ),
+        "if one machine serving both pairs is intended, keep it, and make each pair's `fence` cut off only that pair's service rather than power off the machine; otherwise correct the address",
+    );
+    Some(Warning {
+        kind: WarningKind::SharedHostAddress {
+            address: host.address,
+            this: (pair.to_string(), host.name.clone()),
+            other: (other.clone(), other_host.clone()),
+        },
+        pairs: vec![pair.to_string(), other.clone()],
+        diagnostic,
+    })
+}
+
+/// One problem reported for several pairs (a bad value in baton.toml that
+/// every pair inherits) is shown once, for all of them.
+fn merge_repeats(problems: &mut Vec<Problem>) {
+    let mut out: Vec<Problem> = Vec::with_capacity(problems.len());
+    for p in problems.drain(..) {
+        match out.iter_mut().find(|o| o.diagnostic == p.diagnostic) {
+            // A problem that blocks everything stays so.
+            Some(o) if o.pairs.is_empty() || p.pairs.is_empty() => o.pairs.clear(),
+            Some(o) => {
+                for name in p.pairs {
+                    if !o.pairs.contains(&name) {
+                        o.pairs.push(name);
+                    }
+                }
+            }
+            None => out.push(p),
         }
+    }
+    *problems = out;
+}
+
+/// Reads a file leniently (see `raw::parse`): each refused part becomes a
+/// diagnostic, and `src` learns what was refused. `None` when the file is not
+/// TOML at all.
+fn parse<T: serde::de::DeserializeOwned>(src: &mut Source<'_>, sink: &mut Sink<'_>) -> Option<T> {
+    let parsed = raw::parse::<T>(src.text());
+    for r in &parsed.refusals {
+        let fix = match r.kind {
+            RefusalKind::UnknownKey => {
+                "remove or rename the key; the message lists the keys allowed here".to_string()
+            }
+            RefusalKind::BadValue => value_fix(&r.message),
+            RefusalKind::Syntax => syntax_fix(&r.message),
+        };
+        sink.push(src.at_span(r.span.clone(), r.message.clone(), fix));
+    }
+    src.set_refused(parsed.refused);
+    parsed.value
+}
+
+// The parser's errors are not typed beyond where they are: its message
+// decides between these fixes.
+
+/// The fix for a refused value.
+fn value_fix(message: &str) -> String {
+    if message.contains("duration") || message.contains("time unit") {
+        "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\""
+            .to_string()
+    } else {
+        "write a value of the type and range the message names (strings in quotes, numbers and true/false bare)"
+            .to_string()
     }
 }
 
-fn parse_fix(message: &str) -> String {
-    if message.starts_with("unknown field") {
-        "remove or rename the key; the message lists the keys allowed here".to_string()
-    } else if message.contains("invalid type") {
-        "write the value with the type the message names (strings in quotes, numbers bare)"
-            .to_string()
-    } else if message.contains("duration")
-        || message.contains("time unit")
-        || message.contains("unit")
-    {
-        "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\""
-            .to_string()
-    } else if message.contains("duplicate key") {
+/// The fix for a file that is not TOML.
+fn syntax_fix(message: &str) -> String {
+    if message.contains("duplicate key") {
         "remove one of the two definitions".to_string()
     } else {
         "fix the TOML syntax at this position".to_string()
@@ -209,9 +305,27 @@ fn settings(
             ok = false;
             PathBuf::new()
         }
+        Some(s) if s.contains('\0') => {
+            sink.push(src.at(
+                &[N("state_dir")],
+                format!("state_dir `{}` contains a NUL character", printable(s)),
+                "name a directory, like \"/var/lib/baton\"",
+            ));
+            ok = false;
+            PathBuf::new()
+        }
         Some(s) => resolve(base, s),
-        None => base.join("state"),
+        None => resolve(base, "state"),
     };
+    // It is created on first use; something else in its place is refused now.
+    if ok && std::fs::symlink_metadata(&state_dir).is_ok() && !state_dir.is_dir() {
+        sink.push(src.at(
+            &[N("state_dir")],
+            format!("state_dir {} exists and is not a directory", shown(&state_dir)),
+            "point `state_dir` at a directory (baton creates it, mode 0700, if it does not exist), or move the file away",
+        ));
+        ok = false;
+    }
     let environments = g
         .environments
         .clone()
@@ -243,7 +357,9 @@ fn settings(
     }
     // The global [ssh] table is checked as part of each pair (the pair may
     // override it), but its durations are checked here once.
-    ok &= durations_ok(&g.ssh, src, sink);
+    if let Some(ssh) = &g.ssh {
+        ok &= durations_ok(ssh, src, sink);
+    }
     if let Some(soak) = g.soak {
         if soak > Duration::from_secs(90 * 86400) {
             sink.push(src.at(
@@ -367,7 +483,9 @@ fn pair(
 
     let environment = match &raw.environment {
         None => {
-            sink.push(
+            sink.missing(
+                src,
+                &[N("environment")],
                 src.at(
                     &[],
                     "the pair has no `environment`",
@@ -420,6 +538,13 @@ fn pair(
             "give the command that cuts a host off (a power switch, a cloud API), or remove the key",
         ));
     }
+    if let Some(Err(bad)) = raw.fence.as_deref().map(placeholders_ok) {
+        sink.push(src.at(
+            &[N("fence")],
+            format!("unknown placeholder `{bad}` in `fence`"),
+            "only {host} (the host's name in this file) and {address} (its address) are filled in, shell-quoted",
+        ));
+    }
     let observe_period = raw.observe_period.unwrap_or(Duration::from_secs(5));
     if observe_period > Duration::from_secs(3600) {
         sink.push(src.at(
@@ -439,7 +564,7 @@ fn pair(
     );
     let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
-    let checks = checks(&raw.checks, src, ctx.base, sink);
+    let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
 
     if sink.problems.len() > start {
@@ -469,15 +594,19 @@ fn hosts(
     default_port: u16,
     sink: &mut Sink<'_>,
 ) -> Option<[Host; 2]> {
+    // Fewer hosts than two may be hosts that were refused.
+    let lost = src.refused().lost_entries(&[N("hosts")]);
     if raw.hosts.len() != 2 {
-        sink.push(src.at(
-            &[N("hosts")],
-            format!(
-                "a pair has exactly two hosts; this one has {}",
-                raw.hosts.len()
-            ),
-            "define two tables, like [hosts.blue] and [hosts.green], each with an `address`",
-        ));
+        if raw.hosts.len() > 2 || !lost {
+            sink.push(src.at(
+                &[N("hosts")],
+                format!(
+                    "a pair has exactly two hosts; this one has {}",
+                    raw.hosts.len()
+                ),
+                "define two tables, like [hosts.blue] and [hosts.green], each with an `address`",
+            ));
+        }
         return None;
     }
     let mut out = Vec::new();
@@ -491,7 +620,7 @@ fn hosts(
             ));
         }
         match h.address.as_deref() {
-            None => sink.push(src.at(
+            None => sink.missing(src, &[N("hosts"), N(name), N("address")], src.at(
                 &[N("hosts"), N(name)],
                 format!("host `{name}` has no address"),
                 format!("add `address = \"192.0.2.10\"` under [hosts.{name}]"),
@@ -538,8 +667,8 @@ fn ssh_settings(
     ctx: &PairCtx<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<(SshSettings, u16)> {
-    let g = &ctx.global.ssh;
     let empty = SshFile::default();
+    let g = ctx.global.ssh.as_ref().unwrap_or(&empty);
     let p = pair.unwrap_or(&empty);
     // Which file (and base directory) a key came from, to point at it.
     let from = |pair_has: bool| -> (&Source<'_>, &Path, Vec<Key<'static>>) {
@@ -549,12 +678,59 @@ fn ssh_settings(
             (ctx.global_src, ctx.global_base, vec![N("ssh")])
         }
     };
-    let mut ok = true;
+    // A key that neither file gives may have been written in a part of one
+    // that was refused: then its value is unknown, and neither its absence
+    // nor its default is reported (the refusal is the one message). A key
+    // the pair does not give is unknown if the pair may have given it; one
+    // that baton.toml does not give either, if baton.toml may have.
+    let lost_in = |src: &Source<'_>, table: Option<&SshFile>, key: &str| match table {
+        Some(_) => src.refused().lost(&[N("ssh"), N(key)]),
+        None => src.refused().lost(&[N("ssh")]),
+    };
+    let unknown = |key: &str, in_pair: bool, in_global: bool| {
+        !in_pair
+            && (lost_in(ctx.src, pair, key)
+                || !in_global && lost_in(ctx.global_src, ctx.global.ssh.as_ref(), key))
+    };
+    let mut ok = [
+        unknown("user", p.user.is_some(), g.user.is_some()),
+        unknown("port", p.port.is_some(), g.port.is_some()),
+        unknown("identity", p.identity.is_some(), g.identity.is_some()),
+        unknown(
+            "passphrase_env",
+            p.passphrase_env.is_some(),
+            g.passphrase_env.is_some(),
+        ),
+        unknown(
+            "known_hosts",
+            p.known_hosts.is_some(),
+            g.known_hosts.is_some(),
+        ),
+        unknown(
+            "accept_new_host_keys",
+            p.accept_new_host_keys.is_some(),
+            g.accept_new_host_keys.is_some(),
+        ),
+        unknown(
+            "connect_timeout",
+            p.connect_timeout.is_some(),
+            g.connect_timeout.is_some(),
+        ),
+        unknown(
+            "command_timeout",
+            p.command_timeout.is_some(),
+            g.command_timeout.is_some(),
+        ),
+        unknown("sudo", p.sudo.is_some(), g.sudo.is_some()),
+    ]
+    .iter()
+    .all(|u| !u);
     if pair.is_some() {
         ok &= durations_ok(p, ctx.src, sink);
     }
     let user = p.user.clone().or_else(|| g.user.clone());
     let user = match user {
+        None if unknown("user", false, false) => String::new(),
         None => {
             sink.push(ctx.src.at(
                 &[],
@@ -564,12 +740,15 @@ fn ssh_settings(
             ok = false;
             String::new()
         }
-        Some(u) if u.is_empty() || u.contains(|c: char| c.is_whitespace() || c == '@') => {
+        Some(u)
+            if u.is_empty()
+                || u.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@') =>
+        {
             let (src, _, mut path) = from(p.user.is_some());
             path.push(N("user"));
             sink.push(src.at(
                 &path,
-                format!("`{u}` is not a valid login name"),
+                format!("`{}` is not a valid login name", printable(&u)),
                 "write the remote user name alone, like \"deploy\"",
             ));
             ok = false;
@@ -590,11 +769,17 @@ fn ssh_settings(
             let (src, base, mut path) = from(p.identity.is_some());
             path.push(N("identity"));
             let resolved = resolve(base, i);
-            if let Err(e) = std::fs::File::open(&resolved) {
+            if let Some(fault) = file_fault(&resolved) {
+                let shown = shown(&resolved);
+                let message = match fault {
+                    FileFault::Unreadable(e) => format!("cannot read the SSH key {shown}: {e}"),
+                    FileFault::Directory => format!("the SSH key {shown} is a directory"),
+                    FileFault::Empty => format!("the SSH key {shown} is empty"),
+                };
                 sink.push(src.at(
                     &path,
-                    format!("cannot read the SSH key {}: {e}", resolved.display()),
-                    "point `identity` at a readable private key file, or remove it to use the ssh agent",
+                    message,
+                    "point `identity` at a readable private key file (like \"~/.ssh/id_ed25519\"), or remove it to use the ssh agent",
                 ));
                 ok = false;
             }
@@ -624,6 +809,13 @@ fn ssh_settings(
         .accept_new_host_keys
         .or(g.accept_new_host_keys)
         .unwrap_or(false);
+    // Unknown, it may be true: do not refuse a known_hosts file it would allow.
+    let maybe_accept_new = accept_new
+        || unknown(
+            "accept_new_host_keys",
+            p.accept_new_host_keys.is_some(),
+            g.accept_new_host_keys.is_some(),
+        );
     let known_hosts = {
         let from_pair = p.known_hosts.is_some();
         let (src, base, mut path) = from(from_pair);
@@ -632,14 +824,40 @@ fn ssh_settings(
             Some(k) => resolve(base, k),
             None => resolve(base, "~/.ssh/known_hosts"),
         };
-        let readable = std::fs::File::open(&resolved).is_ok();
         let parent_ok = resolved.parent().is_some_and(|d| d.is_dir());
-        if !(readable || accept_new && parent_ok) {
-            sink.push(src.at(
-                &path,
-                format!("cannot read the known_hosts file {}", resolved.display()),
-                "point `known_hosts` at an OpenSSH known_hosts file holding the hosts' keys (ssh-keyscan HOST >> FILE, after checking the fingerprints)",
-            ));
+        let lost = unknown(
+            "known_hosts",
+            p.known_hosts.is_some(),
+            g.known_hosts.is_some(),
+        );
+        let shown = shown(&resolved);
+        let keyscan = "point `known_hosts` at an OpenSSH known_hosts file holding the hosts' keys (ssh-keyscan HOST >> FILE, after checking the fingerprints)";
+        // With accept_new_host_keys, a file that does not exist yet or is
+        // empty is filled on first use.
+        let refused = match file_fault(&resolved) {
+            _ if lost => None,
+            None => None,
+            Some(FileFault::Unreadable(e))
+                if e.kind() == std::io::ErrorKind::NotFound && maybe_accept_new && parent_ok =>
+            {
+                None
+            }
+            Some(FileFault::Empty) if maybe_accept_new => None,
+            Some(FileFault::Unreadable(e)) => Some((
+                format!("cannot read the known_hosts file {shown}: {e}"),
+                keyscan.to_string(),
+            )),
+            Some(FileFault::Directory) => Some((
+                format!("the known_hosts file {shown} is a directory"),
+                keyscan.to_string(),
+            )),
+            Some(FileFault::Empty) => Some((
+                format!("the known_hosts file {shown} is empty: every host's key would be refused"),
+                format!("{keyscan}, or set `accept_new_host_keys = true` to record the keys on first use"),
+            )),
+        };
+        if let Some((message, fix)) = refused {
+            sink.push(src.at(&path, message, fix));
             ok = false;
         }
         resolved
@@ -708,7 +926,7 @@ fn traffic(
     sink: &mut Sink<'_>,
 ) -> Option<Traffic> {
     let Some(t) = raw else {
-        sink.push(src.at(
+        sink.missing(src, &[N("traffic")], src.at(
             &[],
             "the pair has no [traffic] table",
             "add [traffic] with `method = \"vip\"`, \"dns\" or \"command\" and that method's keys",
@@ -746,11 +964,15 @@ fn traffic(
         ],
         "command" => &["switch", "query"],
         "" => {
-            sink.push(src.at(
-                &[N("traffic")],
-                "[traffic] has no `method`",
-                "add `method = \"vip\"`, \"dns\" or \"command\"",
-            ));
+            sink.missing(
+                src,
+                &[N("traffic"), N("method")],
+                src.at(
+                    &[N("traffic")],
+                    "[traffic] has no `method`",
+                    "add `method = \"vip\"`, \"dns\" or \"command\"",
+                ),
+            );
             return None;
         }
         other => {
@@ -774,11 +996,15 @@ fn traffic(
         }
     }
     let missing = |sink: &mut Sink<'_>, key: &str, example: &str| {
-        sink.push(src.at(
-            &[N("traffic")],
-            format!("traffic method `{method}` needs `{key}`"),
-            format!("add `{key} = {example}` under [traffic]"),
-        ));
+        sink.missing(
+            src,
+            &[N("traffic"), N(key)],
+            src.at(
+                &[N("traffic")],
+                format!("traffic method `{method}` needs `{key}`"),
+                format!("add `{key} = {example}` under [traffic]"),
+            ),
+        );
     };
     let result = match method {
         "vip" => {
@@ -1036,6 +1262,27 @@ fn in_zone(name: &str, zone: &str) -> bool {
     n == z || n.ends_with(&format!(".{z}"))
 }
 
+/// A DNS check's `server` filled for each host (a sample address when the
+/// hosts are unknown) as a check fills it; the first that is not a server
+/// address.
+fn bad_server(template: &str, hosts: Option<&[Host; 2]>) -> Option<String> {
+    let sample = [Host {
+        name: "host".to_string(),
+        address: IpAddr::from([192, 0, 2, 1]),
+        ssh_port: 22,
+    }];
+    let hosts: &[Host] = match hosts {
+        Some(h) => h,
+        None => &sample,
+    };
+    hosts.iter().find_map(|h| {
+        let filled = template
+            .replace("{address}", &h.address.to_string())
+            .replace("{host}", &h.name);
+        parse_server(&filled).is_none().then_some(filled)
+    })
+}
+
 fn parse_server(s: &str) -> Option<SocketAddr> {
     s.parse::<SocketAddr>()
         .ok()
@@ -1110,9 +1357,15 @@ fn placeholders_ok(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>) -> Vec<Check> {
+fn checks(
+    raw: &[CheckFile],
+    src: &Source<'_>,
+    base: &Path,
+    hosts: Option<&[Host; 2]>,
+    sink: &mut Sink<'_>,
+) -> Vec<Check> {
     if raw.is_empty() {
-        sink.push(src.at(
+        sink.missing(src, &[N("checks")], src.at(
             &[],
             "the pair has no health checks",
             "add at least one [[checks]] table: traffic only moves to a host that passed its checks",
@@ -1144,11 +1397,15 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
             "dns" => &["query", "record_type", "server", "expect"],
             "command" => &["command", "expect_output"],
             "" => {
-                sink.push(src.at(
-                    &whole,
-                    "a check has no `kind`",
-                    "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\"",
-                ));
+                sink.missing(
+                    src,
+                    &at("kind"),
+                    src.at(
+                        &whole,
+                        "a check has no `kind`",
+                        "add `kind = \"http\"`, \"https\", \"tcp\", \"dns\" or \"command\"",
+                    ),
+                );
                 continue;
             }
             other => {
@@ -1173,11 +1430,15 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
             }
         }
         let need = |sink: &mut Sink<'_>, key: &str, example: &str| {
-            sink.push(src.at(
-                &whole,
-                format!("this `{kind_name}` check needs `{key}`"),
-                format!("add `{key} = {example}` to the check"),
-            ));
+            sink.missing(
+                src,
+                &[N("checks"), I(i), N(key)],
+                src.at(
+                    &whole,
+                    format!("this `{kind_name}` check needs `{key}`"),
+                    format!("add `{key} = {example}` to the check"),
+                ),
+            );
         };
         let text = |sink: &mut Sink<'_>, key: &'static str, v: Option<&String>| {
             if let Some(v) = v {
@@ -1212,7 +1473,8 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                         "use a status between 100 and 599, like 200",
                     ));
                 }
-                let ca_file = c.ca_file.as_deref().map(|f| {
+                // On an `http` check, `ca_file` was refused above as not applying.
+                let ca_file = c.ca_file.as_deref().filter(|_| kind_name == "https").map(|f| {
                     let p = resolve(base, f);
                     let pem = std::fs::read_to_string(&p).unwrap_or_default();
                     if !pem.contains("-----BEGIN CERTIFICATE-----") {
@@ -1269,6 +1531,19 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                         format!("record type `{record_type}` is not supported"),
                         "use A, AAAA, CNAME, TXT, MX, NS, SOA, PTR or SRV",
                     ));
+                }
+                if let Some(template) = c.server.as_deref().filter(|t| placeholders_ok(t).is_ok()) {
+                    if let Some(filled) = bad_server(template, hosts) {
+                        sink.push(src.at(
+                            &at("server"),
+                            format!(
+                                "`{}` is not a DNS server address{}",
+                                printable(template),
+                                if filled == template { String::new() } else { format!(" (for a host it is `{}`)", printable(&filled)) }
+                            ),
+                            "write an IP address with an optional port, like \"{address}:53\" (the host itself, the default) or \"192.0.2.53:53\"",
+                        ));
+                    }
                 }
                 let server = c
                     .server
@@ -1340,6 +1615,19 @@ fn checks(raw: &[CheckFile], src: &Source<'_>, base: &Path, sink: &mut Sink<'_>)
                 "use between \"10ms\" and \"5m\"",
             ));
         }
+        match c.name.as_deref() {
+            Some(n) if n.trim().is_empty() => sink.push(src.at(
+                &at("name"),
+                "a check's name is empty",
+                "name the check, like \"page\", or remove `name` for the default KIND-N",
+            )),
+            Some(n) if n.contains(char::is_control) => sink.push(src.at(
+                &at("name"),
+                format!("check name `{}` holds a control character", printable(n)),
+                "write the name on one line, without tabs or other control characters, like \"page\"",
+            )),
+            _ => {}
+        }
         let name = c
             .name
             .clone()
@@ -1374,6 +1662,13 @@ fn changes(
     let mut out = BTreeMap::new();
     for (name, c) in raw {
         let whole = [N("changes"), N(name)];
+        if let Some(label) = c.label.as_deref().filter(|l| l.contains(char::is_control)) {
+            sink.push(src.at(
+                &[N("changes"), N(name), N("label")],
+                format!("the label of change `{name}` holds a control character: `{}`", printable(label)),
+                "write the label on one line, without tabs or other control characters (it is shown in the journal and `baton log`, one line per run)",
+            ));
+        }
         if !valid_name(name) {
             sink.push(src.at(
                 &whole,
@@ -1381,12 +1676,17 @@ fn changes(
                 "use letters, digits, `-` and `_`",
             ));
         }
-        if c.steps.is_empty() && c.upload.is_empty() {
-            sink.push(src.at(
-                &whole,
-                format!("change `{name}` has neither `upload` nor `steps`"),
-                "add the files to upload and/or the commands to run",
-            ));
+        let lost = src.refused().lost(&[N("changes"), N(name), N("steps")]);
+        if c.steps.is_empty() && c.upload.is_empty() && !lost {
+            sink.missing(
+                src,
+                &[N("changes"), N(name), N("upload")],
+                src.at(
+                    &whole,
+                    format!("change `{name}` has neither `upload` nor `steps`"),
+                    "add the files to upload and/or the commands to run",
+                ),
+            );
         }
         for (i, s) in c.steps.iter().chain(&c.rollback).enumerate() {
             if s.trim().is_empty() {
@@ -1407,11 +1707,15 @@ fn changes(
             let at = |k: &'static str| [N("changes"), N(name), N("upload"), I(i), N(k)];
             let from = match u.from.as_deref() {
                 None => {
-                    sink.push(src.at(
-                        &[N("changes"), N(name), N("upload"), I(i)],
-                        "an upload has no `from`",
-                        "add `from = \"files/NAME\"` (the local file)",
-                    ));
+                    sink.missing(
+                        src,
+                        &[N("changes"), N(name), N("upload"), I(i), N("from")],
+                        src.at(
+                            &[N("changes"), N(name), N("upload"), I(i)],
+                            "an upload has no `from`",
+                            "add `from = \"files/NAME\"` (the local file)",
+                        ),
+                    );
                     None
                 }
                 Some(f) => {
@@ -1424,11 +1728,15 @@ fn changes(
             };
             let to = match u.to.as_deref() {
                 None => {
-                    sink.push(src.at(
-                        &[N("changes"), N(name), N("upload"), I(i)],
-                        "an upload has no `to`",
-                        "add `to = \"/absolute/remote/path\"`",
-                    ));
+                    sink.missing(
+                        src,
+                        &[N("changes"), N(name), N("upload"), I(i), N("to")],
+                        src.at(
+                            &[N("changes"), N(name), N("upload"), I(i)],
+                            "an upload has no `to`",
+                            "add `to = \"/absolute/remote/path\"`",
+                        ),
+                    );
                     None
                 }
                 Some(t) if !t.starts_with('/') || t.ends_with('/') || t.contains('\0') => {
@@ -1473,19 +1781,106 @@ fn changes(
     out
 }
 
-/// Resolves a configured path: `~/` from $HOME, relative from `base`.
+/// Why a file baton must read is refused.
+enum FileFault {
+    /// It cannot be opened (missing, no permission, a NUL in its name).
+    Unreadable(std::io::Error),
+    /// It is a directory.
+    Directory,
+    /// It is a regular file with nothing in it.
+    Empty,
+}
+
+/// What is wrong with a file baton must read, if anything.
+fn file_fault(path: &Path) -> Option<FileFault> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(FileFault::Unreadable(e)),
+    };
+    if meta.is_dir() {
+        return Some(FileFault::Directory);
+    }
+    if let Err(e) = std::fs::File::open(path) {
+        return Some(FileFault::Unreadable(e));
+    }
+    (meta.is_file() && meta.len() == 0).then_some(FileFault::Empty)
+}
+
+/// A value for a message: control characters (a newline, a tab, NUL) are
+/// shown escaped, so the message stays one readable line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A path for a message, control characters escaped.
+fn shown(path: &Path) -> String {
+    printable(&path.display().to_string())
+}
+
+/// Resolves a configured path: `~/` from $HOME, relative from `base`. The
+/// result is absolute and holds no `.` or `..`, so that a message or a fix
+/// shows it as the operator can paste it wherever baton runs (see [`tidy`]).
 fn resolve(base: &Path, p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
+            return tidy(&PathBuf::from(home).join(rest));
         }
     }
     let path = Path::new(p);
     if path.is_absolute() {
-        path.to_path_buf()
+        tidy(path)
     } else {
-        base.join(path)
+        tidy(&base.join(path))
     }
+}
+
+/// Makes a path absolute (from the current directory) without `.` or `..`:
+/// the directories above the last component that exist are resolved as the
+/// kernel resolves them (symlinks too, so `pairs/..` is the parent of where
+/// `pairs` really is); what follows them, which does not exist, is
+/// normalized by its text. The last component is kept as written (a key
+/// file that is a symlink is shown under its configured name).
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut dir: Vec<Component<'_>> = abs.components().collect();
+    let last = match dir.last() {
+        Some(Component::Normal(name)) => {
+            let name = name.to_os_string();
+            dir.pop();
+            Some(name)
+        }
+        _ => None,
+    };
+    let dir: PathBuf = dir.iter().collect();
+    let (mut out, rest) = dir
+        .ancestors()
+        .find_map(|a| {
+            let real = std::fs::canonicalize(a).ok()?;
+            Some((real, dir.strip_prefix(a).ok()?.to_path_buf()))
+        })
+        .unwrap_or_else(|| (PathBuf::from("/"), dir.clone()));
+    for c in rest.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::Prefix(_) | Component::CurDir => {}
+        }
+    }
+    if let Some(name) = last {
+        out.push(name);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1511,6 +1906,30 @@ mod tests {
         assert!(in_zone("www.example.com.", "example.com."));
         assert!(in_zone("example.com.", "example.com."));
         assert!(!in_zone("www.badexample.com.", "example.com."));
+    }
+
+    #[test]
+    fn resolved_paths_are_absolute_without_dot_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(real.join("pairs")).unwrap();
+        let pairs = real.join("pairs");
+        assert_eq!(resolve(&pairs, "../loose.key"), real.join("loose.key"));
+        assert_eq!(resolve(&pairs, "./a/../b/./c"), pairs.join("b/c"));
+        assert_eq!(
+            resolve(&pairs, "/etc/../etc/baton/x"),
+            PathBuf::from("/etc/baton/x")
+        );
+        // A directory that is a symlink: `..` goes up from where it points.
+        std::fs::create_dir_all(real.join("elsewhere/deep")).unwrap();
+        std::os::unix::fs::symlink(real.join("elsewhere/deep"), real.join("link")).unwrap();
+        assert_eq!(resolve(&real, "link/../k"), real.join("elsewhere/k"));
+        // A relative base is taken from the current directory.
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve(Path::new(""), "x.key"),
+            std::fs::canonicalize(&cwd).unwrap().join("x.key")
+        );
     }
 
     #[test]
