@@ -798,3 +798,24 @@ fn output_without_a_terminal_has_no_colour_and_progress_names_its_run_and_hosts_
     assert_eq!(preflight[0]["host"], preflight[1]["host"]);
     assert_eq!(preflight[0]["host"], "blue,green");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::Read;
+    let _lab = lab();
+    for args in [&["plan", "web", "api"][..], &["log"][..], &["status"][..]] {
+        let mut child = baton_command(&lab_config(), args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        let mut stdout = child.stdout.take().unwrap();
+        let _ = stdout.read(&mut first);
+        drop(stdout); // `| head -c1`
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
+    }
+}

@@ -190,10 +190,10 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
 
 fn print_summary(rows: &[Summary], json: bool) {
     if json {
-        println!("{}", serde_json::json!({ "summary": rows }));
+        crate::outln!("{}", serde_json::json!({ "summary": rows }));
         return;
     }
-    println!();
+    crate::outln!();
     let w = rows.iter().map(|r| r.pair.len()).max().unwrap_or(4).max(4);
     let e = rows
         .iter()
@@ -201,9 +201,12 @@ fn print_summary(rows: &[Summary], json: bool) {
         .max()
         .unwrap_or(3)
         .max(3);
-    println!(
+    crate::outln!(
         "{:<w$}  {:<e$}  {:<14} {:>9}  TRAFFIC",
-        "PAIR", "ENV", "OUTCOME", "DURATION"
+        "PAIR",
+        "ENV",
+        "OUTCOME",
+        "DURATION"
     );
     for r in rows {
         let note = if r.outcome == "ok" {
@@ -211,7 +214,7 @@ fn print_summary(rows: &[Summary], json: bool) {
         } else {
             format!("  {}", r.message)
         };
-        println!(
+        crate::outln!(
             "{:<w$}  {:<e$}  {:<14} {:>8.1}s  {:<7}{note}",
             r.pair,
             r.environment,

@@ -82,7 +82,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
         }
         for r in chosen {
             if json {
-                println!("{}", serde_json::to_string(r).unwrap_or_default());
+                crate::outln!("{}", serde_json::to_string(r).unwrap_or_default());
             } else {
                 print_record(r);
             }
@@ -119,7 +119,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             (None, None) => "INTERRUPTED".to_string(),
         };
         if json {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
                     "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced})
@@ -133,7 +133,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
                 Some(_) => format!("{} --force", kind.name()),
                 None => kind.name().to_string(),
             };
-            println!(
+            crate::outln!(
                 "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
                 kind_shown,
                 reason
@@ -171,23 +171,23 @@ fn print_record(r: &Record) {
             at,
             ..
         } => {
-            println!(
+            crate::outln!(
                 "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
                 change.as_deref().unwrap_or("-"),
                 hash.as_deref().unwrap_or("-"),
                 reason.as_deref().unwrap_or("-")
             );
             if let Some(g) = gate {
-                println!("        environment gate: {g}");
+                crate::outln!("        environment gate: {g}");
             }
             if let Some(w) = window {
-                println!("        maintenance window: {w}");
+                crate::outln!("        maintenance window: {w}");
             }
             if let Some(f) = forced {
-                println!("        FORCED: {f}");
+                crate::outln!("        FORCED: {f}");
             }
         }
-        Record::Begin { step, at, .. } => println!("{at}  begin {}", step.name()),
+        Record::Begin { step, at, .. } => crate::outln!("{at}  begin {}", step.name()),
         Record::End {
             step,
             ok,
@@ -197,13 +197,13 @@ fn print_record(r: &Record) {
             at,
             ..
         } => {
-            println!(
+            crate::outln!(
                 "{at}  end   {} {} in {duration_ms} ms: {detail}",
                 step.name(),
                 if *ok { "ok" } else { "FAILED" }
             );
             for c in commands {
-                println!(
+                crate::outln!(
                     "        [{}] $ {}  (exit {}, {} ms)",
                     c.host,
                     c.command,
@@ -211,10 +211,10 @@ fn print_record(r: &Record) {
                     c.duration_ms
                 );
                 for line in c.stdout.lines() {
-                    println!("          | {line}");
+                    crate::outln!("          | {line}");
                 }
                 for line in c.stderr.lines() {
-                    println!("          ! {line}");
+                    crate::outln!("          ! {line}");
                 }
             }
         }
@@ -223,6 +223,6 @@ fn print_record(r: &Record) {
             message,
             at,
             ..
-        } => println!("{at}  finish {outcome:?}: {message}"),
+        } => crate::outln!("{at}  finish {outcome:?}: {message}"),
     }
 }

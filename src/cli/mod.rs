@@ -3,6 +3,7 @@
 
 mod cycle;
 mod log;
+pub mod out;
 mod plan;
 mod progress;
 mod status;
@@ -464,7 +465,7 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
         .collect();
     let print_notes = || {
         for w in &notes {
-            println!("warning: {}", w.diagnostic);
+            crate::outln!("warning: {}", w.diagnostic);
         }
     };
     match loaded.select(pairs) {
@@ -474,13 +475,13 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
             }
             if cli.json {
                 let names: Vec<&String> = config.pairs.keys().collect();
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({"ok": true, "pairs": names, "problems": [], "warnings": notes_json})
                 );
             } else {
                 print_notes();
-                println!(
+                crate::outln!(
                     "{}: configuration is valid ({} pair{}: {})",
                     config.file.display(),
                     config.pairs.len(),
@@ -497,14 +498,14 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
                     .iter()
                     .map(|d| serde_json::json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message, "fix": d.fix}))
                     .collect();
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::json!({"ok": false, "problems": problems, "warnings": notes_json})
                 );
             } else {
-                println!("{diags}");
+                crate::outln!("{diags}");
                 print_notes();
-                println!(
+                crate::outln!(
                     "{} problem{} found",
                     diags.0.len(),
                     if diags.0.len() == 1 { "" } else { "s" }

@@ -107,7 +107,7 @@ pub async fn run(
             });
         }
         if json {
-            println!("{}", serde_json::to_string(&plan).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string(&plan).unwrap_or_default());
         } else {
             print(&plan);
         }
@@ -365,7 +365,7 @@ fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String
 }
 
 fn print(plan: &Plan) {
-    println!(
+    crate::outln!(
         "plan for {}: {:?} from {} to {}{}",
         plan.pair,
         plan.kind,
@@ -377,20 +377,20 @@ fn print(plan: &Plan) {
         }
     );
     if let Some(g) = &plan.gate {
-        println!("  environment gate: {g}");
+        crate::outln!("  environment gate: {g}");
     }
     if let Some(w) = &plan.window {
-        println!("  maintenance window: {w}");
+        crate::outln!("  maintenance window: {w}");
     }
     for (i, s) in plan.steps.iter().enumerate() {
-        println!("  {i}. {} [{}]", s.step, s.host);
+        crate::outln!("  {i}. {} [{}]", s.step, s.host);
         for a in &s.actions {
-            println!("       {a}");
+            crate::outln!("       {a}");
         }
     }
-    println!("  on failure:");
+    crate::outln!("  on failure:");
     for f in &plan.on_failure {
-        println!("       {f}");
+        crate::outln!("       {f}");
     }
-    println!("  nothing was changed.");
+    crate::outln!("  nothing was changed.");
 }
