@@ -369,11 +369,13 @@ async fn fresh(
     }
 
     // Step 0, preflight: everything must be well before anything changes.
-    let _ = journal.append(&Record::Begin {
+    if let Err(e) = journal.append(&Record::Begin {
         run: run_id.clone(),
         step: Step::Preflight,
         at: now_rfc3339(),
-    });
+    }) {
+        return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string());
+    }
     let roles = preflight::Roles {
         from: &from_host.name,
         to: &to_host.name,
@@ -426,14 +428,16 @@ async fn fresh(
         problems.join("; ")
     };
     if ok && recorded.is_none() {
-        save_roles(
+        if let Err(e) = save_roles(
             store,
             &pair.name,
             &from_host.name,
             &to_host.name,
             "observed",
             None,
-        );
+        ) {
+            return refuse(progress, &pair.name, Outcome::NotStarted, e.0);
+        }
     }
     let ctx = Ctx {
         pair,
@@ -450,10 +454,14 @@ async fn fresh(
         announcement: None,
     };
     let mut ctx = ctx;
-    ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]);
+    if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
+        return ctx.stopped(&e, &[]);
+    }
     if !ok {
         let message = format!("did not start, nothing was changed: {detail}");
-        ctx.finish(Outcome::NotStarted, &message);
+        if let Err(e) = ctx.finish(Outcome::NotStarted, &message) {
+            return ctx.stopped(&e, &[]);
+        }
         return Finished {
             outcome: Outcome::NotStarted,
             drift,
@@ -528,14 +536,20 @@ async fn recover(
         match cycle::resolve_interrupted(*kind, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
-                ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]);
+                if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]) {
+                    return ctx.stopped(&err, &ended);
+                }
                 ended.push(e);
-                ctx.record_roles(&ended, "recover", false);
+                if let Err(err) = ctx.record_roles(&ended, "recover", false) {
+                    return ctx.stopped(&err, &ended);
+                }
             }
             Resolution::Retry => {}
             Resolution::Operator => {
                 let message = format!("run {run} was interrupted inside {} and traffic is unclear ({why}); an operator must decide", step.name());
-                ctx.finish(Outcome::Operator, &message);
+                if let Err(e) = ctx.finish(Outcome::Operator, &message) {
+                    return ctx.stopped(&e, &ended);
+                }
                 return Finished {
                     outcome: Outcome::Operator,
                     drift: false,
@@ -583,6 +597,11 @@ fn both_hosts(pair: &Pair) -> String {
     format!("{},{}", pair.hosts[0].name, pair.hosts[1].name)
 }
 
+/// A journal record or the state could not be written (a full disk, a
+/// broken state directory): the run stops before its next action.
+#[derive(Debug)]
+struct Unrecorded(String);
+
 fn save_roles(
     store: &StateStore,
     pair: &str,
@@ -590,7 +609,7 @@ fn save_roles(
     standby: &str,
     source: &str,
     failed: Option<String>,
-) {
+) -> Result<(), Unrecorded> {
     let state = PairState {
         pair: pair.to_string(),
         primary: primary.to_string(),
@@ -599,9 +618,9 @@ fn save_roles(
         source: source.to_string(),
         failed,
     };
-    if let Err(e) = store.save(&state) {
-        tracing::error!(error = %e, "cannot record the roles");
-    }
+    store
+        .save(&state)
+        .map_err(|e| Unrecorded(format!("cannot record the roles: {e}")))
 }
 
 impl Ctx<'_> {
@@ -635,8 +654,8 @@ impl Ctx<'_> {
         detail: &str,
         took: Duration,
         commands: Vec<crate::store::journal::CommandRecord>,
-    ) {
-        if let Err(e) = self.journal.append(&Record::End {
+    ) -> Result<(), Unrecorded> {
+        let written = self.journal.append(&Record::End {
             run: self.run.clone(),
             step,
             ok,
@@ -644,9 +663,7 @@ impl Ctx<'_> {
             duration_ms: took.as_millis() as u64,
             commands,
             at: now_rfc3339(),
-        }) {
-            tracing::error!(error = %e, "cannot journal the end of a step");
-        }
+        });
         self.progress.event(&Event {
             pair: self.pair.name.clone(),
             run: self.run.clone(),
@@ -657,21 +674,71 @@ impl Ctx<'_> {
             detail: detail.to_string(),
             at: now_rfc3339(),
         });
+        written.map_err(|e| Unrecorded(format!("cannot journal the end of {}: {e}", step.name())))
     }
 
-    fn finish(&self, outcome: Outcome, message: &str) {
-        let _ = self.journal.append(&Record::Finish {
-            run: self.run.clone(),
-            outcome,
-            message: message.to_string(),
-            at: now_rfc3339(),
-        });
+    /// Journals that a step is about to run.
+    fn begin(&self, step: Step) -> Result<(), Unrecorded> {
+        self.journal
+            .append(&Record::Begin {
+                run: self.run.clone(),
+                step,
+                at: now_rfc3339(),
+            })
+            .map_err(|e| Unrecorded(format!("cannot journal the start of {}: {e}", step.name())))
+    }
+
+    /// Journals the run's end and reports it; when the record cannot be
+    /// written, nothing is reported as done (the caller stops).
+    fn finish(&self, outcome: Outcome, message: &str) -> Result<(), Unrecorded> {
+        self.journal
+            .append(&Record::Finish {
+                run: self.run.clone(),
+                outcome,
+                message: message.to_string(),
+                at: now_rfc3339(),
+            })
+            .map_err(|e| Unrecorded(format!("cannot journal the end of the run: {e}")))?;
         self.progress.event(&Event::end_of_run(
             &self.pair.name,
             &self.run,
             outcome,
             message,
         ));
+        Ok(())
+    }
+
+    /// Stops the run because a record could not be written: nothing more is
+    /// done (baton never acts without a record), the run stays unfinished
+    /// in the journal so that the next command settles it from where
+    /// traffic really is, and the operator is told: needs an operator.
+    fn stopped(&self, e: &Unrecorded, ended: &[Ended]) -> Finished {
+        let on = if cycle::traffic_on_new(ended) {
+            &self.to.name
+        } else {
+            &self.from.name
+        };
+        let message = format!(
+            "STOPPED: {}; nothing more was done, and traffic was last known on {on}. Free the state directory ({}), then run `baton recover {}`, which settles this run from where traffic really is",
+            e.0,
+            self.journal
+                .path()
+                .parent()
+                .map_or_else(String::new, |d| d.display().to_string()),
+            self.pair.name
+        );
+        self.progress.event(&Event::end_of_run(
+            &self.pair.name,
+            &self.run,
+            Outcome::Operator,
+            &message,
+        ));
+        Finished {
+            outcome: Outcome::Operator,
+            drift: false,
+            window: false,
+            message,
+        }
     }
 
     /// Asks the core for the next step and performs it, until the outcome.
@@ -680,14 +747,18 @@ impl Ctx<'_> {
             match cycle::decide(self.kind, ended) {
                 Next::Finish(outcome) => {
                     if outcome != Outcome::NotStarted {
-                        self.record_roles(
+                        if let Err(e) = self.record_roles(
                             ended,
                             "finish",
                             self.kind == Kind::Rejoin && outcome == Outcome::Ok,
-                        );
+                        ) {
+                            return self.stopped(&e, ended);
+                        }
                     }
                     let message = self.message(outcome, ended);
-                    self.finish(outcome, &message);
+                    if let Err(e) = self.finish(outcome, &message) {
+                        return self.stopped(&e, ended);
+                    }
                     return Finished {
                         outcome,
                         drift: false,
@@ -709,28 +780,18 @@ impl Ctx<'_> {
                         )
                     {
                         let why = format!("not run: {} asked baton to stop", signals::last_name());
-                        let _ = self.journal.append(&Record::Begin {
-                            run: self.run.clone(),
-                            step,
-                            at: now_rfc3339(),
-                        });
-                        self.end(step, false, &why, Duration::ZERO, vec![]);
+                        if let Err(e) = self.begin(step) {
+                            return self.stopped(&e, ended);
+                        }
+                        if let Err(e) = self.end(step, false, &why, Duration::ZERO, vec![]) {
+                            return self.stopped(&e, ended);
+                        }
                         ended.push(Ended { step, ok: false });
                         continue;
                     }
-                    if let Err(e) = self.journal.append(&Record::Begin {
-                        run: self.run.clone(),
-                        step,
-                        at: now_rfc3339(),
-                    }) {
-                        // Never act without a record.
-                        let message = format!("stopped before {}: {e}", step.name());
-                        return Finished {
-                            outcome: Outcome::Operator,
-                            drift: false,
-                            window: false,
-                            message,
-                        };
+                    // Never act without a record.
+                    if let Err(e) = self.begin(step) {
+                        return self.stopped(&e, ended);
                     }
                     self.progress.event(&Event {
                         pair: self.pair.name.clone(),
@@ -751,7 +812,9 @@ impl Ctx<'_> {
                             // A second signal: give up the step in flight, say
                             // so, and leave the run to `baton recover`.
                             let why = format!("aborted by a second {}; run `baton recover {}`", signals::last_name(), self.pair.name);
-                            self.end(step, false, &why, started.elapsed(), rec.commands);
+                            if let Err(e) = self.end(step, false, &why, started.elapsed(), rec.commands) {
+                                return self.stopped(&e, ended);
+                            }
                             return Finished {
                                 outcome: Outcome::Operator,
                                 drift: false,
@@ -766,10 +829,14 @@ impl Ctx<'_> {
                     if !step.moves_traffic() {
                         detail.push_str(&self.read_announcement(&mut rec).await);
                     }
-                    self.end(step, ok, &detail, started.elapsed(), rec.commands);
+                    if let Err(e) = self.end(step, ok, &detail, started.elapsed(), rec.commands) {
+                        return self.stopped(&e, ended);
+                    }
                     ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
-                        self.record_roles(ended, step.name(), false);
+                        if let Err(e) = self.record_roles(ended, step.name(), false) {
+                            return self.stopped(&e, ended);
+                        }
                     }
                 }
             }
@@ -779,7 +846,7 @@ impl Ctx<'_> {
     /// Records the roles that follow from the steps ended so far. A
     /// failover that moved traffic marks the old primary failed; a rejoin
     /// that finished well clears the mark; otherwise the mark stays.
-    fn record_roles(&self, ended: &[Ended], source: &str, rejoined: bool) {
+    fn record_roles(&self, ended: &[Ended], source: &str, rejoined: bool) -> Result<(), Unrecorded> {
         let on_new = cycle::traffic_on_new(ended);
         let (p, s) = if on_new {
             (&self.to, &self.from)
@@ -803,7 +870,7 @@ impl Ctx<'_> {
             &s.name,
             source,
             failed,
-        );
+        )
     }
 
     /// Reads the report of the gratuitous ARP the last switch started (by

@@ -1,10 +1,12 @@
 //! The per-pair journal: an append-only file of JSON lines, one record per
 //! line, each written and fsynced before the step it announces runs and
-//! after it ends. Reading tolerates a torn last line (a crash mid-write).
+//! after it ends. Reading tolerates a torn last line (a crash mid-write);
+//! the next append moves such a fragment aside into a file of its own and
+//! goes on from the last whole record, so a crash never blocks a pair.
 //! Secrets never reach it: command outputs pass through `redact` first.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -150,7 +152,12 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one record and fsyncs it.
+    /// Appends one record and fsyncs it (and the directory, when the file
+    /// is new). A torn last line left by an earlier crash or full disk is
+    /// first moved aside into `PAIR.journal.torn-MILLIS` (never dropped:
+    /// it is reported, and kept for a person to read), so the new record
+    /// starts on a line of its own. A write that fails is cut back off, so
+    /// it leaves no torn line of its own.
     pub fn append(&self, record: &Record) -> Result<(), JournalError> {
         let err = |source| JournalError::Write {
             path: self.path.display().to_string(),
@@ -167,19 +174,92 @@ impl Journal {
         line.push(b'\n');
         let created = !self.path.exists();
         let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
             .create(true)
-            .append(true)
+            .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&self.path)
             .map_err(err)?;
-        f.write_all(&line).map_err(err)?;
-        f.sync_all().map_err(err)?;
+        let whole = self.set_aside_torn_tail(&mut f).map_err(err)?;
+        f.seek(SeekFrom::Start(whole)).map_err(err)?;
+        let written = f.write_all(&line).and_then(|()| f.sync_all());
+        if let Err(e) = written {
+            // Best effort: what did reach the file goes again.
+            let _ = f.set_len(whole).and_then(|()| f.sync_all());
+            return Err(err(e));
+        }
         if created {
             if let Some(dir) = self.path.parent() {
                 File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
             }
         }
         Ok(())
+    }
+
+    /// When the file does not end with a newline, copies the fragment after
+    /// its last newline into a file of its own beside it, then cuts it off.
+    /// Returns the length of the whole lines.
+    fn set_aside_torn_tail(&self, f: &mut File) -> std::io::Result<u64> {
+        let len = f.metadata()?.len();
+        if len == 0 {
+            return Ok(0);
+        }
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] == b'\n' {
+            return Ok(len);
+        }
+        // Find the last newline, reading backwards a block at a time.
+        let mut end = len;
+        let mut whole = 0;
+        let mut block = vec![0u8; 64 * 1024];
+        while end > 0 {
+            let start = end.saturating_sub(block.len() as u64);
+            let n = (end - start) as usize;
+            f.seek(SeekFrom::Start(start))?;
+            f.read_exact(&mut block[..n])?;
+            if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
+                whole = start + i as u64 + 1;
+                break;
+            }
+            end = start;
+        }
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let aside = self
+            .path
+            .with_file_name(format!("{}.torn-{millis}", self.file_name()));
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&aside)?;
+        f.seek(SeekFrom::Start(whole))?;
+        std::io::copy(&mut (&*f).take(len - whole), &mut out)?;
+        out.sync_all()?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        f.set_len(whole)?;
+        f.sync_all()?;
+        tracing::warn!(
+            journal = %self.path.display(),
+            kept = %aside.display(),
+            bytes = len - whole,
+            "the journal ended in a torn line (a crash or a full disk mid-write); it was moved aside and the journal goes on from its last whole record"
+        );
+        Ok(whole)
+    }
+
+    fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
 
     /// Every record, oldest first. A torn last line is ignored; a corrupt
@@ -202,6 +282,15 @@ impl Journal {
             match serde_json::from_str::<Record>(line.trim_end()) {
                 Ok(r) => out.push(r),
                 Err(_) if !complete && i + 1 == lines.len() => {}
+                // A record glued onto a torn fragment by a version of
+                // baton that appended without checking the tail: the
+                // record is whole, the fragment before it is not.
+                Err(_) if glued(line).is_some() => {
+                    if let Some(r) = glued(line) {
+                        tracing::warn!(journal = %self.path.display(), line = i + 1, "a torn fragment precedes a whole record on this line; the fragment is ignored");
+                        out.push(r);
+                    }
+                }
                 Err(e) if line.trim().is_empty() => {
                     let _ = e;
                 }
@@ -221,6 +310,15 @@ impl Journal {
     pub fn last_run(&self) -> Result<Option<RunView>, JournalError> {
         Ok(runs(&self.read()?).pop())
     }
+}
+
+/// The whole record at the end of a line that starts with a torn fragment
+/// (records are written with their `event` tag first).
+fn glued(line: &str) -> Option<Record> {
+    let at = line.rfind("{\"event\":")?;
+    (at > 0)
+        .then(|| serde_json::from_str(line[at..].trim_end()).ok())
+        .flatten()
 }
 
 /// Groups records into runs, in order.
@@ -370,5 +468,58 @@ mod tests {
         // An empty secret redacts nothing; a short one is still a secret.
         assert_eq!(redact("abc", &["".into()]), "abc");
         assert_eq!(redact("pw=ab.", &["ab".into()]), "pw=<redacted>.");
+    }
+
+    #[test]
+    fn a_torn_tail_is_set_aside_and_the_journal_goes_on_from_its_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        j.append(&start("r1")).unwrap();
+        // A crash mid-write: half a record, no newline.
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(b"{\"event\":\"begin\",\"run\":\"r1\",\"st").unwrap();
+        drop(f);
+        j.append(&end("r1", Step::Preflight, true)).unwrap();
+        let text = fs::read_to_string(j.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.ends_with('\n'));
+        let records = j.read().unwrap();
+        assert_eq!(records.len(), 2);
+        let kept: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("web.journal.torn-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        let fragment = fs::read_to_string(dir.path().join(&kept[0])).unwrap();
+        assert_eq!(fragment, "{\"event\":\"begin\",\"run\":\"r1\",\"st");
+        let mode = fs::metadata(dir.path().join(&kept[0])).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_record_glued_onto_a_fragment_by_an_older_baton_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        j.append(&start("r1")).unwrap();
+        let whole = serde_json::to_string(&end("r1", Step::Preflight, true)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(format!("{{\"event\":\"begin\",\"ru{whole}\n").as_bytes())
+            .unwrap();
+        drop(f);
+        let records = j.read().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1], end("r1", Step::Preflight, true));
+    }
+
+    #[test]
+    fn a_journal_that_is_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("web.journal")).unwrap();
+        let j = Journal::new(dir.path(), "web");
+        assert!(j.append(&start("r1")).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 }

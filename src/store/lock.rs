@@ -62,6 +62,9 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // A symlink planted in the state directory is refused, never
+        // followed to a file elsewhere.
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io)?;
     // SAFETY: flock on a descriptor we own.
@@ -188,6 +191,19 @@ mod tests {
         // The file stays, nobody holds it.
         assert!(dir.path().join("web.lock").exists());
         assert_eq!(held_by(dir.path(), "web"), None);
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("web.lock")).unwrap();
+        assert!(matches!(
+            acquire(dir.path(), "web", &holder(1)),
+            Err(LockError::Io { .. })
+        ));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     }
 
     #[test]

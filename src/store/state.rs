@@ -2,9 +2,9 @@
 //! atomically (temporary file in the same directory, fsync, rename,
 //! directory fsync) with mode 0600 in a 0700 state directory.
 
-use std::fs::{self, DirBuilder, File};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,17 @@ impl StateStore {
     /// The recorded state of a pair, if any.
     pub fn load(&self, pair: &str) -> Result<Option<PairState>, StateError> {
         let path = self.path(pair);
-        let text = match fs::read_to_string(&path) {
+        // Not through a symlink, and at most 64 KiB (a state file is a few
+        // hundred bytes).
+        let read = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|f| {
+                let mut text = String::new();
+                f.take(64 << 10).read_to_string(&mut text).map(|_| text)
+            });
+        let text = match read {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
