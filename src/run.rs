@@ -846,7 +846,12 @@ impl Ctx<'_> {
     /// Records the roles that follow from the steps ended so far. A
     /// failover that moved traffic marks the old primary failed; a rejoin
     /// that finished well clears the mark; otherwise the mark stays.
-    fn record_roles(&self, ended: &[Ended], source: &str, rejoined: bool) -> Result<(), Unrecorded> {
+    fn record_roles(
+        &self,
+        ended: &[Ended],
+        source: &str,
+        rejoined: bool,
+    ) -> Result<(), Unrecorded> {
         let on_new = cycle::traffic_on_new(ended);
         let (p, s) = if on_new {
             (&self.to, &self.from)

@@ -477,7 +477,8 @@ mod tests {
         j.append(&start("r1")).unwrap();
         // A crash mid-write: half a record, no newline.
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
-        f.write_all(b"{\"event\":\"begin\",\"run\":\"r1\",\"st").unwrap();
+        f.write_all(b"{\"event\":\"begin\",\"run\":\"r1\",\"st")
+            .unwrap();
         drop(f);
         j.append(&end("r1", Step::Preflight, true)).unwrap();
         let text = fs::read_to_string(j.path()).unwrap();
@@ -493,7 +494,10 @@ mod tests {
         assert_eq!(kept.len(), 1, "{kept:?}");
         let fragment = fs::read_to_string(dir.path().join(&kept[0])).unwrap();
         assert_eq!(fragment, "{\"event\":\"begin\",\"run\":\"r1\",\"st");
-        let mode = fs::metadata(dir.path().join(&kept[0])).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(&kept[0]))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
