@@ -29,7 +29,10 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
     for u in &change.upload {
         field("to", u.to.as_bytes());
         field("mode", &u.mode.to_be_bytes());
-        field("content", &std::fs::read(&u.from)?);
+        field(
+            "content",
+            &crate::readfile::bytes(&u.from, crate::readfile::UPLOAD)?,
+        );
     }
     let digest = h.finalize();
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
@@ -38,8 +41,8 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
 /// Applies a change on a host. `Ok(summary)` or `Err(what failed)`.
 pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
     for u in &change.upload {
-        let content =
-            std::fs::read(&u.from).map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
+        let content = crate::readfile::bytes(&u.from, crate::readfile::UPLOAD)
+            .map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
         let dest = quote::quote(&u.to);
         let keep = format!(
             "if [ -e {dest} ]; then cp -p -- {dest} {}; fi",

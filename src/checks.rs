@@ -160,7 +160,7 @@ async fn http(
         builder = builder.resolve(domain, SocketAddr::new(host.address, port));
     }
     if let Some(path) = ca_file {
-        let cert = std::fs::read(path)
+        let cert = crate::readfile::bytes(path, crate::readfile::KEY)
             .map_err(|e| e.to_string())
             .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()));
         match cert {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod observe;
 pub mod quiesce;
 pub mod quote;
+pub mod readfile;
 pub mod remote;
 pub mod run;
 pub mod signals;

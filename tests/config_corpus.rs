@@ -521,3 +521,40 @@ fn an_empty_or_new_known_hosts_is_fine_when_new_keys_are_recorded() {
         );
     }
 }
+
+#[test]
+fn files_that_are_devices_fifos_or_too_large_are_refused_at_once() {
+    let dir = setup(GOOD_GLOBAL);
+    fs::write(dir.path().join("pairs/web.toml"), GOOD_PAIR).unwrap();
+    // A pair file that is /dev/zero: read without a bound, it never ends.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("pairs/zero.toml")).unwrap();
+    // One larger than any configuration.
+    let huge = format!("# {}\n{GOOD_PAIR}", "x".repeat(2 << 20));
+    fs::write(dir.path().join("pairs/huge.toml"), huge).unwrap();
+    let started = std::time::Instant::now();
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let message = |pair: &str| {
+        loaded
+            .problems
+            .iter()
+            .find(|p| p.pairs == [pair.to_string()])
+            .map(|p| p.diagnostic.message.clone())
+            .unwrap_or_else(|| panic!("{pair} not refused: {:#?}", loaded.problems))
+    };
+    assert!(message("zero").contains("a device, not a regular file"), "{}", message("zero"));
+    assert!(message("huge").contains("larger than"), "{}", message("huge"));
+    // The good pair is still usable when named.
+    assert!(loaded.select(&["web".to_string()]).is_ok());
+    // A baton.toml that is a FIFO is refused, not waited on.
+    let fifo = dir.path().join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path in our own temporary directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let loaded = config::load(&fifo);
+    assert!(
+        loaded.problems.iter().any(|p| p.diagnostic.message.contains("a FIFO")),
+        "{:#?}",
+        loaded.problems
+    );
+}

@@ -146,7 +146,7 @@ pub fn load(file: &Path) -> Loaded {
         file: file.to_path_buf(),
         ..Loaded::default()
     };
-    let global_text = match fs::read_to_string(file) {
+    let global_text = match crate::readfile::text(file, crate::readfile::CONFIG) {
         Ok(t) => t,
         Err(e) => {
             loaded.problems.push(Problem {
@@ -189,7 +189,7 @@ pub fn load(file: &Path) -> Loaded {
     pair_files.sort();
     let mut texts = Vec::new();
     for path in pair_files {
-        match fs::read_to_string(&path) {
+        match crate::readfile::text(&path, crate::readfile::CONFIG) {
             Ok(t) => texts.push((path, t)),
             Err(e) => loaded.problems.push(Problem {
                 pairs: vec![pair_name(&path)],

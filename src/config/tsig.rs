@@ -106,10 +106,11 @@ pub fn load(path: &Path) -> Result<TsigKey, TsigError> {
     if mode & 0o007 != 0 {
         return Err(TsigError::Permissions { path: shown, mode });
     }
-    let text = fs::read_to_string(path).map_err(|e| TsigError::Unreadable {
-        path: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    let text =
+        crate::readfile::text(path, crate::readfile::KEY).map_err(|e| TsigError::Unreadable {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
     parse(&text, path)
 }
 

@@ -1,0 +1,98 @@
+//! Reading the files baton is pointed at (configuration, TSIG keys, CA
+//! certificates, known_hosts, uploads): regular files only, each up to a
+//! size bound, so that `/dev/zero`, a FIFO or a runaway file never makes
+//! baton hang or eat the machine's memory. Opening never blocks (a FIFO is
+//! refused, not waited on).
+
+use std::fs::OpenOptions;
+use std::io::{Error, ErrorKind, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// A configuration file (`baton.toml`, a pair file).
+pub const CONFIG: u64 = 1 << 20;
+/// A key file or a CA certificate bundle.
+pub const KEY: u64 = 1 << 20;
+/// A known_hosts file.
+pub const KNOWN_HOSTS: u64 = 16 << 20;
+/// A file a change uploads.
+pub const UPLOAD: u64 = 256 << 20;
+
+/// The file's bytes, if it is a regular file of at most `limit` bytes.
+pub fn bytes(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let mut out = Vec::new();
+    file.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(Error::new(
+            ErrorKind::FileTooLarge,
+            format!(
+                "it is larger than {} bytes, the most baton reads of such a file",
+                limit
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The file's text (UTF-8), as `bytes`.
+pub fn text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(bytes(path, limit)?).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("it is not UTF-8 text ({e})"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_files_within_the_bound_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "hello").unwrap();
+        assert_eq!(text(&f, 5).unwrap(), "hello");
+        let e = text(&f, 4).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FileTooLarge, "{e}");
+        let e = bytes(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("a device"), "{e}");
+        let e = bytes(dir.path(), 10).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = bytes(&fifo, 10).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        std::fs::write(&f, [0xff, 0xfe]).unwrap();
+        assert_eq!(text(&f, 10).unwrap_err().kind(), ErrorKind::InvalidData);
+        assert_eq!(
+            bytes(&dir.path().join("missing"), 10).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+}
