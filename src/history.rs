@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime};
 use crate::core::assess::LastRun;
 use crate::core::cycle::{Kind, Outcome};
 use crate::core::gate::{self, Completion, Decision, Member};
-use crate::store::journal::{runs, Journal, JournalError, Record};
+use crate::store::journal::{Journal, JournalError, Record};
 use crate::store::lock;
 
 /// Every apply that finished well, on the given pairs.
 pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completion>, JournalError> {
     let mut out = Vec::new();
     for m in members {
-        for view in runs(&Journal::new(state_dir, &m.pair).read()?) {
+        for view in Journal::new(state_dir, &m.pair).runs()? {
             let Record::Start {
                 kind: Kind::Apply,
                 hash: Some(hash),
@@ -108,27 +108,12 @@ pub fn expected_duration(
     pair: &str,
     kind: Kind,
 ) -> Result<Option<(Duration, usize)>, JournalError> {
-    let records = Journal::new(state_dir, pair).read()?;
-    let took: Vec<Duration> = runs(&records)
+    let took: Vec<Duration> = Journal::new(state_dir, pair)
+        .runs()?
         .iter()
         .filter(|v| v.finished == Some(Outcome::Ok))
-        .filter_map(|v| {
-            let Record::Start { kind: k, run, .. } = &v.start else {
-                return None;
-            };
-            let ms: u64 = records
-                .iter()
-                .filter_map(|r| match r {
-                    Record::End {
-                        run: r,
-                        duration_ms,
-                        ..
-                    } if r == run => Some(*duration_ms),
-                    _ => None,
-                })
-                .sum();
-            (*k == kind).then_some(Duration::from_millis(ms))
-        })
+        .filter(|v| matches!(&v.start, Record::Start { kind: k, .. } if *k == kind))
+        .map(|v| Duration::from_millis(v.took_ms))
         .collect();
     let recent = &took[took.len().saturating_sub(RECENT)..];
     Ok(recent.iter().max().map(|d| (*d, recent.len())))

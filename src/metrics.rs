@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::core::assess::LastRun;
 use crate::core::cycle::Outcome;
-use crate::store::journal::{runs, Journal, Record};
+use crate::store::journal::{Journal, Record};
 use crate::store::state::StateStore;
 
 const OUTCOMES: [Outcome; 5] = [
@@ -34,10 +34,9 @@ pub fn render(config: &Config) -> String {
     let store = StateStore::new(&config.settings.state_dir);
     for pair in config.pairs.values() {
         let name = &pair.name;
-        let records = Journal::new(&config.settings.state_dir, name)
-            .read()
-            .unwrap_or_default();
-        let last = runs(&records)
+        let last = Journal::new(&config.settings.state_dir, name)
+            .runs()
+            .unwrap_or_default()
             .into_iter()
             .rev()
             .find(|v| v.finished.is_some());

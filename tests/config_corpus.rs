@@ -542,8 +542,16 @@ fn files_that_are_devices_fifos_or_too_large_are_refused_at_once() {
             .map(|p| p.diagnostic.message.clone())
             .unwrap_or_else(|| panic!("{pair} not refused: {:#?}", loaded.problems))
     };
-    assert!(message("zero").contains("a device, not a regular file"), "{}", message("zero"));
-    assert!(message("huge").contains("larger than"), "{}", message("huge"));
+    assert!(
+        message("zero").contains("a device, not a regular file"),
+        "{}",
+        message("zero")
+    );
+    assert!(
+        message("huge").contains("larger than"),
+        "{}",
+        message("huge")
+    );
     // The good pair is still usable when named.
     assert!(loaded.select(&["web".to_string()]).is_ok());
     // A baton.toml that is a FIFO is refused, not waited on.
@@ -553,7 +561,10 @@ fn files_that_are_devices_fifos_or_too_large_are_refused_at_once() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let loaded = config::load(&fifo);
     assert!(
-        loaded.problems.iter().any(|p| p.diagnostic.message.contains("a FIFO")),
+        loaded
+            .problems
+            .iter()
+            .any(|p| p.diagnostic.message.contains("a FIFO")),
         "{:#?}",
         loaded.problems
     );

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::store::journal::{runs, Journal, Record};
+use crate::store::journal::{Journal, Record};
 
 /// Which runs `log` lists.
 #[derive(Debug, Default)]
@@ -64,23 +64,24 @@ impl Filter {
 
 /// Prints the log of the configured pairs.
 pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> Exit {
-    let mut records: Vec<Record> = Vec::new();
-    for pair in config.pairs.keys() {
-        match Journal::new(&config.settings.state_dir, pair).read() {
-            Ok(r) => records.extend(r),
-            Err(e) => {
+    if let Some(id) = run {
+        let mut chosen: Vec<Record> = Vec::new();
+        for pair in config.pairs.keys() {
+            let journal = Journal::new(&config.settings.state_dir, pair);
+            if let Err(e) = journal.each(|r| {
+                if r.run() == id {
+                    chosen.push(r);
+                }
+            }) {
                 eprintln!("baton: {e}");
                 return Exit::Internal;
             }
         }
-    }
-    if let Some(id) = run {
-        let chosen: Vec<&Record> = records.iter().filter(|r| r.run() == id).collect();
         if chosen.is_empty() {
             eprintln!("baton: no run `{id}` in the journals of the selected pairs (`baton log` lists the runs)");
             return Exit::Config;
         }
-        for r in chosen {
+        for r in &chosen {
             if json {
                 crate::outln!("{}", serde_json::to_string(r).unwrap_or_default());
             } else {
@@ -89,7 +90,16 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
         }
         return Exit::Ok;
     }
-    let mut views = runs(&records);
+    let mut views = Vec::new();
+    for pair in config.pairs.keys() {
+        match Journal::new(&config.settings.state_dir, pair).runs() {
+            Ok(r) => views.extend(r),
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return Exit::Internal;
+            }
+        }
+    }
     views.sort_by(|a, b| at(&a.start).cmp(at(&b.start)));
     for v in views {
         let Record::Start {

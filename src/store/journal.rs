@@ -5,8 +5,8 @@
 //! goes on from the last whole record, so a crash never blocks a pair.
 //! Secrets never reach it: command outputs pass through `redact` first.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -110,6 +110,8 @@ pub struct RunView {
     pub finished: Option<Outcome>,
     /// When it finished (RFC 3339).
     pub finished_at: Option<String>,
+    /// The sum of its steps' own durations, in milliseconds.
+    pub took_ms: u64,
 }
 
 /// Errors of the journal.
@@ -265,50 +267,187 @@ impl Journal {
     /// Every record, oldest first. A torn last line is ignored; a corrupt
     /// line anywhere else is an error.
     pub fn read(&self) -> Result<Vec<Record>, JournalError> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(source) => {
-                return Err(JournalError::Read {
-                    path: self.path.display().to_string(),
-                    source,
-                })
-            }
-        };
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let complete = line.ends_with('\n');
-            match serde_json::from_str::<Record>(line.trim_end()) {
-                Ok(r) => out.push(r),
-                Err(_) if !complete && i + 1 == lines.len() => {}
-                // A record glued onto a torn fragment by a version of
-                // baton that appended without checking the tail: the
-                // record is whole, the fragment before it is not.
-                Err(_) if glued(line).is_some() => {
-                    if let Some(r) = glued(line) {
-                        tracing::warn!(journal = %self.path.display(), line = i + 1, "a torn fragment precedes a whole record on this line; the fragment is ignored");
-                        out.push(r);
-                    }
-                }
-                Err(e) if line.trim().is_empty() => {
-                    let _ = e;
-                }
-                Err(e) => {
-                    return Err(JournalError::Corrupt {
-                        path: self.path.display().to_string(),
-                        line: i + 1,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
+        self.scan(0, |r| out.push(r))?;
         Ok(out)
     }
 
-    /// The last run in the journal, digested.
+    /// Streams every record, oldest first, to `visit` (one line in memory
+    /// at a time).
+    pub fn each(&self, visit: impl FnMut(Record)) -> Result<(), JournalError> {
+        self.scan(0, visit)
+    }
+
+    /// Every run, digested (the records themselves are not kept: memory
+    /// stays small however long the journal is).
+    pub fn runs(&self) -> Result<Vec<RunView>, JournalError> {
+        let mut digest = Digest::default();
+        self.scan(0, |r| digest.push(&r))?;
+        Ok(digest.runs)
+    }
+
+    /// The last run in the journal, digested: read from the last start
+    /// record to the end, not from the beginning.
     pub fn last_run(&self) -> Result<Option<RunView>, JournalError> {
-        Ok(runs(&self.read()?).pop())
+        let from = self.last_start().map_err(|source| JournalError::Read {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        let mut digest = Digest::default();
+        self.scan(from, |r| digest.push(&r))?;
+        Ok(digest.runs.pop())
+    }
+
+    /// Streams the records from byte `from` (the start of a line) to
+    /// `visit`, one line in memory at a time, each at most `MAX_LINE`.
+    fn scan(&self, from: u64, mut visit: impl FnMut(Record)) -> Result<(), JournalError> {
+        let read_err = |source| JournalError::Read {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(read_err(e)),
+        };
+        let mut reader = std::io::BufReader::new(file);
+        reader.seek(SeekFrom::Start(from)).map_err(read_err)?;
+        let corrupt = |line: usize, reason: String| JournalError::Corrupt {
+            path: self.path.display().to_string(),
+            line,
+            reason,
+        };
+        let mut buf = Vec::new();
+        // Line numbers count from `from` (the whole file when 0).
+        let mut number = 0;
+        loop {
+            buf.clear();
+            let n = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .map_err(read_err)?;
+            if n == 0 {
+                return Ok(());
+            }
+            number += 1;
+            let complete = buf.ends_with(b"\n");
+            if !complete && buf.len() > MAX_LINE {
+                return Err(corrupt(
+                    number,
+                    format!("the line is longer than {MAX_LINE} bytes, more than any record baton writes"),
+                ));
+            }
+            let text = String::from_utf8_lossy(&buf);
+            match serde_json::from_str::<Record>(text.trim_end()) {
+                Ok(r) => visit(r),
+                // A torn last line (a crash mid-write): the next append
+                // sets it aside.
+                Err(_) if !complete => return Ok(()),
+                // A record glued onto a torn fragment by a version of
+                // baton that appended without checking the tail: the
+                // record is whole, the fragment before it is not.
+                Err(_) if glued(&text).is_some() => {
+                    if let Some(r) = glued(&text) {
+                        tracing::warn!(journal = %self.path.display(), line = number, "a torn fragment precedes a whole record on this line; the fragment is ignored");
+                        visit(r);
+                    }
+                }
+                Err(_) if text.trim().is_empty() => {}
+                Err(e) => return Err(corrupt(number, e.to_string())),
+            }
+        }
+    }
+
+    /// Where the last start record begins (0 when there is none or the
+    /// journal does not exist), found by reading backwards from the end.
+    fn last_start(&self) -> std::io::Result<u64> {
+        const MARK: &[u8] = b"\n{\"event\":\"start\"";
+        const BLOCK: u64 = 64 * 1024;
+        let mut f = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        let mut end = len;
+        let mut buf = Vec::new();
+        while end > 0 {
+            let start = end.saturating_sub(BLOCK);
+            // Overlap the next block by the mark's length, so a mark that
+            // straddles two blocks is seen.
+            let stop = (end + MARK.len() as u64).min(len);
+            buf.resize((stop - start) as usize, 0);
+            f.seek(SeekFrom::Start(start))?;
+            f.read_exact(&mut buf)?;
+            if let Some(i) = buf.windows(MARK.len()).rposition(|w| w == MARK) {
+                return Ok(start + i as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(0)
+    }
+}
+
+/// The longest journal line read: far more than any record (each command's
+/// outputs are cut at 64 KiB), far less than memory.
+const MAX_LINE: usize = 16 << 20;
+
+/// Builds run digests from records in order.
+#[derive(Default)]
+struct Digest {
+    runs: Vec<RunView>,
+}
+
+impl Digest {
+    fn push(&mut self, r: &Record) {
+        if let Record::Start { .. } = r {
+            self.runs.push(RunView {
+                start: r.clone(),
+                ended: vec![],
+                open: None,
+                finished: None,
+                finished_at: None,
+                took_ms: 0,
+            });
+            return;
+        }
+        let Some(view) = self
+            .runs
+            .iter_mut()
+            .rev()
+            .find(|v| v.start.run() == r.run())
+        else {
+            return;
+        };
+        match r {
+            Record::Begin { step, .. } => view.open = Some(*step),
+            Record::End {
+                step,
+                ok,
+                duration_ms,
+                ..
+            } => {
+                view.open = None;
+                view.took_ms += duration_ms;
+                view.ended.push(Ended {
+                    step: *step,
+                    ok: *ok,
+                });
+            }
+            Record::Finish { outcome, at, .. } => {
+                view.finished = Some(*outcome);
+                view.finished_at = Some(at.clone());
+            }
+            Record::Start { .. } => {}
+        }
     }
 }
 
@@ -323,39 +462,11 @@ fn glued(line: &str) -> Option<Record> {
 
 /// Groups records into runs, in order.
 pub fn runs(records: &[Record]) -> Vec<RunView> {
-    let mut out: Vec<RunView> = Vec::new();
+    let mut digest = Digest::default();
     for r in records {
-        match r {
-            Record::Start { .. } => out.push(RunView {
-                start: r.clone(),
-                ended: vec![],
-                open: None,
-                finished: None,
-                finished_at: None,
-            }),
-            _ => {
-                let Some(view) = out.iter_mut().rev().find(|v| v.start.run() == r.run()) else {
-                    continue;
-                };
-                match r {
-                    Record::Begin { step, .. } => view.open = Some(*step),
-                    Record::End { step, ok, .. } => {
-                        view.open = None;
-                        view.ended.push(Ended {
-                            step: *step,
-                            ok: *ok,
-                        });
-                    }
-                    Record::Finish { outcome, at, .. } => {
-                        view.finished = Some(*outcome);
-                        view.finished_at = Some(at.clone());
-                    }
-                    Record::Start { .. } => {}
-                }
-            }
-        }
+        digest.push(r);
     }
-    out
+    digest.runs
 }
 
 /// Replaces every occurrence of each secret, however short, with
@@ -371,6 +482,7 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn start(run: &str) -> Record {
@@ -525,5 +637,48 @@ mod tests {
         let j = Journal::new(dir.path(), "web");
         assert!(j.append(&start("r1")).is_err());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    }
+
+    #[test]
+    fn the_last_run_is_found_from_the_end_wherever_its_start_falls() {
+        // Records of varied sizes put the last start record on either side
+        // of the backwards reader's 64 KiB block boundary.
+        for pad in (65_400..65_600).step_by(7) {
+            let dir = tempfile::tempdir().unwrap();
+            let j = Journal::new(dir.path(), "web");
+            j.append(&start("r1")).unwrap();
+            j.append(&Record::End {
+                run: "r1".into(),
+                step: Step::Preflight,
+                ok: true,
+                detail: "x".repeat(pad),
+                duration_ms: 5,
+                commands: vec![],
+                at: "t".into(),
+            })
+            .unwrap();
+            j.append(&start("r2")).unwrap();
+            j.append(&end("r2", Step::Preflight, false)).unwrap();
+            let last = j.last_run().unwrap().unwrap();
+            assert_eq!(last.start.run(), "r2", "pad {pad}");
+            assert_eq!(Some(last), j.runs().unwrap().pop(), "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_any_record_is_refused_without_reading_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        j.append(&start("r1")).unwrap();
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(&vec![b'x'; MAX_LINE + 10]).unwrap();
+        f.write_all(b"\n").unwrap();
+        drop(f);
+        j.append(&start("r2")).unwrap();
+        let e = j.read().unwrap_err();
+        assert!(matches!(e, JournalError::Corrupt { line: 2, .. }), "{e}");
+        // The last run is read from its own start: an old broken line does
+        // not stop the next command on the pair.
+        assert_eq!(j.last_run().unwrap().unwrap().start.run(), "r2");
     }
 }
