@@ -13,6 +13,7 @@ pub mod fence;
 pub mod history;
 pub mod metrics;
 pub mod observe;
+pub mod printable;
 pub mod quiesce;
 pub mod quote;
 pub mod readfile;

@@ -819,3 +819,52 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         assert_ne!(out.status.code(), Some(101), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn no_recorded_text_can_forge_a_line_of_the_log() {
+    let _lab = lab();
+    let refused = baton(
+        &lab_config(),
+        &[
+            "switchover",
+            "web",
+            "--reason",
+            "fine\n2026-01-01 web FORGED ok",
+        ],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("control characters"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !std::path::Path::new(LAB).join("state/web.journal").exists(),
+        "nothing was done"
+    );
+    // An operator name (from the environment) holding a newline and an
+    // escape sequence is recorded as it is, and shown inert.
+    let run = baton_env(
+        &lab_config(),
+        &["switchover", "web", "--reason", "plain"],
+        &[(
+            "SUDO_USER",
+            "eve\n2026-01-01T00:00:00Z  web  FORGED\u{1b}[2J",
+        )],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let log = baton(&lab_config(), &["log", "web"]);
+    assert_eq!(log.stdout.lines().count(), 1, "{}", log.stdout);
+    assert!(log.stdout.contains("eve\\n2026"), "{}", log.stdout);
+    assert!(!log.stdout.contains('\u{1b}'), "{}", log.stdout);
+    let id = log.stdout.split_whitespace().nth(2).unwrap().to_string();
+    let full = baton(&lab_config(), &["log", "web", "--run", &id]);
+    assert!(
+        full.stdout
+            .lines()
+            .all(|l| !l.contains("FORGED") || l.contains("eve\\n")),
+        "{}",
+        full.stdout
+    );
+    assert!(!full.stdout.contains('\u{1b}'));
+}

@@ -9,6 +9,15 @@ use crate::config::Config;
 use crate::exit::Exit;
 use crate::store::journal::{Journal, Record};
 
+/// One line of the audit trail, with every control character from the
+/// journal (a reason, an operator's name, a command's output) escaped, so
+/// that no recorded text can forge a line or drive the terminal.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::outln!("{}", crate::printable::escape(&format!($($arg)*)))
+    };
+}
+
 /// Which runs `log` lists.
 #[derive(Debug, Default)]
 pub struct Filter {
@@ -83,7 +92,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
         }
         for r in &chosen {
             if json {
-                crate::outln!("{}", serde_json::to_string(r).unwrap_or_default());
+                say!("{}", serde_json::to_string(r).unwrap_or_default());
             } else {
                 print_record(r);
             }
@@ -129,7 +138,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             (None, None) => "INTERRUPTED".to_string(),
         };
         if json {
-            crate::outln!(
+            say!(
                 "{}",
                 serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
                     "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced})
@@ -143,7 +152,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
                 Some(_) => format!("{} --force", kind.name()),
                 None => kind.name().to_string(),
             };
-            crate::outln!(
+            say!(
                 "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
                 kind_shown,
                 reason
@@ -181,23 +190,23 @@ fn print_record(r: &Record) {
             at,
             ..
         } => {
-            crate::outln!(
+            say!(
                 "{at}  start {kind:?} {from}->{to} change={} hash={} by {operator} reason={}",
                 change.as_deref().unwrap_or("-"),
                 hash.as_deref().unwrap_or("-"),
                 reason.as_deref().unwrap_or("-")
             );
             if let Some(g) = gate {
-                crate::outln!("        environment gate: {g}");
+                say!("        environment gate: {g}");
             }
             if let Some(w) = window {
-                crate::outln!("        maintenance window: {w}");
+                say!("        maintenance window: {w}");
             }
             if let Some(f) = forced {
-                crate::outln!("        FORCED: {f}");
+                say!("        FORCED: {f}");
             }
         }
-        Record::Begin { step, at, .. } => crate::outln!("{at}  begin {}", step.name()),
+        Record::Begin { step, at, .. } => say!("{at}  begin {}", step.name()),
         Record::End {
             step,
             ok,
@@ -207,13 +216,13 @@ fn print_record(r: &Record) {
             at,
             ..
         } => {
-            crate::outln!(
+            say!(
                 "{at}  end   {} {} in {duration_ms} ms: {detail}",
                 step.name(),
                 if *ok { "ok" } else { "FAILED" }
             );
             for c in commands {
-                crate::outln!(
+                say!(
                     "        [{}] $ {}  (exit {}, {} ms)",
                     c.host,
                     c.command,
@@ -221,10 +230,10 @@ fn print_record(r: &Record) {
                     c.duration_ms
                 );
                 for line in c.stdout.lines() {
-                    crate::outln!("          | {line}");
+                    say!("          | {line}");
                 }
                 for line in c.stderr.lines() {
-                    crate::outln!("          ! {line}");
+                    say!("          ! {line}");
                 }
             }
         }
@@ -233,6 +242,6 @@ fn print_record(r: &Record) {
             message,
             at,
             ..
-        } => crate::outln!("{at}  finish {outcome:?}: {message}"),
+        } => say!("{at}  finish {outcome:?}: {message}"),
     }
 }

@@ -248,6 +248,16 @@ fn run(cli: Cli) -> Exit {
             eprintln!("baton: say why with --reason TEXT (or BATON_REASON in the environment of a timer or cron job): every run records who, when and why. Nothing was done.");
             return Exit::Config;
         }
+        if let Some(r) = reason
+            .as_deref()
+            .filter(|r| r.chars().any(char::is_control))
+        {
+            eprintln!(
+                "baton: the reason holds control characters (a newline, an escape: `{}`); give it as one line of plain text. Nothing was done.",
+                crate::printable::escape(r)
+            );
+            return Exit::Config;
+        }
     }
     let Some(config) = load(&cli, &pairs) else {
         return Exit::Config;

@@ -179,8 +179,13 @@ fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
     board.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The plain line of an event, if it has one.
+/// The plain line of an event, if it has one; text from hosts and hooks
+/// in its detail has its control characters escaped.
 fn plain_line(e: &Event) -> Option<String> {
+    plain_text(e).map(|l| crate::printable::escape(&l))
+}
+
+fn plain_text(e: &Event) -> Option<String> {
     if e.step == "run" {
         Some(format!(
             "{}  {}: {}",

@@ -1809,15 +1809,7 @@ fn file_fault(path: &Path) -> Option<FileFault> {
 /// A value for a message: control characters (a newline, a tab, NUL) are
 /// shown escaped, so the message stays one readable line.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::printable::escape(s)
 }
 
 /// A path for a message, control characters escaped.
