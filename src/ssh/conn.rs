@@ -54,29 +54,30 @@ impl Conn {
         sess.set_tcp_stream(tcp);
         sess.set_timeout(remaining_ms(deadline));
 
-        // Offer first the host key types we already know for this host, so a
-        // server with several keys presents one we can verify.
+        // Offer the host key algorithms in OpenSSH's order, the types
+        // recorded for this host first, so the server presents the key
+        // OpenSSH would be shown, and the verdict below is OpenSSH's.
         let name = known_hosts::lookup_name(&t.address.to_string(), t.port);
         let known = KnownHosts::read(&t.known_hosts).map_err(|e| SshError::KnownHostsFile {
             path: t.known_hosts.display().to_string(),
             reason: e.to_string(),
         })?;
-        if let Ok(supported) = sess.supported_algs(MethodType::HostKey) {
-            let mut prefs: Vec<&str> = Vec::new();
-            for kt in known.key_types(&name) {
-                for alg in algorithms_for(&kt) {
-                    if supported.contains(&alg) && !prefs.contains(&alg) {
-                        prefs.push(alg);
-                    }
-                }
-            }
-            for alg in &supported {
-                if !prefs.contains(alg) {
-                    prefs.push(alg);
-                }
-            }
-            let _ = sess.method_pref(MethodType::HostKey, &prefs.join(","));
-        }
+        let supported =
+            sess.supported_algs(MethodType::HostKey)
+                .map_err(|e| SshError::Protocol {
+                    host: label.clone(),
+                    reason: format!("cannot list libssh2's host key algorithms: {}", e.message()),
+                })?;
+        let prefs = known.host_key_algorithms(&name, &supported);
+        sess.method_pref(MethodType::HostKey, &prefs.join(","))
+            .map_err(|e| SshError::Protocol {
+                host: label.clone(),
+                reason: format!(
+                    "cannot offer the host key algorithms {}: {}",
+                    prefs.join(","),
+                    e.message()
+                ),
+            })?;
         sess.handshake()
             .map_err(|e| classify(&label, "the SSH handshake", e, t.connect_timeout))?;
 
@@ -468,18 +469,6 @@ impl Conn {
 
 /// How long a prepared command may take to start and answer its probe.
 const ARM_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Negotiated algorithm names for a known_hosts key type.
-fn algorithms_for(key_type: &str) -> Vec<&'static str> {
-    match key_type {
-        "ssh-ed25519" => vec!["ssh-ed25519"],
-        "ecdsa-sha2-nistp256" => vec!["ecdsa-sha2-nistp256"],
-        "ecdsa-sha2-nistp384" => vec!["ecdsa-sha2-nistp384"],
-        "ecdsa-sha2-nistp521" => vec!["ecdsa-sha2-nistp521"],
-        "ssh-rsa" => vec!["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
-        _ => vec![],
-    }
-}
 
 fn remaining_ms(deadline: Instant) -> u32 {
     deadline
