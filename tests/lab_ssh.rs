@@ -3,10 +3,16 @@
 //! deadlines, hostile values through a real remote shell, uploads with a
 //! mode, and `sudo -n` allowed and refused. The test thread enters the
 //! controller's network namespace (setns) so the library runs as baton would.
+//! Host keys are judged as OpenSSH's own `ssh` judges them (both are run
+//! against an sshd with keys of three types), and each way authentication
+//! can fail (no agent, an unreachable or empty agent, refused agent keys, a
+//! wrong or missing passphrase, a file that is no key) says its own cause.
 
 mod common;
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton::config;
@@ -232,9 +238,6 @@ fn uploads_into_root_owned_directories_go_through_sudo_install() {
 // authentication failures that name their real cause (item 8). These run
 // `baton status` on the web pair and, for host keys, OpenSSH's own `ssh`
 // against the same sshd and known_hosts file, so each test proves agreement.
-
-use std::fs;
-use std::process::{Child, Command, Stdio};
 
 fn web_pair(report: &serde_json::Value) -> &serde_json::Value {
     report["pairs"]
@@ -494,4 +497,249 @@ fn a_host_key_changed_in_one_type_is_refused_as_openssh_refuses_it() {
     assert!(ok, "{err}");
     let (up, p, _) = status_web(&cfg, &[]);
     assert!(up, "{p}");
+}
+
+/// The lab configuration without `identity`: authentication by the ssh agent.
+fn agent_config() -> tempfile::TempDir {
+    with_pair("baton.toml", |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("identity"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    })
+}
+
+/// An ssh-agent of the test's own, ended by its pid on drop.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child,
+            sock,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !agent.sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn add(&self, key: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn sock(&self) -> String {
+        self.sock.display().to_string()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new ed25519 key pair that no host authorizes, in `dir`.
+fn stranger_identity(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    key
+}
+
+#[test]
+fn without_an_agent_the_message_says_so() {
+    let _lab = lab();
+    let dir = agent_config();
+    let (up, p, _) = status_web(&dir.path().join("baton.toml"), &[("SSH_AUTH_SOCK", None)]);
+    assert!(!up);
+    assert!(p.contains("no ssh agent: SSH_AUTH_SOCK is not set"), "{p}");
+    assert!(p.contains("Set `identity` under [ssh]"), "{p}");
+    assert!(p.contains("ssh-add"), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
+}
+
+#[test]
+fn an_agent_socket_that_leads_nowhere_is_named() {
+    let _lab = lab();
+    let dir = agent_config();
+    let cfg = dir.path().join("baton.toml");
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some("/nonexistent"))]);
+    assert!(!up);
+    assert!(
+        p.contains("cannot connect to the ssh agent at /nonexistent (SSH_AUTH_SOCK): No such file or directory"),
+        "{p}"
+    );
+    assert!(!p.contains("authorized_keys"), "{p}");
+    // A path that exists but is no socket.
+    let file = dir.path().join("not-a-socket");
+    fs::write(&file, "").unwrap();
+    let shown = file.display().to_string();
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&shown))]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "cannot connect to the ssh agent at {shown} (SSH_AUTH_SOCK): it is not a socket"
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn an_empty_agent_is_named() {
+    let _lab = lab();
+    let dir = agent_config();
+    let agent = Agent::start();
+    let sock = agent.sock();
+    let (up, p, _) = status_web(
+        &dir.path().join("baton.toml"),
+        &[("SSH_AUTH_SOCK", Some(&sock))],
+    );
+    assert!(!up);
+    assert!(
+        p.contains(&format!("the ssh agent at {sock} holds no keys")),
+        "{p}"
+    );
+    assert!(p.contains(&format!("SSH_AUTH_SOCK={sock} ssh-add")), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
+}
+
+#[test]
+fn every_agent_key_is_tried_and_all_refused_is_said_so() {
+    let _lab = lab();
+    let dir = agent_config();
+    let cfg = dir.path().join("baton.toml");
+    let keys = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let sock = agent.sock();
+    for name in ["stranger-one", "stranger-two"] {
+        agent.add(&stranger_identity(keys.path(), name));
+    }
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&sock))]);
+    assert!(!up);
+    assert!(p.contains("the ssh agent's 2 keys (SHA256:"), "{p}");
+    assert!(
+        p.contains("stranger-one") && p.contains("stranger-two"),
+        "{p}"
+    );
+    assert!(p.contains("were all refused for user `batonlab`"), "{p}");
+    assert!(p.contains("authorized_keys"), "{p}");
+    // The lab's key third in the agent: OpenSSH would try it, so does baton.
+    agent.add(Path::new(&format!("{LAB}/ssh/id_ed25519")));
+    let (up, p, run) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&sock))]);
+    assert!(up, "{p}");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_wrong_passphrase_is_named_and_never_shown() {
+    let _lab = lab();
+    // An encrypted copy of the lab's key.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    fs::copy(format!("{LAB}/ssh/id_ed25519"), &key).unwrap();
+    let right = "correct horse battery";
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", right, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = key.display().to_string();
+    let with_env = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+            .replace("[ssh]", "[ssh]\npassphrase_env = \"BATON_TEST_PASSPHRASE\"")
+    });
+    let cfg = with_env.path().join("baton.toml");
+
+    let wrong = "tr0ub4dor&3";
+    let (up, p, run) = status_web(&cfg, &[("BATON_TEST_PASSPHRASE", Some(wrong))]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "wrong passphrase for the SSH key {shown} (from environment variable BATON_TEST_PASSPHRASE)"
+        )),
+        "{p}"
+    );
+    assert!(!p.contains("Unsupported private key format"), "{p}");
+    assert!(
+        !run.stdout.contains(wrong) && !run.stderr.contains(wrong),
+        "the passphrase leaked"
+    );
+
+    // The right one works, and is not shown either.
+    let (up, p, run) = status_web(&cfg, &[("BATON_TEST_PASSPHRASE", Some(right))]);
+    assert!(up, "{p}");
+    assert!(
+        !run.stdout.contains(right) && !run.stderr.contains(right),
+        "the passphrase leaked"
+    );
+
+    // No passphrase_env at all.
+    let without = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+    });
+    let (up, p, _) = status_web(&without.path().join("baton.toml"), &[]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "the SSH key {shown} is encrypted and no passphrase is set: set `passphrase_env`"
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_key_file_that_is_no_usable_key_is_named() {
+    let _lab = lab();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("not-a-key");
+    fs::write(&key, "this is not a private key\n").unwrap();
+    let shown = key.display().to_string();
+    let dir = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+    });
+    let (up, p, _) = status_web(&dir.path().join("baton.toml"), &[]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!("cannot use the SSH key {shown}: ")),
+        "{p}"
+    );
+    assert!(!p.contains("wrong passphrase"), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
 }
