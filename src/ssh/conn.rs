@@ -527,21 +527,24 @@ fn auth_key_file(sess: &Session, t: &Target, label: &str, path: &Path) -> Result
         reason,
     };
     let encrypted = match inspect_key(&String::from_utf8_lossy(&text)) {
-        KeyFile::Plain => false,
-        KeyFile::PemEncrypted => true,
-        KeyFile::UnusableType(kind) => {
+        KeyEnvelope::Plain => false,
+        KeyEnvelope::PemEncrypted => true,
+        KeyEnvelope::UnusableType(kind) => {
             return Err(unsupported(format!(
                 "its type {kind} is not one libssh2 can sign with"
             )))
         }
-        KeyFile::OpenSshEncrypted { cipher, kdf } => {
+        KeyEnvelope::OpenSshEncrypted { cipher, kdf } => {
             if kdf != "bcrypt" {
                 return Err(unsupported(format!(
                     "it is encrypted with key derivation `{kdf}`, which libssh2 cannot use"
                 )));
             }
-            let ciphers = sess.supported_algs(MethodType::CryptCs).unwrap_or_default();
-            if !ciphers.contains(&cipher.as_str()) {
+            // (Should libssh2 not list its ciphers, it is left to try.)
+            let known = sess
+                .supported_algs(MethodType::CryptCs)
+                .map_or(true, |ciphers| ciphers.contains(&cipher.as_str()));
+            if !known {
                 return Err(unsupported(format!(
                     "it is encrypted with {cipher}, which libssh2 cannot decrypt \
                      (`ssh-keygen -p -Z aes256-ctr -f {shown}` re-encrypts it with one it can)"
@@ -737,7 +740,7 @@ fn ssh_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 
 /// What a private key file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyFile {
+enum KeyEnvelope {
     /// Not encrypted, or not recognized here (libssh2 then decides).
     Plain,
     /// OpenSSH's format, encrypted with `cipher` from a key made by `kdf`.
@@ -751,17 +754,18 @@ enum KeyFile {
 }
 
 /// Key types libssh2 (built with OpenSSL) signs with.
-const USABLE_KEY_TYPES: [&str; 5] = [
+const USABLE_KEY_TYPES: [&str; 6] = [
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
     "ssh-rsa",
+    "ssh-dss",
 ];
 
 /// Reads a private key file's envelope: OpenSSH's format (its cipher, key
 /// derivation and, from the public part, key type) or PEM's headers.
-fn inspect_key(text: &str) -> KeyFile {
+fn inspect_key(text: &str) -> KeyEnvelope {
     const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
     const END: &str = "-----END OPENSSH PRIVATE KEY-----";
     if let Some(start) = text.find(BEGIN) {
@@ -769,21 +773,21 @@ fn inspect_key(text: &str) -> KeyFile {
         let body = body.find(END).map_or(body, |end| &body[..end]);
         let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
         let Ok(raw) = STANDARD.decode(b64) else {
-            return KeyFile::Plain;
+            return KeyEnvelope::Plain;
         };
-        return openssh_envelope(&raw).unwrap_or(KeyFile::Plain);
+        return openssh_envelope(&raw).unwrap_or(KeyEnvelope::Plain);
     }
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
         || text.lines().any(|l| l.trim() == "Proc-Type: 4,ENCRYPTED")
     {
-        return KeyFile::PemEncrypted;
+        return KeyEnvelope::PemEncrypted;
     }
-    KeyFile::Plain
+    KeyEnvelope::Plain
 }
 
 /// `openssh-key-v1\0`, string cipher, string kdf, string kdf options,
 /// uint32 count, string public key, ... (OpenSSH's PROTOCOL.key).
-fn openssh_envelope(raw: &[u8]) -> Option<KeyFile> {
+fn openssh_envelope(raw: &[u8]) -> Option<KeyEnvelope> {
     let mut rest = raw.strip_prefix(b"openssh-key-v1\0")?;
     let cipher = String::from_utf8(ssh_string(&mut rest)?.to_vec()).ok()?;
     let kdf = String::from_utf8(ssh_string(&mut rest)?.to_vec()).ok()?;
@@ -792,12 +796,12 @@ fn openssh_envelope(raw: &[u8]) -> Option<KeyFile> {
     let public = ssh_string(&mut rest)?;
     let kind = known_hosts::key_type_of(public)?;
     if !USABLE_KEY_TYPES.contains(&kind.as_str()) {
-        return Some(KeyFile::UnusableType(kind));
+        return Some(KeyEnvelope::UnusableType(kind));
     }
     if cipher == "none" {
-        Some(KeyFile::Plain)
+        Some(KeyEnvelope::Plain)
     } else {
-        Some(KeyFile::OpenSshEncrypted { cipher, kdf })
+        Some(KeyEnvelope::OpenSshEncrypted { cipher, kdf })
     }
 }
 
@@ -864,33 +868,33 @@ mod tests {
     fn the_envelope_says_whether_a_key_is_encrypted() {
         assert_eq!(
             inspect_key(&openssh_key("none", "none", "ssh-ed25519")),
-            KeyFile::Plain
+            KeyEnvelope::Plain
         );
         assert_eq!(
             inspect_key(&openssh_key("aes256-ctr", "bcrypt", "ssh-ed25519")),
-            KeyFile::OpenSshEncrypted {
+            KeyEnvelope::OpenSshEncrypted {
                 cipher: "aes256-ctr".into(),
                 kdf: "bcrypt".into()
             }
         );
         assert_eq!(
             inspect_key(&openssh_key("none", "none", "sk-ssh-ed25519@openssh.com")),
-            KeyFile::UnusableType("sk-ssh-ed25519@openssh.com".into())
+            KeyEnvelope::UnusableType("sk-ssh-ed25519@openssh.com".into())
         );
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
-        assert_eq!(inspect_key(pem), KeyFile::PemEncrypted);
+        assert_eq!(inspect_key(pem), KeyEnvelope::PemEncrypted);
         let pkcs8 =
             "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert_eq!(inspect_key(pkcs8), KeyFile::PemEncrypted);
+        assert_eq!(inspect_key(pkcs8), KeyEnvelope::PemEncrypted);
         let plain_pem = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        assert_eq!(inspect_key(plain_pem), KeyFile::Plain);
+        assert_eq!(inspect_key(plain_pem), KeyEnvelope::Plain);
         // What cannot be read is left to libssh2.
-        assert_eq!(inspect_key("not a key"), KeyFile::Plain);
+        assert_eq!(inspect_key("not a key"), KeyEnvelope::Plain);
         assert_eq!(
             inspect_key(
                 "-----BEGIN OPENSSH PRIVATE KEY-----\n!!!\n-----END OPENSSH PRIVATE KEY-----\n"
             ),
-            KeyFile::Plain
+            KeyEnvelope::Plain
         );
     }
 

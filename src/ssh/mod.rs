@@ -184,7 +184,7 @@ pub enum SshError {
     #[error("wrong passphrase for the SSH key {path} (from environment variable {var}): put the key's passphrase in {var} \
              (`ssh-keygen -y -f {path}` asks for it and shows whether it is right)")]
     WrongPassphrase { path: String, var: String },
-    #[error("cannot use the SSH key {path}: {reason}. baton (libssh2) reads OpenSSH and PEM private keys of type ed25519, ecdsa or rsa, \
+    #[error("cannot use the SSH key {path}: {reason}. baton (libssh2) reads OpenSSH and PEM private keys of type ed25519, ecdsa, rsa or dsa, \
              plain or encrypted with a passphrase; rewrite it in OpenSSH's format with `ssh-keygen -p -f {path}`, or make a new one with `ssh-keygen -t ed25519`")]
     KeyUnsupported { path: String, reason: String },
     #[error("{host}: {reason}")]
