@@ -3,10 +3,16 @@
 //! deadlines, hostile values through a real remote shell, uploads with a
 //! mode, and `sudo -n` allowed and refused. The test thread enters the
 //! controller's network namespace (setns) so the library runs as baton would.
+//! Host keys are judged as OpenSSH's own `ssh` judges them (both are run
+//! against an sshd with keys of three types), and each way authentication
+//! can fail (no agent, an unreachable or empty agent, refused agent keys, a
+//! wrong or missing passphrase, a file that is no key) says its own cause.
 
 mod common;
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton::config;
@@ -225,4 +231,515 @@ fn uploads_into_root_owned_directories_go_through_sudo_install() {
             .unwrap_err();
         assert!(matches!(err, SshError::SudoPassword { .. }), "{err}");
     });
+}
+
+// ---------------------------------------------------------------------------
+// Host keys judged as OpenSSH judges them (issue 11, item 5), and
+// authentication failures that name their real cause (item 8). These run
+// `baton status` on the web pair and, for host keys, OpenSSH's own `ssh`
+// against the same sshd and known_hosts file, so each test proves agreement.
+
+fn web_pair(report: &serde_json::Value) -> &serde_json::Value {
+    report["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .find(|p| p["pair"] == "web")
+        .unwrap_or_else(|| panic!("no pair web in {report}"))
+}
+
+/// Runs `baton status --json web`, with environment variables set
+/// (`Some`) or removed (`None`): whether blue was reachable, and the pair's
+/// problems as text.
+fn status_web(cfg: &Path, env: &[(&str, Option<&str>)]) -> (bool, String, Run) {
+    let mut c = baton_command(cfg, &["status", "--json", "web"]);
+    for (k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().expect("run baton");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: Duration::ZERO,
+    };
+    let r = run.json();
+    let web = web_pair(&r);
+    (
+        web["hosts"][0]["reachable"] == true,
+        web["problems"].to_string(),
+        run,
+    )
+}
+
+/// An sshd of the test's own in blue's namespace, with host keys of three
+/// types (the lab's sshd has only an ed25519 key); ended by its pid on drop.
+struct MultiKeySshd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl MultiKeySshd {
+    const PORT: u16 = 2299;
+
+    fn start() -> MultiKeySshd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = format!(
+            "ListenAddress 198.18.0.11\nPort {}\nAddressFamily inet\n",
+            Self::PORT
+        );
+        for kind in ["ed25519", "ecdsa", "rsa"] {
+            let key = dir.path().join(format!("ssh_host_{kind}_key"));
+            let mut keygen = Command::new("ssh-keygen");
+            keygen.args(["-q", "-t", kind, "-N", "", "-f"]).arg(&key);
+            if kind == "rsa" {
+                keygen.args(["-b", "2048"]);
+            }
+            assert!(keygen.status().unwrap().success(), "ssh-keygen -t {kind}");
+            config += &format!("HostKey {}\n", key.display());
+        }
+        config += &format!(
+            "PidFile none\nAuthorizedKeysFile {LAB}/ssh/authorized_keys\nAllowUsers batonlab\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n\
+             PubkeyAuthentication yes\nUseDNS no\nPrintMotd no\nLogLevel VERBOSE\n"
+        );
+        let cfg = dir.path().join("sshd_config");
+        fs::write(&cfg, config).unwrap();
+        let log = dir.path().join("sshd.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", "baton-blue", "/usr/sbin/sshd", "-D", "-f"])
+            .arg(&cfg)
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sshd = MultiKeySshd { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(&format!(
+                "Server listening on 198.18.0.11 port {}",
+                Self::PORT
+            )) {
+                return sshd;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test's sshd did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its public key of one type: `TYPE BASE64`.
+    fn key(&self, kind: &str) -> String {
+        let text =
+            fs::read_to_string(self.dir.path().join(format!("ssh_host_{kind}_key.pub"))).unwrap();
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The SHA256 fingerprint of its key of one type.
+    fn fingerprint(&self, kind: &str) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.path().join(format!("ssh_host_{kind}_key.pub")))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string()
+    }
+}
+
+impl Drop for MultiKeySshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh public key of one type that no host has: `TYPE BASE64`.
+fn stranger_key(kind: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = fs::read_to_string(key.with_extension("pub")).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// OpenSSH's own client, strict, with only this known_hosts file, against
+/// blue on `port`: whether it ran `true`, and what it printed.
+fn openssh_connects(known_hosts: &Path, port: u16) -> (bool, String) {
+    let out = netns(
+        CTL,
+        &[
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=3",
+            "-i",
+            &format!("{LAB}/ssh/id_ed25519"),
+            "-p",
+            &port.to_string(),
+            "batonlab@198.18.0.11",
+            "true",
+        ],
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_host_key_changed_in_one_type_is_refused_as_openssh_refuses_it() {
+    let _lab = lab();
+    let sshd = MultiKeySshd::start();
+    let port = MultiKeySshd::PORT;
+    let dir = with_pair("web.toml", |t| {
+        t.replace(
+            "address = \"198.18.0.11\"",
+            &format!("address = \"198.18.0.11\"\nssh_port = {port}"),
+        )
+    });
+    let kh = dir.path().join("known_hosts");
+    let cfg = use_known_hosts(dir.path(), &kh);
+    let name = format!("[198.18.0.11]:{port}");
+    let green = format!("198.18.0.12 {}\n", host_key("green"));
+    // Writes known_hosts with green's entry and these lines for blue
+    // (on the test's port); returns the 1-based line of each.
+    let write = |lines: &[&str]| {
+        let mut text = green.clone();
+        for l in lines {
+            text += &format!("{name} {l}\n");
+        }
+        fs::write(&kh, text).unwrap();
+    };
+    let (ecdsa, rsa, ed25519) = (sshd.key("ecdsa"), sshd.key("rsa"), sshd.key("ed25519"));
+
+    // Every type right: both connect (so a refusal below is the key's doing).
+    write(&[&ecdsa, &ed25519, &rsa]);
+    let (up, p, run) = status_web(&cfg, &[]);
+    assert!(up, "{p}\n{}", run.stderr);
+    let (ok, err) = openssh_connects(&kh, port);
+    assert!(ok, "{err}");
+
+    // The ed25519 entry wrong, the others right, ecdsa first in the file.
+    // OpenSSH prefers ed25519 (it is recorded), gets the server's real
+    // ed25519 key and finds no match: changed. So must baton.
+    write(&[&ecdsa, &stranger_key("ed25519"), &rsa]);
+    let (ok, err) = openssh_connects(&kh, port);
+    assert!(!ok, "OpenSSH connected");
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
+    let (up, p, _) = status_web(&cfg, &[]);
+    assert!(!up, "baton connected despite a changed ed25519 key: {p}");
+    assert!(p.contains("HOST KEY CHANGED"), "{p}");
+    assert!(
+        p.contains("line 3 records a different ssh-ed25519 key"),
+        "the message names the ed25519 line: {p}"
+    );
+    assert!(p.contains(&sshd.fingerprint("ed25519")), "{p}");
+    assert!(p.contains(&format!("ssh-keygen -R '{name}'")), "{p}");
+
+    // No ed25519 entry: OpenSSH prefers the recorded ecdsa over rsa even
+    // when rsa comes first in the file; a wrong ecdsa entry is a change.
+    write(&[&rsa, &stranger_key("ecdsa")]);
+    let (ok, err) = openssh_connects(&kh, port);
+    assert!(!ok, "OpenSSH connected");
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
+    let (up, p, _) = status_web(&cfg, &[]);
+    assert!(!up, "baton connected despite a changed ecdsa key: {p}");
+    assert!(
+        p.contains("records a different ecdsa-sha2-nistp256 key"),
+        "{p}"
+    );
+    assert!(p.contains(&sshd.fingerprint("ecdsa")), "{p}");
+
+    // And with that ecdsa entry right, both connect (through ecdsa).
+    write(&[&rsa, &ecdsa]);
+    let (ok, err) = openssh_connects(&kh, port);
+    assert!(ok, "{err}");
+    let (up, p, _) = status_web(&cfg, &[]);
+    assert!(up, "{p}");
+}
+
+/// The lab configuration without `identity`: authentication by the ssh agent.
+fn agent_config() -> tempfile::TempDir {
+    with_pair("baton.toml", |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("identity"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    })
+}
+
+/// An ssh-agent of the test's own, ended by its pid on drop.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let agent = Agent {
+            child,
+            sock,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !agent.sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn add(&self, key: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn sock(&self) -> String {
+        self.sock.display().to_string()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A new ed25519 key pair that no host authorizes, in `dir`.
+fn stranger_identity(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    key
+}
+
+#[test]
+fn without_an_agent_the_message_says_so() {
+    let _lab = lab();
+    let dir = agent_config();
+    let (up, p, _) = status_web(&dir.path().join("baton.toml"), &[("SSH_AUTH_SOCK", None)]);
+    assert!(!up);
+    assert!(p.contains("no ssh agent: SSH_AUTH_SOCK is not set"), "{p}");
+    assert!(p.contains("Set `identity` under [ssh]"), "{p}");
+    assert!(p.contains("ssh-add"), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
+}
+
+#[test]
+fn an_agent_socket_that_leads_nowhere_is_named() {
+    let _lab = lab();
+    let dir = agent_config();
+    let cfg = dir.path().join("baton.toml");
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some("/nonexistent"))]);
+    assert!(!up);
+    assert!(
+        p.contains("cannot connect to the ssh agent at /nonexistent (SSH_AUTH_SOCK): No such file or directory"),
+        "{p}"
+    );
+    assert!(!p.contains("authorized_keys"), "{p}");
+    // A path that exists but is no socket.
+    let file = dir.path().join("not-a-socket");
+    fs::write(&file, "").unwrap();
+    let shown = file.display().to_string();
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&shown))]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "cannot connect to the ssh agent at {shown} (SSH_AUTH_SOCK): it is not a socket"
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn an_empty_agent_is_named() {
+    let _lab = lab();
+    let dir = agent_config();
+    let agent = Agent::start();
+    let sock = agent.sock();
+    let (up, p, _) = status_web(
+        &dir.path().join("baton.toml"),
+        &[("SSH_AUTH_SOCK", Some(&sock))],
+    );
+    assert!(!up);
+    assert!(
+        p.contains(&format!("the ssh agent at {sock} holds no keys")),
+        "{p}"
+    );
+    assert!(p.contains(&format!("SSH_AUTH_SOCK={sock} ssh-add")), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
+}
+
+#[test]
+fn every_agent_key_is_tried_and_all_refused_is_said_so() {
+    let _lab = lab();
+    let dir = agent_config();
+    let cfg = dir.path().join("baton.toml");
+    let keys = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let sock = agent.sock();
+    for name in ["stranger-one", "stranger-two"] {
+        agent.add(&stranger_identity(keys.path(), name));
+    }
+    let (up, p, _) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&sock))]);
+    assert!(!up);
+    assert!(p.contains("the ssh agent's 2 keys (SHA256:"), "{p}");
+    assert!(
+        p.contains("stranger-one") && p.contains("stranger-two"),
+        "{p}"
+    );
+    assert!(p.contains("were all refused for user `batonlab`"), "{p}");
+    assert!(p.contains("authorized_keys"), "{p}");
+    // The lab's key third in the agent: OpenSSH would try it, so does baton.
+    agent.add(Path::new(&format!("{LAB}/ssh/id_ed25519")));
+    let (up, p, run) = status_web(&cfg, &[("SSH_AUTH_SOCK", Some(&sock))]);
+    assert!(up, "{p}");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_wrong_passphrase_is_named_and_never_shown() {
+    let _lab = lab();
+    // An encrypted copy of the lab's key.
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    fs::copy(format!("{LAB}/ssh/id_ed25519"), &key).unwrap();
+    let right = "correct horse battery";
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", right, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = key.display().to_string();
+    let with_env = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+            .replace("[ssh]", "[ssh]\npassphrase_env = \"BATON_TEST_PASSPHRASE\"")
+    });
+    let cfg = with_env.path().join("baton.toml");
+
+    let wrong = "tr0ub4dor&3";
+    let (up, p, run) = status_web(&cfg, &[("BATON_TEST_PASSPHRASE", Some(wrong))]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "wrong passphrase for the SSH key {shown} (from environment variable BATON_TEST_PASSPHRASE)"
+        )),
+        "{p}"
+    );
+    assert!(!p.contains("Unsupported private key format"), "{p}");
+    assert!(
+        !run.stdout.contains(wrong) && !run.stderr.contains(wrong),
+        "the passphrase leaked"
+    );
+
+    // The right one works, and is not shown either.
+    let (up, p, run) = status_web(&cfg, &[("BATON_TEST_PASSPHRASE", Some(right))]);
+    assert!(up, "{p}");
+    assert!(
+        !run.stdout.contains(right) && !run.stderr.contains(right),
+        "the passphrase leaked"
+    );
+
+    // No passphrase_env at all.
+    let without = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+    });
+    let (up, p, _) = status_web(&without.path().join("baton.toml"), &[]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!(
+            "the SSH key {shown} is encrypted and no passphrase is set: set `passphrase_env`"
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_key_file_that_is_no_usable_key_is_named() {
+    let _lab = lab();
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("not-a-key");
+    fs::write(&key, "this is not a private key\n").unwrap();
+    let shown = key.display().to_string();
+    let dir = with_pair("baton.toml", |t| {
+        set_key(&t, "identity", &format!("{shown:?}"))
+    });
+    let (up, p, _) = status_web(&dir.path().join("baton.toml"), &[]);
+    assert!(!up);
+    assert!(
+        p.contains(&format!("cannot use the SSH key {shown}: ")),
+        "{p}"
+    );
+    assert!(!p.contains("wrong passphrase"), "{p}");
+    assert!(!p.contains("authorized_keys"), "{p}");
 }

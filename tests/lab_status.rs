@@ -324,7 +324,7 @@ fn a_passphrase_comes_from_the_named_environment_variable() {
     );
     assert_eq!(run.code, 4);
     assert!(
-        problems(&run.json(), "web").contains("refused"),
+        problems(&run.json(), "web").contains("wrong passphrase for the SSH key"),
         "{}",
         run.stdout
     );
@@ -665,7 +665,7 @@ fn without_an_identity_the_ssh_agent_authenticates() {
     let cfg = dir.path().join("baton.toml");
     let agent = Agent::start();
     let sock = agent.sock.display().to_string();
-    // An agent without the key: refused, and the message says the agent was used.
+    // An agent without the key: refused, and the message says the agent holds none.
     let run = baton_env(
         &cfg,
         &["status", "--json", "web"],
@@ -673,7 +673,7 @@ fn without_an_identity_the_ssh_agent_authenticates() {
     );
     assert_eq!(run.code, 4, "{}", run.stdout);
     assert!(
-        problems(&run.json(), "web").contains("with the ssh agent's keys was refused"),
+        problems(&run.json(), "web").contains("holds no keys"),
         "{}",
         run.stdout
     );

@@ -7,8 +7,11 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use ssh2::{BlockDirections, ErrorCode, MethodType, Session};
 
 use crate::ssh::known_hosts::{self, KnownHosts, Verdict};
@@ -16,6 +19,13 @@ use crate::ssh::{Output, PresentedKey, SshError, Target};
 
 /// libssh2's "would block" code.
 const EAGAIN: i32 = -37;
+/// libssh2's error codes (libssh2.h) that authentication tells apart.
+const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+const LIBSSH2_ERROR_FILE: i32 = -16;
+const LIBSSH2_ERROR_AUTHENTICATION_FAILED: i32 = -18;
+const LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED: i32 = -19;
+const LIBSSH2_ERROR_AGENT_PROTOCOL: i32 = -42;
+const LIBSSH2_ERROR_KEYFILE_AUTH_FAILED: i32 = -48;
 
 /// A connected, verified, authenticated session.
 pub(crate) struct Conn {
@@ -54,29 +64,30 @@ impl Conn {
         sess.set_tcp_stream(tcp);
         sess.set_timeout(remaining_ms(deadline));
 
-        // Offer first the host key types we already know for this host, so a
-        // server with several keys presents one we can verify.
+        // Offer the host key algorithms in OpenSSH's order, the types
+        // recorded for this host first, so the server presents the key
+        // OpenSSH would be shown, and the verdict below is OpenSSH's.
         let name = known_hosts::lookup_name(&t.address.to_string(), t.port);
         let known = KnownHosts::read(&t.known_hosts).map_err(|e| SshError::KnownHostsFile {
             path: t.known_hosts.display().to_string(),
             reason: e.to_string(),
         })?;
-        if let Ok(supported) = sess.supported_algs(MethodType::HostKey) {
-            let mut prefs: Vec<&str> = Vec::new();
-            for kt in known.key_types(&name) {
-                for alg in algorithms_for(&kt) {
-                    if supported.contains(&alg) && !prefs.contains(&alg) {
-                        prefs.push(alg);
-                    }
-                }
-            }
-            for alg in &supported {
-                if !prefs.contains(alg) {
-                    prefs.push(alg);
-                }
-            }
-            let _ = sess.method_pref(MethodType::HostKey, &prefs.join(","));
-        }
+        let supported =
+            sess.supported_algs(MethodType::HostKey)
+                .map_err(|e| SshError::Protocol {
+                    host: label.clone(),
+                    reason: format!("cannot list libssh2's host key algorithms: {}", e.message()),
+                })?;
+        let prefs = known.host_key_algorithms(&name, &supported);
+        sess.method_pref(MethodType::HostKey, &prefs.join(","))
+            .map_err(|e| SshError::Protocol {
+                host: label.clone(),
+                reason: format!(
+                    "cannot offer the host key algorithms {}: {}",
+                    prefs.join(","),
+                    e.message()
+                ),
+            })?;
         sess.handshake()
             .map_err(|e| classify(&label, "the SSH handshake", e, t.connect_timeout))?;
 
@@ -132,23 +143,10 @@ impl Conn {
         }
 
         sess.set_timeout(remaining_ms(deadline));
-        let auth = match &t.identity {
-            Some(path) => {
-                let passphrase = match &t.passphrase_env {
-                    Some(var) => Some(
-                        std::env::var(var)
-                            .map_err(|_| SshError::Passphrase { var: var.clone() })?,
-                    ),
-                    None => None,
-                };
-                sess.userauth_pubkey_file(&t.user, None, path, passphrase.as_deref())
-                    .map_err(|e| auth_error(&label, &t.user, Some(path.display().to_string()), e))
-            }
-            None => sess
-                .userauth_agent(&t.user)
-                .map_err(|e| auth_error(&label, &t.user, None, e)),
-        };
-        auth?;
+        match &t.identity {
+            Some(path) => auth_key_file(&sess, t, &label, path)?,
+            None => auth_agent(&sess, t, &label)?,
+        }
         if !sess.authenticated() {
             return Err(SshError::Auth {
                 host: label,
@@ -469,18 +467,6 @@ impl Conn {
 /// How long a prepared command may take to start and answer its probe.
 const ARM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Negotiated algorithm names for a known_hosts key type.
-fn algorithms_for(key_type: &str) -> Vec<&'static str> {
-    match key_type {
-        "ssh-ed25519" => vec!["ssh-ed25519"],
-        "ecdsa-sha2-nistp256" => vec!["ecdsa-sha2-nistp256"],
-        "ecdsa-sha2-nistp384" => vec!["ecdsa-sha2-nistp384"],
-        "ecdsa-sha2-nistp521" => vec!["ecdsa-sha2-nistp521"],
-        "ssh-rsa" => vec!["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
-        _ => vec![],
-    }
-}
-
 fn remaining_ms(deadline: Instant) -> u32 {
     deadline
         .saturating_duration_since(Instant::now())
@@ -489,10 +475,7 @@ fn remaining_ms(deadline: Instant) -> u32 {
 }
 
 fn classify(label: &str, what: &str, e: ssh2::Error, after: Duration) -> SshError {
-    if matches!(
-        e.code(),
-        ErrorCode::Session(-9) | ErrorCode::Session(EAGAIN)
-    ) {
+    if timed_out(&e) {
         SshError::Timeout {
             host: label.to_string(),
             what: what.to_string(),
@@ -506,19 +489,319 @@ fn classify(label: &str, what: &str, e: ssh2::Error, after: Duration) -> SshErro
     }
 }
 
-fn auth_error(label: &str, user: &str, identity: Option<String>, e: ssh2::Error) -> SshError {
-    if e.code() == ErrorCode::Session(-9) {
+/// libssh2's codes for a server that refused a public key.
+fn refused(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::Session(LIBSSH2_ERROR_AUTHENTICATION_FAILED)
+            | ErrorCode::Session(LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)
+    )
+}
+
+fn timed_out(e: &ssh2::Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) | ErrorCode::Session(EAGAIN)
+    )
+}
+
+/// Public key authentication with the key file `path`. What the file says
+/// about itself (encrypted or not, with what) is read first, so a key that
+/// cannot be read, is encrypted without a passphrase, or cannot be
+/// decrypted is named as such rather than as a key the server refused.
+fn auth_key_file(sess: &Session, t: &Target, label: &str, path: &Path) -> Result<(), SshError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read(path).map_err(|e| SshError::KeyFile {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let passphrase = match &t.passphrase_env {
+        Some(var) => Some((
+            var.clone(),
+            std::env::var(var).map_err(|_| SshError::Passphrase { var: var.clone() })?,
+        )),
+        None => None,
+    };
+    let unsupported = |reason: String| SshError::KeyUnsupported {
+        path: shown.clone(),
+        reason,
+    };
+    let encrypted = match inspect_key(&String::from_utf8_lossy(&text)) {
+        KeyEnvelope::Plain => false,
+        KeyEnvelope::PemEncrypted => true,
+        KeyEnvelope::UnusableType(kind) => {
+            return Err(unsupported(format!(
+                "its type {kind} is not one libssh2 can sign with"
+            )))
+        }
+        KeyEnvelope::OpenSshEncrypted { cipher, kdf } => {
+            if kdf != "bcrypt" {
+                return Err(unsupported(format!(
+                    "it is encrypted with key derivation `{kdf}`, which libssh2 cannot use"
+                )));
+            }
+            // (Should libssh2 not list its ciphers, it is left to try.)
+            let known = sess
+                .supported_algs(MethodType::CryptCs)
+                .map_or(true, |ciphers| ciphers.contains(&cipher.as_str()));
+            if !known {
+                return Err(unsupported(format!(
+                    "it is encrypted with {cipher}, which libssh2 cannot decrypt \
+                     (`ssh-keygen -p -Z aes256-ctr -f {shown}` re-encrypts it with one it can)"
+                )));
+            }
+            true
+        }
+    };
+    if encrypted && passphrase.is_none() {
+        return Err(SshError::KeyEncrypted { path: shown });
+    }
+    let secret = passphrase.as_ref().map(|(_, p)| p.as_str());
+    sess.userauth_pubkey_file(&t.user, None, path, secret)
+        .map_err(|e| {
+            let var = passphrase.as_ref().map(|(var, _)| var.as_str());
+            key_auth_error(&e, label, t, &shown, encrypted, var)
+        })
+}
+
+/// What a failed key file authentication means, from libssh2's code: a
+/// timeout; the server refused the key; libssh2 could not load the key (an
+/// encrypted one whose envelope `auth_key_file` found readable fails to
+/// load only when the passphrase does not decrypt it; a plain one is in a
+/// format it cannot read); anything else as it is.
+fn key_auth_error(
+    e: &ssh2::Error,
+    label: &str,
+    t: &Target,
+    key: &str,
+    encrypted: bool,
+    passphrase_env: Option<&str>,
+) -> SshError {
+    if timed_out(e) {
         return SshError::Timeout {
             host: label.to_string(),
             what: "authenticating".into(),
-            after: Duration::ZERO,
+            after: t.connect_timeout,
         };
     }
-    SshError::Auth {
+    if refused(e) {
+        return SshError::Auth {
+            host: label.to_string(),
+            user: t.user.clone(),
+            identity: Some(key.to_string()),
+            reason: e.message().to_string(),
+        };
+    }
+    let unloadable = matches!(
+        e.code(),
+        ErrorCode::Session(LIBSSH2_ERROR_FILE)
+            | ErrorCode::Session(LIBSSH2_ERROR_KEYFILE_AUTH_FAILED)
+    );
+    match (unloadable, encrypted, passphrase_env) {
+        (true, true, Some(var)) => SshError::WrongPassphrase {
+            path: key.to_string(),
+            var: var.to_string(),
+        },
+        (true, true, None) => SshError::KeyEncrypted {
+            path: key.to_string(),
+        },
+        (true, false, _) => SshError::KeyUnsupported {
+            path: key.to_string(),
+            reason: e.message().to_string(),
+        },
+        (false, _, _) => SshError::Protocol {
+            host: label.to_string(),
+            reason: format!("authenticating with key {key} failed: {}", e.message()),
+        },
+    }
+}
+
+/// Public key authentication with the keys of the ssh agent at
+/// SSH_AUTH_SOCK, each in turn (as OpenSSH does) until the server takes
+/// one. No agent, an agent that cannot be reached, an agent with no keys
+/// and keys all refused are each their own error.
+fn auth_agent(sess: &Session, t: &Target, label: &str) -> Result<(), SshError> {
+    let host = label.to_string();
+    let path = match std::env::var_os("SSH_AUTH_SOCK") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => return Err(SshError::NoAgent { host }),
+    };
+    let shown = path.display().to_string();
+    let unreachable = |reason: String| SshError::AgentUnreachable {
+        host: host.clone(),
+        path: shown.clone(),
+        reason,
+    };
+    let mut agent = sess
+        .agent()
+        .map_err(|e| unreachable(format!("libssh2: {}", e.message())))?;
+    agent
+        .set_identity_path(&path)
+        .map_err(|e| unreachable(format!("libssh2: {}", e.message())))?;
+    if let Err(e) = agent.connect() {
+        return Err(unreachable(
+            agent_socket_problem(&path).unwrap_or_else(|| e.message().to_string()),
+        ));
+    }
+    let result = try_agent_keys(&mut agent, t, label, &shown);
+    let _ = agent.disconnect();
+    result
+}
+
+fn try_agent_keys(
+    agent: &mut ssh2::Agent,
+    t: &Target,
+    label: &str,
+    shown: &str,
+) -> Result<(), SshError> {
+    let unreachable = |e: ssh2::Error| SshError::AgentUnreachable {
         host: label.to_string(),
-        user: user.to_string(),
-        identity,
-        reason: e.message().to_string(),
+        path: shown.to_string(),
+        reason: format!("it did not list its keys: {}", e.message()),
+    };
+    agent.list_identities().map_err(unreachable)?;
+    let keys = agent.identities().map_err(unreachable)?;
+    if keys.is_empty() {
+        return Err(SshError::AgentEmpty {
+            host: label.to_string(),
+            path: shown.to_string(),
+        });
+    }
+    let mut refused_keys = Vec::new();
+    for key in &keys {
+        let name = describe_agent_key(key);
+        match agent.userauth(&t.user, key) {
+            Ok(()) => return Ok(()),
+            Err(e) if refused(&e) => refused_keys.push(name),
+            Err(e) if e.code() == ErrorCode::Session(LIBSSH2_ERROR_AGENT_PROTOCOL) => {
+                refused_keys.push(format!("{name}: the agent did not sign with it"))
+            }
+            Err(e) if timed_out(&e) => {
+                return Err(SshError::Timeout {
+                    host: label.to_string(),
+                    what: "authenticating with the ssh agent's keys".into(),
+                    after: t.connect_timeout,
+                })
+            }
+            Err(e) => {
+                return Err(SshError::Protocol {
+                    host: label.to_string(),
+                    reason: format!(
+                        "authenticating with the ssh agent's keys failed after {} of its {} keys were refused: {}",
+                        refused_keys.len(),
+                        keys.len(),
+                        e.message()
+                    ),
+                })
+            }
+        }
+    }
+    Err(SshError::AgentKeysRefused {
+        host: label.to_string(),
+        user: t.user.clone(),
+        keys: refused_keys,
+    })
+}
+
+/// An agent key for messages: its fingerprint and comment.
+fn describe_agent_key(key: &ssh2::PublicKey) -> String {
+    let fp = known_hosts::fingerprint(key.blob());
+    match key.comment().trim() {
+        "" => fp,
+        comment => format!("{fp} {comment}"),
+    }
+}
+
+/// Why a unix socket path does not lead to an agent, as the system says
+/// it; `None` when it looks reachable after all.
+fn agent_socket_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Err(e) => Some(e.to_string()),
+        Ok(m) if !m.file_type().is_socket() => Some("it is not a socket".into()),
+        Ok(_) => std::os::unix::net::UnixStream::connect(path)
+            .err()
+            .map(|e| e.to_string()),
+    }
+}
+
+/// The next `n` bytes of `rest`.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let value = rest.get(..n)?;
+    *rest = &rest[n..];
+    Some(value)
+}
+
+/// The next SSH `string` (uint32 length, bytes) of `rest`.
+fn ssh_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_be_bytes(take(rest, 4)?.try_into().ok()?) as usize;
+    take(rest, len)
+}
+
+/// What a private key file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyEnvelope {
+    /// Not encrypted, or not recognized here (libssh2 then decides).
+    Plain,
+    /// OpenSSH's format, encrypted with `cipher` from a key made by `kdf`.
+    OpenSshEncrypted { cipher: String, kdf: String },
+    /// Encrypted PEM (`Proc-Type: 4,ENCRYPTED`) or PKCS#8
+    /// (`BEGIN ENCRYPTED PRIVATE KEY`).
+    PemEncrypted,
+    /// OpenSSH's format, of a key type libssh2 cannot sign with (a
+    /// security key, say).
+    UnusableType(String),
+}
+
+/// Key types libssh2 (built with OpenSSL) signs with.
+const USABLE_KEY_TYPES: [&str; 6] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "ssh-dss",
+];
+
+/// Reads a private key file's envelope: OpenSSH's format (its cipher, key
+/// derivation and, from the public part, key type) or PEM's headers.
+fn inspect_key(text: &str) -> KeyEnvelope {
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    if let Some(start) = text.find(BEGIN) {
+        let body = &text[start + BEGIN.len()..];
+        let body = body.find(END).map_or(body, |end| &body[..end]);
+        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        let Ok(raw) = STANDARD.decode(b64) else {
+            return KeyEnvelope::Plain;
+        };
+        return openssh_envelope(&raw).unwrap_or(KeyEnvelope::Plain);
+    }
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.lines().any(|l| l.trim() == "Proc-Type: 4,ENCRYPTED")
+    {
+        return KeyEnvelope::PemEncrypted;
+    }
+    KeyEnvelope::Plain
+}
+
+/// `openssh-key-v1\0`, string cipher, string kdf, string kdf options,
+/// uint32 count, string public key, ... (OpenSSH's PROTOCOL.key).
+fn openssh_envelope(raw: &[u8]) -> Option<KeyEnvelope> {
+    let mut rest = raw.strip_prefix(b"openssh-key-v1\0")?;
+    let cipher = String::from_utf8(ssh_string(&mut rest)?.to_vec()).ok()?;
+    let kdf = String::from_utf8(ssh_string(&mut rest)?.to_vec()).ok()?;
+    let _options = ssh_string(&mut rest)?;
+    let _count = take(&mut rest, 4)?;
+    let public = ssh_string(&mut rest)?;
+    let kind = known_hosts::key_type_of(public)?;
+    if !USABLE_KEY_TYPES.contains(&kind.as_str()) {
+        return Some(KeyEnvelope::UnusableType(kind));
+    }
+    if cipher == "none" {
+        Some(KeyEnvelope::Plain)
+    } else {
+        Some(KeyEnvelope::OpenSshEncrypted { cipher, kdf })
     }
 }
 
@@ -528,5 +811,174 @@ fn short(command: &str) -> String {
         format!("{}...", one_line.chars().take(60).collect::<String>())
     } else {
         one_line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            name: "blue".into(),
+            address: "198.18.0.11".parse().unwrap(),
+            port: 22,
+            user: "deploy".into(),
+            identity: Some("/k".into()),
+            passphrase_env: Some("PASS".into()),
+            known_hosts: "/kh".into(),
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(3),
+            command_timeout: Duration::from_secs(30),
+            sudo: false,
+        }
+    }
+
+    fn string(b: &mut Vec<u8>, v: &[u8]) {
+        b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        b.extend_from_slice(v);
+    }
+
+    /// A private key file in OpenSSH's format (the envelope only: the
+    /// private part is not looked at).
+    fn openssh_key(cipher: &str, kdf: &str, key_type: &str) -> String {
+        let mut b = b"openssh-key-v1\0".to_vec();
+        string(&mut b, cipher.as_bytes());
+        string(&mut b, kdf.as_bytes());
+        string(&mut b, if kdf == "none" { b"" } else { b"salt+rounds" });
+        b.extend_from_slice(&1u32.to_be_bytes());
+        let mut public = Vec::new();
+        string(&mut public, key_type.as_bytes());
+        string(&mut public, &[7; 32]);
+        string(&mut b, &public);
+        string(&mut b, b"private part");
+        let b64 = STANDARD.encode(&b);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(70)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    #[test]
+    fn the_envelope_says_whether_a_key_is_encrypted() {
+        assert_eq!(
+            inspect_key(&openssh_key("none", "none", "ssh-ed25519")),
+            KeyEnvelope::Plain
+        );
+        assert_eq!(
+            inspect_key(&openssh_key("aes256-ctr", "bcrypt", "ssh-ed25519")),
+            KeyEnvelope::OpenSshEncrypted {
+                cipher: "aes256-ctr".into(),
+                kdf: "bcrypt".into()
+            }
+        );
+        assert_eq!(
+            inspect_key(&openssh_key("none", "none", "sk-ssh-ed25519@openssh.com")),
+            KeyEnvelope::UnusableType("sk-ssh-ed25519@openssh.com".into())
+        );
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(inspect_key(pem), KeyEnvelope::PemEncrypted);
+        let pkcs8 =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(inspect_key(pkcs8), KeyEnvelope::PemEncrypted);
+        let plain_pem = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(inspect_key(plain_pem), KeyEnvelope::Plain);
+        // What cannot be read is left to libssh2.
+        assert_eq!(inspect_key("not a key"), KeyEnvelope::Plain);
+        assert_eq!(
+            inspect_key(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\n!!!\n-----END OPENSSH PRIVATE KEY-----\n"
+            ),
+            KeyEnvelope::Plain
+        );
+    }
+
+    #[test]
+    fn a_key_that_does_not_load_is_a_wrong_passphrase_only_when_encrypted() {
+        let t = target();
+        let file = ssh2::Error::new(
+            ErrorCode::Session(LIBSSH2_ERROR_FILE),
+            "Unable to extract public key from private key: Unsupported private key format",
+        );
+        let e = key_auth_error(&file, "blue", &t, "/k", true, Some("PASS"));
+        assert_eq!(
+            e,
+            SshError::WrongPassphrase {
+                path: "/k".into(),
+                var: "PASS".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "wrong passphrase for the SSH key /k (from environment variable PASS): put the key's passphrase in PASS \
+             (`ssh-keygen -y -f /k` asks for it and shows whether it is right)"
+        );
+        let pem = ssh2::Error::new(
+            ErrorCode::Session(LIBSSH2_ERROR_KEYFILE_AUTH_FAILED),
+            "Wrong passphrase for private key",
+        );
+        assert!(matches!(
+            key_auth_error(&pem, "blue", &t, "/k", true, Some("PASS")),
+            SshError::WrongPassphrase { .. }
+        ));
+        let e = key_auth_error(&file, "blue", &t, "/k", false, None);
+        assert!(matches!(e, SshError::KeyUnsupported { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot use the SSH key /k: Unable to extract public key"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("authorized_keys"), "{e}");
+    }
+
+    #[test]
+    fn only_a_refusal_by_the_server_points_at_authorized_keys() {
+        let t = target();
+        for code in [
+            LIBSSH2_ERROR_AUTHENTICATION_FAILED,
+            LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED,
+        ] {
+            let e = ssh2::Error::new(
+                ErrorCode::Session(code),
+                "Username/PublicKey combination invalid",
+            );
+            let e = key_auth_error(&e, "blue", &t, "/k", true, Some("PASS"));
+            assert!(matches!(e, SshError::Auth { .. }), "{e}");
+            assert!(e.to_string().contains("authorized_keys"), "{e}");
+        }
+        let e = ssh2::Error::new(ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT), "timed out");
+        assert!(matches!(
+            key_auth_error(&e, "blue", &t, "/k", false, None),
+            SshError::Timeout { after, .. } if after == Duration::from_secs(3)
+        ));
+        let e = ssh2::Error::new(ErrorCode::Session(-13), "socket disconnect");
+        let e = key_auth_error(&e, "blue", &t, "/k", false, None);
+        assert!(matches!(e, SshError::Protocol { .. }), "{e}");
+    }
+
+    #[test]
+    fn an_agent_socket_problem_is_named_by_the_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        assert!(agent_socket_problem(&missing)
+            .unwrap()
+            .contains("No such file or directory"));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(
+            agent_socket_problem(&file).as_deref(),
+            Some("it is not a socket")
+        );
+        // A socket nobody listens on any more.
+        let sock = dir.path().join("sock");
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        assert!(agent_socket_problem(&sock)
+            .unwrap()
+            .contains("Connection refused"));
     }
 }

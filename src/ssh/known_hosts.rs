@@ -1,7 +1,15 @@
 //! OpenSSH known_hosts files: parsing (plain, wildcard, negated, hashed
-//! `|1|salt|hash` and `[host]:port` entries, `@revoked` markers), strict
-//! verification of a presented host key, SHA256 fingerprints, and recording
-//! a new key for the accept-new opt-in.
+//! `|1|salt|hash` and `[host]:port` entries, `@revoked` markers), the host
+//! key algorithms to offer for a host (OpenSSH's order, recorded types
+//! first), strict verification of a presented host key, SHA256
+//! fingerprints, and recording a new key for the accept-new opt-in.
+//!
+//! The order and the verdict are OpenSSH's (`order_hostkeyalgs` in
+//! sshconnect2.c, `check_hostkeys_by_key_or_type` in hostfile.c), so baton
+//! refuses exactly the hosts `ssh -o StrictHostKeyChecking=yes` refuses:
+//! which key a server presents depends on the order offered, and a server
+//! with several keys must not be let through on a right key of one type
+//! while its recorded key of the preferred type no longer matches.
 //!
 //! Written here rather than through libssh2's knownhost API because that
 //! parser gives up on the first line it does not understand (a certificate
@@ -26,9 +34,12 @@ pub enum Verdict {
     Known,
     /// No key of any type is recorded for this host.
     Unknown,
-    /// A different key is recorded for this host (same or other type).
+    /// No recorded key matches, and some key is recorded for this host
+    /// (of the presented type, or, when the server has none of the recorded
+    /// types, of another: OpenSSH's HOST_CHANGED either way).
     Changed {
-        /// 1-based line of the recorded key.
+        /// 1-based line of the recorded key: one of the presented key's
+        /// type when there is one.
         line: usize,
         /// Type of the recorded key.
         recorded_type: String,
@@ -119,6 +130,11 @@ impl KnownHosts {
             let Ok(key) = STANDARD.decode(key_b64) else {
                 continue;
             };
+            // OpenSSH skips a line whose key blob is of another type than
+            // its type field says (sshkey_read: key type mismatch).
+            if key_type_of(&key).as_deref() != Some(key_type) {
+                continue;
+            }
             let hosts = if let Some(rest) = first.strip_prefix("|1|") {
                 let Some((salt, hash)) = rest.split_once('|') else {
                     continue;
@@ -150,7 +166,8 @@ impl KnownHosts {
         }
     }
 
-    /// Key types recorded for a host, in file order, without duplicates.
+    /// Key types recorded for a host (not `@revoked` nor `@cert-authority`
+    /// lines), in file order, without duplicates.
     pub fn key_types(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for e in &self.entries {
@@ -161,14 +178,29 @@ impl KnownHosts {
         out
     }
 
-    /// Verifies a presented key blob for a host lookup name.
+    /// The host key algorithms to offer for a host, in order, from those
+    /// `supported` (libssh2's): OpenSSH's default list, kept as it is when
+    /// a key of its best-preference type (ed25519) is recorded for the
+    /// host, else with the algorithms of the recorded types moved first in
+    /// that list's order (never in the file's order).
+    pub fn host_key_algorithms(&self, name: &str, supported: &[&str]) -> Vec<&'static str> {
+        preferred_algorithms(&self.key_types(name), supported)
+    }
+
+    /// Verifies a presented key blob for a host lookup name, as OpenSSH
+    /// does: `@revoked` wins; a recorded key equal to it is `Known`; else
+    /// any other key recorded for the host makes it `Changed` (the line
+    /// named is one of the presented type when there is one); else
+    /// `Unknown`.
     pub fn verify(&self, name: &str, key: &[u8]) -> Verdict {
         for e in &self.entries {
             if e.marker == Marker::Revoked && e.key == key {
                 return Verdict::Revoked { line: e.line };
             }
         }
-        let mut changed = None;
+        let presented = key_type_of(key);
+        let mut same_type: Option<&Entry> = None;
+        let mut other_type: Option<&Entry> = None;
         for e in &self.entries {
             if e.marker != Marker::None || !matches(&e.hosts, name) {
                 continue;
@@ -176,15 +208,65 @@ impl KnownHosts {
             if e.key == key {
                 return Verdict::Known;
             }
-            if changed.is_none() {
-                changed = Some(Verdict::Changed {
-                    line: e.line,
-                    recorded_type: e.key_type.clone(),
-                });
-            }
+            let slot = if presented.as_deref() == Some(e.key_type.as_str()) {
+                &mut same_type
+            } else {
+                &mut other_type
+            };
+            slot.get_or_insert(e);
         }
-        changed.unwrap_or(Verdict::Unknown)
+        match same_type.or(other_type) {
+            Some(e) => Verdict::Changed {
+                line: e.line,
+                recorded_type: e.key_type.clone(),
+            },
+            None => Verdict::Unknown,
+        }
     }
+}
+
+/// OpenSSH's default `HostKeyAlgorithms` without the certificate and
+/// security-key algorithms (which libssh2 does not offer and baton does not
+/// verify), then `ssh-rsa` (RSA with SHA-1, for servers older than
+/// OpenSSH 7.2; OpenSSH 8.8 dropped it from its defaults). The order is the
+/// one OpenSSH negotiates in, best first. DSA is not offered: OpenSSH
+/// removed it, and offering a type OpenSSH never asks for could let a
+/// server be judged on another key than OpenSSH would judge it on.
+pub const OPENSSH_HOST_KEY_ALGORITHMS: [&str; 7] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+];
+
+/// The key type (as known_hosts names it) a host key algorithm uses.
+pub fn key_type_of_algorithm(algorithm: &str) -> &str {
+    match algorithm {
+        "rsa-sha2-512" | "rsa-sha2-256" => "ssh-rsa",
+        other => other,
+    }
+}
+
+/// OpenSSH's `order_hostkeyalgs`, over `OPENSSH_HOST_KEY_ALGORITHMS` as
+/// far as `supported`: with a key of the best-preference type recorded,
+/// the list as it is; otherwise the algorithms whose key type is among
+/// `recorded` first, then the rest, each part in the list's order.
+pub fn preferred_algorithms(recorded: &[String], supported: &[&str]) -> Vec<&'static str> {
+    let offered: Vec<&'static str> = OPENSSH_HOST_KEY_ALGORITHMS
+        .iter()
+        .copied()
+        .filter(|a| supported.contains(a))
+        .collect();
+    let is_recorded = |alg: &str| recorded.iter().any(|t| t == key_type_of_algorithm(alg));
+    if is_recorded(OPENSSH_HOST_KEY_ALGORITHMS[0]) {
+        return offered;
+    }
+    let (mut first, last): (Vec<_>, Vec<_>) = offered.into_iter().partition(|a| is_recorded(a));
+    first.extend(last);
+    first
 }
 
 /// Appends a key for a host (accept-new). Creates the file 0600 if needed.
@@ -352,6 +434,173 @@ mod tests {
         );
         let kh = KnownHosts::parse(&text);
         assert_eq!(kh.verify("h", &k), Verdict::Revoked { line: 4 });
+    }
+
+    /// What a server holding `server_keys` presents to a client offering
+    /// `offered`: the key of the first offered algorithm it can sign with
+    /// (the SSH rule: the client's preference wins).
+    fn presented<'a>(offered: &[&str], server_keys: &'a [Vec<u8>]) -> &'a [u8] {
+        offered
+            .iter()
+            .find_map(|alg| {
+                server_keys
+                    .iter()
+                    .find(|k| key_type_of(k).as_deref() == Some(key_type_of_algorithm(alg)))
+            })
+            .expect("a common algorithm")
+    }
+
+    const LIBSSH2: [&str; 11] = [
+        "ssh-ed25519",
+        "ssh-ed25519-cert-v01@openssh.com",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+        "rsa-sha2-512",
+        "rsa-sha2-256",
+        "ssh-rsa",
+        "ssh-rsa-cert-v01@openssh.com",
+        "ssh-dss",
+    ];
+
+    #[test]
+    fn a_wrong_ed25519_entry_is_a_change_even_when_other_types_are_right() {
+        // Issue 11: the ed25519 entry wrong, ecdsa (first in the file) and
+        // rsa right. OpenSSH offers ed25519 first (it is recorded), the
+        // server presents its real ed25519 key, no entry matches: changed.
+        let real_ed = blob("ssh-ed25519", b"real");
+        let ecdsa = blob("ecdsa-sha2-nistp256", b"ec");
+        let rsa = blob("ssh-rsa", b"rsa");
+        let text = format!(
+            "{}{}{}",
+            line("h", &ecdsa),
+            line("h", &blob("ssh-ed25519", b"wrong")),
+            line("h", &rsa)
+        );
+        let kh = KnownHosts::parse(&text);
+        let offered = kh.host_key_algorithms("h", &LIBSSH2);
+        let server = [rsa.clone(), ecdsa.clone(), real_ed.clone()];
+        let key = presented(&offered, &server);
+        assert_eq!(key, &real_ed[..]);
+        assert_eq!(
+            kh.verify("h", key),
+            Verdict::Changed {
+                line: 2,
+                recorded_type: "ssh-ed25519".into()
+            }
+        );
+        // With the ed25519 entry right, the same server is known.
+        let kh = KnownHosts::parse(&format!("{}{}", line("h", &ecdsa), line("h", &real_ed)));
+        let key = presented(&kh.host_key_algorithms("h", &LIBSSH2), &server);
+        assert_eq!(kh.verify("h", key), Verdict::Known);
+    }
+
+    #[test]
+    fn a_wrong_ecdsa_entry_is_a_change_when_rsa_comes_first_in_the_file() {
+        let ecdsa = blob("ecdsa-sha2-nistp256", b"ec");
+        let rsa = blob("ssh-rsa", b"rsa");
+        let kh = KnownHosts::parse(&format!(
+            "{}{}",
+            line("h", &rsa),
+            line("h", &blob("ecdsa-sha2-nistp256", b"wrong"))
+        ));
+        let server = [blob("ssh-ed25519", b"ed"), rsa, ecdsa.clone()];
+        let key = presented(&kh.host_key_algorithms("h", &LIBSSH2), &server);
+        assert_eq!(key, &ecdsa[..]);
+        assert_eq!(
+            kh.verify("h", key),
+            Verdict::Changed {
+                line: 2,
+                recorded_type: "ecdsa-sha2-nistp256".into()
+            }
+        );
+    }
+
+    #[test]
+    fn algorithms_follow_openssh_order_with_recorded_types_first() {
+        let rec = |types: &[&str]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let all = [
+            "ssh-ed25519",
+            "ecdsa-sha2-nistp256",
+            "ecdsa-sha2-nistp384",
+            "ecdsa-sha2-nistp521",
+            "rsa-sha2-512",
+            "rsa-sha2-256",
+            "ssh-rsa",
+        ];
+        // Nothing recorded: OpenSSH's list, without certificates or DSA.
+        assert_eq!(preferred_algorithms(&[], &LIBSSH2), all);
+        // ed25519 (the best preference) recorded: the list as it is, even
+        // with rsa earlier in the file (OpenSSH 8.4's rule).
+        assert_eq!(
+            preferred_algorithms(&rec(&["ssh-rsa", "ssh-ed25519"]), &LIBSSH2),
+            all
+        );
+        // Otherwise the recorded types first, in OpenSSH's order, not the file's.
+        assert_eq!(
+            preferred_algorithms(&rec(&["ssh-rsa", "ecdsa-sha2-nistp384"]), &LIBSSH2),
+            [
+                "ecdsa-sha2-nistp384",
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+                "ssh-rsa",
+                "ssh-ed25519",
+                "ecdsa-sha2-nistp256",
+                "ecdsa-sha2-nistp521",
+            ]
+        );
+        // Only what libssh2 supports is offered.
+        assert_eq!(
+            preferred_algorithms(&rec(&["ssh-rsa"]), &["ssh-rsa", "ssh-ed25519", "ssh-dss"]),
+            ["ssh-rsa", "ssh-ed25519"]
+        );
+    }
+
+    #[test]
+    fn any_matching_entry_is_known_as_in_openssh() {
+        // Two ed25519 entries for one name (a key rotation, a shared name):
+        // OpenSSH accepts the key that matches one of them.
+        let right = blob("ssh-ed25519", b"right");
+        let kh = KnownHosts::parse(&format!(
+            "{}{}",
+            line("h", &blob("ssh-ed25519", b"old")),
+            line("h", &right)
+        ));
+        assert_eq!(kh.verify("h", &right), Verdict::Known);
+    }
+
+    #[test]
+    fn a_changed_key_names_the_line_of_its_own_type() {
+        let kh = KnownHosts::parse(&format!(
+            "{}{}",
+            line("h", &blob("ecdsa-sha2-nistp256", b"ec")),
+            line("h", &blob("ssh-ed25519", b"old"))
+        ));
+        assert_eq!(
+            kh.verify("h", &blob("ssh-ed25519", b"new")),
+            Verdict::Changed {
+                line: 2,
+                recorded_type: "ssh-ed25519".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_line_whose_key_is_of_another_type_than_it_says_is_skipped() {
+        // OpenSSH's sshkey_read refuses it, so it records nothing.
+        let ed = blob("ssh-ed25519", b"k");
+        let text = format!(
+            "h ecdsa-sha2-nistp256 {}
+",
+            STANDARD.encode(&ed)
+        );
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(
+            kh.verify("h", &blob("ssh-ed25519", b"other")),
+            Verdict::Unknown
+        );
+        assert!(kh.key_types("h").is_empty());
     }
 
     #[test]

@@ -154,8 +154,39 @@ pub enum SshError {
         identity: Option<String>,
         reason: String,
     },
+    #[error("{host}: no ssh agent: SSH_AUTH_SOCK is not set, and no `identity` is configured. Set `identity` under [ssh] to the private key file, \
+             or start an agent (`eval \"$(ssh-agent)\"`) and add the key (`ssh-add KEYFILE`) where baton runs")]
+    NoAgent { host: String },
+    #[error("{host}: cannot connect to the ssh agent at {path} (SSH_AUTH_SOCK): {reason}. Point SSH_AUTH_SOCK at a running agent's socket \
+             (`eval \"$(ssh-agent)\"` starts one, then `ssh-add KEYFILE`), or set `identity` under [ssh]")]
+    AgentUnreachable {
+        host: String,
+        path: String,
+        reason: String,
+    },
+    #[error("{host}: the ssh agent at {path} holds no keys: add the login key (`SSH_AUTH_SOCK={path} ssh-add KEYFILE`), or set `identity` under [ssh]")]
+    AgentEmpty { host: String, path: String },
+    #[error("{host}: {} for user `{user}`. Check the user name, and that ~/.ssh/authorized_keys of `{user}` on the host holds one of them",
+            agent_keys_refused(.keys))]
+    AgentKeysRefused {
+        host: String,
+        user: String,
+        /// Each key: its SHA256 fingerprint and comment.
+        keys: Vec<String>,
+    },
     #[error("the SSH key's passphrase was to come from environment variable {var}, which is not set; export it before running baton")]
     Passphrase { var: String },
+    #[error("cannot read the SSH key {path}: {reason}; point `identity` under [ssh] at a readable private key file")]
+    KeyFile { path: String, reason: String },
+    #[error("the SSH key {path} is encrypted and no passphrase is set: set `passphrase_env` under [ssh] to the name of an environment variable \
+             that holds its passphrase, or add the key to an ssh agent (`ssh-add {path}`) and remove `identity`")]
+    KeyEncrypted { path: String },
+    #[error("wrong passphrase for the SSH key {path} (from environment variable {var}): put the key's passphrase in {var} \
+             (`ssh-keygen -y -f {path}` asks for it and shows whether it is right)")]
+    WrongPassphrase { path: String, var: String },
+    #[error("cannot use the SSH key {path}: {reason}. baton (libssh2) reads OpenSSH and PEM private keys of type ed25519, ecdsa, rsa or dsa, \
+             plain or encrypted with a passphrase; rewrite it in OpenSSH's format with `ssh-keygen -p -f {path}`, or make a new one with `ssh-keygen -t ed25519`")]
+    KeyUnsupported { path: String, reason: String },
     #[error("{host}: {reason}")]
     Channel { host: String, reason: String },
     #[error("{host}: `sudo -n {command}` needs a password; allow it without one for the login user (NOPASSWD in a sudoers file), or run baton's commands as a user that needs no sudo (`sudo = false`)")]
@@ -166,6 +197,19 @@ pub enum SshError {
         command: String,
         reason: String,
     },
+}
+
+/// "the ssh agent's only key (K) was refused" / "the ssh agent's N keys
+/// (K, ...) were all refused".
+fn agent_keys_refused(keys: &[String]) -> String {
+    match keys {
+        [one] => format!("the ssh agent's only key ({one}) was refused"),
+        many => format!(
+            "the ssh agent's {} keys ({}) were all refused",
+            many.len(),
+            many.join(", ")
+        ),
+    }
 }
 
 /// The key a server presented, for host-key errors.
@@ -416,5 +460,92 @@ impl SshHost {
             host: self.target.label(),
             reason: format!("command thread failed: {e}"),
         })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_errors_name_their_cause_and_fix() {
+        let host = "blue (deploy@198.18.0.11)".to_string();
+        let e = SshError::NoAgent { host: host.clone() }.to_string();
+        assert!(e.contains("no ssh agent: SSH_AUTH_SOCK is not set"), "{e}");
+        assert!(
+            e.contains("`identity` under [ssh]") && e.contains("ssh-add"),
+            "{e}"
+        );
+        let e = SshError::AgentEmpty {
+            host: host.clone(),
+            path: "/tmp/a.sock".into(),
+        }
+        .to_string();
+        assert!(
+            e.contains("the ssh agent at /tmp/a.sock holds no keys"),
+            "{e}"
+        );
+        assert!(
+            e.contains("SSH_AUTH_SOCK=/tmp/a.sock ssh-add KEYFILE"),
+            "{e}"
+        );
+        for e in [
+            SshError::NoAgent { host: host.clone() },
+            SshError::AgentEmpty {
+                host: host.clone(),
+                path: "/tmp/a.sock".into(),
+            },
+            SshError::AgentUnreachable {
+                host: host.clone(),
+                path: "/nonexistent".into(),
+                reason: "No such file or directory (os error 2)".into(),
+            },
+        ] {
+            assert!(!e.to_string().contains("authorized_keys"), "{e}");
+        }
+        let one = SshError::AgentKeysRefused {
+            host: host.clone(),
+            user: "deploy".into(),
+            keys: vec!["SHA256:a me@laptop".into()],
+        }
+        .to_string();
+        assert!(
+            one.starts_with("blue (deploy@198.18.0.11): the ssh agent's only key (SHA256:a me@laptop) was refused for user `deploy`"),
+            "{one}"
+        );
+        let two = SshError::AgentKeysRefused {
+            host,
+            user: "deploy".into(),
+            keys: vec!["SHA256:a".into(), "SHA256:b".into()],
+        }
+        .to_string();
+        assert!(
+            two.contains(
+                "the ssh agent's 2 keys (SHA256:a, SHA256:b) were all refused for user `deploy`"
+            ),
+            "{two}"
+        );
+        assert!(two.contains("authorized_keys of `deploy`"), "{two}");
+    }
+
+    #[test]
+    fn key_file_errors_name_their_cause_and_fix() {
+        let e = SshError::KeyEncrypted { path: "/k".into() }.to_string();
+        assert!(
+            e.starts_with(
+                "the SSH key /k is encrypted and no passphrase is set: set `passphrase_env`"
+            ),
+            "{e}"
+        );
+        let e = SshError::KeyUnsupported {
+            path: "/k".into(),
+            reason: "its type sk-ssh-ed25519@openssh.com is not one libssh2 can sign with".into(),
+        }
+        .to_string();
+        assert!(e.starts_with("cannot use the SSH key /k: its type"), "{e}");
+        assert!(
+            !e.contains("authorized_keys") && !e.contains("wrong passphrase"),
+            "{e}"
+        );
     }
 }
