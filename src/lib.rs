@@ -11,6 +11,7 @@ pub mod dns;
 pub mod exit;
 pub mod fence;
 pub mod history;
+pub mod hostlock;
 pub mod metrics;
 pub mod observe;
 pub mod printable;

@@ -16,6 +16,7 @@ use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::preflight;
 use crate::history;
+use crate::hostlock;
 use crate::observe;
 use crate::remote::Recorder;
 use crate::signals;
@@ -173,7 +174,18 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
     // The preflight step's time includes this observation (connecting,
     // asking where traffic is, checking both hosts).
     let mut observed_from = Instant::now();
-    let mut observed = observe::observe(pair).await;
+    // The hosts' own lock, tried while the pair is observed: another
+    // controller (another state directory) may be running on this pair.
+    let me = hostlock::holder(&req.operator, &req.command, &holder.since);
+    let (mut observed, tried) = tokio::join!(observe::observe(pair), hostlock::try_both(pair, &me));
+    let reachable = [
+        observed.sessions[0].is_some(),
+        observed.sessions[1].is_some(),
+    ];
+    let _host_locks = match hostlock::keep(tried, reachable) {
+        Ok(l) => l,
+        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
+    };
 
     if let Some(view) = last.filter(|v| v.finished.is_none()) {
         let recovered = recover(pair, &journal, &store, &view, &observed.sessions, progress).await;

@@ -128,3 +128,64 @@ fn a_full_state_disk_never_ends_in_ok_without_its_records_and_recover_heals_it()
     assert!(codes.contains(&4), "{outcomes:?}");
     assert!(codes.contains(&0), "{outcomes:?}");
 }
+
+#[test]
+fn two_controllers_with_different_state_directories_never_move_one_pair_at_once() {
+    let _lab = lab();
+    // Two configurations of the same pair, each with its own state.
+    let a = custom_config(|_, t| t);
+    let b = custom_config(|_, t| t);
+    let (cfg_a, cfg_b) = (a.path().join("baton.toml"), b.path().join("baton.toml"));
+    let first = spawn(&cfg_a, &["switchover", "web", "--reason", "controller A"]);
+    wait_for_begin(&a.path().join("state"), "web", "verify_service");
+    let second = baton(&cfg_b, &["switchover", "web", "--reason", "controller B"]);
+    assert_eq!(second.code, 5, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stdout.contains("in use by another baton run")
+            && second.stdout.contains("controller A")
+            && second.stdout.contains(&format!("pid {}", first.id())),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !b.path().join("state/web.journal").exists() || {
+            let j = fs::read_to_string(b.path().join("state/web.journal")).unwrap();
+            !j.contains("\"step\":\"switch\"")
+        }
+    );
+    let (code, out) = finish(first);
+    assert_eq!(code, 0, "{out}");
+    // Once A has finished, B (which has recorded nothing yet) sees the
+    // pair as it is now and may run.
+    assert!(holds_vip("baton-green"));
+    let after = baton(&cfg_b, &["status", "web"]);
+    assert_eq!(
+        after.code, 0,
+        "B records reality on first sight: {}",
+        after.stdout
+    );
+    let again = baton(
+        &cfg_b,
+        &["switchover", "web", "--reason", "controller B, later"],
+    );
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert!(holds_vip("baton-blue"));
+}
+
+#[test]
+fn the_hosts_lock_goes_with_a_controller_that_is_killed() {
+    let _lab = lab();
+    let a = custom_config(|_, t| t);
+    let b = custom_config(|_, t| t);
+    let (cfg_a, cfg_b) = (a.path().join("baton.toml"), b.path().join("baton.toml"));
+    let first = spawn(&cfg_a, &["switchover", "web", "--reason", "controller A"]);
+    wait_for_begin(&a.path().join("state"), "web", "verify_standby");
+    // SAFETY: SIGKILL to the child this test started.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    let _ = finish(first);
+    // The connection closed, so the hosts released A's lock at once.
+    let status = baton(&cfg_b, &["status", "web"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let run = baton(&cfg_b, &["switchover", "web", "--reason", "controller B"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}

@@ -191,7 +191,7 @@ impl Conn {
         &self,
         command: &str,
         probe: &[u8],
-        ready: impl FnOnce(),
+        ready: impl FnOnce(&[u8]),
         input: std::sync::mpsc::Receiver<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Output, SshError> {
@@ -209,7 +209,7 @@ impl Conn {
                 &mut ch, command, probe, &mut out, &mut err, deadline, timeout,
             )?;
         }
-        ready();
+        ready(&out);
         // A command that ended without answering (sudo refused it, say) is
         // not waited for: its output and status are the result.
         let (bytes, from) = if ch.eof() {

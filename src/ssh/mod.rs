@@ -225,11 +225,14 @@ pub struct PresentedKey {
     pub known_hosts: String,
 }
 
-/// A privileged command started on a host and waiting for its input
-/// (`SshHost::arm_privileged`).
+/// A command started on a host and waiting for its input
+/// (`SshHost::arm_privileged`, `SshHost::arm`).
 pub struct Armed {
     /// The command line as run, for the journal.
     pub command: String,
+    /// What it printed on standard output before it was ready (its answer
+    /// to the probe).
+    pub first: Vec<u8>,
     input: std::sync::mpsc::Sender<Vec<u8>>,
     done: tokio::task::JoinHandle<Result<Output, SshError>>,
     label: String,
@@ -396,12 +399,30 @@ impl SshHost {
     /// sends the input. The session runs nothing else until then. Dropping
     /// the `Armed` gives the program end of file with no input.
     pub async fn arm_privileged(&self, argv: &[&str], probe: &[u8]) -> Result<Armed, SshError> {
-        let command = self.privileged_line(argv);
+        self.arm(
+            self.privileged_line(argv),
+            probe,
+            self.target.command_timeout,
+        )
+        .await
+    }
+
+    /// Starts a shell command line as the login user, writes `probe` to it
+    /// and returns once it has answered (or ended), holding this session's
+    /// channel until the command is fired or dropped (dropping sends end of
+    /// file, as does `hold` passing without input). Nothing else runs on
+    /// the session meanwhile.
+    pub async fn arm(
+        &self,
+        command: String,
+        probe: &[u8],
+        hold: Duration,
+    ) -> Result<Armed, SshError> {
         let (input, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let conn = self.conn.clone();
         let label = self.target.label();
-        let (cmd, timeout) = (command.clone(), self.target.command_timeout);
+        let (cmd, timeout) = (command.clone(), hold);
         let probe = probe.to_vec();
         let done = tokio::task::spawn_blocking(move || {
             let conn = conn.lock().map_err(|_| SshError::Channel {
@@ -411,8 +432,8 @@ impl SshHost {
             conn.exec_when(
                 &cmd,
                 &probe,
-                move || {
-                    let _ = ready_tx.send(());
+                move |first: &[u8]| {
+                    let _ = ready_tx.send(first.to_vec());
                 },
                 rx,
                 timeout,
@@ -422,9 +443,10 @@ impl SshHost {
             host: self.target.label(),
             reason: format!("command thread failed: {e}"),
         };
-        if ready_rx.await.is_ok() {
+        if let Ok(first) = ready_rx.await {
             return Ok(Armed {
                 command,
+                first,
                 input,
                 done,
                 label: self.target.label(),
