@@ -99,6 +99,22 @@ fn with_fence() -> (tempfile::TempDir, PathBuf) {
     (dir, cfg)
 }
 
+/// The run ended with `code` and said `text`.
+fn expect(run: &Run, code: i32, text: &str) {
+    assert_eq!(run.code, code, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(text), "{}", run.stdout);
+}
+
+/// The lab's fence hook was never called (a rejoining host is repaired,
+/// not dead).
+fn never_fenced() {
+    assert!(
+        fence_calls().is_empty(),
+        "the fence ran on the rejoining host: {:?}",
+        fence_calls()
+    );
+}
+
 fn failover(cfg: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["failover", "web", "--reason", "03:00 page"];
     args.extend_from_slice(extra);
@@ -132,12 +148,7 @@ fn failover_with_the_primary_host_down_moves_the_vip_and_marks_it_failed() {
     let cfg = lab_config();
     host_down("blue");
     let run = failover(&cfg, &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("no host answers for 198.18.0.100"),
-        "{}",
-        run.stdout
-    );
+    expect(&run, 0, "no host answers for 198.18.0.100");
     host_up("blue");
     // blue kept the address on its downed link; the rejoin takes it away.
     assert!(holds_vip("green"));
@@ -162,12 +173,7 @@ fn failover_with_only_the_primarys_sshd_down_is_refused_unless_forced() {
     // Forced without a fence command: blue still answers for the VIP on
     // the link, so green does not take it and the run says why.
     let forced = failover(&lab_config(), &["--force"]);
-    assert_eq!(forced.code, 4, "{}\n{}", forced.stdout, forced.stderr);
-    assert!(
-        forced.stdout.contains("is still answered on the link"),
-        "{}",
-        forced.stdout
-    );
+    expect(&forced, 4, "is still answered on the link");
     assert_eq!(vip_on(), (true, false), "exactly one host holds the VIP");
     let log = baton(&lab_config(), &["log", "web"]);
     assert!(log.stdout.contains("failover --force"), "{}", log.stdout);
@@ -194,12 +200,7 @@ fn failover_with_the_primarys_service_down_takes_the_vip_off_it() {
     let _lab = lab();
     stop("blue", "nginx");
     let run = failover(&lab_config(), &[]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("removed 198.18.0.100/24 from blue"),
-        "{}",
-        run.stdout
-    );
+    expect(&run, 0, "removed 198.18.0.100/24 from blue");
     assert_eq!(vip_on(), (false, true));
 }
 
@@ -209,8 +210,7 @@ fn failover_with_the_vip_on_both_and_a_healthy_primary_is_refused_and_changes_no
     add_vip("green");
     for extra in [&[][..], &["--force"][..]] {
         let run = failover(&lab_config(), extra);
-        assert_eq!(run.code, 4, "{extra:?}: {}\n{}", run.stdout, run.stderr);
-        assert!(run.stdout.contains("split brain"), "{}", run.stdout);
+        expect(&run, 4, "split brain");
         assert_eq!(vip_on(), (true, true), "nothing changed");
     }
     assert!(
@@ -224,12 +224,7 @@ fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused() {
     let _lab = lab();
     del_vip("blue");
     let run = failover(&lab_config(), &[]);
-    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("no host holds traffic"),
-        "{}",
-        run.stdout
-    );
+    expect(&run, 4, "no host holds traffic");
     assert_eq!(vip_on(), (false, false), "nothing changed");
 }
 
@@ -241,9 +236,8 @@ fn rejoin_of_a_host_still_down_is_refused() {
     let (_dir, cfg) = with_fence();
     failed_over_to_green(&cfg);
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
-    assert_eq!(run.code, 5, "{}", run.stdout);
-    assert!(run.stdout.contains("still unreachable"), "{}", run.stdout);
-    assert!(fence_calls().is_empty(), "{:?}", fence_calls());
+    expect(&run, 5, "still unreachable");
+    never_fenced();
     assert_eq!(state_of(&cfg)["failed"], "blue");
 }
 
@@ -255,13 +249,8 @@ fn rejoin_with_the_hosts_sshd_down_is_refused() {
     host_up("blue");
     stop("blue", "sshd");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
-    assert_eq!(run.code, 5, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("still unreachable over SSH"),
-        "{}",
-        run.stdout
-    );
-    assert!(fence_calls().is_empty(), "{:?}", fence_calls());
+    expect(&run, 5, "still unreachable over SSH");
+    never_fenced();
     // blue came back holding the VIP: still split brain, nothing touched.
     assert_eq!(vip_on(), (true, true));
 }
@@ -274,17 +263,8 @@ fn rejoin_with_the_hosts_service_down_releases_it_and_keeps_it_failed() {
     host_up("blue");
     stop("blue", "nginx");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("blue stays marked failed"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        fence_calls().is_empty(),
-        "the fence ran on the rejoining host: {:?}",
-        fence_calls()
-    );
+    expect(&run, 1, "blue stays marked failed");
+    never_fenced();
     assert_eq!(vip_on(), (false, true), "the VIP it came back with is gone");
     assert_eq!(state_of(&cfg)["failed"], "blue");
 }
@@ -301,17 +281,8 @@ fn rejoin_of_a_host_back_with_the_vip_removes_it_and_never_runs_the_fence() {
         "split brain until rejoin"
     );
     let run = baton(&cfg, &["rejoin", "web", "--reason", "blue repaired"]);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("removed 198.18.0.100/24 from blue"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        fence_calls().is_empty(),
-        "the fence ran on the rejoining host: {:?}",
-        fence_calls()
-    );
+    expect(&run, 0, "removed 198.18.0.100/24 from blue");
+    never_fenced();
     assert_eq!(vip_on(), (false, true));
     assert!(state_of(&cfg).get("failed").is_none());
     assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
@@ -332,13 +303,8 @@ fn rejoin_with_the_vip_on_neither_host_is_refused() {
     del_vip("blue");
     del_vip("green");
     let run = baton(&cfg, &["rejoin", "web", "--reason", "try"]);
-    assert_eq!(run.code, 4, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("it is on neither host"),
-        "{}",
-        run.stdout
-    );
-    assert!(fence_calls().is_empty());
+    expect(&run, 4, "it is on neither host");
+    never_fenced();
     assert_eq!(vip_on(), (false, false));
 }
 
@@ -402,12 +368,7 @@ fn a_wrong_interface_is_named_in_status_and_in_the_refused_runs_journal() {
     });
     let cfg = dir.path().join("baton.toml");
     let status = baton(&cfg, &["status", "web"]);
-    assert_eq!(status.code, 4, "{}", status.stdout);
-    assert!(
-        status.stdout.contains("Device \"eth9\" does not exist"),
-        "{}",
-        status.stdout
-    );
+    expect(&status, 4, "Device \"eth9\" does not exist");
     let run = baton(&cfg, &["switchover", "web", "--reason", "try"]);
     assert_eq!(run.code, 4, "{}", run.stdout);
     let end = step_end(&dir.path().join("state"), "web", "preflight");
@@ -457,8 +418,7 @@ fn recover_with_the_vip_on_both_hosts_changes_nothing_and_needs_an_operator() {
     add_vip("blue");
     add_vip("green");
     let run = baton(&lab_config(), &["recover", "web"]);
-    assert_eq!(run.code, 4, "{}", run.stdout);
-    assert!(run.stdout.contains("traffic is unclear"), "{}", run.stdout);
+    expect(&run, 4, "traffic is unclear");
     assert_eq!(vip_on(), (true, true), "nothing changed");
 }
 
@@ -492,12 +452,7 @@ fn recover_with_the_new_primarys_sshd_down_needs_an_operator_and_a_plain_failove
         &lab_config(),
         &["failover", "web", "--reason", "green sshd"],
     );
-    assert_eq!(refused.code, 5, "{}", refused.stdout);
-    assert!(
-        refused.stdout.contains("still answers"),
-        "{}",
-        refused.stdout
-    );
+    expect(&refused, 5, "still answers");
 }
 
 #[cfg(feature = "failpoints")]
