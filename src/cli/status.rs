@@ -36,6 +36,9 @@ struct PairReport {
     verdict: Verdict,
     hosts: Vec<HostReport>,
     dns_servers: Vec<DnsReport>,
+    /// The TSIG key proved against the zone's primary (`null` for other
+    /// methods).
+    tsig: Option<TsigReport>,
     problems: Vec<Finding>,
 }
 
@@ -50,6 +53,12 @@ struct HostReport {
     version: Option<String>,
     version_error: Option<String>,
     checks: Vec<assess::CheckOutcome>,
+}
+
+#[derive(Serialize)]
+struct TsigReport {
+    ok: bool,
+    detail: String,
 }
 
 #[derive(Serialize)]
@@ -204,7 +213,7 @@ fn report(
         })
         .collect();
     let dns_servers = match &seen.traffic {
-        TrafficSeen::Dns(answers) => answers
+        TrafficSeen::Dns { answers, .. } => answers
             .iter()
             .map(|(s, r)| DnsReport {
                 server: s.to_string(),
@@ -217,6 +226,13 @@ fn report(
             .collect(),
         _ => vec![],
     };
+    let tsig = match &seen.traffic {
+        TrafficSeen::Dns { key, .. } => Some(TsigReport {
+            ok: key.ok(),
+            detail: key.detail().to_string(),
+        }),
+        _ => None,
+    };
     PairReport {
         pair: pair.name.clone(),
         environment: pair.environment.clone(),
@@ -228,6 +244,7 @@ fn report(
         verdict: a.verdict,
         hosts,
         dns_servers,
+        tsig,
         problems: a.findings,
     }
 }
@@ -249,7 +266,8 @@ fn holder_word(h: &Holder) -> String {
     }
 }
 
-/// The human table: one line per pair, one per host, one per problem.
+/// The human table: one line per pair, one per host, one per DNS server
+/// and the TSIG key, one per problem.
 fn render(reports: &[PairReport]) -> String {
     let mut rows: Vec<[String; 7]> = vec![[
         "PAIR".into(),
@@ -324,6 +342,10 @@ fn render(reports: &[PairReport]) -> String {
                 _ => "?".into(),
             };
             out.push_str(&format!("    dns {:<21} {said}\n", d.server));
+        }
+        if let Some(t) = &r.tsig {
+            let word = if t.ok { "ok" } else { "FAIL" };
+            out.push_str(&format!("    tsig {word}: {}\n", t.detail));
         }
         for p in &r.problems {
             let mark = match p.severity {

@@ -65,6 +65,9 @@ pub fn problems(
                 }
                 _ => {}
             }
+            // The switch comes after the fence: a DNS key the zone's
+            // primary refuses would leave the pair with no one serving.
+            out.extend(a.switch_blocked.iter().cloned());
             if healthy(r.from) && a.holder == Holder::Host(r.from.to_string()) {
                 out.push(format!(
                     "the primary {} is reachable, healthy and holds traffic: this is not a failover; use `baton switchover {pair}`",
