@@ -254,7 +254,17 @@ impl TsigRefusal {
         }
     }
 
-    /// The refusal and what to check, for `key` at `server`.
+    /// The TSIG error's name.
+    pub fn code(&self) -> String {
+        match self {
+            TsigRefusal::BadKey => "BADKEY".to_string(),
+            TsigRefusal::BadSig => "BADSIG".to_string(),
+            TsigRefusal::BadTime { .. } => "BADTIME".to_string(),
+            TsigRefusal::Other(code) => format!("TSIG error {code}"),
+        }
+    }
+
+    /// What the refusal means and what to check, for `key` at `server`.
     pub fn explain(&self, server: SocketAddr, key: &KeyLabel) -> String {
         let KeyLabel {
             file,
@@ -263,23 +273,23 @@ impl TsigRefusal {
         } = key;
         match self {
             TsigRefusal::BadKey => format!(
-                "BADKEY: {server} has no key `{name}` of algorithm {algorithm}; check that the key name and algorithm in {file} are exactly those of the key the server has for updates"
+                "it has no key `{name}` of algorithm {algorithm}; make the key name and algorithm in {file} those of the key the server has for updates"
             ),
             TsigRefusal::BadSig => format!(
-                "BADSIG: {server} has a key `{name}` ({algorithm}), but the secret in {file} is not its secret; copy the server's secret for `{name}` into {file}"
+                "it has a key `{name}` ({algorithm}), but with another secret than {file}; copy the server's secret for `{name}` into {file}"
             ),
             TsigRefusal::BadTime { ahead } => {
                 let skew = match ahead {
-                    Some(s) if *s >= 0 => format!(", this machine's clock is {s} s ahead of the server's"),
-                    Some(s) => format!(", this machine's clock is {} s behind the server's", s.unsigned_abs()),
+                    Some(s) if *s >= 0 => format!(" (this machine's clock is {s} s ahead of the server's)"),
+                    Some(s) => format!(" (this machine's clock is {} s behind the server's)", s.unsigned_abs()),
                     None => String::new(),
                 };
                 format!(
-                    "BADTIME: the signature's time is more than {FUDGE} s away from the server's clock{skew}; check the clocks of this machine and of {server} (NTP)"
+                    "the signature's time is more than {FUDGE} s away from the server's clock{skew}; check the clocks of this machine and of {server} (NTP)"
                 )
             }
-            TsigRefusal::Other(code) => format!(
-                "TSIG error {code}; check {file} against the key `{name}` the server has"
+            TsigRefusal::Other(_) => format!(
+                "check {file} against the key `{name}` ({algorithm}) the server has"
             ),
         }
     }
@@ -375,7 +385,7 @@ fn code_text(code: ResponseCode) -> String {
 /// Why the key could not be proved against the zone's primary.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyProofError {
-    #[error("{server}, the zone's primary, refused the TSIG signature of {key}: {}", .refusal.explain(*.server, .key))]
+    #[error("{server} (the zone's primary) refused the TSIG signature ({}): {}", .refusal.code(), .refusal.explain(*.server, .key))]
     Refused {
         server: SocketAddr,
         refusal: TsigRefusal,
@@ -499,7 +509,7 @@ pub enum DnsUpdateError {
         name: String,
         expected: String,
     },
-    #[error("{server} refused the TSIG signature of the update with {key}, nothing was changed: {}{}", .refusal.explain(*.server, .key), policy_note(*.refusal, .name))]
+    #[error("{server} refused the TSIG signature of the update ({}), nothing was changed: {}{}", .refusal.code(), .refusal.explain(*.server, .key), policy_note(*.refusal, .name))]
     BadKey {
         server: SocketAddr,
         refusal: TsigRefusal,

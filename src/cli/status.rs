@@ -343,9 +343,12 @@ fn render(reports: &[PairReport]) -> String {
             };
             out.push_str(&format!("    dns {:<21} {said}\n", d.server));
         }
-        if let Some(t) = &r.tsig {
-            let word = if t.ok { "ok" } else { "FAIL" };
-            out.push_str(&format!("    tsig {word}: {}\n", t.detail));
+        // A key that is not proven is always a problem too, whose line
+        // below says why.
+        match &r.tsig {
+            Some(t) if t.ok => out.push_str(&format!("    tsig ok: {}\n", t.detail)),
+            Some(_) => out.push_str("    tsig FAIL\n"),
+            None => {}
         }
         for p in &r.problems {
             let mark = match p.severity {

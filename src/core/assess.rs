@@ -366,13 +366,11 @@ fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<Stri
         KeySeen::Proven(_) => return None,
         KeySeen::Refused(why) => (
             Severity::Operator,
-            format!(
-                "the zone's primary refuses the TSIG key, so a switch by DNS would fail: {why}"
-            ),
+            format!("a switch by DNS would fail: {why}"),
         ),
         KeySeen::Unproven(why) => (
             Severity::Operator,
-            format!("the TSIG key could not be proved, and a switch by DNS would fail: {why}"),
+            format!("a switch by DNS would fail, the TSIG key could not be proved: {why}"),
         ),
         KeySeen::Unasked(why) => (
             Severity::Degraded,
