@@ -273,7 +273,7 @@ impl TsigRefusal {
         } = key;
         match self {
             TsigRefusal::BadKey => format!(
-                "it has no key `{name}` of algorithm {algorithm}; make the key name and algorithm in {file} those of the key the server has for updates"
+                "it has no key `{name}` of algorithm {algorithm}; make the key name and algorithm in {file} those of the key the server has for updates, and check that {server}, the first of `servers`, is the zone's primary (updates go to it; a secondary often has no such key)"
             ),
             TsigRefusal::BadSig => format!(
                 "it has a key `{name}` ({algorithm}), but with another secret than {file}; copy the server's secret for `{name}` into {file}"

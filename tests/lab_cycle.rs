@@ -1605,13 +1605,16 @@ fn a_host_taking_the_address_ends_a_hold_left_on_it() {
 }
 
 #[test]
-fn a_secondary_listed_first_refuses_the_update_and_the_message_says_why() {
+fn a_secondary_listed_first_is_refused_in_preflight_and_the_message_says_why() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
         set_key(&t, "servers", "[\"198.18.0.54:53\", \"198.18.0.53:53\"]")
     });
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
-    assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
+    // The key is proved against the first server, the secondary, which has
+    // no such key (BADKEY): refused before anything changed.
+    assert_eq!(run.code, 5, "did not start: {}", run.stdout);
+    assert!(run.stdout.contains("BADKEY"), "{}", run.stdout);
     assert!(
         run.stdout
             .contains("198.18.0.54:53, the first of `servers`, is the zone's primary"),
