@@ -1,6 +1,7 @@
 //! Observation: asks the real world about a pair (SSH to both hosts, the
 //! VIP on each interface, every authoritative DNS server directly, the
-//! health checks, the version command) and packs the answers into a
+//! TSIG key proved against the zone's primary, the health checks, the
+//! version command) and packs the answers into a
 //! `core::assess::PairSeen`. Everything runs concurrently, each part bounded
 //! by its timeout, so one dead host cannot hang the report.
 
@@ -10,8 +11,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::checks;
-use crate::config::{CheckKind, Host, Pair, Traffic};
-use crate::core::assess::{CheckOutcome, HostSeen, LastRun, PairSeen, TrafficSeen};
+use crate::config::{CheckKind, Dns, Host, Pair, Traffic};
+use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
 use crate::dns;
 use crate::quote;
 use crate::ssh::{SshError, SshHost, Target};
@@ -105,9 +106,9 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             let answers = join_all(d.servers.iter().map(|s| async move {
                 let r = dns::query(*s, &d.name, rtype, timeout).await;
                 (*s, r.map(|a| a.addresses()).map_err(|e| e.to_string()))
-            }))
-            .await;
-            TrafficSeen::Dns(answers)
+            }));
+            let (answers, key) = tokio::join!(answers, prove_key(d, timeout));
+            TrafficSeen::Dns { answers, key }
         }
         Traffic::Command(c) => {
             let secrets = crate::remote::secrets(pair);
@@ -119,6 +120,34 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
                     .map_err(|e| redact(&e, &secrets)),
             )
         }
+    }
+}
+
+/// Proves the TSIG key against the zone's primary, the first of `servers`
+/// (the server the switch's update goes to), with a signed query that
+/// changes nothing.
+async fn prove_key(d: &Dns, timeout: Duration) -> KeySeen {
+    let Some(primary) = d.servers.first().copied() else {
+        return KeySeen::Unproven("no server is configured to prove the key against".to_string());
+    };
+    match dns::prove_key(primary, &d.zone, &d.tsig_key, timeout).await {
+        Ok(()) => KeySeen::Proven(format!(
+            "{primary} (the zone's primary) verified key `{}` ({}) and signed its answer with it",
+            d.tsig_key.name,
+            d.tsig_key.algorithm.name()
+        )),
+        Err(e @ dns::KeyProofError::Refused { .. }) => KeySeen::Refused(e.to_string()),
+        Err(e @ (dns::KeyProofError::Timeout { .. } | dns::KeyProofError::Failed { .. })) => {
+            KeySeen::Unasked(e.to_string())
+        }
+        Err(
+            e @ (dns::KeyProofError::Unsigned { .. }
+            | dns::KeyProofError::Unverified { .. }
+            | dns::KeyProofError::Answered { .. }
+            | dns::KeyProofError::NotAuthoritative { .. }
+            | dns::KeyProofError::NotApex { .. }
+            | dns::KeyProofError::BadZone { .. }),
+        ) => KeySeen::Unproven(e.to_string()),
     }
 }
 

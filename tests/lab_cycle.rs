@@ -378,16 +378,20 @@ fn a_wrong_tsig_key_is_refused_and_traffic_stays() {
         t.replace("keys/update.key", "keys/wrong.key")
     });
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
+    // Refused in preflight, before anything changed: the key is proved
+    // against the zone's primary first.
+    assert_eq!(run.code, 5, "{}", run.stdout);
     assert!(
-        run.stdout.contains("refused the TSIG signature"),
+        run.stdout.contains("did not start, nothing was changed")
+            && run.stdout.contains("refused the TSIG signature")
+            && run.stdout.contains("BADSIG"),
         "{}",
         run.stdout
     );
     assert_eq!(dns_answer(), "198.18.0.21");
     assert_eq!(
-        ended(&dir.path().join("state"), "api").last().unwrap(),
-        &("switch_back".to_string(), true)
+        ended(&dir.path().join("state"), "api"),
+        [("preflight".to_string(), false)]
     );
 }
 
@@ -1668,13 +1672,16 @@ fn a_host_taking_the_address_ends_a_hold_left_on_it() {
 }
 
 #[test]
-fn a_secondary_listed_first_refuses_the_update_and_the_message_says_why() {
+fn a_secondary_listed_first_is_refused_in_preflight_and_the_message_says_why() {
     let _lab = lab();
     let dir = with_pair("api.toml", |t| {
         set_key(&t, "servers", "[\"198.18.0.54:53\", \"198.18.0.53:53\"]")
     });
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "api"]);
-    assert_eq!(run.code, 1, "failed, traffic unchanged: {}", run.stdout);
+    // The key is proved against the first server, the secondary, which has
+    // no such key (BADKEY): refused before anything changed.
+    assert_eq!(run.code, 5, "did not start: {}", run.stdout);
+    assert!(run.stdout.contains("BADKEY"), "{}", run.stdout);
     assert!(
         run.stdout
             .contains("198.18.0.54:53, the first of `servers`, is the zone's primary"),
@@ -1729,4 +1736,68 @@ fn the_old_ttl_is_counted_from_when_every_server_gives_the_lowered_one() {
         ],
     );
     assert!(answer.contains("\t5\tIN\tA\t198.18.0.21"), "{answer}");
+}
+
+#[test]
+fn a_wrong_tsig_key_stops_apply_and_failover_in_preflight() {
+    let _lab = lab();
+    let wrong = fs::read_to_string(Path::new(LAB).join("keys/wrong.key")).unwrap();
+    let secret = wrong.split('"').nth(3).unwrap().to_string();
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("fenced");
+    let mark_s = mark.display().to_string();
+    let dir = with_pair("api.toml", move |t| {
+        t.replace("keys/update.key", "keys/wrong.key").replace(
+            "environment = \"dev\"",
+            &format!("environment = \"dev\"\nfence = \"echo {{host}} > {mark_s}\""),
+        )
+    });
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    let run = baton(&cfg, &["apply", "api", "--change", "v2"]);
+    assert_eq!(run.code, 5, "did not start: {}", run.stdout);
+    assert!(
+        run.stdout.contains("did not start, nothing was changed") && run.stdout.contains("BADSIG"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        page("violet"),
+        "host=violet version=1\n",
+        "the standby is untouched"
+    );
+    assert_eq!(ended(&state, "api"), [("preflight".to_string(), false)]);
+    assert!(
+        !journal(&state, "api")
+            .iter()
+            .any(|r| r["step"] == "apply_standby"),
+        "no apply_standby in the journal"
+    );
+    // A failover (the primary cut off): its switch would come after the
+    // fence, so the refused key stops it before the fence.
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "down"]);
+    let run = baton(&cfg, &["failover", "api"]);
+    netns_ok("baton-amber", &["ip", "link", "set", "eth0", "up"]);
+    assert_eq!(run.code, 5, "did not start: {}", run.stdout);
+    assert!(run.stdout.contains("BADSIG"), "{}", run.stdout);
+    assert!(!mark.exists(), "the fence command ran");
+    assert!(
+        !journal(&state, "api").iter().any(|r| r["step"] == "fence"),
+        "no fence in the journal"
+    );
+    assert_eq!(dns_answer(), "198.18.0.21");
+    assert_eq!(state_failed(&state), serde_json::Value::Null);
+    let journal_text = fs::read_to_string(state.join("api.journal")).unwrap();
+    assert!(
+        !journal_text.contains(&secret),
+        "the secret is in the journal"
+    );
+}
+
+/// The host a pair's state marks failed (null when none, or no state).
+fn state_failed(dir: &Path) -> serde_json::Value {
+    fs::read_to_string(dir.join("api.state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map_or(serde_json::Value::Null, |v| v["failed"].clone())
 }

@@ -38,6 +38,9 @@ struct PairReport {
     verdict: Verdict,
     hosts: Vec<HostReport>,
     dns_servers: Vec<DnsReport>,
+    /// The TSIG key proved against the zone's primary (`null` for other
+    /// methods).
+    tsig: Option<TsigReport>,
     problems: Vec<Finding>,
 }
 
@@ -52,6 +55,12 @@ struct HostReport {
     version: Option<String>,
     version_error: Option<String>,
     checks: Vec<assess::CheckOutcome>,
+}
+
+#[derive(Serialize)]
+struct TsigReport {
+    ok: bool,
+    detail: String,
 }
 
 #[derive(Serialize)]
@@ -213,7 +222,7 @@ fn report(
         })
         .collect();
     let dns_servers = match &seen.traffic {
-        TrafficSeen::Dns(answers) => answers
+        TrafficSeen::Dns { answers, .. } => answers
             .iter()
             .map(|(s, r)| DnsReport {
                 server: s.to_string(),
@@ -226,6 +235,13 @@ fn report(
             .collect(),
         _ => vec![],
     };
+    let tsig = match &seen.traffic {
+        TrafficSeen::Dns { key, .. } => Some(TsigReport {
+            ok: key.ok(),
+            detail: key.detail().to_string(),
+        }),
+        _ => None,
+    };
     PairReport {
         pair: pair.name.clone(),
         environment: pair.environment.clone(),
@@ -237,6 +253,7 @@ fn report(
         verdict: a.verdict,
         hosts,
         dns_servers,
+        tsig,
         problems: a.findings,
     }
 }
@@ -258,7 +275,8 @@ fn holder_word(h: &Holder) -> String {
     }
 }
 
-/// The human table: one line per pair, one per host, one per problem.
+/// The human table: one line per pair, one per host, one per DNS server
+/// and the TSIG key, one per problem.
 fn render(reports: &[PairReport]) -> String {
     let mut rows: Vec<[String; 7]> = vec![[
         "PAIR".into(),
@@ -333,6 +351,13 @@ fn render(reports: &[PairReport]) -> String {
                 _ => "?".into(),
             };
             out.push_str(&format!("    dns {:<21} {said}\n", d.server));
+        }
+        // A key that is not proven is always a problem too, whose line
+        // below says why.
+        match &r.tsig {
+            Some(t) if t.ok => out.push_str(&format!("    tsig ok: {}\n", t.detail)),
+            Some(_) => out.push_str("    tsig FAIL\n"),
+            None => {}
         }
         for p in &r.problems {
             let mark = match p.severity {

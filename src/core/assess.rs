@@ -83,9 +83,47 @@ pub enum TrafficSeen {
     /// VIP holders come from `HostSeen::holds_vip`.
     Vip,
     /// Each authoritative server's answer (addresses) or why it gave none.
-    Dns(Vec<(SocketAddr, Result<Vec<IpAddr>, String>)>),
+    Dns {
+        /// Per server, in the order of `servers`.
+        answers: Vec<(SocketAddr, Result<Vec<IpAddr>, String>)>,
+        /// The TSIG key, proved against the zone's primary.
+        key: KeySeen,
+    },
     /// The query hook's answer (a host name or address) or its failure.
     Command(Result<String, String>),
+}
+
+/// What became of proving the TSIG key against the zone's primary (a
+/// signed query, which changes nothing), each with the sentence to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySeen {
+    /// The server verified the signature and signed its answer with the key.
+    Proven(String),
+    /// The server refused the signature (BADKEY, BADSIG, BADTIME): its
+    /// update would be refused the same way.
+    Refused(String),
+    /// The server answered, but that proves nothing or shows that a switch
+    /// would fail (not the zone's primary, an answer that does not verify).
+    Unproven(String),
+    /// The server could not be asked (no answer in time, no route).
+    Unasked(String),
+}
+
+impl KeySeen {
+    /// Proven.
+    pub fn ok(&self) -> bool {
+        matches!(self, KeySeen::Proven(_))
+    }
+
+    /// The sentence to show.
+    pub fn detail(&self) -> &str {
+        match self {
+            KeySeen::Proven(d)
+            | KeySeen::Refused(d)
+            | KeySeen::Unproven(d)
+            | KeySeen::Unasked(d) => d,
+        }
+    }
 }
 
 /// Everything observed of one pair.
@@ -188,17 +226,25 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
     /// The overall verdict.
     pub verdict: Verdict,
+    /// Why moving traffic would fail before it could move (a DNS key the
+    /// zone's primary refuses or that could not be proved); every run that
+    /// switches, a failover included, refuses to start on these.
+    pub switch_blocked: Vec<String>,
 }
 
 /// Assesses an observation.
 pub fn assess(seen: &PairSeen) -> Assessment {
     let mut findings = Vec::new();
+    let mut switch_blocked = Vec::new();
     let mut add = |severity, message: String| findings.push(Finding { severity, message });
     let [a, b] = &seen.hosts;
 
     let holder = match &seen.traffic {
         TrafficSeen::Vip => vip_holder(a, b, &mut add),
-        TrafficSeen::Dns(answers) => dns_holder(a, b, answers, &mut add),
+        TrafficSeen::Dns { answers, key } => {
+            switch_blocked.extend(dns_key(key, &mut add));
+            dns_holder(a, b, answers, &mut add)
+        }
         TrafficSeen::Command(answer) => match answer {
             Err(e) => Holder::Unknown(format!("the query hook failed: {e}")),
             Ok(s) => {
@@ -328,6 +374,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         record,
         findings,
         verdict,
+        switch_blocked,
     }
 }
 
@@ -405,6 +452,28 @@ fn dns_holder(
         (true, false) => Holder::Host(a.name.clone()),
         (false, true) => Holder::Host(b.name.clone()),
     }
+}
+
+/// The finding for the TSIG key, if it is not proven; returns why a
+/// switch would fail.
+fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<String> {
+    let (severity, message) = match key {
+        KeySeen::Proven(_) => return None,
+        KeySeen::Refused(why) => (
+            Severity::Operator,
+            format!("a switch by DNS would fail: {why}"),
+        ),
+        KeySeen::Unproven(why) => (
+            Severity::Operator,
+            format!("a switch by DNS would fail, the TSIG key could not be proved: {why}"),
+        ),
+        KeySeen::Unasked(why) => (
+            Severity::Degraded,
+            format!("the TSIG key could not be proved against the zone's primary: {why}"),
+        ),
+    };
+    add(severity, message.clone());
+    Some(message)
 }
 
 fn list(v: &[IpAddr]) -> String {
@@ -533,8 +602,8 @@ mod tests {
                 host("amber", "10.0.0.21", None),
                 host("violet", "10.0.0.22", None),
             ],
-            traffic: TrafficSeen::Dns(
-                answers
+            traffic: TrafficSeen::Dns {
+                answers: answers
                     .into_iter()
                     .enumerate()
                     .map(|(i, r)| {
@@ -545,7 +614,8 @@ mod tests {
                         )
                     })
                     .collect(),
-            ),
+                key: KeySeen::Proven("10.0.0.53:53 verified the key".into()),
+            },
             recorded: roles("amber", "violet"),
             last_run: LastRun::Settled,
         }
@@ -646,5 +716,83 @@ mod tests {
             via_ssh: true,
         };
         assert!(!h.serving());
+    }
+
+    /// The DNS pair as `dns` sees it, with the key proof replaced.
+    fn dns_with_key(key: KeySeen) -> PairSeen {
+        let mut seen = dns(vec![Ok(vec!["10.0.0.21"]), Ok(vec!["10.0.0.21"])]);
+        if let TrafficSeen::Dns { key: k, .. } = &mut seen.traffic {
+            *k = key;
+        }
+        seen
+    }
+
+    #[test]
+    fn a_proven_key_is_no_finding() {
+        let a = assess(&dns_with_key(KeySeen::Proven("verified".into())));
+        assert_eq!(a.verdict, Verdict::Ok, "{:?}", a.findings);
+        assert!(a.switch_blocked.is_empty());
+    }
+
+    #[test]
+    fn a_refused_key_needs_an_operator_and_blocks_every_switching_run() {
+        use crate::core::cycle::Kind;
+        use crate::core::preflight::{problems, Roles as RunRoles};
+        let why = "10.0.0.53:53 refused the TSIG signature: BADSIG";
+        let mut seen = dns_with_key(KeySeen::Refused(why.into()));
+        let a = assess(&seen);
+        assert_eq!(a.holder, Holder::Host("amber".into()));
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+        assert_eq!(a.findings[0].severity, Severity::Operator);
+        assert!(
+            a.findings[0].message.contains("a switch by DNS would fail")
+                && a.findings[0].message.contains(why),
+            "{:?}",
+            a.findings
+        );
+        assert_eq!(a.switch_blocked, vec![a.findings[0].message.clone()]);
+        let roles = RunRoles {
+            from: "amber",
+            to: "violet",
+            failed: None,
+            forced: false,
+        };
+        for kind in [Kind::Apply, Kind::Switchover] {
+            let p = problems(kind, "api", &seen, &a, roles);
+            assert!(p.iter().any(|p| p.contains(why)), "{kind:?}: {p:?}");
+        }
+        // A failover: the primary is dead, the standby healthy; the switch
+        // after the fence would fail, so it must not start.
+        seen.hosts[0].ssh = Err("timed out".into());
+        seen.hosts[0].checks[0].ok = false;
+        let a = assess(&seen);
+        let p = problems(Kind::Failover, "api", &seen, &a, roles);
+        assert!(p.iter().any(|p| p.contains(why)), "{p:?}");
+        // With the key proven, the same failover may start.
+        let mut proven = dns_with_key(KeySeen::Proven("verified".into()));
+        proven.hosts[0].ssh = Err("timed out".into());
+        proven.hosts[0].checks[0].ok = false;
+        let a = assess(&proven);
+        assert!(problems(Kind::Failover, "api", &proven, &a, roles).is_empty());
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_proved_needs_an_operator_or_is_degraded_when_unasked() {
+        let a = assess(&dns_with_key(KeySeen::Unproven(
+            "10.0.0.53:53 is not authoritative for the zone".into(),
+        )));
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert_eq!(a.switch_blocked.len(), 1);
+        let a = assess(&dns_with_key(KeySeen::Unasked(
+            "10.0.0.53:53 did not answer".into(),
+        )));
+        assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);
+        assert!(a.findings[0].message.contains("did not answer"));
+        assert_eq!(
+            a.switch_blocked.len(),
+            1,
+            "a failover must not start either"
+        );
     }
 }

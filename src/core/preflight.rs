@@ -59,6 +59,9 @@ pub fn problems(
                 )),
                 _ => {}
             }
+            // The switch comes after the fence: a DNS key the zone's
+            // primary refuses would leave the pair with no one serving.
+            out.extend(a.switch_blocked.iter().cloned());
             if let Some(p) = host(r.from) {
                 out.extend(primary_still_serves(pair, p, &a.holder, r));
             }
