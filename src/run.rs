@@ -409,10 +409,7 @@ async fn fresh(
     let drift = match kind {
         Kind::Apply | Kind::Switchover => {
             assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
-                || assessment
-                    .findings
-                    .iter()
-                    .any(|f| f.message.contains("record says"))
+                || assessment.not_as_recorded
         }
         // Split brain, or nobody serving: a person must decide.
         Kind::Failover => matches!(assessment.holder, Seen::Both | Seen::Neither),

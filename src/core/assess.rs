@@ -230,6 +230,9 @@ pub struct Assessment {
     /// zone's primary refuses or that could not be proved); every run that
     /// switches, a failover included, refuses to start on these.
     pub switch_blocked: Vec<String>,
+    /// Exactly one host holds traffic, but not the one the record names
+    /// (changed outside baton): no run may start until an operator looks.
+    pub not_as_recorded: bool,
 }
 
 /// Assesses an observation.
@@ -306,6 +309,10 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     }
 
     let mut record = None;
+    let not_as_recorded = matches!(
+        (&holder, &seen.recorded),
+        (Holder::Host(h), Some(r)) if &r.primary != h
+    );
     if let Holder::Host(h) = &holder {
         match &seen.recorded {
             Some(r) if &r.primary != h => add(
@@ -375,6 +382,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         findings,
         verdict,
         switch_blocked,
+        not_as_recorded,
     }
 }
 
@@ -570,6 +578,10 @@ mod tests {
             "{:?}",
             a.findings
         );
+        assert!(a.not_as_recorded);
+        assert!(!assess(&vip(Some(true), Some(false), roles("blue", "green"))).not_as_recorded);
+        // Split brain is not "another host than recorded": it is worse.
+        assert!(!assess(&vip(Some(true), Some(true), roles("blue", "green"))).not_as_recorded);
     }
 
     #[test]
