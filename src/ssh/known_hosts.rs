@@ -61,6 +61,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
@@ -629,12 +630,27 @@ struct Entry {
     marker: Marker,
     /// The host field as written (`hostkeys_foreach_file`'s `hosts`).
     hosts: Vec<u8>,
-    key: HostKey,
+    /// The line as OpenSSH's reader holds it, and where its key starts.
+    buf: Vec<u8>,
+    key_start: usize,
+    /// The key, read on first use: as in OpenSSH, only the keys of lines
+    /// whose names match are read (and of `@revoked` lines), so a large
+    /// file costs little per connection.
+    key: OnceLock<Option<HostKey>>,
 }
 
-/// A parsed known_hosts file: the lines OpenSSH would read a key from, in
-/// order. Lines it skips (comments, blank lines, lines it cannot parse) are
-/// skipped here too.
+impl Entry {
+    /// The line's key, `None` if OpenSSH would not read one from it.
+    fn key(&self) -> Option<&HostKey> {
+        self.key
+            .get_or_init(|| read_key(&self.buf, self.key_start).ok())
+            .as_ref()
+    }
+}
+
+/// A parsed known_hosts file: the lines that name hosts, in order, each
+/// with its key read when first needed. Lines OpenSSH skips (comments,
+/// blank lines, lines it cannot parse) record nothing here either.
 #[derive(Debug, Clone, Default)]
 pub struct KnownHosts {
     entries: Vec<Entry>,
@@ -823,8 +839,9 @@ fn read_key(buf: &[u8], i: usize) -> Result<HostKey, KeyError> {
     Ok(key)
 }
 
-/// One line as `hostkeys_foreach_file` reads it; `None` for a comment, a
-/// blank line or a line it skips.
+/// One line as `hostkeys_foreach_file` reads it, up to where its key
+/// starts; `None` for a comment, a blank line or a line it skips whatever
+/// its names.
 fn read_line(line: &[u8], newline: bool, number: usize) -> Option<Entry> {
     // getline's buffer: the line, its newline, a NUL; then the line is
     // cut at its first newline or NUL.
@@ -859,12 +876,13 @@ fn read_line(line: &[u8], newline: bool, number: usize) -> Option<Entry> {
     if matches!(buf.get(key_start), None | Some(0 | b'#')) {
         return None;
     }
-    let key = read_key(&buf, key_start).ok()?;
     Some(Entry {
         line: number,
         marker,
         hosts,
-        key,
+        buf,
+        key_start,
+        key: OnceLock::new(),
     })
 }
 
@@ -903,11 +921,15 @@ impl KnownHosts {
     pub fn key_types(&self, name: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for e in &self.entries {
-            if e.marker == Marker::None && !e.key.kind.cert && host_matches(&e.hosts, name) {
-                let t = e.key.type_name().to_string();
-                if !out.contains(&t) {
-                    out.push(t);
-                }
+            if e.marker != Marker::None || !host_matches(&e.hosts, name) {
+                continue;
+            }
+            let Some(key) = e.key().filter(|k| !k.kind.cert) else {
+                continue;
+            };
+            let t = key.type_name().to_string();
+            if !out.contains(&t) {
+                out.push(t);
             }
         }
         out
@@ -929,30 +951,33 @@ impl KnownHosts {
     /// the presented type when there is one); else `Unknown`.
     pub fn verify(&self, name: &str, key: &HostKey) -> Verdict {
         for e in &self.entries {
-            if e.marker == Marker::Revoked && e.key.same_public(key) {
+            if e.marker == Marker::Revoked && e.key().is_some_and(|k| k.same_public(key)) {
                 return Verdict::Revoked { line: e.line };
             }
         }
-        let mut same_type: Option<&Entry> = None;
-        let mut other_type: Option<&Entry> = None;
+        let mut same_type: Option<(usize, &HostKey)> = None;
+        let mut other_type: Option<(usize, &HostKey)> = None;
         for e in &self.entries {
             if e.marker != Marker::None || !host_matches(&e.hosts, name) {
                 continue;
             }
-            if e.key == *key {
+            let Some(recorded) = e.key() else {
+                continue;
+            };
+            if recorded == key {
                 return Verdict::Known;
             }
-            let slot = if e.key.kind == key.kind {
+            let slot = if recorded.kind == key.kind {
                 &mut same_type
             } else {
                 &mut other_type
             };
-            slot.get_or_insert(e);
+            slot.get_or_insert((e.line, recorded));
         }
         match same_type.or(other_type) {
-            Some(e) => Verdict::Changed {
-                line: e.line,
-                recorded_type: e.key.type_name().to_string(),
+            Some((line, recorded)) => Verdict::Changed {
+                line,
+                recorded_type: recorded.type_name().to_string(),
             },
             None => Verdict::Unknown,
         }
