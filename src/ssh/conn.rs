@@ -104,7 +104,16 @@ impl Conn {
             fingerprint: fp.clone(),
             known_hosts: t.known_hosts.display().to_string(),
         };
-        match known.verify(&name, &key) {
+        // The presented key read as OpenSSH reads keys, so it is compared
+        // with the recorded ones by type and numbers, as OpenSSH compares.
+        let host_key = known_hosts::HostKey::from_blob(&key).map_err(|e| SshError::Protocol {
+            host: label.clone(),
+            reason: format!(
+                "the server presented a host key ({fp}) that is no valid public key: {e}; \
+                 check the host's sshd HostKey files"
+            ),
+        })?;
+        match known.verify(&name, &host_key) {
             Verdict::Known => {}
             Verdict::Unknown if t.accept_new_host_keys => {
                 known_hosts::append(&t.known_hosts, &name, &key).map_err(|e| {
