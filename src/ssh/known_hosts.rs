@@ -906,9 +906,10 @@ impl KnownHosts {
         KnownHosts { entries }
     }
 
-    /// Reads a file; a missing file is an empty list.
+    /// Reads a file (a regular file of at most 16 MiB); a missing file is
+    /// an empty list.
     pub fn read(path: &Path) -> std::io::Result<KnownHosts> {
-        match std::fs::read(path) {
+        match crate::readfile::bytes(path, crate::readfile::KNOWN_HOSTS) {
             Ok(bytes) => Ok(Self::parse(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
             Err(e) => Err(e),
