@@ -117,15 +117,16 @@ impl<'a> Source<'a> {
         self.text
     }
 
-    /// A diagnostic at a byte range of the text.
+    /// A diagnostic at a byte range of the text. The message and the fix
+    /// quote what the file holds: they are made [`printable`].
     pub fn at_span(&self, span: Range<usize>, message: String, fix: String) -> Diagnostic {
         let (line, column) = line_col(self.text, span.start);
         Diagnostic {
             file: self.path.to_path_buf(),
             line,
             column,
-            message,
-            fix,
+            message: printable(&message),
+            fix: printable(&fix),
         }
     }
 
@@ -174,6 +175,42 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Whether a character would not show as itself on one line of a
+/// terminal: a control character (a newline, a tab, NUL, an escape), or an
+/// invisible one that reorders or hides text (bidirectional overrides and
+/// isolates such as U+202E, zero-width characters, line and paragraph
+/// separators, a byte order mark).
+pub fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// Text for a message: every [`unprintable`] character escaped (`\n`,
+/// `\u{202e}`), so that a message quoting a value stays one line that
+/// reads as what the file holds. Escaping twice changes nothing more.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(unprintable) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if unprintable(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -201,6 +238,15 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_invisible_reordering() {
+        assert_eq!(printable("eth0"), "eth0");
+        assert_eq!(printable("a\nb\u{0}"), "a\\nb\\u{0}");
+        assert_eq!(printable("x\u{202e}y\u{feff}"), "x\\u{202e}y\\u{feff}");
+        assert_eq!(printable(&printable("a\tb")), printable("a\tb"));
+        assert_eq!(printable("é"), "é");
     }
 
     #[test]

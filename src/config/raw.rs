@@ -228,6 +228,14 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// A file refused as a whole (it could not be read as text).
+    pub fn everything() -> Refused {
+        Refused {
+            all: true,
+            removed: Vec::new(),
+        }
+    }
+
     /// Nothing was refused.
     pub fn is_empty(&self) -> bool {
         !self.all && self.removed.is_empty()
