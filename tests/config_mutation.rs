@@ -28,7 +28,9 @@
 //! of the schema, a dotted key, or a misspelling), table headers duplicated,
 //! renamed or turned into arrays of tables, whole snippets inserted (a third
 //! host, another traffic method, checks of every kind, changes with
-//! uploads, maintenance windows), nesting thousands deep, CRLF line ends.
+//! uploads, maintenance windows), nesting thousands deep, CRLF line ends;
+//! and now and then a pair file renamed (a name that differs from another's
+//! only in case, an invalid name, one with a newline or U+202E in it).
 //!
 //! **What each mutant must satisfy.**
 //! - `config::load` returns (a panic is caught and reported with the seed
@@ -45,8 +47,11 @@
 //!   (a regular file within the 1 MiB bound) and that is not empty, the line
 //!   and the column are at least 1 and lie inside the text (at most one past
 //!   the end of a line). Line 0, "the file as a whole", is a place only for
-//!   a file that is empty or too large to read (none of the others arise
-//!   here: the files exist, and no mutation renames one).
+//!   a file that is empty or too large to read, and for a pair file whose
+//!   name differs from another's only in case (a problem of its name, not of
+//!   its text; no other arises here: every file exists and is regular).
+//! - One mistake, one message: no message is given twice at one place
+//!   (with two fixes, say).
 //! - Nothing is refused without a word: a pair file that did not validate
 //!   has a problem naming its pair (or a global one); settings that did not
 //!   validate have a global problem; a configuration without problems is
@@ -742,6 +747,28 @@ const SNIPPETS: &[&str] = &[
     "\n\n\n",
 ];
 
+/// Other names for a pair file (`.toml` is added; the empty one stands for
+/// a name of 200 characters): names that differ from another pair's only in
+/// case, invalid names, invisible and control characters.
+const PAIR_NAMES: &[&str] = &[
+    "WEB",
+    "Db",
+    "API",
+    "we b",
+    "-web",
+    "_web",
+    "web.toml",
+    "é",
+    "\u{202e}lmth",
+    "a\nb",
+    "a\tb",
+    "",
+    "0",
+    "web-2_b",
+    "..",
+    ".hidden",
+];
+
 /// One mutation; returns what it did, for the report.
 fn mutate(rng: &mut Rng, text: &mut Vec<u8>) -> String {
     let op = rng.below(20);
@@ -1082,6 +1109,20 @@ fn make_mutant(scenarios: &[Scenario], seed: u64, index: usize) -> Mutant {
         _ => 3 + rng.below(3),
     };
     let mut what = Vec::new();
+    // Now and then a pair file gets another name (the first file is baton.toml).
+    if rng.chance(25) {
+        let f = 1 + rng.below(files.len() - 1);
+        let name = rng.pick(PAIR_NAMES);
+        let name = if name.is_empty() {
+            "n".repeat(200)
+        } else {
+            name.to_string()
+        };
+        let rel = &mut files[f].0;
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        what.push(format!("{rel}: renamed {name:?}.toml"));
+        *rel = format!("{dir}/{name}.toml");
+    }
     for _ in 0..count {
         if let (Some((rel, original)), true) = (&s.key, rng.chance(25)) {
             let text = key.get_or_insert_with(|| original.clone());
@@ -1134,7 +1175,12 @@ fn judge(d: &Diagnostic, files: &[(PathBuf, Vec<u8>)], pairs_dir: &Path) -> Opti
             d.file.display()
         ));
     };
-    let whole_file = bytes.is_empty() || bytes.len() > CONFIG_BOUND;
+    // A pair file named like another but for case: a problem of its name.
+    let lower = |p: &Path| config::pair_name(p).to_ascii_lowercase();
+    let name_clash = files
+        .iter()
+        .any(|(p, _)| *p != d.file && p.parent() == Some(pairs_dir) && lower(p) == lower(&d.file));
+    let whole_file = bytes.is_empty() || bytes.len() > CONFIG_BOUND || name_clash;
     if d.line == 0 && d.column == 0 && whole_file {
         return None;
     }
@@ -1180,6 +1226,17 @@ fn judge_loaded(
     for w in &loaded.warnings {
         if let Some(why) = judge(&w.diagnostic, files, pairs_dir) {
             wrong.push(format!("warning: {why}: {}", w.diagnostic));
+        }
+    }
+    // One mistake, one message: never the same message twice at one place.
+    for (i, p) in loaded.problems.iter().enumerate() {
+        let d = &p.diagnostic;
+        let twice = loaded.problems[..i].iter().any(|q| {
+            let e = &q.diagnostic;
+            (&e.file, e.line, e.column, &e.message) == (&d.file, d.line, d.column, &d.message)
+        });
+        if twice {
+            wrong.push(format!("reported twice at one place: {d}"));
         }
     }
     if loaded.names != names {
@@ -1228,6 +1285,14 @@ enum Outcome {
 /// is wrong.
 fn run_mutant(s: &Scenario, site: &Site, m: &Mutant) -> Result<Outcome, Vec<String>> {
     let mut written = Vec::new();
+    let mut renamed = Vec::new();
+    for ((original, _), (rel, _)) in s.config.iter().zip(&m.files) {
+        if original != rel {
+            // The file under its own name is gone while the mutant loads.
+            let _ = fs::remove_file(site.path(original));
+            renamed.push(site.path(rel));
+        }
+    }
     for (rel, bytes) in &m.files {
         let path = site.path(rel);
         fs::write(&path, bytes).map_err(|e| vec![format!("writing {}: {e}", path.display())])?;
@@ -1239,12 +1304,14 @@ fn run_mutant(s: &Scenario, site: &Site, m: &Mutant) -> Result<Outcome, Vec<Stri
     }
     let global = site.path(s.global);
     let pairs_dir = global.parent().expect("a directory").join("pairs");
-    let names: Vec<String> = s
-        .config
+    let mut pair_files: Vec<PathBuf> = m
+        .files
         .iter()
         .filter(|(rel, _)| rel.contains("pairs/"))
-        .map(|(rel, _)| config::pair_name(Path::new(rel)))
+        .map(|(rel, _)| site.path(rel))
         .collect();
+    pair_files.sort();
+    let names: Vec<String> = pair_files.iter().map(|p| config::pair_name(p)).collect();
     let cpu = thread_cpu();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let loaded = config::load(&global);
@@ -1297,6 +1364,9 @@ fn run_mutant(s: &Scenario, site: &Site, m: &Mutant) -> Result<Outcome, Vec<Stri
     };
     if used > CPU_BOUND {
         wrong.push(format!("took {used:?} of CPU time (bound {CPU_BOUND:?})"));
+    }
+    for path in renamed {
+        let _ = fs::remove_file(path);
     }
     let state = global.parent().expect("a directory").join("state");
     if state.exists() {
@@ -1453,6 +1523,96 @@ fn the_oracle_refuses_a_problem_without_a_place_or_a_fix() {
         None,
         "the file as a whole"
     );
+}
+
+// ---------------------------------------------------------------------------
+// What the mutants found, kept as examples (the refusals are also in
+// tests/config-corpus/; these are the findings the corpus's format cannot
+// hold: bytes that are not UTF-8, and what a refusal leaves in `Loaded`).
+
+/// The corpus scenario written out, with `web` replaced by `web`'s bytes.
+fn corpus_site(web: &[u8]) -> (Site, PathBuf) {
+    let scenarios = scenarios();
+    let s = &scenarios[1];
+    let site = Site::new(s);
+    for (rel, bytes) in &s.config {
+        fs::write(site.path(rel), bytes).expect("write");
+    }
+    fs::write(site.path("pairs/web.toml"), web).expect("write");
+    let global = site.path("baton.toml");
+    (site, global)
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte_and_still_named() {
+    let web = GOOD_PAIR.replace("\"eth0\"", "\"eth\u{e9}0\"");
+    let mut bytes = web.into_bytes();
+    // é as Latin-1: one byte 0xe9 where UTF-8 has two.
+    let at = bytes.windows(2).position(|w| w == [0xc3, 0xa9]).expect("é");
+    bytes.splice(at..at + 2, [0xe9]);
+    let (site, global) = corpus_site(&bytes);
+    let loaded = config::load(&global);
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    let d = &loaded.problems[0].diagnostic;
+    assert_eq!((d.line, d.column), (12, 17), "{d}");
+    assert!(
+        d.message.contains("not UTF-8") && d.message.contains("0xe9"),
+        "{d}"
+    );
+    assert_eq!(loaded.names, ["api", "web"]);
+    // Named, it gives its problem, not "there is no pair named `web`".
+    let err = loaded.select(&["web".to_string()]).expect_err("refused");
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("not UTF-8"), "{err}");
+    // The other pair is usable when named.
+    assert!(config::load(&global).select(&["api".to_string()]).is_ok());
+
+    // baton.toml not UTF-8: placed too, and the pairs are still read.
+    let mut global_bytes = GOOD_GLOBAL.as_bytes().to_vec();
+    global_bytes.insert(GOOD_GLOBAL.find("deploy").expect("user"), 0xff);
+    fs::write(&global, &global_bytes).expect("write");
+    fs::write(
+        site.path("pairs/web.toml"),
+        GOOD_PAIR.replace("eth0", "eth 0"),
+    )
+    .expect("write");
+    let loaded = config::load(&global);
+    let shown: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| p.diagnostic.to_string())
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(
+        shown[0].contains("baton.toml:5:9: the file is not UTF-8"),
+        "{shown:#?}"
+    );
+    assert!(shown[1].contains("web.toml:12:13: `eth 0`"), "{shown:#?}");
+    assert!(loaded.problems[0].pairs.is_empty(), "it blocks every pair");
+}
+
+#[test]
+fn a_pair_file_with_a_refused_key_is_not_a_pair() {
+    // `servers` refused (a string, not a list): the pair would be a DNS
+    // pair without servers, and `plan` indexed servers[0].
+    let web = GOOD_DNS_PAIR
+        .replace("www.", "web.")
+        .replace("198.51.100.3", "198.51.100.4")
+        .replace("[\"198.51.100.53\"]", "\"198.51.100.53\"");
+    let (_site, global) = corpus_site(web.as_bytes());
+    let loaded = config::load(&global);
+    assert_eq!(loaded.problems.len(), 1, "{:#?}", loaded.problems);
+    assert!(loaded.problems[0]
+        .diagnostic
+        .message
+        .contains("invalid type"));
+    assert_eq!(loaded.problems[0].pairs, ["web"]);
+    assert!(
+        !loaded.pairs.contains_key("web"),
+        "{:#?}",
+        loaded.pairs.keys()
+    );
+    assert!(loaded.pairs.contains_key("api"));
 }
 
 #[test]

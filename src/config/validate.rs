@@ -299,6 +299,8 @@ fn value_fix(message: &str) -> String {
 fn syntax_fix(message: &str) -> String {
     if message.contains("duplicate key") {
         "remove one of the two definitions".to_string()
+    } else if message.contains("recursion") || message.contains("too deep") {
+        "nest arrays, inline tables and dotted keys less deeply: no setting of baton needs more than a few levels".to_string()
     } else {
         "fix the TOML syntax at this position".to_string()
     }
