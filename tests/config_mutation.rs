@@ -58,7 +58,9 @@
 //!   accepted by `select`, one with problems is not; loading creates no
 //!   state directory.
 //! - Every pair that validated (the pairs of an accepted mutant and those
-//!   usable when named) survives the dry run: `cli::plan::build` (the pure
+//!   usable when named) keeps the model's promises (two hosts that are two
+//!   machines, a VIP that is no host's address, DNS servers, checks with
+//!   distinct names, changes that do something) and survives the dry run: `cli::plan::build` (the pure
 //!   part of `baton plan`, no network) for a switchover, a failover and a
 //!   rejoin, and an apply of each of its changes, from each host to the
 //!   other, serialized as `baton plan --json` would; `change::hash` of
@@ -467,6 +469,10 @@ const VALUES: &[&str] = &[
     "\"::/0\"",
     "\"2001:db8::1/64\"",
     "\"2001:db8::1\"",
+    "\"::ffff:198.51.100.11\"",
+    "\"::ffff:198.18.0.12\"",
+    "\"::ffff:192.0.2.100/120\"",
+    "\"::ffff:198.51.100.100/120\"",
     "\"fe80::1%eth0\"",
     "\"224.0.0.1/24\"",
     "\"198.51.100.53:0\"",
@@ -1384,10 +1390,63 @@ fn run_mutant(s: &Scenario, site: &Site, m: &Mutant) -> Result<Outcome, Vec<Stri
     }
 }
 
+/// What the model promises of a pair that validated, and `plan` and `run`
+/// rely on.
+fn pair_invariants(pair: &config::Pair) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let [a, b] = &pair.hosts;
+    let mut bad = |what: String| wrong.push(format!("pair `{}`: {what}", pair.name));
+    if a.name == b.name || a.address.to_canonical() == b.address.to_canonical() {
+        bad(format!("hosts {a:?} and {b:?} are not two machines"));
+    }
+    if pair.checks.is_empty() {
+        bad("no checks".to_string());
+    }
+    for (i, c) in pair.checks.iter().enumerate() {
+        if pair.checks[..i].iter().any(|o| o.name == c.name) {
+            bad(format!("two checks named {:?}", c.name));
+        }
+    }
+    match &pair.traffic {
+        config::Traffic::Vip(v) => {
+            if pair
+                .hosts
+                .iter()
+                .any(|h| h.address.to_canonical() == v.address.to_canonical())
+            {
+                bad(format!("the VIP {v} is a host's address"));
+            }
+            let max = if v.address.is_ipv4() { 32 } else { 128 };
+            if v.prefix == 0 || v.prefix > max || v.interface.is_empty() {
+                bad(format!("the VIP {v} on {:?}", v.interface));
+            }
+        }
+        config::Traffic::Dns(d) => {
+            if d.servers.is_empty() || !d.name.ends_with('.') || !d.zone.ends_with('.') {
+                bad(format!(
+                    "DNS {} in {} with servers {:?}",
+                    d.name, d.zone, d.servers
+                ));
+            }
+        }
+        config::Traffic::Command(c) => {
+            if c.switch.trim().is_empty() || c.query.trim().is_empty() {
+                bad(format!("command hooks {c:?}"));
+            }
+        }
+    }
+    for c in pair.changes.values() {
+        if c.steps.is_empty() && c.upload.is_empty() {
+            bad(format!("change `{}` does nothing", c.name));
+        }
+    }
+    wrong
+}
+
 /// The dry run of every kind of run on a pair, from each host to the other,
 /// and every change's hash.
 fn plan_pair(pair: &config::Pair) -> Vec<String> {
-    let mut wrong = Vec::new();
+    let mut wrong = pair_invariants(pair);
     for change in pair.changes.values() {
         if let Err(e) = baton::change::hash(change) {
             wrong.push(format!(

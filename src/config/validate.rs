@@ -644,6 +644,17 @@ fn hosts(
                 format!("add `address = \"192.0.2.10\"` under [hosts.{name}]"),
             )),
             Some(a) => match a.parse::<IpAddr>() {
+                // The same machine as its IPv4 form, which comparisons
+                // between addresses (a pair's two hosts, a VIP, another
+                // pair's host) would not see.
+                Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => sink.push(src.at(
+                    &at,
+                    format!("`{a}` is an IPv4 address written as IPv6"),
+                    format!(
+                        "write the IPv4 address itself: \"{}\"",
+                        v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
+                    ),
+                )),
                 Ok(address) => out.push(Host {
                     name: name.clone(),
                     address,
@@ -1326,6 +1337,13 @@ pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
         return Err(format!("{addr} cannot be a service address"));
     }
+    if let IpAddr::V6(v6) = addr {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(format!(
+                "{addr} is the IPv4 address {v4} written as IPv6; write {v4} with an IPv4 prefix length"
+            ));
+        }
+    }
     Ok((addr, prefix))
 }
 
@@ -1901,6 +1919,10 @@ mod tests {
             .contains("out of range"));
         assert!(parse_cidr("nope/24").unwrap_err().contains("not an IP"));
         assert!(parse_cidr("0.0.0.0/8").is_err());
+        assert!(parse_cidr("::ffff:192.0.2.1/120")
+            .unwrap_err()
+            .contains("192.0.2.1 written as IPv6"));
+        assert!(parse_cidr("2001:db8::1/64").is_ok());
     }
 
     #[test]
