@@ -41,8 +41,10 @@
 //!   fail it); a mutant still running after 10 s of wall time is a hang: a
 //!   watchdog prints how to reproduce it and ends the test process.
 //! - Every problem and warning has a non-empty message and fix, with no
-//!   control or bidirectional-override character in either (one readable
-//!   line, shown as the operator will read it), and **a place**: the file
+//!   control or bidirectional-override character in either, and as `check`
+//!   prints it (`FILE:LINE:COLUMN: MESSAGE`, then the fix) it is two lines
+//!   of printable characters, the file's name included (shown as the
+//!   operator will read it); and it has **a place**: the file
 //!   is one of the configuration's files; in a file that baton could read
 //!   (a regular file within the 1 MiB bound) and that is not empty, the line
 //!   and the column are at least 1 and lie inside the text (at most one past
@@ -1177,6 +1179,16 @@ fn judge(d: &Diagnostic, files: &[(PathBuf, Vec<u8>)], pairs_dir: &Path) -> Opti
     }
     if let Some(c) = d.fix.chars().find(|&c| unprintable(c)) {
         return Some(format!("the fix holds the unprintable character {c:?}"));
+    }
+    // As `check` prints it: FILE:LINE:COLUMN: MESSAGE, then the fix.
+    let shown = d.to_string();
+    if let Some(c) = shown.lines().flat_map(str::chars).find(|&c| unprintable(c)) {
+        return Some(format!(
+            "as printed, it holds the unprintable character {c:?}"
+        ));
+    }
+    if shown.lines().count() != 2 {
+        return Some("as printed, it is not one line and its fix".to_string());
     }
     if d.file == pairs_dir {
         return None;

@@ -27,19 +27,17 @@ pub struct Diagnostic {
     pub fix: String,
 }
 
+/// `FILE:LINE:COLUMN: MESSAGE` (`FILE: MESSAGE` for the file as a whole),
+/// then the fix on a line of its own. The file's name is shown
+/// [`printable`] like the message: a pair file named with a newline or
+/// U+202E still gives one readable line.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = printable(&self.file.display().to_string());
         if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)?;
+            write!(f, "{file}: {}", self.message)?;
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )?;
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, self.message)?;
         }
         if !self.fix.is_empty() {
             write!(f, "\n    fix: {}", self.fix)?;
@@ -247,6 +245,21 @@ mod tests {
         assert_eq!(printable("x\u{202e}y\u{feff}"), "x\\u{202e}y\\u{feff}");
         assert_eq!(printable(&printable("a\tb")), printable("a\tb"));
         assert_eq!(printable("é"), "é");
+    }
+
+    #[test]
+    fn a_file_name_is_shown_printable() {
+        let d = Diagnostic {
+            file: PathBuf::from("pairs/a\nb\u{202e}.toml"),
+            line: 1,
+            column: 1,
+            message: "m".to_string(),
+            fix: "f".to_string(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "pairs/a\\nb\\u{202e}.toml:1:1: m\n    fix: f"
+        );
     }
 
     #[test]
