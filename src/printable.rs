@@ -1,16 +1,37 @@
 //! Text from outside (a remote command's output, a reason, an operator's
 //! name, a hook's answer) made safe for a terminal and for line-oriented
-//! output: control characters are shown escaped (`\n`, `\u{1b}`), so that
-//! nothing printed can forge a line of its own or drive the terminal.
+//! output: control characters and invisible reordering ones are shown
+//! escaped (`\n`, `\u{1b}`, `\u{202e}`), so that nothing printed can forge
+//! a line of its own, drive the terminal, or read as something else.
 
-/// `text` with every control character escaped: one line, inert.
+/// Whether a character would not show as itself on one line of a
+/// terminal: a control character (a newline, a tab, NUL, an escape), or an
+/// invisible one that reorders or hides text (bidirectional overrides and
+/// isolates such as U+202E, zero-width characters, line and paragraph
+/// separators, a byte order mark).
+pub fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// `text` with every [`unprintable`] character escaped (`\n`, `\u{1b}`,
+/// `\u{202e}`): one line that reads as what it holds, inert. Escaping
+/// twice changes nothing more.
 pub fn escape(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unprintable) {
         return text.to_string();
     }
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            if unprintable(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -29,6 +50,7 @@ mod tests {
         assert_eq!(escape("a\nb"), "a\\nb");
         assert_eq!(escape("\u{1b}[31mred"), "\\u{1b}[31mred");
         assert_eq!(escape("x\ry"), "x\\ry");
+        assert_eq!(escape("abc\u{202e}def"), "abc\\u{202e}def");
         assert_eq!(escape("bad\u{7}bell\t"), "bad\\u{7}bell\\t");
     }
 }

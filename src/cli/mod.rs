@@ -4,7 +4,7 @@
 mod cycle;
 mod log;
 pub mod out;
-mod plan;
+pub mod plan;
 mod progress;
 mod status;
 

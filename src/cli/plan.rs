@@ -24,8 +24,11 @@ struct PlannedStep {
     actions: Vec<String>,
 }
 
+/// The plan of one run on one pair: what [`build`] makes of the
+/// configuration alone, without the network or the state directory (the
+/// environment gate and the maintenance window are filled in by `run`).
 #[derive(Serialize)]
-struct Plan {
+pub struct Plan {
     pair: String,
     kind: Kind,
     from: String,
@@ -115,7 +118,12 @@ pub async fn run(
     worst
 }
 
-fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change>) -> Plan {
+/// The planned steps of a run of `kind` on `pair` moving traffic from
+/// `from` to `to`, with `change` for an apply: pure apart from reading the
+/// sizes and contents of the change's upload files (for the hash); never
+/// touches the network. The configuration mutation test calls it on every
+/// configuration it accepts.
+pub fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change>) -> Plan {
     let steps = sequence(kind)
         .into_iter()
         .map(|step| {

@@ -27,19 +27,17 @@ pub struct Diagnostic {
     pub fix: String,
 }
 
+/// `FILE:LINE:COLUMN: MESSAGE` (`FILE: MESSAGE` for the file as a whole),
+/// then the fix on a line of its own. The file's name is shown
+/// [`printable`] like the message: a pair file named with a newline or
+/// U+202E still gives one readable line.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = printable(&self.file.display().to_string());
         if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)?;
+            write!(f, "{file}: {}", self.message)?;
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )?;
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, self.message)?;
         }
         if !self.fix.is_empty() {
             write!(f, "\n    fix: {}", self.fix)?;
@@ -117,15 +115,16 @@ impl<'a> Source<'a> {
         self.text
     }
 
-    /// A diagnostic at a byte range of the text.
+    /// A diagnostic at a byte range of the text. The message and the fix
+    /// quote what the file holds: they are made [`printable`].
     pub fn at_span(&self, span: Range<usize>, message: String, fix: String) -> Diagnostic {
         let (line, column) = line_col(self.text, span.start);
         Diagnostic {
             file: self.path.to_path_buf(),
             line,
             column,
-            message,
-            fix,
+            message: printable(&message),
+            fix: printable(&fix),
         }
     }
 
@@ -174,6 +173,8 @@ impl<'a> Source<'a> {
     }
 }
 
+pub use crate::printable::{escape as printable, unprintable};
+
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -201,6 +202,30 @@ mod tests {
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 11), (2, 6));
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_invisible_reordering() {
+        assert_eq!(printable("eth0"), "eth0");
+        assert_eq!(printable("a\nb\u{0}"), "a\\nb\\u{0}");
+        assert_eq!(printable("x\u{202e}y\u{feff}"), "x\\u{202e}y\\u{feff}");
+        assert_eq!(printable(&printable("a\tb")), printable("a\tb"));
+        assert_eq!(printable("é"), "é");
+    }
+
+    #[test]
+    fn a_file_name_is_shown_printable() {
+        let d = Diagnostic {
+            file: PathBuf::from("pairs/a\nb\u{202e}.toml"),
+            line: 1,
+            column: 1,
+            message: "m".to_string(),
+            fix: "f".to_string(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "pairs/a\\nb\\u{202e}.toml:1:1: m\n    fix: f"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Loaded {
                     file: self.file.clone(),
                     line: 0,
                     column: 0,
-                    message: format!("there is no pair named `{name}`"),
+                    message: diag::printable(&format!("there is no pair named `{name}`")),
                     fix: if self.names.is_empty() {
                         "add a pair file pairs/NAME.toml beside baton.toml".to_string()
                     } else {
@@ -141,12 +141,29 @@ impl Loaded {
 }
 
 /// Loads `baton.toml` and every `pairs/*.toml` beside it.
+///
+/// A file that cannot be read at all (missing, not a regular file, over the
+/// size bound) is a problem about the file as a whole (line 0); one that is
+/// not UTF-8 is refused at its first byte that is not, like a syntax error.
+/// Either way its pair is still named in [`Loaded::names`]: it exists,
+/// and naming it gives its problem, not "there is no pair named".
 pub fn load(file: &Path) -> Loaded {
     let mut loaded = Loaded {
         file: file.to_path_buf(),
         ..Loaded::default()
     };
-    let global_text = match crate::readfile::text(file, crate::readfile::CONFIG) {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let pairs_dir = dir.join("pairs");
+    let pair_files = fs::read_dir(&pairs_dir).map(|entries| {
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        files
+    });
+    let global_text = match read(file) {
         Ok(t) => t,
         Err(e) => {
             loaded.problems.push(Problem {
@@ -155,56 +172,107 @@ pub fn load(file: &Path) -> Loaded {
                     file: file.to_path_buf(),
                     line: 0,
                     column: 0,
-                    message: format!("cannot read the configuration file: {e}"),
+                    message: diag::printable(&format!("cannot read the configuration file: {e}")),
                     fix: "pass the right file with --config PATH (or BATON_CONFIG), or create baton.toml".to_string(),
                 },
             });
+            // Nothing is read without baton.toml; the pairs are only named.
+            loaded.names = pair_files
+                .unwrap_or_default()
+                .iter()
+                .map(|p| pair_name(p))
+                .collect();
             return loaded;
         }
     };
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let pairs_dir = dir.join("pairs");
-    let mut pair_files = Vec::new();
-    match fs::read_dir(&pairs_dir) {
-        Ok(entries) => {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "toml") {
-                    pair_files.push(path);
-                }
-            }
+    let global_text = match global_text {
+        Text::Utf8(t) => Some(t),
+        Text::NotUtf8(d) => {
+            loaded.problems.push(Problem {
+                pairs: vec![],
+                diagnostic: d,
+            });
+            None
         }
-        Err(e) => loaded.problems.push(Problem {
-            pairs: vec![],
-            diagnostic: Diagnostic {
-                file: pairs_dir.clone(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the pairs directory: {e}"),
-                fix: "create a directory `pairs` beside baton.toml with one NAME.toml per pair"
-                    .to_string(),
-            },
-        }),
-    }
-    pair_files.sort();
-    let mut texts = Vec::new();
-    for path in pair_files {
-        match crate::readfile::text(&path, crate::readfile::CONFIG) {
-            Ok(t) => texts.push((path, t)),
-            Err(e) => loaded.problems.push(Problem {
-                pairs: vec![pair_name(&path)],
+    };
+    let pair_files = match pair_files {
+        Ok(files) => files,
+        Err(e) => {
+            loaded.problems.push(Problem {
+                pairs: vec![],
                 diagnostic: Diagnostic {
-                    file: path.clone(),
+                    file: pairs_dir.clone(),
                     line: 0,
                     column: 0,
-                    message: format!("cannot read the pair file: {e}"),
-                    fix: "make the file readable by the user running baton".to_string(),
+                    message: diag::printable(&format!("cannot read the pairs directory: {e}")),
+                    fix: "create a directory `pairs` beside baton.toml with one NAME.toml per pair"
+                        .to_string(),
                 },
-            }),
+            });
+            Vec::new()
         }
+    };
+    let mut texts = Vec::new();
+    for path in pair_files {
+        let text = match read(&path) {
+            Ok(Text::Utf8(t)) => Some(t),
+            Ok(Text::NotUtf8(d)) => {
+                loaded.problems.push(Problem {
+                    pairs: vec![pair_name(&path)],
+                    diagnostic: d,
+                });
+                None
+            }
+            Err(e) => {
+                loaded.problems.push(Problem {
+                    pairs: vec![pair_name(&path)],
+                    diagnostic: Diagnostic {
+                        file: path.clone(),
+                        line: 0,
+                        column: 0,
+                        message: diag::printable(&format!("cannot read the pair file: {e}")),
+                        fix: "make it a regular file of at most 1 MiB that the user running baton can read".to_string(),
+                    },
+                });
+                None
+            }
+        };
+        texts.push((path, text));
     }
-    validate::run(&mut loaded, file, &global_text, &texts);
+    validate::run(&mut loaded, file, global_text.as_deref(), &texts);
     loaded
+}
+
+/// A configuration file's content.
+enum Text {
+    /// Its text.
+    Utf8(String),
+    /// It is not UTF-8: the problem, at the first byte that is not.
+    NotUtf8(Diagnostic),
+}
+
+/// Reads a configuration file within its bound.
+fn read(path: &Path) -> std::io::Result<Text> {
+    let bytes = crate::readfile::bytes(path, crate::readfile::CONFIG)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(t) => Text::Utf8(t),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let before = String::from_utf8_lossy(&bytes[..at]);
+            let (line, column) = diag::line_col(&before, at);
+            Text::NotUtf8(Diagnostic {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message: format!(
+                    "the file is not UTF-8 text: byte {:#04x} here does not form a UTF-8 character",
+                    bytes.get(at).copied().unwrap_or(0)
+                ),
+                fix: "save the file as UTF-8 (a TOML file always is), retyping the character at this position".to_string(),
+            })
+        }
+    })
 }
 
 /// A pair's name: its file's stem.

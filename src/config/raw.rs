@@ -228,6 +228,14 @@ pub struct Refused {
 }
 
 impl Refused {
+    /// A file refused as a whole (it could not be read as text).
+    pub fn everything() -> Refused {
+        Refused {
+            all: true,
+            removed: Vec::new(),
+        }
+    }
+
     /// Nothing was refused.
     pub fn is_empty(&self) -> bool {
         !self.all && self.removed.is_empty()
@@ -293,10 +301,20 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Parsed<T> {
     let mut tree = match DeTable::parse(text) {
         Ok(t) => t,
         Err(e) => {
+            let message = e.message().trim();
+            // The parser's limit on the parts of one key says neither what
+            // nor where: the key is found here.
+            let (message, span) = match e.span() {
+                None if message == "recursion limit" => (
+                    format!("a key or table header of {KEY_PARTS} or more dotted parts is too deep to read"),
+                    deep_key(text).map_or(0..0, |at| at..at),
+                ),
+                span => (message.to_string(), span.unwrap_or(0..0)),
+            };
             out.refusals.push(Refusal {
                 kind: RefusalKind::Syntax,
-                message: e.message().trim().to_string(),
-                span: e.span().unwrap_or(0..0),
+                message,
+                span,
             });
             out.refused.all = true;
             return out;
@@ -335,27 +353,60 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Parsed<T> {
     }
 }
 
-/// The innermost entry whose key or value holds byte `at`, and whether it
-/// is the key (an unknown key) or the value (a bad value).
-fn find(table: &DeTable<'_>, at: usize) -> Option<(Vec<Step>, RefusalKind)> {
-    // Deeper entries first: a table's own span may cover its children.
-    for (k, v) in table.iter() {
-        let inner = |rest: Option<(Vec<Step>, RefusalKind)>, index: Option<usize>| {
-            rest.map(|(mut p, kind)| {
-                if let Some(i) = index {
-                    p.insert(0, Step::Index(i));
-                }
-                p.insert(0, Step::Name(k.get_ref().to_string()));
-                (p, kind)
-            })
+/// The dotted parts of one key (`a.b.c` has 3) from which the TOML parser
+/// refuses a file as too deep (its recursion limit, 80, on the parts before
+/// the last).
+const KEY_PARTS: usize = 81;
+
+/// Where the first key or table header of [`KEY_PARTS`] or more dotted
+/// parts starts (by its dots: a quoted part holding dots may be taken for
+/// several; the parser found one, this only points at it).
+fn deep_key(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let body = &line[indent..];
+        let key = if body.starts_with('[') {
+            body.split(']').next().unwrap_or(body)
+        } else {
+            body.split('=').next().unwrap_or(body)
         };
+        if !body.starts_with('#') && key.matches('.').count() + 1 >= KEY_PARTS {
+            return Some(offset + indent);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The entry that byte `at` points into, and whether it is its key (an
+/// unknown key) or its value (a bad value). A key holding `at`, at any
+/// depth, comes first: the value of a table declared by a header such as
+/// `[a.b]` spans the whole header, keys and all, so looking for values
+/// first would take the unknown `a` for a bad value of `a.b`, and report
+/// one mistake twice.
+fn find(table: &DeTable<'_>, at: usize) -> Option<(Vec<Step>, RefusalKind)> {
+    find_key(table, at)
+        .map(|p| (p, RefusalKind::UnknownKey))
+        .or_else(|| find_value(table, at).map(|p| (p, RefusalKind::BadValue)))
+}
+
+/// The path of the key, at any depth, whose span holds byte `at`.
+fn find_key(table: &DeTable<'_>, at: usize) -> Option<Vec<Step>> {
+    for (k, v) in table.iter() {
+        let name = || Step::Name(k.get_ref().to_string());
+        if k.span().contains(&at) {
+            return Some(vec![name()]);
+        }
         let deeper =
             match v.get_ref() {
-                DeValue::Table(t) => inner(find(t, at), None),
+                DeValue::Table(t) => find_key(t, at).map(|p| [vec![name()], p].concat()),
                 DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item
                     .get_ref()
                 {
-                    DeValue::Table(t) => inner(find(t, at), Some(i)),
+                    DeValue::Table(t) => {
+                        find_key(t, at).map(|p| [vec![name(), Step::Index(i)], p].concat())
+                    }
                     _ => None,
                 }),
                 _ => None,
@@ -364,16 +415,36 @@ fn find(table: &DeTable<'_>, at: usize) -> Option<(Vec<Step>, RefusalKind)> {
             return deeper;
         }
     }
+    None
+}
+
+/// The path of the innermost value whose span holds byte `at` (or is empty
+/// and starts there).
+fn find_value(table: &DeTable<'_>, at: usize) -> Option<Vec<Step>> {
+    // Deeper entries first: a table's own span may cover its children.
     for (k, v) in table.iter() {
-        let path = vec![Step::Name(k.get_ref().to_string())];
-        if k.span().contains(&at) {
-            return Some((path, RefusalKind::UnknownKey));
-        }
-        if v.span().contains(&at) || (v.span().is_empty() && v.span().start == at) {
-            return Some((path, RefusalKind::BadValue));
+        let name = || Step::Name(k.get_ref().to_string());
+        let deeper =
+            match v.get_ref() {
+                DeValue::Table(t) => find_value(t, at).map(|p| [vec![name()], p].concat()),
+                DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item
+                    .get_ref()
+                {
+                    DeValue::Table(t) => {
+                        find_value(t, at).map(|p| [vec![name(), Step::Index(i)], p].concat())
+                    }
+                    _ => None,
+                }),
+                _ => None,
+            };
+        if deeper.is_some() {
+            return deeper;
         }
     }
-    None
+    table
+        .iter()
+        .find(|(_, v)| v.span().contains(&at) || (v.span().is_empty() && v.span().start == at))
+        .map(|(k, _)| vec![Step::Name(k.get_ref().to_string())])
 }
 
 /// Removes the entry at `path` (found by [`find`]).
@@ -461,6 +532,38 @@ mod tests {
         assert_eq!(p.value.expect("read").hosts.len(), 1);
         assert!(p.refused.lost_entries(&[N("hosts")]));
         assert!(!p.refused.lost(&[N("hosts"), N("green"), N("address")]));
+    }
+
+    #[test]
+    fn an_unknown_table_with_a_subtable_is_one_unknown_key() {
+        // [host.blue] for [hosts.blue]: the header's span holds `host`.
+        let p: Parsed<PairFile> = parse("environment = \"dev\"\n[host.blue]\naddress = \"x\"\n");
+        assert!(p.value.is_some());
+        let kinds: Vec<_> = p.refusals.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [RefusalKind::UnknownKey], "{:?}", p.refusals);
+        assert!(p.refused.lost(&[N("hosts")]));
+    }
+
+    #[test]
+    fn a_key_too_deep_to_read_is_found() {
+        let deep = vec!["a"; KEY_PARTS].join(".");
+        for text in [
+            format!("x = 1\n  {deep} = 1\n"),
+            format!("x = 1\n  [{deep}]\n"),
+        ] {
+            let p: Parsed<PairFile> = parse(&text);
+            assert_eq!(p.refusals.len(), 1, "{:?}", p.refusals);
+            let r = &p.refusals[0];
+            assert_eq!(r.kind, RefusalKind::Syntax);
+            assert_eq!(r.span, 8..8, "{}", r.message);
+            assert!(r.message.contains("too deep"), "{}", r.message);
+        }
+        // One part fewer is read.
+        let text = format!("{} = 1\n", vec!["a"; KEY_PARTS - 1].join("."));
+        assert_ne!(
+            parse::<PairFile>(&text).refusals[0].kind,
+            RefusalKind::Syntax
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::diag::{Key, Source};
+use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::{
     self, CheckFile, GlobalFile, MaintenanceFile, PairFile, RefusalKind, SshFile, TrafficFile,
 };
@@ -45,21 +45,30 @@ impl Sink<'_> {
     }
 }
 
+/// Validates the files `load` read: `None` for a file that could not be
+/// read as text, whose problem is already reported (baton.toml is then
+/// taken as refused as a whole, like a syntax error; a pair is only named).
 pub(super) fn run(
     loaded: &mut Loaded,
     file: &Path,
-    global_text: &str,
-    pairs: &[(PathBuf, String)],
+    global_text: Option<&str>,
+    pairs: &[(PathBuf, Option<String>)],
 ) {
-    let mut global_src = Source::new(file, global_text);
+    let mut global_src = Source::new(file, global_text.unwrap_or(""));
     let base = file.parent().unwrap_or(Path::new("."));
-    let global: Option<GlobalFile> = parse(
-        &mut global_src,
-        &mut Sink {
-            pairs: vec![],
-            problems: &mut loaded.problems,
-        },
-    );
+    let global: Option<GlobalFile> = match global_text {
+        Some(_) => parse(
+            &mut global_src,
+            &mut Sink {
+                pairs: vec![],
+                problems: &mut loaded.problems,
+            },
+        ),
+        None => {
+            global_src.set_refused(raw::Refused::everything());
+            None
+        }
+    };
     let global_refused = global_src.refused().clone();
     let settings = global.as_ref().and_then(|g| {
         settings(
@@ -87,6 +96,7 @@ pub(super) fn run(
     for (path, text) in pairs {
         let name = pair_name(path);
         loaded.names.push(name.clone());
+        let Some(text) = text else { continue };
         let mut src = Source::new(path, text);
         let mut sink = Sink {
             pairs: vec![name.clone()],
@@ -114,7 +124,11 @@ pub(super) fn run(
                 .map(|s| s.environments.as_slice()),
             maintenance: settings.as_ref().map(|s| &s.maintenance),
         };
-        if let Some(pair) = pair(&name, path, &raw, &ctx, &mut sink) {
+        // A file with a refused part is not a pair, even where what was read
+        // of it validated: what was left out would be defaults (no servers,
+        // no environment) that nothing may act on.
+        let pair = pair(&name, path, &raw, &ctx, &mut sink).filter(|_| src.refused().is_empty());
+        if let Some(pair) = pair {
             match &pair.traffic {
                 Traffic::Vip(v) => {
                     if let Some((other, _, other_file)) =
@@ -184,7 +198,9 @@ pub(super) fn run(
                         .join(format!("{name}.toml")),
                     line: 0,
                     column: 0,
-                    message: format!("pair names `{first}` and `{name}` differ only in case"),
+                    message: printable(&format!(
+                        "pair names `{first}` and `{name}` differ only in case"
+                    )),
                     fix: "rename one of the files: each pair needs a distinct name".to_string(),
                 },
             });
@@ -283,6 +299,8 @@ fn value_fix(message: &str) -> String {
 fn syntax_fix(message: &str) -> String {
     if message.contains("duplicate key") {
         "remove one of the two definitions".to_string()
+    } else if message.contains("recursion") || message.contains("too deep") {
+        "nest arrays, inline tables and dotted keys less deeply: no setting of baton needs more than a few levels".to_string()
     } else {
         "fix the TOML syntax at this position".to_string()
     }
@@ -626,6 +644,17 @@ fn hosts(
                 format!("add `address = \"192.0.2.10\"` under [hosts.{name}]"),
             )),
             Some(a) => match a.parse::<IpAddr>() {
+                // The same machine as its IPv4 form, which comparisons
+                // between addresses (a pair's two hosts, a VIP, another
+                // pair's host) would not see.
+                Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => sink.push(src.at(
+                    &at,
+                    format!("`{a}` is an IPv4 address written as IPv6"),
+                    format!(
+                        "write the IPv4 address itself: \"{}\"",
+                        v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
+                    ),
+                )),
                 Ok(address) => out.push(Host {
                     name: name.clone(),
                     address,
@@ -1308,6 +1337,13 @@ pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
         return Err(format!("{addr} cannot be a service address"));
     }
+    if let IpAddr::V6(v6) = addr {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(format!(
+                "{addr} is the IPv4 address {v4} written as IPv6; write {v4} with an IPv4 prefix length"
+            ));
+        }
+    }
     Ok((addr, prefix))
 }
 
@@ -1331,25 +1367,23 @@ const PLACEHOLDERS: [&str; 2] = ["{address}", "{host}"];
 const DEFAULT_PROPAGATION: Duration = Duration::from_secs(30);
 
 /// Placeholders are `{word}`; shell syntax such as `${VAR}` or `{ a; b; }`
-/// is left alone.
+/// is left alone. Linear in the text's length: after each `{` only the
+/// word characters that follow it are looked at (a search for the next `}`
+/// from every `{` was quadratic, seconds for a value of many braces).
 fn placeholders_ok(s: &str) -> Result<(), String> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while let Some(off) = s[i..].find('{') {
-        let at = i + off;
-        i = at + 1;
-        if at > 0 && bytes[at - 1] == b'$' {
+    let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for (at, _) in s.match_indices('{') {
+        if s[..at].ends_with('$') {
             continue;
         }
-        let Some(len) = s[at + 1..].find('}') else {
-            break;
-        };
-        let word = &s[at + 1..at + 1 + len];
-        let is_word = word
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let rest = &s[at + 1..];
+        let len = rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len());
+        let word = &rest[..len];
+        let is_word = rest[len..].starts_with('}')
+            && word
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         if is_word && !PLACEHOLDERS.contains(&format!("{{{word}}}").as_str()) {
             return Err(format!("{{{word}}}"));
         }
@@ -1806,12 +1840,6 @@ fn file_fault(path: &Path) -> Option<FileFault> {
     (meta.is_file() && meta.len() == 0).then_some(FileFault::Empty)
 }
 
-/// A value for a message: control characters (a newline, a tab, NUL) are
-/// shown escaped, so the message stays one readable line.
-fn printable(s: &str) -> String {
-    crate::printable::escape(s)
-}
-
 /// A path for a message, control characters escaped.
 fn shown(path: &Path) -> String {
     printable(&path.display().to_string())
@@ -1891,6 +1919,10 @@ mod tests {
             .contains("out of range"));
         assert!(parse_cidr("nope/24").unwrap_err().contains("not an IP"));
         assert!(parse_cidr("0.0.0.0/8").is_err());
+        assert!(parse_cidr("::ffff:192.0.2.1/120")
+            .unwrap_err()
+            .contains("192.0.2.1 written as IPv6"));
+        assert!(parse_cidr("2001:db8::1/64").is_ok());
     }
 
     #[test]
@@ -1933,5 +1965,16 @@ mod tests {
             "shell braces are not placeholders"
         );
         assert!(placeholders_ok("echo ${HOME} {host}").is_ok());
+        assert!(placeholders_ok("{{host}}").is_ok());
+        assert_eq!(placeholders_ok("{{nope}}"), Err("{nope}".to_string()));
+        assert_eq!(placeholders_ok("{ {x} }"), Err("{x}".to_string()));
+        assert!(placeholders_ok("{1x} {host-name} {} {host").is_ok());
+        // Many braces without a closing one: linear, not quadratic.
+        let braces = "{".repeat(400_000);
+        assert!(placeholders_ok(&format!("{braces}address}}")).is_ok());
+        assert_eq!(
+            placeholders_ok(&format!("{braces}nope}}")),
+            Err("{nope}".to_string())
+        );
     }
 }
