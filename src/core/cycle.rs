@@ -136,7 +136,7 @@ pub enum Next {
 }
 
 /// A step that ended, as the journal records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ended {
     /// Which step.
     pub step: Step,

@@ -5,7 +5,7 @@
 //! goes on from the last whole record, so a crash never blocks a pair.
 //! Secrets never reach it: command outputs pass through `redact` first.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::core::cycle::{Ended, Kind, Outcome, Step};
+use crate::store::archive;
 
 /// One command run during a step, with what it printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,8 +98,9 @@ impl Record {
     }
 }
 
-/// The records of one run, digested.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The records of one run, digested (and, for runs in a rotated segment,
+/// kept so in the archive's index).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunView {
     /// Its start record.
     pub start: Record,
@@ -139,6 +141,8 @@ pub enum JournalError {
 #[derive(Debug, Clone)]
 pub struct Journal {
     path: PathBuf,
+    /// At this size the journal is rotated at the next run's start.
+    rotate_at: u64,
 }
 
 impl Journal {
@@ -146,7 +150,14 @@ impl Journal {
     pub fn new(state_dir: &Path, pair: &str) -> Journal {
         Journal {
             path: state_dir.join(format!("{pair}.journal")),
+            rotate_at: archive::ROTATE_AT,
         }
+    }
+
+    /// The same journal, rotated at `bytes` instead (for tests).
+    pub fn rotating_at(mut self, bytes: u64) -> Journal {
+        self.rotate_at = bytes;
+        self
     }
 
     /// The file's path.
@@ -171,6 +182,9 @@ impl Journal {
                 .mode(0o700)
                 .create(dir)
                 .map_err(err)?;
+        }
+        if let Record::Start { .. } = record {
+            self.rotate_if_large()?;
         }
         let mut line = serde_json::to_vec(record).map_err(|e| err(std::io::Error::other(e)))?;
         line.push(b'\n');
@@ -258,6 +272,28 @@ impl Journal {
         Ok(whole)
     }
 
+    /// Before a new run starts: a journal past its size whose runs have all
+    /// finished goes to the archive (see `store::archive`).
+    fn rotate_if_large(&self) -> Result<(), JournalError> {
+        let big = fs::symlink_metadata(&self.path).is_ok_and(|m| m.len() >= self.rotate_at);
+        if !big {
+            return Ok(());
+        }
+        let mut digest = Digest::default();
+        self.scan(&self.path, 0, |r| digest.push(&r))?;
+        match archive::rotate(&self.path, &digest.runs, self.rotate_at) {
+            Ok(Some(segment)) => {
+                tracing::info!(journal = %self.path.display(), segment = %segment.display(), "journal rotated");
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(source) => Err(JournalError::Write {
+                path: self.path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
     fn file_name(&self) -> String {
         self.path
             .file_name()
@@ -268,22 +304,26 @@ impl Journal {
     /// line anywhere else is an error.
     pub fn read(&self) -> Result<Vec<Record>, JournalError> {
         let mut out = Vec::new();
-        self.scan(0, |r| out.push(r))?;
+        self.scan(&self.path, 0, |r| out.push(r))?;
         Ok(out)
     }
 
-    /// Streams every record, oldest first, to `visit` (one line in memory
-    /// at a time).
-    pub fn each(&self, visit: impl FnMut(Record)) -> Result<(), JournalError> {
-        self.scan(0, visit)
+    /// Streams every record, oldest first, of the rotated segments and the
+    /// journal to `visit` (one line in memory at a time).
+    pub fn each(&self, mut visit: impl FnMut(Record)) -> Result<(), JournalError> {
+        for segment in archive::segments(&self.path) {
+            self.scan(&segment, 0, &mut visit)?;
+        }
+        self.scan(&self.path, 0, visit)
     }
 
-    /// Every run, digested (the records themselves are not kept: memory
-    /// stays small however long the journal is).
+    /// Every run, digested: the archive's index, then the journal's own
+    /// (the records themselves are not kept: memory stays small however
+    /// long the history is).
     pub fn runs(&self) -> Result<Vec<RunView>, JournalError> {
         let mut digest = Digest::default();
-        self.scan(0, |r| digest.push(&r))?;
-        Ok(digest.runs)
+        self.scan(&self.path, 0, |r| digest.push(&r))?;
+        Ok(archive::merge(archive::indexed(&self.path)?, digest.runs))
     }
 
     /// The last run in the journal, digested: read from the last start
@@ -294,72 +334,38 @@ impl Journal {
             source,
         })?;
         let mut digest = Digest::default();
-        self.scan(from, |r| digest.push(&r))?;
+        self.scan(&self.path, from, |r| digest.push(&r))?;
         Ok(digest.runs.pop())
     }
 
     /// Streams the records from byte `from` (the start of a line) to
     /// `visit`, one line in memory at a time, each at most `MAX_LINE`.
-    fn scan(&self, from: u64, mut visit: impl FnMut(Record)) -> Result<(), JournalError> {
-        let read_err = |source| JournalError::Read {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(read_err(e)),
-        };
-        let mut reader = std::io::BufReader::new(file);
-        reader.seek(SeekFrom::Start(from)).map_err(read_err)?;
-        let corrupt = |line: usize, reason: String| JournalError::Corrupt {
-            path: self.path.display().to_string(),
-            line,
-            reason,
-        };
-        let mut buf = Vec::new();
-        // Line numbers count from `from` (the whole file when 0).
-        let mut number = 0;
-        loop {
-            buf.clear();
-            let n = (&mut reader)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut buf)
-                .map_err(read_err)?;
-            if n == 0 {
-                return Ok(());
-            }
-            number += 1;
-            let complete = buf.ends_with(b"\n");
-            if !complete && buf.len() > MAX_LINE {
-                return Err(corrupt(
-                    number,
-                    format!("the line is longer than {MAX_LINE} bytes, more than any record baton writes"),
-                ));
-            }
-            let text = String::from_utf8_lossy(&buf);
+    fn scan(
+        &self,
+        path: &Path,
+        from: u64,
+        mut visit: impl FnMut(Record),
+    ) -> Result<(), JournalError> {
+        scan_file(path, from, |number, text, complete| {
             match serde_json::from_str::<Record>(text.trim_end()) {
                 Ok(r) => visit(r),
                 // A torn last line (a crash mid-write): the next append
                 // sets it aside.
-                Err(_) if !complete => return Ok(()),
+                Err(_) if !complete => {}
                 // A record glued onto a torn fragment by a version of
                 // baton that appended without checking the tail: the
                 // record is whole, the fragment before it is not.
-                Err(_) if glued(&text).is_some() => {
-                    if let Some(r) = glued(&text) {
-                        tracing::warn!(journal = %self.path.display(), line = number, "a torn fragment precedes a whole record on this line; the fragment is ignored");
+                Err(_) if glued(text).is_some() => {
+                    if let Some(r) = glued(text) {
+                        tracing::warn!(journal = %path.display(), line = number, "a torn fragment precedes a whole record on this line; the fragment is ignored");
                         visit(r);
                     }
                 }
                 Err(_) if text.trim().is_empty() => {}
-                Err(e) => return Err(corrupt(number, e.to_string())),
+                Err(e) => return Err(e.to_string()),
             }
-        }
+            Ok(())
+        })
     }
 
     /// Where the last start record begins (0 when there is none or the
@@ -399,6 +405,60 @@ impl Journal {
 /// The longest journal line read: far more than any record (each command's
 /// outputs are cut at 64 KiB), far less than memory.
 const MAX_LINE: usize = 16 << 20;
+
+/// Streams the lines of a JSON-lines file from byte `from` to `line`
+/// (its number counted from `from`, its text, whether it ended with a
+/// newline), one line in memory at a time, each at most `MAX_LINE`; a
+/// missing file has none. `line` says why a line is corrupt.
+pub(crate) fn scan_file(
+    path: &Path,
+    from: u64,
+    mut line: impl FnMut(usize, &str, bool) -> Result<(), String>,
+) -> Result<(), JournalError> {
+    let read_err = |source| JournalError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let corrupt = |line: usize, reason: String| JournalError::Corrupt {
+        path: path.display().to_string(),
+        line,
+        reason,
+    };
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut reader = std::io::BufReader::new(file);
+    reader.seek(SeekFrom::Start(from)).map_err(read_err)?;
+    let mut buf = Vec::new();
+    let mut number = 0;
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(read_err)?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let complete = buf.ends_with(b"\n");
+        if !complete && buf.len() > MAX_LINE {
+            return Err(corrupt(
+                number,
+                format!(
+                    "the line is longer than {MAX_LINE} bytes, more than any record baton writes"
+                ),
+            ));
+        }
+        line(number, &String::from_utf8_lossy(&buf), complete).map_err(|e| corrupt(number, e))?;
+    }
+}
 
 /// Builds run digests from records in order.
 #[derive(Default)]
@@ -482,7 +542,6 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn start(run: &str) -> Record {
@@ -680,5 +739,68 @@ mod tests {
         // The last run is read from its own start: an old broken line does
         // not stop the next command on the pair.
         assert_eq!(j.last_run().unwrap().unwrap().start.run(), "r2");
+    }
+
+    fn finished(run: &str) -> Record {
+        Record::Finish {
+            run: run.into(),
+            outcome: Outcome::Ok,
+            message: "done".into(),
+            at: "t".into(),
+        }
+    }
+
+    #[test]
+    fn a_large_journal_is_rotated_at_the_next_start_and_no_run_is_lost_or_counted_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web").rotating_at(600);
+        for run in ["r1", "r2"] {
+            j.append(&start(run)).unwrap();
+            j.append(&end(run, Step::Preflight, true)).unwrap();
+            j.append(&finished(run)).unwrap();
+        }
+        assert!(
+            archive::segments(j.path()).is_empty(),
+            "rotation waits for a start"
+        );
+        j.append(&start("r3")).unwrap();
+        let segments = archive::segments(j.path());
+        assert_eq!(segments.len(), 1);
+        // The journal now holds only the new run; the index the old ones.
+        assert_eq!(j.read().unwrap(), vec![start("r3")]);
+        let ids = |v: Vec<RunView>| -> Vec<String> {
+            v.iter().map(|v| v.start.run().to_string()).collect()
+        };
+        assert_eq!(ids(j.runs().unwrap()), ["r1", "r2", "r3"]);
+        assert_eq!(j.last_run().unwrap().unwrap().start.run(), "r3");
+        let mut all = Vec::new();
+        j.each(|r| all.push(r.run().to_string())).unwrap();
+        assert_eq!(all.len(), 7, "every record of every segment: {all:?}");
+        assert_eq!(all[0], "r1");
+        // A crash after the index was written but before the journal was
+        // renamed leaves a run in both: it is counted once.
+        let other = tempfile::tempdir().unwrap();
+        let k = Journal::new(other.path(), "web");
+        k.append(&start("r1")).unwrap();
+        k.append(&finished("r1")).unwrap();
+        let digest = serde_json::to_string(&k.runs().unwrap()[0]).unwrap();
+        fs::write(archive::index_path(k.path()), digest + "\n").unwrap();
+        assert_eq!(ids(k.runs().unwrap()), ["r1"]);
+        let index = archive::index_path(j.path());
+        let mode = fs::metadata(&index).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_journal_whose_last_run_is_unfinished_is_never_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web").rotating_at(100);
+        j.append(&start("r1")).unwrap();
+        j.append(&end("r1", Step::Preflight, true)).unwrap();
+        // r1 never finished (the controller died); the next start is r1's
+        // recovery's business, not a rotation.
+        j.append(&start("r2")).unwrap();
+        assert!(archive::segments(j.path()).is_empty());
+        assert_eq!(j.read().unwrap().len(), 3);
     }
 }

@@ -3,6 +3,7 @@
 //! files only; every file is 0600 in a 0700 directory owned by the user
 //! running baton (`dir` checks it before any command uses it).
 
+pub mod archive;
 pub mod dir;
 pub mod journal;
 pub mod lock;
