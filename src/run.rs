@@ -838,10 +838,14 @@ impl Ctx<'_> {
                     if !step.moves_traffic() {
                         detail.push_str(&self.read_announcement(&mut rec).await);
                     }
-                    if let Err(e) = self.end(step, ok, &detail, started.elapsed(), rec.commands) {
+                    let written = self.end(step, ok, &detail, started.elapsed(), rec.commands);
+                    ended.push(Ended { step, ok });
+                    if let Err(e) = written {
+                        // The step did happen: the message says where
+                        // traffic went; the journal lacks its end, which
+                        // recovery settles from reality.
                         return self.stopped(&e, ended);
                     }
-                    ended.push(Ended { step, ok });
                     if step.moves_traffic() && ok {
                         if let Err(e) = self.record_roles(ended, step.name(), false) {
                             return self.stopped(&e, ended);
