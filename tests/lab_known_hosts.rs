@@ -39,8 +39,7 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -54,80 +53,6 @@ const ADDRESS: &str = "198.18.0.11";
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known-hosts-corpus")
-}
-
-/// An sshd of the test's own in blue's namespace, with host keys of three
-/// types (the lab's sshd has only an ed25519 key); ended by its pid on drop.
-struct MultiKeySshd {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl MultiKeySshd {
-    const PORT: u16 = 2299;
-
-    fn start() -> MultiKeySshd {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = format!(
-            "ListenAddress {ADDRESS}\nPort {}\nAddressFamily inet\n",
-            Self::PORT
-        );
-        for kind in ["ed25519", "ecdsa", "rsa"] {
-            let key = dir.path().join(format!("ssh_host_{kind}_key"));
-            let mut keygen = Command::new("ssh-keygen");
-            keygen.args(["-q", "-t", kind, "-N", "", "-f"]).arg(&key);
-            if kind == "rsa" {
-                keygen.args(["-b", "2048"]);
-            }
-            assert!(keygen.status().unwrap().success(), "ssh-keygen -t {kind}");
-            config += &format!("HostKey {}\n", key.display());
-        }
-        config += &format!(
-            "PidFile none\nAuthorizedKeysFile {LAB}/ssh/authorized_keys\nAllowUsers batonlab\nUsePAM no\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n\
-             PubkeyAuthentication yes\nUseDNS no\nPrintMotd no\nLogLevel VERBOSE\nMaxStartups 100\n"
-        );
-        let cfg = dir.path().join("sshd_config");
-        fs::write(&cfg, config).unwrap();
-        let log = dir.path().join("sshd.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", "baton-blue", "/usr/sbin/sshd", "-D", "-f"])
-            .arg(&cfg)
-            .arg("-E")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sshd = MultiKeySshd { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(&format!(
-                "Server listening on {ADDRESS} port {}",
-                Self::PORT
-            )) {
-                return sshd;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the test's sshd did not start: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Its public key blob of one type.
-    fn blob(&self, kind: &str) -> Vec<u8> {
-        blob_of(&self.dir.path().join(format!("ssh_host_{kind}_key.pub")))
-    }
-}
-
-impl Drop for MultiKeySshd {
-    fn drop(&mut self) {
-        // The child is `ip netns exec`, which execs sshd: the same pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The blob of a public key file (`TYPE BASE64 COMMENT`).
@@ -424,9 +349,9 @@ fn every_known_hosts_case_is_judged_as_openssh_judges_it() {
     let _lab = lab();
     let sshd = MultiKeySshd::start();
     let mut keys = HashMap::new();
-    keys.insert("ED25519", sshd.blob("ed25519"));
-    keys.insert("ECDSA", sshd.blob("ecdsa"));
-    keys.insert("RSA", sshd.blob("rsa"));
+    keys.insert("ED25519", blob_of(&sshd.public_key_file("ed25519")));
+    keys.insert("ECDSA", blob_of(&sshd.public_key_file("ecdsa")));
+    keys.insert("RSA", blob_of(&sshd.public_key_file("rsa")));
     keys.insert("S_ED25519", stranger("ed25519"));
     keys.insert("S_ECDSA", stranger("ecdsa"));
     keys.insert("S_RSA", stranger("rsa"));

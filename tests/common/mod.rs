@@ -421,3 +421,100 @@ pub fn signal(child: &Child, sig: i32) {
     // SAFETY: signalling a child we started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
+
+/// An sshd of the test's own in blue's namespace, with host keys of three
+/// types (the lab's sshd has only an ed25519 key); ended by its pid on drop.
+pub struct MultiKeySshd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl MultiKeySshd {
+    pub const PORT: u16 = 2299;
+
+    pub fn start() -> MultiKeySshd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = format!(
+            "ListenAddress 198.18.0.11\nPort {}\nAddressFamily inet\n",
+            Self::PORT
+        );
+        for kind in ["ed25519", "ecdsa", "rsa"] {
+            let key = dir.path().join(format!("ssh_host_{kind}_key"));
+            let mut keygen = Command::new("ssh-keygen");
+            keygen.args(["-q", "-t", kind, "-N", "", "-f"]).arg(&key);
+            if kind == "rsa" {
+                keygen.args(["-b", "2048"]);
+            }
+            assert!(keygen.status().unwrap().success(), "ssh-keygen -t {kind}");
+            config += &format!("HostKey {}\n", key.display());
+        }
+        config += &format!(
+            "PidFile none\nAuthorizedKeysFile {LAB}/ssh/authorized_keys\nAllowUsers batonlab\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n\
+             PubkeyAuthentication yes\nUseDNS no\nPrintMotd no\nLogLevel VERBOSE\nMaxStartups 100\n"
+        );
+        let cfg = dir.path().join("sshd_config");
+        fs::write(&cfg, config).unwrap();
+        let log = dir.path().join("sshd.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", "baton-blue", "/usr/sbin/sshd", "-D", "-f"])
+            .arg(&cfg)
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sshd = MultiKeySshd { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(&format!(
+                "Server listening on 198.18.0.11 port {}",
+                Self::PORT
+            )) {
+                return sshd;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test's sshd did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The file of its public key of one type.
+    pub fn public_key_file(&self, kind: &str) -> PathBuf {
+        self.dir.path().join(format!("ssh_host_{kind}_key.pub"))
+    }
+
+    /// Its public key of one type: `TYPE BASE64`.
+    pub fn key(&self, kind: &str) -> String {
+        let text = fs::read_to_string(self.public_key_file(kind)).unwrap();
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The SHA256 fingerprint of its key of one type.
+    pub fn fingerprint(&self, kind: &str) -> String {
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.public_key_file(kind))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string()
+    }
+}
+
+impl Drop for MultiKeySshd {
+    fn drop(&mut self) {
+        // The child is `ip netns exec`, which execs sshd: the same pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
