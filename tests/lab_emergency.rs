@@ -140,6 +140,13 @@ fn state_of(cfg: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap()
 }
 
+/// The web pair's recorded state under the lab's own configuration
+/// (`state_dir = "../state"`), if any.
+fn lab_state_of() -> Option<serde_json::Value> {
+    let text = fs::read_to_string(Path::new(LAB).join("state/web.state.json")).ok()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
 // ---- failover ----
 
 #[test]
@@ -213,19 +220,22 @@ fn failover_with_the_vip_on_both_and_a_healthy_primary_is_refused_and_changes_no
         expect(&run, 4, "split brain");
         assert_eq!(vip_on(), (true, true), "nothing changed");
     }
-    assert!(
-        !Path::new(LAB).join("state/web.state.json").exists()
-            || state_of(&lab_config()).get("failed").is_none()
-    );
+    assert!(lab_state_of().is_none_or(|s| s.get("failed").is_none()));
 }
 
 #[test]
-fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused() {
+fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused_unless_forced() {
     let _lab = lab();
     del_vip("blue");
     let run = failover(&lab_config(), &[]);
     expect(&run, 4, "no host holds traffic");
     assert_eq!(vip_on(), (false, false), "nothing changed");
+    // The way out the refusal names: forced, the VIP goes to green and
+    // blue is marked failed.
+    let forced = failover(&lab_config(), &["--force"]);
+    expect(&forced, 0, "blue does not hold 198.18.0.100/24");
+    assert_eq!(vip_on(), (false, true));
+    assert_eq!(lab_state_of().unwrap()["failed"], "blue");
 }
 
 // ---- rejoin (after a failover to green; blue is marked failed) ----
