@@ -200,7 +200,12 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         // The interrupted run is settled; look at the pair afresh.
         observed_from = Instant::now();
         observed = observe::observe(pair).await;
-    } else if req.kind.is_none() {
+    }
+    // `recover` with nothing interrupted: a VIP that no host holds goes
+    // back to the recorded primary (a restore run, which checks it first).
+    let restore = (req.kind.is_none() && nobody_holds_the_vip(pair, &store, &observed))
+        .then_some(Kind::Restore);
+    if req.kind.is_none() && restore.is_none() {
         return refuse(
             progress,
             &pair.name,
@@ -208,7 +213,7 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
             format!("nothing to recover: the last run of {} finished", pair.name),
         );
     }
-    let Some(kind) = req.kind else {
+    let Some(kind) = req.kind.or(restore) else {
         return refuse(
             progress,
             &pair.name,
@@ -227,6 +232,19 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         progress,
     )
     .await
+}
+
+/// Whether a VIP pair with recorded roles has its address on neither host.
+fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, observed: &observe::Observed) -> bool {
+    let Ok(Some(recorded)) = store.load(&pair.name) else {
+        return false;
+    };
+    let mut seen = observed.seen.clone();
+    seen.recorded = Some(Roles {
+        primary: recorded.primary,
+        standby: recorded.standby,
+    });
+    matches!(pair.traffic, Traffic::Vip(_)) && assess::assess(&seen).holder == Seen::Neither
 }
 
 /// A new run: preflight on a fresh observation, then the cycle.
@@ -257,6 +275,8 @@ async fn fresh(
     // on the failed host, which becomes the standby.
     let from = match (kind, &failed, &seen.recorded, &assessment.holder) {
         (Kind::Rejoin, Some(f), _, _) => pair.other(f).map(|h| h.name.clone()).unwrap_or_default(),
+        // A restore gives the address back to the recorded primary (`to`).
+        (Kind::Restore, _, Some(r), _) => r.standby.clone(),
         (_, _, Some(r), _) => r.primary.clone(),
         (_, _, None, Seen::Host(h)) => h.clone(),
         _ => pair.hosts[0].name.clone(),
@@ -363,7 +383,10 @@ async fn fresh(
         label: change.as_ref().map(|c| c.label.clone()),
         hash,
         operator: req.operator.clone(),
-        reason: req.reason.clone(),
+        reason: req.reason.clone().or_else(|| {
+            (kind == Kind::Restore)
+                .then(|| "baton recover: no host held the virtual IP".to_string())
+        }),
         gate: gate.as_ref().map(|g| g.clone().unwrap_or_else(|e| e)),
         window: window.as_ref().map(|w| w.clone().unwrap_or_else(|e| e)),
         forced: (kind == Kind::Failover && req.force).then(|| {
@@ -414,6 +437,8 @@ async fn fresh(
         // Split brain, or nobody serving: a person must decide.
         Kind::Failover => matches!(assessment.holder, Seen::Both | Seen::Neither),
         Kind::Rejoin => matches!(assessment.holder, Seen::Neither),
+        // Nobody serves until it is put back: a person must look.
+        Kind::Restore => true,
     };
     let ok = problems.is_empty();
     let detail = if ok {
@@ -428,6 +453,10 @@ async fn fresh(
                 to_host.name
             ),
             Kind::Rejoin => format!("{} is back; traffic is on {}", to_host.name, from_host.name),
+            Kind::Restore => format!(
+                "no host holds traffic; {}, the recorded primary, passes its checks and takes it back",
+                to_host.name
+            ),
             _ => format!(
                 "{} holds traffic; both hosts reachable and healthy{gate_note}",
                 from_host.name
@@ -952,6 +981,7 @@ impl Ctx<'_> {
                 let mode = match (step, self.kind) {
                     (Step::SwitchBack, _) => switch::Mode::Restore,
                     (_, Kind::Failover) => switch::Mode::Failover,
+                    (_, Kind::Restore) => switch::Mode::Restore,
                     _ => switch::Mode::Normal,
                 };
                 let switched = switch::switch(self.pair, &self.sessions, a, b, mode, rec).await?;
@@ -1062,6 +1092,7 @@ impl Ctx<'_> {
             &self.from.name
         };
         match outcome {
+            Outcome::Ok if self.kind == Kind::Restore => format!("done: traffic is back on {on}, {} is the standby", self.from.name),
             Outcome::Ok if self.kind == Kind::Failover => format!("done: traffic is on {on}; {} is marked failed until `baton rejoin {}`", self.from.name, self.pair.name),
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
             Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Switch && e.ok) => format!(

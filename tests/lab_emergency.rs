@@ -228,10 +228,10 @@ fn failover_with_the_vip_on_neither_and_a_healthy_primary_is_refused_unless_forc
     let _lab = lab();
     del_vip("blue");
     let run = failover(&lab_config(), &[]);
-    expect(&run, 4, "no host holds traffic");
+    expect(&run, 4, "`baton recover web` puts the address back on blue");
     assert_eq!(vip_on(), (false, false), "nothing changed");
-    // The way out the refusal names: forced, the VIP goes to green and
-    // blue is marked failed.
+    // The other way out the refusal names: forced, the VIP goes to green
+    // and blue is marked failed.
     let forced = failover(&lab_config(), &["--force"]);
     expect(&forced, 0, "blue does not hold 198.18.0.100/24");
     assert_eq!(vip_on(), (false, true));
@@ -483,6 +483,43 @@ fn recover_with_the_new_primarys_host_down_needs_an_operator_then_a_failover() {
         client_get(&format!("http://{VIP}/")).1,
         "host=blue version=1\n"
     );
+}
+
+#[test]
+fn recover_with_the_vip_on_neither_and_nothing_interrupted_puts_it_back_on_the_recorded_primary() {
+    let _lab = lab();
+    let cfg = lab_config();
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0, "roles recorded");
+    del_vip("blue");
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 4);
+    let run = baton(&cfg, &["recover", "web"]);
+    expect(&run, 0, "done: traffic is back on blue");
+    assert_eq!(vip_on(), (true, false));
+    assert_eq!(
+        client_get(&format!("http://{VIP}/")).1,
+        "host=blue version=1\n"
+    );
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
+    let log = baton(&cfg, &["log", "web"]);
+    assert!(log.stdout.contains("restore"), "{}", log.stdout);
+    // Nothing more to do now.
+    expect(&baton(&cfg, &["recover", "web"]), 0, "nothing to recover");
+}
+
+#[test]
+fn recover_does_not_restore_the_vip_to_a_primary_that_fails_its_checks() {
+    let _lab = lab();
+    let cfg = lab_config();
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0, "roles recorded");
+    del_vip("blue");
+    stop("blue", "nginx");
+    let run = baton(&cfg, &["recover", "web"]);
+    expect(&run, 4, "`baton failover web` gives it to green");
+    assert_eq!(vip_on(), (false, false), "nothing changed");
+    // And that failover works: blue fails its checks, green takes over.
+    let over = failover(&cfg, &[]);
+    expect(&over, 0, "blue is marked failed");
+    assert_eq!(vip_on(), (false, true));
 }
 
 // ---- hooks never see a secret ----

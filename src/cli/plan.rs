@@ -195,7 +195,7 @@ pub fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Ch
             format!("apply_old_primary or verify_old_primary fails: INCOMPLETE, traffic stays on {}", to.name),
         ],
         Kind::Switchover => vec![format!("switch or verify_service fails: switch_back to {}", from.name)],
-        Kind::Failover | Kind::Rejoin => vec!["any failure stops the run for an operator".to_string()],
+        Kind::Failover | Kind::Rejoin | Kind::Restore => vec!["any failure stops the run for an operator".to_string()],
     };
     Plan {
         pair: pair.name.clone(),

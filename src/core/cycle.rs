@@ -22,6 +22,10 @@ pub enum Kind {
     /// Make a failed host the standby again: clear any traffic it still
     /// holds, verify it.
     Rejoin,
+    /// No host holds a VIP pair's traffic and no run was interrupted: put
+    /// the address back on the recorded primary (`to`), which must pass its
+    /// checks, and verify through it (`baton recover`).
+    Restore,
 }
 
 impl Kind {
@@ -32,6 +36,7 @@ impl Kind {
             Kind::Switchover => "switchover",
             Kind::Failover => "failover",
             Kind::Rejoin => "rejoin",
+            Kind::Restore => "restore",
         }
     }
 }
@@ -172,6 +177,7 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
             Step::VerifyService,
         ],
         Kind::Rejoin => vec![Step::Preflight, Step::Release, Step::VerifyStandby],
+        Kind::Restore => vec![Step::Preflight, Step::Switch, Step::VerifyService],
     }
 }
 
@@ -196,9 +202,10 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
         },
         _ => last,
     };
-    if matches!(kind, Kind::Failover | Kind::Rejoin) {
-        // No undo: the old primary is dead (failover) or traffic is not
-        // touched (rejoin). Stop at the first failure.
+    if matches!(kind, Kind::Failover | Kind::Rejoin | Kind::Restore) {
+        // No undo: the old primary is dead (failover), traffic is not
+        // touched (rejoin), or there was none to go back to (restore).
+        // Stop at the first failure.
         return match (last.step, last.ok) {
             (step, true) => next_forward(&forward, step),
             (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
@@ -294,7 +301,9 @@ pub fn resolve_interrupted(kind: Kind, step: Step, holder: Holder) -> Resolution
         (Step::Switch | Step::SwitchBack, Holder::Unclear) => Resolution::Operator,
         (Step::Switch, Holder::New) => ended(true),
         // A failover has no way back: finish moving traffic to the standby.
-        (Step::Switch, Holder::Old | Holder::Neither) if kind == Kind::Failover => {
+        (Step::Switch, Holder::Old | Holder::Neither)
+            if matches!(kind, Kind::Failover | Kind::Restore) =>
+        {
             Resolution::Retry
         }
         (Step::Switch, Holder::Old | Holder::Neither) => ended(false),
@@ -667,6 +676,27 @@ mod tests {
             resolve_interrupted(Kind::Rejoin, Release, Holder::Unclear),
             Resolution::Retry
         );
+    }
+
+    #[test]
+    fn restore_takes_the_address_back_and_has_no_undo() {
+        assert_eq!(
+            run(Kind::Restore, &[]),
+            (vec![Preflight, Switch, VerifyService], Outcome::Ok)
+        );
+        assert_eq!(run(Kind::Restore, &[Preflight]).1, Outcome::NotStarted);
+        assert_eq!(run(Kind::Restore, &[Switch]).1, Outcome::Operator);
+        assert_eq!(run(Kind::Restore, &[VerifyService]).1, Outcome::Operator);
+        // Interrupted inside the switch: finish putting the address back.
+        assert_eq!(
+            resolve_interrupted(Kind::Restore, Switch, Holder::Neither),
+            Resolution::Retry
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Restore, Switch, Holder::New),
+            Resolution::Ended(ok(Switch))
+        );
+        assert!(traffic_on_new(&[ok(Preflight), ok(Switch)]));
     }
 
     #[test]

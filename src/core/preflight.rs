@@ -2,7 +2,7 @@
 //! observation and the recorded state, the problems that forbid starting.
 //! Empty means go.
 
-use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen};
+use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen, TrafficSeen};
 use crate::core::cycle::Kind;
 
 /// The host names a run works with.
@@ -34,6 +34,9 @@ pub fn problems(
             "no host of {pair} is marked failed: nothing to rejoin"
         )),
         (Kind::Rejoin, Some(_)) => {}
+        // Taking the address back to the healthy primary is fine while the
+        // other host is marked failed (it is how a failover's pair heals).
+        (Kind::Restore, Some(f)) if f != r.to => {}
         (_, Some(f)) => out.push(format!(
             "{f} is marked failed since a failover; run `baton rejoin {pair}` once it is repaired"
         )),
@@ -66,6 +69,33 @@ pub fn problems(
                 out.extend(primary_still_serves(pair, p, &a.holder, r));
             }
         }
+        Kind::Restore => {
+            if !matches!(seen.traffic, TrafficSeen::Vip) {
+                out.push(format!(
+                    "only a virtual IP is restored by baton; a record or a hook that points at no host of {pair} needs a person"
+                ));
+            }
+            if a.holder != Holder::Neither {
+                out.push(format!(
+                    "traffic is {}: there is nothing to restore",
+                    where_is(&a.holder)
+                ));
+            }
+            match host(r.to) {
+                Some(h) if h.ssh.is_err() || !h.healthy() => out.push(format!(
+                    "the recorded primary {} is not healthy ({}): it cannot take traffic back; `baton failover {pair}` gives it to {} if that is healthy",
+                    r.to,
+                    h.ssh
+                        .as_ref()
+                        .err()
+                        .cloned()
+                        .unwrap_or_else(|| h.failing_checks().join("; ")),
+                    r.from
+                )),
+                Some(_) => {}
+                None => out.push(format!("{} was not observed", r.to)),
+            }
+        }
         Kind::Rejoin => {
             if let Some(Err(e)) = host(r.to).map(|h| &h.ssh) {
                 out.push(format!(
@@ -78,6 +108,10 @@ pub fn problems(
                 // The failed host came back still holding the VIP: the
                 // rejoin's release step takes it away (never the fence).
                 Holder::Both => {}
+                Holder::Neither => out.push(format!(
+                    "traffic must be on {} alone to rejoin {}, but it is on neither host: `baton recover {pair}` puts it back on {} first",
+                    r.from, r.to, r.from
+                )),
                 other => out.push(format!(
                     "traffic must be on {} alone to rejoin {}, but it is {}",
                     r.from,
@@ -139,7 +173,7 @@ fn primary_still_serves(pair: &str, p: &HostSeen, holder: &Holder, r: Roles<'_>)
     }
     if p.healthy() && *holder == Holder::Neither {
         return Some(format!(
-            "no host holds traffic, and the primary {from} is reachable and passes its checks: a failover would take a healthy host out. Put the address back on {from} (`ip addr add ...` there), or {force}"
+            "no host holds traffic, and the primary {from} is reachable and passes its checks: a failover would take a healthy host out. `baton recover {pair}` puts the address back on {from}; or {force}"
         ));
     }
     if p.healthy() {
@@ -354,5 +388,40 @@ mod tests {
         failing.hosts[0].checks[0].ok = false;
         failing.hosts[0].checks[0].detail = "status 502".into();
         assert!(primary_state(&failing, "blue").contains("fails its checks (page: status 502)"));
+    }
+
+    #[test]
+    fn restore_needs_a_vip_on_neither_host_and_a_healthy_recorded_primary() {
+        let restore = |s: &PairSeen, failed: Option<&str>| {
+            problems(
+                Kind::Restore,
+                "web",
+                s,
+                &assess(s),
+                Roles {
+                    from: "green",
+                    to: "blue",
+                    failed,
+                    forced: false,
+                },
+            )
+        };
+        let neither = seen(true, Some(false), true, Some(false));
+        assert!(restore(&neither, None).is_empty());
+        // After a failover that marked green failed, blue may still take
+        // its address back; a failed blue may not.
+        assert!(restore(&neither, Some("green")).is_empty());
+        assert!(!restore(&neither, Some("blue")).is_empty());
+        let held = seen(true, Some(true), true, Some(false));
+        assert!(restore(&held, None)[0].contains("nothing to restore"));
+        let mut sick = seen(true, Some(false), true, Some(false));
+        sick.hosts[0].checks[0].ok = false;
+        let p = restore(&sick, None);
+        assert!(p.iter().any(|m| m.contains("baton failover web")), "{p:?}");
+        let mut dns = neither.clone();
+        dns.traffic = TrafficSeen::Command(Ok("nobody".into()));
+        assert!(restore(&dns, None)
+            .iter()
+            .any(|m| m.contains("only a virtual IP")));
     }
 }
