@@ -269,34 +269,7 @@ fn load_corpus() -> Vec<Case> {
 /// OpenSSH's own client, strict, with only this known_hosts file: its
 /// verdict (connects, unknown, changed, revoked) and what it printed.
 fn openssh_verdict(known_hosts: &Path, port: u16) -> (String, String) {
-    let out = netns(
-        CTL,
-        &[
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            &format!("UserKnownHostsFile={}", known_hosts.display()),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "UpdateHostKeys=no",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=3",
-            "-i",
-            &format!("{LAB}/ssh/id_ed25519"),
-            "-p",
-            &port.to_string(),
-            &format!("batonlab@{ADDRESS}"),
-            "true",
-        ],
-    );
+    let out = openssh_strict(known_hosts, port);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let verdict = if out.status.success() {
         "connects"

@@ -295,34 +295,7 @@ fn stranger_key(kind: &str) -> String {
 /// OpenSSH's own client, strict, with only this known_hosts file, against
 /// blue on `port`: whether it ran `true`, and what it printed.
 fn openssh_connects(known_hosts: &Path, port: u16) -> (bool, String) {
-    let out = netns(
-        CTL,
-        &[
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            &format!("UserKnownHostsFile={}", known_hosts.display()),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "UpdateHostKeys=no",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=3",
-            "-i",
-            &format!("{LAB}/ssh/id_ed25519"),
-            "-p",
-            &port.to_string(),
-            "batonlab@198.18.0.11",
-            "true",
-        ],
-    );
+    let out = openssh_strict(known_hosts, port);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -518,3 +518,36 @@ impl Drop for MultiKeySshd {
         let _ = self.child.wait();
     }
 }
+
+/// OpenSSH's own client, strict, with only `known_hosts`, logging in to
+/// blue (198.18.0.11) on `port` to run `true`: what it did.
+pub fn openssh_strict(known_hosts: &Path, port: u16) -> Output {
+    netns(
+        CTL,
+        &[
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=3",
+            "-i",
+            &format!("{LAB}/ssh/id_ed25519"),
+            "-p",
+            &port.to_string(),
+            "batonlab@198.18.0.11",
+            "true",
+        ],
+    )
+}
