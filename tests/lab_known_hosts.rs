@@ -39,7 +39,6 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -57,22 +56,18 @@ fn corpus_dir() -> PathBuf {
 
 /// The blob of a public key file (`TYPE BASE64 COMMENT`).
 fn blob_of(path: &Path) -> Vec<u8> {
-    let text = fs::read_to_string(path).unwrap();
-    let b64 = text.split_whitespace().nth(1).expect("a public key line");
+    blob(&public_key_line(path))
+}
+
+/// The blob of a `TYPE BASE64` key.
+fn blob(line: &str) -> Vec<u8> {
+    let b64 = line.split_whitespace().nth(1).expect("a public key line");
     STANDARD.decode(b64).unwrap()
 }
 
 /// A fresh public key blob of one type that no host has.
 fn stranger(kind: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    blob_of(&key.with_extension("pub"))
+    blob(&stranger_key(kind))
 }
 
 /// SSH wire strings of a blob, in order.

@@ -275,23 +275,6 @@ fn status_web(cfg: &Path, env: &[(&str, Option<&str>)]) -> (bool, String, Run) {
     )
 }
 
-/// A fresh public key of one type that no host has: `TYPE BASE64`.
-fn stranger_key(kind: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", "", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = fs::read_to_string(key.with_extension("pub")).unwrap();
-    text.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// OpenSSH's own client, strict, with only this known_hosts file, against
 /// blue on `port`: whether it ran `true`, and what it printed.
 fn openssh_connects(known_hosts: &Path, port: u16) -> (bool, String) {

@@ -3,7 +3,7 @@
 //! when the process ends (even by kill -9). The file says who holds it, so a
 //! refused run can tell the operator who and since when.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -73,10 +73,9 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
             return Err(
-                match fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                {
+                // From the descriptor already open (no second lookup of the
+                // path), and bounded.
+                match read_holder(&file) {
                     Some(holder) => LockError::Held {
                         pair: pair.to_string(),
                         holder,
@@ -119,11 +118,8 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
         .read_to_string(&mut table)
         .ok()?;
     let pid = flock_holder(&table, meta.dev(), meta.ino())?;
-    let mut body = String::new();
-    let _ = file.take(64 << 10).read_to_string(&mut body);
     Some(
-        serde_json::from_str::<Holder>(&body)
-            .ok()
+        read_holder(&file)
             .filter(|h| h.pid == pid)
             .unwrap_or(Holder {
                 pid,
@@ -132,6 +128,15 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
                 since: "unknown".to_string(),
             }),
     )
+}
+
+/// The holder a lock file records, read from its start (at most 64 KiB).
+fn read_holder(file: &File) -> Option<Holder> {
+    use std::os::unix::fs::FileExt;
+    let mut body = vec![0u8; 64 << 10];
+    let n = file.read_at(&mut body, 0).ok()?;
+    body.truncate(n);
+    serde_json::from_slice(&body).ok()
 }
 
 /// The pid holding an exclusive `flock` on the file (device, inode) in a
@@ -152,6 +157,7 @@ fn flock_holder(table: &str, dev: u64, ino: u64) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn holder(pid: u32) -> Holder {
         Holder {

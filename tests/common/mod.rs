@@ -489,11 +489,7 @@ impl MultiKeySshd {
 
     /// Its public key of one type: `TYPE BASE64`.
     pub fn key(&self, kind: &str) -> String {
-        let text = fs::read_to_string(self.public_key_file(kind)).unwrap();
-        text.split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
+        public_key_line(&self.public_key_file(kind))
     }
 
     /// The SHA256 fingerprint of its key of one type.
@@ -550,4 +546,26 @@ pub fn openssh_strict(known_hosts: &Path, port: u16) -> Output {
             "true",
         ],
     )
+}
+
+/// A public key file's key: `TYPE BASE64`, without the comment.
+pub fn public_key_line(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fresh public key of one type that no host has: `TYPE BASE64`.
+pub fn stranger_key(kind: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    public_key_line(&key.with_extension("pub"))
 }
