@@ -6,9 +6,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::config::Change;
-use crate::quote;
-use crate::remote::{failure, Recorder};
-use crate::ssh::SshHost;
+use crate::core::op::{Op, Remote};
+use crate::exec::{output, succeeded, Exec, Failed, World};
 
 /// The change's content hash: its label, steps, rollback steps, and every
 /// upload's destination, mode and content. The first 16 hex digits.
@@ -38,26 +37,30 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
-/// Applies a change on a host. `Ok(summary)` or `Err(what failed)`.
-pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result<String, String> {
+/// Applies a change on `host`: each upload (keeping the file it replaces),
+/// then the steps, stopping at the first failure.
+pub async fn apply<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
+    change: &Change,
+) -> Result<String, Failed> {
     for u in &change.upload {
-        let content = crate::readfile::bytes(&u.from, crate::readfile::UPLOAD)
-            .map_err(|e| format!("cannot read {}: {e}", u.from.display()))?;
-        let dest = quote::quote(&u.to);
-        let keep = format!(
-            "if [ -e {dest} ]; then cp -p -- {dest} {}; fi",
-            quote::quote(&format!("{}.baton-prev", u.to))
-        );
-        let out = rec.run(ssh, &keep).await;
-        if !out.as_ref().is_ok_and(|o| o.success()) {
-            return Err(failure(&format!("keeping the previous {}", u.to), &out));
-        }
-        let out = rec.upload(ssh, content, &u.to, u.mode).await;
-        if !out.as_ref().is_ok_and(|o| o.success()) {
-            return Err(failure(&format!("uploading {}", u.to), &out));
-        }
+        x.remote_ok(
+            host,
+            Remote::KeepPrevious { path: u.to.clone() },
+            &format!("keeping the previous {}", u.to),
+        )
+        .await?;
+        let op = Op::Upload {
+            host: host.to_string(),
+            from: u.from.clone(),
+            to: u.to.clone(),
+            mode: u.mode,
+        };
+        let out = output(&op, x.perform(op.clone()).await);
+        succeeded(&format!("uploading {}", u.to), out)?;
     }
-    run_steps(ssh, &change.steps, rec).await?;
+    run_steps(x, host, &change.steps).await?;
     Ok(format!(
         "{} upload(s), {} step(s)",
         change.upload.len(),
@@ -65,25 +68,27 @@ pub async fn apply(ssh: &SshHost, change: &Change, rec: &mut Recorder) -> Result
     ))
 }
 
-/// Runs a change's rollback steps on a host.
-pub async fn rollback(
-    ssh: &SshHost,
+/// Runs a change's rollback steps on `host`.
+pub async fn rollback<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
     change: &Change,
-    rec: &mut Recorder,
-) -> Result<String, String> {
+) -> Result<String, Failed> {
     if change.rollback.is_empty() {
         return Ok("the change has no rollback steps; the host keeps it".to_string());
     }
-    run_steps(ssh, &change.rollback, rec).await?;
+    run_steps(x, host, &change.rollback).await?;
     Ok(format!("{} rollback step(s)", change.rollback.len()))
 }
 
-async fn run_steps(ssh: &SshHost, steps: &[String], rec: &mut Recorder) -> Result<(), String> {
+async fn run_steps<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
+    steps: &[String],
+) -> Result<(), Failed> {
     for step in steps {
-        let out = rec.run(ssh, step).await;
-        if !out.as_ref().is_ok_and(|o| o.success()) {
-            return Err(failure(&format!("`{step}`"), &out));
-        }
+        x.remote_ok(host, Remote::Shell(step.clone()), &format!("`{step}`"))
+            .await?;
     }
     Ok(())
 }

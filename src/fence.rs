@@ -7,11 +7,12 @@
 
 use std::net::IpAddr;
 
-use crate::config::{Host, Pair, Traffic, Vip};
-use crate::observe::holds_address;
+use crate::config::{Host, Traffic, Vip};
+use crate::core::op::{AddrAction, Hook, Op, Remote};
+use crate::exec::{failure, output, Exec, Failed, OpError, World};
 use crate::quote;
-use crate::remote::{failure, Recorder};
-use crate::ssh::{Output, SshError, SshHost};
+use crate::ssh::Output;
+use crate::traffic::vip;
 
 /// The fence command with `{host}` (the host's name in the pair file) and
 /// `{address}` (its own address) filled in, both shell-quoted.
@@ -21,28 +22,9 @@ pub fn fill(command: &str, host: &Host) -> String {
         .replace("{address}", &quote::quote(&host.address.to_string()))
 }
 
-/// The duplicate address detection that proves no host answers for the
-/// VIP: two ARP probes from the unspecified address, two seconds at most.
-pub fn probe_argv(v: &Vip) -> Vec<String> {
-    [
-        "arping",
-        "-D",
-        "-c",
-        "2",
-        "-w",
-        "2",
-        "-I",
-        &v.interface,
-        &v.address.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// The probe as one command line, for `plan` and the journal.
+/// The probe as one command line, for messages.
 pub fn probe_line(v: &Vip) -> String {
-    quote::join(&probe_argv(v))
+    quote::join(&crate::core::op::probe_argv(&v.interface, &v.address))
 }
 
 /// What duplicate address detection found.
@@ -54,6 +36,8 @@ pub enum Dad {
     Answered(Vec<String>),
     /// The probe did not run (no arping, no permission, no such interface).
     Unknown(String),
+    /// The host to probe from cannot be reached over SSH.
+    Unreachable,
 }
 
 /// Reads iputils `arping -D` output: `Unicast reply from ADDR [MAC]` per
@@ -95,27 +79,33 @@ pub fn parse_dad(stdout: &str, stderr: &str) -> Dad {
 
 /// Fences the failover's old primary `from`, so that it holds no traffic
 /// before the standby `to` takes it. `Err` stops the failover before the
-/// switch: nothing moved.
-pub async fn fence(
-    pair: &Pair,
+/// switch: nothing moved. `from_reachable`: SSH reached it before the run.
+pub async fn fence<W: World>(
+    x: &mut Exec<'_, W>,
     from: &Host,
-    from_ssh: Option<&SshHost>,
+    from_reachable: bool,
     to: &Host,
-    to_ssh: Option<&SshHost>,
-    rec: &mut Recorder,
-) -> Result<String, String> {
+) -> Result<String, Failed> {
+    let pair = x.pair;
     let mut done = Vec::new();
     if let Some(cmd) = &pair.fence {
-        let out = rec.local(&fill(cmd, from), pair.ssh.command_timeout).await;
+        let op = Op::Hook {
+            purpose: Hook::Fence {
+                host: from.name.clone(),
+            },
+            command: fill(cmd, from),
+        };
+        let out = output(&op, x.perform(op.clone()).await);
         if !out.as_ref().is_ok_and(Output::success) {
-            return Err(failure("the fence command", &out));
+            return Err(Failed(failure("the fence command", &out)));
         }
         done.push(format!("fence command ran for {}", from.name));
     }
     if let Traffic::Vip(v) = &pair.traffic {
-        done.push(match from_ssh {
-            Some(ssh) => remove_vip(v, from, ssh, rec).await?,
-            None => prove_gone(v, from, to, to_ssh, rec).await?,
+        done.push(if from_reachable {
+            remove_vip(x, v, &from.name).await?
+        } else {
+            prove_gone(x, v, from, to).await?
         });
     }
     if done.is_empty() {
@@ -129,62 +119,48 @@ pub async fn fence(
 }
 
 /// Removes the VIP from a host that SSH reaches, if it holds it.
-async fn remove_vip(
-    v: &Vip,
-    host: &Host,
-    ssh: &SshHost,
-    rec: &mut Recorder,
-) -> Result<String, String> {
-    match holds_address(ssh, &v.interface, v.address).await {
+async fn remove_vip<W: World>(x: &mut Exec<'_, W>, v: &Vip, host: &str) -> Result<String, Failed> {
+    match vip::holds(x, host, v).await {
         Ok(true) => {
             let cidr = v.to_string();
-            let out = rec
-                .run_privileged(ssh, &["ip", "addr", "del", &cidr, "dev", &v.interface])
-                .await;
-            if !out.as_ref().is_ok_and(Output::success) {
-                return Err(failure(
-                    &format!("removing {cidr} from {}", host.name),
-                    &out,
-                ));
-            }
-            match holds_address(ssh, &v.interface, v.address).await {
-                Ok(false) => Ok(format!("removed {cidr} from {}", host.name)),
-                other => Err(format!(
-                    "after removing {cidr}, {} still holds it or cannot say: {other:?}",
-                    host.name
-                )),
+            let del = Remote::Addr {
+                action: AddrAction::Del,
+                cidr: cidr.clone(),
+                interface: v.interface.clone(),
+                batch: false,
+            };
+            x.remote_ok(host, del, &format!("removing {cidr} from {host}"))
+                .await?;
+            match vip::holds(x, host, v).await {
+                Ok(false) => Ok(format!("removed {cidr} from {host}")),
+                other => Err(Failed(format!(
+                    "after removing {cidr}, {host} still holds it or cannot say: {other:?}"
+                ))),
             }
         }
-        Ok(false) => Ok(format!("{} does not hold {v}", host.name)),
-        Err(e) => Err(format!("cannot tell whether {} holds {v}: {e}", host.name)),
+        Ok(false) => Ok(format!("{host} does not hold {v}")),
+        Err(e) => Err(Failed(format!("cannot tell whether {host} holds {v}: {e}"))),
     }
 }
 
 /// When the old primary cannot be asked: the standby probes the VIP's
 /// link for any host still answering for it.
-async fn prove_gone(
+async fn prove_gone<W: World>(
+    x: &mut Exec<'_, W>,
     v: &Vip,
     from: &Host,
     to: &Host,
-    to_ssh: Option<&SshHost>,
-    rec: &mut Recorder,
-) -> Result<String, String> {
-    let Some(ssh) = to_ssh else {
-        return Err(format!(
-            "neither {} nor {} can be reached over SSH: nothing can prove that {} is free",
-            from.name, to.name, v.address
-        ));
-    };
+) -> Result<String, Failed> {
     let found = match v.address {
         IpAddr::V6(_) => Dad::Unknown("arping cannot probe an IPv6 address".to_string()),
-        IpAddr::V4(_) => probe(v, ssh, rec).await,
+        IpAddr::V4(_) => probe(x, v, &to.name).await,
     };
     match found {
         Dad::Free => Ok(format!(
             "{} cannot be reached over SSH; no host answers for {} (duplicate address detection from {})",
             from.name, v.address, to.name
         )),
-        Dad::Answered(who) => Err(format!(
+        Dad::Answered(who) => Err(Failed(format!(
             "{} cannot be reached over SSH and {} is still answered on the link by {}: {} may still hold it, so {} does not take it (that would be split brain). Cut {} off (power, network, or a `fence` command in the pair file that does it), then run the failover again",
             from.name,
             v.address,
@@ -192,7 +168,11 @@ async fn prove_gone(
             from.name,
             to.name,
             from.name
-        )),
+        ))),
+        Dad::Unreachable => Err(Failed(format!(
+            "neither {} nor {} can be reached over SSH: nothing can prove that {} is free",
+            from.name, to.name, v.address
+        ))),
         Dad::Unknown(why) => Ok(format!(
             "{} cannot be reached over SSH and whether it still holds {} could not be probed ({why}): relying on the operator's word that it is down",
             from.name, v.address
@@ -200,45 +180,39 @@ async fn prove_gone(
     }
 }
 
-/// Runs the probe on `ssh`: as the login user first (Debian's arping has
+/// Runs the probe on `host`: as the login user first (Debian's arping has
 /// the raw-socket capability), then through sudo when that is configured.
-async fn probe(v: &Vip, ssh: &SshHost, rec: &mut Recorder) -> Dad {
-    let argv = probe_argv(v);
-    let line = format!("PATH=\"$PATH:/usr/sbin:/sbin\" {}", quote::join(&argv));
-    let read = |out: &Result<Output, SshError>| match out {
+async fn probe<W: World>(x: &mut Exec<'_, W>, v: &Vip, host: &str) -> Dad {
+    let attempt = |privileged| Remote::Probe {
+        interface: v.interface.clone(),
+        address: v.address,
+        privileged,
+    };
+    let read = |out: Result<crate::ssh::Output, OpError>| match out {
         Ok(o) => parse_dad(&o.stdout_text(), &o.stderr_text()),
+        Err(OpError::Unreachable { .. }) => Dad::Unreachable,
         Err(e) => Dad::Unknown(e.to_string()),
     };
-    let first = read(&rec.run(ssh, &line).await);
+    let first = read(x.remote(host, attempt(false)).await);
     match first {
-        Dad::Unknown(_) if ssh.target().sudo => {
-            let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-            read(&rec.run_privileged(ssh, &args).await)
-        }
+        Dad::Unknown(_) if x.pair.ssh.sudo => read(x.remote(host, attempt(true)).await),
         found => found,
     }
 }
 
 /// The rejoin's release: the repaired host `to` gives up a VIP it came
 /// back with, and the primary `from` must hold traffic alone afterwards.
-pub async fn release(
-    pair: &Pair,
+pub async fn release<W: World>(
+    x: &mut Exec<'_, W>,
     to: &Host,
-    to_ssh: Option<&SshHost>,
     from: &Host,
-    rec: &mut Recorder,
-) -> Result<String, String> {
-    match &pair.traffic {
-        Traffic::Vip(v) => {
-            let Some(ssh) = to_ssh else {
-                return Err(format!("{} is unreachable over SSH", to.name));
-            };
-            remove_vip(v, to, ssh, rec).await
-        }
-        _ => Ok(format!(
+) -> Result<String, Failed> {
+    match &x.pair.traffic {
+        Traffic::Vip(v) => remove_vip(x, v, &to.name).await,
+        other => Ok(format!(
             "traffic is on {} ({} switch): {} has nothing to give up",
             from.name,
-            pair.traffic.method(),
+            other.method(),
             to.name
         )),
     }

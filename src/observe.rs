@@ -46,10 +46,46 @@ pub async fn observe(pair: &Pair) -> Observed {
     }
 }
 
+/// Observes a pair again over sessions opened before (a host without one
+/// is seen as unreachable, as it was then).
+pub async fn observe_with(pair: &Pair, sessions: [Option<&SshHost>; 2]) -> PairSeen {
+    let [a, b] = &pair.hosts;
+    let unreachable = |h: &Host| {
+        format!(
+            "{} could not be reached over SSH earlier in this run",
+            h.name
+        )
+    };
+    let ssh_a = sessions[0].ok_or_else(|| unreachable(a));
+    let ssh_b = sessions[1].ok_or_else(|| unreachable(b));
+    let (seen_a, seen_b, traffic) = tokio::join!(
+        observe_connected(pair, a, ssh_a),
+        observe_connected(pair, b, ssh_b),
+        observe_traffic(pair)
+    );
+    PairSeen {
+        hosts: [seen_a, seen_b],
+        traffic,
+        recorded: None,
+        last_run: LastRun::Settled,
+    }
+}
+
 /// Connects to one host and asks it everything status needs.
 async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
     let connected = SshHost::connect(Target::new(host, &pair.ssh)).await;
-    let ssh = connected.as_ref().ok();
+    let seen = observe_connected(pair, host, connected.as_ref().map_err(SshError::to_string)).await;
+    (seen, connected.ok())
+}
+
+/// Asks one host, over its session (or why there is none), everything
+/// status needs.
+async fn observe_connected(
+    pair: &Pair,
+    host: &Host,
+    connected: Result<&SshHost, String>,
+) -> HostSeen {
+    let ssh = connected.as_ref().ok().copied();
     let vip = async {
         match (&pair.traffic, ssh) {
             (Traffic::Vip(v), Some(s)) => match holds_address(s, &v.interface, v.address).await {
@@ -75,10 +111,10 @@ async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
     };
     let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
     let ((holds_vip, vip_error), version, probes) = tokio::join!(vip, version, probes);
-    let seen = HostSeen {
+    HostSeen {
         name: host.name.clone(),
         address: Some(host.address),
-        ssh: connected.as_ref().map(|_| ()).map_err(SshError::to_string),
+        ssh: connected.map(|_| ()),
         holds_vip,
         vip_error,
         version,
@@ -92,8 +128,7 @@ async fn observe_host(pair: &Pair, host: &Host) -> (HostSeen, Option<SshHost>) {
                 via_ssh: matches!(c.kind, CheckKind::Command { .. }),
             })
             .collect(),
-    };
-    (seen, connected.ok())
+    }
 }
 
 /// Asks the traffic switch who holds traffic (VIP holders come from the hosts).

@@ -11,21 +11,21 @@ use serde::Serialize;
 
 use crate::change;
 use crate::config::{Change, Config, Host, Pair, Traffic};
-use crate::core::assess::{self, Holder as Seen, Roles, Verdict};
+use crate::core::assess::{self, Holder as Seen, PairSeen, Roles, Verdict};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::preflight;
+use crate::exec::real::RealWorld;
+use crate::exec::steps::{self, Carry, Cycle};
+use crate::exec::{Exec, World};
 use crate::history;
 use crate::hostlock;
 use crate::observe;
-use crate::remote::Recorder;
 use crate::signals;
-use crate::ssh::SshHost;
 use crate::store::journal::{Journal, Record, RunView};
 use crate::store::lock::{self, Holder as LockHolder};
 use crate::store::state::{now_rfc3339, PairState, StateStore};
-use crate::switch;
-use crate::verify;
+use crate::traffic;
 use crate::windows;
 
 /// What the operator asked for.
@@ -103,12 +103,22 @@ pub trait Progress: Sync {
 pub struct Finished {
     /// The core's outcome.
     pub outcome: Outcome,
-    /// Preflight found drift (needs an operator, not just "did not start").
-    pub drift: bool,
-    /// The maintenance window held the run back (and nothing else did).
-    pub window: bool,
+    /// For a run that did not start: what held it back, where that decides
+    /// the exit code.
+    pub held: Held,
     /// A sentence for the operator.
     pub message: String,
+}
+
+/// What held back a run that did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing in particular (or the run started).
+    Not,
+    /// Preflight found drift: needs an operator, not just "did not start".
+    ByDrift,
+    /// The maintenance window, and nothing else.
+    ByWindow,
 }
 
 /// The operator's name: `$SUDO_USER`, else `$USER`, else the uid.
@@ -129,8 +139,7 @@ fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String
     progress.event(&Event::end_of_run(pair, "", outcome, &message));
     Finished {
         outcome,
-        drift: false,
-        window: false,
+        held: Held::Not,
         message,
     }
 }
@@ -173,11 +182,11 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
     });
     // The preflight step's time includes this observation (connecting,
     // asking where traffic is, checking both hosts).
-    let mut observed_from = Instant::now();
+    let observed_from = Instant::now();
     // The hosts' own lock, tried while the pair is observed: another
     // controller (another state directory) may be running on this pair.
     let me = hostlock::holder(&req.operator, &req.command, &holder.since);
-    let (mut observed, tried) = tokio::join!(observe::observe(pair), hostlock::try_both(pair, &me));
+    let (observed, tried) = tokio::join!(observe::observe(pair), hostlock::try_both(pair, &me));
     let reachable = [
         observed.sessions[0].is_some(),
         observed.sessions[1].is_some(),
@@ -187,8 +196,52 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
     };
 
+    let observe::Observed { seen, sessions } = observed;
+    let world = RealWorld::new([sessions[0].as_ref(), sessions[1].as_ref()]);
+    let at = Places {
+        journal: &journal,
+        store: &store,
+        progress,
+    };
+    proceed(
+        config,
+        pair,
+        req,
+        at,
+        &world,
+        (last, run_id),
+        (seen, observed_from),
+    )
+    .await
+}
+
+/// Where a run records and reports.
+#[derive(Clone, Copy)]
+pub struct Places<'a> {
+    /// The pair's journal.
+    pub journal: &'a Journal,
+    /// The state files.
+    pub store: &'a StateStore,
+    /// Where progress goes.
+    pub progress: &'a dyn Progress,
+}
+
+/// The run once the pair's lock is held and the pair observed: settle an
+/// interrupted run, then start the one asked for. On any world.
+pub async fn proceed<W: World>(
+    config: &Config,
+    pair: &Pair,
+    req: &Request,
+    at: Places<'_>,
+    world: &W,
+    (last, run_id): (Option<RunView>, String),
+    (mut seen, mut observed_from): (PairSeen, Instant),
+) -> Finished {
+    let Places {
+        store, progress, ..
+    } = at;
     if let Some(view) = last.filter(|v| v.finished.is_none()) {
-        let recovered = recover(pair, &journal, &store, &view, &observed.sessions, progress).await;
+        let recovered = recover(pair, at, &view, world, &seen).await;
         if req.kind.is_none()
             || !matches!(
                 recovered.outcome,
@@ -199,12 +252,12 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         }
         // The interrupted run is settled; look at the pair afresh.
         observed_from = Instant::now();
-        observed = observe::observe(pair).await;
+        seen = world.observe(pair).await;
     }
     // `recover` with nothing interrupted: a VIP that no host holds goes
     // back to the recorded primary (a restore run, which checks it first).
-    let restore = (req.kind.is_none() && nobody_holds_the_vip(pair, &store, &observed))
-        .then_some(Kind::Restore);
+    let restore =
+        (req.kind.is_none() && nobody_holds_the_vip(pair, store, &seen)).then_some(Kind::Restore);
     if req.kind.is_none() && restore.is_none() {
         return refuse(
             progress,
@@ -226,20 +279,19 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         pair,
         (kind, run_id),
         req,
-        &journal,
-        &store,
-        (observed, observed_from),
-        progress,
+        at,
+        world,
+        (seen, observed_from),
     )
     .await
 }
 
 /// Whether a VIP pair with recorded roles has its address on neither host.
-fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, observed: &observe::Observed) -> bool {
+fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, seen: &PairSeen) -> bool {
     let Ok(Some(recorded)) = store.load(&pair.name) else {
         return false;
     };
-    let mut seen = observed.seen.clone();
+    let mut seen = seen.clone();
     seen.recorded = Some(Roles {
         primary: recorded.primary,
         standby: recorded.standby,
@@ -248,19 +300,20 @@ fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, observed: &observe::Obs
 }
 
 /// A new run: preflight on a fresh observation, then the cycle.
-#[allow(clippy::too_many_arguments)]
-async fn fresh(
+async fn fresh<W: World>(
     config: &Config,
     pair: &Pair,
     (kind, run_id): (Kind, String),
     req: &Request,
-    journal: &Journal,
-    store: &StateStore,
-    (observed, started): (observe::Observed, Instant),
-    progress: &dyn Progress,
+    at: Places<'_>,
+    world: &W,
+    (mut seen, started): (PairSeen, Instant),
 ) -> Finished {
-    let sessions = &observed.sessions;
-    let mut seen = observed.seen.clone();
+    let Places {
+        journal,
+        store,
+        progress,
+    } = at;
     let recorded = match store.load(&pair.name) {
         Ok(s) => s,
         Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
@@ -477,21 +530,24 @@ async fn fresh(
             return refuse(progress, &pair.name, Outcome::NotStarted, e.0);
         }
     }
-    let ctx = Ctx {
+    let from_reachable = seen
+        .hosts
+        .iter()
+        .any(|h| h.name == from_host.name && h.ssh.is_ok());
+    let mut ctx = Ctx {
         pair,
         run: run_id,
         kind,
         from: from_host,
         to: to_host,
         change,
+        from_reachable,
         journal,
         store,
-        sessions: [sessions[0].as_ref(), sessions[1].as_ref()],
+        world,
         progress,
-        ttl: None,
-        announcement: None,
+        carry: Carry::default(),
     };
-    let mut ctx = ctx;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
     }
@@ -502,8 +558,13 @@ async fn fresh(
         }
         return Finished {
             outcome: Outcome::NotStarted,
-            drift,
-            window: outside_window && !drift,
+            held: if drift {
+                Held::ByDrift
+            } else if outside_window {
+                Held::ByWindow
+            } else {
+                Held::Not
+            },
             message,
         };
     }
@@ -516,14 +577,18 @@ async fn fresh(
 
 /// Settles an interrupted run: resolves the step it died in from where
 /// traffic really is, then lets the core finish or undo it.
-async fn recover(
+async fn recover<W: World>(
     pair: &Pair,
-    journal: &Journal,
-    store: &StateStore,
+    at: Places<'_>,
     view: &RunView,
-    sessions: &[Option<SshHost>; 2],
-    progress: &dyn Progress,
+    world: &W,
+    seen: &PairSeen,
 ) -> Finished {
+    let Places {
+        journal,
+        store,
+        progress,
+    } = at;
     let Record::Start {
         run,
         kind,
@@ -553,7 +618,10 @@ async fn recover(
         },
         None => None,
     };
-    let refs = [sessions[0].as_ref(), sessions[1].as_ref()];
+    let from_reachable = seen
+        .hosts
+        .iter()
+        .any(|h| h.name == from_host.name && h.ssh.is_ok());
     let mut ctx = Ctx {
         pair,
         run: run.clone(),
@@ -561,20 +629,21 @@ async fn recover(
         from: from_host,
         to: to_host,
         change,
+        from_reachable,
         journal,
         store,
-        sessions: refs,
+        world,
         progress,
-        ttl: None,
-        announcement: None,
+        carry: Carry::default(),
     };
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
-        let (holder, why) = switch::holder_for_run(pair, &refs, from, to).await;
+        let mut x = Exec::new(world, pair);
+        let (holder, why) = traffic::side(&mut x, from, to).await;
         match cycle::resolve_interrupted(*kind, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
-                if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, vec![]) {
+                if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
                     return ctx.stopped(&err, &ended);
                 }
                 ended.push(e);
@@ -590,8 +659,7 @@ async fn recover(
                 }
                 return Finished {
                     outcome: Outcome::Operator,
-                    drift: false,
-                    window: false,
+                    held: Held::Not,
                     message,
                 };
             }
@@ -613,21 +681,22 @@ async fn recover(
     ctx.drive(&mut ended).await
 }
 
-struct Ctx<'a> {
+struct Ctx<'a, W> {
     pair: &'a Pair,
     run: String,
     kind: Kind,
     from: Host,
     to: Host,
     change: Option<Change>,
+    /// SSH reached the old primary when the run began.
+    from_reachable: bool,
     journal: &'a Journal,
     store: &'a StateStore,
-    sessions: switch::Sessions<'a>,
+    world: &'a W,
     progress: &'a dyn Progress,
-    ttl: Option<u32>,
-    /// The gratuitous ARP the last switch started in the background (the
-    /// host and its report file), read into the journal by the next step.
-    announcement: Option<(Host, String)>,
+    /// What a step hands on to later ones (the TTL to drain, the
+    /// announcement whose report the next step reads).
+    carry: Carry,
 }
 
 /// Both hosts of a pair, in the pair file's order, as progress shows them.
@@ -661,15 +730,7 @@ fn save_roles(
         .map_err(|e| Unrecorded(format!("cannot record the roles: {e}")))
 }
 
-impl Ctx<'_> {
-    fn session(&self, host: &Host) -> Option<&SshHost> {
-        self.pair
-            .hosts
-            .iter()
-            .position(|h| h.name == host.name)
-            .and_then(|i| self.sessions[i])
-    }
-
+impl<W: World> Ctx<'_, W> {
     fn host_of(&self, step: Step) -> String {
         match step {
             Step::Preflight => both_hosts(self.pair),
@@ -773,8 +834,7 @@ impl Ctx<'_> {
         ));
         Finished {
             outcome: Outcome::Operator,
-            drift: false,
-            window: false,
+            held: Held::Not,
             message,
         }
     }
@@ -799,8 +859,7 @@ impl Ctx<'_> {
                     }
                     return Finished {
                         outcome,
-                        drift: false,
-                        window: false,
+                        held: Held::Not,
                         message,
                     };
                 }
@@ -842,32 +901,38 @@ impl Ctx<'_> {
                         at: now_rfc3339(),
                     });
                     let started = Instant::now();
-                    let mut rec = Recorder::new(self.secrets());
+                    let mut x = Exec::new(self.world, self.pair);
                     crate::crash::point(&format!("begin-{}", step.name()));
+                    let cycle = Cycle {
+                        kind: self.kind,
+                        from: &self.from,
+                        to: &self.to,
+                        change: self.change.as_ref(),
+                        from_reachable: self.from_reachable,
+                    };
                     let result = tokio::select! {
-                        r = self.perform(step, &mut rec) => r,
+                        r = steps::perform(&mut x, &cycle, step, &mut self.carry) => r,
                         () = signals::second() => {
                             // A second signal: give up the step in flight, say
                             // so, and leave the run to `baton recover`.
                             let why = format!("aborted by a second {}; run `baton recover {}`", signals::last_name(), self.pair.name);
-                            if let Err(e) = self.end(step, false, &why, started.elapsed(), rec.commands) {
+                            if let Err(e) = self.end(step, false, &why, started.elapsed(), x.records) {
                                 return self.stopped(&e, ended);
                             }
                             return Finished {
                                 outcome: Outcome::Operator,
-                                drift: false,
-                                window: false,
+                                held: Held::Not,
                                 message: why,
                             };
                         }
                     };
                     crate::crash::point(&format!("end-{}", step.name()));
                     let ok = result.is_ok();
-                    let mut detail = result.unwrap_or_else(|e| e);
+                    let mut detail = result.unwrap_or_else(|e| e.0);
                     if !step.moves_traffic() {
-                        detail.push_str(&self.read_announcement(&mut rec).await);
+                        detail.push_str(&steps::report(&mut x, &mut self.carry).await);
                     }
-                    let written = self.end(step, ok, &detail, started.elapsed(), rec.commands);
+                    let written = self.end(step, ok, &detail, started.elapsed(), x.records);
                     ended.push(Ended { step, ok });
                     if let Err(e) = written {
                         // The step did happen: the message says where
@@ -918,166 +983,6 @@ impl Ctx<'_> {
             source,
             failed,
         )
-    }
-
-    /// Reads the report of the gratuitous ARP the last switch started (by
-    /// now it has usually ended) into this step's commands; a note for the
-    /// step's detail when it failed.
-    async fn read_announcement(&mut self, rec: &mut Recorder) -> String {
-        let Some((host, file)) = self.announcement.take() else {
-            return String::new();
-        };
-        match self.session(&host) {
-            Some(ssh) => switch::announced(&file, ssh, rec).await,
-            None => String::new(),
-        }
-    }
-
-    fn secrets(&self) -> Vec<String> {
-        crate::remote::secrets(self.pair)
-    }
-
-    async fn perform(&mut self, step: Step, rec: &mut Recorder) -> Result<String, String> {
-        let (from, to) = (self.from.clone(), self.to.clone());
-        let need = |h: &Host, s: Option<&SshHost>| {
-            s.cloned()
-                .ok_or_else(|| format!("{} is unreachable over SSH", h.name))
-        };
-        match step {
-            Step::Preflight => Err("preflight runs only at the start of a run".to_string()),
-            Step::ApplyStandby | Step::ApplyOldPrimary => {
-                let host = if step == Step::ApplyStandby {
-                    &to
-                } else {
-                    &from
-                };
-                let ssh = need(host, self.session(host))?;
-                match &self.change {
-                    Some(c) => change::apply(&ssh, c, rec).await,
-                    None => Err("no change to apply".to_string()),
-                }
-            }
-            Step::RollbackStandby => {
-                let ssh = need(&to, self.session(&to))?;
-                match &self.change {
-                    Some(c) => change::rollback(&ssh, c, rec).await,
-                    None => Ok("no change to roll back".to_string()),
-                }
-            }
-            Step::VerifyStandby | Step::VerifyOldPrimary => {
-                let host = if step == Step::VerifyStandby {
-                    &to
-                } else {
-                    &from
-                };
-                verify::all(&self.pair.checks, host, self.session(host)).await
-            }
-            Step::Switch | Step::SwitchBack => {
-                let (a, b) = if step == Step::Switch {
-                    (&from, &to)
-                } else {
-                    (&to, &from)
-                };
-                let mode = match (step, self.kind) {
-                    (Step::SwitchBack, _) => switch::Mode::Restore,
-                    (_, Kind::Failover) => switch::Mode::Failover,
-                    (_, Kind::Restore) => switch::Mode::Restore,
-                    _ => switch::Mode::Normal,
-                };
-                let switched = switch::switch(self.pair, &self.sessions, a, b, mode, rec).await?;
-                if switched.ttl.is_some() {
-                    self.ttl = switched.ttl;
-                }
-                self.announcement = switched.announcement.map(|f| (b.clone(), f));
-                Ok(switched.detail)
-            }
-            Step::VerifyService => {
-                let service = self.service_host(&to).await?;
-                verify::service(
-                    &self.pair.checks,
-                    &service,
-                    self.session(&to),
-                    self.pair.observe_period,
-                )
-                .await
-            }
-            Step::Drain => self.drain().await,
-            Step::Fence => {
-                crate::fence::fence(
-                    self.pair,
-                    &from,
-                    self.session(&from),
-                    &to,
-                    self.session(&to),
-                    rec,
-                )
-                .await
-            }
-            Step::Release => {
-                crate::fence::release(self.pair, &to, self.session(&to), &from, rec).await
-            }
-        }
-    }
-
-    /// The host as seen through the service address: the VIP, or the
-    /// address every authoritative server gives for the name.
-    async fn service_host(&self, to: &Host) -> Result<Host, String> {
-        let address = match &self.pair.traffic {
-            Traffic::Vip(v) => v.address,
-            Traffic::Dns(d) => {
-                let rtype = crate::dns::record_type_for(&to.address);
-                let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
-                let answer = crate::dns::query(d.servers[0], &d.name, rtype, timeout)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match answer.addresses().as_slice() {
-                    [a] => *a,
-                    other => {
-                        return Err(format!(
-                            "{} resolves to {other:?}, not to one address",
-                            d.name
-                        ))
-                    }
-                }
-            }
-            Traffic::Command(_) => to.address,
-        };
-        Ok(Host {
-            name: to.name.clone(),
-            address,
-            ssh_port: to.ssh_port,
-        })
-    }
-
-    async fn drain(&mut self) -> Result<String, String> {
-        match &self.pair.traffic {
-            Traffic::Dns(d) => {
-                let ttl = match self.ttl {
-                    Some(t) => t,
-                    None => {
-                        let rtype = crate::dns::record_type_for(&self.to.address);
-                        let timeout = self.pair.ssh.connect_timeout.min(Duration::from_secs(5));
-                        crate::dns::query(d.servers[0], &d.name, rtype, timeout)
-                            .await
-                            .ok()
-                            .and_then(|a| a.ttl)
-                            .unwrap_or(300)
-                    }
-                };
-                tokio::time::sleep(Duration::from_secs(u64::from(ttl))).await;
-                Ok(format!(
-                    "waited the record's TTL ({ttl}s): caches no longer send clients to {}",
-                    self.from.name
-                ))
-            }
-            Traffic::Vip(_) => Ok(format!(
-                "the virtual IP left {}: no new connections reach it",
-                self.from.name
-            )),
-            Traffic::Command(_) => {
-                Ok("the switch hook moved traffic; nothing to wait for".to_string())
-            }
-        }
     }
 
     fn message(&self, outcome: Outcome, ended: &[Ended]) -> String {

@@ -55,24 +55,23 @@ pub async fn all(checks: &[Check], target: &Host, ssh: Option<&SshHost>) -> Resu
     }
 }
 
-/// Verifies through the service address for an observation period: the
-/// checks pass (with their policy) at the start, then keep passing on every
-/// interval until the period ends. `service` carries the service address
-/// and the name of the host that must be answering.
-pub async fn service(
+/// The observation period through the service address, after the checks
+/// passed there with their policy: they keep passing on every interval
+/// until the period ends. `service` carries the service address and the
+/// name of the host that must be answering.
+pub async fn period(
     checks: &[Check],
     service: &Host,
     ssh: Option<&SshHost>,
     period: Duration,
 ) -> Result<String, String> {
     let started = Instant::now();
-    all(checks, service, ssh).await?;
     let interval = checks
         .iter()
         .map(|c| c.interval)
         .min()
         .unwrap_or(Duration::from_secs(1));
-    let mut rounds = 1;
+    let mut rounds = 0;
     while started.elapsed() < period {
         tokio::time::sleep(interval.min(period.saturating_sub(started.elapsed()))).await;
         let probes = join_all(checks.iter().map(|c| checks::probe(c, service, ssh))).await;
@@ -89,7 +88,7 @@ pub async fn service(
         }
     }
     Ok(format!(
-        "{} answered through {} for {} ({rounds} rounds)",
+        "{} answered through {} for {} ({rounds} more rounds)",
         service.name,
         service.address,
         humantime::format_duration(round_ms(started.elapsed()))

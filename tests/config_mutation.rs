@@ -1484,7 +1484,7 @@ fn plan_pair(pair: &config::Pair) -> Vec<String> {
         ];
         runs.extend(pair.changes.values().map(|c| (Kind::Apply, Some(c))));
         for (kind, change) in runs {
-            let p = plan::build(pair, kind, from, to, change);
+            let p = plan::build(pair, kind, from, to, change, None);
             match serde_json::to_string(&p) {
                 Ok(json) if json.contains("\"steps\"") => {}
                 other => wrong.push(format!(

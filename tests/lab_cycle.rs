@@ -1638,8 +1638,10 @@ fn a_host_taking_the_address_ends_a_hold_left_on_it() {
     // way would have left it, but for a minute: while it lasts, the host
     // drops every SYN to the VIP.
     let plant = |ns: &str| {
-        let script =
-            baton::quiesce::hold_script(&WEB_VIP.parse().unwrap(), Duration::from_secs(58));
+        let script = baton::traffic::quiesce::hold_script(
+            &WEB_VIP.parse().unwrap(),
+            Duration::from_secs(58),
+        );
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, "nft", "-f", "-"])
             .stdin(Stdio::piped())

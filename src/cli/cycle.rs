@@ -25,8 +25,8 @@ pub fn exit_of(f: &Finished) -> Exit {
         Outcome::RolledBack => Exit::RolledBack,
         Outcome::Incomplete => Exit::Degraded,
         Outcome::Operator => Exit::Operator,
-        Outcome::NotStarted if f.drift => Exit::Operator,
-        Outcome::NotStarted if f.window => Exit::OutsideWindow,
+        Outcome::NotStarted if f.held == run::Held::ByDrift => Exit::Operator,
+        Outcome::NotStarted if f.held == run::Held::ByWindow => Exit::OutsideWindow,
         Outcome::NotStarted => Exit::NotStarted,
     }
 }
@@ -132,7 +132,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 let started = Instant::now();
                 let finished = run::run(config, pair, req, printer).await;
                 // A pair held back by its window has not failed.
-                if finished.outcome != Outcome::Ok && !finished.window {
+                if finished.outcome != Outcome::Ok && finished.held != run::Held::ByWindow {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok((finished, started.elapsed()))
@@ -157,7 +157,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                     summary.push(Summary {
                         pair: name.clone(),
                         environment: env,
-                        outcome: if finished.window {
+                        outcome: if finished.held == run::Held::ByWindow {
                             "outside_window".to_string()
                         } else {
                             finished.outcome.name().to_string()

@@ -1,27 +1,36 @@
 //! `baton plan`: the dry run. For each pair, the steps the cycle would take
-//! (from `core::cycle::sequence`), the exact commands on each host, the DNS
-//! update, the checks, and what happens on failure. It reads the recorded
-//! roles; only when none are recorded does it ask the hosts who holds
-//! traffic. It never changes anything.
+//! (from `core::cycle::sequence`) and the operations of each: the very step
+//! code of a run, performed on a simulation of the pair where nothing fails
+//! (`exec::sim`), so each command on each host, each DNS UPDATE in full,
+//! each check and each wait is what the run would do. It reads the recorded
+//! roles (only when none are recorded does it ask the hosts who holds
+//! traffic), and for DNS the record's TTL from the zone's primary. It never
+//! changes anything.
 
 use serde::Serialize;
 
 use crate::change;
-use crate::config::{Change, CheckKind, Config, Host, Pair, Traffic};
+use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
 use crate::core::cycle::{sequence, Kind, Step};
 use crate::core::gate::{Decision, Member};
+use crate::core::op::{OpKind, Rendered};
+use crate::exec::sim::{self, Sim};
+use crate::exec::steps::{self, Carry, Cycle};
+use crate::exec::{rendered, Exec};
 use crate::exit::Exit;
 use crate::history;
 use crate::observe;
-use crate::quote;
 use crate::store::state::StateStore;
 
 #[derive(Serialize)]
 struct PlannedStep {
     step: &'static str,
     host: String,
-    actions: Vec<String>,
+    /// What the step does besides its operations (preflight's observation),
+    /// or a note on the simulation.
+    notes: Vec<String>,
+    ops: Vec<Rendered>,
 }
 
 /// The plan of one run on one pair: what [`build`] makes of the
@@ -35,6 +44,9 @@ pub struct Plan {
     to: String,
     change: Option<String>,
     hash: Option<String>,
+    /// The record's TTL the zone's primary serves (DNS; `None`: not asked,
+    /// the plan assumed 300 s).
+    ttl: Option<u32>,
     gate: Option<String>,
     window: Option<String>,
     steps: Vec<PlannedStep>,
@@ -77,7 +89,8 @@ pub async fn run(
             continue;
         };
         let change = change_name.and_then(|n| pair.changes.get(n));
-        let mut plan = build(pair, kind, from, to, change);
+        let ttl = current_ttl(pair).await;
+        let mut plan = build(pair, kind, from, to, change, ttl);
         if let (Kind::Apply, Some(hash)) = (kind, &plan.hash) {
             let s = &config.settings;
             plan.gate = Some(
@@ -110,7 +123,9 @@ pub async fn run(
             });
         }
         if json {
-            crate::outln!("{}", serde_json::to_string(&plan).unwrap_or_default());
+            for line in json_lines(&plan) {
+                crate::outln!("{line}");
+            }
         } else {
             print(&plan);
         }
@@ -118,76 +133,75 @@ pub async fn run(
     worst
 }
 
+/// The TTL a plan assumes when the zone's primary was not asked.
+pub const ASSUMED_TTL: u32 = 300;
+
 /// The planned steps of a run of `kind` on `pair` moving traffic from
-/// `from` to `to`, with `change` for an apply: pure apart from reading the
-/// sizes and contents of the change's upload files (for the hash); never
-/// touches the network. The configuration mutation test calls it on every
-/// configuration it accepts.
-pub fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Change>) -> Plan {
-    let steps = sequence(kind)
-        .into_iter()
-        .map(|step| {
-            let (host, actions) = match step {
-                Step::Preflight => (
-                    format!("{},{}", from.name, to.name),
-                    vec![
-                        format!("connect to {} and {} over SSH as {}, host keys checked against {}", target(from), target(to), pair.ssh.user, pair.ssh.known_hosts.display()),
-                        format!("confirm traffic is on {} and nothing drifted; every check passes on both hosts", from.name),
-                    ],
-                ),
-                Step::ApplyStandby => (to.name.clone(), change_actions(change, false)),
-                Step::ApplyOldPrimary => (from.name.clone(), change_actions(change, false)),
-                Step::RollbackStandby => (to.name.clone(), change_actions(change, true)),
-                Step::VerifyStandby => (to.name.clone(), checks(pair, to, &to.name)),
-                Step::VerifyOldPrimary => (from.name.clone(), checks(pair, from, &from.name)),
-                Step::Switch | Step::SwitchBack => (format!("{}->{}", from.name, to.name), switch_actions(pair, from, to, kind)),
-                Step::VerifyService => {
-                    let service = match &pair.traffic {
-                        Traffic::Vip(v) => v.address,
-                        _ => to.address,
-                    };
-                    let through = Host {
-                        name: to.name.clone(),
-                        address: service,
-                        ssh_port: to.ssh_port,
-                    };
-                    let mut a = checks(pair, &through, &to.name);
-                    a.push(format!("repeated for {} through {service}: every answer must come from {}", humantime::format_duration(pair.observe_period), to.name));
-                    (format!("service->{}", to.name), a)
+/// `from` to `to`, with `change` for an apply: the operations the run's own
+/// step code performs against a simulation of the pair in which traffic is
+/// on `from`, every check passes and nothing fails (for a failover, `from`
+/// is down), the record's TTL being `ttl`. Pure apart from reading the
+/// change's upload files (for the hash); never touches the network. The
+/// configuration mutation test calls it on every configuration it accepts.
+pub fn build(
+    pair: &Pair,
+    kind: Kind,
+    from: &Host,
+    to: &Host,
+    change: Option<&Change>,
+    ttl: Option<u32>,
+) -> Plan {
+    let sim = Sim::healthy_on(pair, &from.name, ttl.unwrap_or(ASSUMED_TTL));
+    {
+        let mut s = sim.lock();
+        for h in s.hosts.iter_mut() {
+            match kind {
+                // The failover's old primary is down: SSH cannot reach it.
+                Kind::Failover if h.name == from.name => {
+                    h.ssh = false;
+                    h.up = false;
                 }
-                Step::Drain => (
-                    from.name.clone(),
-                    vec![match &pair.traffic {
-                        Traffic::Dns(_) => "wait the record's TTL (read from the authoritative answer)".to_string(),
-                        _ => "nothing to wait for".to_string(),
-                    }],
-                ),
-                Step::Fence => {
-                    let mut a = Vec::new();
-                    if let Some(f) = &pair.fence {
-                        a.push(format!("local: {}", crate::fence::fill(f, from)));
-                    }
-                    match &pair.traffic {
-                        Traffic::Vip(v) => {
-                            a.push(format!("if {} answers over SSH: remove {v} from it (`ip addr del {v} dev {}`)", from.name, v.interface));
-                            a.push(format!("otherwise, on {}: {} — no other host may answer for {} (else stop: split brain)", to.name, crate::fence::probe_line(v), v.address));
-                        }
-                        _ if a.is_empty() => a.push(format!("nothing to fence: the {} switch moves traffic away from {}", pair.traffic.method(), from.name)),
-                        _ => {}
-                    }
-                    (from.name.clone(), a)
+                // A restore puts back a VIP that no host holds.
+                Kind::Restore => h.addrs.clear(),
+                _ => {}
+            }
+        }
+    }
+    let cycle = Cycle {
+        kind,
+        from,
+        to,
+        change,
+        from_reachable: kind != Kind::Failover,
+    };
+    let mut carry = Carry::default();
+    let mut steps = Vec::new();
+    for step in sequence(kind) {
+        let (ops, note) = if step == Step::Preflight {
+            (Vec::new(), preflight(pair, from, to))
+        } else {
+            let mut x = Exec::new(&sim, pair);
+            let performed = sim::now(async {
+                let r = steps::perform(&mut x, &cycle, step, &mut carry).await;
+                if !step.moves_traffic() {
+                    steps::report(&mut x, &mut carry).await;
                 }
-                Step::Release => (
-                    to.name.clone(),
-                    vec![match &pair.traffic {
-                        Traffic::Vip(v) => format!("if {} holds {v}: remove it (`ip addr del {v} dev {}`); the fence command is never run on a rejoining host", to.name, v.interface),
-                        _ => format!("confirm that traffic is on {} alone; the fence command is never run on a rejoining host", from.name),
-                    }],
-                ),
+                r
+            });
+            let note = match performed {
+                Some(Ok(_)) => Vec::new(),
+                Some(Err(e)) => vec![format!("(in the simulation this step failed: {e})")],
+                None => vec!["(the simulation could not finish this step)".to_string()],
             };
-            PlannedStep { step: step.name(), host, actions }
-        })
-        .collect();
+            (rendered(&x.records), note)
+        };
+        steps.push(PlannedStep {
+            step: step.name(),
+            host: step_host(step, from, to),
+            notes: note,
+            ops,
+        });
+    }
     let on_failure = match kind {
         Kind::Apply => vec![
             format!("apply_standby or verify_standby fails: rollback_standby on {}; traffic stays on {}", to.name, from.name),
@@ -204,6 +218,7 @@ pub fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Ch
         to: to.name.clone(),
         change: change.map(|c| c.name.clone()),
         hash: change.and_then(|c| change::hash(c).ok()),
+        ttl,
         gate: None,
         window: None,
         steps,
@@ -211,164 +226,107 @@ pub fn build(pair: &Pair, kind: Kind, from: &Host, to: &Host, change: Option<&Ch
     }
 }
 
+/// What preflight does (an observation, not operations).
+fn preflight(pair: &Pair, from: &Host, to: &Host) -> Vec<String> {
+    vec![
+        format!(
+            "connect to {} and {} over SSH as {}, host keys checked against {}",
+            target(from),
+            target(to),
+            pair.ssh.user,
+            pair.ssh.known_hosts.display()
+        ),
+        format!(
+            "confirm traffic is on {} and nothing drifted; every check passes on both hosts",
+            from.name
+        ),
+    ]
+}
+
+/// The host(s) a step concerns, as progress shows them.
+fn step_host(step: Step, from: &Host, to: &Host) -> String {
+    match step {
+        Step::Preflight => format!("{},{}", from.name, to.name),
+        Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby | Step::Release => {
+            to.name.clone()
+        }
+        Step::ApplyOldPrimary | Step::VerifyOldPrimary | Step::Drain | Step::Fence => {
+            from.name.clone()
+        }
+        Step::Switch => format!("{}->{}", from.name, to.name),
+        Step::SwitchBack => format!("{}->{}", to.name, from.name),
+        Step::VerifyService => format!("service->{}", to.name),
+    }
+}
+
 fn target(h: &Host) -> String {
     format!("{} ({}:{})", h.name, h.address, h.ssh_port)
 }
 
-fn change_actions(change: Option<&Change>, rollback: bool) -> Vec<String> {
-    let Some(c) = change else {
-        return vec!["no change".to_string()];
-    };
-    if rollback {
-        if c.rollback.is_empty() {
-            return vec!["the change has no rollback steps".to_string()];
-        }
-        return c.rollback.iter().map(|s| format!("$ {s}")).collect();
-    }
-    let mut out = Vec::new();
-    for u in &c.upload {
-        let size = std::fs::metadata(&u.from).map(|m| m.len()).unwrap_or(0);
-        out.push(format!(
-            "keep {} as {}.baton-prev (if it exists)",
-            u.to, u.to
-        ));
-        out.push(format!(
-            "upload {} ({size} bytes) to {} mode {:04o}, atomically",
-            u.from.display(),
-            u.to,
-            u.mode
-        ));
-    }
-    out.extend(c.steps.iter().map(|s| format!("$ {s}")));
-    out
+/// One operation of a plan, as `plan --json` prints it (and as `log --run
+/// ID --json` prints what a run performed).
+#[derive(Serialize)]
+pub struct OpLine<'a> {
+    /// The pair.
+    pub pair: &'a str,
+    /// The step.
+    pub step: &'a str,
+    /// The host, or `controller`.
+    pub host: &'a str,
+    /// The kind of operation.
+    pub op: OpKind,
+    /// The command, the UPDATE, the check or the wait, in full.
+    pub command: &'a str,
 }
 
-fn checks(pair: &Pair, target: &Host, expected: &str) -> Vec<String> {
-    let host = Host {
-        name: expected.to_string(),
-        ..target.clone()
-    };
-    pair.checks
+/// The plan as JSON lines: one object per operation.
+pub fn json_lines(plan: &Plan) -> Vec<String> {
+    plan.steps
         .iter()
-        .map(|c| {
-            let what = match &c.kind {
-                CheckKind::Http {
-                    url,
-                    expect_status,
-                    expect_body,
-                    ..
-                } => format!(
-                    "GET {} expecting {expect_status}{}",
-                    crate::checks::fill(url, &host, true),
-                    expect_body
-                        .as_ref()
-                        .map(|b| format!(
-                            " and a body containing {:?}",
-                            crate::checks::fill(b, &host, false)
-                        ))
-                        .unwrap_or_default()
-                ),
-                CheckKind::Tcp { port } => format!("TCP connect to {}:{port}", host.address),
-                CheckKind::Dns {
-                    query,
-                    record_type,
-                    server,
-                    expect,
-                } => format!(
-                    "ask {} for {query} {record_type}, expecting {}",
-                    crate::checks::fill(server, &host, false),
-                    crate::checks::fill(expect, &host, false)
-                ),
-                CheckKind::Command {
-                    command,
-                    expect_output,
-                } => format!(
-                    "on {expected}: $ {}{}",
-                    crate::checks::fill(command, &host, false),
-                    expect_output
-                        .as_ref()
-                        .map(|e| format!(" (output must contain {e:?})"))
-                        .unwrap_or_default()
-                ),
-            };
-            format!(
-                "check {}: {what}; {} success(es) needed, {} failure(s) allowed, every {}",
-                c.name,
-                c.successes,
-                c.failures_allowed,
-                humantime::format_duration(c.interval)
-            )
+        .flat_map(|s| {
+            s.ops.iter().map(move |o| {
+                serde_json::to_string(&OpLine {
+                    pair: &plan.pair,
+                    step: s.step,
+                    host: &o.host,
+                    op: o.op,
+                    command: &o.command,
+                })
+                .unwrap_or_default()
+            })
         })
         .collect()
 }
 
-fn switch_actions(pair: &Pair, from: &Host, to: &Host, kind: Kind) -> Vec<String> {
-    let sudo = if pair.ssh.sudo { "sudo -n " } else { "" };
-    match &pair.traffic {
-        Traffic::Vip(v) => {
-            let cidr = v.to_string();
-            let mut a = Vec::new();
-            if kind != Kind::Failover {
-                a.push(format!("confirm {} holds {cidr} and {} does not", from.name, to.name));
-                let batch = "ip -o -batch - so that its command below is one line to a running ip (if sudo refuses it, it runs as shown)";
-                match v.quiesce {
-                    None if v.batch => a.push(format!("on {} and {}: start {sudo}{batch}", from.name, to.name)),
-                    None => {}
-                    Some(q) => {
-                        let ms = (q + crate::quiesce::LAPSE).as_millis();
-                        a.push(format!("on {}: {sudo}nft -f - (end any hold on new connections to {} left there)", to.name, v.address));
-                        if v.batch {
-                            a.push(format!("on {}: start {sudo}{batch}", to.name));
-                        }
-                        a.push(format!("on {}: {sudo}nft -f - (baton's table inet baton drops SYNs to {} for {ms}ms at most): no new connection starts there", from.name, v.address));
-                        if v.batch {
-                            a.push(format!("on {}: start {sudo}{batch}", from.name));
-                        }
-                        a.push(format!("wait until {} after the hold began: the open connections finish", humantime::format_duration(q)));
-                    }
-                }
-                a.push(format!("on {}: {sudo}{}", from.name, quote::join(&["ip", "addr", "del", &cidr, "dev", &v.interface])));
-            }
-            if kind == Kind::Failover && v.quiesce.is_some() {
-                a.push(format!("on {}: {sudo}nft -f - (end any hold on new connections to {} left there; best effort)", to.name, v.address));
-            }
-            a.push(format!("on {}: {sudo}{}", to.name, quote::join(&["ip", "addr", "add", &cidr, "dev", &v.interface])));
-            a.push(format!("on {}: {sudo}arping -U -c {} -I {} {} (in the background)", to.name, v.arp_count, v.interface, v.address));
-            a.push(format!("confirm exactly {} holds {cidr}", to.name));
-            a
-        }
-        Traffic::Dns(d) => vec![
-            format!(
-                "UPDATE to {} for zone {}, signed with TSIG key {} ({}): prerequisite {} A {} exists exactly; delete {} A {}; add {} TTL A {} (TTL kept)",
-                d.servers[0],
-                d.zone,
-                d.tsig_key.name,
-                d.tsig_key.algorithm.name(),
-                d.name,
-                from.address,
-                d.name,
-                from.address,
-                d.name,
-                to.address
-            ),
-            format!(
-                "ask {} directly until all answer {} ({} at most, else switch back)",
-                d.servers.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-                to.address,
-                humantime::format_duration(d.propagation_timeout)
-            ),
-        ],
-        Traffic::Command(c) => vec![
-            format!(
-                "local: {}",
-                c.switch
-                    .replace("{from}", &quote::quote(&from.name))
-                    .replace("{to}", &quote::quote(&to.name))
-                    .replace("{from_address}", &quote::quote(&from.address.to_string()))
-                    .replace("{to_address}", &quote::quote(&to.address.to_string()))
-            ),
-            format!("local: {} must print {}", c.query, to.name),
-        ],
+/// The record's TTL, asked of the zone's primary (read-only); `None` for
+/// other methods or when it does not answer.
+async fn current_ttl(pair: &Pair) -> Option<u32> {
+    let Traffic::Dns(d) = &pair.traffic else {
+        return None;
+    };
+    let timeout = pair
+        .ssh
+        .connect_timeout
+        .min(std::time::Duration::from_secs(5));
+    let rtype = crate::dns::record_type_for(&pair.hosts[0].address);
+    crate::dns::query(*d.servers.first()?, &d.name, rtype, timeout)
+        .await
+        .ok()
+        .and_then(|a| a.ttl)
+}
+
+fn op_word(op: OpKind) -> &'static str {
+    match op {
+        OpKind::Run => "$",
+        OpKind::Upload => "upload",
+        OpKind::Hook => "hook",
+        OpKind::Query => "ask",
+        OpKind::Update => "update",
+        OpKind::Propagate => "await",
+        OpKind::Wait => "wait",
+        OpKind::Check => "check",
+        OpKind::Observe => "observe",
+        OpKind::Arm => "arm",
     }
 }
 
@@ -390,10 +348,16 @@ fn print(plan: &Plan) {
     if let Some(w) = &plan.window {
         crate::outln!("  maintenance window: {w}");
     }
+    if let Some(ttl) = plan.ttl {
+        crate::outln!("  the record's TTL on the zone's primary: {ttl}s");
+    }
     for (i, s) in plan.steps.iter().enumerate() {
         crate::outln!("  {i}. {} [{}]", s.step, s.host);
-        for a in &s.actions {
-            crate::outln!("       {a}");
+        for n in &s.notes {
+            crate::outln!("       {n}");
+        }
+        for o in &s.ops {
+            crate::outln!("       {} {}: {}", op_word(o.op), o.host, o.command);
         }
     }
     crate::outln!("  on failure:");

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use crate::core::cycle::{Kind, Step};
+use crate::core::holder::{classify, list, Doubt, HostSays, Says};
 
 /// The recorded roles of a pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,19 +171,7 @@ pub enum LastRun {
     },
 }
 
-/// Who holds traffic in reality.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
-pub enum Holder {
-    /// Exactly this host.
-    Host(String),
-    /// Both hosts (split brain).
-    Both,
-    /// Neither host.
-    Neither,
-    /// The sources disagree or could not be asked.
-    Unknown(String),
-}
+pub use crate::core::holder::{Holder, Unknown};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -242,29 +231,39 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     let mut add = |severity, message: String| findings.push(Finding { severity, message });
     let [a, b] = &seen.hosts;
 
-    let holder = match &seen.traffic {
-        TrafficSeen::Vip => vip_holder(a, b, &mut add),
+    let says = match &seen.traffic {
+        TrafficSeen::Vip => Says::Vip,
         TrafficSeen::Dns { answers, key } => {
             switch_blocked.extend(dns_key(key, &mut add));
-            dns_holder(a, b, answers, &mut add)
+            Says::Dns(answers)
         }
-        TrafficSeen::Command(answer) => match answer {
-            Err(e) => Holder::Unknown(format!("the query hook failed: {e}")),
-            Ok(s) => {
-                let s = s.trim();
-                match seen
-                    .hosts
-                    .iter()
-                    .find(|h| h.name == s || h.address.is_some_and(|a| a.to_string() == s))
-                {
-                    Some(h) => Holder::Host(h.name.clone()),
-                    None => Holder::Unknown(format!(
-                        "the query hook answered `{s}`, which is neither host"
-                    )),
-                }
-            }
-        },
+        TrafficSeen::Command(answer) => Says::Hook(answer),
     };
+    let said = |h: &HostSeen| HostSays {
+        name: h.name.clone(),
+        address: h.address,
+        holds_vip: h.holds_vip,
+    };
+    let classified = classify(&[said(a), said(b)], &says);
+    for doubt in &classified.doubts {
+        let severity = match doubt {
+            Doubt::Unconfirmed { .. } | Doubt::Silent { .. } => Severity::Degraded,
+            Doubt::Foreign(_) => Severity::Operator,
+        };
+        add(severity, doubt.to_string());
+    }
+    if !classified.disagreement.is_empty() {
+        let shown: Vec<String> = classified
+            .disagreement
+            .iter()
+            .map(|(s, v)| format!("{s} says {}", list(v)))
+            .collect();
+        add(
+            Severity::Operator,
+            format!("the authoritative servers disagree: {}", shown.join("; ")),
+        );
+    }
+    let holder = classified.holder;
     match &holder {
         Holder::Both => add(
             Severity::Operator,
@@ -386,82 +385,6 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     }
 }
 
-fn vip_holder(a: &HostSeen, b: &HostSeen, add: &mut impl FnMut(Severity, String)) -> Holder {
-    match (a.holds_vip, b.holds_vip) {
-        (Some(true), Some(true)) => Holder::Both,
-        (Some(false), Some(false)) => Holder::Neither,
-        (Some(true), Some(false)) => Holder::Host(a.name.clone()),
-        (Some(false), Some(true)) => Holder::Host(b.name.clone()),
-        (Some(true), None) | (None, Some(true)) => {
-            let (holder, unknown) = if a.holds_vip == Some(true) { (a, b) } else { (b, a) };
-            add(
-                Severity::Degraded,
-                format!("cannot confirm that {} does not also hold the virtual IP", unknown.name),
-            );
-            Holder::Host(holder.name.clone())
-        }
-        _ => Holder::Unknown("neither host could be asked whether it holds the virtual IP, or one could not and the other does not hold it".to_string()),
-    }
-}
-
-fn dns_holder(
-    a: &HostSeen,
-    b: &HostSeen,
-    answers: &[(SocketAddr, Result<Vec<IpAddr>, String>)],
-    add: &mut impl FnMut(Severity, String),
-) -> Holder {
-    let mut distinct: Vec<&Vec<IpAddr>> = Vec::new();
-    for (server, answer) in answers {
-        match answer {
-            Err(e) => add(
-                Severity::Degraded,
-                format!("authoritative server {server} gave no answer: {e}"),
-            ),
-            Ok(addrs) => {
-                if !distinct.contains(&addrs) {
-                    distinct.push(addrs);
-                }
-            }
-        }
-    }
-    if distinct.len() > 1 {
-        let shown: Vec<String> = answers
-            .iter()
-            .filter_map(|(s, r)| r.as_ref().ok().map(|v| format!("{s} says {}", list(v))))
-            .collect();
-        add(
-            Severity::Operator,
-            format!("the authoritative servers disagree: {}", shown.join("; ")),
-        );
-        return Holder::Unknown("the authoritative servers disagree".to_string());
-    }
-    let Some(addrs) = distinct.first() else {
-        return Holder::Unknown("no authoritative server answered".to_string());
-    };
-    let on_a = a.address.is_some_and(|x| addrs.contains(&x));
-    let on_b = b.address.is_some_and(|x| addrs.contains(&x));
-    let foreign: Vec<IpAddr> = addrs
-        .iter()
-        .copied()
-        .filter(|x| Some(*x) != a.address && Some(*x) != b.address)
-        .collect();
-    if !foreign.is_empty() {
-        add(
-            Severity::Operator,
-            format!(
-                "the record also points at {}, which is neither host",
-                list(&foreign)
-            ),
-        );
-    }
-    match (on_a, on_b) {
-        (true, true) => Holder::Both,
-        (false, false) => Holder::Neither,
-        (true, false) => Holder::Host(a.name.clone()),
-        (false, true) => Holder::Host(b.name.clone()),
-    }
-}
-
 /// The finding for the TSIG key, if it is not proven; returns why a
 /// switch would fail.
 fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<String> {
@@ -482,17 +405,6 @@ fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<Stri
     };
     add(severity, message.clone());
     Some(message)
-}
-
-fn list(v: &[IpAddr]) -> String {
-    if v.is_empty() {
-        "nothing".to_string()
-    } else {
-        v.iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 #[cfg(test)]

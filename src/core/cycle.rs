@@ -266,7 +266,7 @@ pub fn traffic_on_new(ended: &[Ended]) -> bool {
 
 /// Where traffic was found when resolving an interrupted step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
+pub enum Side {
     /// On the old primary (`from`).
     Old,
     /// On the new primary (`to`).
@@ -295,20 +295,20 @@ pub enum Resolution {
 /// is an interrupted rollback (rollback steps must be safe to repeat); any
 /// other interrupted step counts as failed, so the run is undone rather
 /// than trusted. Traffic that is unclear is for an operator.
-pub fn resolve_interrupted(kind: Kind, step: Step, holder: Holder) -> Resolution {
+pub fn resolve_interrupted(kind: Kind, step: Step, holder: Side) -> Resolution {
     let ended = |ok| Resolution::Ended(Ended { step, ok });
     match (step, holder) {
-        (Step::Switch | Step::SwitchBack, Holder::Unclear) => Resolution::Operator,
-        (Step::Switch, Holder::New) => ended(true),
+        (Step::Switch | Step::SwitchBack, Side::Unclear) => Resolution::Operator,
+        (Step::Switch, Side::New) => ended(true),
         // A failover has no way back: finish moving traffic to the standby.
-        (Step::Switch, Holder::Old | Holder::Neither)
+        (Step::Switch, Side::Old | Side::Neither)
             if matches!(kind, Kind::Failover | Kind::Restore) =>
         {
             Resolution::Retry
         }
-        (Step::Switch, Holder::Old | Holder::Neither) => ended(false),
-        (Step::SwitchBack, Holder::Old) => ended(true),
-        (Step::SwitchBack, Holder::New | Holder::Neither) => Resolution::Retry,
+        (Step::Switch, Side::Old | Side::Neither) => ended(false),
+        (Step::SwitchBack, Side::Old) => ended(true),
+        (Step::SwitchBack, Side::New | Side::Neither) => Resolution::Retry,
         // Rollback steps restore a known state and must be safe to repeat;
         // fencing and releasing are idempotent.
         (Step::RollbackStandby | Step::Fence | Step::Release, _) => Resolution::Retry,
@@ -543,35 +543,32 @@ mod tests {
     fn interrupted_steps_resolve_from_reality() {
         use Resolution::{Ended as E, Operator as Op, Retry};
         assert_eq!(
-            resolve_interrupted(Kind::Apply, Switch, Holder::New),
+            resolve_interrupted(Kind::Apply, Switch, Side::New),
             E(ok(Switch))
         );
         assert_eq!(
-            resolve_interrupted(Kind::Apply, Switch, Holder::Old),
+            resolve_interrupted(Kind::Apply, Switch, Side::Old),
             E(fail(Switch))
         );
         assert_eq!(
-            resolve_interrupted(Kind::Apply, Switch, Holder::Neither),
+            resolve_interrupted(Kind::Apply, Switch, Side::Neither),
             E(fail(Switch))
         );
+        assert_eq!(resolve_interrupted(Kind::Apply, Switch, Side::Unclear), Op);
         assert_eq!(
-            resolve_interrupted(Kind::Apply, Switch, Holder::Unclear),
-            Op
-        );
-        assert_eq!(
-            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Old),
+            resolve_interrupted(Kind::Apply, SwitchBack, Side::Old),
             E(ok(SwitchBack))
         );
         assert_eq!(
-            resolve_interrupted(Kind::Apply, SwitchBack, Holder::New),
+            resolve_interrupted(Kind::Apply, SwitchBack, Side::New),
             Retry
         );
         assert_eq!(
-            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Neither),
+            resolve_interrupted(Kind::Apply, SwitchBack, Side::Neither),
             Retry
         );
         assert_eq!(
-            resolve_interrupted(Kind::Apply, SwitchBack, Holder::Unclear),
+            resolve_interrupted(Kind::Apply, SwitchBack, Side::Unclear),
             Op
         );
         // Everything else counts as failed, whatever traffic says.
@@ -584,26 +581,26 @@ mod tests {
             ApplyOldPrimary,
             VerifyOldPrimary,
         ] {
-            for h in [Holder::Old, Holder::New, Holder::Neither, Holder::Unclear] {
+            for h in [Side::Old, Side::New, Side::Neither, Side::Unclear] {
                 assert_eq!(resolve_interrupted(Kind::Apply, s, h), E(fail(s)));
             }
         }
         // An interrupted rollback is run again: rollback steps must be safe to repeat.
         assert_eq!(
-            resolve_interrupted(Kind::Apply, RollbackStandby, Holder::Old),
+            resolve_interrupted(Kind::Apply, RollbackStandby, Side::Old),
             Retry
         );
         // A run killed inside its switch, with traffic already moved, goes on
         // to verify through the service (the standby was verified before).
         let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
-        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Holder::New) {
+        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Side::New) {
             ended.push(e);
         }
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(VerifyService));
         // Killed between removing and adding the VIP: the switch failed, and
         // the switch back restores traffic to the old primary.
         let mut ended = vec![ok(Preflight), ok(ApplyStandby), ok(VerifyStandby)];
-        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Holder::Neither) {
+        if let E(e) = resolve_interrupted(Kind::Apply, Switch, Side::Neither) {
             ended.push(e);
         }
         assert_eq!(decide(Kind::Apply, &ended), Next::Run(SwitchBack));
@@ -641,15 +638,15 @@ mod tests {
         assert_eq!(run(Kind::Failover, &[VerifyService]).1, Outcome::Operator);
         // Interrupted: the switch is finished, the fence repeated.
         assert_eq!(
-            resolve_interrupted(Kind::Failover, Switch, Holder::Old),
+            resolve_interrupted(Kind::Failover, Switch, Side::Old),
             Resolution::Retry
         );
         assert_eq!(
-            resolve_interrupted(Kind::Failover, Switch, Holder::New),
+            resolve_interrupted(Kind::Failover, Switch, Side::New),
             Resolution::Ended(ok(Switch))
         );
         assert_eq!(
-            resolve_interrupted(Kind::Failover, Fence, Holder::Unclear),
+            resolve_interrupted(Kind::Failover, Fence, Side::Unclear),
             Resolution::Retry
         );
     }
@@ -673,7 +670,7 @@ mod tests {
             Next::Finish(Outcome::Operator)
         );
         assert_eq!(
-            resolve_interrupted(Kind::Rejoin, Release, Holder::Unclear),
+            resolve_interrupted(Kind::Rejoin, Release, Side::Unclear),
             Resolution::Retry
         );
     }
@@ -689,11 +686,11 @@ mod tests {
         assert_eq!(run(Kind::Restore, &[VerifyService]).1, Outcome::Operator);
         // Interrupted inside the switch: finish putting the address back.
         assert_eq!(
-            resolve_interrupted(Kind::Restore, Switch, Holder::Neither),
+            resolve_interrupted(Kind::Restore, Switch, Side::Neither),
             Resolution::Retry
         );
         assert_eq!(
-            resolve_interrupted(Kind::Restore, Switch, Holder::New),
+            resolve_interrupted(Kind::Restore, Switch, Side::New),
             Resolution::Ended(ok(Switch))
         );
         assert!(traffic_on_new(&[ok(Preflight), ok(Switch)]));

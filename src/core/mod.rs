@@ -5,5 +5,7 @@ pub mod assess;
 pub mod cycle;
 pub mod fleet;
 pub mod gate;
+pub mod holder;
+pub mod op;
 pub mod preflight;
 pub mod window;

@@ -13,14 +13,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::core::cycle::{Ended, Kind, Outcome, Step};
+use crate::core::op::OpKind;
 use crate::store::archive;
 
 /// One command run during a step, with what it printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
-    /// Host it ran on (or `local`).
+    /// Host it ran on (`controller`, or `local` in older journals).
     pub host: String,
-    /// The command line.
+    /// The kind of operation (`run` in journals older than operations).
+    #[serde(default)]
+    pub op: OpKind,
+    /// The command line (for other operations, the operation in full, as
+    /// `baton plan` prints it).
     pub command: String,
     /// Exit status; `None` if it did not finish.
     pub status: Option<i32>,

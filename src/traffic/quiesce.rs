@@ -12,19 +12,16 @@
 //! than the timeout. Each command is one `nft -f -` transaction.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::model::Vip;
-use crate::remote::{failure, Recorder};
-use crate::ssh::SshHost;
+use crate::core::op::{NftPurpose, Remote};
+use crate::exec::{Exec, Failed, World};
 
 /// How long a hold outlives its quiesce time: enough for the address to
 /// leave the host (which normally follows within milliseconds), short
 /// enough that a hold left by a dead controller soon lapses.
 pub const LAPSE: Duration = Duration::from_secs(2);
-
-/// The nft program, run with root privileges.
-const NFT: [&str; 3] = ["nft", "-f", "-"];
 
 /// What to do when nft cannot run.
 const FIX: &str =
@@ -83,42 +80,53 @@ pub fn release_script(address: &IpAddr) -> String {
     )
 }
 
-/// Starts the hold on the host giving the address up; the moment it is in
-/// force, or why it could not start.
-pub async fn hold(
-    rec: &mut Recorder,
-    ssh: &SshHost,
+/// Starts the hold on `host`, the host giving the address up.
+pub async fn hold<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
     v: &Vip,
     quiesce: Duration,
-) -> Result<Instant, String> {
-    let what = format!(
-        "holding new connections to {} off on {}",
-        v.address,
-        ssh.target().name
-    );
-    nft(rec, ssh, &hold_script(&v.address, quiesce), &what).await?;
-    Ok(Instant::now())
+) -> Result<(), Failed> {
+    let what = format!("holding new connections to {} off on {host}", v.address);
+    nft(
+        x,
+        host,
+        NftPurpose::Hold,
+        hold_script(&v.address, quiesce),
+        &what,
+    )
+    .await
 }
 
-/// Ends any hold on the address on a host (the one taking the address, or
+/// Ends any hold on the address on `host` (the one taking the address, or
 /// the old one keeping it after all).
-pub async fn release(rec: &mut Recorder, ssh: &SshHost, v: &Vip) -> Result<(), String> {
+pub async fn release<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> Result<(), Failed> {
     let what = format!(
-        "ending any hold on new connections to {} on {}",
-        v.address,
-        ssh.target().name
+        "ending any hold on new connections to {} on {host}",
+        v.address
     );
-    nft(rec, ssh, &release_script(&v.address), &what).await
+    nft(
+        x,
+        host,
+        NftPurpose::Release,
+        release_script(&v.address),
+        &what,
+    )
+    .await
 }
 
 /// Runs one nft transaction on a host; why it failed, as `what` did.
-async fn nft(rec: &mut Recorder, ssh: &SshHost, script: &str, what: &str) -> Result<(), String> {
-    let out = rec.run_privileged_input(ssh, &NFT, script).await;
-    if out.as_ref().is_ok_and(|o| o.success()) {
-        Ok(())
-    } else {
-        Err(format!("{}; {FIX}", failure(what, &out)))
-    }
+async fn nft<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
+    purpose: NftPurpose,
+    script: String,
+    what: &str,
+) -> Result<(), Failed> {
+    x.remote_ok(host, Remote::Nft { purpose, script }, what)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.with(&format!("; {FIX}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,725 @@
+//! The operations a run performs, as data: run this command on that host,
+//! upload this file, run this hook on the controller, ask or update this
+//! DNS server, wait, run this check. Every step of a run is written as a
+//! sequence of these (in `exec::steps` and `traffic`); the executor hands
+//! each one to a world (`exec::World`): the real one (SSH, DNS, clocks),
+//! or a simulation of what was observed, which is how `baton plan` prints
+//! the very operations a run would perform. The journal records each
+//! operation in the same rendered form (`Rendered`), so a plan and a run's
+//! log can be compared line for line.
+//!
+//! Pure: building and rendering an operation touches nothing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pair;
+use crate::quote;
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A command on a host.
+    Remote {
+        /// The host's name in the pair.
+        host: String,
+        /// What runs there.
+        command: Remote,
+    },
+    /// A file uploaded atomically to a host.
+    Upload {
+        /// The host's name in the pair.
+        host: String,
+        /// The local file.
+        from: PathBuf,
+        /// The absolute path on the host.
+        to: String,
+        /// Its mode.
+        mode: u32,
+    },
+    /// A hook on the controller (`sh -c`), its values filled and quoted.
+    Hook {
+        /// What the hook is for.
+        purpose: Hook,
+        /// The command line.
+        command: String,
+    },
+    /// One non-recursive question to one authoritative server.
+    Query {
+        /// The server.
+        server: SocketAddr,
+        /// The record's name.
+        name: String,
+        /// `A` or `AAAA`.
+        rtype: Rtype,
+    },
+    /// One TSIG-signed compare-and-swap UPDATE.
+    Update(Update),
+    /// Ask every server until all serve `address` (with `ttl`, when given),
+    /// at most `within`.
+    Propagate {
+        /// The zone's servers.
+        servers: Vec<SocketAddr>,
+        /// The record's name.
+        name: String,
+        /// `A` or `AAAA`.
+        rtype: Rtype,
+        /// The address all must serve.
+        address: IpAddr,
+        /// The TTL all must serve, when it matters.
+        ttl: Option<u32>,
+        /// How long they may take.
+        within: Duration,
+    },
+    /// A pause.
+    Wait {
+        /// How long (at most: a wait counted from an earlier moment is
+        /// shorter by the time already passed).
+        duration: Duration,
+        /// Why.
+        reason: WaitFor,
+    },
+    /// One health check (by its index in the pair's checks) with its
+    /// policy, against `address`, where the answer must come from `host`.
+    Check {
+        /// The host that must answer.
+        host: String,
+        /// Where the check is sent (the host's own address or the service
+        /// address).
+        address: IpAddr,
+        /// The check's index in the pair's `checks`.
+        index: usize,
+    },
+    /// The observation period through the service address: every check
+    /// keeps passing, answered by `host`, for `period`.
+    Observe {
+        /// The host that must answer.
+        host: String,
+        /// The service address.
+        address: IpAddr,
+        /// How long.
+        period: Duration,
+    },
+    /// Start a privileged program on a host before a moment that must be
+    /// short, so that the command sent to it later does not wait for sudo.
+    Arm {
+        /// The host's name in the pair.
+        host: String,
+    },
+}
+
+/// A command run on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// A change's step or rollback step, as the login user, through the shell.
+    Shell(String),
+    /// Keep the file an upload replaces as `PATH.baton-prev`.
+    KeepPrevious {
+        /// The upload's destination.
+        path: String,
+    },
+    /// Which addresses the interface has (`ip -o addr show dev IF`).
+    AddrShow {
+        /// The interface.
+        interface: String,
+    },
+    /// Remove or add an address (privileged), as a line to the host's
+    /// armed `ip -batch -` when `batch`, else as its own command.
+    Addr {
+        /// Add or remove.
+        action: AddrAction,
+        /// `ADDRESS/PREFIX`.
+        cidr: String,
+        /// The interface.
+        interface: String,
+        /// Through the armed `ip -o -batch -`.
+        batch: bool,
+    },
+    /// One nftables transaction (privileged, on stdin): start or end the
+    /// quiesce hold on new connections to the address.
+    Nft {
+        /// What the transaction does.
+        purpose: NftPurpose,
+        /// The script.
+        script: String,
+    },
+    /// Gratuitous ARP for the address, in the background, its report to a
+    /// file of the login user's (`announce_file`).
+    Announce {
+        /// The interface.
+        interface: String,
+        /// The address.
+        address: IpAddr,
+        /// How many packets.
+        count: u32,
+        /// Whether to retry through sudo.
+        sudo: bool,
+    },
+    /// Read the background announcement's report.
+    Report {
+        /// The address it announced.
+        address: IpAddr,
+    },
+    /// Duplicate address detection for the address from this host.
+    Probe {
+        /// The interface.
+        interface: String,
+        /// The address.
+        address: IpAddr,
+        /// Through sudo (after the unprivileged attempt could not run).
+        privileged: bool,
+    },
+}
+
+/// `ip addr add` or `ip addr del`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrAction {
+    /// `ip addr add`.
+    Add,
+    /// `ip addr del`.
+    Del,
+}
+
+/// What an nft transaction is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NftPurpose {
+    /// Start holding new connections off.
+    Hold,
+    /// End any hold.
+    Release,
+}
+
+/// What a controller hook is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    /// The command method's switch hook, moving traffic to `to`.
+    Switch {
+        /// The host traffic moves to.
+        to: String,
+    },
+    /// The command method's query hook.
+    Query,
+    /// The pair's fence command for `host`.
+    Fence {
+        /// The host fenced.
+        host: String,
+    },
+}
+
+/// A DNS record type baton switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rtype {
+    /// IPv4.
+    A,
+    /// IPv6.
+    #[allow(clippy::upper_case_acronyms)]
+    AAAA,
+}
+
+impl Rtype {
+    /// The record type for an address.
+    pub fn of(address: &IpAddr) -> Rtype {
+        match address {
+            IpAddr::V4(_) => Rtype::A,
+            IpAddr::V6(_) => Rtype::AAAA,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rtype::A => "A",
+            Rtype::AAAA => "AAAA",
+        }
+    }
+}
+
+/// One compare-and-swap UPDATE: only if `name` holds exactly `expected`,
+/// it becomes `new` with `ttl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The server (the zone's primary).
+    pub server: SocketAddr,
+    /// The zone.
+    pub zone: String,
+    /// The record.
+    pub name: String,
+    /// `A` or `AAAA`.
+    pub rtype: Rtype,
+    /// What it must hold now.
+    pub expected: Vec<IpAddr>,
+    /// What it becomes.
+    pub new: IpAddr,
+    /// The new TTL.
+    pub ttl: u32,
+    /// The TSIG key's name and algorithm (never its secret).
+    pub key: String,
+}
+
+/// Why a run waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// The quiesce time after the hold began: open connections finish.
+    Quiesce,
+    /// The old TTL after lowering it: no cache keeps the old answer longer
+    /// than the lowered TTL.
+    LoweredTtl,
+    /// The record's TTL after the switch: caches forget the old primary.
+    Drain,
+}
+
+/// Where an operation runs, as printed: a host's name, or `controller`.
+pub const CONTROLLER: &str = "controller";
+
+/// The file the background announcement of `address` reports to: in a
+/// directory of the login user's own under /tmp (made 0700 and checked to
+/// be the user's own, never followed through a link), named after the
+/// address so that the plan can name it before the run.
+pub fn announce_file(address: &IpAddr) -> String {
+    format!("/tmp/baton-$(id -u)/arping-{address}.log")
+}
+
+/// The line the announcement's wrapper prints when arping has ended.
+pub const ARPING_EXIT: &str = "arping exit ";
+
+/// How a program is invoked on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// A shell line as the login user.
+    User(String),
+    /// A program with root privileges (`sudo -n` when configured), with
+    /// input on its stdin when given.
+    Privileged {
+        /// The program and its arguments.
+        argv: Vec<String>,
+        /// Its standard input.
+        input: Option<String>,
+    },
+    /// One line to the host's armed `ip -o -batch -`.
+    Batch(String),
+}
+
+/// The armed program (`Op::Arm`): `ip -o -batch -`, proven running by
+/// asking it for the loopback link.
+pub const BATCH_ARGV: [&str; 4] = ["ip", "-o", "-batch", "-"];
+
+/// What the armed `ip` is asked first, to prove it runs.
+pub const BATCH_PROBE: &str = "link show dev lo\n";
+
+impl Remote {
+    /// How it runs.
+    pub fn invocation(&self) -> Invocation {
+        let path = "PATH=\"$PATH:/usr/sbin:/sbin\"";
+        match self {
+            Remote::Shell(line) => Invocation::User(line.clone()),
+            Remote::KeepPrevious { path: p } => {
+                let dest = quote::quote(p);
+                Invocation::User(format!(
+                    "if [ -e {dest} ]; then cp -p -- {dest} {}; fi",
+                    quote::quote(&format!("{p}.baton-prev"))
+                ))
+            }
+            Remote::AddrShow { interface } => Invocation::User(format!(
+                "{path} ip -o addr show dev {}",
+                quote::quote(interface)
+            )),
+            Remote::Addr {
+                action,
+                cidr,
+                interface,
+                batch,
+            } => {
+                let verb = match action {
+                    AddrAction::Add => "add",
+                    AddrAction::Del => "del",
+                };
+                if *batch {
+                    // Validated addresses and interface names hold no
+                    // whitespace: the line splits exactly into these words.
+                    Invocation::Batch(format!("addr {verb} {cidr} dev {interface}"))
+                } else {
+                    Invocation::Privileged {
+                        argv: ["ip", "addr", verb, cidr, "dev", interface]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                        input: None,
+                    }
+                }
+            }
+            Remote::Nft { script, .. } => Invocation::Privileged {
+                argv: vec!["nft".into(), "-f".into(), "-".into()],
+                input: Some(script.clone()),
+            },
+            Remote::Announce {
+                interface,
+                address,
+                count,
+                sudo,
+            } => {
+                let arping = quote::join(&[
+                    "arping",
+                    "-U",
+                    "-c",
+                    &count.to_string(),
+                    "-I",
+                    interface,
+                    &address.to_string(),
+                ]);
+                // arping usually holds the raw-socket capability itself
+                // (Debian sets cap_net_raw on it), so it is tried without
+                // sudo first: starting sudo would delay the announcement.
+                let run = if *sudo {
+                    format!("{arping} || sudo -n {arping}")
+                } else {
+                    arping
+                };
+                let file = announce_file(address);
+                let dir = "/tmp/baton-$(id -u)";
+                // The report stays 30 s after arping ends, then goes, unless
+                // a later announcement has taken the file over meanwhile.
+                let inner = format!(
+                    "echo \"baton $$\"; {run}; echo \"{ARPING_EXIT}$?\"; sleep 30; \
+                     [ \"$(head -n 1 \"$BATON_ARPING_LOG\")\" = \"baton $$\" ] && rm -f \"$BATON_ARPING_LOG\""
+                );
+                Invocation::User(format!(
+                    "{path}; d={dir}; mkdir -p -m 700 \"$d\" && [ -O \"$d\" ] && [ ! -L \"$d\" ] && \
+                     f=\"{file}\" && rm -f \"$f\" && \
+                     {{ BATON_ARPING_LOG=\"$f\" nohup sh -c {} </dev/null >\"$f\" 2>&1 & }}",
+                    quote::quote(&inner)
+                ))
+            }
+            Remote::Report { address } => {
+                Invocation::User(format!("cat -- \"{}\"", announce_file(address)))
+            }
+            Remote::Probe {
+                interface,
+                address,
+                privileged,
+            } => {
+                let argv: Vec<String> = probe_argv(interface, address);
+                if *privileged {
+                    Invocation::Privileged { argv, input: None }
+                } else {
+                    Invocation::User(format!("{path} {}", quote::join(&argv)))
+                }
+            }
+        }
+    }
+}
+
+/// The duplicate address detection that proves no host answers for the
+/// VIP: two ARP probes from the unspecified address, two seconds at most.
+pub fn probe_argv(interface: &str, address: &IpAddr) -> Vec<String> {
+    [
+        "arping",
+        "-D",
+        "-c",
+        "2",
+        "-w",
+        "2",
+        "-I",
+        interface,
+        &address.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// An operation as the plan prints it and the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rendered {
+    /// The host's name, or `controller`.
+    pub host: String,
+    /// The kind of operation.
+    pub op: OpKind,
+    /// The command line, the UPDATE, the check or the wait, in full.
+    pub command: String,
+}
+
+/// The kinds of operations, as printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// A command on a host (or, in journals older than operations, any
+    /// command).
+    #[default]
+    Run,
+    /// An upload.
+    Upload,
+    /// A hook on the controller.
+    Hook,
+    /// A DNS question.
+    Query,
+    /// A DNS UPDATE.
+    Update,
+    /// Waiting for every DNS server to serve an answer.
+    Propagate,
+    /// A pause.
+    Wait,
+    /// A health check.
+    Check,
+    /// The observation period.
+    Observe,
+    /// A program started ahead of its input.
+    Arm,
+}
+
+impl Op {
+    /// The operation as printed and journaled. `pair` gives the sudo
+    /// setting and the checks.
+    pub fn render(&self, pair: &Pair) -> Rendered {
+        let sudo = |line: String| {
+            if pair.ssh.sudo {
+                format!("sudo -n {line}")
+            } else {
+                line
+            }
+        };
+        let (host, op, command) = match self {
+            Op::Remote { host, command } => {
+                let line = match command.invocation() {
+                    Invocation::User(line) => line,
+                    Invocation::Privileged { argv, input } => {
+                        let line = sudo(quote::join(&argv));
+                        match input {
+                            None => line,
+                            Some(i) => format!("{line} <<< {}", quote::quote(i.trim_end())),
+                        }
+                    }
+                    Invocation::Batch(line) => format!(
+                        "{} <<< {}",
+                        sudo(quote::join(&BATCH_ARGV)),
+                        quote::quote(&line)
+                    ),
+                };
+                (host.clone(), OpKind::Run, line)
+            }
+            Op::Upload {
+                host,
+                from,
+                to,
+                mode,
+            } => (
+                host.clone(),
+                OpKind::Upload,
+                format!("upload {} to {to} (mode {mode:04o})", from.display()),
+            ),
+            Op::Hook { command, .. } => (CONTROLLER.to_string(), OpKind::Hook, command.clone()),
+            Op::Query {
+                server,
+                name,
+                rtype,
+            } => (
+                CONTROLLER.to_string(),
+                OpKind::Query,
+                format!("ask {server} for {name} {} (no recursion)", rtype.name()),
+            ),
+            Op::Update(u) => (CONTROLLER.to_string(), OpKind::Update, u.to_string()),
+            Op::Propagate {
+                servers,
+                name,
+                rtype,
+                address,
+                ttl,
+                within,
+            } => (
+                CONTROLLER.to_string(),
+                OpKind::Propagate,
+                format!(
+                    "ask {} for {name} {} every 100ms until all answer {address}{} (at most {})",
+                    servers
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    rtype.name(),
+                    ttl.map(|t| format!(" with TTL {t}s")).unwrap_or_default(),
+                    humantime::format_duration(*within)
+                ),
+            ),
+            Op::Wait { duration, reason } => (
+                CONTROLLER.to_string(),
+                OpKind::Wait,
+                format!(
+                    "wait {} {}",
+                    humantime::format_duration(*duration),
+                    match reason {
+                        WaitFor::Quiesce => "from the start of the hold: open connections finish",
+                        WaitFor::LoweredTtl =>
+                            "(the old TTL): no cache keeps the old answer longer than the lowered TTL",
+                        WaitFor::Drain => "(the record's TTL): caches forget the old primary",
+                    }
+                ),
+            ),
+            Op::Check {
+                host,
+                address,
+                index,
+            } => (
+                CONTROLLER.to_string(),
+                OpKind::Check,
+                match pair.checks.get(*index) {
+                    Some(c) => crate::checks::describe(c, host, *address),
+                    None => format!("check #{index} (not configured)"),
+                },
+            ),
+            Op::Observe {
+                host,
+                address,
+                period,
+            } => (
+                CONTROLLER.to_string(),
+                OpKind::Observe,
+                format!(
+                    "repeat every check through {address} for {}: every answer must come from {host}",
+                    humantime::format_duration(*period)
+                ),
+            ),
+            Op::Arm { host } => (
+                host.clone(),
+                OpKind::Arm,
+                format!(
+                    "start {} and ask it `{}`",
+                    sudo(quote::join(&BATCH_ARGV)),
+                    BATCH_PROBE.trim_end()
+                ),
+            ),
+        };
+        Rendered { host, op, command }
+    }
+}
+
+impl std::fmt::Display for Update {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |a: &[IpAddr]| {
+            a.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        write!(
+            f,
+            "UPDATE to {} for zone {}, signed with TSIG key {}: prerequisite {} {} is exactly {}; delete {} {} {}; add {} {} {} {}",
+            self.server,
+            self.zone,
+            self.key,
+            self.name,
+            self.rtype.name(),
+            list(&self.expected),
+            self.name,
+            self.rtype.name(),
+            list(&self.expected),
+            self.name,
+            self.ttl,
+            self.rtype.name(),
+            self.new
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batched_address_change_is_one_line_to_the_running_ip() {
+        let del = Remote::Addr {
+            action: AddrAction::Del,
+            cidr: "198.18.0.100/24".into(),
+            interface: "eth0".into(),
+            batch: true,
+        };
+        assert_eq!(
+            del.invocation(),
+            Invocation::Batch("addr del 198.18.0.100/24 dev eth0".into())
+        );
+        let add = Remote::Addr {
+            action: AddrAction::Add,
+            cidr: "198.18.0.100/24".into(),
+            interface: "eth0".into(),
+            batch: false,
+        };
+        assert_eq!(
+            add.invocation(),
+            Invocation::Privileged {
+                argv: vec![
+                    "ip".into(),
+                    "addr".into(),
+                    "add".into(),
+                    "198.18.0.100/24".into(),
+                    "dev".into(),
+                    "eth0".into()
+                ],
+                input: None
+            }
+        );
+    }
+
+    #[test]
+    fn values_in_shell_lines_are_quoted() {
+        let keep = Remote::KeepPrevious {
+            path: "/etc/it's.conf".into(),
+        };
+        let Invocation::User(line) = keep.invocation() else {
+            panic!("not a user command")
+        };
+        assert_eq!(
+            line,
+            "if [ -e '/etc/it'\\''s.conf' ]; then cp -p -- '/etc/it'\\''s.conf' '/etc/it'\\''s.conf.baton-prev'; fi"
+        );
+        let show = Remote::AddrShow {
+            interface: "eth0;x".into(),
+        };
+        let Invocation::User(line) = show.invocation() else {
+            panic!("not a user command")
+        };
+        assert!(line.ends_with("ip -o addr show dev 'eth0;x'"), "{line}");
+    }
+
+    #[test]
+    fn the_announcement_names_its_report_before_it_runs() {
+        let a: IpAddr = "198.18.0.100".parse().unwrap();
+        let announce = Remote::Announce {
+            interface: "eth0".into(),
+            address: a,
+            count: 3,
+            sudo: true,
+        };
+        let Invocation::User(line) = announce.invocation() else {
+            panic!("not a user command")
+        };
+        assert!(line.contains("f=\"/tmp/baton-$(id -u)/arping-198.18.0.100.log\""));
+        assert!(line.contains("[ -O \"$d\" ] && [ ! -L \"$d\" ]"));
+        assert!(line.contains("arping -U -c 3 -I eth0 198.18.0.100 || sudo -n arping"));
+        assert_eq!(
+            Remote::Report { address: a }.invocation(),
+            Invocation::User("cat -- \"/tmp/baton-$(id -u)/arping-198.18.0.100.log\"".into())
+        );
+    }
+
+    #[test]
+    fn an_update_is_printed_in_full() {
+        let u = Update {
+            server: "198.18.0.53:53".parse().unwrap(),
+            zone: "lab.test.".into(),
+            name: "www.lab.test.".into(),
+            rtype: Rtype::A,
+            expected: vec!["198.18.0.11".parse().unwrap()],
+            new: "198.18.0.12".parse().unwrap(),
+            ttl: 60,
+            key: "update. (hmac-sha256)".into(),
+        };
+        assert_eq!(
+            u.to_string(),
+            "UPDATE to 198.18.0.53:53 for zone lab.test., signed with TSIG key update. (hmac-sha256): \
+             prerequisite www.lab.test. A is exactly 198.18.0.11; delete www.lab.test. A 198.18.0.11; \
+             add www.lab.test. 60 A 198.18.0.12"
+        );
+        assert_eq!(Rtype::of(&"2001:db8::1".parse().unwrap()), Rtype::AAAA);
+    }
+}

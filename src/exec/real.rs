@@ -1,0 +1,322 @@
+//! The real world: operations performed over the SSH sessions a run
+//! opened, against the authoritative DNS servers, with the clock, and as
+//! local hooks. Only moves bytes: what to do, and what an answer means,
+//! is decided by the steps that perform the operations.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{OpError, Value, World};
+use crate::config::{Host, Pair, Traffic};
+use crate::core::assess::PairSeen;
+use crate::core::op::{
+    Invocation, NftPurpose, Op, Remote, Rtype, WaitFor, BATCH_ARGV, BATCH_PROBE,
+};
+use crate::dns;
+use crate::ssh::{Armed, Output, SshError, SshHost};
+
+/// The real world of one run.
+pub struct RealWorld<'a> {
+    /// Sessions to the hosts, in the pair's host order.
+    sessions: [Option<&'a SshHost>; 2],
+    /// Programs armed on hosts (`Op::Arm`), by host name.
+    armed: Mutex<HashMap<String, Armed>>,
+    /// When the last quiesce hold began (for `WaitFor::Quiesce`).
+    held_since: Mutex<Option<Instant>>,
+}
+
+impl<'a> RealWorld<'a> {
+    /// The world reached through these sessions.
+    pub fn new(sessions: [Option<&'a SshHost>; 2]) -> Self {
+        RealWorld {
+            sessions,
+            armed: Mutex::new(HashMap::new()),
+            held_since: Mutex::new(None),
+        }
+    }
+
+    fn session(&self, pair: &Pair, host: &str) -> Result<&'a SshHost, OpError> {
+        pair.hosts
+            .iter()
+            .position(|h| h.name == host)
+            .and_then(|i| self.sessions[i])
+            .ok_or_else(|| OpError::Unreachable {
+                host: host.to_string(),
+            })
+    }
+
+    async fn remote(&self, pair: &Pair, host: &str, command: &Remote) -> Result<Output, OpError> {
+        let ssh = self.session(pair, host)?;
+        let out = match command.invocation() {
+            Invocation::User(line) => ssh.run(&line).await,
+            Invocation::Privileged { argv, input } => {
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                match input {
+                    None => ssh.run_privileged(&argv).await,
+                    Some(i) => ssh.run_privileged_input(&argv, i.into_bytes()).await,
+                }
+            }
+            Invocation::Batch(line) => {
+                let armed = self.armed.lock().ok().and_then(|mut a| a.remove(host));
+                let fired = match armed {
+                    Some(armed) => Some(armed.fire((line + "\n").into_bytes()).await),
+                    None => None,
+                };
+                match fired {
+                    // Only when sudo itself refused `ip -batch` is it certain
+                    // that the line did nothing, and the command may run on
+                    // its own. (sudo's words are all there is to tell by.)
+                    Some(out) if !refused_by_sudo(&out) => out,
+                    _ => {
+                        let alone = match command {
+                            Remote::Addr {
+                                action,
+                                cidr,
+                                interface,
+                                ..
+                            } => Remote::Addr {
+                                action: *action,
+                                cidr: cidr.clone(),
+                                interface: interface.clone(),
+                                batch: false,
+                            },
+                            other => other.clone(),
+                        };
+                        match alone.invocation() {
+                            Invocation::Privileged { argv, .. } => {
+                                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                                ssh.run_privileged(&argv).await
+                            }
+                            _ => return Err(OpError::Unsupported(format!("{command:?}"))),
+                        }
+                    }
+                }
+            }
+        };
+        let out = out?;
+        if let Remote::Nft {
+            purpose: NftPurpose::Hold,
+            ..
+        } = command
+        {
+            if out.success() {
+                if let Ok(mut since) = self.held_since.lock() {
+                    *since = Some(Instant::now());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn refused_by_sudo(out: &Result<Output, SshError>) -> bool {
+    out.as_ref()
+        .is_ok_and(|o| !o.success() && o.stderr_text().trim_start().starts_with("sudo:"))
+}
+
+fn dns_timeout(pair: &Pair) -> Duration {
+    pair.ssh.connect_timeout.min(Duration::from_secs(5))
+}
+
+fn rtype(r: Rtype) -> hickory_proto::rr::RecordType {
+    match r {
+        Rtype::A => hickory_proto::rr::RecordType::A,
+        Rtype::AAAA => hickory_proto::rr::RecordType::AAAA,
+    }
+}
+
+impl World for RealWorld<'_> {
+    async fn perform(&self, pair: &Pair, op: &Op) -> Result<Value, OpError> {
+        match op {
+            Op::Remote { host, command } => {
+                self.remote(pair, host, command).await.map(Value::Output)
+            }
+            Op::Upload {
+                host,
+                from,
+                to,
+                mode,
+            } => {
+                let ssh = self.session(pair, host)?;
+                let content =
+                    crate::readfile::bytes(from, crate::readfile::UPLOAD).map_err(|e| {
+                        OpError::Read {
+                            path: from.display().to_string(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                Ok(Value::Output(ssh.upload(content, to, *mode).await?))
+            }
+            Op::Hook { command, .. } => {
+                let secrets = crate::remote::secrets(pair);
+                let started = Instant::now();
+                let timeout = pair.ssh.command_timeout;
+                let child = crate::remote::hook(command, &secrets).output();
+                match tokio::time::timeout(timeout, child).await {
+                    Err(_) => Err(OpError::from(SshError::Timeout {
+                        host: "controller".into(),
+                        what: format!("running `{command}`"),
+                        after: timeout,
+                    })),
+                    Ok(Err(e)) => Err(OpError::from(SshError::Channel {
+                        host: "controller".into(),
+                        reason: format!("cannot run `{command}`: {e}"),
+                    })),
+                    Ok(Ok(o)) => Ok(Value::Output(Output {
+                        status: o.status.code(),
+                        signal: None,
+                        stdout: o.stdout,
+                        stderr: o.stderr,
+                        duration: started.elapsed(),
+                    })),
+                }
+            }
+            Op::Query {
+                server,
+                name,
+                rtype: r,
+            } => Ok(Value::Answer(
+                dns::query(*server, name, rtype(*r), dns_timeout(pair)).await?,
+            )),
+            Op::Update(u) => {
+                let Traffic::Dns(d) = &pair.traffic else {
+                    return Err(OpError::Unsupported(format!("{op:?}")));
+                };
+                let replace = dns::Replace {
+                    zone: &u.zone,
+                    name: &u.name,
+                    expected: &u.expected,
+                    new: u.new,
+                    ttl: u.ttl,
+                };
+                dns::replace(u.server, replace, &d.tsig_key, dns_timeout(pair)).await?;
+                Ok(Value::Done)
+            }
+            Op::Propagate {
+                servers,
+                name,
+                rtype: r,
+                address,
+                ttl,
+                within,
+            } => {
+                let started = Instant::now();
+                let deadline = started + *within;
+                loop {
+                    let answers = futures_util::future::join_all(
+                        servers
+                            .iter()
+                            .map(|s| dns::query(*s, name, rtype(*r), dns_timeout(pair))),
+                    )
+                    .await;
+                    let lagging = lagging(servers, &answers, *address, *ttl);
+                    if lagging.is_empty() {
+                        return Ok(Value::Propagated(started.elapsed().as_millis()));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(OpError::Lagging {
+                            lagging: lagging.join("; "),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Op::Wait { duration, reason } => {
+                let wait = match reason {
+                    // Counted from the moment the hold began.
+                    WaitFor::Quiesce => {
+                        let since = self.held_since.lock().ok().and_then(|s| *s);
+                        since.map_or(*duration, |s| duration.saturating_sub(s.elapsed()))
+                    }
+                    WaitFor::LoweredTtl | WaitFor::Drain => *duration,
+                };
+                tokio::time::sleep(wait).await;
+                Ok(Value::Done)
+            }
+            Op::Check {
+                host,
+                address,
+                index,
+            } => {
+                let check = pair
+                    .checks
+                    .get(*index)
+                    .ok_or_else(|| OpError::Unsupported(format!("{op:?}")))?;
+                let target = target(pair, host, *address);
+                crate::verify::check(check, &target, self.session(pair, host).ok())
+                    .await
+                    .map(Value::Passed)
+                    .map_err(OpError::Check)
+            }
+            Op::Observe {
+                host,
+                address,
+                period,
+            } => {
+                let target = target(pair, host, *address);
+                crate::verify::period(
+                    &pair.checks,
+                    &target,
+                    self.session(pair, host).ok(),
+                    *period,
+                )
+                .await
+                .map(Value::Passed)
+                .map_err(OpError::Check)
+            }
+            Op::Arm { host } => {
+                let ssh = self.session(pair, host)?;
+                let armed = ssh
+                    .arm_privileged(&BATCH_ARGV, BATCH_PROBE.as_bytes())
+                    .await?;
+                if let Ok(mut a) = self.armed.lock() {
+                    a.insert(host.clone(), armed);
+                }
+                Ok(Value::Done)
+            }
+        }
+    }
+
+    async fn observe(&self, pair: &Pair) -> PairSeen {
+        crate::observe::observe_with(pair, self.sessions).await
+    }
+}
+
+/// The host as checks see it: its name (which must answer) at `address`.
+fn target(pair: &Pair, host: &str, address: std::net::IpAddr) -> Host {
+    Host {
+        name: host.to_string(),
+        address,
+        ssh_port: pair.host(host).map_or(22, |h| h.ssh_port),
+    }
+}
+
+/// The servers that do not serve exactly `address` (with `ttl`, when
+/// given), with what they serve.
+fn lagging(
+    servers: &[std::net::SocketAddr],
+    answers: &[Result<dns::Answer, dns::DnsQueryError>],
+    address: std::net::IpAddr,
+    ttl: Option<u32>,
+) -> Vec<String> {
+    servers
+        .iter()
+        .zip(answers)
+        .filter(|(_, a)| {
+            !matches!(a, Ok(a) if a.addresses() == vec![address]
+                && ttl.is_none_or(|t| a.ttl == Some(t)))
+        })
+        .map(|(s, a)| {
+            format!(
+                "{s}: {}",
+                a.as_ref()
+                    .map(|a| match (ttl, a.ttl) {
+                        (Some(_), Some(t)) => format!("{} (TTL {t}s)", a.values.join(",")),
+                        _ => a.values.join(","),
+                    })
+                    .unwrap_or_else(|e| e.to_string())
+            )
+        })
+        .collect()
+}

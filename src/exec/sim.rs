@@ -1,0 +1,606 @@
+//! A simulated world in memory: two hosts (reachable or not, serving or
+//! not, healthy or not, the addresses on their interface, a quiesce hold),
+//! the zone on each authoritative server, the command method's holder, and
+//! faults to inject. `baton plan` seeds it from what it observed and runs
+//! the very step code a run runs, so the plan is the list of operations the
+//! run would perform when nothing fails; the unit tests seed it with faults
+//! and drive whole runs through it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{out, OpError, Value, World};
+use crate::config::{CheckKind, Pair, Traffic};
+use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
+use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, ARPING_EXIT};
+use crate::dns::{Answer, DnsQueryError, DnsUpdateError};
+
+/// One simulated host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimHost {
+    /// Its name in the pair.
+    pub name: String,
+    /// Its own address.
+    pub address: IpAddr,
+    /// SSH reaches it.
+    pub ssh: bool,
+    /// It is on the network and its service answers (a fenced host is not).
+    pub up: bool,
+    /// Its service passes its checks.
+    pub healthy: bool,
+    /// The extra addresses on its interface (a VIP).
+    pub addrs: BTreeSet<IpAddr>,
+    /// A quiesce hold is in force.
+    pub held: bool,
+    /// Files uploaded to it.
+    pub files: BTreeSet<String>,
+}
+
+/// What a fault does to the operations it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The operation fails (a command exits 1, a check fails, a DNS server
+    /// does not answer or refuses the update).
+    Fail,
+    /// The operation succeeds, then the host's service stops passing its
+    /// checks (a change that breaks it).
+    Breaks,
+    /// The host is unreachable over SSH from this operation on.
+    Vanishes,
+}
+
+/// A fault: the operations whose rendered command contains `matching`
+/// (on `host`, when given) have `effect`, `times` times (0: always).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The host (`None`: any, the controller included).
+    pub host: Option<String>,
+    /// A piece of the rendered command.
+    pub matching: String,
+    /// What happens.
+    pub effect: Effect,
+    /// How many times it may still strike (0: always).
+    pub times: u32,
+}
+
+/// The simulated state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The pair's two hosts.
+    pub hosts: Vec<SimHost>,
+    /// The record on each authoritative server: addresses and TTL.
+    pub records: BTreeMap<SocketAddr, (Vec<IpAddr>, u32)>,
+    /// Servers that never receive updates (a broken zone transfer).
+    pub lagging: BTreeSet<SocketAddr>,
+    /// Where the command method's query hook says traffic is.
+    pub hook_holder: Option<String>,
+    /// Faults to inject.
+    pub faults: Vec<Fault>,
+}
+
+/// The simulated world.
+#[derive(Debug)]
+pub struct Sim {
+    state: Mutex<State>,
+}
+
+impl Sim {
+    /// The pair as it is when all is well: both hosts reachable and
+    /// healthy, traffic on the first host (the VIP on it, the record
+    /// pointing at it with `ttl`, the hook naming it).
+    pub fn healthy(pair: &Pair, ttl: u32) -> Sim {
+        let first = &pair.hosts[0];
+        let hosts = pair
+            .hosts
+            .iter()
+            .map(|h| SimHost {
+                name: h.name.clone(),
+                address: h.address,
+                ssh: true,
+                up: true,
+                healthy: true,
+                addrs: BTreeSet::new(),
+                held: false,
+                files: BTreeSet::new(),
+            })
+            .collect();
+        let mut state = State {
+            hosts,
+            records: BTreeMap::new(),
+            lagging: BTreeSet::new(),
+            hook_holder: None,
+            faults: Vec::new(),
+        };
+        match &pair.traffic {
+            Traffic::Vip(v) => {
+                state.hosts[0].addrs.insert(v.address);
+            }
+            Traffic::Dns(d) => {
+                for s in &d.servers {
+                    state.records.insert(*s, (vec![first.address], ttl));
+                }
+            }
+            Traffic::Command(_) => state.hook_holder = Some(first.name.clone()),
+        }
+        Sim {
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The pair when all is well, traffic on `on` (the other host then
+    /// holds nothing).
+    pub fn healthy_on(pair: &Pair, on: &str, ttl: u32) -> Sim {
+        let sim = Sim::healthy(pair, ttl);
+        {
+            let mut s = sim.lock();
+            let address = s.hosts.iter().find(|h| h.name == on).map(|h| h.address);
+            for h in s.hosts.iter_mut() {
+                let vip: Vec<IpAddr> = h.addrs.iter().copied().collect();
+                h.addrs.clear();
+                if h.name == on {
+                    h.addrs.extend(vip);
+                }
+            }
+            if let Traffic::Vip(v) = &pair.traffic {
+                if let Some(h) = s.hosts.iter_mut().find(|h| h.name == on) {
+                    h.addrs.insert(v.address);
+                }
+            }
+            if let Some(a) = address {
+                for r in s.records.values_mut() {
+                    r.0 = vec![a];
+                }
+            }
+            if s.hook_holder.is_some() {
+                s.hook_holder = Some(on.to_string());
+            }
+        }
+        sim
+    }
+
+    /// The pair as observed: reachability, health and the VIP's holders
+    /// from `seen`, the record from each server's answer with `ttl` (the
+    /// TTL the zone's primary serves), the hook's answer. For `baton plan`.
+    pub fn seen(pair: &Pair, seen: &PairSeen, ttl: u32) -> Sim {
+        let sim = Sim::healthy(pair, ttl);
+        {
+            let mut s = sim.lock();
+            s.records.clear();
+            s.hook_holder = None;
+            for (h, seen) in s.hosts.iter_mut().zip(&seen.hosts) {
+                h.ssh = seen.ssh.is_ok();
+                h.healthy = seen.checks.iter().all(|c| c.ok);
+                h.up = seen.serving() || seen.ssh.is_ok();
+                h.addrs.clear();
+                if let (Traffic::Vip(v), Some(true)) = (&pair.traffic, seen.holds_vip) {
+                    h.addrs.insert(v.address);
+                }
+            }
+            match &seen.traffic {
+                TrafficSeen::Dns { answers, .. } => {
+                    for (server, answer) in answers {
+                        if let Ok(addrs) = answer {
+                            s.records.insert(*server, (addrs.clone(), ttl));
+                        }
+                    }
+                }
+                TrafficSeen::Command(Ok(said)) => s.hook_holder = Some(said.trim().to_string()),
+                _ => {}
+            }
+        }
+        sim
+    }
+
+    /// The state, to change or inspect.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Adds a fault.
+    pub fn fault(&self, host: Option<&str>, matching: &str, effect: Effect, times: u32) {
+        self.lock().faults.push(Fault {
+            host: host.map(str::to_string),
+            matching: matching.to_string(),
+            effect,
+            times,
+        });
+    }
+
+    /// Which hosts hold `address`.
+    pub fn holders(&self, address: IpAddr) -> Vec<String> {
+        self.lock()
+            .hosts
+            .iter()
+            .filter(|h| h.addrs.contains(&address))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+}
+
+impl State {
+    fn host(&mut self, name: &str) -> Result<&mut SimHost, OpError> {
+        match self.hosts.iter_mut().find(|h| h.name == name) {
+            Some(h) if h.ssh => Ok(h),
+            _ => Err(OpError::Unreachable {
+                host: name.to_string(),
+            }),
+        }
+    }
+
+    /// The effect of the first fault matching the operation, if any.
+    fn strike(&mut self, host: Option<&str>, command: &str) -> Option<Effect> {
+        let i = self.faults.iter().position(|f| {
+            (f.host.is_none() || f.host.as_deref() == host) && command.contains(&f.matching)
+        })?;
+        let effect = self.faults[i].effect;
+        match self.faults[i].times {
+            0 => {}
+            1 => {
+                self.faults.remove(i);
+            }
+            _ => self.faults[i].times -= 1,
+        }
+        Some(effect)
+    }
+
+    /// The host that answers on `address`: the one whose own address it
+    /// is, or the one up host holding it.
+    fn answering(&self, address: IpAddr) -> Option<&SimHost> {
+        if let Some(h) = self.hosts.iter().find(|h| h.address == address) {
+            return Some(h);
+        }
+        let holders: Vec<&SimHost> = self
+            .hosts
+            .iter()
+            .filter(|h| h.up && h.addrs.contains(&address))
+            .collect();
+        match holders.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    fn check(&self, host: &str, address: IpAddr) -> Result<(), String> {
+        match self.answering(address) {
+            None => Err(format!("nothing answers on {address}")),
+            Some(h) if !h.up => Err(format!("{} does not answer", h.name)),
+            Some(h) if h.name != host => Err(format!("{} answered, not {host}", h.name)),
+            Some(h) if !h.healthy => Err(format!("{} answered wrongly", h.name)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn remote(&mut self, name: &str, command: &Remote) -> Result<Value, OpError> {
+        let peers: Vec<(String, bool, BTreeSet<IpAddr>)> = self
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.up, h.addrs.clone()))
+            .collect();
+        let host = self.host(name)?;
+        let ok = |stdout: &str| Ok(Value::Output(out(0, stdout, "")));
+        let failed = |stderr: &str| Ok(Value::Output(out(2, "", stderr)));
+        match command {
+            Remote::Shell(_) | Remote::KeepPrevious { .. } => ok(""),
+            Remote::AddrShow { interface } => {
+                let mut text = format!(
+                    "2: {interface}    inet {}/24 scope global {interface}\n",
+                    host.address
+                );
+                for a in &host.addrs {
+                    text.push_str(&format!(
+                        "2: {interface}    inet {a}/24 scope global secondary {interface}\n"
+                    ));
+                }
+                ok(&text)
+            }
+            Remote::Addr { action, cidr, .. } => {
+                let address: IpAddr = match cidr.split('/').next().and_then(|a| a.parse().ok()) {
+                    Some(a) => a,
+                    None => return failed("Error: any valid prefix is expected"),
+                };
+                match action {
+                    AddrAction::Add if !host.addrs.insert(address) => {
+                        failed("RTNETLINK answers: File exists")
+                    }
+                    AddrAction::Del if !host.addrs.remove(&address) => {
+                        failed("RTNETLINK answers: Cannot assign requested address")
+                    }
+                    _ => ok(""),
+                }
+            }
+            Remote::Nft { purpose, .. } => {
+                host.held = *purpose == NftPurpose::Hold;
+                ok("")
+            }
+            Remote::Announce { .. } => ok(""),
+            Remote::Report { .. } => ok(&format!(
+                "baton 1\nSent 3 probes (3 broadcast(s))\nReceived 0 response(s)\n{ARPING_EXIT}0\n"
+            )),
+            Remote::Probe { address, .. } => {
+                let answered: Vec<String> = peers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, up, addrs))| n != name && *up && addrs.contains(address))
+                    .map(|(i, _)| {
+                        format!("Unicast reply from {address} [02:00:00:00:00:{i:02X}]  0.5ms\n")
+                    })
+                    .collect();
+                ok(&format!(
+                    "ARPING {address} from 0.0.0.0\n{}Received {} response(s)\n",
+                    answered.concat(),
+                    answered.len()
+                ))
+            }
+        }
+    }
+
+    fn perform(&mut self, pair: &Pair, op: &Op) -> Result<Value, OpError> {
+        let rendered = op.render(pair);
+        let host = match op {
+            Op::Remote { host, .. } | Op::Upload { host, .. } | Op::Arm { host } => {
+                Some(host.as_str())
+            }
+            _ => None,
+        };
+        if let Some(h) = host {
+            self.host(h)?;
+        }
+        let effect = self.strike(host, &rendered.command);
+        match effect {
+            Some(Effect::Vanishes) => {
+                if let Some(h) = self
+                    .hosts
+                    .iter_mut()
+                    .find(|x| Some(x.name.as_str()) == host)
+                {
+                    h.ssh = false;
+                }
+                return Err(OpError::Unreachable {
+                    host: host.unwrap_or_default().to_string(),
+                });
+            }
+            Some(Effect::Fail) => return fail(op, &rendered.command),
+            _ => {}
+        }
+        let value = match op {
+            Op::Remote { host, command } => self.remote(host, command)?,
+            Op::Upload { host, to, .. } => {
+                self.host(host)?.files.insert(to.clone());
+                Value::Output(out(0, "", ""))
+            }
+            Op::Arm { .. } => Value::Done,
+            Op::Hook { purpose, .. } => match purpose {
+                Hook::Switch { to } => {
+                    self.hook_holder = Some(to.clone());
+                    Value::Output(out(0, "", ""))
+                }
+                Hook::Query => match &self.hook_holder {
+                    Some(h) => Value::Output(out(0, &format!("{h}\n"), "")),
+                    None => Value::Output(out(1, "", "no holder")),
+                },
+                Hook::Fence { host } => {
+                    if let Some(h) = self.hosts.iter_mut().find(|x| &x.name == host) {
+                        h.up = false;
+                        h.ssh = false;
+                    }
+                    Value::Output(out(0, "", ""))
+                }
+            },
+            Op::Query { server, .. } => match self.records.get(server) {
+                Some((addrs, ttl)) => Value::Answer(Answer {
+                    values: addrs.iter().map(|a| a.to_string()).collect(),
+                    ttl: Some(*ttl),
+                }),
+                None => {
+                    return Err(OpError::from(DnsQueryError::Timeout {
+                        server: *server,
+                        after: std::time::Duration::from_secs(5),
+                    }))
+                }
+            },
+            Op::Update(u) => {
+                let current = self.records.get(&u.server).map(|(a, _)| a.clone());
+                if current.as_ref() != Some(&u.expected) {
+                    return Err(OpError::from(DnsUpdateError::Changed {
+                        server: u.server,
+                        name: u.name.clone(),
+                        expected: crate::core::holder::list(&u.expected),
+                    }));
+                }
+                let lagging = self.lagging.clone();
+                for (server, record) in self.records.iter_mut() {
+                    if *server == u.server || !lagging.contains(server) {
+                        *record = (vec![u.new], u.ttl);
+                    }
+                }
+                Value::Done
+            }
+            Op::Propagate {
+                servers,
+                address,
+                ttl,
+                ..
+            } => {
+                let lagging: Vec<String> = servers
+                    .iter()
+                    .filter(|s| {
+                        !matches!(self.records.get(s), Some((a, t))
+                            if *a == vec![*address] && ttl.is_none_or(|x| x == *t))
+                    })
+                    .map(|s| s.to_string())
+                    .collect();
+                if !lagging.is_empty() {
+                    return Err(OpError::Lagging {
+                        lagging: lagging.join("; "),
+                    });
+                }
+                Value::Propagated(0)
+            }
+            Op::Wait { .. } => Value::Done,
+            Op::Check {
+                host,
+                address,
+                index,
+            } => {
+                let name = pair.checks.get(*index).map_or("?", |c| c.name.as_str());
+                self.check(host, *address).map_err(|why| {
+                    OpError::Check(format!("check {name} failed on {host}: {why}"))
+                })?;
+                Value::Passed(format!("{host} answered on {address}"))
+            }
+            Op::Observe {
+                host,
+                address,
+                period,
+            } => {
+                self.check(host, *address).map_err(|why| {
+                    OpError::Check(format!(
+                        "during the observation period, a check failed through {address}: {why}"
+                    ))
+                })?;
+                Value::Passed(format!(
+                    "{host} answered through {address} for {}",
+                    humantime::format_duration(*period)
+                ))
+            }
+        };
+        if effect == Some(Effect::Breaks) {
+            if let Some(h) = self
+                .hosts
+                .iter_mut()
+                .find(|x| Some(x.name.as_str()) == host)
+            {
+                h.healthy = false;
+            }
+        }
+        Ok(value)
+    }
+
+    /// The pair as `observe` would see it.
+    fn seen(&self, pair: &Pair) -> PairSeen {
+        let host = |h: &SimHost| HostSeen {
+            name: h.name.clone(),
+            address: Some(h.address),
+            ssh: if h.ssh {
+                Ok(())
+            } else {
+                Err(format!("{} is unreachable (simulated)", h.name))
+            },
+            holds_vip: match (&pair.traffic, h.ssh) {
+                (Traffic::Vip(v), true) => Some(h.addrs.contains(&v.address)),
+                _ => None,
+            },
+            vip_error: None,
+            version: None,
+            checks: pair
+                .checks
+                .iter()
+                .map(|c| {
+                    let via_ssh = matches!(c.kind, CheckKind::Command { .. });
+                    let ok = h.up && h.healthy && (h.ssh || !via_ssh);
+                    CheckOutcome {
+                        name: c.name.clone(),
+                        ok,
+                        detail: if ok {
+                            "ok (simulated)".into()
+                        } else {
+                            "failed (simulated)".into()
+                        },
+                        via_ssh,
+                    }
+                })
+                .collect(),
+        };
+        let traffic = match &pair.traffic {
+            Traffic::Vip(_) => TrafficSeen::Vip,
+            Traffic::Dns(d) => TrafficSeen::Dns {
+                answers: d
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        (
+                            *s,
+                            self.records
+                                .get(s)
+                                .map(|(a, _)| a.clone())
+                                .ok_or_else(|| "no answer (simulated)".to_string()),
+                        )
+                    })
+                    .collect(),
+                key: KeySeen::Proven("simulated".into()),
+            },
+            Traffic::Command(_) => TrafficSeen::Command(
+                self.hook_holder
+                    .clone()
+                    .ok_or_else(|| "no holder (simulated)".to_string()),
+            ),
+        };
+        PairSeen {
+            hosts: [host(&self.hosts[0]), host(&self.hosts[1])],
+            traffic,
+            recorded: None,
+            last_run: LastRun::Settled,
+        }
+    }
+}
+
+/// The failure a fault makes of an operation: a command exits 1, a DNS
+/// server does not answer or does not apply the update, a check fails.
+fn fail(op: &Op, command: &str) -> Result<Value, OpError> {
+    let failed = || {
+        Ok(Value::Output(out(
+            1,
+            "",
+            &format!("simulated failure of `{command}`"),
+        )))
+    };
+    match op {
+        Op::Remote { .. } | Op::Upload { .. } | Op::Hook { .. } => failed(),
+        Op::Query { server, .. } => Err(OpError::from(DnsQueryError::Timeout {
+            server: *server,
+            after: std::time::Duration::from_secs(5),
+        })),
+        Op::Update(u) => Err(OpError::from(DnsUpdateError::Failed {
+            server: u.server,
+            reason: "simulated fault".into(),
+        })),
+        Op::Check { host, index, .. } => Err(OpError::Check(format!(
+            "check #{index} failed on {host}: simulated fault"
+        ))),
+        Op::Observe { address, .. } => Err(OpError::Check(format!(
+            "during the observation period, a check failed through {address}: simulated fault"
+        ))),
+        Op::Propagate { .. } => Err(OpError::Lagging {
+            lagging: "simulated fault".into(),
+        }),
+        Op::Wait { .. } | Op::Arm { .. } => Err(OpError::Unsupported(command.to_string())),
+    }
+}
+
+impl World for Sim {
+    async fn perform(&self, pair: &Pair, op: &Op) -> Result<Value, OpError> {
+        self.lock().perform(pair, op)
+    }
+
+    async fn observe(&self, pair: &Pair) -> PairSeen {
+        self.lock().seen(pair)
+    }
+
+    fn crash_point(&self, _: &str) {}
+}
+
+/// Runs a future of the simulated world to its end at once: the
+/// simulation never waits, so it is ready at the first poll (`None` if it
+/// was not, which would be a bug).
+pub fn now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}

@@ -1,0 +1,197 @@
+//! Moving traffic and finding where it is, for every method, as
+//! operations on an `Exec`: one file per method (`vip`, `dns`, `command`),
+//! each with the same four parts (what its source of truth says, the move,
+//! the service address, the drain), dispatched here; the hold on new
+//! connections of a VIP switch in `quiesce`. Who holds traffic is decided
+//! by `core::holder` from what the method's source said.
+
+pub mod command;
+pub mod dns;
+pub mod quiesce;
+pub mod vip;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::config::{Host, Pair, Traffic};
+use crate::core::cycle::Side;
+use crate::core::holder::{classify, Classified, Holder, HostSays, Unknown};
+use crate::exec::{Exec, Failed, World};
+
+/// What a successful switch learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switched {
+    /// A line for the journal and the progress output.
+    pub detail: String,
+    /// For DNS: the TTL the drain must wait out.
+    pub ttl: Option<u32>,
+    /// For a VIP: the host that announces it in the background, whose
+    /// report the executor reads at the end of the next step.
+    pub announced: Option<(String, IpAddr)>,
+}
+
+/// How a switch treats traffic that is not where a plain switch expects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Traffic must be exactly on `from` (compare-and-swap).
+    Normal,
+    /// A switch back: a VIP on neither host is put on `to`, the host
+    /// verified before the run (how a switch interrupted between its two
+    /// halves heals); a quiesce hold that fails does not stop it.
+    Restore,
+    /// A failover: `from` is dead and fenced; a VIP is put on `to` whatever
+    /// `from` can say.
+    Failover,
+}
+
+/// Asks the method's source of truth, and classifies what it said.
+pub async fn holder<W: World>(x: &mut Exec<'_, W>) -> Classified {
+    let pair = x.pair;
+    let mut hosts = pair.hosts.clone().map(|h| HostSays {
+        name: h.name,
+        address: Some(h.address),
+        holds_vip: None,
+    });
+    match &pair.traffic {
+        Traffic::Vip(v) => {
+            for h in hosts.iter_mut() {
+                h.holds_vip = vip::holds(x, &h.name, v).await.ok();
+            }
+            classify(&hosts, &crate::core::holder::Says::Vip)
+        }
+        Traffic::Dns(d) => {
+            let answers = dns::answers(x, d).await;
+            classify(&hosts, &crate::core::holder::Says::Dns(&answers))
+        }
+        Traffic::Command(c) => {
+            let said = command::ask(x, c).await;
+            classify(&hosts, &crate::core::holder::Says::Hook(&said))
+        }
+    }
+}
+
+/// Where traffic is, relative to a run's old (`from`) and new (`to`)
+/// primary, certain or unclear. A run stopped inside a DNS switch may have
+/// left the zone's primary changed and a secondary not yet following (a
+/// transfer on its way): as the switch itself would, this asks again, up
+/// to `propagation_timeout`, while the servers disagree.
+pub async fn side<W: World>(x: &mut Exec<'_, W>, from: &str, to: &str) -> (Side, String) {
+    let patience = match &x.pair.traffic {
+        Traffic::Dns(d) => d.propagation_timeout,
+        _ => Duration::ZERO,
+    };
+    let deadline = Instant::now() + patience;
+    let holder = loop {
+        let holder = holder(x).await.certain();
+        if holder != Holder::Unknown(Unknown::Disagree) || Instant::now() >= deadline {
+            break holder;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let why = describe(x.pair, &holder);
+    let side = match holder {
+        Holder::Host(h) if h == from => Side::Old,
+        Holder::Host(h) if h == to => Side::New,
+        Holder::Neither => Side::Neither,
+        _ => Side::Unclear,
+    };
+    (side, why)
+}
+
+/// The holder in words, for step details.
+pub fn describe(pair: &Pair, holder: &Holder) -> String {
+    let what = match &pair.traffic {
+        Traffic::Vip(v) => v.to_string(),
+        Traffic::Dns(d) => d.name.clone(),
+        Traffic::Command(_) => "traffic (by the query hook)".to_string(),
+    };
+    match holder {
+        Holder::Host(h) => format!("{h} holds {what}"),
+        Holder::Both => format!("both hosts hold {what}"),
+        Holder::Neither => format!("no host holds {what}"),
+        Holder::Unknown(why) => format!("who holds {what} is unclear: {why}"),
+    }
+}
+
+/// Moves traffic from `from` to `to`.
+pub async fn switch<W: World>(
+    x: &mut Exec<'_, W>,
+    from: &Host,
+    to: &Host,
+    mode: Mode,
+) -> Result<Switched, Failed> {
+    let pair = x.pair;
+    if let (Mode::Failover, Traffic::Vip(v)) = (mode, &pair.traffic) {
+        return vip::take(x, v, &to.name).await;
+    }
+    // A DNS record is compared where it is changed: on the zone's primary
+    // (the UPDATE's own prerequisite is the swap). The secondaries may lag
+    // behind it, which is what the switch waits for, not a reason to refuse
+    // (a switch back after they failed to follow must still happen).
+    if let Traffic::Dns(d) = &pair.traffic {
+        return dns::switch(x, d, from, to).await;
+    }
+    // Compare first: traffic must be exactly on `from`. Already on `to` is
+    // success (a resumed run, or a switch back after a switch that never
+    // happened); anywhere else is someone else's doing, and not ours to undo.
+    let holder = holder(x).await.certain();
+    let why = describe(pair, &holder);
+    match holder {
+        Holder::Host(h) if h == to.name => {
+            // A run stopped between the old primary's quiesce hold and the
+            // move left it holding traffic but dropping new connections
+            // (until the hold lapses): it must accept them again.
+            let mut note = String::new();
+            if let Traffic::Vip(v) = &pair.traffic {
+                if v.quiesce.is_some() {
+                    note = vip::release_note(quiesce::release(x, &to.name, v).await);
+                }
+            }
+            Ok(Switched {
+                detail: format!("traffic is already on {}: {why}{note}", to.name),
+                ..Switched::default()
+            })
+        }
+        Holder::Host(h) if h == from.name => match &pair.traffic {
+            Traffic::Vip(v) => vip::switch(x, v, &from.name, &to.name, mode).await,
+            Traffic::Command(c) => command::switch(x, c, from, to).await,
+            Traffic::Dns(d) => dns::switch(x, d, from, to).await,
+        },
+        Holder::Neither if mode == Mode::Restore => match &pair.traffic {
+            Traffic::Vip(v) => vip::take(x, v, &to.name).await,
+            _ => Err(Failed(format!("{why}: not restoring by hand"))),
+        },
+        _ => Err(Failed(format!(
+            "traffic is not on {} any more ({why}): not switching",
+            from.name
+        ))),
+    }
+}
+
+/// The address the service answers on for `to`: the VIP, or the address
+/// the zone's primary gives for the name, or `to`'s own.
+pub async fn service_address<W: World>(x: &mut Exec<'_, W>, to: &Host) -> Result<IpAddr, Failed> {
+    match &x.pair.traffic {
+        Traffic::Vip(v) => Ok(v.address),
+        Traffic::Dns(d) => dns::resolve(x, d, to).await,
+        Traffic::Command(_) => Ok(to.address),
+    }
+}
+
+/// The drain after a switch: for DNS, the record's TTL (`ttl`, learned by
+/// the switch, else asked).
+pub async fn drain<W: World>(
+    x: &mut Exec<'_, W>,
+    from: &Host,
+    to: &Host,
+    ttl: Option<u32>,
+) -> Result<String, Failed> {
+    match &x.pair.traffic {
+        Traffic::Dns(d) => dns::drain(x, d, from, to, ttl).await,
+        Traffic::Vip(_) => Ok(format!(
+            "the virtual IP left {}: no new connections reach it",
+            from.name
+        )),
+        Traffic::Command(_) => Ok("the switch hook moved traffic; nothing to wait for".to_string()),
+    }
+}
