@@ -1,7 +1,7 @@
 //! The command line: argument parsing, configuration loading with readable
 //! diagnostics, dispatch to the commands, and exit codes.
 
-mod cycle;
+pub(crate) mod cycle;
 mod log;
 pub mod out;
 pub mod plan;

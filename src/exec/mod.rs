@@ -299,3 +299,8 @@ pub fn rendered(records: &[CommandRecord]) -> Vec<Rendered> {
         })
         .collect()
 }
+
+#[cfg(test)]
+pub mod testkit;
+#[cfg(test)]
+mod tests;

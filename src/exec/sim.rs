@@ -48,6 +48,9 @@ pub enum Effect {
     Breaks,
     /// The host is unreachable over SSH from this operation on.
     Vanishes,
+    /// The operation succeeds, then someone else points the record at
+    /// this address on every server (a concurrent change).
+    Repoints(IpAddr),
 }
 
 /// A fault: the operations whose rendered command contains `matching`
@@ -404,7 +407,8 @@ impl State {
             },
             Op::Update(u) => {
                 let current = self.records.get(&u.server).map(|(a, _)| a.clone());
-                if current.as_ref() != Some(&u.expected) {
+                // An empty prerequisite is none at all.
+                if !u.expected.is_empty() && current.as_ref() != Some(&u.expected) {
                     return Err(OpError::from(DnsUpdateError::Changed {
                         server: u.server,
                         name: u.name.clone(),
@@ -468,6 +472,11 @@ impl State {
                 ))
             }
         };
+        if let Some(Effect::Repoints(a)) = effect {
+            for r in self.records.values_mut() {
+                r.0 = vec![a];
+            }
+        }
         if effect == Some(Effect::Breaks) {
             if let Some(h) = self
                 .hosts
