@@ -133,6 +133,20 @@ pub async fn run(
     worst
 }
 
+impl Plan {
+    /// Every operation of the plan as (step, host, kind, command).
+    pub fn ops(&self) -> Vec<(String, String, OpKind, String)> {
+        self.steps
+            .iter()
+            .flat_map(|s| {
+                s.ops
+                    .iter()
+                    .map(|o| (s.step.to_string(), o.host.clone(), o.op, o.command.clone()))
+            })
+            .collect()
+    }
+}
+
 /// The TTL a plan assumes when the zone's primary was not asked.
 pub const ASSUMED_TTL: u32 = 300;
 

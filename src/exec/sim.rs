@@ -489,6 +489,12 @@ impl State {
         Ok(value)
     }
 
+    /// Performs an operation (for worlds built on this one in tests).
+    #[cfg(test)]
+    pub fn perform_for_test(&mut self, pair: &Pair, op: &Op) -> Result<Value, OpError> {
+        self.perform(pair, op)
+    }
+
     /// The pair as `observe` would see it.
     fn seen(&self, pair: &Pair) -> PairSeen {
         let host = |h: &SimHost| HostSeen {

@@ -355,3 +355,596 @@ async fn an_unreachable_standby_stops_the_run_before_it_starts() {
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
     assert!(lab.ops().is_empty());
 }
+
+const BLUE: &str = "198.51.100.11";
+const GREEN: &str = "198.51.100.12";
+
+fn records(sim: &super::sim::Sim) -> Vec<(String, u32)> {
+    sim.lock()
+        .records
+        .values()
+        .map(|(a, t)| (crate::core::holder::list(a), *t))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dns_apply_replaces_the_record_and_waits_out_its_ttl() {
+    let lab = Lab::new(&testkit::dns(""), "");
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(records(&sim), [(GREEN.into(), 300), (GREEN.into(), 300)]);
+    let switch: Vec<(OpKind, String)> = lab
+        .ops()
+        .into_iter()
+        .filter(|(s, _, _, _)| s == "switch")
+        .map(|(_, h, k, c)| {
+            assert_eq!(h, "controller");
+            (k, c)
+        })
+        .collect();
+    let kinds: Vec<OpKind> = switch.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [OpKind::Query, OpKind::Update, OpKind::Propagate]);
+    assert!(
+        switch[1].1.contains(&format!(
+            "prerequisite www.example.test. A is exactly {BLUE}; delete www.example.test. A {BLUE}; add www.example.test. 300 A {GREEN}"
+        )),
+        "{}",
+        switch[1].1
+    );
+    assert_eq!(
+        count(&lab, "drain", "controller", "wait 5m (the record's TTL)"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn with_switch_ttl_the_ttl_is_lowered_one_old_ttl_ahead_and_the_drain_is_short() {
+    let lab = Lab::new(&testkit::dns("switch_ttl = \"30s\"\n"), "");
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    let switch: Vec<String> = lab
+        .ops()
+        .into_iter()
+        .filter(|(s, _, _, _)| s == "switch")
+        .map(|(_, _, _, c)| c)
+        .collect();
+    assert_eq!(switch.len(), 6, "{switch:#?}");
+    assert!(switch[1].contains(&format!("add www.example.test. 30 A {BLUE}")));
+    assert!(switch[2].contains(&format!("until all answer {BLUE} with TTL 30s")));
+    assert!(switch[3].starts_with("wait 5m (the old TTL)"));
+    // The new record gets the normal TTL at once.
+    assert!(switch[4].contains(&format!("add www.example.test. 300 A {GREEN}")));
+    assert_eq!(count(&lab, "drain", "controller", "wait 30s"), 1);
+    assert_eq!(records(&sim), [(GREEN.into(), 300), (GREEN.into(), 300)]);
+}
+
+/// Issue 13's test (b): dropping the UPDATE's prerequisite makes it fail.
+#[tokio::test]
+async fn a_dns_switch_never_overwrites_a_record_changed_since_it_was_read() {
+    let lab = Lab::new(&testkit::dns(""), "");
+    let sim = lab.sim();
+    // Preflight's observation is not an operation: the first question to
+    // the zone's primary is the switch's own compare; someone else repoints
+    // the record just after it.
+    sim.fault(
+        None,
+        "ask 198.51.100.53:53",
+        Effect::Repoints("198.51.100.99".parse().unwrap()),
+        1,
+    );
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_ne!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        records(&sim),
+        [("198.51.100.99".into(), 300), ("198.51.100.99".into(), 300)],
+        "the record changed by someone else was overwritten"
+    );
+    assert!(lab.steps().contains(&("switch".into(), false)));
+}
+
+#[tokio::test]
+async fn a_secondary_that_never_follows_fails_the_switch_which_is_undone() {
+    let lab = Lab::new(&testkit::dns(""), "");
+    let sim = lab.sim();
+    sim.lock()
+        .lagging
+        .insert("198.51.100.54:53".parse().unwrap());
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(records(&sim), [(BLUE.into(), 300), (BLUE.into(), 300)]);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn an_update_the_server_does_not_apply_fails_the_switch_and_nothing_moves() {
+    let lab = Lab::new(&testkit::dns(""), "");
+    let sim = lab.sim();
+    sim.fault(None, "UPDATE to 198.51.100.53:53", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(records(&sim), [(BLUE.into(), 300), (BLUE.into(), 300)]);
+    assert_eq!(lab.steps().last(), Some(&("rollback_standby".into(), true)));
+}
+
+#[tokio::test]
+async fn a_command_pair_switches_through_its_hooks() {
+    let lab = Lab::new(&testkit::command(), "");
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(sim.lock().hook_holder.as_deref(), Some("green"));
+    let hooks: Vec<String> = lab
+        .ops()
+        .into_iter()
+        .filter(|(s, _, k, _)| s == "switch" && *k == OpKind::Hook)
+        .map(|(_, _, _, c)| c)
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            "/usr/local/bin/lb-who",
+            "/usr/local/bin/lb-move blue green",
+            "/usr/local/bin/lb-who"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_switch_hook_that_fails_leaves_traffic_and_rolls_back() {
+    let lab = Lab::new(&testkit::command(), "");
+    let sim = lab.sim();
+    sim.fault(None, "lb-move blue green", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(sim.lock().hook_holder.as_deref(), Some("blue"));
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn a_failover_takes_the_vip_when_no_host_answers_for_it_any_more() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    {
+        let mut s = sim.lock();
+        s.hosts[0].ssh = false;
+        s.hosts[0].up = false;
+    }
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(lab.failed().as_deref(), Some("blue"));
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    assert_eq!(count(&lab, "fence", "green", "arping -D"), 1);
+    let held = sim.lock().hosts[1].addrs.contains(&VIP.parse().unwrap());
+    assert!(held);
+}
+
+#[tokio::test]
+async fn a_forced_failover_does_not_take_a_vip_the_old_primary_still_answers_for() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    // sshd is dead on blue, but blue still serves and holds the VIP.
+    sim.lock().hosts[0].ssh = false;
+    let f = lab
+        .run_with(&sim, Some(Kind::Failover), None, |r| r.force = true)
+        .await;
+    assert_ne!(f.outcome, Outcome::Ok, "{}", f.message);
+    let green_holds = sim.lock().hosts[1].addrs.contains(&VIP.parse().unwrap());
+    assert!(!green_holds, "split brain: green took the VIP");
+    assert_eq!(lab.steps().last(), Some(&("fence".into(), false)));
+}
+
+#[tokio::test]
+async fn the_fence_command_cuts_the_old_primary_off_and_the_failover_proceeds() {
+    let lab = Lab::new(
+        &testkit::vip(""),
+        "fence = \"/usr/local/bin/power-off {host}\"\n",
+    );
+    let sim = lab.sim();
+    sim.lock().hosts[0].ssh = false;
+    let f = lab
+        .run_with(&sim, Some(Kind::Failover), None, |r| r.force = true)
+        .await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        count(&lab, "fence", "controller", "/usr/local/bin/power-off blue"),
+        1
+    );
+    assert!(!sim.lock().hosts[0].up);
+}
+
+#[tokio::test]
+async fn an_unforced_failover_is_refused_while_the_primary_serves() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(lab.ops().is_empty());
+    assert_eq!(vip_on(&sim), ["blue"]);
+}
+
+#[tokio::test]
+async fn a_rejoin_removes_a_vip_the_repaired_host_came_back_with_and_never_fences_it() {
+    let lab = Lab::new(
+        &testkit::vip(""),
+        "fence = \"/usr/local/bin/power-off {host}\"\n",
+    );
+    let sim = lab.sim();
+    {
+        let mut s = sim.lock();
+        s.hosts[0].ssh = false;
+        s.hosts[0].up = false;
+    }
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    // blue comes back, with the VIP still configured.
+    {
+        let mut s = sim.lock();
+        s.hosts[0].ssh = true;
+        s.hosts[0].up = true;
+    }
+    let f = lab.run(&sim, Some(Kind::Rejoin), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert_eq!(lab.failed(), None);
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    assert_eq!(count(&lab, "release", "blue", "ip addr del"), 1);
+    assert!(!lab.ops().iter().any(|(_, _, _, c)| c.contains("power-off")));
+}
+
+#[tokio::test]
+async fn recover_with_nothing_interrupted_puts_a_lost_vip_back_on_the_recorded_primary() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok);
+    sim.lock().hosts[1].addrs.clear();
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+}
+
+use crate::core::cycle::Step;
+use crate::store::journal::Record;
+
+/// Writes the journal and the roles of an apply of `v2` from blue to green
+/// that ended the steps `done` (all well) and died inside `open`.
+fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
+    let j = lab.journal();
+    let run = "crashed".to_string();
+    let at = "2026-11-30T00:00:00Z".to_string();
+    j.append(&Record::Start {
+        run: run.clone(),
+        pair: "web".into(),
+        kind: Kind::Apply,
+        from: "blue".into(),
+        to: "green".into(),
+        change: Some("v2".into()),
+        label: Some("v2".into()),
+        hash: None,
+        operator: "tester".into(),
+        reason: None,
+        gate: None,
+        window: None,
+        forced: None,
+        at: at.clone(),
+    })
+    .unwrap();
+    for step in done {
+        j.append(&Record::Begin {
+            run: run.clone(),
+            step: *step,
+            at: at.clone(),
+        })
+        .unwrap();
+        j.append(&Record::End {
+            run: run.clone(),
+            step: *step,
+            ok: true,
+            detail: String::new(),
+            duration_ms: 0,
+            commands: vec![],
+            at: at.clone(),
+        })
+        .unwrap();
+    }
+    if let Some(step) = open {
+        j.append(&Record::Begin {
+            run: run.clone(),
+            step,
+            at,
+        })
+        .unwrap();
+    }
+    let moved = done.contains(&Step::Switch);
+    let (p, s) = if moved {
+        ("green", "blue")
+    } else {
+        ("blue", "green")
+    };
+    crate::store::state::StateStore::new(&lab.state_dir())
+        .save(&crate::store::state::PairState {
+            pair: "web".into(),
+            primary: p.into(),
+            standby: s.into(),
+            updated_at: "2026-11-30T00:00:00Z".into(),
+            source: "test".into(),
+            failed: None,
+        })
+        .unwrap();
+}
+
+fn put_vip(sim: &super::sim::Sim, on: &[&str]) {
+    let mut s = sim.lock();
+    for h in s.hosts.iter_mut() {
+        h.addrs.clear();
+        if on.contains(&h.name.as_str()) {
+            h.addrs.insert(VIP.parse().unwrap());
+        }
+    }
+}
+
+/// Issue 13's test (c): recover after a crash inside the switch settles on
+/// the host that really holds the VIP, whatever the record says.
+#[tokio::test]
+async fn recover_after_a_crash_inside_the_switch_settles_on_the_host_that_holds_the_vip() {
+    let before = [Step::Preflight, Step::ApplyStandby, Step::VerifyStandby];
+    for (on, outcome, primary) in [
+        (&["green"][..], Outcome::Ok, "green"),
+        (&["blue"][..], Outcome::RolledBack, "blue"),
+        (&[][..], Outcome::RolledBack, "blue"),
+    ] {
+        let lab = vip_lab();
+        let sim = lab.sim();
+        put_vip(&sim, on);
+        interrupted(&lab, &before, Some(Step::Switch));
+        let f = lab.run(&sim, None, None).await;
+        assert_eq!(f.outcome, outcome, "VIP on {on:?}: {}", f.message);
+        assert_eq!(vip_on(&sim), [primary], "VIP on {on:?}");
+        assert_eq!(lab.primary().as_deref(), Some(primary), "VIP on {on:?}");
+        // The interrupted step is settled from what the hosts said.
+        let settled = lab.records().into_iter().find_map(|r| match r {
+            Record::End {
+                step: Step::Switch,
+                detail,
+                commands,
+                ..
+            } => Some((detail, commands.len())),
+            _ => None,
+        });
+        let (detail, asked) = settled.unwrap();
+        assert!(detail.starts_with("interrupted"), "{detail}");
+        assert_eq!(asked, 2, "both hosts are asked for the VIP");
+    }
+    // On both hosts: an operator decides, nothing moves.
+    let lab = vip_lab();
+    let sim = lab.sim();
+    put_vip(&sim, &["blue", "green"]);
+    interrupted(&lab, &before, Some(Step::Switch));
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["blue", "green"]);
+}
+
+#[tokio::test]
+async fn recover_settles_an_apply_interrupted_at_every_position() {
+    use Step::*;
+    let forward = [
+        Preflight,
+        ApplyStandby,
+        VerifyStandby,
+        Switch,
+        VerifyService,
+        Drain,
+        ApplyOldPrimary,
+        VerifyOldPrimary,
+    ];
+    // Inside each step: (open step, outcome, where traffic ends).
+    let inside = [
+        (Preflight, Outcome::NotStarted, "blue"),
+        (ApplyStandby, Outcome::RolledBack, "blue"),
+        (VerifyStandby, Outcome::RolledBack, "blue"),
+        (VerifyService, Outcome::RolledBack, "blue"),
+        (Drain, Outcome::Ok, "green"),
+        (ApplyOldPrimary, Outcome::Incomplete, "green"),
+        (VerifyOldPrimary, Outcome::Incomplete, "green"),
+    ];
+    for (open, outcome, on) in inside {
+        let lab = vip_lab();
+        let sim = lab.sim();
+        let i = forward.iter().position(|s| *s == open).unwrap();
+        let done = &forward[..i];
+        put_vip(
+            &sim,
+            if done.contains(&Switch) {
+                &["green"]
+            } else {
+                &["blue"]
+            },
+        );
+        interrupted(&lab, done, Some(open));
+        let f = lab.run(&sim, None, None).await;
+        assert_eq!(f.outcome, outcome, "inside {open:?}: {}", f.message);
+        assert_eq!(vip_on(&sim), [on], "inside {open:?}");
+        assert_eq!(lab.primary().as_deref(), Some(on), "inside {open:?}");
+    }
+    // Between steps: the run goes on from where it stopped.
+    for i in 1..forward.len() {
+        let lab = vip_lab();
+        let sim = lab.sim();
+        let done = &forward[..i];
+        put_vip(
+            &sim,
+            if done.contains(&Switch) {
+                &["green"]
+            } else {
+                &["blue"]
+            },
+        );
+        interrupted(&lab, done, None);
+        let f = lab.run(&sim, None, None).await;
+        assert_eq!(
+            f.outcome,
+            Outcome::Ok,
+            "after {:?}: {}",
+            done.last(),
+            f.message
+        );
+        assert_eq!(vip_on(&sim), ["green"], "after {:?}", done.last());
+        let steps: Vec<String> = lab.steps().into_iter().map(|(s, _)| s).collect();
+        let rest: Vec<&str> = forward[i..].iter().map(|s| s.name()).collect();
+        assert_eq!(steps[i..], rest[..], "after {:?}", done.last());
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_is_settled_before_a_new_one_starts() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    put_vip(&sim, &["green"]);
+    interrupted(
+        &lab,
+        &[Step::Preflight, Step::ApplyStandby, Step::VerifyStandby],
+        Some(Step::Switch),
+    );
+    // A switchover asked now first finishes the apply (traffic on green),
+    // then swaps back.
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["blue"]);
+    let runs: Vec<crate::core::cycle::Outcome> = lab
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Finish { outcome, .. } => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, [Outcome::Ok, Outcome::Ok]);
+}
+
+/// The simulated world, whose journal file becomes unwritable (a
+/// directory takes its place) right after the operation matching `on`.
+struct JournalBreaks<'a> {
+    sim: &'a super::sim::Sim,
+    journal: std::path::PathBuf,
+    on: &'static str,
+}
+
+impl super::World for JournalBreaks<'_> {
+    async fn perform(
+        &self,
+        pair: &crate::config::Pair,
+        op: &crate::core::op::Op,
+    ) -> Result<super::Value, super::OpError> {
+        let r = self.sim.lock().perform_for_test(pair, op);
+        if op.render(pair).command.contains(self.on) && !self.journal.is_dir() {
+            std::fs::rename(&self.journal, self.journal.with_extension("aside")).unwrap();
+            std::fs::create_dir(&self.journal).unwrap();
+        }
+        r
+    }
+
+    async fn observe(&self, pair: &crate::config::Pair) -> crate::core::assess::PairSeen {
+        use super::World;
+        self.sim.observe(pair).await
+    }
+
+    fn crash_point(&self, _: &str) {}
+}
+
+#[tokio::test]
+async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_action() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    let path = lab.journal().path().to_path_buf();
+    let world = JournalBreaks {
+        sim: &sim,
+        journal: path.clone(),
+        on: "addr add 198.51.100.100/24",
+    };
+    let f = lab.run(&world, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
+    assert!(
+        f.message
+            .starts_with("STOPPED: cannot journal the end of switch"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("traffic was last known on green"),
+        "{}",
+        f.message
+    );
+    // Nothing after the switch ran: blue never got the change.
+    assert!(sim.lock().hosts[0].files.is_empty());
+    assert_eq!(vip_on(&sim), ["green"]);
+    // Once the state directory is mended, recover settles the switch from
+    // where the VIP really is and finishes the apply.
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::rename(path.with_extension("aside"), &path).unwrap();
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    assert!(!sim.lock().hosts[0].files.is_empty());
+}
+
+#[tokio::test]
+async fn a_journal_that_fails_before_the_switch_keeps_traffic_where_it_was() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    let path = lab.journal().path().to_path_buf();
+    let world = JournalBreaks {
+        sim: &sim,
+        journal: path,
+        on: "deploy v2",
+    };
+    let f = lab.run(&world, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
+    assert!(
+        f.message.contains("traffic was last known on blue"),
+        "{}",
+        f.message
+    );
+    assert_eq!(vip_on(&sim), ["blue"]);
+    // The step in flight ended (its end could not be written); nothing
+    // after it ran: blue was never touched, no address moved.
+    assert!(sim.lock().hosts[0].files.is_empty());
+    assert!(!lab.ops().iter().any(|(_, _, _, c)| c.contains("addr")));
+}
+
+/// `baton plan` prints the operations the run then performs, in order.
+#[tokio::test]
+async fn the_plan_is_the_list_of_operations_the_run_performs() {
+    let cases = [
+        testkit::vip(""),
+        testkit::vip("quiesce = \"50ms\"\n"),
+        testkit::vip("batch = false\n"),
+        testkit::dns(""),
+        testkit::dns("switch_ttl = \"30s\"\n"),
+        testkit::command(),
+    ];
+    for traffic in cases {
+        for (kind, change) in [(Kind::Apply, Some("v2")), (Kind::Switchover, None)] {
+            let lab = Lab::new(&traffic, "");
+            let pair = lab.pair();
+            let plan = crate::cli::plan::build(
+                pair,
+                kind,
+                &pair.hosts[0],
+                &pair.hosts[1],
+                change.map(|c| &pair.changes[c]),
+                Some(300),
+            );
+            let sim = lab.sim();
+            let f = lab.run(&sim, Some(kind), change).await;
+            assert_eq!(f.outcome, Outcome::Ok, "{traffic} {kind:?}: {}", f.message);
+            let ran: Vec<(String, String, OpKind, String)> = lab.ops();
+            assert!(!ran.is_empty());
+            assert_eq!(plan.ops(), ran, "{traffic} {kind:?}");
+        }
+    }
+}
