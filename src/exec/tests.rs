@@ -243,7 +243,6 @@ async fn with_quiesce_the_new_host_is_released_first_and_the_old_one_held_until_
         .into_iter()
         .filter(|(s, _, _, _)| s == "switch")
         .map(|(_, h, k, c)| (h, k, c))
-        .filter(|(_, k, _)| *k != OpKind::Run || true)
         .collect();
     let index = |host: &str, piece: &str| {
         switch
@@ -848,7 +847,6 @@ impl super::World for JournalBreaks<'_> {
     }
 
     async fn observe(&self, pair: &crate::config::Pair) -> crate::core::assess::PairSeen {
-        use super::World;
         self.sim.observe(pair).await
     }
 
@@ -899,7 +897,7 @@ async fn a_journal_that_fails_before_the_switch_keeps_traffic_where_it_was() {
     let path = lab.journal().path().to_path_buf();
     let world = JournalBreaks {
         sim: &sim,
-        journal: path,
+        journal: path.clone(),
         on: "deploy v2",
     };
     let f = lab.run(&world, Some(Kind::Apply), Some("v2")).await;
@@ -913,7 +911,10 @@ async fn a_journal_that_fails_before_the_switch_keeps_traffic_where_it_was() {
     // The step in flight ended (its end could not be written); nothing
     // after it ran: blue was never touched, no address moved.
     assert!(sim.lock().hosts[0].files.is_empty());
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::rename(path.with_extension("aside"), &path).unwrap();
     assert!(!lab.ops().iter().any(|(_, _, _, c)| c.contains("addr")));
+    assert_eq!(lab.steps().last(), Some(&("preflight".into(), true)));
 }
 
 /// `baton plan` prints the operations the run then performs, in order.
