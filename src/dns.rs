@@ -693,6 +693,9 @@ mod tests {
         },
         /// A response code, signed with the right key.
         Code(ResponseCode),
+        /// Authoritative, signed with the right key, but without the SOA
+        /// (the name asked is not the zone's apex).
+        NoSoa,
     }
 
     fn answer(request: &Message, fake: Fake) -> Vec<u8> {
@@ -746,6 +749,10 @@ mod tests {
             }
             Fake::Code(code) => {
                 response.metadata.response_code = code;
+                response.metadata.authoritative = true;
+                sign(response, SECRET)
+            }
+            Fake::NoSoa => {
                 response.metadata.authoritative = true;
                 sign(response, SECRET)
             }
@@ -956,5 +963,425 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, DnsUpdateError::Unverified { .. }), "{e:?}");
         assert!(e.to_string().contains("may or may not"), "{e}");
+    }
+
+    #[test]
+    fn addresses_are_published_by_family_and_read_back_from_an_answer() {
+        assert_eq!(
+            record_type_for(&"192.0.2.1".parse().unwrap()),
+            RecordType::A
+        );
+        assert_eq!(
+            record_type_for(&"2001:db8::1".parse().unwrap()),
+            RecordType::AAAA
+        );
+        let a = Answer {
+            values: vec![
+                "192.0.2.1".into(),
+                "web.example.test.".into(),
+                "2001:db8::1".into(),
+            ],
+            ttl: Some(5),
+        };
+        assert_eq!(
+            a.addresses(),
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_badtime_refusal_reads_the_servers_clock_from_the_other_data() {
+        let at = |t: u64| t.to_be_bytes()[2..].to_vec();
+        assert_eq!(
+            TsigRefusal::from_tsig(TsigError::BadTime, &at(1_000), 1_030),
+            TsigRefusal::BadTime { ahead: Some(30) }
+        );
+        assert_eq!(
+            TsigRefusal::from_tsig(TsigError::BadTime, &at(1_000), 900),
+            TsigRefusal::BadTime { ahead: Some(-100) }
+        );
+        // The largest 48-bit time does not overflow.
+        let max = (1u64 << 48) - 1;
+        assert_eq!(
+            TsigRefusal::from_tsig(TsigError::BadTime, &at(max), 0),
+            TsigRefusal::BadTime {
+                ahead: Some(-(max as i64))
+            }
+        );
+        // Other data of another length is no time.
+        for other in [vec![], vec![0u8; 5], vec![0u8; 8]] {
+            assert_eq!(
+                TsigRefusal::from_tsig(TsigError::BadTime, &other, 1),
+                TsigRefusal::BadTime { ahead: None }
+            );
+        }
+        assert_eq!(
+            TsigRefusal::from_tsig(TsigError::BadTrunc, &[], 1),
+            TsigRefusal::Other(22)
+        );
+        assert_eq!(
+            TsigRefusal::from_tsig(TsigError::Unknown(99), &[], 1),
+            TsigRefusal::Other(99)
+        );
+    }
+
+    #[test]
+    fn each_refusal_is_named_and_explained_without_the_secret() {
+        let label = KeyLabel::of(&key(SECRET));
+        assert_eq!(
+            label.to_string(),
+            "key `update.` (hmac-sha256) from /etc/baton/update.key"
+        );
+        let server: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        let cases = [
+            (TsigRefusal::BadKey, "BADKEY", "it has no key `update.`"),
+            (TsigRefusal::BadSig, "BADSIG", "with another secret than"),
+            (
+                TsigRefusal::BadTime { ahead: Some(-7) },
+                "BADTIME",
+                "(this machine's clock is 7 s behind the server's)",
+            ),
+            (
+                TsigRefusal::BadTime { ahead: None },
+                "BADTIME",
+                "more than 300 s away from the server's clock; check the clocks",
+            ),
+            (
+                TsigRefusal::Other(22),
+                "TSIG error 22",
+                "check /etc/baton/update.key against the key `update.` (hmac-sha256)",
+            ),
+        ];
+        for (refusal, code, says) in cases {
+            assert_eq!(refusal.code(), code);
+            let text = refusal.explain(server, &label);
+            assert!(text.contains(says), "{refusal:?}: {text}");
+            assert!(!text.contains(SECRET), "{text}");
+        }
+        assert!(!TsigRefusal::BadTime { ahead: None }
+            .explain(server, &label)
+            .contains("ahead"));
+        assert!(policy_note(TsigRefusal::BadKey, "www.").contains("update policy"));
+        assert_eq!(policy_note(TsigRefusal::BadSig, "www."), "");
+        assert_eq!(code_text(ResponseCode::Refused), "Query Refused (5)");
+    }
+
+    #[test]
+    fn a_record_set_holds_every_address_of_its_family() {
+        let name = Name::from_str("app.example.test.").unwrap();
+        let v4: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()];
+        let set = rrset(&name, &v4, 30);
+        assert_eq!(set.record_type(), RecordType::A);
+        assert_eq!(set.ttl(), 30);
+        let got: Vec<String> = set
+            .records_without_rrsigs()
+            .map(|r| rdata_text(&r.data))
+            .collect();
+        assert_eq!(got, ["192.0.2.1", "192.0.2.2"]);
+        let set = rrset(&name, &["2001:db8::1".parse().unwrap()], 5);
+        assert_eq!(set.record_type(), RecordType::AAAA);
+        assert!(rrset(&name, &[], 5).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_name_outside_the_zone_is_refused_before_anything_is_sent() {
+        // Nobody answers there: refusing must not wait for it.
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = silent.local_addr().unwrap();
+        let mut r = swap();
+        r.name = "app.other.test.";
+        let e = replace(at, r, &key(SECRET), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, DnsUpdateError::Failed { ref reason, .. } if reason.contains("not inside the zone example.test.")),
+            "{e:?}"
+        );
+        r.zone = "bad..zone";
+        assert!(matches!(
+            replace(at, r, &key(SECRET), Duration::from_secs(5)).await,
+            Err(DnsUpdateError::Failed { .. })
+        ));
+        let e = prove_key(at, "bad..zone", &key(SECRET), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            KeyProofError::BadZone {
+                zone: "bad..zone".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_update_is_a_compare_and_swap_of_the_record_in_its_zone() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = socket.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let (len, from) = socket.recv_from(&mut buf).await.unwrap();
+            let request = Message::from_vec(&buf[..len]).unwrap();
+            let bytes = answer(&request, Fake::Code(ResponseCode::NoError));
+            socket.send_to(&bytes, from).await.unwrap();
+            tx.send(request).unwrap();
+        });
+        replace(at, swap(), &key(SECRET), Duration::from_secs(2))
+            .await
+            .unwrap();
+        let m = rx.recv().await.unwrap();
+        assert_eq!(m.metadata.op_code, hickory_proto::op::OpCode::Update);
+        assert!(!m.metadata.recursion_desired);
+        // Zone section: the zone's SOA.
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].name().to_string(), "example.test.");
+        assert_eq!(m.queries[0].query_type(), RecordType::SOA);
+        let text = |r: &Record| (r.name.to_string(), r.dns_class, rdata_text(&r.data));
+        // Prerequisite: the record holds exactly the expected address.
+        let pre: Vec<_> = m.answers.iter().map(text).collect();
+        assert_eq!(
+            pre,
+            [(
+                "app.example.test.".to_string(),
+                hickory_proto::rr::DNSClass::IN,
+                "192.0.2.1".to_string()
+            )]
+        );
+        // Update: delete that value, add the new one with the TTL.
+        let updates: Vec<_> = m.authorities.iter().map(text).collect();
+        assert_eq!(
+            updates,
+            [
+                (
+                    "app.example.test.".to_string(),
+                    hickory_proto::rr::DNSClass::NONE,
+                    "192.0.2.1".to_string()
+                ),
+                (
+                    "app.example.test.".to_string(),
+                    hickory_proto::rr::DNSClass::IN,
+                    "192.0.2.2".to_string()
+                ),
+            ]
+        );
+        assert_eq!(m.authorities[1].ttl, 5);
+        assert_eq!(
+            m.signature().unwrap().name.to_string(),
+            "update.",
+            "signed with the key's name"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_refusal_of_a_signed_update_is_told_apart() {
+        for code in [ResponseCode::YXRRSet, ResponseCode::NXDomain] {
+            let at = serve(Fake::Code(code)).await;
+            let e = replace(at, swap(), &key(SECRET), Duration::from_secs(2))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, DnsUpdateError::Changed { ref expected, .. } if expected == "192.0.2.1"),
+                "{code:?}: {e:?}"
+            );
+            assert!(e.to_string().contains("nothing was changed"), "{e}");
+        }
+        let at = serve(Fake::Code(ResponseCode::Refused)).await;
+        let e = replace(at, swap(), &key(SECRET), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DnsUpdateError::Refused {
+                    code: ResponseCode::Refused,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("(Query Refused (5))"), "{e}");
+        // Signed with another secret: may or may not have been applied.
+        let at = serve(Fake::Signed {
+            secret: OTHER,
+            aa: true,
+        })
+        .await;
+        let e = replace(at, swap(), &key(SECRET), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DnsUpdateError::Unverified { .. }), "{e:?}");
+        // Nobody answers: a timeout that says the same.
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let e = replace(
+            silent.local_addr().unwrap(),
+            swap(),
+            &key(SECRET),
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, DnsUpdateError::Timeout { .. }), "{e:?}");
+        assert!(e.to_string().contains("may or may not"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_key_proved_on_a_name_that_is_not_the_apex_is_not_proved() {
+        let e = prove(Fake::NoSoa).await.unwrap_err();
+        assert!(matches!(e, KeyProofError::NotApex { .. }), "{e:?}");
+        assert!(e.to_string().contains("must be the apex"), "{e}");
+    }
+
+    /// An unsigned DNS server on the loopback: each request is answered by
+    /// `respond` and sent to the receiver.
+    async fn plain(
+        respond: fn(&Message) -> Message,
+    ) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Message>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = socket.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+                let request = Message::from_vec(&buf[..len]).unwrap();
+                let mut response = respond(&request);
+                response.metadata.id = request.metadata.id;
+                response.metadata.message_type = MessageType::Response;
+                response.queries = request.queries.clone();
+                socket
+                    .send_to(&response.to_vec().unwrap(), from)
+                    .await
+                    .unwrap();
+                let _ = tx.send(request);
+            }
+        });
+        (at, rx)
+    }
+
+    fn records(request: &Message, aa: bool, code: ResponseCode) -> Message {
+        let mut m = Message::response(request.metadata.id, request.metadata.op_code);
+        m.metadata.authoritative = aa;
+        m.metadata.response_code = code;
+        if code == ResponseCode::NoError {
+            let name = request.queries[0].name().clone();
+            for (addr, ttl) in [("192.0.2.2", 60), ("192.0.2.1", 30)] {
+                m.answers.push(Record::from_rdata(
+                    name.clone(),
+                    ttl,
+                    RData::A(A(addr.parse().unwrap())),
+                ));
+            }
+            m.answers.push(Record::from_rdata(
+                name,
+                5,
+                RData::AAAA(AAAA("2001:db8::1".parse().unwrap())),
+            ));
+        }
+        m
+    }
+
+    #[tokio::test]
+    async fn a_query_asks_without_recursion_and_reads_an_authoritative_answer() {
+        let (at, mut rx) = plain(|r| records(r, true, ResponseCode::NoError)).await;
+        let a = query(
+            at,
+            "app.example.test.",
+            RecordType::A,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        // Sorted, only the type asked, the smallest TTL among them.
+        assert_eq!(
+            a,
+            Answer {
+                values: vec!["192.0.2.1".into(), "192.0.2.2".into()],
+                ttl: Some(30),
+            }
+        );
+        let request = rx.recv().await.unwrap();
+        assert!(!request.metadata.recursion_desired);
+        assert!(request.edns.is_some());
+        assert_eq!(request.queries[0].query_type(), RecordType::A);
+    }
+
+    #[tokio::test]
+    async fn a_query_answer_that_is_empty_refused_or_not_authoritative() {
+        let t = Duration::from_secs(2);
+        let (at, _rx) = plain(|r| records(r, true, ResponseCode::NXDomain)).await;
+        assert_eq!(
+            query(at, "gone.example.test.", RecordType::A, t).await,
+            Ok(Answer {
+                values: vec![],
+                ttl: None
+            })
+        );
+        let (at, _rx) = plain(|r| records(r, false, ResponseCode::NoError)).await;
+        let e = query(at, "app.example.test.", RecordType::A, t)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DnsQueryError::NotAuthoritative { .. }), "{e:?}");
+        assert!(e.to_string().contains("lacks the AA flag"), "{e}");
+        for code in [ResponseCode::Refused, ResponseCode::ServFail] {
+            let (at, _rx) = plain(if code == ResponseCode::Refused {
+                |r| records(r, true, ResponseCode::Refused)
+            } else {
+                |r| records(r, true, ResponseCode::ServFail)
+            })
+            .await;
+            let e = query(at, "app.example.test.", RecordType::A, t)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, DnsQueryError::Refused { code: ref c, .. } if *c == code.to_string()),
+                "{code:?}: {e:?}"
+            );
+        }
+        let e = query(at_nowhere().await, "bad..name", RecordType::A, t)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            DnsQueryError::BadName {
+                name: "bad..name".into()
+            }
+        );
+    }
+
+    async fn at_nowhere() -> SocketAddr {
+        UdpSocket::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_timeout_within_the_bound() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = silent.local_addr().unwrap();
+        let started = std::time::Instant::now();
+        let e = query(
+            at,
+            "app.example.test.",
+            RecordType::A,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e,
+            DnsQueryError::Timeout {
+                server: at,
+                after: Duration::from_millis(100)
+            }
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -90,4 +90,85 @@ mod tests {
             }
         }
     }
+
+    const ALL: [super::Exit; 8] = [
+        Ok,
+        RolledBack,
+        Config,
+        Degraded,
+        Operator,
+        NotStarted,
+        OutsideWindow,
+        Internal,
+    ];
+
+    #[test]
+    fn the_codes_and_their_order_are_those_the_readme_documents() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = &readme[readme
+            .find("## Exit codes")
+            .expect("the README documents them")..];
+        let documented: Vec<u8> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| code"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split('|')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let mut codes: Vec<u8> = ALL.iter().map(|e| e.code()).collect();
+        codes.sort();
+        assert_eq!(codes, documented);
+        // "in this order: 10, 4, 2, ..." (most severe first).
+        let flat = section.replace('\n', " ");
+        let listed = flat
+            .split("in this order: ")
+            .nth(1)
+            .expect("the order is documented");
+        let order: Vec<u8> = listed
+            .split(" (")
+            .next()
+            .unwrap()
+            .split(", ")
+            .map(|c| c.trim().parse().unwrap())
+            .collect();
+        assert_eq!(order.len(), ALL.len(), "{order:?}");
+        let exit = |code: u8| *ALL.iter().find(|e| e.code() == code).unwrap();
+        for (i, worse) in order.iter().enumerate() {
+            for better in &order[i + 1..] {
+                let (w, b) = (exit(*worse), exit(*better));
+                assert_eq!(w.worst(b), w, "{worse} outweighs {better}");
+                assert_eq!(b.worst(w), w, "{worse} outweighs {better}");
+            }
+        }
+    }
+
+    #[test]
+    fn ok_changes_nothing_and_the_worst_of_many_does_not_depend_on_their_order() {
+        for a in ALL {
+            assert_eq!(Ok.worst(a), a);
+            assert_eq!(a.worst(a), a);
+            for b in ALL {
+                for c in ALL {
+                    assert_eq!(
+                        a.worst(b).worst(c),
+                        a.worst(b.worst(c)),
+                        "{a:?} {b:?} {c:?}"
+                    );
+                }
+            }
+        }
+        let folded = [NotStarted, OutsideWindow, RolledBack, Ok]
+            .into_iter()
+            .fold(Ok, super::Exit::worst);
+        assert_eq!(folded, RolledBack);
+    }
 }

@@ -214,4 +214,185 @@ mod tests {
             Some((Duration::from_millis(7000), 1))
         );
     }
+
+    fn start(j: &Journal, id: &str, kind: Kind, hash: Option<&str>) {
+        j.append(&Record::Start {
+            run: id.into(),
+            pair: "web".into(),
+            kind,
+            from: "blue".into(),
+            to: "green".into(),
+            change: hash.map(|_| "patch".into()),
+            label: None,
+            hash: hash.map(String::from),
+            operator: "alice".into(),
+            reason: None,
+            gate: None,
+            window: None,
+            forced: None,
+            at: "2026-11-20T02:00:00.000Z".into(),
+        })
+        .unwrap();
+    }
+
+    fn finish(j: &Journal, id: &str, outcome: Outcome, at: &str) {
+        j.append(&Record::Finish {
+            run: id.into(),
+            outcome,
+            message: String::new(),
+            at: at.into(),
+        })
+        .unwrap();
+    }
+
+    fn member(pair: &str, environment: &str) -> Member {
+        Member {
+            pair: pair.into(),
+            environment: environment.into(),
+        }
+    }
+
+    #[test]
+    fn only_applies_of_a_change_that_ended_ok_are_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        start(&j, "a", Kind::Apply, Some("h1"));
+        finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
+        start(&j, "b", Kind::Apply, Some("h2"));
+        finish(&j, "b", Outcome::RolledBack, "2026-11-20T04:00:00.000Z");
+        start(&j, "c", Kind::Switchover, None);
+        finish(&j, "c", Outcome::Ok, "2026-11-20T05:00:00.000Z");
+        start(&j, "d", Kind::Apply, Some("h3"));
+        finish(&j, "d", Outcome::Ok, "not a time");
+        start(&j, "e", Kind::Apply, Some("h4")); // never finished
+        let api = Journal::new(dir.path(), "api");
+        start(&api, "f", Kind::Apply, Some("h1"));
+        finish(&api, "f", Outcome::Ok, "2026-11-20T06:00:00.000Z");
+        let done = completions(
+            dir.path(),
+            &[
+                member("web", "dev"),
+                member("api", "dev"),
+                member("db", "dev"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            done,
+            vec![
+                Completion {
+                    pair: "web".into(),
+                    hash: "h1".into(),
+                    at: humantime::parse_rfc3339("2026-11-20T03:00:00Z").unwrap(),
+                },
+                Completion {
+                    pair: "api".into(),
+                    hash: "h1".into(),
+                    at: humantime::parse_rfc3339("2026-11-20T06:00:00Z").unwrap(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_gate_reads_the_earlier_environments_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = ["dev".to_string(), "prod".to_string()];
+        let members = [member("web", "dev"), member("api", "prod")];
+        let d = decide(dir.path(), &order, None, &members, "prod", "h1").unwrap();
+        assert!(
+            matches!(d, Decision::Closed(ref why) if why.contains("web (dev)")),
+            "{d:?}"
+        );
+        let j = Journal::new(dir.path(), "web");
+        start(&j, "a", Kind::Apply, Some("h1"));
+        finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
+        let d = decide(dir.path(), &order, None, &members, "prod", "h1").unwrap();
+        assert!(matches!(d, Decision::Open(_)), "{d:?}");
+        // Completed years ago: well soaked.
+        let soak = Some(Duration::from_secs(3600));
+        let d = decide(dir.path(), &order, soak, &members, "prod", "h1").unwrap();
+        assert!(matches!(d, Decision::Open(_)), "{d:?}");
+        // A journal that cannot be read closes nothing silently: an error.
+        std::fs::write(j.path(), "garbage\n{}\n").unwrap();
+        assert!(decide(dir.path(), &order, None, &members, "prod", "h1").is_err());
+    }
+
+    #[test]
+    fn the_last_run_is_settled_interrupted_or_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(last_run(dir.path(), "web").unwrap(), LastRun::Settled);
+        let j = Journal::new(dir.path(), "web");
+        start(&j, "a", Kind::Switchover, None);
+        finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
+        assert_eq!(last_run(dir.path(), "web").unwrap(), LastRun::Settled);
+        start(&j, "b", Kind::Failover, None);
+        j.append(&Record::End {
+            run: "b".into(),
+            step: Step::Fence,
+            ok: true,
+            detail: String::new(),
+            duration_ms: 5,
+            commands: vec![],
+            at: "2026-11-20T04:00:00.000Z".into(),
+        })
+        .unwrap();
+        j.append(&Record::Begin {
+            run: "b".into(),
+            step: Step::Switch,
+            at: "2026-11-20T04:00:01.000Z".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            last_run(dir.path(), "web").unwrap(),
+            LastRun::Interrupted {
+                pair: "web".into(),
+                run: "b".into(),
+                kind: Kind::Failover,
+                open: Some(Step::Switch),
+                last: Some(Step::Fence),
+            }
+        );
+        // A live process holds the pair's lock: the run is going on.
+        let holder = lock::Holder {
+            pid: std::process::id(),
+            operator: "bob".into(),
+            command: "failover web".into(),
+            since: "2026-11-20T04:00:00.000Z".into(),
+        };
+        let held = lock::acquire(dir.path(), "web", &holder).unwrap();
+        assert_eq!(
+            last_run(dir.path(), "web").unwrap(),
+            LastRun::InProgress {
+                run: "b".into(),
+                pid: std::process::id(),
+                operator: "bob".into(),
+            }
+        );
+        drop(held);
+        assert!(matches!(
+            last_run(dir.path(), "web").unwrap(),
+            LastRun::Interrupted { .. }
+        ));
+    }
+
+    #[test]
+    fn only_the_last_five_ok_runs_set_the_expected_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        let at = "2026-11-23T02:00:00.000Z";
+        // The oldest is the longest, and no longer counts.
+        run(&j, "old", Kind::Apply, &[60_000], Outcome::Ok, at);
+        for (i, ms) in [1000, 3000, 2000, 1500, 2500].iter().enumerate() {
+            run(&j, &format!("r{i}"), Kind::Apply, &[*ms], Outcome::Ok, at);
+        }
+        assert_eq!(
+            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            Some((Duration::from_millis(3000), 5))
+        );
+        assert_eq!(
+            expected_duration(dir.path(), "web", Kind::Failover).unwrap(),
+            None
+        );
+    }
 }

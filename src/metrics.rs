@@ -140,3 +140,215 @@ pub fn write(config: &Config, path: &Path) -> std::io::Result<()> {
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cycle::{Kind, Step};
+    use crate::store::state::PairState;
+
+    /// A configuration in a temporary directory with the pairs `web` and
+    /// `api`, its state directory inside it.
+    fn config(dir: &Path) -> Config {
+        std::fs::create_dir_all(dir.join("pairs")).unwrap();
+        std::fs::write(dir.join("known_hosts"), "").unwrap();
+        std::fs::write(
+            dir.join("baton.toml"),
+            format!(
+                "state_dir = \"{}\"\nenvironments = [\"prod\"]\n[ssh]\nuser = \"deploy\"\nknown_hosts = \"known_hosts\"\naccept_new_host_keys = true\n",
+                dir.join("state").display()
+            ),
+        )
+        .unwrap();
+        for (name, n) in [("web", 1), ("api", 2)] {
+            std::fs::write(
+                dir.join(format!("pairs/{name}.toml")),
+                format!(
+                    "environment = \"prod\"\n[hosts.blue]\naddress = \"192.0.2.{n}1\"\n[hosts.green]\naddress = \"192.0.2.{n}2\"\n[traffic]\nmethod = \"vip\"\naddress = \"192.0.2.{n}0/24\"\ninterface = \"eth0\"\n[[checks]]\nkind = \"tcp\"\nport = 80\n"
+                ),
+            )
+            .unwrap();
+        }
+        let (config, _) = crate::config::load(&dir.join("baton.toml"))
+            .select(&[])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        config
+    }
+
+    fn start(j: &Journal, id: &str, at: &str) {
+        j.append(&Record::Start {
+            run: id.into(),
+            pair: "web".into(),
+            kind: Kind::Switchover,
+            from: "blue".into(),
+            to: "green".into(),
+            change: None,
+            label: None,
+            hash: None,
+            operator: "t".into(),
+            reason: None,
+            gate: None,
+            window: None,
+            forced: None,
+            at: at.into(),
+        })
+        .unwrap();
+    }
+
+    fn finish(j: &Journal, id: &str, outcome: Outcome, at: &str) {
+        j.append(&Record::Finish {
+            run: id.into(),
+            outcome,
+            message: String::new(),
+            at: at.into(),
+        })
+        .unwrap();
+    }
+
+    fn lines(text: &str, metric: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_pair_without_history_has_headers_and_no_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = render(&config(dir.path()));
+        for metric in [
+            "baton_last_run_outcome",
+            "baton_last_run_timestamp_seconds",
+            "baton_last_run_duration_seconds",
+            "baton_traffic_holder",
+            "baton_run_interrupted",
+        ] {
+            assert!(text.contains(&format!("# TYPE {metric} gauge\n")), "{text}");
+            assert!(text.contains(&format!("# HELP {metric} ")), "{text}");
+        }
+        assert!(lines(&text, "baton_last_run_outcome").is_empty(), "{text}");
+        assert!(lines(&text, "baton_traffic_holder").is_empty(), "{text}");
+        assert_eq!(
+            lines(&text, "baton_run_interrupted"),
+            [
+                "baton_run_interrupted{pair=\"api\"} 0",
+                "baton_run_interrupted{pair=\"web\"} 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_finished_run_gives_outcome_end_and_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let j = Journal::new(&config.settings.state_dir, "web");
+        start(&j, "a", "2026-11-20T02:00:00.000Z");
+        finish(&j, "a", Outcome::Ok, "2026-11-20T02:00:30.000Z");
+        start(&j, "b", "2026-11-21T02:00:00.000Z");
+        finish(&j, "b", Outcome::RolledBack, "2026-11-21T02:01:02.500Z");
+        let text = render(&config);
+        let outcomes = lines(&text, "baton_last_run_outcome");
+        assert_eq!(outcomes.len(), 5, "one per outcome: {text}");
+        assert!(outcomes.contains(
+            &"baton_last_run_outcome{pair=\"web\",outcome=\"rolled_back\"} 1".to_string()
+        ));
+        assert_eq!(outcomes.iter().filter(|l| l.ends_with(" 1")).count(), 1);
+        let end = humantime::parse_rfc3339("2026-11-21T02:01:02Z")
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert_eq!(
+            lines(&text, "baton_last_run_timestamp_seconds"),
+            [format!(
+                "baton_last_run_timestamp_seconds{{pair=\"web\"}} {end}"
+            )]
+        );
+        assert_eq!(
+            lines(&text, "baton_last_run_duration_seconds"),
+            ["baton_last_run_duration_seconds{pair=\"web\"} 62.5"]
+        );
+    }
+
+    #[test]
+    fn an_interrupted_run_is_flagged_and_the_one_before_it_still_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let j = Journal::new(&config.settings.state_dir, "web");
+        start(&j, "a", "2026-11-20T02:00:00.000Z");
+        finish(&j, "a", Outcome::Ok, "2026-11-20T02:00:30.000Z");
+        start(&j, "b", "2026-11-21T02:00:00.000Z");
+        j.append(&Record::Begin {
+            run: "b".into(),
+            step: Step::Switch,
+            at: "2026-11-21T02:00:01.000Z".into(),
+        })
+        .unwrap();
+        let text = render(&config);
+        assert!(
+            text.contains("baton_run_interrupted{pair=\"web\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("baton_run_interrupted{pair=\"api\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("baton_last_run_outcome{pair=\"web\",outcome=\"ok\"} 1\n"),
+            "{text}"
+        );
+        // A journal that cannot be read counts as unsettled: someone must look.
+        let api = Journal::new(&config.settings.state_dir, "api");
+        std::fs::write(api.path(), "garbage\n{}\n").unwrap();
+        let text = render(&config);
+        assert!(
+            text.contains("baton_run_interrupted{pair=\"api\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_recorded_primary_holds_traffic() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        StateStore::new(&config.settings.state_dir)
+            .save(&PairState {
+                pair: "web".into(),
+                primary: "green".into(),
+                standby: "blue".into(),
+                updated_at: "2026-11-20T02:00:00.000Z".into(),
+                source: "observed".into(),
+                failed: None,
+            })
+            .unwrap();
+        let text = render(&config);
+        assert_eq!(
+            lines(&text, "baton_traffic_holder"),
+            [
+                "baton_traffic_holder{pair=\"web\",host=\"blue\"} 0",
+                "baton_traffic_holder{pair=\"web\",host=\"green\"} 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole_and_readable_by_the_collector() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let out = dir.path().join("textfile/baton.prom");
+        std::fs::create_dir(out.parent().unwrap()).unwrap();
+        std::fs::write(&out, "stale\n").unwrap();
+        write(&config, &out).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), render(&config));
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["baton.prom"], "no temporary file left");
+        // Into a directory that does not exist: an error, nothing written.
+        assert!(write(&config, &dir.path().join("missing/baton.prom")).is_err());
+    }
+}

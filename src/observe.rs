@@ -256,4 +256,53 @@ mod tests {
         assert!(a.contains(&"fe80::1".parse().unwrap()));
         assert!(!a.contains(&"198.18.0.1".parse().unwrap()));
     }
+
+    #[test]
+    fn only_the_words_after_inet_are_addresses() {
+        assert!(addresses_in("").is_empty());
+        // Broadcast, peer-less and link lines carry no `inet` word.
+        let text = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                    3: wg0    inet 10.9.0.1 peer 10.9.0.2/32 scope global wg0\n\
+                    2: eth0    inet 192.0.2.5/24 brd 192.0.2.255 scope global eth0\n\
+                    2: eth0    link/ether 52:54:00:12:34:56 brd ff:ff:ff:ff:ff:ff\n\
+                    2: eth0    inet6 2001:db8::5/64 scope global\n";
+        let want: Vec<IpAddr> = ["127.0.0.1", "10.9.0.1", "192.0.2.5", "2001:db8::5"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(addresses_in(text), want);
+    }
+
+    #[test]
+    fn a_word_after_inet_that_is_no_address_is_skipped() {
+        assert!(addresses_in("2: eth0 inet").is_empty());
+        assert!(addresses_in("2: eth0 inet garbage/24 inet6").is_empty());
+        assert!(addresses_in("2: eth0 inet 300.1.1.1/24").is_empty());
+        // `inet` must be a word of its own.
+        assert!(addresses_in("2: eth0 xinet 192.0.2.9/24").is_empty());
+        assert_eq!(
+            addresses_in("2: eth0 inet inet 192.0.2.9/24"),
+            Vec::<IpAddr>::new(),
+            "the address after the first `inet` is `inet`, not an address"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_hook_gives_its_trimmed_output_or_why_it_failed() {
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            run_local("echo '  blue  '", t, &[]).await,
+            Ok("blue".into())
+        );
+        let e = run_local("echo oops >&2; exit 3", t, &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e, "`echo oops >&2; exit 3` failed: oops");
+        let started = std::time::Instant::now();
+        let e = run_local("sleep 5", Duration::from_millis(100), &[])
+            .await
+            .unwrap_err();
+        assert!(e.contains("did not finish within 100ms"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
 }

@@ -92,4 +92,40 @@ mod tests {
             hostile.len().to_string()
         );
     }
+
+    #[test]
+    fn every_character_outside_the_safe_set_forces_quotes() {
+        for safe in ["a-b_c.d/e:f=g@h%i+j,k", "ABC123", "-", "/", "@"] {
+            assert_eq!(quote(safe), safe);
+        }
+        for unsafe_ in [
+            "a&b", "a|b", "a>b", "a<b", "a(b", "a!b", "a#b", "a{b}", "a[b]", "a?b", "a^b", "a\tb",
+            "é", "a\0b",
+        ] {
+            let q = quote(unsafe_);
+            assert!(q.starts_with('\'') && q.ends_with('\''), "{unsafe_:?}: {q}");
+        }
+    }
+
+    #[test]
+    fn a_word_of_single_quotes_is_still_one_literal_word() {
+        assert_eq!(quote("'"), r"''\'''");
+        assert_eq!(quote("''"), r"''\'''\'''");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s' {}", quote("'''")))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "'''");
+    }
+
+    #[test]
+    fn joining_nothing_or_one_word() {
+        assert_eq!(join::<&str>(&[]), "");
+        assert_eq!(
+            join(&["ip", "addr", "del", "10.0.0.1/24", "dev", "eth 0"]),
+            "ip addr del 10.0.0.1/24 dev 'eth 0'"
+        );
+        assert_eq!(join(&[String::new()]), "''");
+    }
 }

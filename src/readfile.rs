@@ -95,4 +95,48 @@ mod tests {
             ErrorKind::NotFound
         );
     }
+
+    #[test]
+    fn the_bound_is_inclusive_and_an_empty_file_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "").unwrap();
+        assert_eq!(bytes(&f, 0).unwrap(), Vec::<u8>::new());
+        std::fs::write(&f, vec![b'x'; 4096]).unwrap();
+        assert_eq!(bytes(&f, 4096).unwrap().len(), 4096);
+        let e = bytes(&f, 4095).unwrap_err();
+        assert!(e.to_string().contains("larger than 4095 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_socket_is_refused_and_a_symlink_to_a_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = bytes(&sock, 10).unwrap_err();
+        // A socket cannot even be opened (ENXIO), or is named if it can.
+        assert!(
+            e.raw_os_error() == Some(libc::ENXIO) || e.to_string().contains("a socket"),
+            "{e}"
+        );
+        let f = dir.path().join("f");
+        std::fs::write(&f, "key").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert_eq!(text(&link, 10).unwrap(), "key");
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &dangling).unwrap();
+        assert_eq!(text(&dangling, 10).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("latin1");
+        std::fs::write(&f, b"gr\xfc\xdfe").unwrap();
+        let e = text(&f, 10).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        // The same bytes are fine as bytes.
+        assert_eq!(bytes(&f, 10).unwrap(), b"gr\xfc\xdfe");
+    }
 }

@@ -369,3 +369,277 @@ fn render(reports: &[PairReport]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::assess::{CheckOutcome, KeySeen, LastRun};
+
+    /// The pair `web` (a VIP pair) from a configuration in `dir`.
+    fn pair(dir: &Path) -> Pair {
+        std::fs::create_dir_all(dir.join("pairs")).unwrap();
+        std::fs::write(dir.join("known_hosts"), "").unwrap();
+        std::fs::write(
+            dir.join("baton.toml"),
+            format!(
+                "state_dir = \"{}\"\nenvironments = [\"prod\"]\n[ssh]\nuser = \"deploy\"\nknown_hosts = \"known_hosts\"\naccept_new_host_keys = true\n",
+                dir.join("state").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("pairs/web.toml"),
+            "environment = \"prod\"\n[hosts.blue]\naddress = \"192.0.2.11\"\n[hosts.green]\naddress = \"192.0.2.12\"\n[traffic]\nmethod = \"vip\"\naddress = \"192.0.2.10/24\"\ninterface = \"eth0\"\n[[checks]]\nname = \"page\"\nkind = \"tcp\"\nport = 80\n",
+        )
+        .unwrap();
+        let (mut config, _) = crate::config::load(&dir.join("baton.toml"))
+            .select(&[])
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        config.pairs.remove("web").unwrap()
+    }
+
+    fn host(name: &str, address: &str, vip: bool) -> HostSeen {
+        HostSeen {
+            name: name.into(),
+            address: Some(address.parse().unwrap()),
+            ssh: Ok(()),
+            holds_vip: Some(vip),
+            vip_error: None,
+            version: Some(Ok("1.2".into())),
+            checks: vec![CheckOutcome {
+                name: "page".into(),
+                ok: true,
+                detail: "192.0.2.11:80 accepts connections".into(),
+                via_ssh: false,
+            }],
+        }
+    }
+
+    fn seen() -> PairSeen {
+        PairSeen {
+            hosts: [
+                host("blue", "192.0.2.11", true),
+                host("green", "192.0.2.12", false),
+            ],
+            traffic: TrafficSeen::Vip,
+            recorded: Some(Roles {
+                primary: "blue".into(),
+                standby: "green".into(),
+            }),
+            last_run: LastRun::Settled,
+        }
+    }
+
+    #[test]
+    fn the_worst_verdict_wins_whatever_the_order() {
+        use Verdict::*;
+        for (a, b, w) in [
+            (Ok, Ok, Ok),
+            (Ok, Degraded, Degraded),
+            (Degraded, Ok, Degraded),
+            (Operator, Degraded, Operator),
+            (Degraded, Operator, Operator),
+            (Ok, Operator, Operator),
+        ] {
+            assert_eq!(worst(a, b), w, "{a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_vip_pair_reports_roles_holders_and_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair(dir.path());
+        let mut s = seen();
+        s.hosts[1].version = Some(Err("exit 127: nginx: not found".into()));
+        s.hosts[1].ssh = Err("connection refused".into());
+        let a = assess::assess(&s);
+        let r = report(&pair, &s, a, false, None);
+        assert_eq!(r.service, "192.0.2.10/24 on eth0");
+        assert_eq!(r.method, "vip");
+        assert_eq!(r.environment, "prod");
+        assert_eq!(r.holder, Holder::Host("blue".into()));
+        assert_eq!(r.verdict, Verdict::Degraded);
+        let [blue, green] = &r.hosts[..] else {
+            panic!()
+        };
+        assert_eq!(
+            (blue.role, blue.holds_traffic, blue.reachable),
+            ("primary", true, true)
+        );
+        assert_eq!(blue.version.as_deref(), Some("1.2"));
+        assert_eq!(
+            (green.role, green.holds_traffic, green.reachable),
+            ("standby", false, false)
+        );
+        assert_eq!(green.error.as_deref(), Some("connection refused"));
+        assert_eq!(green.version, None);
+        assert_eq!(
+            green.version_error.as_deref(),
+            Some("exit 127: nginx: not found")
+        );
+        assert!(r.dns_servers.is_empty() && r.tsig.is_none());
+    }
+
+    #[test]
+    fn a_failed_host_and_a_split_brain_show_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair(dir.path());
+        let mut s = seen();
+        s.hosts[1].holds_vip = Some(true);
+        let a = assess::assess(&s);
+        let r = report(&pair, &s, a, false, Some("green"));
+        assert_eq!(r.holder, Holder::Both);
+        assert!(r.hosts.iter().all(|h| h.holds_traffic));
+        assert_eq!(r.hosts[0].role, "primary");
+        assert_eq!(r.hosts[1].role, "failed");
+        // Nothing recorded: the roles are unknown.
+        let mut s = seen();
+        s.recorded = None;
+        let a = assess::assess(&s);
+        let r = report(&pair, &s, a, false, None);
+        assert!(r.hosts.iter().all(|h| h.role == "unknown"));
+    }
+
+    #[test]
+    fn dns_answers_and_the_key_are_reported_per_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair(dir.path());
+        let mut s = seen();
+        let (a1, a2) = (
+            "192.0.2.53:53".parse().unwrap(),
+            "192.0.2.54:53".parse().unwrap(),
+        );
+        s.traffic = TrafficSeen::Dns {
+            answers: vec![
+                (a1, Ok(vec!["192.0.2.11".parse().unwrap()])),
+                (a2, Err("timed out".into())),
+            ],
+            key: KeySeen::Refused("BADSIG".into()),
+        };
+        let a = assess::assess(&s);
+        let r = report(&pair, &s, a, false, None);
+        assert_eq!(r.dns_servers.len(), 2);
+        assert_eq!(r.dns_servers[0].server, "192.0.2.53:53");
+        assert_eq!(
+            r.dns_servers[0].answer,
+            Some(vec!["192.0.2.11".to_string()])
+        );
+        assert_eq!(r.dns_servers[1].answer, None);
+        assert_eq!(r.dns_servers[1].error.as_deref(), Some("timed out"));
+        let tsig = r.tsig.as_ref().unwrap();
+        assert!(!tsig.ok);
+        assert_eq!(tsig.detail, "BADSIG");
+        let text = render(&[r]);
+        assert!(
+            text.contains("    dns 192.0.2.53:53         192.0.2.11\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    dns 192.0.2.54:53         ERROR timed out\n"),
+            "{text}"
+        );
+        assert!(text.contains("    tsig FAIL\n"), "{text}");
+        assert!(
+            text.contains("  !! a switch by DNS would fail: BADSIG\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("   ! authoritative server 192.0.2.54:53 gave no answer"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_table_aligns_its_columns_and_marks_what_is_new_or_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair(dir.path());
+        let mut s = seen();
+        s.recorded = None;
+        s.hosts[1].checks[0].ok = false;
+        s.hosts[1].version = None;
+        let a = assess::assess(&s);
+        s.recorded = a.record.clone();
+        let mut r = report(&pair, &s, a, true, None);
+        let mut other = report(&pair, &seen(), assess::assess(&seen()), false, None);
+        other.pair = "a-much-longer-name".into();
+        r.tsig = Some(TsigReport {
+            ok: true,
+            detail: "verified".into(),
+        });
+        r.dns_servers.push(DnsReport {
+            server: "192.0.2.53:53".into(),
+            answer: Some(vec![]),
+            error: None,
+        });
+        let text = render(&[r, other]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "PAIR                ENV   METHOD  SERVICE                TRAFFIC  RECORDED    STATUS"
+        );
+        assert_eq!(
+            lines[1],
+            "web                 prod  vip     192.0.2.10/24 on eth0  blue     blue (new)  DEGRADED"
+        );
+        assert!(
+            lines[2].starts_with("    blue       192.0.2.11       primary  up          version 1.2    page ok [traffic]"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with(
+                "    green      192.0.2.12       standby  up          version ?      page FAIL"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    dns 192.0.2.53:53         no record\n"),
+            "{text}"
+        );
+        assert!(text.contains("    tsig ok: verified\n"), "{text}");
+        assert!(
+            text.contains("   ! standby green fails check page"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\na-much-longer-name  prod  vip     192.0.2.10/24 on eth0  blue     blue        ok\n"),
+            "{text}"
+        );
+        assert!(text.lines().all(|l| l == l.trim_end()), "{text}");
+    }
+
+    #[test]
+    fn the_json_document_has_the_documented_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair(dir.path());
+        let mut s = seen();
+        s.hosts[0].holds_vip = Some(false);
+        let a = assess::assess(&s);
+        let r = report(&pair, &s, a, false, None);
+        let doc = serde_json::to_value(Report {
+            schema: SCHEMA,
+            verdict: r.verdict,
+            exit_code: Exit::Operator.code(),
+            pairs: vec![r],
+        })
+        .unwrap();
+        assert_eq!(doc["schema"], 1);
+        assert_eq!(doc["verdict"], "operator");
+        assert_eq!(doc["exit_code"], 4);
+        let p = &doc["pairs"][0];
+        assert_eq!(p["pair"], "web");
+        assert_eq!(p["holder"], serde_json::json!({"kind": "neither"}));
+        assert_eq!(p["recorded"]["primary"], "blue");
+        assert_eq!(p["recorded_now"], false);
+        assert_eq!(p["tsig"], serde_json::Value::Null);
+        assert_eq!(p["hosts"][0]["address"], "192.0.2.11");
+        assert_eq!(p["hosts"][0]["checks"][0]["name"], "page");
+        assert!(p["hosts"][0]["checks"][0].get("via_ssh").is_none());
+        assert_eq!(p["problems"][0]["severity"], "operator");
+        assert_eq!(p["problems"][0]["message"], "no host holds traffic");
+        let holder = serde_json::to_value(Holder::Host("blue".into())).unwrap();
+        assert_eq!(
+            holder,
+            serde_json::json!({"kind": "host", "detail": "blue"})
+        );
+    }
+}

@@ -719,4 +719,152 @@ mod tests {
             "a failover must not start either"
         );
     }
+
+    #[test]
+    fn one_host_holding_the_vip_and_the_other_unasked_is_a_holder_with_a_doubt() {
+        let a = assess(&vip(Some(true), None, roles("blue", "green")));
+        assert_eq!(a.holder, Holder::Host("blue".into()));
+        assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);
+        assert!(a.findings[0]
+            .message
+            .contains("cannot confirm that green does not also hold"));
+        let a = assess(&vip(None, Some(true), roles("green", "blue")));
+        assert_eq!(a.holder, Holder::Host("green".into()));
+        assert!(a.findings[0].message.contains("that blue does not"));
+        // Not holding it and the other unknown: nobody can tell.
+        for (x, y) in [(None, None), (Some(false), None), (None, Some(false))] {
+            let a = assess(&vip(x, y, roles("blue", "green")));
+            assert!(matches!(a.holder, Holder::Unknown(_)), "{x:?} {y:?}");
+            assert_eq!(a.verdict, Verdict::Operator);
+            assert_eq!(a.record, None, "nothing recorded from an unknown");
+        }
+    }
+
+    fn hook(answer: Result<&str, &str>) -> PairSeen {
+        let mut seen = vip(None, None, None);
+        seen.traffic = TrafficSeen::Command(answer.map(String::from).map_err(String::from));
+        seen
+    }
+
+    #[test]
+    fn a_query_hook_may_answer_a_name_or_an_address_nothing_else() {
+        let a = assess(&hook(Ok("green\n")));
+        assert_eq!(a.holder, Holder::Host("green".into()));
+        assert_eq!(a.record, roles("green", "blue"));
+        let a = assess(&hook(Ok(" 10.0.0.1 ")));
+        assert_eq!(a.holder, Holder::Host("blue".into()));
+        let a = assess(&hook(Ok("10.0.0.9")));
+        assert_eq!(
+            serde_json::to_value(&a.holder).unwrap(),
+            serde_json::json!({"kind": "unknown", "detail": "the query hook answered `10.0.0.9`, which is neither host"})
+        );
+        let a = assess(&hook(Err("exit 1: lb down")));
+        assert!(
+            a.findings[0]
+                .message
+                .contains("cannot tell who holds traffic: the query hook failed: exit 1: lb down"),
+            "{:?}",
+            a.findings
+        );
+        assert_eq!(a.verdict, Verdict::Operator);
+    }
+
+    #[test]
+    fn a_version_that_cannot_be_read_is_degraded_only_on_a_reachable_host() {
+        let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
+        seen.hosts[1].version = Some(Err("exit 127: nginx: not found".into()));
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert_eq!(
+            a.findings[0].message,
+            "cannot read the version on green: exit 127: nginx: not found"
+        );
+        // Unreachable: the version's failure is not a second finding.
+        seen.hosts[1].ssh = Err("timed out".into());
+        let a = assess(&seen);
+        assert_eq!(
+            a.findings,
+            vec![Finding {
+                severity: Severity::Degraded,
+                message: "standby green is unreachable: timed out".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn without_a_known_primary_any_failing_host_needs_an_operator() {
+        // Who holds traffic is unknown and nothing is recorded.
+        let mut seen = vip(None, None, None);
+        seen.hosts[1].checks[0].ok = false;
+        seen.hosts[1].checks[0].detail = "refused".into();
+        let a = assess(&seen);
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.message.contains("fails check"))
+            .unwrap();
+        assert_eq!(f.severity, Severity::Operator);
+        assert_eq!(f.message, "host green fails check page: refused");
+        // With a record, the same host is the standby: degraded.
+        let mut seen = vip(None, None, roles("blue", "green"));
+        seen.hosts[1].checks[0].ok = false;
+        seen.hosts[1].checks[0].detail = "refused".into();
+        let a = assess(&seen);
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.message.contains("fails check"))
+            .unwrap();
+        assert_eq!(f.severity, Severity::Degraded);
+        assert!(f.message.starts_with("standby green"));
+    }
+
+    #[test]
+    fn an_interrupted_run_says_where_it_stopped() {
+        let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
+        for (open, last, at) in [
+            (None, Some(Step::Switch), "interrupted after switch"),
+            (None, None, "interrupted before its first step"),
+        ] {
+            seen.last_run = LastRun::Interrupted {
+                pair: "web".into(),
+                run: "r1".into(),
+                kind: Kind::Failover,
+                open,
+                last,
+            };
+            let a = assess(&seen);
+            assert!(
+                a.findings[0]
+                    .message
+                    .starts_with(&format!("failover run r1 was {at}")),
+                "{:?}",
+                a.findings
+            );
+        }
+    }
+
+    #[test]
+    fn no_dns_answer_at_all_is_unknown_and_empty_answers_are_neither() {
+        let a = assess(&dns(vec![]));
+        assert_eq!(
+            serde_json::to_value(&a.holder).unwrap(),
+            serde_json::json!({"kind": "unknown", "detail": "no authoritative server answered"})
+        );
+        let a = assess(&dns(vec![Ok(vec![]), Ok(vec![])]));
+        assert_eq!(a.holder, Holder::Neither);
+        assert!(a
+            .findings
+            .iter()
+            .any(|f| f.message == "no host holds traffic"));
+        // An empty answer and a real one disagree.
+        let a = assess(&dns(vec![Ok(vec![]), Ok(vec!["10.0.0.21"])]));
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.message.contains("says nothing")),
+            "{:?}",
+            a.findings
+        );
+    }
 }

@@ -181,4 +181,54 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn specs_tolerate_spaces_and_refuse_empty_parts_and_zero_percent() {
+        assert_eq!(
+            parse_spec(" 2 , 50% ").unwrap(),
+            Spec(vec![Size::Count(2), Size::Percent(50)])
+        );
+        assert_eq!(parse_spec("100%").unwrap(), Spec(vec![Size::Percent(100)]));
+        for bad in ["1,,2", "0%", "-1", "%", "1.5", "25 %x", ","] {
+            assert!(parse_spec(bad).is_err(), "{bad}");
+        }
+        let e = parse_spec("1,x").unwrap_err();
+        assert!(e.contains("`x`"), "{e}");
+    }
+
+    #[test]
+    fn percentages_round_up_over_the_whole_fleet_and_the_last_size_repeats() {
+        let pairs: Vec<Candidate> = (0..5).map(|i| c(&format!("p{i}"), 0, false)).collect();
+        // 50% of 5 is 2.5: 3 pairs.
+        let b = batches(&order(pairs.clone()), &parse_spec("50%").unwrap());
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
+        // 1% of 5 is at least one pair, repeated.
+        let b = batches(&order(pairs.clone()), &parse_spec("1%").unwrap());
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [1; 5]);
+        let b = batches(&order(pairs), &parse_spec("2").unwrap());
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    }
+
+    #[test]
+    fn canaries_run_alone_and_do_not_use_up_the_spec() {
+        let o = order(vec![
+            c("a", 0, true),
+            c("b", 0, true),
+            c("c", 0, false),
+            c("d", 0, false),
+            c("e", 0, false),
+        ]);
+        // The first size (1) goes to the first batch after the canaries.
+        let b = batches(&o, &parse_spec("1,2").unwrap());
+        assert_eq!(
+            b,
+            vec![
+                vec!["a".to_string()],
+                vec!["b".into()],
+                vec!["c".into()],
+                vec!["d".into(), "e".into()]
+            ]
+        );
+        assert!(batches(&[], &parse_spec("3").unwrap()).is_empty());
+    }
 }

@@ -205,4 +205,86 @@ mod tests {
             Decision::Closed(_)
         ));
     }
+
+    #[test]
+    fn earlier_environments_without_pairs_have_nothing_to_pass() {
+        let only_prod = vec![Member {
+            pair: "p1".into(),
+            environment: "prod".into(),
+        }];
+        let d = decide(&order(), "prod", "h", &only_prod, &[], at(0), None);
+        assert!(
+            matches!(d, Decision::Open(ref why) if why.contains("first environment with pairs")),
+            "{d:?}"
+        );
+        // The soak time has nothing to count from either.
+        let d = decide(
+            &order(),
+            "prod",
+            "h",
+            &only_prod,
+            &[],
+            at(0),
+            Some(Duration::from_secs(3600)),
+        );
+        assert!(matches!(d, Decision::Open(_)), "{d:?}");
+    }
+
+    #[test]
+    fn completions_of_pairs_outside_the_earlier_environments_do_not_count() {
+        // The same hash done on t1 (test) and p1 (prod) does not open test:
+        // dev's pairs have not done it.
+        let d = decide(
+            &order(),
+            "test",
+            "h",
+            &members(),
+            &[done("t1", "h", 1), done("p1", "h", 2)],
+            at(10),
+            None,
+        );
+        assert!(
+            matches!(d, Decision::Closed(ref why) if why.contains("d1 (dev), d2 (dev)")),
+            "{d:?}"
+        );
+        let d = decide(
+            &order(),
+            "prod",
+            "h",
+            &members(),
+            &[done("d1", "h", 1), done("d2", "h", 2), done("t1", "h", 3)],
+            at(10),
+            None,
+        );
+        assert_eq!(
+            d,
+            Decision::Open("change h completed on all 3 pair(s) of dev, test".into())
+        );
+    }
+
+    #[test]
+    fn the_soak_counts_from_each_pairs_latest_completion_and_a_future_one_is_not_old() {
+        let soak = Some(Duration::from_secs(100));
+        // d1 did it twice: the later time counts.
+        let all = [
+            done("d1", "h", 10),
+            done("d1", "h", 500),
+            done("d2", "h", 20),
+        ];
+        let d = decide(&order(), "test", "h", &members(), &all, at(550), soak);
+        assert!(
+            matches!(d, Decision::Closed(ref why) if why.contains("50s ago")),
+            "{d:?}"
+        );
+        assert!(matches!(
+            decide(&order(), "test", "h", &members(), &all, at(600), soak),
+            Decision::Open(_)
+        ));
+        // A completion stamped after now (a clock stepped back) has not soaked.
+        let d = decide(&order(), "test", "h", &members(), &all, at(400), soak);
+        assert!(
+            matches!(d, Decision::Closed(ref why) if why.contains("0s ago")),
+            "{d:?}"
+        );
+    }
 }

@@ -424,4 +424,98 @@ mod tests {
             .iter()
             .any(|m| m.contains("only a virtual IP")));
     }
+
+    #[test]
+    fn rejoin_refuses_traffic_on_neither_or_on_the_rejoining_host() {
+        let recorded = Some(Recorded {
+            primary: "green".into(),
+            standby: "blue".into(),
+        });
+        let mut neither = seen(true, Some(false), true, Some(false));
+        neither.recorded = recorded.clone();
+        let p = check(Kind::Rejoin, &neither, "green", "blue", Some("blue"));
+        assert!(
+            p.iter()
+                .any(|m| m.contains("on neither host") && m.contains("baton recover web")),
+            "{p:?}"
+        );
+        let mut on_blue = seen(true, Some(true), true, Some(false));
+        on_blue.recorded = recorded;
+        let p = check(Kind::Rejoin, &on_blue, "green", "blue", Some("blue"));
+        assert!(
+            p.iter()
+                .any(|m| m.contains("must be on green alone") && m.contains("it is on blue")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_failover_to_a_standby_that_fails_its_checks_is_refused_naming_them() {
+        let mut s = seen(false, None, true, Some(false));
+        s.hosts[1].checks[0].ok = false;
+        s.hosts[1].checks[0].detail = "status 500".into();
+        let p = check(Kind::Failover, &s, "blue", "green", None);
+        assert_eq!(
+            p,
+            vec!["the standby green fails its checks (page: status 500): it cannot take over"]
+        );
+        // A failed host stops a failover too.
+        let ok = seen(false, None, true, Some(false));
+        let p = check(Kind::Failover, &ok, "blue", "green", Some("blue"));
+        assert!(p[0].contains("blue is marked failed"), "{p:?}");
+    }
+
+    #[test]
+    fn restore_names_an_unreachable_or_unobserved_recorded_primary() {
+        let restore = |s: &PairSeen, to: &str| {
+            problems(
+                Kind::Restore,
+                "web",
+                s,
+                &assess(s),
+                Roles {
+                    from: "green",
+                    to,
+                    failed: None,
+                    forced: false,
+                },
+            )
+        };
+        let mut down = seen(true, Some(false), true, Some(false));
+        down.hosts[0].ssh = Err("connection timed out".into());
+        let p = restore(&down, "blue");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("blue is not healthy (connection timed out)")),
+            "{p:?}"
+        );
+        let neither = seen(true, Some(false), true, Some(false));
+        let p = restore(&neither, "amber");
+        assert_eq!(p, vec!["amber was not observed"]);
+    }
+
+    #[test]
+    fn the_primarys_state_in_each_case() {
+        let s = seen(true, Some(true), true, Some(false));
+        assert_eq!(primary_state(&s, "amber"), "amber was not observed");
+        assert!(primary_state(&s, "blue").contains("passes its checks, and the failover is forced"));
+        let mut sshd_dead = s.clone();
+        sshd_dead.hosts[0].ssh = Err("refused".into());
+        let text = primary_state(&sshd_dead, "blue");
+        assert!(
+            text.contains("unreachable over SSH (refused); its service still answers"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_split_brain_with_a_healthy_primary_is_refused_before_any_other_reason() {
+        // Forced or not, whatever else is true.
+        let mut both = seen(true, Some(true), true, Some(true));
+        both.hosts[1].checks[0].ok = false;
+        let p = failover(&both, true);
+        assert!(p.iter().any(|m| m.contains("fails its checks")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("split brain")), "{p:?}");
+        assert!(!p.iter().any(|m| m.contains("--force")), "{p:?}");
+    }
 }

@@ -470,4 +470,103 @@ mod tests {
             "3d 2h 1m"
         );
     }
+
+    #[test]
+    fn day_ranges_wrap_around_the_week_and_lists_mix_with_ranges() {
+        let x = parse("Sat-Mon 01:00-02:00").unwrap();
+        assert_eq!(x.days, [true, false, false, false, false, true, true]);
+        let x = parse("Mon,Wed-Thu 01:00-02:00").unwrap();
+        assert_eq!(x.days, [true, false, true, true, false, false, false]);
+        let x = parse("Tue-Tue 01:00-02:00").unwrap();
+        assert_eq!(x.days, [false, true, false, false, false, false, false]);
+        assert_eq!(parse("DAILY 00:00-24:00").unwrap().days, [true; 7]);
+        assert!(parse("TUESDAY 01:00-02:00").unwrap().days[1]);
+        assert!(parse("Mon, 01:00-02:00").is_err());
+        assert!(parse("Mon- 01:00-02:00").is_err());
+        assert_eq!(
+            parse("Sun 02:00-04:00").unwrap().to_string(),
+            "Sun 02:00-04:00"
+        );
+    }
+
+    #[test]
+    fn each_decision_reads_as_a_sentence() {
+        let tz = TimeZone::UTC;
+        let now = at(&tz, "2026-11-22T03:00");
+        assert_eq!(
+            Decision::Always.describe(now),
+            "no maintenance window is configured: any time"
+        );
+        let ws = w(&["Sun 02:00-04:00"]);
+        let open = decide(&ws, &tz, now, M);
+        assert_eq!(
+            open.describe(now),
+            "inside the maintenance window, which ends Sun 2026-11-22 04:00 UTC (in 1h)"
+        );
+        let closed = decide(&ws, &tz, at(&tz, "2026-11-22T05:30"), M);
+        assert_eq!(
+            closed.describe(at(&tz, "2026-11-22T05:30")),
+            "outside the maintenance window; the next window opens Sun 2026-11-29 02:00 UTC (in 6d 20h 30m)"
+        );
+        // An instant already past reads as "ago".
+        let Decision::Open { ends } = open else {
+            panic!()
+        };
+        assert!(when(&ends, at(&tz, "2026-11-22T04:01:30")).ends_with("(1m 30s ago)"));
+    }
+
+    #[test]
+    fn a_run_longer_than_any_window_has_no_next_chance_within_the_horizon() {
+        let tz = TimeZone::UTC;
+        // Every day whole: the windows run into each other to the horizon.
+        let ws = w(&["daily 00:00-24:00"]);
+        let now = at(&tz, "2026-11-22T12:00");
+        assert!(decide(&ws, &tz, now, 3 * 24 * 60 * M).allows());
+        let d = decide(&ws, &tz, now, 30 * 24 * 60 * M);
+        let Decision::TooShort { next, .. } = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(*next, None);
+        assert!(
+            !d.describe(now).contains("next window"),
+            "{}",
+            d.describe(now)
+        );
+        // A window elsewhere in the week is the next chance.
+        let ws = w(&["Sun 02:00-03:00", "Wed 01:00-09:00"]);
+        let d = decide(&ws, &tz, at(&tz, "2026-11-22T02:30"), 2 * 60 * M);
+        let Decision::TooShort { next, .. } = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            next.as_ref().map(|z| z.timestamp()),
+            Some(at(&tz, "2026-11-25T01:00"))
+        );
+    }
+
+    #[test]
+    fn a_time_that_exists_twice_takes_the_first() {
+        let tz = TimeZone::get("Europe/Berlin").expect("tzdata is installed (scripts/deps)");
+        // 2026-10-25: clocks go 03:00 CEST -> 02:00 CET; 02:00-04:00 local
+        // is 00:00-03:00 UTC, three real hours.
+        let ws = w(&["Sun 02:00-04:00"]);
+        let start: Timestamp = "2026-10-25T00:00:00Z".parse().unwrap();
+        let d = decide(&ws, &tz, start, 3 * 60 * M);
+        let Decision::Open { ends } = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(ends.timestamp(), "2026-10-25T03:00:00Z".parse().unwrap());
+        assert!(!decide(&ws, &tz, start, 3 * 60 * M + M).allows());
+        let before: Timestamp = "2026-10-24T23:59:00Z".parse().unwrap();
+        assert!(!decide(&ws, &tz, before, M).allows());
+    }
+
+    #[test]
+    fn durations_round_at_the_hour() {
+        assert_eq!(fmt_duration(Duration::from_secs(59)), "59s");
+        assert_eq!(fmt_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(fmt_duration(Duration::from_secs(3659)), "1h");
+        assert_eq!(fmt_duration(Duration::from_secs(86400)), "1d");
+        assert_eq!(fmt_duration(Duration::from_millis(999)), "0s");
+    }
 }

@@ -131,3 +131,153 @@ pub fn rotate(journal: &Path, runs: &[RunView], limit: u64) -> std::io::Result<O
     }
     Ok(Some(segment))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cycle::{Kind, Outcome};
+    use crate::store::journal::Record;
+
+    fn view(run: &str, finished: Option<Outcome>) -> RunView {
+        RunView {
+            start: Record::Start {
+                run: run.into(),
+                pair: "web".into(),
+                kind: Kind::Switchover,
+                from: "blue".into(),
+                to: "green".into(),
+                change: None,
+                label: None,
+                hash: None,
+                operator: "t".into(),
+                reason: None,
+                gate: None,
+                window: None,
+                forced: None,
+                at: "2026-11-20T02:00:00.000Z".into(),
+            },
+            ended: vec![],
+            open: None,
+            finished,
+            finished_at: finished.map(|_| "2026-11-20T02:01:00.000Z".to_string()),
+            took_ms: 1,
+        }
+    }
+
+    fn ids(v: &[RunView]) -> Vec<&str> {
+        v.iter().map(|v| v.start.run()).collect()
+    }
+
+    #[test]
+    fn the_index_and_segments_are_named_after_the_journal() {
+        let j = Path::new("/state/web.journal");
+        assert_eq!(index_path(j), Path::new("/state/web.runs"));
+        assert_eq!(
+            index_path(Path::new("/state/odd")),
+            Path::new("/state/odd.runs")
+        );
+        assert_eq!(
+            with_suffix(j, ".old-12", false),
+            Path::new("/state/web.journal.old-12")
+        );
+    }
+
+    #[test]
+    fn segments_are_ordered_by_their_time_not_their_text_and_others_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("web.journal");
+        for name in [
+            "web.journal.old-1000",
+            "web.journal.old-999",
+            "web.journal.old-20000",
+            "web.journal.old-x",
+            "web.journal.old-",
+            "api.journal.old-5",
+            "web.journal",
+            "web.runs",
+            "xweb.journal.old-7",
+        ] {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> = segments(&j)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "web.journal.old-999",
+                "web.journal.old-1000",
+                "web.journal.old-20000"
+            ]
+        );
+        assert!(segments(&dir.path().join("missing/web.journal")).is_empty());
+    }
+
+    #[test]
+    fn the_index_skips_a_torn_last_line_and_blank_lines_but_not_a_corrupt_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("web.journal");
+        let line = |v: &RunView| serde_json::to_string(v).unwrap();
+        let (a, b) = (
+            view("r1", Some(Outcome::Ok)),
+            view("r2", Some(Outcome::RolledBack)),
+        );
+        fs::write(
+            index_path(&j),
+            format!("{}\n\n{}\n{{\"start\":{{\"ev", line(&a), line(&b)),
+        )
+        .unwrap();
+        assert_eq!(indexed(&j).unwrap(), vec![a.clone(), b.clone()]);
+        fs::write(
+            index_path(&j),
+            format!("{}\nnot json\n{}\n", line(&a), line(&b)),
+        )
+        .unwrap();
+        let e = indexed(&j).unwrap_err();
+        assert!(matches!(e, JournalError::Corrupt { line: 2, .. }), "{e}");
+        // No index at all: no runs.
+        assert!(indexed(&dir.path().join("api.journal")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_the_index_order_and_counts_each_run_once() {
+        let merged = merge(
+            vec![view("r1", Some(Outcome::Ok)), view("r2", Some(Outcome::Ok))],
+            vec![view("r2", Some(Outcome::Ok)), view("r3", None)],
+        );
+        assert_eq!(ids(&merged), ["r1", "r2", "r3"]);
+        assert_eq!(ids(&merge(vec![], vec![view("r9", None)])), ["r9"]);
+    }
+
+    #[test]
+    fn rotation_waits_for_the_size_and_for_every_run_to_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("web.journal");
+        let done = [view("r1", Some(Outcome::Ok))];
+        assert_eq!(rotate(&j, &done, 10).unwrap(), None, "no journal yet");
+        fs::write(&j, "x".repeat(100)).unwrap();
+        assert_eq!(rotate(&j, &done, 101).unwrap(), None, "below the size");
+        let open = [view("r1", Some(Outcome::Ok)), view("r2", None)];
+        assert_eq!(rotate(&j, &open, 100).unwrap(), None, "a run is open");
+        assert!(j.exists() && !index_path(&j).exists());
+        let segment = rotate(&j, &done, 100).unwrap().expect("rotated");
+        assert!(!j.exists());
+        assert_eq!(fs::read_to_string(&segment).unwrap(), "x".repeat(100));
+        assert_eq!(segments(&j), vec![segment]);
+        assert_eq!(indexed(&j).unwrap(), done.to_vec());
+    }
+
+    #[test]
+    fn an_index_that_is_a_symlink_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("web.journal");
+        fs::write(&j, "x".repeat(10)).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, index_path(&j)).unwrap();
+        assert!(rotate(&j, &[view("r1", Some(Outcome::Ok))], 1).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(j.exists(), "the journal stays where it was");
+    }
+}

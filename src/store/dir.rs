@@ -105,4 +105,51 @@ mod tests {
             Err(DirError::OtherOwner { owner: 4242, .. })
         ));
     }
+
+    #[test]
+    fn only_group_or_other_write_is_refused_and_special_bits_do_not_expose() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        for (mode, want) in [
+            (0o700, Ok(None)),
+            (0o1700, Ok(None)),
+            (0o750, Ok(Some(Exposed { mode: 0o750 }))),
+            (0o701, Ok(Some(Exposed { mode: 0o701 }))),
+        ] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(check(&dir), want, "{mode:o}");
+        }
+        for mode in [0o720, 0o702, 0o770, 0o1777] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+            let e = check(&dir).unwrap_err();
+            assert_eq!(
+                e,
+                DirError::Writable {
+                    path: dir.display().to_string(),
+                    mode
+                },
+                "{mode:o}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_symlink_to_a_private_directory_is_checked_as_that_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(check(&link), Err(DirError::Writable { .. })));
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(check(&link), Ok(None));
+        // A path through a file cannot be examined.
+        let file = root.path().join("file");
+        fs::write(&file, "").unwrap();
+        let e = check(&file.join("state")).unwrap_err();
+        assert!(matches!(e, DirError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("cannot examine"), "{e}");
+    }
 }

@@ -224,4 +224,57 @@ mod tests {
         let shared = "3: FLOCK  ADVISORY  READ 1234 08:01:5678 0 EOF\n";
         assert_eq!(flock_holder(shared, dev, 5678), None);
     }
+
+    #[test]
+    fn a_lock_held_by_a_run_that_has_not_written_its_holder_yet_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.lock");
+        fs::write(&path, "").unwrap();
+        let other = File::open(&path).unwrap();
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(
+            unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        let e = acquire(dir.path(), "web", &holder(1)).unwrap_err();
+        assert!(matches!(e, LockError::HeldUnknown { .. }), "{e}");
+        assert!(e.to_string().contains("not recorded yet"), "{e}");
+        drop(other);
+        acquire(dir.path(), "web", &holder(1)).unwrap();
+    }
+
+    #[test]
+    fn a_new_holder_replaces_a_longer_old_record_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = Holder {
+            command: "x".repeat(500),
+            ..holder(1)
+        };
+        drop(acquire(dir.path(), "web", &long).unwrap());
+        let _lock = acquire(dir.path(), "web", &holder(2)).unwrap();
+        let text = fs::read_to_string(dir.path().join("web.lock")).unwrap();
+        assert_eq!(serde_json::from_str::<Holder>(&text).unwrap(), holder(2));
+    }
+
+    #[test]
+    fn the_state_dir_is_created_private_for_the_lock() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b");
+        let _lock = acquire(&dir, "web", &holder(1)).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("web.lock")), 0o600);
+    }
+
+    #[test]
+    fn a_holder_the_file_does_not_name_is_reported_as_unknown_with_the_kernels_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        // The file names pid 1, but this process holds the lock.
+        let _lock = acquire(dir.path(), "web", &holder(1)).unwrap();
+        let seen = held_by(dir.path(), "web").expect("held");
+        assert_eq!(seen.pid, std::process::id());
+        assert_eq!(seen.operator, "unknown");
+        assert_eq!(seen.command, "unknown");
+    }
 }

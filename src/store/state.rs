@@ -184,4 +184,79 @@ mod tests {
         let e = StateStore::new(dir.path()).load("web").unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
     }
+
+    fn state(failed: Option<&str>) -> PairState {
+        PairState {
+            pair: "web".into(),
+            primary: "green".into(),
+            standby: "blue".into(),
+            updated_at: "2026-11-20T02:00:00.000Z".into(),
+            source: "failover".into(),
+            failed: failed.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_failed_host_is_kept_and_absent_when_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        store.save(&state(Some("blue"))).unwrap();
+        assert_eq!(store.load("web").unwrap(), Some(state(Some("blue"))));
+        // Rejoined: saved again without it, and the file no longer names it.
+        store.save(&state(None)).unwrap();
+        assert_eq!(store.load("web").unwrap(), Some(state(None)));
+        let text = fs::read_to_string(dir.path().join("web.state.json")).unwrap();
+        assert!(!text.contains("failed"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_field_is_corrupt_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(state(None)).unwrap();
+        v["primry"] = "blue".into();
+        fs::write(dir.path().join("web.state.json"), v.to_string()).unwrap();
+        let e = StateStore::new(dir.path()).load("web").unwrap_err();
+        assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("primry"), "{e}");
+    }
+
+    #[test]
+    fn a_state_file_that_is_a_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::write(&elsewhere, serde_json::to_string(&state(None)).unwrap()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("web.state.json")).unwrap();
+        let e = StateStore::new(dir.path()).load("web").unwrap_err();
+        assert!(matches!(e, StateError::Read { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_huge_state_file_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // Valid JSON, but padded past the 64 KiB a state file may have:
+        // only its start is read, which does not parse.
+        let text = serde_json::to_string(&state(None)).unwrap();
+        let padded = format!("{}{}}}", &text[..text.len() - 1], " ".repeat(128 << 10));
+        assert!(serde_json::from_str::<PairState>(&padded).is_ok());
+        fs::write(dir.path().join("web.state.json"), padded).unwrap();
+        let e = StateStore::new(dir.path()).load("web").unwrap_err();
+        assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
+    }
+
+    #[test]
+    fn saving_into_a_state_dir_that_is_a_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        fs::write(&file, "").unwrap();
+        let e = StateStore::new(&file).save(&state(None)).unwrap_err();
+        assert!(matches!(e, StateError::Dir { .. }), "{e}");
+    }
+
+    #[test]
+    fn now_is_rfc3339_utc_with_milliseconds() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-11-20T02:00:00.000Z".len(), "{now}");
+        assert!(now.ends_with('Z'), "{now}");
+        humantime::parse_rfc3339(&now).unwrap();
+    }
 }
