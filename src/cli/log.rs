@@ -1,7 +1,9 @@
 //! `baton log`: the audit trail from the journals. One line per run (when,
 //! pair, kind, change, who, why, outcome), filtered by pair, `--since` and
 //! `--outcome`, or every step and command of one run with `--run ID`;
-//! `--json` prints the journal records themselves.
+//! `--json` prints the journal records themselves, and with `--run ID` one
+//! object per operation the run performed (the fields of `plan --json`,
+//! then its exit status, outputs and duration).
 
 use std::time::SystemTime;
 
@@ -16,6 +18,22 @@ macro_rules! say {
     ($($arg:tt)*) => {
         crate::outln!("{}", crate::printable::escape(&format!($($arg)*)))
     };
+}
+
+/// One operation a run performed, as `log --run ID --json` prints it: the
+/// fields of `plan --json`, then what it did.
+#[derive(serde::Serialize)]
+struct OpDone<'a> {
+    pair: &'a str,
+    run: &'a str,
+    step: &'a str,
+    host: &'a str,
+    op: crate::core::op::OpKind,
+    command: &'a str,
+    status: Option<i32>,
+    stdout: &'a str,
+    stderr: &'a str,
+    duration_ms: u64,
 }
 
 /// Which runs `log` lists.
@@ -91,10 +109,32 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             return Exit::Config;
         }
         for r in &chosen {
-            if json {
-                say!("{}", serde_json::to_string(r).unwrap_or_default());
-            } else {
+            if !json {
                 print_record(r);
+                continue;
+            }
+            // One object per operation, with the fields of `plan --json`
+            // (so that the two can be compared) and what it did.
+            if let Record::End { step, commands, .. } = r {
+                let pair = chosen.iter().find_map(|r| match r {
+                    Record::Start { pair, .. } => Some(pair.as_str()),
+                    _ => None,
+                });
+                for c in commands {
+                    let line = OpDone {
+                        pair: pair.unwrap_or_default(),
+                        run: id,
+                        step: step.name(),
+                        host: &c.host,
+                        op: c.op,
+                        command: &c.command,
+                        status: c.status,
+                        stdout: &c.stdout,
+                        stderr: &c.stderr,
+                        duration_ms: c.duration_ms,
+                    };
+                    say!("{}", serde_json::to_string(&line).unwrap_or_default());
+                }
             }
         }
         return Exit::Ok;
