@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 use crate::checks;
 use crate::config::{CheckKind, Dns, Host, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
+use crate::core::holder::HookFailed;
 use crate::dns;
 use crate::quote;
 use crate::ssh::{SshError, SshHost, Target};
@@ -152,7 +153,7 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             TrafficSeen::Command(
                 answer
                     .map(|a| redact(&a, &secrets))
-                    .map_err(|e| redact(&e, &secrets)),
+                    .map_err(|e| HookFailed(redact(&e.0, &secrets))),
             )
         }
     }
@@ -226,18 +227,22 @@ pub fn addresses_in(text: &str) -> Vec<IpAddr> {
     out
 }
 
-async fn run_local(command: &str, timeout: Duration, secrets: &[String]) -> Result<String, String> {
+async fn run_local(
+    command: &str,
+    timeout: Duration,
+    secrets: &[String],
+) -> Result<String, HookFailed> {
     let child = crate::remote::hook(command, secrets).output();
     match tokio::time::timeout(timeout, child).await {
-        Err(_) => Err(format!(
+        Err(_) => Err(HookFailed(format!(
             "`{command}` did not finish within {}",
             humantime::format_duration(timeout)
-        )),
-        Ok(Err(e)) => Err(format!("cannot run `{command}`: {e}")),
-        Ok(Ok(o)) if !o.status.success() => Err(format!(
+        ))),
+        Ok(Err(e)) => Err(HookFailed(format!("cannot run `{command}`: {e}"))),
+        Ok(Ok(o)) if !o.status.success() => Err(HookFailed(format!(
             "`{command}` failed: {}",
             String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        ))),
         Ok(Ok(o)) => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
     }
 }
@@ -297,12 +302,12 @@ mod tests {
         let e = run_local("echo oops >&2; exit 3", t, &[])
             .await
             .unwrap_err();
-        assert_eq!(e, "`echo oops >&2; exit 3` failed: oops");
+        assert_eq!(e.0, "`echo oops >&2; exit 3` failed: oops");
         let started = std::time::Instant::now();
         let e = run_local("sleep 5", Duration::from_millis(100), &[])
             .await
             .unwrap_err();
-        assert!(e.contains("did not finish within 100ms"), "{e}");
+        assert!(e.0.contains("did not finish within 100ms"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
 }

@@ -12,8 +12,18 @@ use crate::checks::{self, Probe};
 use crate::config::{Check, Host};
 use crate::ssh::SshHost;
 
+/// A check that failed with its policy, or during the observation
+/// period: what was seen, in a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
 /// Runs one check with its policy. `Ok(last detail)` or `Err(why)`.
-pub async fn check(check: &Check, target: &Host, ssh: Option<&SshHost>) -> Result<String, String> {
+pub async fn check(
+    check: &Check,
+    target: &Host,
+    ssh: Option<&SshHost>,
+) -> Result<String, CheckFailed> {
     let mut streak = 0;
     let mut failures = 0;
     loop {
@@ -27,31 +37,13 @@ pub async fn check(check: &Check, target: &Host, ssh: Option<&SshHost>) -> Resul
             streak = 0;
             failures += 1;
             if failures > check.failures_allowed {
-                return Err(format!(
+                return Err(CheckFailed(format!(
                     "check {} failed on {}: {detail}",
                     check.name, target.name
-                ));
+                )));
             }
         }
         tokio::time::sleep(check.interval).await;
-    }
-}
-
-/// Every check of the pair against one target, at once.
-pub async fn all(checks: &[Check], target: &Host, ssh: Option<&SshHost>) -> Result<String, String> {
-    let results = join_all(checks.iter().map(|c| check(c, target, ssh))).await;
-    let failed: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err().cloned())
-        .collect();
-    if failed.is_empty() {
-        Ok(format!(
-            "{} check(s) passed on {}",
-            checks.len(),
-            target.name
-        ))
-    } else {
-        Err(failed.join("; "))
     }
 }
 
@@ -64,7 +56,7 @@ pub async fn period(
     service: &Host,
     ssh: Option<&SshHost>,
     period: Duration,
-) -> Result<String, String> {
+) -> Result<String, CheckFailed> {
     let started = Instant::now();
     let interval = checks
         .iter()
@@ -77,14 +69,14 @@ pub async fn period(
         let probes = join_all(checks.iter().map(|c| checks::probe(c, service, ssh))).await;
         rounds += 1;
         if let Some(p) = probes.iter().find(|p| !p.ok) {
-            return Err(format!(
+            return Err(CheckFailed(format!(
                 "during the observation period ({} of {}), check {} failed through {}: {}",
                 humantime::format_duration(round_ms(started.elapsed())),
                 humantime::format_duration(period),
                 p.check,
                 service.address,
                 p.detail
-            ));
+            )));
         }
     }
     Ok(format!(

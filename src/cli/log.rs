@@ -36,6 +36,11 @@ struct OpDone<'a> {
     duration_ms: u64,
 }
 
+/// Why `--since` or `--outcome` was refused, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FilterError(pub String);
+
 /// Which runs `log` lists.
 #[derive(Debug, Default)]
 pub struct Filter {
@@ -54,23 +59,23 @@ const OUTCOMES: [&str; 6] = [
 
 impl Filter {
     /// From `--since` (a time or an age) and `--outcome`.
-    pub fn new(since: Option<&str>, outcome: Option<&str>) -> Result<Filter, String> {
+    pub fn new(since: Option<&str>, outcome: Option<&str>) -> Result<Filter, FilterError> {
         let since = match since {
             None => None,
             Some(s) => Some(match humantime::parse_rfc3339_weak(s) {
                 Ok(t) => t,
                 Err(_) => match humantime::parse_duration(s) {
                     Ok(d) => SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH),
-                    Err(_) => return Err(format!("--since `{s}` is neither a time (2026-11-22T02:00:00Z) nor an age (2h, 7days)")),
+                    Err(_) => return Err(FilterError(format!("--since `{s}` is neither a time (2026-11-22T02:00:00Z) nor an age (2h, 7days)"))),
                 },
             }),
         };
         if let Some(o) = outcome {
             if !OUTCOMES.contains(&o) {
-                return Err(format!(
+                return Err(FilterError(format!(
                     "--outcome `{o}` is not one of: {}",
                     OUTCOMES.join(", ")
-                ));
+                )));
             }
         }
         Ok(Filter {

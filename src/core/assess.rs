@@ -91,7 +91,7 @@ pub enum TrafficSeen {
         key: KeySeen,
     },
     /// The query hook's answer (a host name or address) or its failure.
-    Command(Result<String, String>),
+    Command(Result<String, crate::core::holder::HookFailed>),
 }
 
 /// What became of proving the TSIG key against the zone's primary (a
@@ -742,7 +742,11 @@ mod tests {
 
     fn hook(answer: Result<&str, &str>) -> PairSeen {
         let mut seen = vip(None, None, None);
-        seen.traffic = TrafficSeen::Command(answer.map(String::from).map_err(String::from));
+        seen.traffic = TrafficSeen::Command(
+            answer
+                .map(String::from)
+                .map_err(|e| crate::core::holder::HookFailed(e.to_string())),
+        );
         seen
     }
 

@@ -42,30 +42,39 @@ impl fmt::Display for Spec {
     }
 }
 
+/// Why a batch spec was refused, in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
 /// Parses `1,2,25%`.
-pub fn parse_spec(text: &str) -> Result<Spec, String> {
+pub fn parse_spec(text: &str) -> Result<Spec, SpecError> {
     let mut sizes = Vec::new();
     for part in text.split(',') {
         let part = part.trim();
         let size = if let Some(p) = part.strip_suffix('%') {
             match p.parse::<u8>() {
                 Ok(n) if (1..=100).contains(&n) => Size::Percent(n),
-                _ => return Err(format!("`{part}` is not a percentage between 1% and 100%")),
+                _ => {
+                    return Err(SpecError(format!(
+                        "`{part}` is not a percentage between 1% and 100%"
+                    )))
+                }
             }
         } else {
             match part.parse::<usize>() {
                 Ok(n) if n > 0 => Size::Count(n),
                 _ => {
-                    return Err(format!(
+                    return Err(SpecError(format!(
                         "`{part}` is not a batch size (a positive number or a percentage like 25%)"
-                    ))
+                    )))
                 }
             }
         };
         sizes.push(size);
     }
     if sizes.is_empty() {
-        return Err("the batch spec is empty".to_string());
+        return Err(SpecError("the batch spec is empty".to_string()));
     }
     Ok(Spec(sizes))
 }
@@ -193,7 +202,7 @@ mod tests {
             assert!(parse_spec(bad).is_err(), "{bad}");
         }
         let e = parse_spec("1,x").unwrap_err();
-        assert!(e.contains("`x`"), "{e}");
+        assert!(e.0.contains("`x`"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,11 @@ impl fmt::Display for Doubt {
     }
 }
 
+/// The query hook failed: why, in a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HookFailed(pub String);
+
 /// What one host said of the VIP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSays {
@@ -121,7 +126,7 @@ pub enum Says<'a> {
     /// DNS: each server's addresses, or why it gave none.
     Dns(&'a [(SocketAddr, Result<Vec<IpAddr>, String>)]),
     /// The query hook's answer, or its failure.
-    Hook(&'a Result<String, String>),
+    Hook(&'a Result<String, HookFailed>),
 }
 
 /// A classification with its doubts.
@@ -212,7 +217,7 @@ pub fn classify(hosts: &[HostSays; 2], says: &Says<'_>) -> Classified {
             }
         }
         Says::Hook(answer) => match answer {
-            Err(e) => Holder::Unknown(Unknown::HookFailed(e.clone())),
+            Err(e) => Holder::Unknown(Unknown::HookFailed(e.0.clone())),
             Ok(s) => {
                 let s = s.trim();
                 match hosts
@@ -364,7 +369,7 @@ mod tests {
             classify(&hosts(None, None), &Says::Hook(&said)).holder,
             Holder::Unknown(Unknown::HookNamed("amber".into()))
         );
-        let failed = Err("exit 1".to_string());
+        let failed = Err(HookFailed("exit 1".to_string()));
         assert!(matches!(
             classify(&hosts(None, None), &Says::Hook(&failed)).holder,
             Holder::Unknown(Unknown::HookFailed(_))

@@ -247,7 +247,7 @@ impl World for RealWorld<'_> {
                 crate::verify::check(check, &target, self.session(pair, host).ok())
                     .await
                     .map(Value::Passed)
-                    .map_err(OpError::Check)
+                    .map_err(|e| OpError::Check(e.0))
             }
             Op::Observe {
                 host,
@@ -263,7 +263,7 @@ impl World for RealWorld<'_> {
                 )
                 .await
                 .map(Value::Passed)
-                .map_err(OpError::Check)
+                .map_err(|e| OpError::Check(e.0))
             }
             Op::Arm { host } => {
                 let ssh = self.session(pair, host)?;

@@ -548,11 +548,11 @@ impl State {
                     .collect(),
                 key: KeySeen::Proven("simulated".into()),
             },
-            Traffic::Command(_) => TrafficSeen::Command(
-                self.hook_holder
-                    .clone()
-                    .ok_or_else(|| "no holder (simulated)".to_string()),
-            ),
+            Traffic::Command(_) => {
+                TrafficSeen::Command(self.hook_holder.clone().ok_or_else(|| {
+                    crate::core::holder::HookFailed("no holder (simulated)".to_string())
+                }))
+            }
         };
         PairSeen {
             hosts: [host(&self.hosts[0]), host(&self.hosts[1])],

@@ -3,7 +3,7 @@
 
 use super::Switched;
 use crate::config::{CommandSwitch, Host};
-use crate::core::holder::{classify, Holder, HostSays, Says};
+use crate::core::holder::{classify, Holder, HookFailed, HostSays, Says};
 use crate::core::op::{Hook, Op};
 use crate::exec::{failure, output, Exec, Failed, World};
 use crate::quote;
@@ -18,7 +18,7 @@ pub fn switch_line(c: &CommandSwitch, from: &Host, to: &Host) -> String {
 }
 
 /// What the query hook prints (trimmed), or why it failed.
-pub async fn ask<W: World>(x: &mut Exec<'_, W>, c: &CommandSwitch) -> Result<String, String> {
+pub async fn ask<W: World>(x: &mut Exec<'_, W>, c: &CommandSwitch) -> Result<String, HookFailed> {
     let op = Op::Hook {
         purpose: Hook::Query,
         command: c.query.clone(),
@@ -26,7 +26,7 @@ pub async fn ask<W: World>(x: &mut Exec<'_, W>, c: &CommandSwitch) -> Result<Str
     let out = output(&op, x.perform(op.clone()).await);
     match out {
         Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
-        other => Err(failure("the query hook", &other)),
+        other => Err(HookFailed(failure("the query hook", &other))),
     }
 }
 
