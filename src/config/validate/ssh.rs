@@ -311,12 +311,12 @@ mod tests {
         let (s, d) = settle(
             dir.path(),
             "[ssh]\nuser = \"deploy\"\nport = 2222\nknown_hosts = \"kh\"\nsudo = true\n",
-            "[ssh]\nuser = \"ops\"\ncommand_timeout = \"1m\"\n",
+            "[ssh]\nuser = \"ops\"\nport = 2200\ncommand_timeout = \"1m\"\n",
         );
         assert!(d.is_empty(), "{d:?}");
         let (s, port) = s.expect("settings");
         assert_eq!(s.user, "ops");
-        assert_eq!(port, 2222);
+        assert_eq!(port, 2200);
         assert!(s.sudo);
         assert_eq!(s.command_timeout, Duration::from_secs(60));
         assert_eq!(s.connect_timeout, Duration::from_secs(10));
