@@ -9,7 +9,7 @@
 //! - [`parse`]: the lenient TOML parse's refusals as diagnostics, with fixes;
 //! - [`settings`]: baton.toml's own keys (state directory, environments, soak);
 //! - [`maintenance`]: a `[maintenance]` table (time zone, windows, estimate);
-//! - [`pair`]: a pair file's own keys and the assembly of a [`Pair`];
+//! - [`pair`]: a pair file's own keys and the assembly of a [`Pair`](crate::config::Pair);
 //! - [`hosts`]: a pair's two hosts;
 //! - [`ssh`]: the SSH settings, a pair's `[ssh]` over baton.toml's;
 //! - [`traffic`]: `[traffic]` for each method (vip, dns, command);
