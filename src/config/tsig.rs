@@ -71,7 +71,7 @@ pub enum TsigError {
     #[error("TSIG key file {path} is readable or writable by other users (mode {mode:04o})")]
     Permissions { path: String, mode: u32 },
     #[error("TSIG key file {path} is not in BIND key format: {reason}")]
-    Format { path: String, reason: String },
+    Format { path: String, reason: KeyFormat },
     #[error("TSIG key file {path} uses algorithm {algorithm}, which baton does not support")]
     Algorithm { path: String, algorithm: String },
 }
@@ -93,6 +93,44 @@ impl TsigError {
             }
         }
     }
+}
+
+/// What in a key file's text is not BIND key format.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KeyFormat {
+    #[error("a /* comment is not closed")]
+    UnclosedComment,
+    #[error("a quoted string is not closed")]
+    UnclosedString,
+    #[error("it must start with `key \"NAME\" {{`")]
+    NoKeyStatement,
+    #[error("the key has no name")]
+    NoName,
+    #[error("expected `{{` after the key name")]
+    NoOpeningBrace,
+    #[error("`algorithm` has no value")]
+    NoAlgorithmValue,
+    #[error("`secret` has no value")]
+    NoSecretValue,
+    #[error("expected `;` after a value")]
+    NoSemicolon,
+    /// A word that is neither `algorithm`, `secret` nor `}`.
+    #[error("unexpected `{0}` inside the key")]
+    Unexpected(String),
+    #[error("the key statement is not closed with `}};`")]
+    NotClosed,
+    #[error("the key statement must end with `}};`")]
+    NoFinalSemicolon,
+    #[error("the file must hold exactly one key statement")]
+    NotOneStatement,
+    #[error("the key has no `algorithm`")]
+    NoAlgorithm,
+    #[error("the key has no `secret`")]
+    NoSecret,
+    #[error("the secret is not valid base64")]
+    SecretNotBase64,
+    #[error("the secret is shorter than 16 bytes")]
+    SecretTooShort,
 }
 
 /// Reads and checks a key file: mode, format, algorithm, secret.
@@ -117,21 +155,21 @@ pub fn load(path: &Path) -> Result<TsigKey, TsigError> {
 /// Parses the text of a BIND key file (one `key` statement).
 pub fn parse(text: &str, path: &Path) -> Result<TsigKey, TsigError> {
     let shown = path.display().to_string();
-    let format = |reason: &str| TsigError::Format {
+    let format = |reason: KeyFormat| TsigError::Format {
         path: shown.clone(),
-        reason: reason.to_string(),
+        reason,
     };
-    let tokens = tokenize(text).map_err(|r| format(&r))?;
+    let tokens = tokenize(text).map_err(format)?;
     let mut it = tokens.iter().map(String::as_str);
     if it.next() != Some("key") {
-        return Err(format("it must start with `key \"NAME\" {`"));
+        return Err(format(KeyFormat::NoKeyStatement));
     }
-    let name = it.next().ok_or_else(|| format("the key has no name"))?;
+    let name = it.next().ok_or_else(|| format(KeyFormat::NoName))?;
     if name.is_empty() || name == "{" {
-        return Err(format("the key has no name"));
+        return Err(format(KeyFormat::NoName));
     }
     if it.next() != Some("{") {
-        return Err(format("expected `{` after the key name"));
+        return Err(format(KeyFormat::NoOpeningBrace));
     }
     let mut algorithm = None;
     let mut secret = None;
@@ -141,25 +179,25 @@ pub fn parse(text: &str, path: &Path) -> Result<TsigKey, TsigError> {
             Some("algorithm") => {
                 algorithm = Some(
                     it.next()
-                        .ok_or_else(|| format("`algorithm` has no value"))?,
+                        .ok_or_else(|| format(KeyFormat::NoAlgorithmValue))?,
                 );
-                expect_semicolon(&mut it).map_err(|r| format(&r))?;
+                expect_semicolon(&mut it).map_err(format)?;
             }
             Some("secret") => {
-                secret = Some(it.next().ok_or_else(|| format("`secret` has no value"))?);
-                expect_semicolon(&mut it).map_err(|r| format(&r))?;
+                secret = Some(it.next().ok_or_else(|| format(KeyFormat::NoSecretValue))?);
+                expect_semicolon(&mut it).map_err(format)?;
             }
-            Some(other) => return Err(format(&format!("unexpected `{other}` inside the key"))),
-            None => return Err(format("the key statement is not closed with `};`")),
+            Some(other) => return Err(format(KeyFormat::Unexpected(other.to_string()))),
+            None => return Err(format(KeyFormat::NotClosed)),
         }
     }
     if it.next() != Some(";") {
-        return Err(format("the key statement must end with `};`"));
+        return Err(format(KeyFormat::NoFinalSemicolon));
     }
     if it.next().is_some() {
-        return Err(format("the file must hold exactly one key statement"));
+        return Err(format(KeyFormat::NotOneStatement));
     }
-    let algorithm = algorithm.ok_or_else(|| format("the key has no `algorithm`"))?;
+    let algorithm = algorithm.ok_or_else(|| format(KeyFormat::NoAlgorithm))?;
     let algorithm = match algorithm.to_ascii_lowercase().as_str() {
         "hmac-sha256" => TsigAlgorithm::HmacSha256,
         "hmac-sha384" => TsigAlgorithm::HmacSha384,
@@ -171,12 +209,12 @@ pub fn parse(text: &str, path: &Path) -> Result<TsigKey, TsigError> {
             })
         }
     };
-    let secret = secret.ok_or_else(|| format("the key has no `secret`"))?;
+    let secret = secret.ok_or_else(|| format(KeyFormat::NoSecret))?;
     let secret = base64::engine::general_purpose::STANDARD
         .decode(secret)
-        .map_err(|_| format("the secret is not valid base64"))?;
+        .map_err(|_| format(KeyFormat::SecretNotBase64))?;
     if secret.len() < 16 {
-        return Err(format("the secret is shorter than 16 bytes"));
+        return Err(format(KeyFormat::SecretTooShort));
     }
     Ok(TsigKey {
         file: path.to_path_buf(),
@@ -186,16 +224,16 @@ pub fn parse(text: &str, path: &Path) -> Result<TsigKey, TsigError> {
     })
 }
 
-fn expect_semicolon<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<(), String> {
+fn expect_semicolon<'a>(it: &mut impl Iterator<Item = &'a str>) -> Result<(), KeyFormat> {
     match it.next() {
         Some(";") => Ok(()),
-        _ => Err("expected `;` after a value".to_string()),
+        _ => Err(KeyFormat::NoSemicolon),
     }
 }
 
 /// Splits BIND syntax into words, quoted strings (unquoted), braces and
 /// semicolons; comments (`#`, `//`, `/* */`) dropped.
-fn tokenize(text: &str) -> Result<Vec<String>, String> {
+fn tokenize(text: &str) -> Result<Vec<String>, KeyFormat> {
     let mut out = Vec::new();
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -213,7 +251,7 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
                 i += 1;
             }
             if i + 1 >= chars.len() {
-                return Err("a /* comment is not closed".to_string());
+                return Err(KeyFormat::UnclosedComment);
             }
             i += 2;
         } else if c == '"' {
@@ -223,7 +261,7 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
                 i += 1;
             }
             if i >= chars.len() {
-                return Err("a quoted string is not closed".to_string());
+                return Err(KeyFormat::UnclosedString);
             }
             out.push(chars[start..i].iter().collect());
             i += 1;
@@ -281,5 +319,70 @@ mod tests {
         assert!(e.to_string().contains("no `secret`"), "{e}");
         let e = parse("secret \"x\";", Path::new("k")).unwrap_err();
         assert!(e.to_string().contains("must start with"), "{e}");
+    }
+
+    #[test]
+    fn each_format_fault_reads_as_before_it_was_typed() {
+        let reason = |text: &str| match parse(text, Path::new("k")) {
+            Err(TsigError::Format { reason, .. }) => reason.to_string(),
+            other => panic!("{text}: {other:?}"),
+        };
+        let secret = "secret \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\";";
+        let cases = [
+            ("/* x", "a /* comment is not closed"),
+            ("key \"x", "a quoted string is not closed"),
+            ("zone \"x\" {};", "it must start with `key \"NAME\" {`"),
+            ("key", "the key has no name"),
+            ("key { };", "the key has no name"),
+            ("key \"x\" ;", "expected `{` after the key name"),
+            ("key \"x\" { algorithm", "`algorithm` has no value"),
+            ("key \"x\" { secret", "`secret` has no value"),
+            (
+                "key \"x\" { algorithm hmac-sha256 }",
+                "expected `;` after a value",
+            ),
+            (
+                "key \"x\" { owner me; };",
+                "unexpected `owner` inside the key",
+            ),
+            (
+                "key \"x\" { algorithm hmac-sha256;",
+                "the key statement is not closed with `};`",
+            ),
+            ("key \"x\" { }", "the key statement must end with `};`"),
+            (
+                "key \"x\" { }; key",
+                "the file must hold exactly one key statement",
+            ),
+            (
+                "key \"x\" { secret \"AAAA\"; };",
+                "the key has no `algorithm`",
+            ),
+            (
+                "key \"x\" { algorithm hmac-sha256; };",
+                "the key has no `secret`",
+            ),
+            (
+                "key \"x\" { algorithm hmac-sha256; secret \"AAAA\"; };",
+                "the secret is shorter than 16 bytes",
+            ),
+        ];
+        for (text, expect) in cases {
+            assert_eq!(reason(text), expect, "{text}");
+        }
+        let e = parse(
+            &format!("key \"x\" {{ algorithm hmac-sha256; {secret} }};"),
+            Path::new("/k"),
+        );
+        assert!(e.is_ok(), "{e:?}");
+        assert_eq!(
+            parse(
+                "key \"x\" { algorithm hmac-sha256; secret \"@@\"; };",
+                Path::new("/etc/k")
+            )
+            .unwrap_err()
+            .to_string(),
+            "TSIG key file /etc/k is not in BIND key format: the secret is not valid base64"
+        );
     }
 }

@@ -1,0 +1,233 @@
+//! A pair file: its own top-level keys (`environment`, `version_command`,
+//! `fence`, `observe_period`), and the [`Pair`] assembled from what the
+//! other modules make of its tables. A pair with any problem is not a pair.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::diag::{Key, Source};
+use crate::config::raw::{GlobalFile, PairFile};
+use crate::config::{Maintenance, Pair};
+
+use super::changes::changes;
+use super::checks::checks;
+use super::hosts::hosts;
+use super::maintenance::maintenance_part;
+use super::ssh::ssh_settings;
+use super::traffic::traffic;
+use super::values::placeholders_ok;
+use super::Sink;
+
+use Key::Name as N;
+
+/// What a pair file is validated against: its own text, and baton.toml's.
+pub(super) struct PairCtx<'a> {
+    /// The pair file.
+    pub(super) src: &'a Source<'a>,
+    /// baton.toml.
+    pub(super) global_src: &'a Source<'a>,
+    /// baton.toml as read (its defaults when it was not).
+    pub(super) global: &'a GlobalFile,
+    /// The pair file's directory, for its relative paths.
+    pub(super) base: &'a Path,
+    /// baton.toml's directory, for its relative paths.
+    pub(super) global_base: &'a Path,
+    /// The environments, when known.
+    pub(super) environments: Option<&'a [String]>,
+    /// baton.toml's maintenance settings, when valid.
+    pub(super) maintenance: Option<&'a Maintenance>,
+}
+
+/// One pair file, validated; `None` when it has any problem.
+pub(super) fn pair(
+    name: &str,
+    path: &Path,
+    raw: &PairFile,
+    ctx: &PairCtx<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Pair> {
+    let src = ctx.src;
+    let start = sink.problems.len();
+
+    let environment = match &raw.environment {
+        None => {
+            sink.missing(
+                src,
+                &[N("environment")],
+                src.at(
+                    &[],
+                    "the pair has no `environment`",
+                    match ctx.environments {
+                        Some(envs) => format!(
+                            "add `environment = \"{}\"` (one of: {})",
+                            envs[0],
+                            envs.join(", ")
+                        ),
+                        None => {
+                            "add `environment = \"NAME\"`, one of the environments in baton.toml"
+                                .to_string()
+                        }
+                    },
+                ),
+            );
+            String::new()
+        }
+        Some(e) => {
+            if let Some(envs) = ctx.environments {
+                if !envs.contains(e) {
+                    sink.push(src.at(
+                        &[N("environment")],
+                        format!("environment `{e}` is not one of the environments in baton.toml"),
+                        format!(
+                            "use one of: {} (or add it to `environments` in baton.toml)",
+                            envs.join(", ")
+                        ),
+                    ));
+                }
+            }
+            e.clone()
+        }
+    };
+
+    if let Some(cmd) = &raw.version_command {
+        if cmd.trim().is_empty() {
+            sink.push(src.at(
+                &[N("version_command")],
+                "version_command is empty",
+                "give a command that prints the service version, like \"cat /srv/app/VERSION\", or remove the key",
+            ));
+        }
+    }
+
+    if raw.fence.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        sink.push(src.at(
+            &[N("fence")],
+            "fence is empty",
+            "give the command that cuts a host off (a power switch, a cloud API), or remove the key",
+        ));
+    }
+    if let Some(Err(bad)) = raw.fence.as_deref().map(placeholders_ok) {
+        sink.push(src.at(
+            &[N("fence")],
+            format!("unknown placeholder `{bad}` in `fence`"),
+            "only {host} (the host's name in this file) and {address} (its address) are filled in, shell-quoted",
+        ));
+    }
+    let observe_period = raw.observe_period.unwrap_or(Duration::from_secs(5));
+    if observe_period > Duration::from_secs(3600) {
+        sink.push(src.at(
+            &[N("observe_period")],
+            format!(
+                "observe_period {} is out of range",
+                humantime::format_duration(observe_period)
+            ),
+            "use between \"0s\" and \"1h\" (\"5s\" to \"1m\" is usual)",
+        ));
+    }
+    let ssh = ssh_settings(raw.ssh.as_ref(), ctx, sink);
+    let maintenance = maintenance_part(raw.maintenance.as_ref(), src, sink).over(
+        &ctx.maintenance
+            .cloned()
+            .unwrap_or_else(Maintenance::any_time),
+    );
+    let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
+    let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
+    let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
+    let changes = changes(&raw.changes, src, ctx.base, sink);
+
+    if sink.problems.len() > start {
+        return None;
+    }
+    let (ssh, _) = ssh?;
+    Some(Pair {
+        name: name.to_string(),
+        file: path.to_path_buf(),
+        environment,
+        canary: raw.canary,
+        version_command: raw.version_command.clone(),
+        fence: raw.fence.clone(),
+        observe_period,
+        hosts: hosts?,
+        ssh,
+        maintenance,
+        traffic: traffic?,
+        checks,
+        changes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::check;
+    use super::*;
+    use crate::config::Diagnostic;
+
+    /// The pair file `text` validated against a baton.toml that gives
+    /// the SSH user and environments `dev` and `test`.
+    fn validate(text: &str) -> (Option<Pair>, Vec<Diagnostic>) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let global_text =
+            "[ssh]\nuser = \"deploy\"\nknown_hosts = \"kh\"\naccept_new_host_keys = true\n";
+        let global_src = Source::new(Path::new("baton.toml"), global_text);
+        let global: GlobalFile = crate::config::raw::parse(global_text)
+            .value
+            .expect("baton.toml");
+        let environments = ["dev".to_string(), "test".to_string()];
+        check(text, |raw: &PairFile, src, sink| {
+            let ctx = PairCtx {
+                src,
+                global_src: &global_src,
+                global: &global,
+                base: dir.path(),
+                global_base: dir.path(),
+                environments: Some(&environments),
+                maintenance: None,
+            };
+            pair("p", Path::new("p.toml"), raw, &ctx, sink)
+        })
+    }
+
+    const REST: &str = "[hosts.blue]\naddress = \"192.0.2.1\"\n[hosts.green]\naddress = \"192.0.2.2\"\n[traffic]\nmethod = \"command\"\nswitch = \"sw {to}\"\nquery = \"q\"\n[[checks]]\nkind = \"tcp\"\nport = 80\n";
+
+    #[test]
+    fn a_valid_pair_is_assembled_with_its_defaults() {
+        let (p, d) = validate(&format!("environment = \"test\"\n{REST}"));
+        assert!(d.is_empty(), "{d:?}");
+        let p = p.expect("a pair");
+        assert_eq!(p.environment, "test");
+        assert_eq!(p.observe_period, Duration::from_secs(5));
+        assert_eq!(p.ssh.user, "deploy");
+        assert_eq!(p.hosts[0].ssh_port, 22);
+        assert_eq!(p.checks[0].name, "tcp-1");
+    }
+
+    #[test]
+    fn a_missing_environment_names_the_first_one_as_the_fix() {
+        let (p, d) = validate(REST);
+        assert!(p.is_none());
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].message, "the pair has no `environment`");
+        assert_eq!(d[0].fix, "add `environment = \"dev\"` (one of: dev, test)");
+    }
+
+    #[test]
+    fn an_empty_fence_and_an_observe_period_over_an_hour_are_refused() {
+        let (p, d) = validate(&format!(
+            "environment = \"dev\"\nfence = \"  \"\nobserve_period = \"61m\"\n{REST}"
+        ));
+        assert!(p.is_none());
+        let m: Vec<_> = d.iter().map(|d| (d.line, d.message.as_str())).collect();
+        assert_eq!(
+            m,
+            [
+                (2, "fence is empty"),
+                (3, "observe_period 1h 1m is out of range")
+            ]
+        );
+        let (p, d) = validate(&format!(
+            "environment = \"dev\"\nobserve_period = \"1h\"\n{REST}"
+        ));
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(p.map(|p| p.observe_period), Some(Duration::from_secs(3600)));
+    }
+}

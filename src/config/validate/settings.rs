@@ -1,0 +1,162 @@
+//! baton.toml's own settings: the state directory, the environments in
+//! order, the soak time, and (through [`maintenance`](super::maintenance)
+//! and [`ssh`](super::ssh)) the defaults every pair inherits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::diag::{printable, Key, Source};
+use crate::config::raw::GlobalFile;
+use crate::config::{Maintenance, Settings};
+
+use super::maintenance::maintenance_part;
+use super::paths::{resolve, shown};
+use super::ssh::durations_ok;
+use super::values::valid_name;
+use super::Sink;
+
+use Key::{Index as I, Name as N};
+
+/// baton.toml's settings, `None` when any is refused.
+pub(super) fn settings(
+    g: &GlobalFile,
+    src: &Source<'_>,
+    base: &Path,
+    sink: &mut Sink<'_>,
+) -> Option<Settings> {
+    let mut ok = true;
+    let state_dir = match g.state_dir.as_deref() {
+        Some("") => {
+            sink.push(src.at(
+                &[N("state_dir")],
+                "state_dir is empty",
+                "name a directory, like \"/var/lib/baton\"",
+            ));
+            ok = false;
+            PathBuf::new()
+        }
+        Some(s) if s.contains('\0') => {
+            sink.push(src.at(
+                &[N("state_dir")],
+                format!("state_dir `{}` contains a NUL character", printable(s)),
+                "name a directory, like \"/var/lib/baton\"",
+            ));
+            ok = false;
+            PathBuf::new()
+        }
+        Some(s) => resolve(base, s),
+        None => resolve(base, "state"),
+    };
+    // It is created on first use; something else in its place is refused now.
+    if ok && std::fs::symlink_metadata(&state_dir).is_ok() && !state_dir.is_dir() {
+        sink.push(src.at(
+            &[N("state_dir")],
+            format!("state_dir {} exists and is not a directory", shown(&state_dir)),
+            "point `state_dir` at a directory (baton creates it, mode 0700, if it does not exist), or move the file away",
+        ));
+        ok = false;
+    }
+    let environments = g
+        .environments
+        .clone()
+        .unwrap_or_else(|| vec!["dev".into(), "test".into(), "prod".into()]);
+    if environments.is_empty() {
+        sink.push(src.at(
+            &[N("environments")],
+            "environments is empty",
+            "list the environments in order, like [\"dev\", \"test\", \"prod\"]",
+        ));
+        ok = false;
+    }
+    for (i, e) in environments.iter().enumerate() {
+        if !valid_name(e) {
+            sink.push(src.at(
+                &[N("environments"), I(i)],
+                format!("`{e}` is not a valid environment name"),
+                "use letters, digits, `-` and `_`",
+            ));
+            ok = false;
+        } else if environments[..i].contains(e) {
+            sink.push(src.at(
+                &[N("environments"), I(i)],
+                format!("environment `{e}` is listed twice"),
+                "list each environment once, in order",
+            ));
+            ok = false;
+        }
+    }
+    // The global [ssh] table is checked as part of each pair (the pair may
+    // override it), but its durations are checked here once.
+    if let Some(ssh) = &g.ssh {
+        ok &= durations_ok(ssh, src, sink);
+    }
+    if let Some(soak) = g.soak {
+        if soak > Duration::from_secs(90 * 86400) {
+            sink.push(src.at(
+                &[N("soak")],
+                format!("soak {} is out of range", humantime::format_duration(soak)),
+                "use at most \"90days\" (\"1h\" or \"1day\" is usual)",
+            ));
+            ok = false;
+        }
+    }
+    let start = sink.problems.len();
+    let part = maintenance_part(g.maintenance.as_ref(), src, sink);
+    ok &= sink.problems.len() == start;
+    ok.then(|| Settings {
+        state_dir,
+        environments,
+        soak: g.soak.filter(|s| !s.is_zero()),
+        maintenance: part.over(&Maintenance::any_time()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{check, messages};
+    use super::*;
+
+    fn global(text: &str) -> (Option<Settings>, Vec<String>) {
+        let (s, d) = check(text, |g: &GlobalFile, src, sink| {
+            settings(g, src, Path::new("/nonexistent-baton-base"), sink)
+        });
+        (s, messages(&d))
+    }
+
+    #[test]
+    fn defaults_are_three_environments_and_no_soak() {
+        let (s, m) = global("soak = \"0s\"\n");
+        assert!(m.is_empty(), "{m:?}");
+        let s = s.expect("valid");
+        assert_eq!(s.environments, ["dev", "test", "prod"]);
+        assert_eq!(s.soak, None, "a zero soak is no soak");
+        assert_eq!(s.state_dir, PathBuf::from("/nonexistent-baton-base/state"));
+    }
+
+    #[test]
+    fn a_soak_over_ninety_days_is_refused() {
+        let (s, m) = global("soak = \"91days\"\n");
+        assert!(s.is_none());
+        // humantime shows 91 days in its own months (30.44 days).
+        assert_eq!(m, ["1:8: soak 2months 30days 2h 52m 48s is out of range"]);
+        let (s, m) = global("soak = \"90days\"\n");
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(
+            s.and_then(|s| s.soak),
+            Some(Duration::from_secs(90 * 86400))
+        );
+    }
+
+    #[test]
+    fn an_empty_state_dir_and_a_bad_environment_name_are_refused() {
+        let (s, m) = global("state_dir = \"\"\nenvironments = [\"dev\", \"-x\"]\n");
+        assert!(s.is_none());
+        assert_eq!(
+            m,
+            [
+                "1:13: state_dir is empty",
+                "2:24: `-x` is not a valid environment name"
+            ]
+        );
+    }
+}
