@@ -1,28 +1,20 @@
 //! baton: a blue-green switchover controller for primary/standby server
 //! pairs. The library holds everything; `main.rs` only calls `cli::main`.
+//!
+//! - `core`: the pure rules: the cycle, preflight, the gate, windows, who
+//!   holds traffic, and every operation a run performs, as data.
+//! - `exec`: the interpreter of operations, on the real world or a
+//!   simulated one; a run from its lock to its outcome.
+//! - `traffic`: one file per way of moving traffic.
+//! - `io`: the adapters that move bytes: SSH, DNS, health checks.
+//! - `store`: state, journal, locks, history.
+//! - `config`: the configuration and its validation.
+//! - `cli`: commands, output, exit codes.
 
-pub mod change;
-pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod core;
-pub mod crash;
-pub mod dns;
 pub mod exec;
-pub mod exit;
-pub mod fence;
-pub mod history;
-pub mod hostlock;
-pub mod metrics;
-pub mod observe;
-pub mod printable;
-pub mod quote;
-pub mod readfile;
-pub mod remote;
-pub mod run;
-pub mod signals;
-pub mod ssh;
+pub mod io;
 pub mod store;
 pub mod traffic;
-pub mod verify;
-pub mod windows;

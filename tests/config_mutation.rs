@@ -1466,7 +1466,7 @@ fn pair_invariants(pair: &config::Pair) -> Vec<String> {
 fn plan_pair(pair: &config::Pair) -> Vec<String> {
     let mut wrong = pair_invariants(pair);
     for change in pair.changes.values() {
-        if let Err(e) = baton::change::hash(change) {
+        if let Err(e) = baton::exec::change::hash(change) {
             wrong.push(format!(
                 "pair `{}`: change `{}` was accepted but has no hash: {e}",
                 pair.name, change.name

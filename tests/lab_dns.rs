@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use baton::config::tsig;
-use baton::dns::{self, DnsUpdateError, KeyProofError, Replace, TsigRefusal};
+use baton::io::dns::{self, DnsUpdateError, KeyProofError, Replace, TsigRefusal};
 use common::*;
 use hickory_proto::rr::RecordType;
 

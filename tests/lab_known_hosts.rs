@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use baton::config;
-use baton::ssh::{SshError, SshHost, Target};
+use baton::io::ssh::{SshError, SshHost, Target};
 use common::*;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;

@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton::config;
-use baton::quote;
-use baton::ssh::{SshError, SshHost, Target};
+use baton::core::quote;
+use baton::io::ssh::{SshError, SshHost, Target};
 use common::*;
 
 fn target(host: &str) -> Target {

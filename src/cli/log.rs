@@ -7,8 +7,8 @@
 
 use std::time::SystemTime;
 
+use crate::cli::exit::Exit;
 use crate::config::Config;
-use crate::exit::Exit;
 use crate::store::journal::{Journal, Record};
 
 /// One line of the audit trail, with every control character from the
@@ -16,7 +16,7 @@ use crate::store::journal::{Journal, Record};
 /// that no recorded text can forge a line or drive the terminal.
 macro_rules! say {
     ($($arg:tt)*) => {
-        crate::outln!("{}", crate::printable::escape(&format!($($arg)*)))
+        crate::outln!("{}", crate::core::printable::escape(&format!($($arg)*)))
     };
 }
 

@@ -1,8 +1,10 @@
 //! The command line: argument parsing, configuration loading with readable
 //! diagnostics, dispatch to the commands, and exit codes.
 
-pub(crate) mod cycle;
+pub(crate) mod apply;
+pub mod exit;
 mod log;
+pub mod metrics;
 pub mod out;
 pub mod plan;
 mod progress;
@@ -13,12 +15,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::cli::exit::Exit;
 use crate::config::{self, Config};
 use crate::core::cycle::Kind;
 use crate::core::fleet;
 use crate::core::gate::Member;
-use crate::exit::Exit;
-use crate::run::{self, Request};
+use crate::exec::run::{self, Request};
 
 /// baton: blue-green switchovers for primary/standby server pairs.
 #[derive(Debug, Parser)]
@@ -175,7 +177,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    if let Err(e) = crate::signals::install() {
+    if let Err(e) = crate::exec::signals::install() {
         eprintln!("baton: cannot watch for SIGINT/SIGTERM ({e}); a signal will kill baton outright, and the next run will recover");
     }
     let metrics = cli.metrics_file.clone();
@@ -190,7 +192,7 @@ pub fn main() -> ExitCode {
                 settings,
                 pairs: loaded.pairs,
             };
-            if let Err(e) = crate::metrics::write(&config, &path) {
+            if let Err(e) = crate::cli::metrics::write(&config, &path) {
                 eprintln!(
                     "baton: cannot write the metrics file {}: {e}",
                     path.display()
@@ -254,7 +256,7 @@ fn run(cli: Cli) -> Exit {
         {
             eprintln!(
                 "baton: the reason holds control characters (a newline, an escape: `{}`); give it as one line of plain text. Nothing was done.",
-                crate::printable::escape(r)
+                crate::core::printable::escape(r)
             );
             return Exit::Config;
         }
@@ -394,14 +396,14 @@ fn run(cli: Cli) -> Exit {
                 return Exit::Config;
             }
         };
-        let opts = cycle::FleetOptions {
+        let opts = apply::FleetOptions {
             batches,
             concurrency: *concurrency,
             max_failures: *max_failures,
         };
-        return block_on(runtime, cycle::apply_fleet(&config, &req, cli.json, &opts));
+        return block_on(runtime, apply::apply_fleet(&config, &req, cli.json, &opts));
     }
-    block_on(runtime, cycle::run(&config, &req, cli.json))
+    block_on(runtime, apply::run(&config, &req, cli.json))
 }
 
 /// The pairs an `apply` names: the listed ones, those of `--env`, or all

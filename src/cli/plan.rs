@@ -9,18 +9,18 @@
 
 use serde::Serialize;
 
-use crate::change;
+use crate::cli::exit::Exit;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
 use crate::core::cycle::{sequence, Kind, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::op::{OpKind, Rendered};
+use crate::exec::change;
 use crate::exec::sim::{self, Sim};
 use crate::exec::steps::{self, Carry, Cycle};
 use crate::exec::{rendered, Exec};
-use crate::exit::Exit;
-use crate::history;
-use crate::observe;
+use crate::io::observe;
+use crate::store::history;
 use crate::store::state::StateStore;
 
 #[derive(Serialize)]
@@ -110,8 +110,8 @@ pub async fn run(
                 },
             );
         }
-        if crate::windows::applies_to(kind) {
-            let v = crate::windows::check(&config.settings.state_dir, pair, kind);
+        if crate::exec::schedule::applies_to(kind) {
+            let v = crate::exec::schedule::check(&config.settings.state_dir, pair, kind);
             plan.window = Some(if v.allowed {
                 format!("open: {}", v.text)
             } else {
@@ -322,8 +322,8 @@ async fn current_ttl(pair: &Pair) -> Option<u32> {
         .ssh
         .connect_timeout
         .min(std::time::Duration::from_secs(5));
-    let rtype = crate::dns::record_type_for(&pair.hosts[0].address);
-    crate::dns::query(*d.servers.first()?, &d.name, rtype, timeout)
+    let rtype = crate::io::dns::record_type_for(&pair.hosts[0].address);
+    crate::io::dns::query(*d.servers.first()?, &d.name, rtype, timeout)
         .await
         .ok()
         .and_then(|a| a.ttl)

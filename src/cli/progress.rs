@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::run::{Event, Progress};
+use crate::exec::run::{Event, Progress};
 
 /// How often the live block is redrawn.
 const TICK: Duration = Duration::from_millis(200);
@@ -182,7 +182,7 @@ fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
 /// The plain line of an event, if it has one; text from hosts and hooks
 /// in its detail has its control characters escaped.
 fn plain_line(e: &Event) -> Option<String> {
-    plain_text(e).map(|l| crate::printable::escape(&l))
+    plain_text(e).map(|l| crate::core::printable::escape(&l))
 }
 
 fn plain_text(e: &Event) -> Option<String> {

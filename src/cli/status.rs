@@ -7,12 +7,12 @@ use std::path::Path;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::cli::exit::Exit;
 use crate::config::{Config, Pair, Traffic};
 use crate::core::assess::{
     self, Assessment, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen, Verdict,
 };
-use crate::exit::Exit;
-use crate::observe;
+use crate::io::observe;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
 
 /// The JSON schema version; bump on any incompatible change.
@@ -124,7 +124,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
     let mut seen: PairSeen = observed.seen;
     let mut extra = Vec::new();
     let mut failed = None;
-    match crate::history::last_run(state_dir, &pair.name) {
+    match crate::store::history::last_run(state_dir, &pair.name) {
         Ok(last) => seen.last_run = last,
         Err(e) => extra.push(Finding {
             severity: Severity::Operator,

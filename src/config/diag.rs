@@ -173,7 +173,7 @@ impl<'a> Source<'a> {
     }
 }
 
-pub use crate::printable::{escape as printable, unprintable};
+pub use crate::core::printable::{escape as printable, unprintable};
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -253,7 +253,7 @@ enum Text {
 
 /// Reads a configuration file within its bound.
 fn read(path: &Path) -> std::io::Result<Text> {
-    let bytes = crate::readfile::bytes(path, crate::readfile::CONFIG)?;
+    let bytes = crate::io::readfile::bytes(path, crate::io::readfile::CONFIG)?;
     Ok(match String::from_utf8(bytes) {
         Ok(t) => Text::Utf8(t),
         Err(e) => {

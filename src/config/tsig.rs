@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 
-use crate::quote::quote;
+use crate::core::quote::quote;
 
 /// Supported TSIG algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,11 +144,12 @@ pub fn load(path: &Path) -> Result<TsigKey, TsigError> {
     if mode & 0o007 != 0 {
         return Err(TsigError::Permissions { path: shown, mode });
     }
-    let text =
-        crate::readfile::text(path, crate::readfile::KEY).map_err(|e| TsigError::Unreadable {
+    let text = crate::io::readfile::text(path, crate::io::readfile::KEY).map_err(|e| {
+        TsigError::Unreadable {
             path: shown.clone(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     parse(&text, path)
 }
 

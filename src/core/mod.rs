@@ -8,4 +8,6 @@ pub mod gate;
 pub mod holder;
 pub mod op;
 pub mod preflight;
+pub mod printable;
+pub mod quote;
 pub mod window;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Pair;
-use crate::quote;
+use crate::core::quote;
 
 /// One operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -564,7 +564,7 @@ impl Op {
                 CONTROLLER.to_string(),
                 OpKind::Check,
                 match pair.checks.get(*index) {
-                    Some(c) => crate::checks::describe(c, host, *address),
+                    Some(c) => crate::io::checks::describe(c, host, *address),
                     None => format!("check #{index} (not configured)"),
                 },
             ),

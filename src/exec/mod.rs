@@ -7,7 +7,12 @@
 //! and the unit tests seed with faults (so every branch of a run runs in
 //! memory).
 
+pub mod change;
+pub mod crash;
 pub mod real;
+pub mod run;
+pub mod schedule;
+pub mod signals;
 pub mod sim;
 pub mod steps;
 
@@ -17,8 +22,8 @@ use std::time::{Duration, Instant};
 use crate::config::Pair;
 use crate::core::assess::PairSeen;
 use crate::core::op::{Op, Remote, Rendered};
-use crate::dns::{Answer, DnsQueryError, DnsUpdateError};
-use crate::ssh::{Output, SshError};
+use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
+use crate::io::ssh::{Output, SshError};
 use crate::store::journal::{redact, CommandRecord};
 
 /// What an operation gave back.
@@ -107,7 +112,7 @@ pub trait World: Sync {
     /// A point where the controller may die (`crash`), in worlds where
     /// that means something.
     fn crash_point(&self, name: &str) {
-        crate::crash::point(name);
+        crate::exec::crash::point(name);
     }
 }
 
@@ -131,7 +136,7 @@ impl<'a, W: World> Exec<'a, W> {
         Exec {
             world,
             pair,
-            secrets: crate::remote::secrets(pair),
+            secrets: crate::io::hooks::secrets(pair),
             records: Vec::new(),
         }
     }

@@ -13,8 +13,8 @@ use crate::core::assess::PairSeen;
 use crate::core::op::{
     Invocation, NftPurpose, Op, Remote, Rtype, WaitFor, BATCH_ARGV, BATCH_PROBE,
 };
-use crate::dns;
-use crate::ssh::{Armed, Output, SshError, SshHost};
+use crate::io::dns;
+use crate::io::ssh::{Armed, Output, SshError, SshHost};
 
 /// The real world of one run.
 pub struct RealWorld<'a> {
@@ -139,20 +139,18 @@ impl World for RealWorld<'_> {
                 mode,
             } => {
                 let ssh = self.session(pair, host)?;
-                let content =
-                    crate::readfile::bytes(from, crate::readfile::UPLOAD).map_err(|e| {
-                        OpError::Read {
-                            path: from.display().to_string(),
-                            reason: e.to_string(),
-                        }
+                let content = crate::io::readfile::bytes(from, crate::io::readfile::UPLOAD)
+                    .map_err(|e| OpError::Read {
+                        path: from.display().to_string(),
+                        reason: e.to_string(),
                     })?;
                 Ok(Value::Output(ssh.upload(content, to, *mode).await?))
             }
             Op::Hook { command, .. } => {
-                let secrets = crate::remote::secrets(pair);
+                let secrets = crate::io::hooks::secrets(pair);
                 let started = Instant::now();
                 let timeout = pair.ssh.command_timeout;
-                let child = crate::remote::hook(command, &secrets).output();
+                let child = crate::io::hooks::hook(command, &secrets).output();
                 match tokio::time::timeout(timeout, child).await {
                     Err(_) => Err(OpError::from(SshError::Timeout {
                         host: "controller".into(),
@@ -244,7 +242,7 @@ impl World for RealWorld<'_> {
                     .get(*index)
                     .ok_or_else(|| OpError::Unsupported(format!("{op:?}")))?;
                 let target = target(pair, host, *address);
-                crate::verify::check(check, &target, self.session(pair, host).ok())
+                crate::io::verify::check(check, &target, self.session(pair, host).ok())
                     .await
                     .map(Value::Passed)
                     .map_err(|e| OpError::Check(e.0))
@@ -255,7 +253,7 @@ impl World for RealWorld<'_> {
                 period,
             } => {
                 let target = target(pair, host, *address);
-                crate::verify::period(
+                crate::io::verify::period(
                     &pair.checks,
                     &target,
                     self.session(pair, host).ok(),
@@ -279,7 +277,7 @@ impl World for RealWorld<'_> {
     }
 
     async fn observe(&self, pair: &Pair) -> PairSeen {
-        crate::observe::observe_with(pair, self.sessions).await
+        crate::io::observe::observe_with(pair, self.sessions).await
     }
 }
 

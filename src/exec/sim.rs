@@ -14,7 +14,7 @@ use super::{out, OpError, Value, World};
 use crate::config::{CheckKind, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
 use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, ARPING_EXIT};
-use crate::dns::{Answer, DnsQueryError, DnsUpdateError};
+use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
 
 /// One simulated host.
 #[derive(Debug, Clone, PartialEq, Eq)]

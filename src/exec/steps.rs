@@ -7,10 +7,10 @@
 use std::net::IpAddr;
 
 use super::{Exec, Failed, OpError, Value, World};
-use crate::change;
 use crate::config::{Change, Host, Traffic};
 use crate::core::cycle::{Kind, Step};
 use crate::core::op::Op;
+use crate::exec::change;
 use crate::traffic::{self, Mode};
 
 /// What a run works on: its kind, its old and new primary, its change.
@@ -104,8 +104,8 @@ pub async fn perform<W: World>(
             }
         }
         Step::Drain => traffic::drain(x, from, to, carry.ttl).await,
-        Step::Fence => crate::fence::fence(x, from, c.from_reachable, to).await,
-        Step::Release => crate::fence::release(x, to, from).await,
+        Step::Fence => crate::traffic::fence::fence(x, from, c.from_reachable, to).await,
+        Step::Release => crate::traffic::fence::release(x, to, from).await,
     }
 }
 

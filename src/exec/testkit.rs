@@ -13,7 +13,7 @@ use crate::config::{self, Config, Pair};
 use crate::core::cycle::Kind;
 use crate::core::gate::Member;
 use crate::core::op::OpKind;
-use crate::run::{self, Event, Finished, Places, Progress, Request};
+use crate::exec::run::{self, Event, Finished, Places, Progress, Request};
 use crate::store::journal::{CommandRecord, Journal, Record};
 use crate::store::state::StateStore;
 

@@ -321,7 +321,7 @@ async fn preflight_refuses_an_unhealthy_standby_and_changes_nothing() {
     sim.lock().hosts[1].healthy = false;
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
-    assert_eq!(f.held, crate::run::Held::Not);
+    assert_eq!(f.held, crate::exec::run::Held::Not);
     assert!(lab.ops().is_empty());
     assert_eq!(vip_on(&sim), ["blue"]);
 }
@@ -341,8 +341,11 @@ async fn traffic_moved_behind_batons_back_is_drift_for_an_operator() {
     }
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
-    assert_eq!(f.held, crate::run::Held::ByDrift);
-    assert_eq!(crate::cli::cycle::exit_of(&f), crate::exit::Exit::Operator);
+    assert_eq!(f.held, crate::exec::run::Held::ByDrift);
+    assert_eq!(
+        crate::cli::apply::exit_of(&f),
+        crate::cli::exit::Exit::Operator
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod dir;
+pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod state;

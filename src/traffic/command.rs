@@ -5,8 +5,8 @@ use super::Switched;
 use crate::config::{CommandSwitch, Host};
 use crate::core::holder::{classify, Holder, HookFailed, HostSays, Says};
 use crate::core::op::{Hook, Op};
+use crate::core::quote;
 use crate::exec::{failure, output, Exec, Failed, World};
-use crate::quote;
 
 /// The switch hook's line, its placeholders filled and quoted.
 pub fn switch_line(c: &CommandSwitch, from: &Host, to: &Host) -> String {

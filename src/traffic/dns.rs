@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use super::Switched;
 use crate::config::{Dns, Host};
 use crate::core::op::{Op, Rtype, Update, WaitFor};
-use crate::dns::Answer;
 use crate::exec::{Exec, Failed, OpError, Value, World};
+use crate::io::dns::Answer;
 
 /// The key as operations name it: its name and algorithm, never its secret.
 fn key(d: &Dns) -> String {

@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod dns;
+pub mod fence;
 pub mod quiesce;
 pub mod vip;
 

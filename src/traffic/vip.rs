@@ -12,7 +12,7 @@ use super::{quiesce, Mode, Switched};
 use crate::config::Vip;
 use crate::core::op::{AddrAction, Op, Remote, ARPING_EXIT};
 use crate::exec::{Exec, Failed, World};
-use crate::observe::addresses_in;
+use crate::io::observe::addresses_in;
 
 /// Whether `host` holds the VIP (`ip -o addr show dev IF`).
 pub async fn holds<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> Result<bool, Failed> {

@@ -140,7 +140,7 @@ pub(super) fn checks(
                 // On an `http` check, `ca_file` was refused above as not applying.
                 let ca_file = c.ca_file.as_deref().filter(|_| kind_name == "https").map(|f| {
                     let p = resolve(base, f);
-                    let pem = crate::readfile::text(&p, crate::readfile::KEY).unwrap_or_default();
+                    let pem = crate::io::readfile::text(&p, crate::io::readfile::KEY).unwrap_or_default();
                     if !pem.contains("-----BEGIN CERTIFICATE-----") {
                         sink.push(src.at(
                             &at("ca_file"),

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ssh2::{BlockDirections, ErrorCode, MethodType, Session};
 
-use crate::ssh::known_hosts::{self, KnownHosts, Verdict};
-use crate::ssh::{Output, PresentedKey, SshError, Target};
+use crate::io::ssh::known_hosts::{self, KnownHosts, Verdict};
+use crate::io::ssh::{Output, PresentedKey, SshError, Target};
 
 /// libssh2's "would block" code.
 const EAGAIN: i32 = -37;

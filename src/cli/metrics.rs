@@ -80,7 +80,7 @@ pub fn render(config: &Config) -> String {
         }
         // An unreadable journal counts as unsettled: someone must look.
         let unsettled = !matches!(
-            crate::history::last_run(&config.settings.state_dir, name),
+            crate::store::history::last_run(&config.settings.state_dir, name),
             Ok(LastRun::Settled | LastRun::InProgress { .. })
         );
         let _ = writeln!(

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use crate::config::{Host, Pair, Traffic};
-use crate::printable;
-use crate::quote;
-use crate::ssh::{Armed, SshError, SshHost, Target};
+use crate::core::printable;
+use crate::core::quote;
+use crate::io::ssh::{Armed, SshError, SshHost, Target};
 
 /// The longest a run may hold the hosts' locks (a run longer than this
 /// loses them, never the other way round).

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::checks;
 use crate::config::{CheckKind, Dns, Host, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
 use crate::core::holder::HookFailed;
-use crate::dns;
-use crate::quote;
-use crate::ssh::{SshError, SshHost, Target};
+use crate::core::quote;
+use crate::io::checks;
+use crate::io::dns;
+use crate::io::ssh::{SshError, SshHost, Target};
 use crate::store::journal::redact;
 
 /// A pair's observation with the open sessions, for callers that go on to
@@ -147,7 +147,7 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             TrafficSeen::Dns { answers, key }
         }
         Traffic::Command(c) => {
-            let secrets = crate::remote::secrets(pair);
+            let secrets = crate::io::hooks::secrets(pair);
             let answer = run_local(&c.query, pair.ssh.command_timeout, &secrets).await;
             // Whatever the hook printed is shown by status: never a secret.
             TrafficSeen::Command(
@@ -232,7 +232,7 @@ async fn run_local(
     timeout: Duration,
     secrets: &[String],
 ) -> Result<String, HookFailed> {
-    let child = crate::remote::hook(command, secrets).output();
+    let child = crate::io::hooks::hook(command, secrets).output();
     match tokio::time::timeout(timeout, child).await {
         Err(_) => Err(HookFailed(format!(
             "`{command}` did not finish within {}",

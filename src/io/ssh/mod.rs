@@ -2,7 +2,7 @@
 //! session per host, opened once and reused for every command of a run;
 //! each call runs on a blocking thread. Host keys are verified strictly
 //! (`known_hosts`), privileged commands go through `sudo -n`, and every
-//! value placed in a command line is shell-quoted (`crate::quote`).
+//! value placed in a command line is shell-quoted (`crate::core::quote`).
 
 mod conn;
 pub mod known_hosts;
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{Host, SshSettings};
-use crate::quote;
+use crate::core::quote;
 use conn::Conn;
 
 /// Where and how to connect: one host with its pair's SSH settings.

@@ -10,12 +10,12 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::cli::exit::Exit;
 use crate::cli::progress::{Mode, Printer};
 use crate::config::Config;
 use crate::core::cycle::Outcome;
 use crate::core::fleet::{self, Candidate};
-use crate::exit::Exit;
-use crate::run::{self, Finished, Request};
+use crate::exec::run::{self, Finished, Request};
 use crate::store::state::StateStore;
 
 /// The exit code of one run's end.
@@ -120,7 +120,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 };
                 // Why a pair is skipped is decided now, not when the
                 // summary is printed.
-                if crate::signals::count() > 0 {
+                if crate::exec::signals::count() > 0 {
                     return skipped("a stop signal asked baton to stop".to_string());
                 }
                 if failures.load(Ordering::SeqCst) > opts.max_failures {

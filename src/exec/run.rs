@@ -9,24 +9,24 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::change;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder as Seen, PairSeen, Roles, Verdict};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::preflight;
+use crate::exec::change;
 use crate::exec::real::RealWorld;
+use crate::exec::schedule;
+use crate::exec::signals;
 use crate::exec::steps::{self, Carry, Cycle};
 use crate::exec::{Exec, World};
-use crate::history;
-use crate::hostlock;
-use crate::observe;
-use crate::signals;
+use crate::io::hostlock;
+use crate::io::observe;
+use crate::store::history;
 use crate::store::journal::{Journal, Record, RunView};
 use crate::store::lock::{self, Holder as LockHolder};
 use crate::store::state::{now_rfc3339, PairState, StateStore};
 use crate::traffic;
-use crate::windows;
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
@@ -410,8 +410,8 @@ async fn fresh<W: World>(
         _ => None,
     };
     // The maintenance window (apply and switchover only).
-    let window = windows::applies_to(kind).then(|| {
-        let v = windows::check(&config.settings.state_dir, pair, kind);
+    let window = schedule::applies_to(kind).then(|| {
+        let v = schedule::check(&config.settings.state_dir, pair, kind);
         match (v.allowed, req.ignore_window) {
             (true, _) => Ok(format!("window: {}", v.text)),
             (false, true) => Ok(format!(
@@ -902,7 +902,7 @@ impl<W: World> Ctx<'_, W> {
                     });
                     let started = Instant::now();
                     let mut x = Exec::new(self.world, self.pair);
-                    crate::crash::point(&format!("begin-{}", step.name()));
+                    crate::exec::crash::point(&format!("begin-{}", step.name()));
                     let cycle = Cycle {
                         kind: self.kind,
                         from: &self.from,
@@ -926,7 +926,7 @@ impl<W: World> Ctx<'_, W> {
                             };
                         }
                     };
-                    crate::crash::point(&format!("end-{}", step.name()));
+                    crate::exec::crash::point(&format!("end-{}", step.name()));
                     let ok = result.is_ok();
                     let mut detail = result.unwrap_or_else(|e| e.0);
                     if !step.moves_traffic() {

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use crate::config::{Host, Traffic, Vip};
 use crate::core::op::{AddrAction, Hook, Op, Remote};
+use crate::core::quote;
 use crate::exec::{failure, output, Exec, Failed, OpError, World};
-use crate::quote;
-use crate::ssh::Output;
+use crate::io::ssh::Output;
 use crate::traffic::vip;
 
 /// The fence command with `{host}` (the host's name in the pair file) and
@@ -188,7 +188,7 @@ async fn probe<W: World>(x: &mut Exec<'_, W>, v: &Vip, host: &str) -> Dad {
         address: v.address,
         privileged,
     };
-    let read = |out: Result<crate::ssh::Output, OpError>| match out {
+    let read = |out: Result<crate::io::ssh::Output, OpError>| match out {
         Ok(o) => parse_dad(&o.stdout_text(), &o.stderr_text()),
         Err(OpError::Unreachable { .. }) => Dad::Unreachable,
         Err(e) => Dad::Unknown(e.to_string()),

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::config::Pair;
 use crate::core::cycle::Kind;
 use crate::core::window::{self, fmt_duration};
-use crate::history;
+use crate::store::history;
 
 /// Kinds a maintenance window holds back. Failover, rejoin and recover
 /// never wait for a window: they are how an outage ends.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::config::{Check, CheckKind, Host};
-use crate::ssh::SshHost;
+use crate::io::ssh::SshHost;
 
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +214,7 @@ async fn http(
         builder = builder.resolve(domain, SocketAddr::new(host.address, port));
     }
     if let Some(path) = ca_file {
-        let cert = crate::readfile::bytes(path, crate::readfile::KEY)
+        let cert = crate::io::readfile::bytes(path, crate::io::readfile::KEY)
             .map_err(|e| e.to_string())
             .and_then(|pem| reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string()));
         match cert {
@@ -297,7 +297,7 @@ async fn dns(
     let Ok(rtype) = RecordType::from_str(record_type) else {
         return (false, format!("unsupported record type {record_type}"));
     };
-    match crate::dns::query(server, query, rtype, timeout).await {
+    match crate::io::dns::query(server, query, rtype, timeout).await {
         Err(e) => (false, e.to_string()),
         Ok(a)
             if a.values.iter().any(|v| {

@@ -30,7 +30,7 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
         field("mode", &u.mode.to_be_bytes());
         field(
             "content",
-            &crate::readfile::bytes(&u.from, crate::readfile::UPLOAD)?,
+            &crate::io::readfile::bytes(&u.from, crate::io::readfile::UPLOAD)?,
         );
     }
     let digest = h.finalize();

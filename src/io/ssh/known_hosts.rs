@@ -909,7 +909,7 @@ impl KnownHosts {
     /// Reads a file (a regular file of at most 16 MiB); a missing file is
     /// an empty list.
     pub fn read(path: &Path) -> std::io::Result<KnownHosts> {
-        match crate::readfile::bytes(path, crate::readfile::KNOWN_HOSTS) {
+        match crate::io::readfile::bytes(path, crate::io::readfile::KNOWN_HOSTS) {
             Ok(bytes) => Ok(Self::parse(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
             Err(e) => Err(e),

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use crate::checks::{self, Probe};
 use crate::config::{Check, Host};
-use crate::ssh::SshHost;
+use crate::io::checks::{self, Probe};
+use crate::io::ssh::SshHost;
 
 /// A check that failed with its policy, or during the observation
 /// period: what was seen, in a sentence.
