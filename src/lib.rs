@@ -19,6 +19,9 @@ pub mod printable;
 pub mod quote;
 pub mod readfile;
 pub mod remote;
+// TODO(issue 13): run.rs reads the operator's uid with `libc::getuid()`;
+// once that statement carries its own allow, drop this one.
+#[allow(unsafe_code, reason = "getuid(2) in run.rs; see above")]
 pub mod run;
 pub mod signals;
 pub mod ssh;
