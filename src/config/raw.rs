@@ -393,7 +393,7 @@ fn find(table: &DeTable<'_>, at: usize) -> Option<(Vec<Step>, RefusalKind)> {
 
 /// The path of the key, at any depth, whose span holds byte `at`.
 fn find_key(table: &DeTable<'_>, at: usize) -> Option<Vec<Step>> {
-    for (k, v) in table {
+    for (k, v) in table.iter() {
         let name = || Step::Name(k.get_ref().to_string());
         if k.span().contains(&at) {
             return Some(vec![name()]);
@@ -422,7 +422,7 @@ fn find_key(table: &DeTable<'_>, at: usize) -> Option<Vec<Step>> {
 /// and starts there).
 fn find_value(table: &DeTable<'_>, at: usize) -> Option<Vec<Step>> {
     // Deeper entries first: a table's own span may cover its children.
-    for (k, v) in table {
+    for (k, v) in table.iter() {
         let name = || Step::Name(k.get_ref().to_string());
         let deeper =
             match v.get_ref() {
