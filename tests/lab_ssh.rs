@@ -140,7 +140,8 @@ fn upload_writes_the_file_atomically_with_its_mode() {
             "a temporary file was left: {text}"
         );
         // It landed in violet's own service directory, not anywhere else.
-        let on_disk = fs::read(Path::new(LAB).join("hosts/violet/srv/uploaded file.txt")).unwrap();
+        let on_disk =
+            std::fs::read(Path::new(LAB).join("hosts/violet/srv/uploaded file.txt")).unwrap();
         assert_eq!(on_disk, content);
         // A destination in a missing directory fails and says so.
         let out = h

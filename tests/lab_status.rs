@@ -839,7 +839,7 @@ fn no_recorded_text_can_forge_a_line_of_the_log() {
         refused.stderr
     );
     assert!(
-        !Path::new(LAB).join("state/web.journal").exists(),
+        !std::path::Path::new(LAB).join("state/web.journal").exists(),
         "nothing was done"
     );
     // An operator name (from the environment) holding a newline and an

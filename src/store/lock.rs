@@ -229,11 +229,7 @@ mod tests {
         let path = dir.path().join("web.lock");
         fs::write(&path, "").unwrap();
         let other = File::open(&path).unwrap();
-        // SAFETY: flock on a descriptor we own.
-        assert_eq!(
-            unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-            0
-        );
+        other.try_lock().unwrap();
         let e = acquire(dir.path(), "web", &holder(1)).unwrap_err();
         assert!(matches!(e, LockError::HeldUnknown { .. }), "{e}");
         assert!(e.to_string().contains("not recorded yet"), "{e}");

@@ -155,7 +155,7 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    pub elapsed: Duration,
+    pub elapsed: std::time::Duration,
 }
 
 impl Run {
@@ -194,7 +194,7 @@ pub fn baton(config: &Path, args: &[&str]) -> Run {
 
 /// Same, with extra environment variables.
 pub fn baton_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let out = baton_command(config, args)
         .envs(env.iter().copied())
         .output()
