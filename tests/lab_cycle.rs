@@ -491,8 +491,7 @@ fn a_controller_killed_mid_cycle_is_undone_by_the_next_run() {
     let mut child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
     wait_for_begin(&state_dir, "web", "verify_service");
     // kill -9: no cleanup of any kind.
-    // SAFETY: signalling a child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.kill().expect("SIGKILL the child");
     let _ = child.wait();
     assert!(holds_vip("baton-green"), "the switch had happened");
     let log = baton(&cfg, &["log", "web"]);

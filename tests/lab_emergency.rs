@@ -59,6 +59,7 @@ fn host_up(host: &str) {
 
 /// Ends one of the host's daemons (`sshd` or `nginx`) by its pid file;
 /// `scripts/lab reset` (when the test's lab guard drops) starts it again.
+#[allow(unsafe_code, reason = "kill(2) by pid: std signals only its children")]
 fn stop(host: &str, daemon: &str) {
     let pid_file = Path::new(LAB).join(format!("hosts/{host}/{daemon}.pid"));
     let pid: i32 = fs::read_to_string(&pid_file)
@@ -325,10 +326,9 @@ fn status_after_a_kill_mid_run_names_the_interrupted_run_until_recovered() {
     let _lab = lab();
     let cfg = lab_config();
     let state = Path::new(LAB).join("state");
-    let child = spawn(&cfg, &["switchover", "web", "--reason", "killed"]);
+    let mut child = spawn(&cfg, &["switchover", "web", "--reason", "killed"]);
     wait_for_begin(&state, "web", "verify_standby");
-    // SAFETY: SIGKILL to the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.kill().expect("SIGKILL the child");
     let _ = finish(child);
     let status = baton(&cfg, &["status", "web"]);
     assert_eq!(status.code, 4, "{}", status.stdout);

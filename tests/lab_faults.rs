@@ -178,10 +178,9 @@ fn the_hosts_lock_goes_with_a_controller_that_is_killed() {
     let a = custom_config(|_, t| t);
     let b = custom_config(|_, t| t);
     let (cfg_a, cfg_b) = (a.path().join("baton.toml"), b.path().join("baton.toml"));
-    let first = spawn(&cfg_a, &["switchover", "web", "--reason", "controller A"]);
+    let mut first = spawn(&cfg_a, &["switchover", "web", "--reason", "controller A"]);
     wait_for_begin(&a.path().join("state"), "web", "verify_standby");
-    // SAFETY: SIGKILL to the child this test started.
-    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    first.kill().expect("SIGKILL the child");
     let _ = finish(first);
     // The connection closed, so the hosts released A's lock at once.
     let status = baton(&cfg_b, &["status", "web"]);

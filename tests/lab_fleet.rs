@@ -108,7 +108,7 @@ fn events(stdout: &str) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
                     humantime::parse_rfc3339(at).is_ok(),
                     "every event says when: {v}"
                 );
-                events.push(v)
+                events.push(v);
             }
         }
     }

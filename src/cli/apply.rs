@@ -178,7 +178,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                         duration_ms: 0,
                         traffic,
                         message,
-                    })
+                    });
                 }
             }
         }

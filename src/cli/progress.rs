@@ -334,6 +334,7 @@ fn terminal_size() -> (usize, usize) {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCGWINSZ fills the winsize we pass; stdout is our own fd.
+    #[allow(unsafe_code, reason = "ioctl(2): std cannot ask a terminal's size")]
     let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
     if rc == 0 && ws.ws_col > 0 && ws.ws_row > 0 {
         (ws.ws_col as usize, ws.ws_row as usize)

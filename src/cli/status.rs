@@ -137,7 +137,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
             seen.recorded = Some(Roles {
                 primary: s.primary,
                 standby: s.standby,
-            })
+            });
         }
         Ok(None) => {}
         Err(e) => extra.push(Finding {

@@ -303,7 +303,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                     "{} run {run} was interrupted {at} and is not settled: traffic may still move; run `baton recover {pair}`",
                     kind.name()
                 ),
-            )
+            );
         }
     }
 

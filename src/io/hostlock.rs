@@ -117,6 +117,7 @@ pub fn answer(first: &[u8]) -> Answer {
 pub fn holder(operator: &str, command: &str, since: &str) -> String {
     let mut name = [0u8; 256];
     // SAFETY: gethostname writes at most `len` bytes into our buffer.
+    #[allow(unsafe_code, reason = "gethostname(2): std cannot read the host name")]
     let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
     let host = if rc == 0 {
         let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());

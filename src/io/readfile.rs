@@ -47,10 +47,7 @@ pub fn bytes(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     if out.len() as u64 > limit {
         return Err(Error::new(
             ErrorKind::FileTooLarge,
-            format!(
-                "it is larger than {} bytes, the most baton reads of such a file",
-                limit
-            ),
+            format!("it is larger than {limit} bytes, the most baton reads of such a file"),
         ));
     }
     Ok(out)
@@ -85,7 +82,9 @@ mod tests {
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo on a path we own.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        #[allow(unsafe_code, reason = "mkfifo(3): std cannot make a FIFO")]
+        let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(rc, 0);
         let e = bytes(&fifo, 10).unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");
         std::fs::write(&f, [0xff, 0xfe]).unwrap();

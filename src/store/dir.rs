@@ -49,6 +49,7 @@ pub fn check(dir: &Path) -> Result<Option<Exposed>, DirError> {
         return Err(DirError::NotADirectory { path });
     }
     // SAFETY: geteuid cannot fail.
+    #[allow(unsafe_code, reason = "geteuid(2): std cannot tell who we are")]
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me {
         return Err(DirError::OtherOwner {
@@ -92,7 +93,9 @@ mod tests {
     #[test]
     fn a_directory_of_another_user_is_refused() {
         // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        #[allow(unsafe_code, reason = "geteuid(2): std cannot tell who we are")]
+        let me = unsafe { libc::geteuid() };
+        if me != 0 {
             return; // only root can give a directory away
         }
         let root = tempfile::tempdir().unwrap();

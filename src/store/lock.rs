@@ -3,9 +3,8 @@
 //! when the process ends (even by kill -9). The file says who holds it, so a
 //! refused run can tell the operator who and since when.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -67,11 +66,10 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(io)?;
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    // flock(2) with LOCK_EX | LOCK_NB on Linux, as `held_by` expects.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
             return Err(
                 // From the descriptor already open (no second lookup of the
                 // path), and bounded.
@@ -86,7 +84,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
                 },
             );
         }
-        return Err(io(e));
+        Err(TryLockError::Error(e)) => return Err(io(e)),
     }
     let body = serde_json::to_vec(holder).map_err(|e| io(std::io::Error::other(e)))?;
     file.set_len(0).map_err(io)?;
@@ -231,11 +229,7 @@ mod tests {
         let path = dir.path().join("web.lock");
         fs::write(&path, "").unwrap();
         let other = File::open(&path).unwrap();
-        // SAFETY: flock on a descriptor we own.
-        assert_eq!(
-            unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-            0
-        );
+        other.try_lock().unwrap();
         let e = acquire(dir.path(), "web", &holder(1)).unwrap_err();
         assert!(matches!(e, LockError::HeldUnknown { .. }), "{e}");
         assert!(e.to_string().contains("not recorded yet"), "{e}");

@@ -47,9 +47,7 @@ pub fn lab() -> Lab {
         }
     });
     let lock = File::create("/run/baton-lab-tests.lock").expect("create the lab test lock");
-    // SAFETY: flock on a file descriptor we own.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock failed");
+    lock.lock().expect("flock the lab test lock");
     let reset = Command::new(repo().join("scripts/lab"))
         .arg("reset")
         .output()
@@ -314,6 +312,7 @@ pub fn in_ctl<T: Send>(body: impl AsyncFnOnce() -> T + Send) -> T {
             let ns = File::open("/run/netns/baton-ctl").expect("the lab's controller namespace");
             // SAFETY: setns on a namespace fd we own; it affects this thread
             // and the threads it starts (the runtime's blocking pool).
+            #[allow(unsafe_code, reason = "setns(2): std cannot enter a network namespace")]
             let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(rc, 0, "setns failed");
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -419,7 +418,9 @@ pub fn finish(child: Child) -> (i32, String) {
 /// Sends a signal to a child baton.
 pub fn signal(child: &Child, sig: i32) {
     // SAFETY: signalling a child we started.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    #[allow(unsafe_code, reason = "kill(2): std's Child can only send SIGKILL")]
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0);
 }
 
 /// An sshd of the test's own in blue's namespace, with host keys of three

@@ -467,6 +467,7 @@ impl Conn {
             revents: 0,
         };
         // SAFETY: one valid pollfd on a socket the session owns and keeps open.
+        #[allow(unsafe_code, reason = "poll(2): std cannot wait for a raw socket")]
         unsafe {
             libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int);
         }
@@ -480,7 +481,7 @@ fn remaining_ms(deadline: Instant) -> u32 {
     deadline
         .saturating_duration_since(Instant::now())
         .as_millis()
-        .clamp(1, u32::MAX as u128) as u32
+        .clamp(1, u128::from(u32::MAX)) as u32
 }
 
 fn classify(label: &str, what: &str, e: ssh2::Error, after: Duration) -> SshError {
@@ -683,7 +684,7 @@ fn try_agent_keys(
             Ok(()) => return Ok(()),
             Err(e) if refused(&e) => refused_keys.push(name),
             Err(e) if e.code() == ErrorCode::Session(LIBSSH2_ERROR_AGENT_PROTOCOL) => {
-                refused_keys.push(format!("{name}: the agent did not sign with it"))
+                refused_keys.push(format!("{name}: the agent did not sign with it"));
             }
             Err(e) if timed_out(&e) => {
                 return Err(SshError::Timeout {
