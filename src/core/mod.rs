@@ -10,4 +10,5 @@ pub mod op;
 pub mod preflight;
 pub mod printable;
 pub mod quote;
+pub mod template;
 pub mod window;

@@ -564,7 +564,7 @@ impl Op {
                 CONTROLLER.to_string(),
                 OpKind::Check,
                 match pair.checks.get(*index) {
-                    Some(c) => crate::io::checks::describe(c, host, *address),
+                    Some(c) => crate::core::template::describe(c, host, *address),
                     None => format!("check #{index} (not configured)"),
                 },
             ),

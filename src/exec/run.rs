@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{Change, Config, Host, Pair, Traffic};
-use crate::core::assess::{self, Holder as Seen, PairSeen, Roles, Verdict};
+use crate::core::assess::{self, PairSeen, Roles, Verdict};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::core::gate::{Decision, Member};
+use crate::core::holder::Holder as Seen;
 use crate::core::preflight;
 use crate::exec::change;
 use crate::exec::real::RealWorld;
@@ -24,7 +25,7 @@ use crate::io::hostlock;
 use crate::io::observe;
 use crate::store::history;
 use crate::store::journal::{Journal, Record, RunView};
-use crate::store::lock::{self, Holder as LockHolder};
+use crate::store::lock::{self, LockOwner};
 use crate::store::state::{now_rfc3339, PairState, StateStore};
 use crate::traffic;
 
@@ -149,7 +150,7 @@ fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String
 /// Runs a request on one pair.
 pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Progress) -> Finished {
     let state_dir = &config.settings.state_dir;
-    let holder = LockHolder {
+    let holder = LockOwner {
         pid: std::process::id(),
         operator: req.operator.clone(),
         command: req.command.clone(),

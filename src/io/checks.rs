@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::config::{Check, CheckKind, Host};
+pub use crate::core::template::{describe, fill};
 use crate::io::ssh::SshHost;
 
 /// The result of one attempt.
@@ -24,72 +25,6 @@ pub struct Probe {
     pub detail: String,
     /// How long the attempt took.
     pub duration: Duration,
-}
-
-/// Fills `{address}` and `{host}` for a host. IPv6 addresses are bracketed
-/// inside URLs.
-pub fn fill(template: &str, host: &Host, in_url: bool) -> String {
-    let address = match host.address {
-        std::net::IpAddr::V6(a) if in_url => format!("[{a}]"),
-        a => a.to_string(),
-    };
-    template
-        .replace("{address}", &address)
-        .replace("{host}", &host.name)
-}
-
-/// What a check does against `address`, where `host` must answer, with
-/// its policy: for `baton plan` and the journal.
-pub fn describe(check: &Check, host: &str, address: std::net::IpAddr) -> String {
-    let target = Host {
-        name: host.to_string(),
-        address,
-        ssh_port: 0,
-    };
-    let what = match &check.kind {
-        CheckKind::Http {
-            url,
-            expect_status,
-            expect_body,
-            ..
-        } => format!(
-            "GET {} expecting {expect_status}{}",
-            fill(url, &target, true),
-            expect_body
-                .as_ref()
-                .map(|b| format!(" and a body containing {:?}", fill(b, &target, false)))
-                .unwrap_or_default()
-        ),
-        CheckKind::Tcp { port } => format!("TCP connect to {}", SocketAddr::new(address, *port)),
-        CheckKind::Dns {
-            query,
-            record_type,
-            server,
-            expect,
-        } => format!(
-            "ask {} for {query} {record_type}, expecting {}",
-            fill(server, &target, false),
-            fill(expect, &target, false)
-        ),
-        CheckKind::Command {
-            command,
-            expect_output,
-        } => format!(
-            "on {host}: $ {}{}",
-            fill(command, &target, false),
-            expect_output
-                .as_ref()
-                .map(|e| format!(" (output must contain {:?})", fill(e, &target, false)))
-                .unwrap_or_default()
-        ),
-    };
-    format!(
-        "check {}: {what}; {} success(es) needed, {} failure(s) allowed, every {}",
-        check.name,
-        check.successes,
-        check.failures_allowed,
-        humantime::format_duration(check.interval)
-    )
 }
 
 /// Runs one attempt of `check` against `host`. `ssh` is needed for command

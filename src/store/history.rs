@@ -354,7 +354,7 @@ mod tests {
             }
         );
         // A live process holds the pair's lock: the run is going on.
-        let holder = lock::Holder {
+        let holder = lock::LockOwner {
             pid: std::process::id(),
             operator: "bob".into(),
             command: "failover web".into(),

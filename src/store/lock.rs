@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
+pub struct LockOwner {
     /// Process id.
     pub pid: u32,
     /// Operator.
@@ -27,7 +27,7 @@ pub struct Holder {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("pair `{pair}` is busy: {} (pid {}) has been running `{}` since {}; wait for it, or check that process", .holder.operator, .holder.pid, .holder.command, .holder.since)]
-    Held { pair: String, holder: Holder },
+    Held { pair: String, holder: LockOwner },
     #[error("pair `{pair}` is locked by another baton run (its holder is not recorded yet)")]
     HeldUnknown { pair: String },
     #[error("cannot take the lock {path}: {source}")]
@@ -44,7 +44,7 @@ pub struct PairLock {
 }
 
 /// Takes the pair's lock, or says at once who holds it.
-pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock, LockError> {
+pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairLock, LockError> {
     let path = state_dir.join(format!("{pair}.lock"));
     let io = |source| LockError::Io {
         path: path.display().to_string(),
@@ -99,7 +99,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &Holder) -> Result<PairLock
 /// (a status must never make a starting run find the pair busy). `None`
 /// when nobody holds it, the lock file does not exist, or the table cannot
 /// be read.
-pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
+pub fn held_by(state_dir: &Path, pair: &str) -> Option<LockOwner> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let path = state_dir.join(format!("{pair}.lock"));
@@ -119,7 +119,7 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
     Some(
         read_holder(&file)
             .filter(|h| h.pid == pid)
-            .unwrap_or(Holder {
+            .unwrap_or(LockOwner {
                 pid,
                 operator: "unknown".to_string(),
                 command: "unknown".to_string(),
@@ -129,7 +129,7 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<Holder> {
 }
 
 /// The holder a lock file records, read from its start (at most 64 KiB).
-fn read_holder(file: &File) -> Option<Holder> {
+fn read_holder(file: &File) -> Option<LockOwner> {
     use std::os::unix::fs::FileExt;
     let mut body = vec![0u8; 64 << 10];
     let n = file.read_at(&mut body, 0).ok()?;
@@ -157,8 +157,8 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn holder(pid: u32) -> Holder {
-        Holder {
+    fn holder(pid: u32) -> LockOwner {
+        LockOwner {
             pid,
             operator: "alice".into(),
             command: "apply web".into(),
@@ -240,14 +240,14 @@ mod tests {
     #[test]
     fn a_new_holder_replaces_a_longer_old_record_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let long = Holder {
+        let long = LockOwner {
             command: "x".repeat(500),
             ..holder(1)
         };
         drop(acquire(dir.path(), "web", &long).unwrap());
         let _lock = acquire(dir.path(), "web", &holder(2)).unwrap();
         let text = fs::read_to_string(dir.path().join("web.lock")).unwrap();
-        assert_eq!(serde_json::from_str::<Holder>(&text).unwrap(), holder(2));
+        assert_eq!(serde_json::from_str::<LockOwner>(&text).unwrap(), holder(2));
     }
 
     #[test]
