@@ -693,10 +693,22 @@ fn put_vip(sim: &super::sim::Sim, on: &[&str]) {
 #[tokio::test]
 async fn recover_after_a_crash_inside_the_switch_settles_on_the_host_that_holds_the_vip() {
     let before = [Step::Preflight, Step::ApplyStandby, Step::VerifyStandby];
-    for (on, outcome, primary) in [
-        (&["green"][..], Outcome::Ok, "green"),
-        (&["blue"][..], Outcome::RolledBack, "blue"),
-        (&[][..], Outcome::RolledBack, "blue"),
+    let forward: &[(&str, bool)] = &[
+        ("switch", true),
+        ("verify_service", true),
+        ("drain", true),
+        ("apply_old_primary", true),
+        ("verify_old_primary", true),
+    ];
+    let undone: &[(&str, bool)] = &[
+        ("switch", false),
+        ("switch_back", true),
+        ("rollback_standby", true),
+    ];
+    for (on, outcome, primary, after) in [
+        (&["green"][..], Outcome::Ok, "green", forward),
+        (&["blue"][..], Outcome::RolledBack, "blue", undone),
+        (&[][..], Outcome::RolledBack, "blue", undone),
     ] {
         let lab = vip_lab();
         let sim = lab.sim();
@@ -706,6 +718,12 @@ async fn recover_after_a_crash_inside_the_switch_settles_on_the_host_that_holds_
         assert_eq!(f.outcome, outcome, "VIP on {on:?}: {}", f.message);
         assert_eq!(vip_on(&sim), [primary], "VIP on {on:?}");
         assert_eq!(lab.primary().as_deref(), Some(primary), "VIP on {on:?}");
+        // The interrupted switch is settled as done only when the VIP is on
+        // green; then the run goes on, else it is undone.
+        let steps = lab.steps();
+        let settled: Vec<(&str, bool)> =
+            steps[3..].iter().map(|(s, ok)| (s.as_str(), *ok)).collect();
+        assert_eq!(settled, after, "VIP on {on:?}");
         // The interrupted step is settled from what the hosts said.
         let settled = lab.records().into_iter().find_map(|r| match r {
             Record::End {
