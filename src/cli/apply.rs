@@ -73,12 +73,39 @@ pub struct FleetOptions {
     pub max_failures: usize,
 }
 
+/// How a pair of a fleet apply ended, as the summary shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Its run ended so.
+    Ran(Outcome),
+    /// Its maintenance window held it back (not a failure).
+    OutsideWindow,
+    /// It never ran (the failure budget was spent, a stop was asked for).
+    Skipped,
+}
+
+impl Ended {
+    fn name(self) -> &'static str {
+        match self {
+            Ended::Ran(o) => o.name(),
+            Ended::OutsideWindow => "outside_window",
+            Ended::Skipped => "skipped",
+        }
+    }
+}
+
+impl Serialize for Ended {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 /// One pair's line in the summary.
 #[derive(Debug, Clone, Serialize)]
 struct Summary {
     pair: String,
     environment: String,
-    outcome: String,
+    outcome: Ended,
     duration_ms: u64,
     traffic: String,
     message: String,
@@ -158,9 +185,9 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                         pair: name.clone(),
                         environment: env,
                         outcome: if finished.held == run::Held::ByWindow {
-                            "outside_window".to_string()
+                            Ended::OutsideWindow
                         } else {
-                            finished.outcome.name().to_string()
+                            Ended::Ran(finished.outcome)
                         },
                         duration_ms: took.as_millis() as u64,
                         traffic,
@@ -174,7 +201,7 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                     summary.push(Summary {
                         pair: name.clone(),
                         environment: env,
-                        outcome: "skipped".into(),
+                        outcome: Ended::Skipped,
                         duration_ms: 0,
                         traffic,
                         message,
@@ -209,7 +236,7 @@ fn print_summary(rows: &[Summary], json: bool) {
         "DURATION"
     );
     for r in rows {
-        let note = if r.outcome == "ok" {
+        let note = if r.outcome == Ended::Ran(Outcome::Ok) {
             String::new()
         } else {
             format!("  {}", r.message)
@@ -218,7 +245,7 @@ fn print_summary(rows: &[Summary], json: bool) {
             "{:<w$}  {:<e$}  {:<14} {:>8.1}s  {:<7}{note}",
             r.pair,
             r.environment,
-            r.outcome.to_uppercase(),
+            r.outcome.name().to_uppercase(),
             r.duration_ms as f64 / 1000.0,
             r.traffic
         );

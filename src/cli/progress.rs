@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::exec::run::{Event, Progress};
+use crate::core::cycle::Outcome;
+use crate::exec::run::{Event, Progress, Stage, State};
 
 /// How often the live block is redrawn.
 const TICK: Duration = Duration::from_millis(200);
@@ -93,7 +94,7 @@ impl Mode {
 
 /// What the live block knows about one pair in flight.
 struct Running {
-    step: String,
+    step: &'static str,
     host: String,
     step_started: Instant,
     started: Instant,
@@ -104,7 +105,7 @@ struct Board {
     /// Pairs in flight, by name.
     running: BTreeMap<String, Running>,
     /// Pairs that ended, by outcome.
-    ended: BTreeMap<String, usize>,
+    ended: BTreeMap<Outcome, usize>,
     /// How many pairs this command covers (0: unknown).
     total: usize,
     /// Lines of the block drawn last (to erase it before drawing again).
@@ -186,20 +187,25 @@ fn plain_line(e: &Event) -> Option<String> {
 }
 
 fn plain_text(e: &Event) -> Option<String> {
-    if e.step == "run" {
+    if e.step == Stage::Run {
         Some(format!(
             "{}  {}: {}",
             e.pair,
-            e.state.to_uppercase(),
+            e.state.name().to_uppercase(),
             e.detail
         ))
-    } else if e.state == "begin" {
-        (e.step == "recover").then(|| format!("{}  recover  {}", e.pair, e.detail))
+    } else if e.state == State::Begin {
+        (e.step == Stage::Recover).then(|| format!("{}  recover  {}", e.pair, e.detail))
     } else {
         let secs = e.duration_ms as f64 / 1000.0;
         Some(format!(
             "{:<10} {:<18} {:<22} {:>7.2}s  {:<6} {}",
-            e.pair, e.step, e.host, secs, e.state, e.detail
+            e.pair,
+            e.step.name(),
+            e.host,
+            secs,
+            e.state.name(),
+            e.detail
         ))
     }
 }
@@ -224,15 +230,15 @@ impl Progress for Printer {
             Mode::Live => {
                 let mut b = lock(&self.board);
                 let now = Instant::now();
-                if e.step == "run" {
+                if let (Stage::Run, State::Ended(outcome)) = (e.step, e.state) {
                     b.running.remove(&e.pair);
-                    *b.ended.entry(e.state.clone()).or_default() += 1;
-                } else if e.state == "begin" {
+                    *b.ended.entry(outcome).or_default() += 1;
+                } else if e.state == State::Begin {
                     let started = b.running.get(&e.pair).map_or(now, |r| r.started);
                     b.running.insert(
                         e.pair.clone(),
                         Running {
-                            step: e.step.clone(),
+                            step: e.step.name(),
                             host: e.host.clone(),
                             step_started: now,
                             started,
@@ -301,15 +307,15 @@ fn redraw(b: &mut Board, lines: &[String]) {
 /// one that failed), how many run, for how long.
 fn header(b: &Board, now: Instant) -> String {
     let done: usize = b.ended.values().sum();
-    let count = |pick: &dyn Fn(&str) -> bool| -> usize {
+    let count = |pick: &dyn Fn(Outcome) -> bool| -> usize {
         b.ended
             .iter()
-            .filter(|(k, _)| pick(k))
+            .filter(|(k, _)| pick(**k))
             .map(|(_, n)| n)
             .sum()
     };
-    let failed = count(&|k| k != "ok" && k != "not_started");
-    let held = match count(&|k| k == "not_started") {
+    let failed = count(&|k| k != Outcome::Ok && k != Outcome::NotStarted);
+    let held = match count(&|k| k == Outcome::NotStarted) {
         0 => String::new(),
         n => format!(", {n} not started"),
     };
@@ -359,13 +365,13 @@ mod tests {
             header(&b, now),
             "── 0/8 done (0 not ok), 0 running, 0.0s ──"
         );
-        for (state, n) in [
-            ("ok", 3),
-            ("not_started", 2),
-            ("failed", 1),
-            ("operator", 1),
+        for (outcome, n) in [
+            (Outcome::Ok, 3),
+            (Outcome::NotStarted, 2),
+            (Outcome::RolledBack, 1),
+            (Outcome::Operator, 1),
         ] {
-            b.ended.insert(state.to_string(), n);
+            b.ended.insert(outcome, n);
         }
         assert_eq!(
             header(&b, now),

@@ -56,6 +56,66 @@ pub struct Request {
     pub force: bool,
 }
 
+/// What a progress event is about: a step, the settling of an
+/// interrupted run, or the run as a whole (its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A step of the cycle.
+    Step(Step),
+    /// `recover` resuming an interrupted run.
+    Recover,
+    /// The run's end (or a refusal before it started).
+    Run,
+}
+
+impl Stage {
+    /// Its name in progress output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Step(s) => s.name(),
+            Stage::Recover => "recover",
+            Stage::Run => "run",
+        }
+    }
+}
+
+/// What happened at a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// It began.
+    Begin,
+    /// The step succeeded.
+    Ok,
+    /// The step failed.
+    Failed,
+    /// The run ended so.
+    Ended(Outcome),
+}
+
+impl State {
+    /// Its name in progress output (an outcome's own name at the end).
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Begin => "begin",
+            State::Ok => "ok",
+            State::Failed => "failed",
+            State::Ended(o) => o.name(),
+        }
+    }
+}
+
+macro_rules! serialize_by_name {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    };
+}
+serialize_by_name!(Stage);
+serialize_by_name!(State);
+
 /// One progress event: a step that started or ended, or the end of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -63,12 +123,12 @@ pub struct Event {
     pub pair: String,
     /// The run id.
     pub run: String,
-    /// The step, or `run` for the run's end.
-    pub step: String,
+    /// The step, `recover`, or `run` for the run's end.
+    pub step: Stage,
     /// The host(s) the step concerns.
     pub host: String,
     /// `begin`, `ok`, `failed`, or the outcome at the end.
-    pub state: String,
+    pub state: State,
     /// Milliseconds the step took.
     pub duration_ms: u64,
     /// What happened.
@@ -83,9 +143,9 @@ impl Event {
         Event {
             pair: pair.to_string(),
             run: run.to_string(),
-            step: "run".into(),
+            step: Stage::Run,
             host: String::new(),
-            state: outcome.name().to_string(),
+            state: State::Ended(outcome),
             duration_ms: 0,
             detail: message.to_string(),
             at: now_rfc3339(),
@@ -176,9 +236,9 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
     progress.event(&Event {
         pair: pair.name.clone(),
         run: run_id.clone(),
-        step: Step::Preflight.name().into(),
+        step: Stage::Step(Step::Preflight),
         host: both_hosts(pair),
-        state: "begin".into(),
+        state: State::Begin,
         duration_ms: 0,
         detail: "connecting, asking where traffic is, checking both hosts".into(),
         at: now_rfc3339(),
@@ -671,9 +731,9 @@ async fn recover<W: World>(
     ctx.progress.event(&Event {
         pair: pair.name.clone(),
         run: run.clone(),
-        step: "recover".into(),
+        step: Stage::Recover,
         host: String::new(),
-        state: "begin".into(),
+        state: State::Begin,
         duration_ms: 0,
         detail: format!(
             "resuming interrupted run {run} after {} step(s)",
@@ -769,9 +829,9 @@ impl<W: World> Ctx<'_, W> {
         self.progress.event(&Event {
             pair: self.pair.name.clone(),
             run: self.run.clone(),
-            step: step.name().to_string(),
+            step: Stage::Step(step),
             host: self.host_of(step),
-            state: if ok { "ok" } else { "failed" }.to_string(),
+            state: if ok { State::Ok } else { State::Failed },
             duration_ms: took.as_millis() as u64,
             detail: detail.to_string(),
             at: now_rfc3339(),
@@ -896,9 +956,9 @@ impl<W: World> Ctx<'_, W> {
                     self.progress.event(&Event {
                         pair: self.pair.name.clone(),
                         run: self.run.clone(),
-                        step: step.name().into(),
+                        step: Stage::Step(step),
                         host: self.host_of(step),
-                        state: "begin".into(),
+                        state: State::Begin,
                         duration_ms: 0,
                         detail: String::new(),
                         at: now_rfc3339(),
