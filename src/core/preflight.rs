@@ -2,7 +2,7 @@
 //! observation and the recorded state, the problems that forbid starting.
 //! Empty means go.
 
-use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen, TrafficSeen};
+use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen, TrafficSeen, Verdict};
 use crate::core::cycle::Kind;
 
 /// The host names a run works with.
@@ -187,6 +187,51 @@ fn primary_still_serves(pair: &str, p: &HostSeen, holder: &Holder, r: Roles<'_>)
         ));
     }
     None
+}
+
+/// The old primary of a run of `kind`: the record, or reality on first
+/// sight. A rejoin works on the failed host, which becomes the standby; a
+/// restore gives the address back to the recorded primary (`to`).
+pub fn old_primary(
+    kind: Kind,
+    failed: Option<&str>,
+    recorded: Option<&crate::core::assess::Roles>,
+    holder: &Holder,
+    hosts: [&str; 2],
+) -> String {
+    let other = |h: &str| {
+        if h == hosts[0] {
+            hosts[1]
+        } else {
+            hosts[0]
+        }
+    };
+    match (kind, failed, recorded, holder) {
+        // A failed host that is not one of the pair's names none: the run
+        // is refused for it.
+        (Kind::Rejoin, Some(f), _, _) if hosts.contains(&f) => other(f).to_string(),
+        (Kind::Rejoin, Some(_), _, _) => String::new(),
+        (Kind::Restore, _, Some(r), _) => r.standby.clone(),
+        (_, _, Some(r), _) => r.primary.clone(),
+        (_, _, None, Holder::Host(h)) => h.clone(),
+        _ => hosts[0].to_string(),
+    }
+}
+
+/// Whether a refusal needs an operator (exit 4) rather than "did not
+/// start": the pair is in a state no run of this kind can mend.
+pub fn needs_operator(kind: Kind, a: &Assessment) -> bool {
+    match kind {
+        Kind::Apply | Kind::Switchover => {
+            a.verdict == Verdict::Operator && !matches!(a.holder, Holder::Host(_))
+                || a.not_as_recorded
+        }
+        // Split brain, or nobody serving: a person must decide.
+        Kind::Failover => matches!(a.holder, Holder::Both | Holder::Neither),
+        Kind::Rejoin => matches!(a.holder, Holder::Neither),
+        // Nobody serves until it is put back: a person must look.
+        Kind::Restore => true,
+    }
 }
 
 #[cfg(test)]
@@ -517,5 +562,47 @@ mod tests {
         assert!(p.iter().any(|m| m.contains("fails its checks")), "{p:?}");
         assert!(p.iter().any(|m| m.contains("split brain")), "{p:?}");
         assert!(!p.iter().any(|m| m.contains("--force")), "{p:?}");
+    }
+}
+
+#[cfg(test)]
+mod roles_tests {
+    use super::*;
+    use crate::core::assess::Roles;
+
+    #[test]
+    fn the_old_primary_is_the_record_else_reality_else_the_first_host() {
+        let hosts = ["blue", "green"];
+        let rec = Roles {
+            primary: "green".into(),
+            standby: "blue".into(),
+        };
+        let on = |h: &str| Holder::Host(h.into());
+        assert_eq!(
+            old_primary(Kind::Apply, None, Some(&rec), &on("blue"), hosts),
+            "green"
+        );
+        assert_eq!(
+            old_primary(Kind::Apply, None, None, &on("green"), hosts),
+            "green"
+        );
+        assert_eq!(
+            old_primary(Kind::Apply, None, None, &Holder::Both, hosts),
+            "blue"
+        );
+        // A rejoin moves from the healthy host to the failed one.
+        assert_eq!(
+            old_primary(Kind::Rejoin, Some("blue"), Some(&rec), &on("green"), hosts),
+            "green"
+        );
+        assert_eq!(
+            old_primary(Kind::Rejoin, Some("amber"), Some(&rec), &on("green"), hosts),
+            ""
+        );
+        // A restore gives the address back to the recorded primary.
+        assert_eq!(
+            old_primary(Kind::Restore, None, Some(&rec), &Holder::Neither, hosts),
+            "blue"
+        );
     }
 }

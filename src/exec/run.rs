@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{Change, Config, Host, Pair, Traffic};
-use crate::core::assess::{self, PairSeen, Roles, Verdict};
+use crate::core::assess::{self, PairSeen, Roles};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::holder::Holder as Seen;
@@ -387,16 +387,13 @@ async fn fresh<W: World>(
     });
     let assessment = assess::assess(&seen);
     let failed = recorded.as_ref().and_then(|s| s.failed.clone());
-    // Who is primary: the record, or reality on first sight. A rejoin works
-    // on the failed host, which becomes the standby.
-    let from = match (kind, &failed, &seen.recorded, &assessment.holder) {
-        (Kind::Rejoin, Some(f), _, _) => pair.other(f).map(|h| h.name.clone()).unwrap_or_default(),
-        // A restore gives the address back to the recorded primary (`to`).
-        (Kind::Restore, _, Some(r), _) => r.standby.clone(),
-        (_, _, Some(r), _) => r.primary.clone(),
-        (_, _, None, Seen::Host(h)) => h.clone(),
-        _ => pair.hosts[0].name.clone(),
-    };
+    let from = preflight::old_primary(
+        kind,
+        failed.as_deref(),
+        seen.recorded.as_ref(),
+        &assessment.holder,
+        [&pair.hosts[0].name, &pair.hosts[1].name],
+    );
     let (Some(from_host), Some(to_host)) = (pair.host(&from).cloned(), pair.other(&from).cloned())
     else {
         return refuse(
@@ -409,31 +406,9 @@ async fn fresh<W: World>(
             ),
         );
     };
-    let change = match (kind, &req.change) {
-        (Kind::Apply, Some(name)) => match pair.changes.get(name) {
-            Some(c) => Some(c.clone()),
-            None => {
-                let known: Vec<&String> = pair.changes.keys().collect();
-                return refuse(
-                    progress,
-                    &pair.name,
-                    Outcome::NotStarted,
-                    format!(
-                        "pair {} has no change `{name}` (it has: {known:?})",
-                        pair.name
-                    ),
-                );
-            }
-        },
-        (Kind::Apply, None) => {
-            return refuse(
-                progress,
-                &pair.name,
-                Outcome::NotStarted,
-                "apply needs --change NAME".to_string(),
-            )
-        }
-        (_, _) => None,
+    let change = match change_for(pair, kind, req) {
+        Ok(c) => c,
+        Err(why) => return refuse(progress, &pair.name, Outcome::NotStarted, why.0),
     };
     let hash = match change.as_ref().map(change::hash).transpose() {
         Ok(h) => h,
@@ -446,49 +421,11 @@ async fn fresh<W: World>(
             )
         }
     };
-    // The environment gate (apply only): the same change must have completed
-    // on every pair of every earlier environment.
-    let gate = match (&hash, kind) {
-        (Some(h), Kind::Apply) => Some(
-            match history::decide(
-                &config.settings.state_dir,
-                &config.settings.environments,
-                config.settings.soak,
-                &req.members,
-                &pair.environment,
-                h,
-            ) {
-                Ok(Decision::Open(why)) => Ok(format!("gate open: {why}")),
-                Ok(Decision::Closed(why)) if req.skip_gate => Ok(format!(
-                    "gate SKIPPED by {} ({}): {why}",
-                    req.operator,
-                    req.reason.as_deref().unwrap_or("no reason")
-                )),
-                Ok(Decision::Closed(why)) => Err(format!(
-                    "environment gate closed: {why}; override with --skip-gate --reason TEXT"
-                )),
-                Err(e) => Err(format!("environment gate: {e}")),
-            },
-        ),
-        _ => None,
-    };
-    // The maintenance window (apply and switchover only).
-    let window = schedule::applies_to(kind).then(|| {
-        let v = schedule::check(&config.settings.state_dir, pair, kind);
-        match (v.allowed, req.ignore_window) {
-            (true, _) => Ok(format!("window: {}", v.text)),
-            (false, true) => Ok(format!(
-                "window IGNORED by {} ({}): {}",
-                req.operator,
-                req.reason.as_deref().unwrap_or("no reason"),
-                v.text
-            )),
-            (false, false) => Err(format!(
-                "{}; start it inside the window, or override with --ignore-window --reason TEXT",
-                v.text
-            )),
-        }
-    });
+    let gate = hash
+        .as_deref()
+        .filter(|_| kind == Kind::Apply)
+        .map(|h| gate_for(config, pair, req, h));
+    let window = schedule::applies_to(kind).then(|| window_for(config, pair, req, kind));
     let start = Record::Start {
         run: run_id.clone(),
         pair: pair.name.clone(),
@@ -503,8 +440,8 @@ async fn fresh<W: World>(
             (kind == Kind::Restore)
                 .then(|| "baton recover: no host held the virtual IP".to_string())
         }),
-        gate: gate.as_ref().map(|g| g.clone().unwrap_or_else(|e| e)),
-        window: window.as_ref().map(|w| w.clone().unwrap_or_else(|e| e)),
+        gate: gate.as_ref().map(|g| g.text().to_string()),
+        window: window.as_ref().map(|w| w.text().to_string()),
         forced: (kind == Kind::Failover && req.force).then(|| {
             format!(
                 "forced by {} ({}): {} declared unfit whatever its checks say",
@@ -534,32 +471,20 @@ async fn fresh<W: World>(
         forced: req.force,
     };
     let mut problems = preflight::problems(kind, &pair.name, &seen, &assessment, roles);
-    if let Some(Err(closed)) = &gate {
+    if let Some(Entry::Refused(closed)) = &gate {
         problems.insert(0, closed.clone());
     }
     // The window decides the exit code only when nothing else stopped the
     // run: a closed gate or an unhealthy host outweighs "not now".
-    let outside_window = matches!(window, Some(Err(_))) && problems.is_empty();
-    if let Some(Err(outside)) = &window {
+    let outside_window = matches!(window, Some(Entry::Refused(_))) && problems.is_empty();
+    if let Some(Entry::Refused(outside)) = &window {
         problems.insert(0, outside.clone());
     }
-    // A refusal needs an operator (exit 4) rather than "did not start"
-    // when the pair is in a state no run of this kind can mend.
-    let drift = match kind {
-        Kind::Apply | Kind::Switchover => {
-            assessment.verdict == Verdict::Operator && !matches!(assessment.holder, Seen::Host(_))
-                || assessment.not_as_recorded
-        }
-        // Split brain, or nobody serving: a person must decide.
-        Kind::Failover => matches!(assessment.holder, Seen::Both | Seen::Neither),
-        Kind::Rejoin => matches!(assessment.holder, Seen::Neither),
-        // Nobody serves until it is put back: a person must look.
-        Kind::Restore => true,
-    };
+    let drift = preflight::needs_operator(kind, &assessment);
     let ok = problems.is_empty();
     let detail = if ok {
         let gate_note = match &gate {
-            Some(Ok(g)) => format!("; {g}"),
+            Some(Entry::Allowed(g)) => format!("; {g}"),
             _ => String::new(),
         };
         match kind {
@@ -636,6 +561,88 @@ async fn fresh<W: World>(
         ok,
     }];
     ctx.drive(&mut ended).await
+}
+
+/// Whether the gate or the window lets a run start, with the sentence
+/// the journal's start record keeps either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    /// It may (the decision, or the override and its reason).
+    Allowed(String),
+    /// It may not: why, and how to override.
+    Refused(String),
+}
+
+impl Entry {
+    fn text(&self) -> &str {
+        match self {
+            Entry::Allowed(t) | Entry::Refused(t) => t,
+        }
+    }
+}
+
+/// Why a run was refused before preflight, in a sentence.
+struct Refusal(String);
+
+/// The change an apply applies (none for other runs).
+fn change_for(pair: &Pair, kind: Kind, req: &Request) -> Result<Option<Change>, Refusal> {
+    match (kind, &req.change) {
+        (Kind::Apply, Some(name)) => match pair.changes.get(name) {
+            Some(c) => Ok(Some(c.clone())),
+            None => {
+                let known: Vec<&String> = pair.changes.keys().collect();
+                Err(Refusal(format!(
+                    "pair {} has no change `{name}` (it has: {known:?})",
+                    pair.name
+                )))
+            }
+        },
+        (Kind::Apply, None) => Err(Refusal("apply needs --change NAME".to_string())),
+        (_, _) => Ok(None),
+    }
+}
+
+/// The environment gate: the same change (by `hash`) must have completed
+/// on every pair of every earlier environment, unless `--skip-gate`.
+fn gate_for(config: &Config, pair: &Pair, req: &Request, hash: &str) -> Entry {
+    let s = &config.settings;
+    match history::decide(
+        &s.state_dir,
+        &s.environments,
+        s.soak,
+        &req.members,
+        &pair.environment,
+        hash,
+    ) {
+        Ok(Decision::Open(why)) => Entry::Allowed(format!("gate open: {why}")),
+        Ok(Decision::Closed(why)) if req.skip_gate => Entry::Allowed(format!(
+            "gate SKIPPED by {} ({}): {why}",
+            req.operator,
+            req.reason.as_deref().unwrap_or("no reason")
+        )),
+        Ok(Decision::Closed(why)) => Entry::Refused(format!(
+            "environment gate closed: {why}; override with --skip-gate --reason TEXT"
+        )),
+        Err(e) => Entry::Refused(format!("environment gate: {e}")),
+    }
+}
+
+/// The maintenance window, unless `--ignore-window`.
+fn window_for(config: &Config, pair: &Pair, req: &Request, kind: Kind) -> Entry {
+    let v = schedule::check(&config.settings.state_dir, pair, kind);
+    match (v.allowed, req.ignore_window) {
+        (true, _) => Entry::Allowed(format!("window: {}", v.text)),
+        (false, true) => Entry::Allowed(format!(
+            "window IGNORED by {} ({}): {}",
+            req.operator,
+            req.reason.as_deref().unwrap_or("no reason"),
+            v.text
+        )),
+        (false, false) => Entry::Refused(format!(
+            "{}; start it inside the window, or override with --ignore-window --reason TEXT",
+            v.text
+        )),
+    }
 }
 
 /// Settles an interrupted run: resolves the step it died in from where
