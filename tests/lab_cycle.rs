@@ -701,17 +701,7 @@ fn an_unreadable_journal_is_reported_not_guessed() {
 fn the_command_switch_runs_the_hooks_with_quoted_hosts() {
     let _lab = lab();
     let dir = custom_config(|_, t| t);
-    let holder = dir.path().join("holder file");
-    fs::write(&holder, "blue\n").unwrap();
-    let h = holder.display().to_string();
-    // A third pair on the web hosts, switched by hooks that keep the holder in a file.
-    let web = fs::read_to_string(dir.path().join("pairs/web.toml")).unwrap();
-    let hooks = web.replace(
-        "[traffic]\nmethod = \"vip\"\naddress = \"198.18.0.100/24\"\ninterface = \"eth0\"\n",
-        &format!("[traffic]\nmethod = \"command\"\nswitch = \"test $(cat '{h}') = {{from}} && echo {{to}} > '{h}'\"\nquery = \"cat '{h}'\"\n"),
-    );
-    assert_ne!(hooks, web, "the traffic table was replaced");
-    fs::write(dir.path().join("pairs/hooks.toml"), hooks).unwrap();
+    let holder = command_pair(dir.path());
     let cfg = dir.path().join("baton.toml");
     let run = baton(&cfg, &["switchover", "hooks"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);

@@ -133,16 +133,7 @@ fn a_dns_pair_with_switch_ttl_runs_what_it_planned() {
 fn a_command_pair_runs_what_it_planned() {
     let _lab = lab();
     let dir = custom_config(|_, t| t);
-    let holder = dir.path().join("holder");
-    fs::write(&holder, "blue\n").unwrap();
-    let h = holder.display().to_string();
-    let web = fs::read_to_string(dir.path().join("pairs/web.toml")).unwrap();
-    let hooks = web.replace(
-        "[traffic]\nmethod = \"vip\"\naddress = \"198.18.0.100/24\"\ninterface = \"eth0\"\n",
-        &format!("[traffic]\nmethod = \"command\"\nswitch = \"test $(cat '{h}') = {{from}} && echo {{to}} > '{h}'\"\nquery = \"cat '{h}'\"\n"),
-    );
-    assert_ne!(hooks, web);
-    fs::write(dir.path().join("pairs/hooks.toml"), hooks).unwrap();
+    let holder = command_pair(dir.path());
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
     plan_equals_run(&cfg, &state, "hooks", Some("v2"));

@@ -518,24 +518,14 @@ async fn fresh<W: World>(
             return refuse(progress, &pair.name, Outcome::NotStarted, e.0);
         }
     }
-    let from_reachable = seen
-        .hosts
-        .iter()
-        .any(|h| h.name == from_host.name && h.ssh.is_ok());
-    let mut ctx = Ctx {
+    let mut ctx = Ctx::new(
         pair,
-        run: run_id,
-        kind,
-        from: from_host,
-        to: to_host,
-        change,
-        from_reachable,
-        journal,
-        store,
+        (run_id, kind),
+        (from_host, to_host, change),
+        &seen,
+        at,
         world,
-        progress,
-        carry: Carry::default(),
-    };
+    );
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
     }
@@ -654,11 +644,7 @@ async fn recover<W: World>(
     world: &W,
     seen: &PairSeen,
 ) -> Finished {
-    let Places {
-        journal,
-        store,
-        progress,
-    } = at;
+    let progress = at.progress;
     let Record::Start {
         run,
         kind,
@@ -688,24 +674,14 @@ async fn recover<W: World>(
         },
         None => None,
     };
-    let from_reachable = seen
-        .hosts
-        .iter()
-        .any(|h| h.name == from_host.name && h.ssh.is_ok());
-    let mut ctx = Ctx {
+    let mut ctx = Ctx::new(
         pair,
-        run: run.clone(),
-        kind: *kind,
-        from: from_host,
-        to: to_host,
-        change,
-        from_reachable,
-        journal,
-        store,
+        (run.clone(), *kind),
+        (from_host, to_host, change),
+        seen,
+        at,
         world,
-        progress,
-        carry: Carry::default(),
-    };
+    );
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
         let mut x = Exec::new(world, pair);
@@ -800,7 +776,37 @@ fn save_roles(
         .map_err(|e| Unrecorded(format!("cannot record the roles: {e}")))
 }
 
-impl<W: World> Ctx<'_, W> {
+impl<'a, W: World> Ctx<'a, W> {
+    /// The context of run `run` of `kind` from `from` to `to`, as `seen`
+    /// at its start.
+    fn new(
+        pair: &'a Pair,
+        (run, kind): (String, Kind),
+        (from, to, change): (Host, Host, Option<Change>),
+        seen: &PairSeen,
+        at: Places<'a>,
+        world: &'a W,
+    ) -> Self {
+        let from_reachable = seen
+            .hosts
+            .iter()
+            .any(|h| h.name == from.name && h.ssh.is_ok());
+        Ctx {
+            pair,
+            run,
+            kind,
+            from,
+            to,
+            change,
+            from_reachable,
+            journal: at.journal,
+            store: at.store,
+            world,
+            progress: at.progress,
+            carry: Carry::default(),
+        }
+    }
+
     fn host_of(&self, step: Step) -> String {
         match step {
             Step::Preflight => both_hosts(self.pair),

@@ -570,3 +570,21 @@ pub fn stranger_key(kind: &str) -> String {
     assert!(out.status.success());
     public_key_line(&key.with_extension("pub"))
 }
+
+/// Adds to a custom configuration the pair `hooks`: web's hosts switched
+/// by the command method, with hooks that keep the holder in a file (whose
+/// name has a space, to prove the quoting). The file starts as `blue`;
+/// returns its path.
+pub fn command_pair(dir: &Path) -> PathBuf {
+    let holder = dir.join("holder file");
+    fs::write(&holder, "blue\n").unwrap();
+    let h = holder.display().to_string();
+    let web = fs::read_to_string(dir.join("pairs/web.toml")).unwrap();
+    let hooks = web.replace(
+        "[traffic]\nmethod = \"vip\"\naddress = \"198.18.0.100/24\"\ninterface = \"eth0\"\n",
+        &format!("[traffic]\nmethod = \"command\"\nswitch = \"test $(cat '{h}') = {{from}} && echo {{to}} > '{h}'\"\nquery = \"cat '{h}'\"\n"),
+    );
+    assert_ne!(hooks, web, "the traffic table was replaced");
+    fs::write(dir.join("pairs/hooks.toml"), hooks).unwrap();
+    holder
+}
