@@ -20,7 +20,8 @@ use crate::io::ssh::{Armed, Output, SshError, SshHost};
 pub struct RealWorld<'a> {
     /// Sessions to the hosts, in the pair's host order.
     sessions: [Option<&'a SshHost>; 2],
-    /// Programs armed on hosts (`Op::Arm`), by host name.
+    /// Programs armed on hosts (`Op::Arm`), by host name; each serves the
+    /// next operation on its host, and any other operation there ends it.
     armed: Mutex<HashMap<String, Armed>>,
     /// When the last quiesce hold began (for `WaitFor::Quiesce`).
     held_since: Mutex<Option<Instant>>,
@@ -46,9 +47,22 @@ impl<'a> RealWorld<'a> {
             })
     }
 
+    /// Ends the program armed on `host`, if any (it gets end of file): an
+    /// armed program serves only the operation right after it on its host,
+    /// and holds the session until then.
+    fn disarm(&self, host: &str) {
+        if let Ok(mut armed) = self.armed.lock() {
+            armed.remove(host);
+        }
+    }
+
     async fn remote(&self, pair: &Pair, host: &str, command: &Remote) -> Result<Output, OpError> {
         let ssh = self.session(pair, host)?;
-        let out = match command.invocation() {
+        let invocation = command.invocation();
+        if !matches!(invocation, Invocation::Batch(_)) {
+            self.disarm(host);
+        }
+        let out = match invocation {
             Invocation::User(line) => ssh.run(&line).await,
             Invocation::Privileged { argv, input } => {
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -139,6 +153,7 @@ impl World for RealWorld<'_> {
                 mode,
             } => {
                 let ssh = self.session(pair, host)?;
+                self.disarm(host);
                 let content = crate::io::readfile::bytes(from, crate::io::readfile::UPLOAD)
                     .map_err(|e| OpError::Read {
                         path: from.display().to_string(),
@@ -265,6 +280,7 @@ impl World for RealWorld<'_> {
             }
             Op::Arm { host } => {
                 let ssh = self.session(pair, host)?;
+                self.disarm(host);
                 let armed = ssh
                     .arm_privileged(&BATCH_ARGV, BATCH_PROBE.as_bytes())
                     .await?;
