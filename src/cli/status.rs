@@ -11,6 +11,7 @@ use crate::cli::exit::Exit;
 use crate::config::{Config, Pair, Traffic};
 use crate::core::assess::{
     self, Assessment, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen, Verdict,
+    Version,
 };
 use crate::io::observe;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
@@ -216,8 +217,14 @@ fn report(
             reachable: h.ssh.is_ok(),
             error: h.ssh.clone().err(),
             holds_traffic: holds(h),
-            version: h.version.clone().and_then(Result::ok),
-            version_error: h.version.clone().and_then(Result::err),
+            version: match &h.version {
+                Some(Version::Printed(v)) => Some(v.clone()),
+                _ => None,
+            },
+            version_error: match &h.version {
+                Some(Version::Failed(e)) => Some(e.clone()),
+                _ => None,
+            },
             checks: h.checks.clone(),
         })
         .collect();
@@ -405,7 +412,7 @@ mod tests {
             ssh: Ok(()),
             holds_vip: Some(vip),
             vip_error: None,
-            version: Some(Ok("1.2".into())),
+            version: Some(Version::Printed("1.2".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),
                 ok: true,
@@ -450,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pair = pair(dir.path());
         let mut s = seen();
-        s.hosts[1].version = Some(Err("exit 127: nginx: not found".into()));
+        s.hosts[1].version = Some(Version::Failed("exit 127: nginx: not found".into()));
         s.hosts[1].ssh = Err("connection refused".into());
         let a = assess::assess(&s);
         let r = report(&pair, &s, a, false, None);

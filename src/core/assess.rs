@@ -49,7 +49,7 @@ pub struct HostSeen {
     /// VIP although SSH reached it (a wrong interface, `ip` missing).
     pub vip_error: Option<String>,
     /// Output of the version command, or why it failed.
-    pub version: Option<Result<String, String>>,
+    pub version: Option<Version>,
     /// Health checks.
     pub checks: Vec<CheckOutcome>,
 }
@@ -76,6 +76,15 @@ impl HostSeen {
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect()
     }
+}
+
+/// What the version command said on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// What it printed (trimmed).
+    Printed(String),
+    /// Why it failed.
+    Failed(String),
 }
 
 /// What was seen of the traffic switch.
@@ -360,7 +369,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 format!("{role} {} fails check {}: {}", h.name, c.name, c.detail),
             );
         }
-        if let Some(Err(e)) = &h.version {
+        if let Some(Version::Failed(e)) = &h.version {
             if h.ssh.is_ok() {
                 add(
                     Severity::Degraded,
@@ -418,7 +427,7 @@ mod tests {
             ssh: Ok(()),
             holds_vip: vip,
             vip_error: None,
-            version: Some(Ok("1".into())),
+            version: Some(Version::Printed("1".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),
                 ok: true,
@@ -776,7 +785,7 @@ mod tests {
     #[test]
     fn a_version_that_cannot_be_read_is_degraded_only_on_a_reachable_host() {
         let mut seen = vip(Some(true), Some(false), roles("blue", "green"));
-        seen.hosts[1].version = Some(Err("exit 127: nginx: not found".into()));
+        seen.hosts[1].version = Some(Version::Failed("exit 127: nginx: not found".into()));
         let a = assess(&seen);
         assert_eq!(a.verdict, Verdict::Degraded);
         assert_eq!(

@@ -72,11 +72,16 @@ fn minutes(s: &str, end: bool) -> Option<u16> {
     }
 }
 
+/// Why a window was refused: what is wrong and the form to use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WindowError(pub String);
+
 /// Parses one window; the error says what is wrong and the form to use.
-pub fn parse(spec: &str) -> Result<Window, String> {
+pub fn parse(spec: &str) -> Result<Window, WindowError> {
     let mut words = spec.split_whitespace();
     let (Some(days_text), Some(times), None) = (words.next(), words.next(), words.next()) else {
-        return Err(format!("`{spec}` is not a window; {FORM}"));
+        return Err(WindowError(format!("`{spec}` is not a window; {FORM}")));
     };
     let mut days = [false; 7];
     if days_text.eq_ignore_ascii_case("daily") || days_text == "*" {
@@ -85,9 +90,9 @@ pub fn parse(spec: &str) -> Result<Window, String> {
         for item in days_text.split(',') {
             let (a, b) = item.split_once('-').unwrap_or((item, item));
             let (Some(a), Some(b)) = (day(a), day(b)) else {
-                return Err(format!(
+                return Err(WindowError(format!(
                     "`{item}` in `{spec}` is not a day or a range of days; use Mon Tue Wed Thu Fri Sat Sun, ranges like Mon-Fri, lists like Sat,Sun, or daily"
-                ));
+                )));
             };
             let mut d = a;
             loop {
@@ -100,17 +105,19 @@ pub fn parse(spec: &str) -> Result<Window, String> {
         }
     }
     let Some((s, e)) = times.split_once('-') else {
-        return Err(format!("`{times}` in `{spec}` is not a time range; {FORM}"));
+        return Err(WindowError(format!(
+            "`{times}` in `{spec}` is not a time range; {FORM}"
+        )));
     };
     let (Some(start), Some(end)) = (minutes(s, false), minutes(e, true)) else {
-        return Err(format!(
+        return Err(WindowError(format!(
             "`{times}` in `{spec}` is not a time range of HH:MM from 00:00 to 24:00; {FORM}"
-        ));
+        )));
     };
     if start == end {
-        return Err(format!(
+        return Err(WindowError(format!(
             "`{spec}` starts and ends at the same time; for a whole day write 00:00-24:00"
-        ));
+        )));
     }
     Ok(Window {
         spec: spec.to_string(),
@@ -342,7 +349,7 @@ mod tests {
             ("", "is not a window"),
         ] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
+            assert!(e.0.contains(says), "{bad}: {e}");
         }
     }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::config::{CheckKind, Dns, Host, Pair, Traffic};
-use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
+use crate::core::assess::{
+    CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen, Version,
+};
 use crate::core::holder::HookFailed;
 use crate::core::quote;
 use crate::io::checks;
@@ -99,13 +101,13 @@ async fn observe_connected(
     let version = async {
         match (&pair.version_command, ssh) {
             (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
-                Ok(o) if o.success() => Ok(o.stdout_text().trim().to_string()),
-                Ok(o) => Err(format!(
+                Ok(o) if o.success() => Version::Printed(o.stdout_text().trim().to_string()),
+                Ok(o) => Version::Failed(format!(
                     "exit {}: {}",
                     o.status.map_or("signal".into(), |c| c.to_string()),
                     o.stderr_text().trim()
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Version::Failed(e.to_string()),
             }),
             _ => None,
         }

@@ -66,7 +66,7 @@ pub(super) fn maintenance_part(
                 Err(e) => {
                     sink.push(src.at(
                         &[m, N("windows"), I(i)],
-                        e,
+                        e.0,
                         "write each window as DAYS HH:MM-HH:MM; an empty list means any time",
                     ));
                     None
