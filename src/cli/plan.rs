@@ -69,7 +69,7 @@ pub async fn run(
             Ok(None) => match assess::assess(&observe::observe(pair).await.seen).holder {
                 Holder::Host(h) => h,
                 other => {
-                    eprintln!("baton: {}: nothing recorded and traffic is unclear ({other:?}); see `baton status`", pair.name);
+                    eprintln!("baton: {}: nothing recorded and who holds traffic is unclear ({other}); see `baton status`", pair.name);
                     worst = worst.worst(Exit::Operator);
                     continue;
                 }

@@ -26,6 +26,17 @@ pub enum Holder {
     Unknown(Unknown),
 }
 
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Host(h) => write!(f, "on {h}"),
+            Holder::Both => f.write_str("on both hosts"),
+            Holder::Neither => f.write_str("on neither host"),
+            Holder::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
 /// Why it cannot be told who holds traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unknown {
