@@ -1,9 +1,24 @@
 # shellcheck shell=bash
-# scripts/lab.d/common.sh — sourced first by scripts/lab: the lab's settings and every global
-# variable the other parts share (declared here, and only here), and the helpers every part
-# uses (messages, root, the lab's lock).
+# scripts/lab.d/common.sh — sourced first by scripts/lab: the lab's settings, every global
+# variable the parts share (declared here and only here, each with what it holds and who sets
+# it), and the helpers every part uses (messages, root, the lab's lock, spans of names, time).
+#
+# Everything else takes arguments. Where a function hands a value back without a fork, its
+# caller names the variable to set (printf -v / local -n): `sshd_config_text HOST VAR`.
+# Those out-variable names must not be the callee's own locals; the callees' locals that could
+# clash start with an underscore.
+#
+# The variables below that are not constants are of three kinds:
+#   the tables     what lab_define (tables.sh) derives from the lab's definition; read-only after
+#   caches         what one look at the system found, kept so that hot paths (hundreds of fleet
+#                  hosts) do not look again
+#   run state      what `up` did to which host in this run, read by later steps of the same run
+# (Subshells of run_pool change only their own copies.)
 
-SELF=$(readlink -f "${BASH_SOURCE[-1]}")
+# --- settings -------------------------------------------------------------------------------
+# shellcheck disable=SC2034  # (this file only declares; the other parts use them)
+{
+SELF=$(readlink -f "${BASH_SOURCE[-1]}")   # scripts/lab itself: the lab's lock, usage, selftest
 LAB=${BATON_LAB_DIR:-/var/lib/baton-lab}
 
 NET_PREFIX=198.18.0        # the base lab lives in 198.18.0.0/24 (benchmarking range)
@@ -22,42 +37,47 @@ TSIG_NAME=baton-update
 PASSPHRASE=lab-passphrase
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# command -> Debian package that provides it
-REQUIRED_COMMANDS=(
-    "sshd openssh-server"
-    "ssh openssh-client"
-    "ssh-keygen openssh-client"
-    "arping iputils-arping"
-    "nft nftables"               # baton's quiesce (VIP pairs with `quiesce`)
-    "ping iputils-ping"
-    "knotd knot"
-    "knotc knot"
-    "kdig knot-dnsutils"
-    "dig bind9-dnsutils"
-    "nsupdate bind9-dnsutils"
-    "tsig-keygen bind9"          # Debian 12 ships tsig-keygen in bind9, not bind9-utils
-    "nginx nginx-light"
-    "sudo sudo"
-    "visudo sudo"
-    "ip iproute2"
-    "curl curl"
-    "unshare util-linux"
-    "nsenter util-linux"
-    "flock util-linux"
-    "openssl openssl"            # the lab CA and certificate for the https checks
-)
+# --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
+HOSTS=()              # every base host, in table order
+SERVICE_HOSTS=()      # the base hosts with role service (sshd + nginx)
+PAIRS=()              # the base pairs
+DNS_HOST='' DNS2_HOST='' CTL_HOST='' CLIENT_HOST=''   # the hosts with those roles
+DNS_ADDR='' DNS2_ADDR=''                              # the two Knot servers' addresses
+FLEET_N=0             # the number of fleet pairs
+FLEET_PAIRS=()        # fleet-001 ..
+FLEET_HOSTS=()        # f001a f001b ..
+FLEET_NETS=()         # the fleet subnets in use (198.18.S)
+LAB_NETS=()           # every subnet in use: the only connected routes a namespace may have
+declare -A H_ADDR=() H_ROLE=() H_PAIR=() H_NET=()     # by host: address, role, pair, subnet
+declare -A P_METHOD=() P_PRIMARY=() P_STANDBY=() P_TARGET=() P_TTL=() P_DESC=() P_ENV=() P_CANARY=()
+                                                      # by pair: its columns in the tables
 
+# --- caches --------------------------------------------------------------------------------
 # Modes and owners of the generated files, read by one `find` (load_stat_cache) instead of
-# one `stat` per file: "MODE USER:GROUP" by path.
+# one `stat` per file: "MODE USER:GROUP" by path. put_text keeps it current.
 declare -A STAT_OF=()
-declare -A SW_PORT=() H_ETH0=() H_LOCAL=() FLEET_TOUCHED=()
-LOCKED=0
-RE_LOCAL=$'[|]-- ([0-9.]+)\n *(/32 host LOCAL)'
+# load_sw_ports (net.sh): SW_PORT[PORT]=ok for each bridge port that is up; SW_BRIDGE is
+# up, down or missing
+declare -A SW_PORT=()
+SW_BRIDGE=missing
+# host_net_ok (net.sh): H_ETH0[HOST] = eth0's addresses (" A/P A/P ... ");
+# fleet_net_ok: H_LOCAL[HOST] = its local addresses (" A A ... ")
+declare -A H_ETH0=() H_LOCAL=()
+# load_process_table (procs.sh): PPID_OF[PID] = its parent
+declare -A PPID_OF=()
 
+# --- run state -----------------------------------------------------------------------------
+LOCKED=0              # take_lock: this process holds the lab's lock
+LAB_HOSTNAME=''       # cmd_up: this machine's name (each namespace's /etc/hosts has it)
+declare -A NEW_HOST=()       # ensure_host_net: HOST -> 1 when its namespace was created now
+declare -A NEW_HOSTKEY=()    # host_key: HOST -> 1 when its sshd host key was generated now
+declare -A CFG_CHANGED=()    # KIND/HOST -> 1 when up rewrote that daemon's config (sshd, nginx, knotd)
+declare -A FLEET_TOUCHED=()  # fleet_up: HOST -> 1 when this run set its pair up
+}
+
+# --- helpers ---------------------------------------------------------------------------------
 say() { printf 'lab: %s\n' "$*"; }
-
 warn() { printf 'lab: warning: %s\n' "$*" >&2; }
-
 die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
 
 require_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }

@@ -1,28 +1,29 @@
 # shellcheck shell=bash
-# scripts/lab.d/fleet.sh — sourced by scripts/lab. The fleet: its pairs checked quickly, set up in parallel, removed, reset.
+# scripts/lab.d/fleet.sh — sourced by scripts/lab. The fleet: its pairs checked quickly, set up
+# in parallel, removed, reset.
 
 # fleet_pair_ok PAIR — (no writes; builtins and one `ip` per host) the pair is complete: keys,
 # dirs, config files as up would write them, network, both daemons alive and consistent
 fleet_pair_ok() {
-    local p=$1 h d k e
+    local p=$1 h d k e txt spid npid broken
     for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
         d=$LAB/hosts/$h; k=$d/ssh_host_ed25519_key; e=/etc/netns/baton-$h
         [ -s "$k" ] && [ -s "$k.pub" ] && [ "${STAT_OF[$k]-}" = "600 root:root" ] &&
             [ -d "$d/srv" ] && [ -d "$d/nginx-tmp" ] || return 1
-        sshd_config_text "$h"; file_current "$d/sshd_config" 0644 root:root "$TXT" || return 1
-        nginx_conf_text "$h"; file_current "$d/nginx.conf" 0644 root:root "$TXT" || return 1
-        fleet_hosts_text "$h"; file_current "$e/hosts" 0644 root:root "$TXT" || return 1
-        resolv_conf_text; file_current "$e/resolv.conf" 0644 root:root "$TXT" || return 1
-        service_daemons "$h"
-        [ -n "$SPID" ] && [ -n "$NPID" ] && [ "$BROKEN" = 0 ] || return 1
-        fleet_net_ok "$h" "$SPID" || return 1
+        sshd_config_text "$h" txt; file_current "$d/sshd_config" 0644 root:root "$txt" || return 1
+        nginx_conf_text "$h" txt; file_current "$d/nginx.conf" 0644 root:root "$txt" || return 1
+        fleet_hosts_text "$h" txt; file_current "$e/hosts" 0644 root:root "$txt" || return 1
+        resolv_conf_text txt; file_current "$e/resolv.conf" 0644 root:root "$txt" || return 1
+        service_daemons "$h" spid npid broken
+        [ -n "$spid" ] && [ -n "$npid" ] && [ "$broken" = 0 ] || return 1
+        fleet_net_ok "$h" "$spid" || return 1
     done
 }
 
 # fleet_pair_setup PAIR — build or repair both hosts of a fleet pair (what up does for a base
 # host, for these two); runs in a background subshell of run_pool
 fleet_pair_setup() {
-    local p=$1 h d e
+    local p=$1 h d e txt
     for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
         d=$LAB/hosts/$h; e=/etc/netns/baton-$h
         [ -d "$d/nginx-tmp" ] || install -d -m 0755 "$d" "$d/nginx-tmp"
@@ -30,60 +31,65 @@ fleet_pair_setup() {
         chmod 0600 "$d/ssh_host_ed25519_key"
         ensure_srv "$h"
         write_host_files "$h"
-        SSHD_CFG_CHANGED[$h]=$CFG_CHANGED_SSHD; NGINX_CFG_CHANGED[$h]=$CFG_CHANGED_NGINX
         [ -d "$e" ] || install -d -m 0755 "$e"
-        fleet_hosts_text "$h"; put_text "$e/hosts" 0644 root:root "$TXT"
-        resolv_conf_text; put_text "$e/resolv.conf" 0644 root:root "$TXT"
+        fleet_hosts_text "$h" txt; put_text "$e/hosts" 0644 root:root "$txt"
+        resolv_conf_text txt; put_text "$e/resolv.conf" 0644 root:root "$txt"
         ensure_host_net "$h"
     done
     vip_if_new "$p"
     for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do start_service_host "$h"; done
 }
 
-# run_pool FUNC ITEM... — FUNC ITEM for each item, in background subshells, FLEET_JOBS at a
-# time (their stdout is dropped when there are more than 10 items, their stderr shown);
-# POOL_FAILED: the items whose FUNC failed
+# run_pool FUNC FAILEDVAR ITEM... — FUNC ITEM for each item, in background subshells,
+# FLEET_JOBS at a time (their stdout is dropped when there are more than 10 items, their
+# stderr shown); sets the array FAILEDVAR to the items whose FUNC failed
 run_pool() {
-    local fn=$1 item quiet=0; shift
-    local -A running=()
-    POOL_FAILED=()
-    [ $# -le 10 ] || quiet=1
-    for item in "$@"; do
-        while [ ${#running[@]} -ge "$FLEET_JOBS" ]; do pool_wait; done
-        if [ $quiet = 1 ]; then ( "$fn" "$item" ) >/dev/null & else ( "$fn" "$item" ) & fi
-        running[$!]=$item
+    local _fn=$1 _item _quiet=0
+    local -n _failed=$2
+    shift 2
+    local -A _running=()
+    _failed=()
+    [ $# -le 10 ] || _quiet=1
+    for _item in "$@"; do
+        while [ ${#_running[@]} -ge "$FLEET_JOBS" ]; do pool_wait _running "${!_failed}"; done
+        if [ $_quiet = 1 ]; then ( "$_fn" "$_item" ) >/dev/null & else ( "$_fn" "$_item" ) & fi
+        _running[$!]=$_item
     done
-    while [ ${#running[@]} -gt 0 ]; do pool_wait; done
+    while [ ${#_running[@]} -gt 0 ]; do pool_wait _running "${!_failed}"; done
 }
 
-pool_wait() { # (of run_pool) wait for one job to end
-    local pid='' rc=0
-    wait -n -p pid || rc=$?
-    if [ -z "$pid" ]; then running=(); return 0; fi
-    [ "$rc" = 0 ] || POOL_FAILED+=("${running[$pid]}")
-    unset "running[$pid]"
+# pool_wait RUNNINGVAR FAILEDVAR — (of run_pool) wait for one job of RUNNINGVAR (pid -> item)
+# to end; a failed one's item is added to FAILEDVAR
+pool_wait() {
+    local -n _jobs=$1 _bad=$2
+    local _pid='' _rc=0
+    wait -n -p _pid || _rc=$?
+    if [ -z "$_pid" ]; then _jobs=(); return 0; fi
+    [ "$_rc" = 0 ] || _bad+=("${_jobs[$_pid]}")
+    unset "_jobs[$_pid]"
 }
 
 # fleet_up — every fleet pair complete: a quick look at each (fleet_pair_ok), then the ones
 # that need work set up in parallel
 fleet_up() {
     [ "$FLEET_N" -gt 0 ] || return 0
-    local p todo=() t0=$EPOCHREALTIME
+    local p todo=() failed=() t0=$EPOCHREALTIME
     for p in "${FLEET_PAIRS[@]}"; do
         fleet_pair_ok "$p" && continue
         todo+=("$p")
         unset "H_ETH0[${P_PRIMARY[$p]}]" "H_ETH0[${P_STANDBY[$p]}]" "H_LOCAL[${P_PRIMARY[$p]}]" "H_LOCAL[${P_STANDBY[$p]}]"
-        FLEET_TOUCHED[${P_PRIMARY[$p]}]=1; FLEET_TOUCHED[${P_STANDBY[$p]}]=1
+        # shellcheck disable=SC2034  # run state (common.sh), read by verify_reachable
+        { FLEET_TOUCHED[${P_PRIMARY[$p]}]=1; FLEET_TOUCHED[${P_STANDBY[$p]}]=1; }
     done
     [ ${#todo[@]} -gt 0 ] || return 0
     say "fleet: setting up ${#todo[@]} of $FLEET_N pairs, $FLEET_JOBS at a time: $(span "${todo[@]}")"
-    run_pool fleet_pair_setup "${todo[@]}"
+    run_pool fleet_pair_setup failed "${todo[@]}"
     # a host set up anew may have a new MAC address (a new veth): the controller and the
     # client forget the old ones, or they would send to them until their entries time out
     local h
     for h in "$CTL_HOST" "$CLIENT_HOST"; do ip -n "baton-$h" neigh flush dev eth0 2>/dev/null || true; done
-    [ ${#POOL_FAILED[@]} = 0 ] ||
-        die "fleet pairs not set up: $(span "${POOL_FAILED[@]}"); see the messages above and $LAB/hosts/fNNN?/*.log"
+    [ ${#failed[@]} = 0 ] ||
+        die "fleet pairs not set up: $(span "${failed[@]}"); see the messages above and $LAB/hosts/fNNN?/*.log"
     say "fleet: set up in $(elapsed "$t0")"
 }
 
@@ -91,10 +97,10 @@ fleet_up() {
 # anything else in their namespaces, the namespaces (their veths go with them), host dirs,
 # /etc/netns entries, pair files, state
 remove_fleet_pairs() {
-    local k h hosts=() names=() paths=()
+    local k h p hosts=() names=() paths=()
     for ((k = $1; k <= $2; k++)); do
-        fleet_define "$k" - false
-        names+=("$FP"); hosts+=("$FA" "$FB")
+        fleet_define "$k" - false p
+        names+=("$p"); hosts+=("${P_PRIMARY[$p]}" "${P_STANDBY[$p]}")
     done
     end_processes_of "${hosts[@]}"
     for h in "${hosts[@]}"; do
@@ -132,10 +138,7 @@ reset_fleet() {
                     ip -n "$ns" addr add "$vip" dev eth0
                 fi
             fi
-            if ! srv_is_initial "$h"; then
-                find "$LAB/hosts/$h/srv" -mindepth 1 -delete
-                write_srv_files "$h"
-            fi
+            srv_is_initial "$h" || reset_srv "$h"
         done
     done
     local st=("$LAB/fleet/state"/* "$LAB/fleet/state"/.[!.]* "$LAB/fleet/state"/..?*)

@@ -1,6 +1,8 @@
 # shellcheck shell=bash
-# scripts/lab.d/labdir.sh — sourced by scripts/lab. The lab dir: where it may live, its directories, its removal.
+# scripts/lab.d/labdir.sh — sourced by scripts/lab. The lab dir: where it may live, its
+# directories, its removal.
 
+# check_lab_path — BATON_LAB_DIR is a path sshd's StrictModes accepts
 check_lab_path() {
     case $LAB in /*) ;; *) die "BATON_LAB_DIR must be an absolute path (got $LAB)" ;; esac
     [ "$LAB" != / ] || die "BATON_LAB_DIR must not be /"
@@ -19,6 +21,8 @@ check_lab_path() {
     done
 }
 
+# ensure_dirs — the lab dir and its directories, SRV_PATH and /run/sshd (noting which the lab
+# created, so that down removes only those), the base hosts' dirs
 ensure_dirs() {
     if [ -e "$LAB" ] && [ ! -e "$LAB/.baton-lab" ] && [ -n "$(ls -A "$LAB")" ]; then
         die "$LAB exists, is not empty and is not a baton lab (no .baton-lab marker)"
@@ -39,4 +43,20 @@ ensure_dirs() {
     local h dirs=()
     for h in "${SERVICE_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h" "$LAB/hosts/$h/nginx-tmp"); done
     install -d -m 0755 "${dirs[@]}"
+}
+
+# remove_lab_dir — the lab dir (only one with the lab's marker), and SRV_PATH and /run/sshd
+# when the lab created them
+remove_lab_dir() {
+    [ -e "$LAB" ] || return 0
+    if [ -e "$LAB/.baton-lab" ]; then
+        [ -e "$LAB/.created-srv-path" ] && { rmdir "$SRV_PATH" 2>/dev/null || warn "$SRV_PATH not empty; left in place"; }
+        if [ -e "$LAB/.created-run-sshd" ]; then rmdir /run/sshd 2>/dev/null || true; fi
+        rm -rf "$LAB"
+        say "removed $LAB"
+    elif [ -z "$(ls -A "$LAB")" ]; then
+        rmdir "$LAB"
+    else
+        warn "$LAB is not a baton lab dir (no .baton-lab marker); left in place"
+    fi
 }

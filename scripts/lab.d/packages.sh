@@ -1,9 +1,35 @@
 # shellcheck shell=bash
-# scripts/lab.d/packages.sh — sourced by scripts/lab. The Debian packages the lab needs, installed when a command is missing.
+# scripts/lab.d/packages.sh — sourced by scripts/lab. The Debian packages the lab needs,
+# installed when a command is missing.
 
+# missing_packages — print the packages of the commands that are missing
 missing_packages() {
+    # command -> Debian package that provides it
+    local required=(
+        "sshd openssh-server"
+        "ssh openssh-client"
+        "ssh-keygen openssh-client"
+        "arping iputils-arping"
+        "nft nftables"               # baton's quiesce (VIP pairs with `quiesce`)
+        "ping iputils-ping"
+        "knotd knot"
+        "knotc knot"
+        "kdig knot-dnsutils"
+        "dig bind9-dnsutils"
+        "nsupdate bind9-dnsutils"
+        "tsig-keygen bind9"          # Debian 12 ships tsig-keygen in bind9, not bind9-utils
+        "nginx nginx-light"
+        "sudo sudo"
+        "visudo sudo"
+        "ip iproute2"
+        "curl curl"
+        "unshare util-linux"
+        "nsenter util-linux"
+        "flock util-linux"
+        "openssl openssl"            # the lab CA and certificate for the https checks
+    )
     local line cmd pkg out=()
-    for line in "${REQUIRED_COMMANDS[@]}"; do
+    for line in "${required[@]}"; do
         read -r cmd pkg <<<"$line"
         command -v "$cmd" >/dev/null 2>&1 && continue
         [[ " ${out[*]-} " == *" $pkg "* ]] || out+=("$pkg")
@@ -11,6 +37,7 @@ missing_packages() {
     echo "${out[@]-}"
 }
 
+# ensure_packages — install the missing packages (without letting them start their services)
 ensure_packages() {
     local missing; missing=$(missing_packages)
     [ -n "$missing" ] || return 0
@@ -22,10 +49,10 @@ ensure_packages() {
         printf '#!/bin/sh\n# temporary, from baton scripts/lab\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d; guard=1
     fi
-    local rc=0 try
+    local rc=0
     export DEBIAN_FRONTEND=noninteractive
     # another apt/dpkg may hold the locks: wait for it (DPkg::Lock::Timeout) and retry update
-    for try in $(seq 1 60); do
+    for _ in $(seq 1 60); do
         apt-get -o DPkg::Lock::Timeout=600 -q update && { rc=0; break; } || rc=$?
         sleep 5
     done

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# scripts/lab.d/procs.sh — sourced by scripts/lab. Processes: the daemons the lab started, found by their pid files; waiting for them; ending
-# them (and only them, by pid).
+# scripts/lab.d/procs.sh — sourced by scripts/lab. Processes: the daemons the lab started,
+# found by their pid files; waiting for them; ending them (and only them, by pid).
 
 # pid_alive PID PATTERN — PID is a live (non-zombie) process whose command line contains PATTERN
 pid_alive() {
@@ -11,31 +11,29 @@ pid_alive() {
     [ -n "$cmd" ] && [[ $cmd == *"$pat"* ]]
 }
 
-# daemon_info KIND HOST -> sets D_PIDFILE, D_PATTERN
+# daemon_info KIND HOST PIDFILEVAR PATTERNVAR — sets PIDFILEVAR to the daemon's pid file and
+# PATTERNVAR to what its command line contains (its config file)
 daemon_info() {
-    local h=$LAB/hosts/$2
+    local _h=$LAB/hosts/$2 _k
     case $1 in
-        sshd) D_PIDFILE=$h/sshd.pid; D_PATTERN=$h/sshd_config ;;
-        nginx) D_PIDFILE=$h/nginx.pid; D_PATTERN=$h/nginx.conf ;;
-        knotd) knot_dir "$2"; D_PIDFILE=$KDIR/knot.pid; D_PATTERN=$KDIR/knot.conf ;;
+        sshd) printf -v "$3" '%s' "$_h/sshd.pid"; printf -v "$4" '%s' "$_h/sshd_config" ;;
+        nginx) printf -v "$3" '%s' "$_h/nginx.pid"; printf -v "$4" '%s' "$_h/nginx.conf" ;;
+        knotd) knot_dir "$2" _k; printf -v "$3" '%s' "$_k/knot.pid"; printf -v "$4" '%s' "$_k/knot.conf" ;;
     esac
 }
 
-# find_daemon KIND HOST — sets DPID to the pid recorded for this daemon if it is alive (and
-# ours), else to "" and fails
+# find_daemon KIND HOST [PIDVAR] — the pid recorded for this daemon is alive (and ours); sets
+# PIDVAR to it (to "" when it fails)
 find_daemon() {
-    local pid=
-    DPID=
-    daemon_info "$1" "$2"
-    [ -s "$D_PIDFILE" ] || return 1
-    IFS= read -r pid 2>/dev/null <"$D_PIDFILE" || true      # Knot writes it without a newline
-    pid=${pid%%[!0-9]*}
-    pid_alive "$pid" "$D_PATTERN" || return 1
-    DPID=$pid
+    local _pid='' _pidfile _pattern
+    [ -z "${3-}" ] || printf -v "$3" ''
+    daemon_info "$1" "$2" _pidfile _pattern
+    [ -s "$_pidfile" ] || return 1
+    IFS= read -r _pid 2>/dev/null <"$_pidfile" || true      # Knot writes it without a newline
+    _pid=${_pid%%[!0-9]*}
+    pid_alive "$_pid" "$_pattern" || return 1
+    [ -z "${3-}" ] || printf -v "$3" '%s' "$_pid"
 }
-
-# daemon_pid KIND HOST — print the pid recorded for this daemon if it is alive (and ours)
-daemon_pid() { find_daemon "$1" "$2" || return 1; printf '%s' "$DPID"; }
 
 # in_ns PID NS — the process lives in the current incarnation of network namespace NS
 in_ns() { [ "/proc/$1/ns/net" -ef "/run/netns/$2" ]; }
@@ -71,15 +69,15 @@ wait_pidfile() { # wait_pidfile KIND HOST — up to 5 s for the daemon's pid fil
     return 1
 }
 
-# all pids (and their ancestry) of this machine: PPID_OF[pid]=ppid
+# load_process_table — all pids (and their ancestry) of this machine: PPID_OF[pid]=ppid
 load_process_table() {
-    declare -gA PPID_OF=()
-    local f line rest pid
+    PPID_OF=()
+    local f line rest pid ppid
     for f in /proc/[0-9]*/stat; do
         read -r line 2>/dev/null <"$f" || continue
         pid=${line%% *}; rest=${line##*) }
         read -r _ ppid _ <<<"$rest"
-        PPID_OF[$pid]=$ppid
+        PPID_OF["$pid"]=$ppid
     done
 }
 
@@ -102,7 +100,7 @@ end_processes_of() {
     for h in "$@"; do
         [ "$h" = sw ] && continue
         for kind in $(host_daemons "$h"); do
-            if find_daemon "$kind" "$h"; then pids+=("$DPID"); labels+=("$kind/$h:$DPID"); fi
+            if find_daemon "$kind" "$h" pid; then pids+=("$pid"); labels+=("$kind/$h:$pid"); fi
         done
     done
     if [ ${#pids[@]} -gt 0 ]; then

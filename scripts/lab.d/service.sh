@@ -1,52 +1,53 @@
 # shellcheck shell=bash
-# scripts/lab.d/service.sh — sourced by scripts/lab. A service host: its sshd and nginx, started together in a private mount namespace in which
-# the host's own srv is SRV_PATH.
+# scripts/lab.d/service.sh — sourced by scripts/lab. A service host: its sshd and nginx,
+# started together in a private mount namespace in which the host's own srv is SRV_PATH.
 
+# write_host_files HOST — its sshd_config and nginx.conf; CFG_CHANGED[sshd/HOST] and
+# CFG_CHANGED[nginx/HOST] say whether they changed
 write_host_files() {
-    local h=$1 d=$LAB/hosts/$1
-    sshd_config_text "$h"
-    put_text "$d/sshd_config" 0644 root:root "$TXT"
-    CFG_CHANGED_SSHD=$WROTE
-    nginx_conf_text "$h"
-    put_text "$d/nginx.conf" 0644 root:root "$TXT"
-    CFG_CHANGED_NGINX=$WROTE
+    local h=$1 d=$LAB/hosts/$1 txt
+    sshd_config_text "$h" txt
+    put_text "$d/sshd_config" 0644 root:root "$txt" "CFG_CHANGED[sshd/$h]"
+    nginx_conf_text "$h" txt
+    put_text "$d/nginx.conf" 0644 root:root "$txt" "CFG_CHANGED[nginx/$h]"
 }
 
 srv_mounted_for() { # srv_mounted_for PID HOST — PID sees HOST's srv at SRV_PATH
     [ "/proc/$1/root$SRV_PATH" -ef "$LAB/hosts/$2/srv" ]
 }
 
-# service_daemons HOST — SPID, NPID: its live sshd and nginx (or ""); BROKEN=1 when one lives
-# in a stale namespace, does not see this host's srv, or does not share its partner's mount
-# namespace (ours by pid file, but broken)
+# service_daemons HOST SPIDVAR NPIDVAR BROKENVAR — sets SPIDVAR and NPIDVAR to its live sshd
+# and nginx (or ""), BROKENVAR to 1 when one lives in a stale namespace, does not see this
+# host's srv, or does not share its partner's mount namespace (ours by pid file, but broken),
+# else to 0
 service_daemons() {
-    local h=$1 p
-    SPID=; NPID=; BROKEN=0
-    find_daemon sshd "$h" && SPID=$DPID
-    find_daemon nginx "$h" && NPID=$DPID
-    for p in $SPID $NPID; do
-        in_ns "$p" "baton-$h" && srv_mounted_for "$p" "$h" || BROKEN=1
+    local _h=$1 _p _s _n _broken=0
+    find_daemon sshd "$_h" _s || true
+    find_daemon nginx "$_h" _n || true
+    for _p in $_s $_n; do
+        in_ns "$_p" "baton-$_h" && srv_mounted_for "$_p" "$_h" || _broken=1
     done
-    if [ -n "$SPID" ] && [ -n "$NPID" ] && ! [ "/proc/$SPID/ns/mnt" -ef "/proc/$NPID/ns/mnt" ]; then
-        BROKEN=1
+    if [ -n "$_s" ] && [ -n "$_n" ] && ! [ "/proc/$_s/ns/mnt" -ef "/proc/$_n/ns/mnt" ]; then
+        _broken=1
     fi
-    return 0
+    printf -v "$2" '%s' "$_s"; printf -v "$3" '%s' "$_n"; printf -v "$4" '%s' "$_broken"
 }
 
+# start_service_host HOST — its sshd and nginx run, in its namespace, seeing its srv, with
+# their current configuration and host key (restarted when up changed them)
 start_service_host() {
-    local h=$1 d=$LAB/hosts/$1 ns=baton-$1 spid npid p
-    service_daemons "$h"
-    spid=$SPID; npid=$NPID
-    if [ "$BROKEN" = 1 ]; then
+    local h=$1 d=$LAB/hosts/$1 ns=baton-$1 spid npid broken p
+    service_daemons "$h" spid npid broken
+    if [ "$broken" = 1 ]; then
         warn "daemons of $h are inconsistent; restarting them"
-        stop_pids $spid $npid
+        stop_pids ${spid:+"$spid"} ${npid:+"$npid"}
         spid=; npid=
     fi
     # a changed host key or config needs a restart of that daemon
-    if [ -n "$spid" ] && { [ "${NEW_HOSTKEY[$h]-0}" = 1 ] || [ "${SSHD_CFG_CHANGED[$h]-0}" = 1 ]; }; then
+    if [ -n "$spid" ] && { [ "${NEW_HOSTKEY[$h]-0}" = 1 ] || [ "${CFG_CHANGED[sshd/$h]-0}" = 1 ]; }; then
         say "restarting sshd on $h (new key or config)"; stop_pids "$spid"; spid=
     fi
-    if [ -n "$npid" ] && [ "${NGINX_CFG_CHANGED[$h]-0}" = 1 ]; then
+    if [ -n "$npid" ] && [ "${CFG_CHANGED[nginx/$h]-0}" = 1 ]; then
         say "restarting nginx on $h (new config)"; stop_pids "$npid"; npid=
     fi
     [ -n "$spid" ] && [ -n "$npid" ] && return 0
@@ -64,6 +65,7 @@ start_service_host() {
         # a private mount namespace in which this host's srv is /srv/baton-lab, shared by
         # its sshd (so login shells see it) and its nginx
         say "starting sshd and nginx on $h"
+        # shellcheck disable=SC2016  # the script is for the inner sh, its arguments follow
         ip netns exec "$ns" env -i PATH="$SAFE_PATH" LANG=C \
             unshare --mount --propagation private -- /bin/sh -c \
             'mount --make-rprivate / && mount --bind "$0" "$1" && eval "$2"' \

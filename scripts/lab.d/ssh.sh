@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# scripts/lab.d/ssh.sh — sourced by scripts/lab. SSH: the client keys, each service host's host key and sshd_config, known_hosts.
+# scripts/lab.d/ssh.sh — sourced by scripts/lab. SSH: the client keys, each service host's
+# host key and sshd_config, known_hosts.
 
 # host_key HOST — its sshd host key, generated when missing (NEW_HOSTKEY[HOST]=1)
 host_key() {
@@ -7,11 +8,14 @@ host_key() {
     if [ ! -s "$k" ] || [ ! -s "$k.pub" ]; then
         rm -f "$k" "$k.pub"
         ssh-keygen -q -t ed25519 -N '' -C "baton-lab host $1" -f "$k"
+        # shellcheck disable=SC2034  # run state (common.sh), read by start_service_host
         NEW_HOSTKEY[$1]=1
     fi
 }
 
-ensure_keys() {
+# ensure_ssh_keys — the client keys (one with ssh/passphrase), authorized_keys, the base
+# hosts' host keys
+ensure_ssh_keys() {
     local s=$LAB/ssh
     put_file "$s/passphrase" 0600 < <(printf '%s' "$PASSPHRASE")
     if [ ! -s "$s/id_ed25519" ] || [ ! -s "$s/id_ed25519.pub" ]; then
@@ -33,40 +37,10 @@ ensure_keys() {
     done
     chmod 0600 "${keys[@]}"
     # known_hosts: write_known_hosts, once the fleet's keys exist too
-
-    local kdir=$LAB/keys
-    if [ ! -s "$kdir/update.key" ]; then
-        (umask 077; tsig-keygen -a hmac-sha256 "$TSIG_NAME" >"$kdir/update.key.tmp")
-        mv -f "$kdir/update.key.tmp" "$kdir/update.key"
-    fi
-    if [ ! -s "$kdir/wrong.key" ] || [ "$(tsig_secret "$kdir/wrong.key")" = "$(tsig_secret "$kdir/update.key")" ]; then
-        (umask 077; tsig-keygen -a hmac-sha256 "$TSIG_NAME" >"$kdir/wrong.key.tmp")
-        mv -f "$kdir/wrong.key.tmp" "$kdir/wrong.key"
-    fi
-    chmod 0600 "$kdir/update.key" "$kdir/wrong.key"
-
-    # TLS for the https checks: a lab CA and one server certificate for the
-    # service names, which every host serves on port 443.
-    if [ ! -s "$kdir/tls-ca.crt" ] || [ ! -s "$kdir/tls-server.crt" ] || [ ! -s "$kdir/tls-server.key" ]; then
-        (
-            umask 077
-            cd "$kdir"
-            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-                -subj "/CN=baton lab CA" -keyout tls-ca.key -out tls-ca.crt 2>/dev/null
-            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-                -subj "/CN=app.${ZONE%.}" -keyout tls-server.key -out tls-server.csr 2>/dev/null
-            printf 'subjectAltName=DNS:app.%s,DNS:web.%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-                "${ZONE%.}" "${ZONE%.}" >tls-server.ext
-            openssl x509 -req -in tls-server.csr -CA tls-ca.crt -CAkey tls-ca.key -CAcreateserial \
-                -days 3650 -extfile tls-server.ext -out tls-server.crt 2>/dev/null
-            rm -f tls-server.csr tls-server.ext tls-ca.srl
-        )
-    fi
-    chmod 0644 "$kdir/tls-ca.crt" "$kdir/tls-server.crt"
-    chmod 0600 "$kdir/tls-ca.key" "$kdir/tls-server.key"
 }
 
-# known_hosts: the base hosts first (their line numbers never change), then the fleet's
+# write_known_hosts — ssh/known_hosts: the base hosts first (their line numbers never change),
+# then the fleet's
 write_known_hosts() {
     local h kt kb rest txt=
     for h in "${SERVICE_HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
@@ -76,17 +50,17 @@ write_known_hosts() {
     put_text "$LAB/ssh/known_hosts" 0644 root:root "$txt"
 }
 
-# sshd_config_text HOST, nginx_conf_text HOST — the daemons' configuration files, in TXT
+# sshd_config_text HOST VAR — sets VAR to the host's sshd_config
 sshd_config_text() {
-    local h=$1 d=$LAB/hosts/$1
-    TXT="# Written by scripts/lab up: sshd of lab host $h (namespace baton-$h).
-ListenAddress ${H_ADDR[$h]}
+    local _h=$1 _d=$LAB/hosts/$1
+    printf -v "$2" '%s' "# Written by scripts/lab up: sshd of lab host $_h (namespace baton-$_h).
+ListenAddress ${H_ADDR[$_h]}
 Port 22
 # A second port, so tests can check [host]:port known_hosts entries.
 Port 2222
 AddressFamily inet
-HostKey $d/ssh_host_ed25519_key
-PidFile $d/sshd.pid
+HostKey $_d/ssh_host_ed25519_key
+PidFile $_d/sshd.pid
 AuthorizedKeysFile $LAB/ssh/authorized_keys
 AllowUsers $DEPLOY_USER
 UsePAM no

@@ -1,15 +1,18 @@
 # shellcheck shell=bash
-# scripts/lab.d/status.sh — sourced by scripts/lab. Health: probing the daemons from the controller's namespace, `up`'s final check, `status`.
+# scripts/lab.d/status.sh — sourced by scripts/lab. Health: probing the daemons from the
+# controller's namespace, `up`'s final check, `status`.
 
-# probe_many SECONDS ADDR:PORT... — one shell in the controller namespace waits (SECONDS in
-# all) until each endpoint accepts, all endpoints at once (a connection to a host that is gone
-# hangs for seconds); sets PROBE_OK[ADDR:PORT]=1 for those that did
+# probe_many SECONDS MAPVAR ADDR:PORT... — one shell in the controller namespace waits (SECONDS
+# in all) until each endpoint accepts, all endpoints at once (a connection to a host that is
+# gone hangs for seconds); sets MAPVAR[ADDR:PORT]=1 (an associative array) for those that did
 probe_many() {
-    declare -gA PROBE_OK=()
-    local ep out
-    [ $# -gt 1 ] || return 0
-    # shellcheck disable=SC2016
-    out=$(ip netns exec "baton-$CTL_HOST" timeout $(($1 + 1)) bash -c '
+    local _secs=$1 _ep _out
+    local -n _ok=$2
+    shift 2
+    _ok=()
+    [ $# -gt 0 ] || return 0
+    # shellcheck disable=SC2016  # the script is for the inner bash, its arguments follow
+    _out=$(ip netns exec "baton-$CTL_HOST" timeout $((_secs + 1)) bash -c '
         end=$(( ${EPOCHREALTIME/./} + $0 * 1000000 ))
         probe() {
             until : 2>/dev/null 3<>"/dev/tcp/${1%:*}/${1##*:}"; do
@@ -19,10 +22,10 @@ probe_many() {
             echo "$1"
         }
         for ep; do probe "$ep" & done
-        wait' "$@" 2>/dev/null) || true
-    while read -r ep; do
-        [ -n "$ep" ] && PROBE_OK[$ep]=1
-    done <<<"$out"
+        wait' "$_secs" "$@" 2>/dev/null) || true
+    while read -r _ep; do
+        [ -n "$_ep" ] && _ok["$_ep"]=1
+    done <<<"$_out"
     return 0
 }
 
@@ -30,16 +33,17 @@ probe_many() {
 # run set up (a fleet daemon found alive and consistent is trusted: a connection to sshd costs
 # it a fork and re-exec, which adds up over a large fleet)
 verify_reachable() {
-    local h eps=() hosts=("${SERVICE_HOSTS[@]}") bad=0
-    for h in "${FLEET_HOSTS[@]}"; do [ -z "${FLEET_TOUCHED[$h]-}" ] || hosts+=("$h"); done
-    for h in "${hosts[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
-    probe_many 10 "${eps[@]}"
-    for h in "${hosts[@]}"; do
-        [ -n "${PROBE_OK[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
-        [ -n "${PROBE_OK[${H_ADDR[$h]}:80]-}" ] || { warn "nginx on $h (${H_ADDR[$h]}:80) does not answer"; bad=1; }
+    local h eps=() probed=("${SERVICE_HOSTS[@]}") bad=0
+    local -A answered=()
+    for h in "${FLEET_HOSTS[@]}"; do [ -z "${FLEET_TOUCHED[$h]-}" ] || probed+=("$h"); done
+    for h in "${probed[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
+    probe_many 10 answered "${eps[@]}"
+    for h in "${probed[@]}"; do
+        [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
+        [ -n "${answered[${H_ADDR[$h]}:80]-}" ] || { warn "nginx on $h (${H_ADDR[$h]}:80) does not answer"; bad=1; }
     done
-    local i soa=
-    for i in $(seq 1 50); do
+    local soa=
+    for _ in $(seq 1 50); do
         soa=$(dns_query "$ZONE" SOA) && [ -n "$soa" ] && break
         sleep 0.1
     done
@@ -48,16 +52,19 @@ verify_reachable() {
     return $bad
 }
 
+# cmd_status — `scripts/lab status`: every namespace and daemon, the pairs' traffic; fails
+# unless all is up
 cmd_status() {
-    local bad=0 h ns pid kind addrs eps=()
-    declare -gA H_ETH0=()
+    local bad=0 h ns pid kind addrs problem eps=()
+    local -A answered=()
+    H_ETH0=()
     # one probe for every daemon that is alive
     for h in "${HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
         for kind in $(host_daemons "$h"); do
             case $kind in sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx) eps+=("${H_ADDR[$h]}:80") ;; knotd) eps+=("${H_ADDR[$h]}:53") ;; esac
         done
     done
-    if ns_exists "baton-$CTL_HOST"; then probe_many 2 "${eps[@]}"; else declare -gA PROBE_OK=(); fi
+    if ns_exists "baton-$CTL_HOST"; then probe_many 2 answered "${eps[@]}"; fi
 
     if ns_exists "$SW_NS"; then
         local br=down
@@ -85,11 +92,11 @@ cmd_status() {
             { state=UNPLUGGED; bad=1; }
         printf '%-14s %-6s eth0 %s\n' "$ns" "$state" "${addrs% }"
         for kind in $(host_daemons "$h"); do
-            if find_daemon "$kind" "$h" && pid=$DPID && in_ns "$pid" "$ns"; then
+            if find_daemon "$kind" "$h" pid && in_ns "$pid" "$ns"; then
                 local port=22 extra=
                 [ "$kind" = nginx ] && port=80
                 [ "$kind" = knotd ] && port=53
-                if [ -n "${PROBE_OK[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
+                if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
                 if [ "$kind" != knotd ] && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
                 printf '  %-12s alive  pid %s, %s\n' "$kind" "$pid" "$extra"
             else
@@ -102,18 +109,18 @@ cmd_status() {
     local d line a
     for h in "${FLEET_HOSTS[@]}"; do
         ns=baton-$h
-        if host_net_ok "$h"; then
+        if host_net_ok "$h" problem; then
             a=${H_ETH0[$h]# }; a=${a% }
             printf -v line '%-14s %-6s eth0 %-32s' "$ns" up "$a"
         else
-            printf -v line '%-14s %-6s %-37s' "$ns" BROKEN "($NET_PROBLEM)"; bad=1
+            printf -v line '%-14s %-6s %-37s' "$ns" BROKEN "($problem)"; bad=1
         fi
         for kind in sshd nginx; do
             local port=22; [ "$kind" = nginx ] && port=80
-            if find_daemon "$kind" "$h" && in_ns "$DPID" "$ns"; then
-                d="$kind pid $DPID"
-                if [ -z "${PROBE_OK[${H_ADDR[$h]}:$port]-}" ]; then d+=" NOT ANSWERING"; bad=1; fi
-                if ! srv_mounted_for "$DPID" "$h"; then d+=" srv NOT MOUNTED"; bad=1; fi
+            if find_daemon "$kind" "$h" pid && in_ns "$pid" "$ns"; then
+                d="$kind pid $pid"
+                if [ -z "${answered[${H_ADDR[$h]}:$port]-}" ]; then d+=" NOT ANSWERING"; bad=1; fi
+                if ! srv_mounted_for "$pid" "$h"; then d+=" srv NOT MOUNTED"; bad=1; fi
             else
                 d="$kind DEAD"; bad=1
             fi

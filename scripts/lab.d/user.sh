@@ -1,6 +1,9 @@
 # shellcheck shell=bash
-# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rule (left in place by `down`).
+# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rule
+# (both left in place by `down`).
 
+# ensure_user — the deploy user (no password, not locked, home in the lab dir) and exactly the
+# sudo rights baton needs on a lab host
 ensure_user() {
     local ent
     if ! ent=$(getent passwd "$DEPLOY_USER"); then

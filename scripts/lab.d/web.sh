@@ -1,23 +1,48 @@
 # shellcheck shell=bash
-# scripts/lab.d/web.sh — sourced by scripts/lab. The web servers: nginx's configuration, the TLS certificate it serves, the service files
-# (each service host's srv, seen as SRV_PATH there).
+# scripts/lab.d/web.sh — sourced by scripts/lab. The web servers: nginx's configuration, the
+# TLS certificate it serves, the service files (each service host's srv, seen as SRV_PATH there).
 
+# ensure_tls — keys/tls-*: the lab CA and the server certificate every nginx serves
+ensure_tls() {
+    local kdir=$LAB/keys
+    # TLS for the https checks: a lab CA and one server certificate for the
+    # service names, which every host serves on port 443.
+    if [ ! -s "$kdir/tls-ca.crt" ] || [ ! -s "$kdir/tls-server.crt" ] || [ ! -s "$kdir/tls-server.key" ]; then
+        (
+            umask 077
+            cd "$kdir" || exit 1
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+                -subj "/CN=baton lab CA" -keyout tls-ca.key -out tls-ca.crt 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj "/CN=app.${ZONE%.}" -keyout tls-server.key -out tls-server.csr 2>/dev/null
+            printf 'subjectAltName=DNS:app.%s,DNS:web.%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+                "${ZONE%.}" "${ZONE%.}" >tls-server.ext
+            openssl x509 -req -in tls-server.csr -CA tls-ca.crt -CAkey tls-ca.key -CAcreateserial \
+                -days 3650 -extfile tls-server.ext -out tls-server.crt 2>/dev/null
+            rm -f tls-server.csr tls-server.ext tls-ca.srl
+        )
+    fi
+    chmod 0644 "$kdir/tls-ca.crt" "$kdir/tls-server.crt"
+    chmod 0600 "$kdir/tls-ca.key" "$kdir/tls-server.key"
+}
+
+# nginx_conf_text HOST VAR — sets VAR to the host's nginx.conf
 nginx_conf_text() {
-    local h=$1 d=$LAB/hosts/$1
-    TXT="# Written by scripts/lab up: nginx of lab host $h (namespace baton-$h).
+    local _h=$1 _d=$LAB/hosts/$1
+    printf -v "$2" '%s' "# Written by scripts/lab up: nginx of lab host $_h (namespace baton-$_h).
 # Listens on *:80 so it also answers on the VIP while this host holds it.
 user www-data;
 worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/nginx-error.log warn;
+pid $_d/nginx.pid;
+error_log $_d/nginx-error.log warn;
 events { worker_connections 512; }
 http {
-    access_log $d/nginx-access.log;
-    client_body_temp_path $d/nginx-tmp/body;
-    proxy_temp_path $d/nginx-tmp/proxy;
-    fastcgi_temp_path $d/nginx-tmp/fastcgi;
-    uwsgi_temp_path $d/nginx-tmp/uwsgi;
-    scgi_temp_path $d/nginx-tmp/scgi;
+    access_log $_d/nginx-access.log;
+    client_body_temp_path $_d/nginx-tmp/body;
+    proxy_temp_path $_d/nginx-tmp/proxy;
+    fastcgi_temp_path $_d/nginx-tmp/fastcgi;
+    uwsgi_temp_path $_d/nginx-tmp/uwsgi;
+    scgi_temp_path $_d/nginx-tmp/scgi;
     types { }
     default_type text/plain;
     server_tokens off;
@@ -36,7 +61,7 @@ http {
 "
 }
 
-# the initial service files (also used by reset)
+# write_srv_files HOST — the initial service files (also used by reset)
 write_srv_files() {
     local h=$1 srv=$LAB/hosts/$1/srv
     printf '1\n' >"$srv/VERSION"
@@ -63,6 +88,8 @@ srv_is_initial() {
     IFS= read -r -d '' x <"$srv/health" || true; [ "$x" = "ok $h"$'\n' ]
 }
 
+# ensure_srv HOST... — each host's srv exists (with the initial files when new), owned by the
+# deploy user
 ensure_srv() {
     local h srv dirs=()
     for h in "$@"; do
@@ -75,4 +102,11 @@ ensure_srv() {
         fi
     done
     [ ${#dirs[@]} = 0 ] || chown "$DEPLOY_USER:$DEPLOY_USER" "${dirs[@]}"
+}
+
+# reset_srv HOST — the host's srv holds the initial files and nothing else (the dir itself
+# stays: it is mounted)
+reset_srv() {
+    find "$LAB/hosts/$1/srv" -mindepth 1 -delete
+    write_srv_files "$1"
 }
