@@ -160,7 +160,7 @@ link set $v master $BRIDGE up"
         [ -n "$r" ] || continue
         allowed_route "$r " && continue
         warn "removing foreign route in $ns: $r"
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086  # split on purpose: the route is words for ip
         ip -n "$ns" route del $r || true
     done < <(ip -n "$ns" -4 route show)
 }

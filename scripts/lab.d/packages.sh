@@ -56,7 +56,7 @@ ensure_packages() {
         apt-get -o DPkg::Lock::Timeout=600 -q update && { rc=0; break; } || rc=$?
         sleep 5
     done
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086  # split on purpose: one argument per package
     [ "$rc" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends $missing || rc=$?
     [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
     # bind9 is here only for tsig-keygen: on a machine that runs systemd, keep named off at boot

@@ -107,7 +107,7 @@ end_processes_of() {
         load_process_table
         local kids; kids=$(descendants_of "${pids[@]}")
         if [ ${#pids[@]} -le 12 ]; then say "stopping ${labels[*]}"; else say "stopping ${#pids[@]} daemons"; fi
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086  # split on purpose: one argument per pid
         stop_pids "${pids[@]}" $kids
     fi
     load_process_table
