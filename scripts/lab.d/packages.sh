@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# scripts/lab.d/packages.sh — sourced by scripts/lab. The Debian packages the lab needs,
+# installed when a command is missing.
+
+# missing_packages — print the packages of the commands that are missing
+missing_packages() {
+    # command -> Debian package that provides it
+    local required=(
+        "sshd openssh-server"
+        "ssh openssh-client"
+        "ssh-keygen openssh-client"
+        "arping iputils-arping"
+        "nft nftables"               # baton's quiesce (VIP pairs with `quiesce`)
+        "ping iputils-ping"
+        "knotd knot"
+        "knotc knot"
+        "kdig knot-dnsutils"
+        "dig bind9-dnsutils"
+        "nsupdate bind9-dnsutils"
+        "tsig-keygen bind9"          # Debian 12 ships tsig-keygen in bind9, not bind9-utils
+        "nginx nginx-light"
+        "sudo sudo"
+        "visudo sudo"
+        "ip iproute2"
+        "curl curl"
+        "unshare util-linux"
+        "nsenter util-linux"
+        "flock util-linux"
+        "openssl openssl"            # the lab CA and certificate for the https checks
+    )
+    local line cmd pkg out=()
+    for line in "${required[@]}"; do
+        read -r cmd pkg <<<"$line"
+        command -v "$cmd" >/dev/null 2>&1 && continue
+        [[ " ${out[*]-} " == *" $pkg "* ]] || out+=("$pkg")
+    done
+    echo "${out[@]-}"
+}
+
+# ensure_packages — install the missing packages (without letting them start their services)
+ensure_packages() {
+    local missing; missing=$(missing_packages)
+    [ -n "$missing" ] || return 0
+    say "installing Debian packages: $missing"
+    # Never let a package's maintainer script start its stock service (BIND would prime
+    # the root servers): a policy-rc.d that denies every start, unless one is already there.
+    local guard=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# temporary, from baton scripts/lab\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d; guard=1
+    fi
+    local rc=0
+    export DEBIAN_FRONTEND=noninteractive
+    # another apt/dpkg may hold the locks: wait for it (DPkg::Lock::Timeout) and retry update
+    for _ in $(seq 1 60); do
+        apt-get -o DPkg::Lock::Timeout=600 -q update && { rc=0; break; } || rc=$?
+        sleep 5
+    done
+    # shellcheck disable=SC2086  # split on purpose: one argument per package
+    [ "$rc" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends $missing || rc=$?
+    [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
+    # bind9 is here only for tsig-keygen: on a machine that runs systemd, keep named off at boot
+    if [[ " $missing " == *" bind9 "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable named.service >/dev/null 2>&1 || true
+    fi
+    [ "$rc" = 0 ] || die "apt-get failed ($rc)"
+    missing=$(missing_packages)
+    [ -z "$missing" ] || die "still missing after install: $missing"
+}

@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# scripts/lab.d/pairs.sh — sourced by scripts/lab. baton's configuration for the lab: config/
+# (the base pairs) and fleet/ (the fleet pairs).
+
+# ssh_section_text VAR — sets VAR to the [ssh] section shared by config/baton.toml and
+# fleet/baton.toml (both one level below the lab dir, so the same relative paths)
+ssh_section_text() {
+    printf -v "$1" '%s' "[ssh]
+user = \"$DEPLOY_USER\"
+port = 22
+identity = \"../ssh/id_ed25519\"
+known_hosts = \"../ssh/known_hosts\"
+connect_timeout = \"3s\"
+command_timeout = \"30s\"
+sudo = true
+"
+}
+
+# pair_toml PAIR VAR — sets VAR to the pair's file (a fleet pair also gets canary, a 1 s observe
+# period and the `noop` change)
+pair_toml() {
+    local p=$1 prim=${P_PRIMARY[$1]} stby=${P_STANDBY[$1]} fleet=0 observe=2s x
+    local -n _toml=$2
+    [[ $p == fleet-* ]] && { fleet=1; observe=1s; }
+    printf -v _toml '# Written by scripts/lab up: %s.\nenvironment = "%s"\n' "${P_DESC[$p]}" "${P_ENV[$p]}"
+    if [ $fleet = 1 ]; then printf -v x 'canary = %s\n' "${P_CANARY[$p]}"; _toml+=$x; fi
+    printf -v x 'version_command = "cat %s/VERSION"\nobserve_period = "%s"\n' "$SRV_PATH" "$observe"; _toml+=$x
+    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$prim" "${H_ADDR[$prim]}"; _toml+=$x
+    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$stby" "${H_ADDR[$stby]}"; _toml+=$x
+    _toml+=$'\n[traffic]\n'
+    case ${P_METHOD[$p]} in
+        vip) printf -v x 'method = "vip"\naddress = "%s"\ninterface = "eth0"\n' "${P_TARGET[$p]}" ;;
+        dns) printf -v x 'method = "dns"\nname = "%s"\nzone = "%s"\nservers = ["%s:53", "%s:53"]\ntsig_key = "../../keys/update.key"\n' \
+            "${P_TARGET[$p]}" "$ZONE" "$DNS_ADDR" "$DNS2_ADDR" ;;
+    esac
+    _toml+=$x
+    _toml+=$'\n[[checks]]\nname = "page"\nkind = "http"\nurl = "http://{address}/"\nexpect_status = 200\nexpect_body = "host={host} "\ntimeout = "2s"\n'
+    # Changes the demo and the tests apply: version 2 of the page, and back.
+    x="
+[changes.v2]
+label = \"service version 2\"
+upload = [{ from = \"files/release-notes.txt\", to = \"$SRV_PATH/release-notes.txt\", mode = \"0644\" }]
+steps = [\"sed -i 's/version=[0-9]*/version=2/' $SRV_PATH/index.html\", \"echo 2 > $SRV_PATH/VERSION\"]
+rollback = [\"sed -i 's/version=[0-9]*/version=1/' $SRV_PATH/index.html\", \"echo 1 > $SRV_PATH/VERSION\", \"rm -f $SRV_PATH/release-notes.txt\"]
+
+[changes.v1]
+label = \"service version 1\"
+steps = [\"sed -i 's/version=[0-9]*/version=1/' $SRV_PATH/index.html\", \"echo 1 > $SRV_PATH/VERSION\"]
+"
+    _toml+=$x
+    # the fleet's cheapest full cycle: nothing changes on the hosts
+    [ $fleet = 1 ] && _toml+=$'\n[changes.noop]\nlabel = "no-op change"\nsteps = ["true"]\n'
+    return 0
+}
+
+# write_baton_config — config/: baton.toml and the base pairs' files
+write_baton_config() {
+    local c=$LAB/config p ssh txt
+    ssh_section_text ssh
+    put_text "$c/baton.toml" 0644 root:root "# Written by scripts/lab up: settings for all lab pairs.
+state_dir = \"../state\"
+environments = [\"dev\", \"test\", \"prod\"]
+
+$ssh"
+    for p in "${PAIRS[@]}"; do
+        pair_toml "$p" txt
+        put_text "$c/pairs/$p.toml" 0644 root:root "$txt"
+    done
+    [ -d "$c/pairs/files" ] || mkdir -p "$c/pairs/files"
+    put_text "$c/pairs/files/release-notes.txt" 0644 root:root $'Version 2 of the lab service.\n'
+}
+
+# write_fleet_config — fleet/: baton's configuration for the fleet pairs (none when N = 0)
+write_fleet_config() {
+    local f=$LAB/fleet p name ssh txt
+    if [ "$FLEET_N" = 0 ]; then
+        if [ -e "$f" ]; then rm -rf "$f"; say "removed $f (no fleet pairs)"; fi
+        return 0
+    fi
+    [ -d "$f/pairs/files" ] || install -d -m 0755 "$f" "$f/pairs" "$f/pairs/files"
+    [ -d "$f/state" ] || install -d -m 0700 "$f/state"
+    ssh_section_text ssh
+    put_text "$f/baton.toml" 0644 root:root "# Written by scripts/lab up: settings for the $FLEET_N fleet pairs (scripts/lab up --pairs N).
+state_dir = \"state\"
+environments = [\"dev\", \"test\", \"prod\"]
+
+$ssh"
+    for p in "${FLEET_PAIRS[@]}"; do
+        pair_toml "$p" txt
+        put_text "$f/pairs/$p.toml" 0644 root:root "$txt"
+    done
+    for p in "$f"/pairs/*.toml; do                       # nothing else: baton reads them all
+        name=${p##*/}; name=${name%.toml}
+        if ! { [[ $name =~ ^fleet-[0-9]{3}$ ]] && [ $((10#${name#fleet-})) -ge 1 ] && [ $((10#${name#fleet-})) -le "$FLEET_N" ]; }; then
+            rm -f "$p"; say "removed $p"
+        fi
+    done
+    put_text "$f/pairs/files/release-notes.txt" 0644 root:root $'Version 2 of the lab service.\n'
+}

@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# scripts/lab.d/ssh.sh — sourced by scripts/lab. SSH: the client keys, each service host's
+# host key and sshd_config, known_hosts.
+
+# host_key HOST — its sshd host key, generated when missing (NEW_HOSTKEY[HOST]=1)
+host_key() {
+    local k=$LAB/hosts/$1/ssh_host_ed25519_key
+    if [ ! -s "$k" ] || [ ! -s "$k.pub" ]; then
+        rm -f "$k" "$k.pub"
+        ssh-keygen -q -t ed25519 -N '' -C "baton-lab host $1" -f "$k"
+        # shellcheck disable=SC2034  # run state (common.sh), read by start_service_host
+        NEW_HOSTKEY[$1]=1
+    fi
+}
+
+# ensure_ssh_keys — the client keys (one with ssh/passphrase), authorized_keys, the base
+# hosts' host keys
+ensure_ssh_keys() {
+    local s=$LAB/ssh
+    put_file "$s/passphrase" 0600 < <(printf '%s' "$PASSPHRASE")
+    if [ ! -s "$s/id_ed25519" ] || [ ! -s "$s/id_ed25519.pub" ]; then
+        rm -f "$s/id_ed25519" "$s/id_ed25519.pub"
+        ssh-keygen -q -t ed25519 -N '' -C "baton-lab client" -f "$s/id_ed25519"
+    fi
+    if [ ! -s "$s/id_ed25519_pass" ] || [ ! -s "$s/id_ed25519_pass.pub" ]; then
+        rm -f "$s/id_ed25519_pass" "$s/id_ed25519_pass.pub"
+        ssh-keygen -q -t ed25519 -N "$PASSPHRASE" -C "baton-lab client (passphrase)" -f "$s/id_ed25519_pass"
+    fi
+    chmod 0600 "$s/id_ed25519" "$s/id_ed25519_pass"
+    chmod 0644 "$s/id_ed25519.pub" "$s/id_ed25519_pass.pub"
+    cat "$s/id_ed25519.pub" "$s/id_ed25519_pass.pub" | put_file "$s/authorized_keys" 0644
+
+    local h keys=()
+    for h in "${SERVICE_HOSTS[@]}"; do
+        host_key "$h"
+        keys+=("$LAB/hosts/$h/ssh_host_ed25519_key")
+    done
+    chmod 0600 "${keys[@]}"
+    # known_hosts: write_known_hosts, once the fleet's keys exist too
+}
+
+# write_known_hosts — ssh/known_hosts: the base hosts first (their line numbers never change),
+# then the fleet's
+write_known_hosts() {
+    local h kt kb rest txt=
+    for h in "${SERVICE_HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
+        read -r kt kb rest <"$LAB/hosts/$h/ssh_host_ed25519_key.pub"
+        txt+="${H_ADDR[$h]} $kt $kb"$'\n'
+    done
+    put_text "$LAB/ssh/known_hosts" 0644 root:root "$txt"
+}
+
+# sshd_config_text HOST VAR — sets VAR to the host's sshd_config
+sshd_config_text() {
+    local _h=$1 _d=$LAB/hosts/$1
+    printf -v "$2" '%s' "# Written by scripts/lab up: sshd of lab host $_h (namespace baton-$_h).
+ListenAddress ${H_ADDR[$_h]}
+Port 22
+# A second port, so tests can check [host]:port known_hosts entries.
+Port 2222
+AddressFamily inet
+HostKey $_d/ssh_host_ed25519_key
+PidFile $_d/sshd.pid
+AuthorizedKeysFile $LAB/ssh/authorized_keys
+AllowUsers $DEPLOY_USER
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+PubkeyAuthentication yes
+StrictModes yes
+UseDNS no
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AllowAgentForwarding no
+LoginGraceTime 30
+MaxStartups 64:30:128
+MaxSessions 32
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+"
+}

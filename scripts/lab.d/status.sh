@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# scripts/lab.d/status.sh — sourced by scripts/lab. Health: probing the daemons from the
+# controller's namespace, `up`'s final check, `status`.
+
+# probe_many SECONDS MAPVAR ADDR:PORT... — one shell in the controller namespace waits (SECONDS
+# in all) until each endpoint accepts, all endpoints at once (a connection to a host that is
+# gone hangs for seconds); sets MAPVAR[ADDR:PORT]=1 (an associative array) for those that did
+probe_many() {
+    local _secs=$1 _ep _out
+    local -n _ok=$2
+    shift 2
+    _ok=()
+    [ $# -gt 0 ] || return 0
+    # shellcheck disable=SC2016  # the script is for the inner bash, its arguments follow
+    _out=$(ip netns exec "baton-$CTL_HOST" timeout $((_secs + 1)) bash -c '
+        end=$(( ${EPOCHREALTIME/./} + $0 * 1000000 ))
+        probe() {
+            until : 2>/dev/null 3<>"/dev/tcp/${1%:*}/${1##*:}"; do
+                (( ${EPOCHREALTIME/./} < end )) || return 0
+                sleep 0.05
+            done
+            echo "$1"
+        }
+        for ep; do probe "$ep" & done
+        wait' "$_secs" "$@" 2>/dev/null) || true
+    while read -r _ep; do
+        [ -n "$_ep" ] && _ok["$_ep"]=1
+    done <<<"$_out"
+    return 0
+}
+
+# verify_reachable — every base host's sshd and nginx answer, and those of the fleet hosts this
+# run set up (a fleet daemon found alive and consistent is trusted: a connection to sshd costs
+# it a fork and re-exec, which adds up over a large fleet)
+verify_reachable() {
+    local h eps=() probed=("${SERVICE_HOSTS[@]}") bad=0
+    local -A answered=()
+    for h in "${FLEET_HOSTS[@]}"; do [ -z "${FLEET_TOUCHED[$h]-}" ] || probed+=("$h"); done
+    for h in "${probed[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
+    probe_many 10 answered "${eps[@]}"
+    for h in "${probed[@]}"; do
+        [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
+        [ -n "${answered[${H_ADDR[$h]}:80]-}" ] || { warn "nginx on $h (${H_ADDR[$h]}:80) does not answer"; bad=1; }
+    done
+    local soa=
+    for _ in $(seq 1 50); do
+        soa=$(dns_query "$ZONE" SOA) && [ -n "$soa" ] && break
+        sleep 0.1
+    done
+    [ -n "$soa" ] || { warn "Knot at $DNS_ADDR does not answer for $ZONE"; bad=1; }
+    secondary_in_sync || { warn "the secondary Knot at $DNS2_ADDR does not serve the primary's $ZONE (SOA serial $(soa_serial "$DNS_ADDR") there, '$(soa_serial "$DNS2_ADDR")' here); see $LAB/dns2/knot.log"; bad=1; }
+    return $bad
+}
+
+# cmd_status — `scripts/lab status`: every namespace and daemon, the pairs' traffic; fails
+# unless all is up
+cmd_status() {
+    local bad=0 h ns pid kind addrs problem eps=()
+    local -A answered=()
+    H_ETH0=()
+    # one probe for every daemon that is alive
+    for h in "${HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
+        for kind in $(host_daemons "$h"); do
+            case $kind in sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx) eps+=("${H_ADDR[$h]}:80") ;; knotd) eps+=("${H_ADDR[$h]}:53") ;; esac
+        done
+    done
+    if ns_exists "baton-$CTL_HOST"; then probe_many 2 answered "${eps[@]}"; fi
+
+    if ns_exists "$SW_NS"; then
+        local br=down
+        grep -q '[<,]UP[,>]' <<<"$(ip -n "$SW_NS" link show "$BRIDGE" 2>/dev/null)" && br=up
+        printf '%-14s %-6s bridge %s %s\n' "$SW_NS" up "$BRIDGE" "$br"
+        [ "$br" = up ] || bad=1
+    else
+        printf '%-14s %-6s\n' "$SW_NS" DOWN; bad=1
+    fi
+    for h in "${HOSTS[@]}"; do
+        ns=baton-$h
+        if ! ns_exists "$ns"; then
+            printf '%-14s %-6s\n' "$ns" DOWN; bad=1
+            for kind in $(host_daemons "$h"); do printf '  %-12s %s\n' "$kind" DEAD; done
+            continue
+        fi
+        addrs=$(ip -n "$ns" -o -4 addr show dev eth0 2>/dev/null | awk '{printf "%s ", $4}')
+        local state=up
+        [[ " $addrs" == *" ${H_ADDR[$h]}/$NET_BITS "* ]] || { state=BROKEN; bad=1; }
+        if [ -n "$(foreign_routes "$ns")" ]; then
+            state=FOREIGN-ROUTE; bad=1
+        fi
+        grep -q '[<,]UP[,>]' <<<"$(ip -n "$ns" link show eth0 2>/dev/null)" || { state=LINK-DOWN; bad=1; }
+        grep -q "[<,]UP[,>].* master $BRIDGE " <<<"$(ip -n "$SW_NS" link show "v-$h" 2>/dev/null)" ||
+            { state=UNPLUGGED; bad=1; }
+        printf '%-14s %-6s eth0 %s\n' "$ns" "$state" "${addrs% }"
+        for kind in $(host_daemons "$h"); do
+            if find_daemon "$kind" "$h" pid && in_ns "$pid" "$ns"; then
+                local port=22 extra=
+                [ "$kind" = nginx ] && port=80
+                [ "$kind" = knotd ] && port=53
+                if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
+                if [ "$kind" != knotd ] && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
+                printf '  %-12s alive  pid %s, %s\n' "$kind" "$pid" "$extra"
+            else
+                printf '  %-12s %s\n' "$kind" DEAD; bad=1
+            fi
+        done
+    done
+    # the fleet: one line per host
+    [ "$FLEET_N" = 0 ] || load_sw_ports
+    local d line a
+    for h in "${FLEET_HOSTS[@]}"; do
+        ns=baton-$h
+        if host_net_ok "$h" problem; then
+            a=${H_ETH0[$h]# }; a=${a% }
+            printf -v line '%-14s %-6s eth0 %-32s' "$ns" up "$a"
+        else
+            printf -v line '%-14s %-6s %-37s' "$ns" BROKEN "($problem)"; bad=1
+        fi
+        for kind in sshd nginx; do
+            local port=22; [ "$kind" = nginx ] && port=80
+            if find_daemon "$kind" "$h" pid && in_ns "$pid" "$ns"; then
+                d="$kind pid $pid"
+                if [ -z "${answered[${H_ADDR[$h]}:$port]-}" ]; then d+=" NOT ANSWERING"; bad=1; fi
+                if ! srv_mounted_for "$pid" "$h"; then d+=" srv NOT MOUNTED"; bad=1; fi
+            else
+                d="$kind DEAD"; bad=1
+            fi
+            line+=" $d,"
+        done
+        line=${line%,}
+        printf '%s\n' "$line"
+    done
+    local p holders a
+    for p in "${PAIRS[@]}" "${FLEET_PAIRS[@]}"; do
+        case ${P_METHOD[$p]} in
+            vip)
+                holders=
+                for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
+                    ns_exists "baton-$h" || continue
+                    a=${H_ETH0[$h]-}
+                    [ -n "$a" ] || a=" $(ip -n "baton-$h" -o -4 addr show dev eth0 2>/dev/null | awk '{printf "%s ", $4}')"
+                    [[ $a == *" ${P_TARGET[$p]} "* ]] && holders+="$h "
+                done
+                holders=${holders% }
+                printf 'pair %-9s vip %s on: %s\n' "$p" "${P_TARGET[$p]}" "${holders:-nobody}"
+                ;;
+            dns)
+                local line='' s
+                for s in "$DNS_HOST" "$DNS2_HOST"; do
+                    a=
+                    ns_exists "baton-$CTL_HOST" && a=$(dns_query "${P_TARGET[$p]}" A "${H_ADDR[$s]}" | tr '\n' ' ')
+                    a=${a% }
+                    line+="${line:+, }${a:-(no answer)} on $s"
+                done
+                printf 'pair %-9s dns %s A %s\n' "$p" "${P_TARGET[$p]}" "$line"
+                ;;
+        esac
+    done
+    if getent passwd "$DEPLOY_USER" >/dev/null && [ -f "$SUDOERS_FILE" ]; then
+        printf 'user %s and %s present\n' "$DEPLOY_USER" "$SUDOERS_FILE"
+    else
+        printf 'user %s or %s MISSING\n' "$DEPLOY_USER" "$SUDOERS_FILE"; bad=1
+    fi
+    local what="$LAB"
+    [ "$FLEET_N" = 0 ] || what+=", $FLEET_N fleet pairs"
+    if [ "$bad" = 0 ]; then say "all up ($what)"; else say "NOT all up ($what)"; fi
+    return $bad
+}

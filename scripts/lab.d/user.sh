@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rule
+# (both left in place by `down`).
+
+# ensure_user — the deploy user (no password, not locked, home in the lab dir) and exactly the
+# sudo rights baton needs on a lab host
+ensure_user() {
+    local ent
+    if ! ent=$(getent passwd "$DEPLOY_USER"); then
+        say "creating user $DEPLOY_USER"
+        useradd --system --user-group --shell /bin/bash --home-dir "$LAB/home" --no-create-home \
+            --comment "baton lab deploy user" "$DEPLOY_USER"
+        ent=$(getent passwd "$DEPLOY_USER")
+    fi
+    local home shell
+    home=$(cut -d: -f6 <<<"$ent"); shell=$(cut -d: -f7 <<<"$ent")
+    [ "$home" = "$LAB/home" ] || usermod -d "$LAB/home" "$DEPLOY_USER"
+    [ "$shell" = /bin/bash ] || usermod -s /bin/bash "$DEPLOY_USER"
+    # sshd with UsePAM no refuses a locked account ('!' in shadow): '*' = no password, not locked
+    local pw; pw=$(getent shadow "$DEPLOY_USER" | cut -d: -f2)
+    [ "$pw" = '*' ] || usermod -p '*' "$DEPLOY_USER"
+    install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$LAB/home"
+
+    local ip_bin arping_bin install_bin nft_bin tmp
+    ip_bin=$(command -v ip); arping_bin=$(command -v arping); install_bin=$(command -v install)
+    nft_bin=$(command -v nft)
+    tmp=$(mktemp)
+    cat >"$tmp" <<EOF
+# Written by baton's scripts/lab: exactly what baton needs on a lab host, nothing more.
+# Left in place by 'scripts/lab down' (harmless without the lab).
+# The install rule is for privileged uploads into the root-owned $SRV_PATH/etc; ip -o -batch -
+# lets baton start ip before a VIP switch so the switch does not wait for sudo; nft -f -
+# lets it hold new connections off the old holder for a moment (\`quiesce\`).
+$DEPLOY_USER ALL=(root) NOPASSWD: $ip_bin -o -batch -, $ip_bin addr add *, $ip_bin addr del *, $ip_bin -o addr show *, $arping_bin *, $install_bin -m 0644 /tmp/.baton-upload.* $SRV_PATH/etc/*, $nft_bin -f -
+EOF
+    if ! cmp -s "$tmp" "$SUDOERS_FILE" 2>/dev/null || [ "$(stat -c %a "$SUDOERS_FILE")" != 440 ]; then
+        visudo -cqf "$tmp" >/dev/null || { rm -f "$tmp"; die "generated sudoers rule does not validate"; }
+        put_file "$SUDOERS_FILE" 0440 <"$tmp"
+        say "wrote $SUDOERS_FILE"
+    fi
+    rm -f "$tmp"
+}
