@@ -101,16 +101,16 @@ pub async fn side<W: World>(x: &mut Exec<'_, W>, from: &str, to: &str) -> (Side,
 
 /// The holder in words, for step details.
 pub fn describe(pair: &Pair, holder: &Holder) -> String {
-    let what = match &pair.traffic {
-        Traffic::Vip(v) => v.to_string(),
-        Traffic::Dns(d) => d.name.clone(),
-        Traffic::Command(_) => "traffic (by the query hook)".to_string(),
-    };
-    match holder {
-        Holder::Host(h) => format!("{h} holds {what}"),
-        Holder::Both => format!("both hosts hold {what}"),
-        Holder::Neither => format!("no host holds {what}"),
-        Holder::Unknown(why) => format!("who holds {what} is unclear: {why}"),
+    match (&pair.traffic, holder) {
+        (Traffic::Vip(v), Holder::Host(h)) => format!("{h} holds {v}"),
+        (Traffic::Vip(v), Holder::Both) => format!("both hosts hold {v}"),
+        (Traffic::Vip(v), Holder::Neither) => format!("no host holds {v}"),
+        (Traffic::Dns(d), Holder::Host(h)) => format!("{} points at {h}", d.name),
+        (Traffic::Dns(d), Holder::Both) => format!("{} points at both hosts", d.name),
+        (Traffic::Dns(d), Holder::Neither) => format!("{} points at neither host", d.name),
+        (Traffic::Command(_), Holder::Host(h)) => format!("the query hook says {h}"),
+        (Traffic::Command(_), other) => format!("the query hook says traffic is {other}"),
+        (_, Holder::Unknown(why)) => format!("who holds traffic is unclear: {why}"),
     }
 }
 
