@@ -57,7 +57,10 @@ def main():
             begin, end = ts(recs[0]["at"]), ts(recs[-1]["at"])
             steps = [r for r in recs if r["event"] == "end"]
             in_steps = sum(r["duration_ms"] for r in steps) / 1000
-            commands = sum(c["duration_ms"] for r in steps for c in r.get("commands", [])) / 1000
+            # Remote commands only: the journal also records checks, waits
+            # and DNS operations (and checks run at once share one time).
+            commands = sum(c["duration_ms"] for r in steps for c in r.get("commands", [])
+                           if c.get("op", "run") in ("run", "upload", "arm")) / 1000
             row = {
                 "name": f"{a.name}-{i + 1}",
                 "exit": code,
