@@ -158,13 +158,17 @@ impl<'a, W: World> Exec<'a, W> {
 
     /// Performs operations at once; records them in the order given.
     pub async fn perform_all(&mut self, ops: Vec<Op>) -> Vec<Result<Value, OpError>> {
-        let started = Instant::now();
         let (world, pair) = (self.world, self.pair);
-        let results =
-            futures_util::future::join_all(ops.iter().map(|op| world.perform(pair, op))).await;
-        let took = started.elapsed();
-        for (op, r) in ops.iter().zip(&results) {
-            self.keep(op, r, took);
+        let timed = futures_util::future::join_all(ops.iter().map(|op| async move {
+            let started = Instant::now();
+            let r = world.perform(pair, op).await;
+            (r, started.elapsed())
+        }))
+        .await;
+        let mut results = Vec::with_capacity(timed.len());
+        for (op, (r, took)) in ops.iter().zip(timed) {
+            self.keep(op, &r, took);
+            results.push(r);
         }
         results
     }
