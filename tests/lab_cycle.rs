@@ -651,11 +651,13 @@ fn plan_shows_the_exact_commands_and_changes_nothing() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "plan for web: Apply from blue to green, change v2 (hash ",
-        "on blue: sudo -n ip addr del 198.18.0.100/24 dev eth0",
-        "on green: sudo -n ip addr add 198.18.0.100/24 dev eth0",
-        "$ sed -i 's/version=[0-9]*/version=2/' /srv/baton-lab/index.html",
+        "$ blue: sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'",
+        "$ green: sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'",
+        "$ green: sed -i 's/version=[0-9]*/version=2/' /srv/baton-lab/index.html",
         "GET http://198.18.0.100/ expecting 200 and a body containing \"host=green \"",
-        "prerequisite app.baton.test. A 198.18.0.21 exists exactly; delete app.baton.test. A 198.18.0.21; add app.baton.test. TTL A 198.18.0.22",
+        // The UPDATE in full, with the TTL the zone's primary serves.
+        "prerequisite app.baton.test. A is exactly 198.18.0.21; delete app.baton.test. A 198.18.0.21; add app.baton.test. 5 A 198.18.0.22",
+        "the record's TTL on the zone's primary: 5s",
         "switch or verify_service fails: switch_back to blue, then rollback_standby on green",
     ] {
         assert!(run.stdout.contains(expected), "missing {expected:?} in:\n{}", run.stdout);
@@ -667,10 +669,19 @@ fn plan_shows_the_exact_commands_and_changes_nothing() {
         !lab_state().join("web.journal").exists(),
         "plan journals nothing"
     );
+    // --json: one object per operation, in the order they run.
     let json = baton(&lab_config(), &["plan", "--json", "web"]);
-    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
-    assert_eq!(v["kind"], "switchover");
-    assert_eq!(v["steps"].as_array().unwrap().len(), 5);
+    let ops: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<&str> = ops.iter().map(|o| o["step"].as_str().unwrap()).collect();
+    assert_eq!(steps.first(), Some(&"verify_standby"), "{steps:?}");
+    assert!(steps.contains(&"switch") && steps.contains(&"verify_service"));
+    assert!(ops
+        .iter()
+        .all(|o| o["pair"] == "web" && o["host"].is_string() && o["command"].is_string()));
 }
 
 #[test]
@@ -1309,9 +1320,15 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
     let state = dir.path().join("state");
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
+    // (the switch also asks both hosts, arms ip, announces and confirms)
+    let moves = |cmds: Vec<String>| -> Vec<String> {
+        cmds.into_iter()
+            .filter(|c| c.contains("addr del") || c.contains("addr add"))
+            .collect()
+    };
     let cmds = switch_commands(&state);
     assert_eq!(
-        cmds[..2],
+        moves(cmds.clone()),
         [
             "blue 0 sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'".to_string(),
             "green 0 sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'".to_string(),
@@ -1331,13 +1348,14 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
     assert_eq!(run.code, 0, "{}", run.stdout);
     let cmds = switch_commands(&state);
     assert_eq!(
-        cmds[..2],
+        moves(cmds.clone()),
         [
             "green 0 sudo -n ip addr del 198.18.0.100/24 dev eth0".to_string(),
             "blue 0 sudo -n ip addr add 198.18.0.100/24 dev eth0".to_string(),
         ],
         "{cmds:#?}"
     );
+    assert!(!cmds.iter().any(|c| c.contains("-batch")), "{cmds:#?}");
     assert!(holds_vip("baton-blue") && !holds_vip("baton-green"));
 }
 
@@ -1377,6 +1395,10 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|c| {
+            let c = c["command"].as_str().unwrap();
+            c.contains("addr del") || c.contains("addr add")
+        })
         .map(|c| {
             (
                 c["host"].as_str().unwrap().to_string(),
@@ -1386,30 +1408,35 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
             )
         })
         .collect();
-    // Each batch line is refused by sudo (and says so), then the command
-    // runs on its own.
+    // Each batch line is refused by sudo, then the command runs on its own:
+    // the operation (as planned) succeeds, and its record says so.
     let expect = [
         (
             "blue",
-            1,
+            0,
             "sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'",
         ),
-        ("blue", 0, "sudo -n ip addr del 198.18.0.100/24 dev eth0"),
         (
             "green",
-            1,
+            0,
             "sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'",
         ),
-        ("green", 0, "sudo -n ip addr add 198.18.0.100/24 dev eth0"),
     ];
+    assert_eq!(cmds.len(), 2, "{cmds:#?}");
     for (i, (host, status, command)) in expect.iter().enumerate() {
         assert_eq!(
             (cmds[i].0.as_str(), cmds[i].1, cmds[i].2.as_str()),
             (*host, *status, *command),
             "{cmds:#?}"
         );
+        assert!(
+            cmds[i]
+                .3
+                .starts_with("sudo refused `ip -o -batch -` (sudo:")
+                && cmds[i].3.contains("the command ran on its own"),
+            "{cmds:#?}"
+        );
     }
-    assert!(cmds[0].3.starts_with("sudo:"), "{cmds:#?}");
 }
 
 /// The commands a step's last `end` record lists: (host, status, command).
@@ -1464,7 +1491,7 @@ fn a_gratuitous_arp_that_fails_is_named_in_the_journal() {
             c["command"]
                 .as_str()
                 .unwrap()
-                .starts_with("cat -- /tmp/baton-arping.")
+                .starts_with("cat -- \"/tmp/baton-$(id -u)/arping-198.18.0.100.log\"")
         })
         .unwrap_or_else(|| panic!("the announcement's report was not read: {end}"));
     assert_eq!(read["host"], "green");
@@ -1504,12 +1531,13 @@ fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() 
     };
     // In the order they run: green gets ready, then blue holds, waits, lets go.
     let order = [
-        at("on green: sudo -n nft -f - (end any hold on new connections to 198.18.0.100"),
-        at("on green: start sudo -n ip -o -batch -"),
-        at("on blue: sudo -n nft -f - (baton's table inet baton drops SYNs to 198.18.0.100 for 5000ms at most)"),
-        at("on blue: start sudo -n ip -o -batch -"),
-        at("wait until 3s after the hold began"),
-        at("on blue: sudo -n ip addr del 198.18.0.100/24 dev eth0"),
+        at("$ green: sudo -n nft -f - <<< 'add table inet baton"),
+        at("arm green: start sudo -n ip -o -batch -"),
+        at("$ blue: sudo -n nft -f - <<< 'add table inet baton"),
+        at("add element inet baton quiesce4 { 198.18.0.100 timeout 5000ms }'"),
+        at("arm blue: start sudo -n ip -o -batch -"),
+        at("wait controller: wait 3s from the start of the hold"),
+        at("$ blue: sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'"),
     ];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", plan.stdout);
     let child = spawn(&dir.path().join("baton.toml"), &["switchover", "web"]);

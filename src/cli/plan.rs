@@ -371,7 +371,10 @@ fn print(plan: &Plan) {
             crate::outln!("       {n}");
         }
         for o in &s.ops {
-            crate::outln!("       {} {}: {}", op_word(o.op), o.host, o.command);
+            // A command over several lines (an nft script) keeps its
+            // continuation lines indented under it.
+            let command = o.command.replace('\n', "\n           ");
+            crate::outln!("       {} {}: {command}", op_word(o.op), o.host);
         }
     }
     crate::outln!("  on failure:");

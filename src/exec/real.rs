@@ -77,34 +77,42 @@ impl<'a> RealWorld<'a> {
                     Some(armed) => Some(armed.fire((line + "\n").into_bytes()).await),
                     None => None,
                 };
-                match fired {
+                let refused = match fired {
                     // Only when sudo itself refused `ip -batch` is it certain
                     // that the line did nothing, and the command may run on
                     // its own. (sudo's words are all there is to tell by.)
-                    Some(out) if !refused_by_sudo(&out) => out,
-                    _ => {
-                        let alone = match command {
-                            Remote::Addr {
-                                action,
-                                cidr,
-                                interface,
-                                ..
-                            } => Remote::Addr {
-                                action: *action,
-                                cidr: cidr.clone(),
-                                interface: interface.clone(),
-                                batch: false,
-                            },
-                            other => other.clone(),
-                        };
-                        match alone.invocation() {
-                            Invocation::Privileged { argv, .. } => {
-                                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                                ssh.run_privileged(&argv).await
-                            }
-                            _ => return Err(OpError::Unsupported(format!("{command:?}"))),
-                        }
+                    Some(out) if !refused_by_sudo(&out) => return Ok(out?),
+                    Some(Ok(out)) => format!(
+                        "sudo refused `ip -o -batch -` ({}); the command ran on its own:\n",
+                        out.stderr_text().trim()
+                    ),
+                    _ => String::new(),
+                };
+                let alone = match command {
+                    Remote::Addr {
+                        action,
+                        cidr,
+                        interface,
+                        ..
+                    } => Remote::Addr {
+                        action: *action,
+                        cidr: cidr.clone(),
+                        interface: interface.clone(),
+                        batch: false,
+                    },
+                    other => other.clone(),
+                };
+                match alone.invocation() {
+                    Invocation::Privileged { argv, .. } => {
+                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                        ssh.run_privileged(&argv).await.map(|mut o| {
+                            let mut said = refused.into_bytes();
+                            said.extend_from_slice(&o.stderr);
+                            o.stderr = said;
+                            o
+                        })
                     }
+                    _ => return Err(OpError::Unsupported(format!("{command:?}"))),
                 }
             }
         };
