@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cli::exit::Exit;
 use crate::config::{Config, Pair, Traffic};
 use crate::core::assess::{
-    self, Assessment, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen, Verdict,
-    Version,
+    self, Assessment, Drift, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen,
+    Verdict, Version,
 };
 use crate::io::observe;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
@@ -128,6 +128,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
     match crate::store::history::last_run(state_dir, &pair.name) {
         Ok(last) => seen.last_run = last,
         Err(e) => extra.push(Finding {
+            kind: Drift::Records,
             severity: Severity::Operator,
             message: e.to_string(),
         }),
@@ -142,6 +143,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
         }
         Ok(None) => {}
         Err(e) => extra.push(Finding {
+            kind: Drift::Records,
             severity: Severity::Operator,
             message: e.to_string(),
         }),
@@ -163,6 +165,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
                 seen.recorded = Some(roles.clone());
             }
             Err(e) => extra.push(Finding {
+                kind: Drift::Records,
                 severity: Severity::Operator,
                 message: e.to_string(),
             }),
@@ -174,6 +177,7 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
     }
     if let Some(f) = &failed {
         a.findings.push(Finding {
+            kind: Drift::Failed,
             severity: Severity::Degraded,
             message: format!("{f} is marked failed since a failover: the pair has no standby until `baton rejoin {}`", pair.name),
         });
@@ -643,6 +647,7 @@ mod tests {
         assert!(p["hosts"][0]["checks"][0].get("via_ssh").is_none());
         assert_eq!(p["problems"][0]["severity"], "operator");
         assert_eq!(p["problems"][0]["message"], "no host holds traffic");
+        assert_eq!(p["problems"][0]["kind"], "no_holder");
         let holder = serde_json::to_value(Holder::Host("blue".into())).unwrap();
         assert_eq!(
             holder,

@@ -195,10 +195,50 @@ pub enum Severity {
 /// One thing wrong with a pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// What kind of drift or trouble.
+    pub kind: Drift,
     /// How bad.
     pub severity: Severity,
     /// What, in a sentence.
     pub message: String,
+}
+
+/// The kinds of findings (status JSON: `findings[].kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Drift {
+    /// Who holds traffic is certain but for a doubt (a host or server not
+    /// asked, an address of neither host).
+    Doubt,
+    /// The authoritative servers give different answers.
+    Disagree,
+    /// Both hosts hold traffic.
+    SplitBrain,
+    /// No host holds traffic.
+    NoHolder,
+    /// Who holds traffic cannot be told.
+    Unclear,
+    /// A run is in progress.
+    InProgress,
+    /// The last run was interrupted and is not settled.
+    Interrupted,
+    /// Traffic is on the host the record does not name (changed outside baton).
+    NotAsRecorded,
+    /// SSH cannot reach a host.
+    Unreachable,
+    /// A host cannot be asked whether it holds the VIP.
+    VipUnasked,
+    /// A host fails a check.
+    CheckFails,
+    /// The version command failed.
+    Version,
+    /// The state directory's journal or state file cannot be read or
+    /// written.
+    Records,
+    /// A host is marked failed since a failover.
+    Failed,
+    /// The TSIG key is refused or not proved.
+    Key,
 }
 
 /// The overall verdict.
@@ -237,7 +277,13 @@ pub struct Assessment {
 pub fn assess(seen: &PairSeen) -> Assessment {
     let mut findings = Vec::new();
     let mut switch_blocked = Vec::new();
-    let mut add = |severity, message: String| findings.push(Finding { severity, message });
+    let mut add = |kind, severity, message: String| {
+        findings.push(Finding {
+            kind,
+            severity,
+            message,
+        });
+    };
     let [a, b] = &seen.hosts;
 
     let says = match &seen.traffic {
@@ -259,7 +305,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             Doubt::Unconfirmed { .. } | Doubt::Silent { .. } => Severity::Degraded,
             Doubt::Foreign(_) => Severity::Operator,
         };
-        add(severity, doubt.to_string());
+        add(Drift::Doubt, severity, doubt.to_string());
     }
     if !classified.disagreement.is_empty() {
         let shown: Vec<String> = classified
@@ -268,6 +314,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             .map(|(s, v)| format!("{s} says {}", list(v)))
             .collect();
         add(
+            Drift::Disagree,
             Severity::Operator,
             format!("the authoritative servers disagree: {}", shown.join("; ")),
         );
@@ -275,11 +322,17 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     let holder = classified.holder;
     match &holder {
         Holder::Both => add(
+            Drift::SplitBrain,
             Severity::Operator,
             "split brain: both hosts hold traffic".to_string(),
         ),
-        Holder::Neither => add(Severity::Operator, "no host holds traffic".to_string()),
+        Holder::Neither => add(
+            Drift::NoHolder,
+            Severity::Operator,
+            "no host holds traffic".to_string(),
+        ),
         Holder::Unknown(why) => add(
+            Drift::Unclear,
             Severity::Operator,
             format!("cannot tell who holds traffic: {why}"),
         ),
@@ -289,6 +342,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     match &seen.last_run {
         LastRun::Settled => {}
         LastRun::InProgress { run, pid, operator } => add(
+            Drift::InProgress,
             Severity::Degraded,
             format!(
                 "run {run} is in progress (pid {pid}, {operator}): what is seen may change under it"
@@ -307,6 +361,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 (None, None) => "before its first step".to_string(),
             };
             add(
+                Drift::Interrupted,
                 Severity::Operator,
                 format!(
                     "{} run {run} was interrupted {at} and is not settled: traffic may still move; run `baton recover {pair}`",
@@ -317,13 +372,10 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     }
 
     let mut record = None;
-    let not_as_recorded = matches!(
-        (&holder, &seen.recorded),
-        (Holder::Host(h), Some(r)) if &r.primary != h
-    );
     if let Holder::Host(h) = &holder {
         match &seen.recorded {
             Some(r) if &r.primary != h => add(
+                Drift::NotAsRecorded,
                 Severity::Operator,
                 format!(
                     "traffic is on {h}, but the record says {} is primary (changed outside baton?)",
@@ -355,16 +407,22 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             None => ("host", Severity::Operator),
         };
         if let Err(e) = &h.ssh {
-            add(severity, format!("{role} {} is unreachable: {e}", h.name));
+            add(
+                Drift::Unreachable,
+                severity,
+                format!("{role} {} is unreachable: {e}", h.name),
+            );
         }
         if let Some(e) = &h.vip_error {
             add(
+                Drift::VipUnasked,
                 Severity::Operator,
                 format!("cannot tell whether {} holds the virtual IP: {e}", h.name),
             );
         }
         for c in h.checks.iter().filter(|c| !c.ok) {
             add(
+                Drift::CheckFails,
                 severity,
                 format!("{role} {} fails check {}: {}", h.name, c.name, c.detail),
             );
@@ -372,6 +430,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         if let Some(Version::Failed(e)) = &h.version {
             if h.ssh.is_ok() {
                 add(
+                    Drift::Version,
                     Severity::Degraded,
                     format!("cannot read the version on {}: {e}", h.name),
                 );
@@ -384,6 +443,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         Some(Severity::Degraded) => Verdict::Degraded,
         Some(Severity::Operator) => Verdict::Operator,
     };
+    let not_as_recorded = findings.iter().any(|f| f.kind == Drift::NotAsRecorded);
     Assessment {
         holder,
         record,
@@ -396,7 +456,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
 
 /// The finding for the TSIG key, if it is not proven; returns why a
 /// switch would fail.
-fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<String> {
+fn dns_key(key: &KeySeen, add: &mut impl FnMut(Drift, Severity, String)) -> Option<String> {
     let (severity, message) = match key {
         KeySeen::Proven(_) => return None,
         KeySeen::Refused(why) => (
@@ -412,7 +472,7 @@ fn dns_key(key: &KeySeen, add: &mut impl FnMut(Severity, String)) -> Option<Stri
             format!("the TSIG key could not be proved against the zone's primary: {why}"),
         ),
     };
-    add(severity, message.clone());
+    add(Drift::Key, severity, message.clone());
     Some(message)
 }
 
@@ -798,6 +858,7 @@ mod tests {
         assert_eq!(
             a.findings,
             vec![Finding {
+                kind: Drift::Unreachable,
                 severity: Severity::Degraded,
                 message: "standby green is unreachable: timed out".into()
             }]
