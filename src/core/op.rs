@@ -377,7 +377,9 @@ impl Remote {
                 } else {
                     arping
                 };
-                let file = announce_file(address);
+                // One process before arping starts (`id`; the directory is
+                // made only once): every millisecond before the announcement
+                // is one in which neighbours still send to the old holder.
                 let dir = "/tmp/baton-$(id -u)";
                 // The report stays 30 s after arping ends, then goes, unless
                 // a later announcement has taken the file over meanwhile.
@@ -386,8 +388,8 @@ impl Remote {
                      [ \"$(head -n 1 \"$BATON_ARPING_LOG\")\" = \"baton $$\" ] && rm -f \"$BATON_ARPING_LOG\""
                 );
                 Invocation::User(format!(
-                    "{path}; d={dir}; mkdir -p -m 700 \"$d\" && [ -O \"$d\" ] && [ ! -L \"$d\" ] && \
-                     f=\"{file}\" && rm -f \"$f\" && \
+                    "{path}; d={dir}; {{ [ -d \"$d\" ] || mkdir -m 700 \"$d\"; }} && [ -O \"$d\" ] && [ ! -L \"$d\" ] && \
+                     f=\"$d/arping-{address}.log\" && \
                      {{ BATON_ARPING_LOG=\"$f\" nohup sh -c {} </dev/null >\"$f\" 2>&1 & }}",
                     quote::quote(&inner)
                 ))
@@ -693,7 +695,14 @@ mod tests {
         let Invocation::User(line) = announce.invocation() else {
             panic!("not a user command")
         };
-        assert!(line.contains("f=\"/tmp/baton-$(id -u)/arping-198.18.0.100.log\""));
+        assert!(line.contains("d=/tmp/baton-$(id -u); "));
+        assert!(line.contains("f=\"$d/arping-198.18.0.100.log\""));
+        let before = line.split("nohup").next().unwrap_or_default();
+        assert_eq!(
+            before.matches("$(").count(),
+            1,
+            "one process before arping: {line}"
+        );
         assert!(line.contains("[ -O \"$d\" ] && [ ! -L \"$d\" ]"));
         assert!(line.contains("arping -U -c 3 -I eth0 198.18.0.100 || sudo -n arping"));
         assert_eq!(

@@ -55,9 +55,9 @@ pub async fn holder<W: World>(x: &mut Exec<'_, W>) -> Classified {
     });
     match &pair.traffic {
         Traffic::Vip(v) => {
-            for h in hosts.iter_mut() {
-                h.holds_vip = vip::holds(x, &h.name, v).await.ok();
-            }
+            let [a, b] = vip::holds_both(x, [&hosts[0].name, &hosts[1].name], v).await;
+            hosts[0].holds_vip = a.ok();
+            hosts[1].holds_vip = b.ok();
             classify(&hosts, &crate::core::holder::Says::Vip)
         }
         Traffic::Dns(d) => {

@@ -11,15 +11,47 @@ use std::time::Instant;
 use super::{quiesce, Mode, Switched};
 use crate::config::Vip;
 use crate::core::op::{AddrAction, Op, Remote, ARPING_EXIT};
-use crate::exec::{Exec, Failed, World};
+use crate::exec::{output, Exec, Failed, OpError, World};
 use crate::io::observe::addresses_in;
+
+fn show(host: &str, v: &Vip) -> Op {
+    Op::Remote {
+        host: host.to_string(),
+        command: Remote::AddrShow {
+            interface: v.interface.clone(),
+        },
+    }
+}
 
 /// Whether `host` holds the VIP (`ip -o addr show dev IF`).
 pub async fn holds<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> Result<bool, Failed> {
-    let show = Remote::AddrShow {
-        interface: v.interface.clone(),
-    };
-    let out = x.remote(host, show).await;
+    let op = show(host, v);
+    let out = output(&op, x.perform(op.clone()).await);
+    read_holds(host, v, out)
+}
+
+/// Whether each of two hosts holds the VIP, asked at once.
+pub async fn holds_both<W: World>(
+    x: &mut Exec<'_, W>,
+    hosts: [&str; 2],
+    v: &Vip,
+) -> [Result<bool, Failed>; 2] {
+    let ops = vec![show(hosts[0], v), show(hosts[1], v)];
+    let mut answers = x.perform_all(ops.clone()).await.into_iter();
+    [0, 1].map(|i| {
+        let out = answers.next().map_or_else(
+            || Err(OpError::Unsupported("no answer".into())),
+            |r| output(&ops[i], r),
+        );
+        read_holds(hosts[i], v, out)
+    })
+}
+
+fn read_holds(
+    host: &str,
+    v: &Vip,
+    out: Result<crate::io::ssh::Output, OpError>,
+) -> Result<bool, Failed> {
     match out {
         Ok(o) if o.success() => Ok(addresses_in(&o.stdout_text()).contains(&v.address)),
         Ok(o) => Err(Failed(format!(
@@ -50,6 +82,21 @@ async fn arm<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> bool {
         .is_ok()
 }
 
+/// Starts `ip -o -batch -` on both hosts at once when the pair uses it.
+async fn arm_both<W: World>(x: &mut Exec<'_, W>, hosts: [&str; 2], v: &Vip) -> [bool; 2] {
+    if !v.batch {
+        return [false, false];
+    }
+    let ops = hosts
+        .iter()
+        .map(|h| Op::Arm {
+            host: h.to_string(),
+        })
+        .collect();
+    let done = x.perform_all(ops).await;
+    [0, 1].map(|i| done.get(i).is_some_and(Result::is_ok))
+}
+
 /// Moves the VIP from `from` to `to` (traffic was found on `from`).
 pub async fn switch<W: World>(
     x: &mut Exec<'_, W>,
@@ -65,8 +112,7 @@ pub async fn switch<W: World>(
     let mut skipped = String::new();
     let (held, old_batch, new_batch) = match v.quiesce {
         None => {
-            let old = arm(x, from, v).await;
-            let new = arm(x, to, v).await;
+            let [old, new] = arm_both(x, [from, to], v).await;
             (None, old, new)
         }
         Some(q) => {
@@ -164,8 +210,7 @@ pub async fn switch<W: World>(
     }
     let arp_note = announce(x, v, to).await;
     // Confirm: exactly the new host holds it.
-    let on_from = holds(x, from, v).await;
-    let on_to = holds(x, to, v).await;
+    let [on_from, on_to] = holds_both(x, [from, to], v).await;
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
