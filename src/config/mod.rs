@@ -53,6 +53,18 @@ pub enum WarningKind {
         /// The pair and host that came first with the address.
         other: (String, String),
     },
+    /// An HTTP(S) check whose URL names an IP address (not `{address}`,
+    /// not a host name): it is sent to that address whatever host it
+    /// verifies, so a standby's verification may pass on another host's
+    /// answer (unless its `expect_body` names `{host}`).
+    CheckOnFixedAddress {
+        /// The pair.
+        pair: String,
+        /// The check.
+        check: String,
+        /// The address in its URL.
+        address: std::net::IpAddr,
+    },
 }
 
 impl WarningKind {
@@ -60,6 +72,7 @@ impl WarningKind {
     pub fn code(&self) -> &'static str {
         match self {
             WarningKind::SharedHostAddress { .. } => "shared_host_address",
+            WarningKind::CheckOnFixedAddress { .. } => "check_on_fixed_address",
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::CheckFile;
-use crate::config::{Check, CheckKind, Host};
+use crate::config::{Check, CheckKind, Host, Pair, Warning, WarningKind};
 
 use super::paths::resolve;
 use super::values::{dns_name, parse_server, placeholders_ok};
@@ -320,6 +320,56 @@ pub(super) fn checks(
 /// A DNS check's `server` filled for each host (a sample address when the
 /// hosts are unknown) as a check fills it; the first that is not a server
 /// address.
+/// The warnings for a validated pair's HTTP(S) checks whose URL names an
+/// IP address: such a check is sent there for both hosts (only a host name
+/// is pinned to each host's address, and `{address}` is each host's own).
+pub(super) fn fixed_addresses(src: &Source<'_>, pair: &Pair) -> Vec<Warning> {
+    pair.checks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let CheckKind::Http { url, expect_body, .. } = &c.kind else {
+                return None;
+            };
+            let address = literal_ip_host(url)?;
+            let caught = expect_body.as_deref().is_some_and(|b| b.contains("{host}"));
+            let diagnostic = src.at(
+                &[N("checks"), I(i), N("url")],
+                format!(
+                    "check `{}` is sent to {address} whatever host it verifies: a URL that names an address is not pinned to each host{}",
+                    c.name,
+                    if caught {
+                        " (its expect_body names {host}, so another host's answer fails it)"
+                    } else {
+                        ", so the standby's verification may pass on another host's answer"
+                    }
+                ),
+                "write the URL with {address} (each host's own address, or the service address when verifying through it), or with the service's host name (baton connects to each host's address and keeps the name for the Host header and TLS)",
+            );
+            Some(Warning {
+                kind: WarningKind::CheckOnFixedAddress {
+                    pair: pair.name.clone(),
+                    check: c.name.clone(),
+                    address,
+                },
+                pairs: vec![pair.name.clone()],
+                diagnostic,
+            })
+        })
+        .collect()
+}
+
+/// The IP address a URL names as its host, if it names one.
+fn literal_ip_host(url: &str) -> Option<IpAddr> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next()?.parse().ok();
+    }
+    host_port.split(':').next()?.parse().ok()
+}
+
 fn bad_server(template: &str, hosts: Option<&[Host; 2]>) -> Option<String> {
     let sample = [Host {
         name: "host".to_string(),
@@ -340,6 +390,55 @@ fn bad_server(template: &str, hosts: Option<&[Host; 2]>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn check_warns_of_an_http_check_sent_to_one_fixed_address() {
+        let lab = crate::exec::testkit::Lab::new(&crate::exec::testkit::vip(""), "");
+        let file = lab.dir().join("pairs/web.toml");
+        let text = std::fs::read_to_string(&file).unwrap()
+            + "\n[[checks]]\nname = \"vip\"\nkind = \"http\"\nurl = \"http://198.51.100.100/health\"\n";
+        std::fs::write(&file, text).unwrap();
+        let loaded = crate::config::load(&lab.dir().join("baton.toml"));
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let w: Vec<_> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.kind.code() == "check_on_fixed_address")
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", loaded.warnings);
+        assert_eq!(
+            w[0].kind,
+            WarningKind::CheckOnFixedAddress {
+                pair: "web".into(),
+                check: "vip".into(),
+                address: "198.51.100.100".parse().unwrap()
+            }
+        );
+        assert!(w[0]
+            .diagnostic
+            .message
+            .contains("may pass on another host's answer"));
+        assert!(w[0].diagnostic.line > 0);
+    }
+
+    #[test]
+    fn a_url_that_names_an_address_is_found_and_one_with_address_or_a_name_is_not() {
+        assert_eq!(
+            literal_ip_host("http://198.51.100.100/health"),
+            Some("198.51.100.100".parse().unwrap())
+        );
+        assert_eq!(
+            literal_ip_host("https://user@[2001:db8::10]:8443/x"),
+            Some("2001:db8::10".parse().unwrap())
+        );
+        assert_eq!(
+            literal_ip_host("http://10.0.0.1:8080?q"),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(literal_ip_host("http://{address}/health"), None);
+        assert_eq!(literal_ip_host("https://www.example.com/"), None);
+        assert_eq!(literal_ip_host("not a url"), None);
+    }
+
     use super::super::testing::{check, messages};
     use super::*;
     use crate::config::raw::PairFile;

@@ -154,6 +154,7 @@ pub(super) fn run(
         let pair =
             pair::pair(&name, path, &raw, &ctx, &mut sink).filter(|_| src.refused().is_empty());
         if let Some(pair) = pair {
+            loaded.warnings.extend(checks::fixed_addresses(&src, &pair));
             fleet.admit(
                 &src,
                 &name,
