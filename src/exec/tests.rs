@@ -874,17 +874,27 @@ impl super::World for JournalBreaks<'_> {
     fn crash_point(&self, _: &str) {}
 }
 
+/// An apply of `v2` whose journal becomes unwritable after the operation
+/// matching `on`; how it ended, and the journal's path.
+async fn apply_with_journal_breaking(
+    lab: &Lab,
+    sim: &super::sim::Sim,
+    on: &'static str,
+) -> (crate::exec::run::Finished, std::path::PathBuf) {
+    let path = lab.journal().path().to_path_buf();
+    let world = JournalBreaks {
+        sim,
+        journal: path.clone(),
+        on,
+    };
+    (lab.run(&world, Some(Kind::Apply), Some("v2")).await, path)
+}
+
 #[tokio::test]
 async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_action() {
     let lab = vip_lab();
     let sim = lab.sim();
-    let path = lab.journal().path().to_path_buf();
-    let world = JournalBreaks {
-        sim: &sim,
-        journal: path.clone(),
-        on: "addr add 198.51.100.100/24",
-    };
-    let f = lab.run(&world, Some(Kind::Apply), Some("v2")).await;
+    let (f, path) = apply_with_journal_breaking(&lab, &sim, "addr add 198.51.100.100/24").await;
     assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
     assert!(
         f.message
@@ -915,13 +925,7 @@ async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_action()
 async fn a_journal_that_fails_before_the_switch_keeps_traffic_where_it_was() {
     let lab = vip_lab();
     let sim = lab.sim();
-    let path = lab.journal().path().to_path_buf();
-    let world = JournalBreaks {
-        sim: &sim,
-        journal: path.clone(),
-        on: "deploy v2",
-    };
-    let f = lab.run(&world, Some(Kind::Apply), Some("v2")).await;
+    let (f, path) = apply_with_journal_breaking(&lab, &sim, "deploy v2").await;
     assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
     assert!(
         f.message.contains("traffic was last known on blue"),
