@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod gate;
 pub mod holder;
 pub mod op;
+pub mod position;
 pub mod preflight;
 pub mod printable;
 pub mod quote;
