@@ -75,13 +75,32 @@ pg_follow() {
     put_text "$data/standby.signal" 0600 postgres:postgres ''
 }
 
+# pg_attached DIR VAR — sets VAR to the pids of the live processes whose working directory is
+# DIR (every process of a postmaster works in its data directory)
+pg_attached() {
+    local _f _pids=''
+    for _f in /proc/[0-9]*/cwd; do
+        [ "$_f" -ef "$1" ] && _pids+="${_f//[!0-9]/} "
+    done
+    printf -v "$2" '%s' "$_pids"
+}
+
 # pg_start HOST — start its postmaster in its namespace (pg_ctl -w: returns once it accepts
 # connections); dies with the log's tail when it does not start
 pg_start() {
-    local h=$1 d=$LAB/hosts/$1
-    # a postmaster.pid or socket lock left by a postmaster that is gone (find_daemon said so):
-    # the pid in it may belong to another process by now, which would block the start
-    rm -f "$d/pgdata/postmaster.pid" "$d/sock/.s.PGSQL.$PG_PORT" "$d/sock/.s.PGSQL.$PG_PORT.lock"
+    local h=$1 d=$LAB/hosts/$1 pids i
+    # The processes of a postmaster that died (kill -9) end on their own when they notice; the
+    # new one must not start before (postgres checks that from postmaster.pid's shared memory
+    # key, but only when the pid in it is gone, not while it is a zombie).
+    for ((i = 0; i < 100; i++)); do
+        pg_attached "$d/pgdata" pids
+        [ -n "$pids" ] || break
+        sleep 0.1
+    done
+    [ -z "$pids" ] || die "processes $pids still work in $d/pgdata, but its postmaster is gone; end them first"
+    # No process works there: a postmaster.pid left there is stale. It names a pid that may be a
+    # zombie or belong to another process by now, which would make postgres refuse to start.
+    rm -f "$d/pgdata/postmaster.pid" "$d/sock/.s.PGSQL.$PG_PORT.lock"
     pg_run "$h" "$PG_BIN/pg_ctl" -D "$d/pgdata" -l "$d/postgres.log" -w -t 60 -s \
         -o "-c listen_addresses=0.0.0.0 -c port=$PG_PORT -c unix_socket_directories='$d/sock'" start \
         </dev/null >/dev/null 2>>"$d/start.log" ||
@@ -137,6 +156,7 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = '256MB'
 hot_standby = on
+wal_retrieve_retry_interval = '1s'  # a standby reconnects to a restarted primary within 1 s (default 5 s)
 wal_log_hints = on                  # pg_rewind needs it (or data checksums)
 shared_buffers = '32MB'
 "
@@ -192,26 +212,39 @@ pg_ensure_running() {
 }
 
 # pg_pair_up PAIR — both hosts' servers run; a pair without data is created: initdb on the
-# initial primary, pg_basebackup from it to the standby
+# initial primary, pg_basebackup from it to the standby. When it started a server, it waits
+# (5 s at most) for the standby to stream again, and warns if it does not.
 pg_pair_up() {
-    local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} h r fresh=0
+    local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} h r ra rb started=0
     pg_host_dirs "$a"; pg_host_dirs "$b"
     if [ ! -e "$LAB/hosts/$a/.pg-ready" ]; then
-        pg_init_primary "$a"; fresh=1
-    else
-        pg_ensure_running "$a" "$b"
-    fi
-    # a standby of another cluster (the primary was created now) cannot follow it
-    if [ $fresh = 1 ] || [ ! -e "$LAB/hosts/$b/.pg-ready" ]; then
+        pg_init_primary "$a"
+        # a standby of another cluster cannot follow the new one
         pg_init_standby "$b" "$a"
         pg_wait_streaming "$a" "$b" 10 || die "postgres on $b does not stream from $a; see $LAB/hosts/$b/postgres.log"
-    else
-        pg_ensure_running "$b" "$a"
+        return 0
     fi
+    if [ ! -e "$LAB/hosts/$b/.pg-ready" ]; then
+        pg_ensure_running "$a" "$b"
+        pg_init_standby "$b" "$a"
+        pg_wait_streaming "$a" "$b" 10 || die "postgres on $b does not stream from $a; see $LAB/hosts/$b/postgres.log"
+        return 0
+    fi
+    for h in "$a" "$b"; do
+        find_daemon postgres "$h" || started=1
+        if [ "$h" = "$a" ]; then pg_ensure_running "$a" "$b"; else pg_ensure_running "$b" "$a"; fi
+    done
     for h in "$a" "$b"; do
         pg_recovery "$h" r
         [ -n "$r" ] || die "postgres on $h does not answer on $LAB/hosts/$h/sock; see $LAB/hosts/$h/postgres.log"
+        if [ "$h" = "$a" ]; then ra=$r; else rb=$r; fi
     done
+    [ $started = 1 ] || return 0
+    if [ "$ra" = f ] && [ "$rb" = t ]; then
+        pg_wait_streaming "$a" "$b" 5 || warn "postgres on $b does not stream from $a (yet); 'scripts/lab reset' takes it anew"
+    elif [ "$ra" = t ] && [ "$rb" = f ]; then
+        pg_wait_streaming "$b" "$a" 5 || warn "postgres on $a does not stream from $b (yet); 'scripts/lab reset' restores the initial roles"
+    fi
 }
 
 # pg_pair_reset PAIR — the initial roles: its initial primary writable, the standby streaming
@@ -223,7 +256,7 @@ pg_pair_reset() {
     local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} ra rb
     pg_recovery "$a" ra; pg_recovery "$b" rb
     if [ "$ra" = f ] && [ "$rb" = t ] && pg_wait_streaming "$a" "$b" 3; then return 0; fi
-    say "pg pair $p: back to the initial roles ($a: ${ra:-no answer}, $b: ${rb:-no answer} in recovery)"
+    say "pg pair $p: back to the initial roles (in recovery: $a ${ra:-no answer}, $b ${rb:-no answer})"
     pg_stop "$b"
     if [ "$ra" = t ]; then
         pg_sql "$a" 'select pg_promote(true, 30)' >/dev/null 2>&1 || true
