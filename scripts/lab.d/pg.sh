@@ -254,6 +254,10 @@ pg_pair_up() {
 # anew. (Test tables in database app are not removed.)
 pg_pair_reset() {
     local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} ra rb
+    # one query (reset runs before and after every lab test): a is writable and b streams from
+    # it (a walreceiver runs only in recovery)
+    [ "$(pg_sql "$a" "select pg_is_in_recovery(), (select state from pg_stat_replication
+        where application_name = '$b')" 2>/dev/null)" != "f|streaming" ] || return 0
     pg_recovery "$a" ra; pg_recovery "$b" rb
     if [ "$ra" = f ] && [ "$rb" = t ] && pg_wait_streaming "$a" "$b" 3; then return 0; fi
     say "pg pair $p: back to the initial roles (in recovery: $a ${ra:-no answer}, $b ${rb:-no answer})"
