@@ -36,6 +36,8 @@ ZONE=baton.test.
 TSIG_NAME=baton-update
 PASSPHRASE=lab-passphrase
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PG_BIN=/usr/lib/postgresql/15/bin   # Debian's postgresql-15 (pg.sh: the PostgreSQL pairs)
+PG_PORT=5432
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
 HOSTS=()              # every base host, in table order

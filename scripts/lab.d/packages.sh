@@ -27,6 +27,10 @@ missing_packages() {
         "nsenter util-linux"
         "flock util-linux"
         "openssl openssl"            # the lab CA and certificate for the https checks
+        "setpriv util-linux"         # pg.sh: postgres's commands as the postgres user
+        "$PG_BIN/postgres postgresql-15"          # the PostgreSQL pairs (pg.sh)
+        "$PG_BIN/pg_basebackup postgresql-client-15"
+        "$PG_BIN/psql postgresql-client-15"
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do

@@ -63,6 +63,8 @@ environments = [\"dev\", \"test\", \"prod\"]
 
 $ssh"
     for p in "${PAIRS[@]}"; do
+        # not the PostgreSQL pairs (pg.sh) yet: a pair file for them needs baton's [roles]
+        [ "${H_ROLE[${P_PRIMARY[$p]}]}" = service ] || continue
         pair_toml "$p" txt
         put_text "$c/pairs/$p.toml" 0644 root:root "$txt"
     done

@@ -19,6 +19,7 @@ daemon_info() {
         sshd) printf -v "$3" '%s' "$_h/sshd.pid"; printf -v "$4" '%s' "$_h/sshd_config" ;;
         nginx) printf -v "$3" '%s' "$_h/nginx.pid"; printf -v "$4" '%s' "$_h/nginx.conf" ;;
         knotd) knot_dir "$2" _k; printf -v "$3" '%s' "$_k/knot.pid"; printf -v "$4" '%s' "$_k/knot.conf" ;;
+        postgres) printf -v "$3" '%s' "$_h/pgdata/postmaster.pid"; printf -v "$4" '%s' "$_h/pgdata" ;;
     esac
 }
 

@@ -61,7 +61,10 @@ cmd_status() {
     # one probe for every daemon that is alive
     for h in "${HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
         for kind in $(host_daemons "$h"); do
-            case $kind in sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx) eps+=("${H_ADDR[$h]}:80") ;; knotd) eps+=("${H_ADDR[$h]}:53") ;; esac
+            case $kind in
+                sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx) eps+=("${H_ADDR[$h]}:80") ;;
+                knotd) eps+=("${H_ADDR[$h]}:53") ;; postgres) eps+=("${H_ADDR[$h]}:$PG_PORT") ;;
+            esac
         done
     done
     if ns_exists "baton-$CTL_HOST"; then probe_many 2 answered "${eps[@]}"; fi
@@ -96,8 +99,9 @@ cmd_status() {
                 local port=22 extra=
                 [ "$kind" = nginx ] && port=80
                 [ "$kind" = knotd ] && port=53
+                [ "$kind" = postgres ] && port=$PG_PORT
                 if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
-                if [ "$kind" != knotd ] && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
+                if { [ "$kind" = sshd ] || [ "$kind" = nginx ]; } && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
                 printf '  %-12s alive  pid %s, %s\n' "$kind" "$pid" "$extra"
             else
                 printf '  %-12s %s\n' "$kind" DEAD; bad=1
@@ -142,6 +146,8 @@ cmd_status() {
                 done
                 holders=${holders% }
                 printf 'pair %-9s vip %s on: %s\n' "$p" "${P_TARGET[$p]}" "${holders:-nobody}"
+                # a PostgreSQL pair: also its roles (pg.sh)
+                if [ "${H_ROLE[${P_PRIMARY[$p]}]}" = pg ]; then pg_status_line "$p" || bad=1; fi
                 ;;
             dns)
                 local line='' s

@@ -13,6 +13,8 @@ lab_define() {
         "green   $NET_PREFIX.12     service  web"
         "amber   $NET_PREFIX.21     service  api"
         "violet  $NET_PREFIX.22     service  api"
+        "pga     $NET_PREFIX.31     pg       pg"
+        "pgb     $NET_PREFIX.32     pg       pg"
         "ns      $NET_PREFIX.53     dns      -"
         "ns2     $NET_PREFIX.54     dns2     -"
         "client  $NET_PREFIX.200    client   -"
@@ -22,6 +24,7 @@ lab_define() {
     local lab_pairs=(
         "web    vip     blue     green    $NET_PREFIX.100/$NET_BITS        -    the VIP pair"
         "api    dns     amber    violet   app.baton.test.                  5    the DNS pair"
+        "pg     vip     pga      pgb      $NET_PREFIX.130/$NET_BITS        -    the PostgreSQL streaming-replication pair"
     )
 
     HOSTS=(); SERVICE_HOSTS=(); PAIRS=()
@@ -107,6 +110,7 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
     case ${H_ROLE[$1]} in
         service) echo sshd nginx ;;
         dns|dns2) echo knotd ;;
+        pg) echo postgres ;;
         *) echo ;;
     esac
 }
