@@ -1,11 +1,13 @@
 //! The interpreter of operations (`core::op`). A step is written once, as
 //! the operations it performs on an [`Exec`]; the `Exec` hands each one to
-//! a [`World`] and keeps the journal's record of it. Three worlds exist:
+//! a [`World`] and keeps the journal's record of it. Two worlds exist:
 //! the real one (`real`: SSH sessions, DNS servers, the clock, local
-//! hooks), and a simulation (`sim`) that `baton plan` seeds with what it
-//! observed (so the plan is the list of operations the run would perform)
-//! and the unit tests seed with faults (so every branch of a run runs in
-//! memory).
+//! hooks), and a simulation (`sim`) that `baton plan` seeds with the
+//! recorded roles (so the plan is the list of operations the run would
+//! perform when nothing fails) and the unit tests seed with faults (so
+//! every branch of a run runs in memory). The rest of `exec` is the run
+//! itself (`run`), each step as operations (`steps`, `change`), the window
+//! decision (`schedule`), signals and crash points.
 
 pub mod change;
 pub mod crash;

@@ -1,7 +1,8 @@
 //! A simulated world in memory: two hosts (reachable or not, serving or
 //! not, healthy or not, the addresses on their interface, a quiesce hold),
 //! the zone on each authoritative server, the command method's holder, and
-//! faults to inject. `baton plan` seeds it from what it observed and runs
+//! faults to inject. `baton plan` seeds it with the recorded roles (traffic
+//! on the primary, all well, the TTL the zone's primary serves) and runs
 //! the very step code a run runs, so the plan is the list of operations the
 //! run would perform when nothing fails; the unit tests seed it with faults
 //! and drive whole runs through it.
@@ -157,39 +158,6 @@ impl Sim {
             }
             if s.hook_holder.is_some() {
                 s.hook_holder = Some(on.to_string());
-            }
-        }
-        sim
-    }
-
-    /// The pair as observed: reachability, health and the VIP's holders
-    /// from `seen`, the record from each server's answer with `ttl` (the
-    /// TTL the zone's primary serves), the hook's answer. For `baton plan`.
-    pub fn seen(pair: &Pair, seen: &PairSeen, ttl: u32) -> Sim {
-        let sim = Sim::healthy(pair, ttl);
-        {
-            let mut s = sim.lock();
-            s.records.clear();
-            s.hook_holder = None;
-            for (h, seen) in s.hosts.iter_mut().zip(&seen.hosts) {
-                h.ssh = seen.ssh.is_ok();
-                h.healthy = seen.checks.iter().all(|c| c.ok);
-                h.up = seen.serving() || seen.ssh.is_ok();
-                h.addrs.clear();
-                if let (Traffic::Vip(v), Some(true)) = (&pair.traffic, seen.holds_vip) {
-                    h.addrs.insert(v.address);
-                }
-            }
-            match &seen.traffic {
-                TrafficSeen::Dns { answers, .. } => {
-                    for (server, answer) in answers {
-                        if let Ok(addrs) = answer {
-                            s.records.insert(*server, (addrs.clone(), ttl));
-                        }
-                    }
-                }
-                TrafficSeen::Command(Ok(said)) => s.hook_holder = Some(said.trim().to_string()),
-                _ => {}
             }
         }
         sim
