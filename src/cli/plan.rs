@@ -211,7 +211,7 @@ pub fn build(
         };
         steps.push(PlannedStep {
             step: step.name(),
-            host: step_host(step, from, to),
+            host: step.concerns(kind, &from.name, &to.name),
             notes: note,
             ops,
         });
@@ -255,22 +255,6 @@ fn preflight(pair: &Pair, from: &Host, to: &Host) -> Vec<String> {
             from.name
         ),
     ]
-}
-
-/// The host(s) a step concerns, as progress shows them.
-fn step_host(step: Step, from: &Host, to: &Host) -> String {
-    match step {
-        Step::Preflight => format!("{},{}", from.name, to.name),
-        Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby | Step::Release => {
-            to.name.clone()
-        }
-        Step::ApplyOldPrimary | Step::VerifyOldPrimary | Step::Drain | Step::Fence => {
-            from.name.clone()
-        }
-        Step::Switch => format!("{}->{}", from.name, to.name),
-        Step::SwitchBack => format!("{}->{}", to.name, from.name),
-        Step::VerifyService => format!("service->{}", to.name),
-    }
 }
 
 fn target(h: &Host) -> String {

@@ -74,6 +74,23 @@ pub enum Step {
     /// command: the host is repaired, not dead. Journals written before
     /// this step existed call it `fence` in a rejoin.
     Release,
+    /// Roles: the old primary (`from`) stops accepting writes and flushes
+    /// (the pair's `demote` hook).
+    Demote,
+    /// Roles: wait until the standby's (`to`) replication position reaches
+    /// the old primary's final one (within `max_lag`); in a failover, check
+    /// that it is within `max_lag_on_failover` of the last one seen.
+    CatchUp,
+    /// Roles: the standby (`to`) becomes writable (`promote`). From here on
+    /// the old primary must never take writes again.
+    Promote,
+    /// Roles: the old primary (`from`) becomes a standby of the new one
+    /// (`follow`, rewinding first if it must); in a rejoin, the repaired
+    /// host (`to`) follows the primary.
+    Follow,
+    /// Roles, undo: the old primary (`from`) accepts writes again after a
+    /// hand-over that stopped before `promote` (`resume`).
+    Resume,
 }
 
 impl Step {
@@ -92,6 +109,37 @@ impl Step {
             Step::RollbackStandby => "rollback_standby",
             Step::Fence => "fence",
             Step::Release => "release",
+            Step::Demote => "demote",
+            Step::CatchUp => "catch_up",
+            Step::Promote => "promote",
+            Step::Follow => "follow",
+            Step::Resume => "resume",
+        }
+    }
+
+    /// The host(s) the step concerns in a run of `kind` from `from` to
+    /// `to`, as progress and `plan` show them.
+    pub fn concerns(self, kind: Kind, from: &str, to: &str) -> String {
+        match self {
+            Step::Preflight => format!("{from},{to}"),
+            Step::ApplyStandby
+            | Step::VerifyStandby
+            | Step::RollbackStandby
+            | Step::Release
+            | Step::Promote => to.to_string(),
+            // A rejoin's repaired host follows; otherwise the old primary.
+            Step::Follow if kind == Kind::Rejoin => to.to_string(),
+            Step::ApplyOldPrimary
+            | Step::VerifyOldPrimary
+            | Step::Drain
+            | Step::Fence
+            | Step::Demote
+            | Step::Follow
+            | Step::Resume => from.to_string(),
+            Step::CatchUp => format!("{to}<-{from}"),
+            Step::Switch => format!("{from}->{to}"),
+            Step::SwitchBack => format!("{to}->{from}"),
+            Step::VerifyService => format!("service->{to}"),
         }
     }
 
@@ -149,7 +197,56 @@ pub struct Ended {
     pub ok: bool,
 }
 
-/// The forward sequence of a kind of run.
+/// The forward sequence of a kind of run, for a pair with role hooks
+/// (`roles`: a replicated service whose primary role is handed over) or
+/// without.
+pub fn sequence_for(kind: Kind, roles: bool) -> Vec<Step> {
+    use Step::*;
+    if !roles {
+        return sequence(kind);
+    }
+    match kind {
+        Kind::Apply => vec![
+            Preflight,
+            ApplyStandby,
+            VerifyStandby,
+            Demote,
+            CatchUp,
+            Promote,
+            Switch,
+            VerifyService,
+            Drain,
+            Follow,
+            ApplyOldPrimary,
+            VerifyOldPrimary,
+        ],
+        Kind::Switchover => vec![
+            Preflight,
+            VerifyStandby,
+            Demote,
+            CatchUp,
+            Promote,
+            Switch,
+            VerifyService,
+            Drain,
+            Follow,
+            VerifyOldPrimary,
+        ],
+        Kind::Failover => vec![
+            Preflight,
+            VerifyStandby,
+            Fence,
+            CatchUp,
+            Promote,
+            Switch,
+            VerifyService,
+        ],
+        Kind::Rejoin => vec![Preflight, Release, Follow, VerifyStandby],
+        Kind::Restore => sequence(Kind::Restore),
+    }
+}
+
+/// The forward sequence of a kind of run (a pair without role hooks).
 pub fn sequence(kind: Kind) -> Vec<Step> {
     match kind {
         Kind::Apply => vec![
@@ -181,9 +278,21 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
     }
 }
 
-/// Decides the next step from the steps ended so far.
+/// Decides the next step from the steps ended so far (a pair without role
+/// hooks).
 pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
-    let forward = sequence(kind);
+    decide_for(kind, false, ended)
+}
+
+/// Decides the next step from the steps ended so far, for a pair with role
+/// hooks (`roles`) or without. With roles, a hand-over that fails before
+/// `promote` is undone (`resume` makes the old primary writable again, then
+/// the change is rolled back); once `promote` ran, nothing ever makes the
+/// old primary writable again or moves traffic back to it: a failure then
+/// is for an operator, or leaves the run incomplete with the old primary
+/// demoted.
+pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
+    let forward = sequence_for(kind, roles);
     let undo_standby = |ended: &[Ended]| {
         if kind == Kind::Apply && !ran(ended, Step::RollbackStandby) {
             Next::Run(Step::RollbackStandby)
@@ -215,6 +324,29 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
             _ => Next::Finish(Outcome::Operator),
         };
     }
+    if roles {
+        return match (last.step, last.ok) {
+            (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
+            (Step::RollbackStandby | Step::Resume, false) => Next::Finish(Outcome::Operator),
+            (Step::Resume, true) => undo_standby(ended),
+            (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
+            (Step::ApplyStandby | Step::VerifyStandby, false) => undo_standby(ended),
+            // Before promote: the old primary takes writes again.
+            (Step::Demote | Step::CatchUp, false) => Next::Run(Step::Resume),
+            // After promote (or inside it): never back to the old primary.
+            (Step::Promote | Step::Switch | Step::VerifyService, false) => {
+                Next::Finish(Outcome::Operator)
+            }
+            (Step::Drain, false) => next_forward(&forward, Step::Drain),
+            (Step::Follow | Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
+                Next::Finish(Outcome::Incomplete)
+            }
+            (Step::SwitchBack | Step::Fence | Step::Release, false) => {
+                Next::Finish(Outcome::Operator)
+            }
+            (step, true) => next_forward(&forward, step),
+        };
+    }
     match (last.step, last.ok) {
         // Undo steps decide the end.
         (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
@@ -232,8 +364,17 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
             Next::Finish(Outcome::Incomplete)
         }
-        // Fencing and releasing are not part of these runs.
-        (Step::Fence | Step::Release, false) => Next::Finish(Outcome::Operator),
+        // Fencing, releasing and the role steps are not part of these runs.
+        (
+            Step::Fence
+            | Step::Release
+            | Step::Demote
+            | Step::CatchUp
+            | Step::Promote
+            | Step::Follow
+            | Step::Resume,
+            false,
+        ) => Next::Finish(Outcome::Operator),
         // Forward successes.
         (step, true) => next_forward(&forward, step),
     }
@@ -310,8 +451,13 @@ pub fn resolve_interrupted(kind: Kind, step: Step, holder: Side) -> Resolution {
         (Step::SwitchBack, Side::Old) => ended(true),
         (Step::SwitchBack, Side::New | Side::Neither) => Resolution::Retry,
         // Rollback steps restore a known state and must be safe to repeat;
-        // fencing and releasing are idempotent.
-        (Step::RollbackStandby | Step::Fence | Step::Release, _) => Resolution::Retry,
+        // fencing, releasing, resuming and following are idempotent.
+        (Step::RollbackStandby | Step::Fence | Step::Release | Step::Resume | Step::Follow, _) => {
+            Resolution::Retry
+        }
+        // A promote that may or may not have happened: which host takes
+        // writes must be asked, never guessed.
+        (Step::Promote, _) => Resolution::Operator,
         _ => ended(false),
     }
 }
@@ -707,5 +853,171 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(o).unwrap(), o.name());
         }
+    }
+
+    /// Runs the machine of a pair with role hooks to its end, failing the
+    /// steps listed (each time it runs).
+    fn run_roles(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
+        let mut ended = Vec::new();
+        let mut steps = Vec::new();
+        loop {
+            match decide_for(kind, true, &ended) {
+                Next::Finish(o) => return (steps, o),
+                Next::Run(s) => {
+                    assert!(steps.len() < 30, "runaway: {steps:?}");
+                    steps.push(s);
+                    ended.push(Ended {
+                        step: s,
+                        ok: !failing.contains(&s),
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn with_roles_the_hand_over_demotes_waits_promotes_then_switches() {
+        let (steps, o) = run_roles(Kind::Apply, &[]);
+        assert_eq!(o, Outcome::Ok);
+        assert_eq!(steps, sequence_for(Kind::Apply, true));
+        let at = |s: Step| steps.iter().position(|x| *x == s).unwrap();
+        assert!(at(Demote) < at(CatchUp) && at(CatchUp) < at(Promote));
+        assert!(at(Promote) < at(Switch) && at(VerifyService) < at(Follow));
+        assert!(at(Follow) < at(ApplyOldPrimary));
+        let (steps, o) = run_roles(Kind::Switchover, &[]);
+        assert_eq!(o, Outcome::Ok);
+        assert_eq!(
+            steps,
+            [
+                Preflight,
+                VerifyStandby,
+                Demote,
+                CatchUp,
+                Promote,
+                Switch,
+                VerifyService,
+                Drain,
+                Follow,
+                VerifyOldPrimary
+            ]
+        );
+        assert_eq!(
+            run_roles(Kind::Rejoin, &[]).0,
+            [Preflight, Release, Follow, VerifyStandby]
+        );
+        // Without roles, nothing changes.
+        assert_eq!(sequence_for(Kind::Apply, false), sequence(Kind::Apply));
+    }
+
+    #[test]
+    fn with_roles_a_failure_before_promote_resumes_the_old_primary_and_rolls_back() {
+        for failing in [Demote, CatchUp] {
+            let (steps, o) = run_roles(Kind::Apply, &[failing]);
+            assert_eq!(o, Outcome::RolledBack, "{failing:?}");
+            assert_eq!(
+                steps[steps.len() - 2..],
+                [Resume, RollbackStandby],
+                "{failing:?}"
+            );
+            assert!(!steps.contains(&Promote) && !steps.contains(&Switch));
+            let (steps, o) = run_roles(Kind::Switchover, &[failing]);
+            assert_eq!(o, Outcome::RolledBack);
+            assert_eq!(steps.last(), Some(&Resume));
+        }
+        // A resume that fails leaves the old primary demoted: an operator.
+        assert_eq!(
+            run_roles(Kind::Apply, &[CatchUp, Resume]).1,
+            Outcome::Operator
+        );
+    }
+
+    #[test]
+    fn with_roles_nothing_goes_back_to_the_old_primary_once_the_standby_was_promoted() {
+        for failing in [Promote, Switch, VerifyService] {
+            let (steps, o) = run_roles(Kind::Apply, &[failing]);
+            assert_eq!(o, Outcome::Operator, "{failing:?}");
+            assert!(
+                !steps.contains(&Resume) && !steps.contains(&SwitchBack),
+                "{steps:?}"
+            );
+        }
+        for failing in [Follow, ApplyOldPrimary, VerifyOldPrimary] {
+            let (steps, o) = run_roles(Kind::Apply, &[failing]);
+            assert_eq!(o, Outcome::Incomplete, "{failing:?}");
+            assert!(!steps.contains(&Resume) && !steps.contains(&SwitchBack));
+        }
+        assert_eq!(run_roles(Kind::Apply, &[Drain]).1, Outcome::Ok);
+    }
+
+    #[test]
+    fn with_roles_no_failure_anywhere_makes_two_writable_primaries() {
+        // Every subset of failing steps: once promote succeeded, resume
+        // never runs and traffic never goes back; a rolled-back run never
+        // promoted.
+        for kind in [Kind::Apply, Kind::Switchover, Kind::Failover, Kind::Rejoin] {
+            let all = sequence_for(kind, true);
+            let candidates: Vec<Step> = all
+                .iter()
+                .copied()
+                .chain([Resume, RollbackStandby])
+                .collect();
+            for mask in 0u32..(1 << candidates.len()) {
+                let failing: Vec<Step> = candidates
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, s)| *s)
+                    .collect();
+                let (steps, o) = run_roles(kind, &failing);
+                let promoted = steps
+                    .iter()
+                    .position(|s| *s == Promote && !failing.contains(s));
+                if let Some(p) = promoted {
+                    assert!(
+                        !steps[p..].contains(&Resume) && !steps[p..].contains(&SwitchBack),
+                        "{kind:?} failing {failing:?}: {steps:?}"
+                    );
+                    assert_ne!(o, Outcome::RolledBack, "{kind:?} failing {failing:?}");
+                }
+                if steps.contains(&Resume) {
+                    assert!(!steps.contains(&Promote), "{kind:?} failing {failing:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn with_roles_an_interrupted_promote_is_for_an_operator_and_the_rest_is_safe_to_resolve() {
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Promote, Side::Old),
+            Resolution::Operator
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Demote, Side::Old),
+            Resolution::Ended(fail(Demote))
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, CatchUp, Side::Old),
+            Resolution::Ended(fail(CatchUp))
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Resume, Side::Old),
+            Resolution::Retry
+        );
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, Follow, Side::New),
+            Resolution::Retry
+        );
+    }
+
+    #[test]
+    fn each_step_names_the_hosts_it_concerns() {
+        assert_eq!(Demote.concerns(Kind::Apply, "db1", "db2"), "db1");
+        assert_eq!(Promote.concerns(Kind::Apply, "db1", "db2"), "db2");
+        assert_eq!(CatchUp.concerns(Kind::Apply, "db1", "db2"), "db2<-db1");
+        assert_eq!(Follow.concerns(Kind::Apply, "db1", "db2"), "db1");
+        assert_eq!(Follow.concerns(Kind::Rejoin, "db1", "db2"), "db2");
+        assert_eq!(SwitchBack.concerns(Kind::Apply, "db1", "db2"), "db2->db1");
+        assert_eq!(Preflight.concerns(Kind::Apply, "db1", "db2"), "db1,db2");
     }
 }

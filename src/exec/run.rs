@@ -809,16 +809,9 @@ impl<'a, W: World> Ctx<'a, W> {
 
     fn host_of(&self, step: Step) -> String {
         match step {
+            // Progress names both hosts in the pair file's order.
             Step::Preflight => both_hosts(self.pair),
-            Step::ApplyStandby | Step::VerifyStandby | Step::RollbackStandby => {
-                self.to.name.clone()
-            }
-            Step::ApplyOldPrimary | Step::VerifyOldPrimary | Step::Drain => self.from.name.clone(),
-            Step::Switch => format!("{}->{}", self.from.name, self.to.name),
-            Step::SwitchBack => format!("{}->{}", self.to.name, self.from.name),
-            Step::VerifyService => format!("service->{}", self.to.name),
-            Step::Release => self.to.name.clone(),
-            Step::Fence => self.from.name.clone(),
+            _ => step.concerns(self.kind, &self.from.name, &self.to.name),
         }
     }
 
@@ -941,7 +934,10 @@ impl<'a, W: World> Ctx<'a, W> {
                 }
                 Next::Run(step) => {
                     // A stop was asked for: steps that would move traffic
-                    // forward are not run, so the core undoes the run.
+                    // forward are not run, so the core undoes the run. Once
+                    // a standby was promoted there is no way back: traffic
+                    // follows it.
+                    let promoted = ended.iter().any(|e| e.step == Step::Promote && e.ok);
                     if signals::count() >= 1
                         && matches!(
                             step,
@@ -949,8 +945,11 @@ impl<'a, W: World> Ctx<'a, W> {
                                 | Step::VerifyStandby
                                 | Step::Fence
                                 | Step::Release
-                                | Step::Switch
+                                | Step::Demote
+                                | Step::CatchUp
+                                | Step::Promote
                         )
+                        || signals::count() >= 1 && step == Step::Switch && !promoted
                     {
                         let why = format!("not run: {} asked baton to stop", signals::last_name());
                         if let Err(e) = self.begin(step) {

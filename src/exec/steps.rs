@@ -106,6 +106,11 @@ pub async fn perform<W: World>(
         Step::Drain => traffic::drain(x, from, to, carry.ttl).await,
         Step::Fence => crate::traffic::fence::fence(x, from, c.from_reachable, to).await,
         Step::Release => crate::traffic::fence::release(x, to, from).await,
+        // Only a pair with role hooks runs these (issue 14): none can be
+        // configured yet, so no run of this version reaches them.
+        Step::Demote | Step::CatchUp | Step::Promote | Step::Follow | Step::Resume => Err(Failed(
+            format!("{} needs the pair's role hooks", step.name()),
+        )),
     }
 }
 
