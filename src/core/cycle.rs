@@ -475,13 +475,19 @@ mod tests {
 
     /// Runs the machine to its end, failing the steps listed.
     fn run(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
+        run_for(kind, false, failing)
+    }
+
+    /// Runs the machine of a pair with role hooks or without to its end,
+    /// failing the steps listed (each time it runs).
+    fn run_for(kind: Kind, roles: bool, failing: &[Step]) -> (Vec<Step>, Outcome) {
         let mut ended = Vec::new();
         let mut steps = Vec::new();
         loop {
-            match decide(kind, &ended) {
+            match decide_for(kind, roles, &ended) {
                 Next::Finish(o) => return (steps, o),
                 Next::Run(s) => {
-                    assert!(steps.len() < 20, "runaway: {steps:?}");
+                    assert!(steps.len() < 30, "runaway: {steps:?}");
                     steps.push(s);
                     ended.push(Ended {
                         step: s,
@@ -855,24 +861,8 @@ mod tests {
         }
     }
 
-    /// Runs the machine of a pair with role hooks to its end, failing the
-    /// steps listed (each time it runs).
     fn run_roles(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
-        let mut ended = Vec::new();
-        let mut steps = Vec::new();
-        loop {
-            match decide_for(kind, true, &ended) {
-                Next::Finish(o) => return (steps, o),
-                Next::Run(s) => {
-                    assert!(steps.len() < 30, "runaway: {steps:?}");
-                    steps.push(s);
-                    ended.push(Ended {
-                        step: s,
-                        ok: !failing.contains(&s),
-                    });
-                }
-            }
-        }
+        run_for(kind, true, failing)
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::core::op::{
     Invocation, NftPurpose, Op, Remote, Rtype, WaitFor, BATCH_ARGV, BATCH_PROBE,
 };
 use crate::io::dns;
+use crate::io::hooks::HookError;
 use crate::io::ssh::{Armed, Output, SshError, SshHost};
 
 /// The real world of one run.
@@ -171,26 +172,18 @@ impl World for RealWorld<'_> {
             }
             Op::Hook { command, .. } => {
                 let secrets = crate::io::hooks::secrets(pair);
-                let started = Instant::now();
                 let timeout = pair.ssh.command_timeout;
-                let child = crate::io::hooks::hook(command, &secrets).output();
-                match tokio::time::timeout(timeout, child).await {
-                    Err(_) => Err(OpError::from(SshError::Timeout {
+                match crate::io::hooks::run(command, &secrets, timeout).await {
+                    Err(HookError::Timeout) => Err(OpError::from(SshError::Timeout {
                         host: "controller".into(),
                         what: format!("running `{command}`"),
                         after: timeout,
                     })),
-                    Ok(Err(e)) => Err(OpError::from(SshError::Channel {
+                    Err(HookError::Spawn(e)) => Err(OpError::from(SshError::Channel {
                         host: "controller".into(),
                         reason: format!("cannot run `{command}`: {e}"),
                     })),
-                    Ok(Ok(o)) => Ok(Value::Output(Output {
-                        status: o.status.code(),
-                        signal: None,
-                        stdout: o.stdout,
-                        stderr: o.stderr,
-                        duration: started.elapsed(),
-                    })),
+                    Ok(o) => Ok(Value::Output(o)),
                 }
             }
             Op::Query {

@@ -2,7 +2,10 @@
 //! stored or handed on), and local hooks started without them in their
 //! environment.
 
+use std::time::{Duration, Instant};
+
 use crate::config::{Pair, Traffic};
+use crate::io::ssh::Output;
 
 /// The secrets of a pair that must never be shown or stored: the TSIG
 /// secret (as written in the key file) and the SSH key's passphrase.
@@ -36,4 +39,34 @@ pub fn hook(command: &str, secrets: &[String]) -> tokio::process::Command {
         }
     }
     cmd
+}
+
+/// Why a local hook did not end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookError {
+    /// It ran past its deadline (and was killed).
+    Timeout,
+    /// It could not be started.
+    Spawn(String),
+}
+
+/// Runs a local hook (`hook`) within `timeout`: what it did, whatever its
+/// exit status.
+pub async fn run(
+    command: &str,
+    secrets: &[String],
+    timeout: Duration,
+) -> Result<Output, HookError> {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, hook(command, secrets).output()).await {
+        Err(_) => Err(HookError::Timeout),
+        Ok(Err(e)) => Err(HookError::Spawn(e.to_string())),
+        Ok(Ok(o)) => Ok(Output {
+            status: o.status.code(),
+            signal: None,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            duration: started.elapsed(),
+        }),
+    }
 }

@@ -18,6 +18,7 @@ use crate::core::holder::HookFailed;
 use crate::core::quote;
 use crate::io::checks;
 use crate::io::dns;
+use crate::io::hooks::HookError;
 use crate::io::ssh::{SshError, SshHost, Target};
 use crate::store::journal::redact;
 
@@ -234,18 +235,17 @@ async fn run_local(
     timeout: Duration,
     secrets: &[String],
 ) -> Result<String, HookFailed> {
-    let child = crate::io::hooks::hook(command, secrets).output();
-    match tokio::time::timeout(timeout, child).await {
-        Err(_) => Err(HookFailed(format!(
+    match crate::io::hooks::run(command, secrets, timeout).await {
+        Err(HookError::Timeout) => Err(HookFailed(format!(
             "`{command}` did not finish within {}",
             humantime::format_duration(timeout)
         ))),
-        Ok(Err(e)) => Err(HookFailed(format!("cannot run `{command}`: {e}"))),
-        Ok(Ok(o)) if !o.status.success() => Err(HookFailed(format!(
+        Err(HookError::Spawn(e)) => Err(HookFailed(format!("cannot run `{command}`: {e}"))),
+        Ok(o) if !o.success() => Err(HookFailed(format!(
             "`{command}` failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
+            o.stderr_text().trim()
         ))),
-        Ok(Ok(o)) => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        Ok(o) => Ok(o.stdout_text().trim().to_string()),
     }
 }
 

@@ -22,11 +22,6 @@ pub fn fill(command: &str, host: &Host) -> String {
         .replace("{address}", &quote::quote(&host.address.to_string()))
 }
 
-/// The probe as one command line, for messages.
-pub fn probe_line(v: &Vip) -> String {
-    quote::join(&crate::core::op::probe_argv(&v.interface, &v.address))
-}
-
 /// What duplicate address detection found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dad {
