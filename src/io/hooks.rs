@@ -1,6 +1,6 @@
 //! What a run must keep from what it runs: the pair's secrets (never shown,
 //! stored or handed on), and local hooks started without them in their
-//! environment.
+//! environment, run within a deadline.
 
 use std::time::{Duration, Instant};
 
