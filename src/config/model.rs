@@ -65,6 +65,9 @@ pub struct Pair {
     pub checks: Vec<Check>,
     /// Named changes.
     pub changes: BTreeMap<String, Change>,
+    /// The role hooks of a replicated service (`[roles]`): with them, a
+    /// run hands the primary role over as well as traffic.
+    pub roles: Option<Roles>,
 }
 
 impl Pair {
@@ -261,6 +264,38 @@ pub enum CheckKind {
     },
 }
 
+/// Where a check must pass: on the primary, on the standby, or on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckRole {
+    /// Wherever the pair's checks run (the default).
+    #[default]
+    Any,
+    /// Only on the host verified as the primary (through the service
+    /// address after a switch, and the primary in `status`).
+    Primary,
+    /// Only on a host verified as the standby (before it takes over in a
+    /// pair without role hooks, before `promote` and after `follow` in a
+    /// pair with them, and the standby in `status`).
+    Standby,
+}
+
+impl CheckRole {
+    /// Its name as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckRole::Any => "any",
+            CheckRole::Primary => "primary",
+            CheckRole::Standby => "standby",
+        }
+    }
+
+    /// Whether a check of this role runs where a host is verified as
+    /// `role` (`Primary` or `Standby`).
+    pub fn runs_as(self, role: CheckRole) -> bool {
+        self == CheckRole::Any || self == role
+    }
+}
+
 /// One health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -268,6 +303,8 @@ pub struct Check {
     pub name: String,
     /// What is checked.
     pub kind: CheckKind,
+    /// Where it must pass.
+    pub role: CheckRole,
     /// Consecutive successes needed.
     pub successes: u32,
     /// Failures tolerated before the check fails.
@@ -275,6 +312,42 @@ pub struct Check {
     /// Time between attempts.
     pub interval: Duration,
     /// Time allowed for one attempt.
+    pub timeout: Duration,
+}
+
+/// The role hooks of a replicated service: commands run on a host over
+/// SSH (as the login user, through the shell), each within its timeout,
+/// and the lag a hand-over accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    /// The primary stops accepting writes and flushes.
+    pub demote: RoleHook,
+    /// Prints `STATE POSITION [SECONDS]` (`core::roles::Report`).
+    pub position: RoleHook,
+    /// The standby becomes writable.
+    pub promote: RoleHook,
+    /// The host becomes a standby of its peer (`{peer_address}`).
+    pub follow: RoleHook,
+    /// A demoted primary accepts writes again.
+    pub resume: RoleHook,
+    /// How long a hand-over waits for the standby to reach the old
+    /// primary's final position.
+    pub catch_up_timeout: Duration,
+    /// How far (bytes, or the position's unit) a planned hand-over may
+    /// leave the standby behind the old primary's final position.
+    pub max_lag: u64,
+    /// How far behind the last position seen from the old primary a
+    /// standby may be for a failover to promote it.
+    pub max_lag_on_failover: u64,
+}
+
+/// One role hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleHook {
+    /// The command line (placeholders `{host}`, `{address}`, `{peer}`,
+    /// `{peer_address}`).
+    pub command: String,
+    /// Its time limit.
     pub timeout: Duration,
 }
 

@@ -86,6 +86,34 @@ pub struct PairFile {
     pub checks: Vec<CheckFile>,
     #[serde(default)]
     pub changes: BTreeMap<String, ChangeFile>,
+    pub roles: Option<RolesFile>,
+}
+
+/// `[roles]`: the hooks that hand a replicated service's primary role over.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesFile {
+    pub demote: Option<String>,
+    pub position: Option<String>,
+    pub promote: Option<String>,
+    pub follow: Option<String>,
+    pub resume: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub demote_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub position_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub promote_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub follow_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub resume_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub catch_up_timeout: Option<Duration>,
+    pub max_lag: Option<u64>,
+    pub max_lag_on_failover: Option<u64>,
 }
 
 /// `[hosts.NAME]`.
@@ -146,6 +174,7 @@ pub struct CheckFile {
     pub command: Option<String>,
     pub expect_output: Option<String>,
     // common
+    pub role: Option<String>,
     pub successes: Option<u32>,
     pub failures_allowed: Option<u32>,
     #[serde(default, with = "humantime_serde")]

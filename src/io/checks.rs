@@ -268,6 +268,7 @@ mod tests {
         Check {
             name: "page".into(),
             kind,
+            role: crate::config::CheckRole::Any,
             successes: 1,
             failures_allowed: 0,
             interval: Duration::from_millis(10),

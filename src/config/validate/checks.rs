@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::CheckFile;
-use crate::config::{Check, CheckKind, Host, Pair, Warning, WarningKind};
+use crate::config::{Check, CheckKind, CheckRole, Host, Pair, Warning, WarningKind};
 
 use super::paths::resolve;
 use super::values::{dns_name, parse_server, placeholders_ok};
@@ -279,6 +279,19 @@ pub(super) fn checks(
                 "use between \"10ms\" and \"5m\"",
             ));
         }
+        let role = match c.role.as_deref() {
+            None | Some("any") => CheckRole::Any,
+            Some("primary") => CheckRole::Primary,
+            Some("standby") => CheckRole::Standby,
+            Some(other) => {
+                sink.push(src.at(
+                    &at("role"),
+                    format!("unknown check role `{}`", printable(other)),
+                    "use \"primary\" (runs only where the host is verified as the primary, e.g. a check that it takes writes), \"standby\" (only on the standby, e.g. that it replicates) or \"any\" (the default)",
+                ));
+                CheckRole::Any
+            }
+        };
         match c.name.as_deref() {
             Some(n) if n.trim().is_empty() => sink.push(src.at(
                 &at("name"),
@@ -307,6 +320,7 @@ pub(super) fn checks(
             out.push(Check {
                 name,
                 kind,
+                role,
                 successes,
                 failures_allowed,
                 interval,
@@ -472,6 +486,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_check_runs_where_its_role_says_and_an_unknown_role_is_refused() {
+        let (c, m) = validate(
+            "[[checks]]\nkind = \"tcp\"\nport = 80\n[[checks]]\nkind = \"tcp\"\nport = 81\nrole = \"primary\"\n[[checks]]\nkind = \"tcp\"\nport = 82\nrole = \"standby\"\n[[checks]]\nkind = \"tcp\"\nport = 83\nrole = \"master\"\n",
+        );
+        let roles: Vec<_> = c.iter().map(|c| c.role).collect();
+        assert_eq!(
+            roles,
+            [CheckRole::Any, CheckRole::Primary, CheckRole::Standby]
+        );
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("unknown check role `master`"), "{m:?}");
+        assert!(CheckRole::Any.runs_as(CheckRole::Primary));
+        assert!(CheckRole::Primary.runs_as(CheckRole::Primary));
+        assert!(!CheckRole::Primary.runs_as(CheckRole::Standby));
+        assert!(!CheckRole::Standby.runs_as(CheckRole::Primary));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`traffic`]: `[traffic]` for each method (vip, dns, command);
 //! - [`checks`]: the `[[checks]]` of every kind;
 //! - [`changes`]: `[changes.NAME]` and their uploads;
+//! - [`roles`]: `[roles]`, the hooks that hand a replicated service's
+//!   primary role over;
 //! - [`fleet`]: conflicts between pairs (a VIP, a DNS name, a host address,
 //!   a name in two pairs);
 //! - [`values`]: the forms of single values (names, addresses, DNS names,
@@ -35,6 +37,7 @@ mod maintenance;
 mod pair;
 mod parse;
 mod paths;
+mod roles;
 mod settings;
 mod ssh;
 mod traffic;

@@ -13,6 +13,7 @@ use super::changes::changes;
 use super::checks::checks;
 use super::hosts::hosts;
 use super::maintenance::maintenance_part;
+use super::roles::roles;
 use super::ssh::ssh_settings;
 use super::traffic::traffic;
 use super::values::placeholders_ok;
@@ -134,6 +135,7 @@ pub(super) fn pair(
     let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
     let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
+    let roles = roles(raw.roles.as_ref(), src, sink);
 
     if sink.problems.len() > start {
         return None;
@@ -153,6 +155,7 @@ pub(super) fn pair(
         traffic: traffic?,
         checks,
         changes,
+        roles,
     })
 }
 

@@ -147,6 +147,15 @@ pub(super) struct UnknownPlaceholder(pub(super) String);
 /// word characters that follow it are looked at (a search for the next `}`
 /// from every `{` was quadratic, seconds for a value of many braces).
 pub(super) fn placeholders_ok(s: &str) -> Result<(), UnknownPlaceholder> {
+    placeholders_in(s, &PLACEHOLDERS)
+}
+
+/// The placeholders a role hook is filled with: the host it runs on, and
+/// its peer (the other host of the pair).
+pub(super) const ROLE_PLACEHOLDERS: [&str; 4] = ["{address}", "{host}", "{peer}", "{peer_address}"];
+
+/// Like [`placeholders_ok`], for a text whose placeholders are `allowed`.
+pub(super) fn placeholders_in(s: &str, allowed: &[&str]) -> Result<(), UnknownPlaceholder> {
     let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
     for (at, _) in s.match_indices('{') {
         if s[..at].ends_with('$') {
@@ -160,7 +169,7 @@ pub(super) fn placeholders_ok(s: &str) -> Result<(), UnknownPlaceholder> {
                 .chars()
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if is_word && !PLACEHOLDERS.contains(&format!("{{{word}}}").as_str()) {
+        if is_word && !allowed.contains(&format!("{{{word}}}").as_str()) {
             return Err(UnknownPlaceholder(word.to_string()));
         }
     }
