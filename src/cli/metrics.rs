@@ -190,6 +190,8 @@ mod tests {
             gate: None,
             window: None,
             forced: None,
+            roles: false,
+            data_loss: None,
             at: at.into(),
         })
         .unwrap();

@@ -137,6 +137,12 @@ pub enum Command {
         /// succeed before traffic moves. Needs --reason; recorded.
         #[arg(long, requires = "reason")]
         force: bool,
+        /// A pair with role hooks: promote the standby even when it is
+        /// further behind the last position seen from the old primary than
+        /// `max_lag_on_failover` allows (or no position was ever seen):
+        /// what it lacks is lost. Needs --reason; recorded.
+        #[arg(long, requires = "reason")]
+        accept_data_loss: bool,
     },
     /// Make a failed host the standby again: take away any traffic it still
     /// holds, verify it, clear the mark.
@@ -340,6 +346,7 @@ fn run(cli: Cli) -> Exit {
         skip_gate,
         ignore_window,
         force: false,
+        accept_data_loss: false,
     };
     let req = match &cli.command {
         Command::Apply {
@@ -360,8 +367,14 @@ fn run(cli: Cli) -> Exit {
             ignore_window,
             ..
         } => request(Some(Kind::Switchover), None, reason, false, *ignore_window),
-        Command::Failover { reason, force, .. } => Request {
+        Command::Failover {
+            reason,
+            force,
+            accept_data_loss,
+            ..
+        } => Request {
             force: *force,
+            accept_data_loss: *accept_data_loss,
             ..request(Some(Kind::Failover), None, reason, false, false)
         },
         Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false, false),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::exit::Exit;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
-use crate::core::cycle::{sequence, Kind, Step};
+use crate::core::cycle::{sequence_for, Kind, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::op::{OpKind, Rendered};
 use crate::exec::change;
@@ -187,10 +187,12 @@ pub fn build(
         to,
         change,
         from_reachable: kind != Kind::Failover,
+        last_seen: None,
+        accept_data_loss: false,
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
-    for step in sequence(kind) {
+    for step in sequence_for(kind, pair.roles.is_some()) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
         } else {
@@ -325,6 +327,7 @@ fn op_word(op: OpKind) -> &'static str {
         OpKind::Check => "check",
         OpKind::Observe => "observe",
         OpKind::Arm => "arm",
+        OpKind::CatchUp => "await",
     }
 }
 

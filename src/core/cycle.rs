@@ -437,7 +437,26 @@ pub enum Resolution {
 /// other interrupted step counts as failed, so the run is undone rather
 /// than trusted. Traffic that is unclear is for an operator.
 pub fn resolve_interrupted(kind: Kind, step: Step, holder: Side) -> Resolution {
+    resolve_interrupted_for(kind, false, step, holder)
+}
+
+/// Resolves an interrupted step of a run that hands the primary role over
+/// (`roles`) or not. With roles, once the standby's promotion began there
+/// is only forward: an interrupted `promote` runs again (the hooks are
+/// idempotent, the old primary is demoted and the standby had caught up),
+/// an interrupted switch finishes moving traffic to the new primary, and
+/// an interrupted verification of the service runs again.
+pub fn resolve_interrupted_for(kind: Kind, roles: bool, step: Step, holder: Side) -> Resolution {
     let ended = |ok| Resolution::Ended(Ended { step, ok });
+    if roles {
+        match (step, holder) {
+            (Step::Switch, Side::Unclear) => return Resolution::Operator,
+            (Step::Switch, Side::New) => return ended(true),
+            (Step::Switch, Side::Old | Side::Neither)
+            | (Step::Promote | Step::VerifyService, _) => return Resolution::Retry,
+            _ => {}
+        }
+    }
     match (step, holder) {
         (Step::Switch | Step::SwitchBack, Side::Unclear) => Resolution::Operator,
         (Step::Switch, Side::New) => ended(true),
@@ -977,11 +996,25 @@ mod tests {
     }
 
     #[test]
-    fn with_roles_an_interrupted_promote_is_for_an_operator_and_the_rest_is_safe_to_resolve() {
+    fn with_roles_an_interrupted_promote_is_finished_and_the_rest_is_safe_to_resolve() {
+        // Without roles no run has a promote: were one found, it is for an
+        // operator.
         assert_eq!(
             resolve_interrupted(Kind::Apply, Promote, Side::Old),
             Resolution::Operator
         );
+        let with = |step, side| resolve_interrupted_for(Kind::Switchover, true, step, side);
+        // Promotion began: only forward.
+        assert_eq!(with(Promote, Side::Old), Resolution::Retry);
+        assert_eq!(with(Switch, Side::Old), Resolution::Retry);
+        assert_eq!(with(Switch, Side::Neither), Resolution::Retry);
+        assert_eq!(with(Switch, Side::New), Resolution::Ended(ok(Switch)));
+        assert_eq!(with(Switch, Side::Unclear), Resolution::Operator);
+        assert_eq!(with(VerifyService, Side::New), Resolution::Retry);
+        // Before it: undone (a failed demote or catch-up resumes).
+        assert_eq!(with(Demote, Side::Old), Resolution::Ended(fail(Demote)));
+        assert_eq!(with(CatchUp, Side::Old), Resolution::Ended(fail(CatchUp)));
+        assert_eq!(with(Resume, Side::Old), Resolution::Retry);
         assert_eq!(
             resolve_interrupted(Kind::Apply, Demote, Side::Old),
             Resolution::Ended(fail(Demote))

@@ -103,6 +103,24 @@ pub enum Op {
         /// How long.
         period: Duration,
     },
+    /// Run the `position` hook on `host` (a standby) until it reports a
+    /// position at most `max_lag` behind `target`, at most `within`.
+    CatchUp {
+        /// The standby.
+        host: String,
+        /// The `position` hook, filled for the host.
+        line: String,
+        /// Each run's time limit.
+        timeout: Duration,
+        /// The position to reach (the old primary's final one, or the last
+        /// one seen from it in a failover). Not printed: the plan cannot
+        /// know it; the record's output says it.
+        target: crate::core::position::Position,
+        /// How far behind it may stay.
+        max_lag: u64,
+        /// How long it may take.
+        within: Duration,
+    },
     /// Start a privileged program on a host before a moment that must be
     /// short, so that the command sent to it later does not wait for sudo.
     Arm {
@@ -158,6 +176,16 @@ pub enum Remote {
         /// Whether to retry through sudo.
         sudo: bool,
     },
+    /// A role hook (`[roles]`), as the login user through the shell,
+    /// within its own time limit.
+    Role {
+        /// Which hook.
+        action: RoleAction,
+        /// The command line, placeholders filled and quoted.
+        line: String,
+        /// Its time limit.
+        timeout: Duration,
+    },
     /// Read the background announcement's report.
     Report {
         /// The address it announced.
@@ -172,6 +200,76 @@ pub enum Remote {
         /// Through sudo (after the unprivileged attempt could not run).
         privileged: bool,
     },
+}
+
+/// The role hooks of a pair (`[roles]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleAction {
+    /// The primary stops taking writes.
+    Demote,
+    /// Print the host's role state and position.
+    Position,
+    /// The standby becomes writable.
+    Promote,
+    /// The host follows its peer.
+    Follow,
+    /// A demoted primary takes writes again.
+    Resume,
+}
+
+impl RoleAction {
+    /// Its name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleAction::Demote => "demote",
+            RoleAction::Position => "position",
+            RoleAction::Promote => "promote",
+            RoleAction::Follow => "follow",
+            RoleAction::Resume => "resume",
+        }
+    }
+
+    /// The hook of a pair's roles.
+    pub fn hook(self, roles: &crate::config::Roles) -> &crate::config::RoleHook {
+        match self {
+            RoleAction::Demote => &roles.demote,
+            RoleAction::Position => &roles.position,
+            RoleAction::Promote => &roles.promote,
+            RoleAction::Follow => &roles.follow,
+            RoleAction::Resume => &roles.resume,
+        }
+    }
+
+    /// The operation running this hook of `roles` on `host`, its
+    /// placeholders filled (shell-quoted) for the host and its `peer`.
+    pub fn op(
+        self,
+        roles: &crate::config::Roles,
+        host: &crate::config::Host,
+        peer: &crate::config::Host,
+    ) -> Op {
+        let hook = self.hook(roles);
+        Op::Remote {
+            host: host.name.clone(),
+            command: Remote::Role {
+                action: self,
+                line: fill_role(&hook.command, host, peer),
+                timeout: hook.timeout,
+            },
+        }
+    }
+}
+
+/// A role hook's placeholders filled for the host it runs on and its peer,
+/// each value shell-quoted.
+pub fn fill_role(template: &str, host: &crate::config::Host, peer: &crate::config::Host) -> String {
+    // `{peer_address}` before `{peer}`, `{address}`: no placeholder is a
+    // prefix of another's braces, but the order keeps that obvious.
+    template
+        .replace("{peer_address}", &quote::quote(&peer.address.to_string()))
+        .replace("{peer}", &quote::quote(&peer.name))
+        .replace("{address}", &quote::quote(&host.address.to_string()))
+        .replace("{host}", &quote::quote(&host.name))
 }
 
 /// `ip addr add` or `ip addr del`.
@@ -310,6 +408,15 @@ pub const BATCH_ARGV: [&str; 4] = ["ip", "-o", "-batch", "-"];
 pub const BATCH_PROBE: &str = "link show dev lo\n";
 
 impl Remote {
+    /// Its own time limit, when it has one (else the pair's
+    /// `command_timeout`).
+    pub fn timeout(&self) -> Option<Duration> {
+        match self {
+            Remote::Role { timeout, .. } => Some(*timeout),
+            _ => None,
+        }
+    }
+
     /// How it runs.
     pub fn invocation(&self) -> Invocation {
         let path = "PATH=\"$PATH:/usr/sbin:/sbin\"";
@@ -397,6 +504,7 @@ impl Remote {
             Remote::Report { address } => {
                 Invocation::User(format!("cat -- \"{}\"", announce_file(address)))
             }
+            Remote::Role { line, .. } => Invocation::User(line.clone()),
             Remote::Probe {
                 interface,
                 address,
@@ -469,6 +577,8 @@ pub enum OpKind {
     Observe,
     /// A program started ahead of its input.
     Arm,
+    /// Waiting for a standby to reach a replication position.
+    CatchUp,
 }
 
 impl Op {
@@ -589,6 +699,20 @@ impl Op {
                     "start {} and ask it `{}`",
                     sudo(quote::join(&BATCH_ARGV)),
                     BATCH_PROBE.trim_end()
+                ),
+            ),
+            Op::CatchUp {
+                host,
+                line,
+                max_lag,
+                within,
+                ..
+            } => (
+                host.clone(),
+                OpKind::CatchUp,
+                format!(
+                    "run `{line}` every 100ms until its position is at most {max_lag} behind the target (at most {})",
+                    humantime::format_duration(*within)
                 ),
             ),
         };

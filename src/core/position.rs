@@ -4,7 +4,13 @@
 //! hexadecimal halves of a 64-bit byte offset) or a plain unsigned decimal
 //! number (a byte offset or a sequence number of another service). Both
 //! hosts of a pair must print the same form; positions of different forms
-//! are not comparable, and nothing is guessed. Pure.
+//! are not comparable, and nothing is guessed.
+//!
+//! The hook prints one line, `STATE POSITION [SECONDS]` ([`Report`]):
+//! whether the host is a writable `primary`, a `standby` (replicating,
+//! read-only) or `stopped` (not running: its last position on disk), its
+//! position, and for a standby how many seconds its replay is behind, when
+//! known. Pure.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -89,6 +95,104 @@ impl fmt::Display for Position {
     }
 }
 
+/// What a host says of its role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleState {
+    /// Running and accepting writes.
+    Primary,
+    /// Running, read-only, following a primary.
+    Standby,
+    /// Not running (a demoted primary, a stopped standby).
+    Stopped,
+}
+
+impl RoleState {
+    /// Its name as the hook prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleState::Primary => "primary",
+            RoleState::Standby => "standby",
+            RoleState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One line of the `position` hook: the host's role state, its position,
+/// and for a standby its replay delay in seconds when the hook knows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    /// What the host is.
+    pub state: RoleState,
+    /// Where it is.
+    pub position: Position,
+    /// How many seconds a standby's replay is behind (when given).
+    pub delay: Option<f64>,
+}
+
+/// Why a `position` hook's output is not a report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Nothing was printed.
+    #[error("the position hook printed nothing")]
+    Empty,
+    /// The first word is not a state.
+    #[error("`{0}` is not a role state: the position hook must print `primary`, `standby` or `stopped`, then the position")]
+    State(String),
+    /// The position is unreadable.
+    #[error(transparent)]
+    Position(#[from] PositionError),
+    /// The delay is not a number of seconds.
+    #[error("`{0}` is not a delay in seconds (the optional third word, like 0.25)")]
+    Delay(String),
+}
+
+impl Report {
+    /// Reads a hook's output: its first non-empty line, `STATE POSITION
+    /// [SECONDS]`.
+    pub fn parse(text: &str) -> Result<Report, ReportError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .ok_or(ReportError::Empty)?;
+        let clip = |s: &str| s.chars().take(80).collect::<String>();
+        let mut words = line.split_whitespace();
+        let state = match words.next() {
+            Some("primary") => RoleState::Primary,
+            Some("standby") => RoleState::Standby,
+            Some("stopped") => RoleState::Stopped,
+            other => return Err(ReportError::State(clip(other.unwrap_or_default()))),
+        };
+        let position = Position::parse(words.next().unwrap_or_default())?;
+        let delay = match words.next() {
+            None => None,
+            Some(d) => match d.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                _ => return Err(ReportError::Delay(clip(d))),
+            },
+        };
+        if let Some(extra) = words.next() {
+            return Err(ReportError::Delay(clip(extra)));
+        }
+        Ok(Report {
+            state,
+            position,
+            delay,
+        })
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}", self.state.name(), self.position)?;
+        match self.delay {
+            Some(d) => write!(f, " ({d:.3} s behind)"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Whether a standby at `standby` has caught up with a primary that ended
 /// at `primary`, within `max_lag` bytes (or units): the rule a hand-over
 /// waits for before it promotes, and a failover checks before it does.
@@ -103,6 +207,39 @@ pub fn caught_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_is_a_state_a_position_and_maybe_a_delay() {
+        let r = Report::parse("standby 0/301EF90 0.25\n").unwrap();
+        assert_eq!(r.state, RoleState::Standby);
+        assert_eq!(r.position, Position::Lsn(0x301_EF90));
+        assert_eq!(r.delay, Some(0.25));
+        assert_eq!(r.to_string(), "standby at 0/301EF90 (0.250 s behind)");
+        let r = Report::parse("\n stopped 0/301EF18 \n").unwrap();
+        assert_eq!((r.state, r.delay), (RoleState::Stopped, None));
+        assert_eq!(
+            Report::parse("primary 42").unwrap().position,
+            Position::Number(42)
+        );
+        assert_eq!(Report::parse(""), Err(ReportError::Empty));
+        assert!(matches!(Report::parse("master 0/1"), Err(ReportError::State(s)) if s == "master"));
+        assert!(matches!(
+            Report::parse("primary"),
+            Err(ReportError::Position(_))
+        ));
+        assert!(matches!(
+            Report::parse("standby 0/1 -1"),
+            Err(ReportError::Delay(_))
+        ));
+        assert!(matches!(
+            Report::parse("standby 0/1 NaN"),
+            Err(ReportError::Delay(_))
+        ));
+        assert!(matches!(
+            Report::parse("standby 0/1 1 2"),
+            Err(ReportError::Delay(_))
+        ));
+    }
 
     #[test]
     fn a_postgresql_lsn_is_read_as_its_byte_offset_and_printed_back() {

@@ -71,6 +71,14 @@ pub enum OpError {
     /// A check failed with its policy, or during the observation period.
     #[error("{0}")]
     Check(String),
+    /// A standby did not reach the position it had to, in time.
+    #[error("{host} did not catch up: {detail}")]
+    Behind {
+        /// The standby.
+        host: String,
+        /// Where it is and where it had to be.
+        detail: String,
+    },
     /// A local file could not be read (an upload's source).
     #[error("cannot read {path}: {reason}")]
     Read {
@@ -311,6 +319,8 @@ pub fn rendered(records: &[CommandRecord]) -> Vec<Rendered> {
         .collect()
 }
 
+#[cfg(test)]
+mod roles_tests;
 #[cfg(test)]
 pub mod testkit;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::core::assess::PairSeen;
 use crate::core::op::{
     Invocation, NftPurpose, Op, Remote, Rtype, WaitFor, BATCH_ARGV, BATCH_PROBE,
 };
+use crate::core::position::{Report, RoleState};
 use crate::io::dns;
 use crate::io::hooks::HookError;
 use crate::io::ssh::{Armed, Output, SshError, SshHost};
@@ -64,7 +65,10 @@ impl<'a> RealWorld<'a> {
             self.disarm(host);
         }
         let out = match invocation {
-            Invocation::User(line) => ssh.run(&line).await,
+            Invocation::User(line) => match command.timeout() {
+                Some(t) => ssh.run_with_timeout(&line, t).await,
+                None => ssh.run(&line).await,
+            },
             Invocation::Privileged { argv, input } => {
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                 match input {
@@ -269,15 +273,62 @@ impl World for RealWorld<'_> {
                 period,
             } => {
                 let target = target(pair, host, *address);
-                crate::io::verify::period(
-                    &pair.checks,
-                    &target,
-                    self.session(pair, host).ok(),
-                    *period,
-                )
-                .await
-                .map(Value::Passed)
-                .map_err(|e| OpError::Check(e.0))
+                // The observation period watches the new primary through
+                // the service address: the checks that run on a primary.
+                let checks: Vec<crate::config::Check> = pair
+                    .checks
+                    .iter()
+                    .filter(|c| c.role.runs_as(crate::config::CheckRole::Primary))
+                    .cloned()
+                    .collect();
+                crate::io::verify::period(&checks, &target, self.session(pair, host).ok(), *period)
+                    .await
+                    .map(Value::Passed)
+                    .map_err(|e| OpError::Check(e.0))
+            }
+            Op::CatchUp {
+                host,
+                line,
+                timeout,
+                target,
+                max_lag,
+                within,
+            } => {
+                let ssh = self.session(pair, host)?;
+                self.disarm(host);
+                let started = Instant::now();
+                loop {
+                    let out = ssh.run_with_timeout(line, *timeout).await?;
+                    let said = if out.success() {
+                        match Report::parse(&out.stdout_text()) {
+                            Ok(r) => match r.position.lag_behind(*target) {
+                                Ok(lag) if r.state == RoleState::Standby && lag <= *max_lag => {
+                                    return Ok(Value::Passed(format!(
+                                        "{host} {r}, {lag} behind {target} after {} ms",
+                                        started.elapsed().as_millis()
+                                    )))
+                                }
+                                Ok(lag) => format!("{r}, {lag} behind {target}"),
+                                Err(e) => e.to_string(),
+                            },
+                            Err(e) => e.to_string(),
+                        }
+                    } else {
+                        crate::exec::failure("the position hook", &Ok(out))
+                    };
+                    if started.elapsed() >= *within {
+                        return Err(OpError::Behind {
+                            host: host.clone(),
+                            detail: format!(
+                                "after {}: {said}",
+                                humantime::format_duration(Duration::from_millis(
+                                    started.elapsed().as_millis() as u64
+                                ))
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
             Op::Arm { host } => {
                 let ssh = self.session(pair, host)?;

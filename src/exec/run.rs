@@ -54,6 +54,10 @@ pub struct Request {
     /// `failover --force`: the operator declares the primary unfit although
     /// it passes its checks (the reason is required and recorded).
     pub force: bool,
+    /// `failover --accept-data-loss`: promote the standby of a pair with
+    /// role hooks however far behind the old primary it is (the reason is
+    /// required and recorded).
+    pub accept_data_loss: bool,
 }
 
 /// What a progress event is about: a step, the settling of an
@@ -450,6 +454,18 @@ async fn fresh<W: World>(
                 from_host.name
             )
         }),
+        roles: pair.roles.is_some(),
+        data_loss: (kind == Kind::Failover && req.accept_data_loss && pair.roles.is_some()).then(
+            || {
+                format!(
+                    "accepted by {} ({}): {} is promoted however far behind {} it is",
+                    req.operator,
+                    req.reason.as_deref().unwrap_or("no reason"),
+                    to_host.name,
+                    from_host.name
+                )
+            },
+        ),
         at: now_rfc3339(),
     };
     if let Err(e) = journal.append(&start) {
@@ -526,6 +542,8 @@ async fn fresh<W: World>(
         at,
         world,
     );
+    ctx.roles = pair.roles.is_some();
+    ctx.accept_data_loss = req.accept_data_loss;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
     }
@@ -651,6 +669,8 @@ async fn recover<W: World>(
         from,
         to,
         change,
+        roles,
+        data_loss,
         ..
     } = &view.start
     else {
@@ -682,11 +702,16 @@ async fn recover<W: World>(
         at,
         world,
     );
+    if *roles && pair.roles.is_none() {
+        return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} handed the primary role over with the pair's [roles] hooks, which are no longer configured: put them back to settle it"));
+    }
+    ctx.roles = *roles;
+    ctx.accept_data_loss = data_loss.is_some();
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
         let mut x = Exec::new(world, pair);
         let (holder, why) = traffic::side(&mut x, from, to).await;
-        match cycle::resolve_interrupted(*kind, step, holder) {
+        match cycle::resolve_interrupted_for(*kind, *roles, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
@@ -743,6 +768,12 @@ struct Ctx<'a, W> {
     /// What a step hands on to later ones (the TTL to drain, the
     /// announcement whose report the next step reads).
     carry: Carry,
+    /// The run hands the primary role over (the pair's role hooks).
+    roles: bool,
+    /// The last position seen from the old primary (a failover's limit).
+    last_seen: Option<crate::store::state::SeenPosition>,
+    /// The operator accepted a failover's data loss.
+    accept_data_loss: bool,
 }
 
 /// Both hosts of a pair, in the pair file's order, as progress shows them.
@@ -804,6 +835,9 @@ impl<'a, W: World> Ctx<'a, W> {
             world,
             progress: at.progress,
             carry: Carry::default(),
+            roles: false,
+            last_seen: at.store.load_position(&pair.name).ok().flatten(),
+            accept_data_loss: false,
         }
     }
 
@@ -911,7 +945,7 @@ impl<'a, W: World> Ctx<'a, W> {
     /// Asks the core for the next step and performs it, until the outcome.
     async fn drive(&mut self, ended: &mut Vec<Ended>) -> Finished {
         loop {
-            match cycle::decide(self.kind, ended) {
+            match cycle::decide_for(self.kind, self.roles, ended) {
                 Next::Finish(outcome) => {
                     if outcome != Outcome::NotStarted {
                         if let Err(e) = self.record_roles(
@@ -984,6 +1018,8 @@ impl<'a, W: World> Ctx<'a, W> {
                         to: &self.to,
                         change: self.change.as_ref(),
                         from_reachable: self.from_reachable,
+                        last_seen: self.last_seen.as_ref(),
+                        accept_data_loss: self.accept_data_loss,
                     };
                     let result = tokio::select! {
                         r = steps::perform(&mut x, &cycle, step, &mut self.carry) => r,

@@ -14,7 +14,8 @@ use std::sync::{Mutex, MutexGuard};
 use super::{out, OpError, Value, World};
 use crate::config::{CheckKind, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
-use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, ARPING_EXIT};
+use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, ARPING_EXIT};
+use crate::core::position::{Position, Report, RoleState};
 use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
 
 /// One simulated host.
@@ -36,6 +37,13 @@ pub struct SimHost {
     pub held: bool,
     /// Files uploaded to it.
     pub files: BTreeSet<String>,
+    /// Its role, when the pair has role hooks: a writable primary, a
+    /// standby, or stopped.
+    pub role: RoleState,
+    /// Its replication position (what it wrote, or replayed).
+    pub position: u64,
+    /// As a standby, how far it stays behind its primary.
+    pub behind: u64,
 }
 
 /// What a fault does to the operations it matches.
@@ -98,7 +106,8 @@ impl Sim {
         let hosts = pair
             .hosts
             .iter()
-            .map(|h| SimHost {
+            .enumerate()
+            .map(|(i, h)| SimHost {
                 name: h.name.clone(),
                 address: h.address,
                 ssh: true,
@@ -107,6 +116,13 @@ impl Sim {
                 addrs: BTreeSet::new(),
                 held: false,
                 files: BTreeSet::new(),
+                role: if i == 0 {
+                    RoleState::Primary
+                } else {
+                    RoleState::Standby
+                },
+                position: SIM_POSITION,
+                behind: 0,
             })
             .collect();
         let mut state = State {
@@ -159,6 +175,13 @@ impl Sim {
             if s.hook_holder.is_some() {
                 s.hook_holder = Some(on.to_string());
             }
+            for h in s.hosts.iter_mut() {
+                h.role = if h.name == on {
+                    RoleState::Primary
+                } else {
+                    RoleState::Standby
+                };
+            }
         }
         sim
     }
@@ -192,7 +215,84 @@ impl Sim {
     }
 }
 
+/// Where a simulated pair's replication starts.
+pub const SIM_POSITION: u64 = 0x300_0000;
+
+/// What a shutdown adds to a PostgreSQL position: its checkpoint record.
+const SHUTDOWN_RECORD: u64 = 0x78;
+
 impl State {
+    /// The hosts that take writes.
+    pub fn writable(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|h| h.up && h.role == RoleState::Primary)
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// What a host's `position` hook prints: a standby replays what its
+    /// primary (the other host) wrote, but for `behind`.
+    fn report(&self, name: &str) -> Option<Report> {
+        let h = self.hosts.iter().find(|h| h.name == name)?;
+        let source = self.hosts.iter().find(|o| o.name != name)?;
+        let position = match h.role {
+            RoleState::Standby => source.position.saturating_sub(h.behind).max(h.position),
+            _ => h.position,
+        };
+        Some(Report {
+            state: h.role,
+            position: Position::Lsn(position),
+            delay: None,
+        })
+    }
+
+    fn role(&mut self, name: &str, action: RoleAction) -> Result<Value, OpError> {
+        let ok = |stdout: &str| Ok(Value::Output(out(0, stdout, "")));
+        let failed = |stderr: &str| Ok(Value::Output(out(1, "", stderr)));
+        let report = self.report(name);
+        let peer_position = self
+            .hosts
+            .iter()
+            .find(|o| o.name != name)
+            .map_or(0, |o| o.position);
+        let host = self.host(name)?;
+        match (action, host.role) {
+            (RoleAction::Position, _) => match report {
+                Some(r) => ok(&format!("{} {}\n", r.state.name(), r.position)),
+                None => failed("no such host"),
+            },
+            (RoleAction::Demote, RoleState::Primary) => {
+                host.role = RoleState::Stopped;
+                host.position += SHUTDOWN_RECORD;
+                ok("")
+            }
+            (RoleAction::Demote, _) => ok(""),
+            (RoleAction::Promote, RoleState::Standby) => {
+                host.position = report.map_or(host.position, |r| match r.position {
+                    Position::Lsn(p) | Position::Number(p) => p,
+                });
+                host.role = RoleState::Primary;
+                ok("")
+            }
+            (RoleAction::Promote, RoleState::Primary) => ok(""),
+            (RoleAction::Promote, RoleState::Stopped) => failed("the server is not running"),
+            (RoleAction::Follow, _) => {
+                host.role = RoleState::Standby;
+                host.position = peer_position;
+                ok("")
+            }
+            (RoleAction::Resume, RoleState::Stopped) => {
+                host.role = RoleState::Primary;
+                ok("")
+            }
+            (RoleAction::Resume, RoleState::Primary) => ok(""),
+            (RoleAction::Resume, RoleState::Standby) => {
+                failed("the host is a standby: resume only undoes demote")
+            }
+        }
+    }
+
     fn host(&mut self, name: &str) -> Result<&mut SimHost, OpError> {
         match self.hosts.iter_mut().find(|h| h.name == name) {
             Some(h) if h.ssh => Ok(h),
@@ -288,6 +388,10 @@ impl State {
                 ok("")
             }
             Remote::Announce { .. } => ok(""),
+            Remote::Role { action, .. } => {
+                let (name, action) = (name.to_string(), *action);
+                self.role(&name, action)
+            }
             Remote::Report { .. } => ok(&format!(
                 "baton 1\nSent 3 probes (3 broadcast(s))\nReceived 0 response(s)\n{ARPING_EXIT}0\n"
             )),
@@ -312,9 +416,10 @@ impl State {
     fn perform(&mut self, pair: &Pair, op: &Op) -> Result<Value, OpError> {
         let rendered = op.render(pair);
         let host = match op {
-            Op::Remote { host, .. } | Op::Upload { host, .. } | Op::Arm { host } => {
-                Some(host.as_str())
-            }
+            Op::Remote { host, .. }
+            | Op::Upload { host, .. }
+            | Op::Arm { host }
+            | Op::CatchUp { host, .. } => Some(host.as_str()),
             _ => None,
         };
         if let Some(h) = host {
@@ -413,6 +518,25 @@ impl State {
                 Value::Propagated(0)
             }
             Op::Wait { .. } => Value::Done,
+            Op::CatchUp {
+                host,
+                target,
+                max_lag,
+                ..
+            } => {
+                self.host(host)?;
+                let report = self
+                    .report(host)
+                    .ok_or_else(|| OpError::Unreachable { host: host.clone() })?;
+                let lag = report.position.lag_behind(*target).unwrap_or(u64::MAX);
+                if report.state != RoleState::Standby || lag > *max_lag {
+                    return Err(OpError::Behind {
+                        host: host.clone(),
+                        detail: format!("{report}, {lag} behind {target} (simulated)"),
+                    });
+                }
+                Value::Passed(format!("{host} {report}, {lag} behind {target}"))
+            }
             Op::Check {
                 host,
                 address,
@@ -559,6 +683,10 @@ fn fail(op: &Op, command: &str) -> Result<Value, OpError> {
         ))),
         Op::Propagate { .. } => Err(OpError::Lagging {
             lagging: "simulated fault".into(),
+        }),
+        Op::CatchUp { host, .. } => Err(OpError::Behind {
+            host: host.clone(),
+            detail: "simulated fault".into(),
         }),
         Op::Wait { .. } | Op::Arm { .. } => Err(OpError::Unsupported(command.to_string())),
     }

@@ -7,9 +7,10 @@
 use std::net::IpAddr;
 
 use super::{Exec, Failed, OpError, Value, World};
-use crate::config::{Change, Host, Traffic};
+use crate::config::{Change, CheckRole, Host, Roles, Traffic};
 use crate::core::cycle::{Kind, Step};
-use crate::core::op::Op;
+use crate::core::op::{fill_role, Op, RoleAction};
+use crate::core::position::{Position, Report, RoleState};
 use crate::exec::change;
 use crate::traffic::{self, Mode};
 
@@ -27,6 +28,13 @@ pub struct Cycle<'a> {
     /// Whether SSH reached the old primary when the run began (a failover's
     /// fence removes the VIP from it over SSH, or else proves it gone).
     pub from_reachable: bool,
+    /// A failover of a pair with role hooks: the last position seen from
+    /// the old primary (and when), which the standby must be within
+    /// `max_lag_on_failover` of.
+    pub last_seen: Option<&'a crate::store::state::SeenPosition>,
+    /// `failover --accept-data-loss`: promote the standby however far
+    /// behind it is (its position is still recorded).
+    pub accept_data_loss: bool,
 }
 
 /// What a step hands on to later ones.
@@ -68,7 +76,14 @@ pub async fn perform<W: World>(
             } else {
                 from
             };
-            verify(x, &host.name, host.address).await
+            // A failover's standby lost its primary: it cannot pass the
+            // checks that it replicates, only those of any host.
+            let r#as = if c.kind == Kind::Failover && x.pair.roles.is_some() {
+                CheckRole::Any
+            } else {
+                CheckRole::Standby
+            };
+            verify(x, &host.name, host.address, r#as).await
         }
         Step::Switch | Step::SwitchBack => {
             let (a, b) = if step == Step::Switch {
@@ -91,7 +106,7 @@ pub async fn perform<W: World>(
         }
         Step::VerifyService => {
             let address = traffic::service_address(x, to).await?;
-            verify(x, &to.name, address).await?;
+            verify(x, &to.name, address, CheckRole::Primary).await?;
             let op = Op::Observe {
                 host: to.name.clone(),
                 address,
@@ -106,22 +121,134 @@ pub async fn perform<W: World>(
         Step::Drain => traffic::drain(x, from, to, carry.ttl).await,
         Step::Fence => crate::traffic::fence::fence(x, from, c.from_reachable, to).await,
         Step::Release => crate::traffic::fence::release(x, to, from).await,
-        // Only a pair with role hooks runs these (issue 14): none can be
-        // configured yet, so no run of this version reaches them.
-        Step::Demote | Step::CatchUp | Step::Promote | Step::Follow | Step::Resume => Err(Failed(
-            format!("{} needs the pair's role hooks", step.name()),
-        )),
+        Step::Demote => role(x, RoleAction::Demote, from, to).await,
+        Step::Promote => role(x, RoleAction::Promote, to, from).await,
+        Step::Resume => role(x, RoleAction::Resume, from, to).await,
+        // A rejoin's repaired host follows the primary; otherwise the old
+        // primary follows the new one.
+        Step::Follow if c.kind == Kind::Rejoin => role(x, RoleAction::Follow, to, from).await,
+        Step::Follow => role(x, RoleAction::Follow, from, to).await,
+        Step::CatchUp => catch_up(x, c).await,
     }
 }
 
-/// Every check of the pair against `address`, where `host` must answer,
+/// The pair's role hooks, or the failure of a role step without them.
+fn roles<'p, W: World>(x: &Exec<'p, W>) -> Result<&'p Roles, Failed> {
+    x.pair
+        .roles
+        .as_ref()
+        .ok_or_else(|| Failed("the pair has no [roles]: role steps need its hooks".to_string()))
+}
+
+/// Runs one role hook on `host` (its peer is `peer`); it must succeed.
+async fn role<W: World>(
+    x: &mut Exec<'_, W>,
+    action: RoleAction,
+    host: &Host,
+    peer: &Host,
+) -> Result<String, Failed> {
+    let op = action.op(roles(x)?, host, peer);
+    let out = crate::exec::output(&op, x.perform(op.clone()).await);
+    crate::exec::succeeded(&format!("{} on {}", action.name(), host.name), out)?;
+    Ok(format!("{} ran on {}", action.name(), host.name))
+}
+
+/// Reads a host's role and position (the `position` hook).
+pub async fn position<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &Host,
+    peer: &Host,
+) -> Result<Report, Failed> {
+    let op = RoleAction::Position.op(roles(x)?, host, peer);
+    let out = crate::exec::output(&op, x.perform(op.clone()).await);
+    let what = format!("position on {}", host.name);
+    let out = crate::exec::succeeded(&what, out)?;
+    Report::parse(&out.stdout_text()).map_err(|e| Failed(format!("{what}: {e}")))
+}
+
+/// The standby has what it must have before it is promoted. A hand-over:
+/// the old primary, demoted, no longer takes writes and tells its final
+/// position; the standby must reach it within `max_lag`, in
+/// `catch_up_timeout`. A failover: the standby must be within
+/// `max_lag_on_failover` of the last position seen from the old primary,
+/// unless the operator accepted the loss.
+async fn catch_up<W: World>(x: &mut Exec<'_, W>, c: &Cycle<'_>) -> Result<String, Failed> {
+    let r = roles(x)?.clone();
+    let (from, to) = (c.from, c.to);
+    let (target, max_lag, whose) = if c.kind == Kind::Failover {
+        let Some(seen) = c.last_seen else {
+            if c.accept_data_loss {
+                let report = position(x, to, from).await?;
+                return Ok(format!(
+                    "{} {report}; no position of {} was ever seen: the loss is unknown, accepted by the operator",
+                    to.name, from.name
+                ));
+            }
+            return Err(Failed(format!(
+                "baton never saw a replication position of {}, so it cannot tell what promoting {} would lose; run `baton status` while both hosts are up so that it records one, or fail over with --accept-data-loss --reason TEXT",
+                from.name, to.name
+            )));
+        };
+        let target = Position::parse(&seen.position)
+            .map_err(|e| Failed(format!("the recorded position of {}: {e}", seen.host)))?;
+        (
+            target,
+            r.max_lag_on_failover,
+            format!(
+                "the last position seen from {} ({} at {})",
+                from.name, seen.position, seen.at
+            ),
+        )
+    } else {
+        let last = position(x, from, to).await?;
+        if last.state == RoleState::Primary {
+            return Err(Failed(format!(
+                "{} still takes writes after demote ({last}): the standby cannot have everything",
+                from.name
+            )));
+        }
+        (
+            last.position,
+            r.max_lag,
+            format!("the final position of {} ({})", from.name, last.position),
+        )
+    };
+    let within = r.catch_up_timeout;
+    let op = Op::CatchUp {
+        host: to.name.clone(),
+        line: fill_role(&r.position.command, to, from),
+        timeout: r.position.timeout,
+        target,
+        max_lag,
+        within,
+    };
+    match x.perform(op).await {
+        Ok(Value::Passed(detail)) => Ok(format!("{detail} ({whose})")),
+        Ok(other) => Err(Failed(format!("unexpected {other:?}"))),
+        Err(e) if c.accept_data_loss => {
+            let report = position(x, to, from).await?;
+            Ok(format!(
+                "{e}; promoting {} anyway ({report}): the operator accepted the loss",
+                to.name
+            ))
+        }
+        Err(e) => Err(Failed(format!(
+            "{e} (the target: {whose}; allowed lag {max_lag})"
+        ))),
+    }
+}
+
+/// Every check of the pair that runs where a host is verified `as` the
+/// primary or the standby, against `address`, where `host` must answer,
 /// all at once.
 pub async fn verify<W: World>(
     x: &mut Exec<'_, W>,
     host: &str,
     address: IpAddr,
+    r#as: CheckRole,
 ) -> Result<String, Failed> {
     let ops = (0..x.pair.checks.len())
+        .filter(|i| x.pair.checks[*i].role.runs_as(r#as))
         .map(|index| Op::Check {
             host: host.to_string(),
             address,

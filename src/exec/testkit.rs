@@ -40,6 +40,11 @@ pub fn command() -> String {
     "[traffic]\nmethod = \"command\"\nswitch = \"/usr/local/bin/lb-move {from} {to}\"\nquery = \"/usr/local/bin/lb-who\"\n".to_string()
 }
 
+/// The `[roles]` of a replicated service, with `extra` lines.
+pub fn roles(extra: &str) -> String {
+    format!("\n[roles]\ndemote = \"db-role demote\"\nposition = \"db-role position\"\npromote = \"db-role promote\"\nfollow = \"db-role follow {{peer_address}}\"\nresume = \"db-role resume\"\n{extra}")
+}
+
 /// A configuration in a temporary directory.
 pub struct Lab {
     dir: tempfile::TempDir,
@@ -135,6 +140,7 @@ impl Lab {
             skip_gate: false,
             ignore_window: false,
             force: false,
+            accept_data_loss: false,
         };
         adjust(&mut req);
         let journal = self.journal();

@@ -631,6 +631,8 @@ fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
         gate: None,
         window: None,
         forced: None,
+        roles: false,
+        data_loss: None,
         at: at.clone(),
     })
     .unwrap();
@@ -952,6 +954,7 @@ async fn the_plan_is_the_list_of_operations_the_run_performs() {
         testkit::dns(""),
         testkit::dns("switch_ttl = \"30s\"\n"),
         testkit::command(),
+        format!("{}{}", testkit::vip(""), testkit::roles("")),
     ];
     for traffic in cases {
         for (kind, change) in [(Kind::Apply, Some("v2")), (Kind::Switchover, None)] {

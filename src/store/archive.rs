@@ -154,6 +154,8 @@ mod tests {
                 gate: None,
                 window: None,
                 forced: None,
+                roles: false,
+                data_loss: None,
                 at: "2026-11-20T02:00:00.000Z".into(),
             },
             ended: vec![],

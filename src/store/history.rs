@@ -139,6 +139,8 @@ mod tests {
             gate: None,
             window: None,
             forced: None,
+            roles: false,
+            data_loss: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -230,6 +232,8 @@ mod tests {
             gate: None,
             window: None,
             forced: None,
+            roles: false,
+            data_loss: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();

@@ -67,6 +67,15 @@ pub enum Record {
         /// `failover --force`: who declared the primary unfit, and why.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         forced: Option<String>,
+        /// The pair had role hooks when the run began: its steps hand the
+        /// primary role over (a run is recovered with the steps it began
+        /// with, whatever the configuration says by then).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        roles: bool,
+        /// `failover --accept-data-loss`: who accepted losing what the
+        /// standby lacks, and why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_loss: Option<String>,
         at: String,
     },
     /// A step is about to run.
@@ -564,6 +573,8 @@ mod tests {
             gate: None,
             window: None,
             forced: None,
+            roles: false,
+            data_loss: None,
             at: "t".into(),
         }
     }

@@ -1,4 +1,7 @@
-//! Per-pair state files: the recorded roles (which host is primary), written
+//! Per-pair state files: the recorded roles (which host is primary), and
+//! for a pair with role hooks the last replication position seen from its
+//! primary (its own file, written by `status` as well as by runs, so that
+//! an observation never rewrites the roles a run is changing). Written
 //! atomically (temporary file in the same directory, fsync, rename,
 //! directory fsync) with mode 0600 in a 0700 state directory.
 
@@ -27,6 +30,19 @@ pub struct PairState {
     /// A host marked failed by a failover, until `baton rejoin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+}
+
+/// The last replication position baton saw from a pair's writable
+/// primary: what a failover compares the standby with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenPosition {
+    /// The primary it was read from.
+    pub host: String,
+    /// The position, as the hook printed it.
+    pub position: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// Errors reading or writing state.
@@ -69,15 +85,70 @@ impl StateStore {
         self.dir.join(format!("{pair}.state.json"))
     }
 
+    fn position_path(&self, pair: &str) -> PathBuf {
+        self.dir.join(format!("{pair}.position.json"))
+    }
+
     /// The recorded state of a pair, if any.
     pub fn load(&self, pair: &str) -> Result<Option<PairState>, StateError> {
-        let path = self.path(pair);
-        // Not through a symlink, and at most 64 KiB (a state file is a few
-        // hundred bytes).
+        read(&self.path(pair))
+    }
+
+    /// Records a pair's state atomically.
+    pub fn save(&self, state: &PairState) -> Result<(), StateError> {
+        self.write(&self.path(&state.pair), state)
+    }
+
+    /// The last position seen from a pair's primary, if any.
+    pub fn load_position(&self, pair: &str) -> Result<Option<SeenPosition>, StateError> {
+        read(&self.position_path(pair))
+    }
+
+    /// Records the last position seen from a pair's primary.
+    pub fn save_position(&self, pair: &str, seen: &SeenPosition) -> Result<(), StateError> {
+        self.write(&self.position_path(pair), seen)
+    }
+
+    fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StateError> {
+        let dir_err = |source| StateError::Dir {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(dir_err)?;
+        let write_err = |source| StateError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".state-")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)
+            .map_err(write_err)?;
+        let mut body =
+            serde_json::to_vec_pretty(value).map_err(|e| write_err(std::io::Error::other(e)))?;
+        body.push(b'\n');
+        tmp.write_all(&body).map_err(write_err)?;
+        tmp.as_file().sync_all().map_err(write_err)?;
+        tmp.persist(path).map_err(|e| write_err(e.error))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+        Ok(())
+    }
+}
+
+/// A state file, if any: not through a symlink, at most 64 KiB.
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    {
+        // A state file is a few hundred bytes.
         let read = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
+            .open(path)
             .and_then(|f| {
                 let mut text = String::new();
                 f.take(64 << 10).read_to_string(&mut text).map(|_| text)
@@ -98,39 +169,6 @@ impl StateStore {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })
-    }
-
-    /// Records a pair's state atomically.
-    pub fn save(&self, state: &PairState) -> Result<(), StateError> {
-        let dir_err = |source| StateError::Dir {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(dir_err)?;
-        let path = self.path(&state.pair);
-        let write_err = |source| StateError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state-")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(write_err)?;
-        let mut body =
-            serde_json::to_vec_pretty(state).map_err(|e| write_err(std::io::Error::other(e)))?;
-        body.push(b'\n');
-        tmp.write_all(&body).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
-        Ok(())
     }
 }
 
