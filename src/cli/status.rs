@@ -42,6 +42,9 @@ struct PairReport {
     /// The TSIG key proved against the zone's primary (`null` for other
     /// methods).
     tsig: Option<TsigReport>,
+    /// A pair with role hooks whose primary and standby both answered:
+    /// the replication lag.
+    lag: Option<LagReport>,
     problems: Vec<Finding>,
 }
 
@@ -56,6 +59,32 @@ struct HostReport {
     version: Option<String>,
     version_error: Option<String>,
     checks: Vec<assess::CheckOutcome>,
+    /// A pair with role hooks: what the `position` hook said.
+    replication: Option<ReplicationReport>,
+}
+
+/// A host's role and position, from the pair's `position` hook.
+#[derive(Serialize)]
+struct ReplicationReport {
+    /// `primary`, `standby` or `stopped`; `null` when the hook failed.
+    state: Option<&'static str>,
+    /// Its position, as printed.
+    position: Option<String>,
+    /// A standby's replay delay in seconds, when the hook gives it.
+    delay_seconds: Option<f64>,
+    /// Why the hook could not tell.
+    error: Option<String>,
+}
+
+/// How far the standby is behind the primary.
+#[derive(Serialize)]
+struct LagReport {
+    /// The standby.
+    standby: String,
+    /// Bytes (or the position's unit) behind the primary's position.
+    bytes: u64,
+    /// Seconds of replay delay, when the hook gives them.
+    seconds: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +178,17 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
         }),
     }
     let mut a: Assessment = assess::assess(&seen);
+    let remembered = match assess::primary_position(&seen, &a.holder) {
+        Some((host, position)) => store.remember_position(&pair.name, host, position),
+        None => Ok(()),
+    };
+    if let Err(e) = remembered {
+        extra.push(Finding {
+            kind: Drift::Records,
+            severity: Severity::Operator,
+            message: e.to_string(),
+        });
+    }
     let mut recorded_now = false;
     if let (Some(roles), true) = (&a.record, extra.is_empty()) {
         let state = PairState {
@@ -230,8 +270,32 @@ fn report(
                 _ => None,
             },
             checks: h.checks.clone(),
+            replication: h.role.as_ref().map(|r| match r {
+                Ok(r) => ReplicationReport {
+                    state: Some(r.state.name()),
+                    position: Some(r.position.to_string()),
+                    delay_seconds: r.delay.map(|d| d.as_secs_f64()),
+                    error: None,
+                },
+                Err(e) => ReplicationReport {
+                    state: None,
+                    position: None,
+                    delay_seconds: None,
+                    error: Some(e.clone()),
+                },
+            }),
         })
         .collect();
+    let lag = match &a.holder {
+        Holder::Host(p) => assess::replication_lag(seen, p).and_then(|(bytes, delay)| {
+            Some(LagReport {
+                standby: pair.other(p)?.name.clone(),
+                bytes,
+                seconds: delay.map(|d| d.as_secs_f64()),
+            })
+        }),
+        _ => None,
+    };
     let dns_servers = match &seen.traffic {
         TrafficSeen::Dns { answers, .. } => answers
             .iter()
@@ -265,6 +329,7 @@ fn report(
         hosts,
         dns_servers,
         tsig,
+        lag,
         problems: a.findings,
     }
 }
@@ -343,15 +408,32 @@ fn render(reports: &[PairReport]) -> String {
                 .map(|c| format!("{} {}", c.name, if c.ok { "ok" } else { "FAIL" }))
                 .collect();
             let traffic = if h.holds_traffic { " [traffic]" } else { "" };
+            let replication = match &h.replication {
+                Some(ReplicationReport {
+                    state: Some(s),
+                    position: Some(p),
+                    ..
+                }) => format!(" [{s} at {p}]"),
+                Some(_) => " [role ?]".to_string(),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "    {:<10} {:<16} {:<8} {:<11} {:<14} {}{}\n",
+                "    {:<10} {:<16} {:<8} {:<11} {:<14} {}{}{}\n",
                 h.name,
                 h.address,
                 h.role,
                 reach,
                 version,
                 checks.join(", "),
-                traffic
+                traffic,
+                replication
+            ));
+        }
+        if let Some(l) = &r.lag {
+            let seconds = l.seconds.map(|s| format!(", {s:.3} s")).unwrap_or_default();
+            out.push_str(&format!(
+                "    replication: {} is {} behind{seconds}\n",
+                l.standby, l.bytes
             ));
         }
         for d in &r.dns_servers {
@@ -422,7 +504,9 @@ mod tests {
                 ok: true,
                 detail: "192.0.2.11:80 accepts connections".into(),
                 via_ssh: false,
+                role: crate::config::CheckRole::Any,
             }],
+            role: None,
         }
     }
 

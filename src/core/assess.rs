@@ -7,6 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
+use crate::config::CheckRole;
+use crate::core::position::{Report, RoleState};
+
 use crate::core::cycle::{Kind, Step};
 use crate::core::holder::{classify, list, Doubt, HostSays, Says};
 
@@ -32,6 +35,21 @@ pub struct CheckOutcome {
     /// host's service directly.
     #[serde(skip)]
     pub via_ssh: bool,
+    /// Where it must pass (a check of the primary fails on a standby by
+    /// design, and is not held against it).
+    #[serde(skip)]
+    pub role: CheckRole,
+}
+
+impl CheckOutcome {
+    /// Whether it counts on a host seen as `role` (`None`: not known,
+    /// only the checks of any host count).
+    pub fn counts_as(&self, role: Option<CheckRole>) -> bool {
+        match role {
+            Some(r) => self.role.runs_as(r),
+            None => self.role == CheckRole::Any,
+        }
+    }
 }
 
 /// What was seen of one host.
@@ -52,12 +70,29 @@ pub struct HostSeen {
     pub version: Option<Version>,
     /// Health checks.
     pub checks: Vec<CheckOutcome>,
+    /// A pair with role hooks: what its `position` hook said (`Err`: why
+    /// it could not tell); `None` without role hooks or SSH.
+    pub role: Option<Result<Report, String>>,
 }
 
 impl HostSeen {
-    /// Reachable and every check passed.
+    /// Reachable and every check of any host passed (the checks of a
+    /// primary or a standby are judged where the host's role is known).
     pub fn healthy(&self) -> bool {
-        self.ssh.is_ok() && self.checks.iter().all(|c| c.ok)
+        self.ssh.is_ok()
+            && self
+                .checks
+                .iter()
+                .filter(|c| c.counts_as(None))
+                .all(|c| c.ok)
+    }
+
+    /// What its `position` hook said of its role, when it said it.
+    pub fn role_state(&self) -> Option<RoleState> {
+        match &self.role {
+            Some(Ok(r)) => Some(r.state),
+            _ => None,
+        }
     }
 
     /// Its service answers on its own address: it has checks that do not
@@ -68,11 +103,11 @@ impl HostSeen {
         !direct.is_empty() && direct.iter().all(|c| c.ok)
     }
 
-    /// The names of the checks it failed, with what was seen.
+    /// The names of the checks of any host it failed, with what was seen.
     pub fn failing_checks(&self) -> Vec<String> {
         self.checks
             .iter()
-            .filter(|c| !c.ok)
+            .filter(|c| !c.ok && c.counts_as(None))
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect()
     }
@@ -239,6 +274,16 @@ pub enum Drift {
     Failed,
     /// The TSIG key is refused or not proved.
     Key,
+    /// A pair with role hooks: both hosts take writes.
+    TwoWritable,
+    /// A pair with role hooks: the host holding traffic does not take
+    /// writes.
+    PrimaryReadOnly,
+    /// A pair with role hooks: the standby does not replicate (stopped,
+    /// or not a standby).
+    NotReplicating,
+    /// A pair with role hooks: a host's `position` hook could not tell.
+    RoleUnknown,
 }
 
 /// The overall verdict.
@@ -400,11 +445,11 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         _ => None,
     };
     for h in &seen.hosts {
-        let (role, severity) = match primary_name.as_deref() {
-            Some(p) if p == h.name => ("primary", Severity::Operator),
-            Some(_) => ("standby", Severity::Degraded),
+        let (role, severity, as_role) = match primary_name.as_deref() {
+            Some(p) if p == h.name => ("primary", Severity::Operator, Some(CheckRole::Primary)),
+            Some(_) => ("standby", Severity::Degraded, Some(CheckRole::Standby)),
             // Without a known primary, any failing host may be the one serving.
-            None => ("host", Severity::Operator),
+            None => ("host", Severity::Operator, None),
         };
         if let Err(e) = &h.ssh {
             add(
@@ -420,7 +465,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 format!("cannot tell whether {} holds the virtual IP: {e}", h.name),
             );
         }
-        for c in h.checks.iter().filter(|c| !c.ok) {
+        for c in h.checks.iter().filter(|c| !c.ok && c.counts_as(as_role)) {
             add(
                 Drift::CheckFails,
                 severity,
@@ -438,6 +483,10 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         }
     }
 
+    for (kind, severity, message) in role_findings(seen, primary_name.as_deref()) {
+        add(kind, severity, message);
+    }
+
     let verdict = match findings.iter().map(|f| f.severity).max() {
         None => Verdict::Ok,
         Some(Severity::Degraded) => Verdict::Degraded,
@@ -452,6 +501,115 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         switch_blocked,
         not_as_recorded,
     }
+}
+
+/// The findings of a pair with role hooks: at most one host takes writes,
+/// and it is the one holding traffic (`primary`); the other replicates.
+fn role_findings(seen: &PairSeen, primary: Option<&str>) -> Vec<(Drift, Severity, String)> {
+    let mut out = Vec::new();
+    if seen.hosts.iter().all(|h| h.role.is_none()) {
+        return out;
+    }
+    for h in &seen.hosts {
+        if let Some(Err(e)) = &h.role {
+            out.push((
+                Drift::RoleUnknown,
+                Severity::Degraded,
+                format!("cannot tell the role of {}: {e}", h.name),
+            ));
+        }
+    }
+    let writable: Vec<&str> = seen
+        .hosts
+        .iter()
+        .filter(|h| h.role_state() == Some(RoleState::Primary))
+        .map(|h| h.name.as_str())
+        .collect();
+    if writable.len() == 2 {
+        out.push((
+            Drift::TwoWritable,
+            Severity::Operator,
+            format!(
+                "two writable primaries: both {} and {} take writes (split brain of the data)",
+                writable[0], writable[1]
+            ),
+        ));
+        return out;
+    }
+    let Some(p) = primary else {
+        return out;
+    };
+    for h in &seen.hosts {
+        let Some(state) = h.role_state() else {
+            continue;
+        };
+        if h.name == p && state != RoleState::Primary {
+            out.push((
+                Drift::PrimaryReadOnly,
+                Severity::Operator,
+                format!(
+                    "{} holds traffic but does not take writes (it is {})",
+                    h.name,
+                    state.name()
+                ),
+            ));
+        }
+        if h.name != p && state != RoleState::Standby {
+            out.push((
+                Drift::NotReplicating,
+                if state == RoleState::Primary {
+                    Severity::Operator
+                } else {
+                    Severity::Degraded
+                },
+                format!(
+                    "standby {} does not replicate (it is {})",
+                    h.name,
+                    state.name()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// The host holding traffic and its position, when it says it takes
+/// writes: what is recorded as the last position seen from the primary,
+/// which a failover compares the standby with.
+pub fn primary_position<'a>(
+    seen: &'a PairSeen,
+    holder: &Holder,
+) -> Option<(&'a str, crate::core::position::Position)> {
+    let Holder::Host(p) = holder else {
+        return None;
+    };
+    let h = seen.hosts.iter().find(|h| &h.name == p)?;
+    match &h.role {
+        Some(Ok(r)) if r.state == RoleState::Primary => Some((h.name.as_str(), r.position)),
+        _ => None,
+    }
+}
+
+/// How far a pair's standby is behind its primary, when both positions
+/// are known: bytes (or the position's unit), and seconds when the hook
+/// gives them.
+pub fn replication_lag(
+    seen: &PairSeen,
+    primary: &str,
+) -> Option<(u64, Option<std::time::Duration>)> {
+    let report = |want: bool| {
+        seen.hosts
+            .iter()
+            .find(|h| (h.name == primary) == want)
+            .and_then(|h| h.role.as_ref())
+            .and_then(|r| r.as_ref().ok())
+    };
+    let (p, s) = (report(true)?, report(false)?);
+    if p.state != RoleState::Primary || s.state != RoleState::Standby {
+        return None;
+    }
+    let bytes = s.position.lag_behind(p.position).ok()?;
+    Some((bytes, s.delay))
 }
 
 /// The finding for the TSIG key, if it is not proven; returns why a
@@ -493,7 +651,9 @@ mod tests {
                 ok: true,
                 detail: "200".into(),
                 via_ssh: false,
+                role: CheckRole::Any,
             }],
+            role: None,
         }
     }
 
@@ -511,6 +671,95 @@ mod tests {
             recorded,
             last_run: LastRun::Settled,
         }
+    }
+
+    fn said(state: RoleState, lsn: u64) -> Option<Result<Report, String>> {
+        Some(Ok(Report {
+            state,
+            position: crate::core::position::Position::Lsn(lsn),
+            delay: None,
+        }))
+    }
+
+    fn with_roles(
+        a: Option<Result<Report, String>>,
+        b: Option<Result<Report, String>>,
+    ) -> PairSeen {
+        let mut s = vip(Some(true), Some(false), roles("blue", "green"));
+        s.hosts[0].role = a;
+        s.hosts[1].role = b;
+        s
+    }
+
+    fn kinds(a: &Assessment) -> Vec<Drift> {
+        a.findings.iter().map(|f| f.kind).collect()
+    }
+
+    #[test]
+    fn roles_are_judged_against_who_holds_traffic() {
+        let ok = assess(&with_roles(
+            said(RoleState::Primary, 0x400),
+            said(RoleState::Standby, 0x300),
+        ));
+        assert_eq!(ok.verdict, Verdict::Ok, "{:?}", ok.findings);
+        let seen = with_roles(
+            said(RoleState::Primary, 0x400),
+            said(RoleState::Standby, 0x300),
+        );
+        assert_eq!(replication_lag(&seen, "blue"), Some((0x100, None)));
+        assert_eq!(
+            primary_position(&seen, &Holder::Host("blue".into())).map(|(h, _)| h),
+            Some("blue")
+        );
+        assert_eq!(primary_position(&seen, &Holder::Host("green".into())), None);
+
+        let two = assess(&with_roles(
+            said(RoleState::Primary, 1),
+            said(RoleState::Primary, 1),
+        ));
+        assert_eq!(kinds(&two), [Drift::TwoWritable]);
+        assert_eq!(two.verdict, Verdict::Operator);
+
+        let read_only = assess(&with_roles(
+            said(RoleState::Stopped, 1),
+            said(RoleState::Standby, 1),
+        ));
+        assert_eq!(kinds(&read_only), [Drift::PrimaryReadOnly]);
+        assert_eq!(read_only.verdict, Verdict::Operator);
+
+        let lone = assess(&with_roles(
+            said(RoleState::Primary, 1),
+            said(RoleState::Stopped, 1),
+        ));
+        assert_eq!(kinds(&lone), [Drift::NotReplicating]);
+        assert_eq!(lone.verdict, Verdict::Degraded);
+
+        let unknown = assess(&with_roles(
+            said(RoleState::Primary, 1),
+            Some(Err("exit 1".into())),
+        ));
+        assert_eq!(kinds(&unknown), [Drift::RoleUnknown]);
+    }
+
+    #[test]
+    fn a_check_of_the_primary_is_not_held_against_the_standby() {
+        let mut s = vip(Some(true), Some(false), roles("blue", "green"));
+        for (h, role) in [(0, CheckRole::Standby), (1, CheckRole::Primary)] {
+            s.hosts[h].checks.push(CheckOutcome {
+                name: "writable".into(),
+                ok: false,
+                detail: "f".into(),
+                via_ssh: true,
+                role,
+            });
+        }
+        assert_eq!(assess(&s).verdict, Verdict::Ok, "{:?}", assess(&s).findings);
+        // The other way round, each fails where it must pass.
+        s.hosts[0].checks[1].role = CheckRole::Primary;
+        s.hosts[1].checks[1].role = CheckRole::Standby;
+        assert_eq!(kinds(&assess(&s)), [Drift::CheckFails, Drift::CheckFails]);
+        // healthy() counts only the checks of any host.
+        assert!(s.hosts[0].healthy());
     }
 
     #[test]
@@ -703,6 +952,7 @@ mod tests {
         assert!(!h.serving());
         // Only checks over SSH: nothing says it serves.
         h.checks[0] = CheckOutcome {
+            role: CheckRole::Any,
             name: "unit".into(),
             ok: true,
             detail: String::new(),

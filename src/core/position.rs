@@ -120,14 +120,14 @@ impl RoleState {
 
 /// One line of the `position` hook: the host's role state, its position,
 /// and for a standby its replay delay in seconds when the hook knows it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Report {
     /// What the host is.
     pub state: RoleState,
     /// Where it is.
     pub position: Position,
-    /// How many seconds a standby's replay is behind (when given).
-    pub delay: Option<f64>,
+    /// How far a standby's replay is behind in time (when given).
+    pub delay: Option<std::time::Duration>,
 }
 
 /// Why a `position` hook's output is not a report.
@@ -168,7 +168,9 @@ impl Report {
         let delay = match words.next() {
             None => None,
             Some(d) => match d.parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+                Ok(v) if v.is_finite() && (0.0..1e9).contains(&v) => {
+                    Some(std::time::Duration::from_secs_f64(v))
+                }
                 _ => return Err(ReportError::Delay(clip(d))),
             },
         };
@@ -187,7 +189,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at {}", self.state.name(), self.position)?;
         match self.delay {
-            Some(d) => write!(f, " ({d:.3} s behind)"),
+            Some(d) => write!(f, " ({:.3} s behind)", d.as_secs_f64()),
             None => Ok(()),
         }
     }
@@ -213,7 +215,7 @@ mod tests {
         let r = Report::parse("standby 0/301EF90 0.25\n").unwrap();
         assert_eq!(r.state, RoleState::Standby);
         assert_eq!(r.position, Position::Lsn(0x301_EF90));
-        assert_eq!(r.delay, Some(0.25));
+        assert_eq!(r.delay, Some(std::time::Duration::from_millis(250)));
         assert_eq!(r.to_string(), "standby at 0/301EF90 (0.250 s behind)");
         let r = Report::parse("\n stopped 0/301EF18 \n").unwrap();
         assert_eq!((r.state, r.delay), (RoleState::Stopped, None));

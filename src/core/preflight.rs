@@ -4,6 +4,7 @@
 
 use crate::core::assess::{Assessment, Holder, HostSeen, PairSeen, TrafficSeen, Verdict};
 use crate::core::cycle::Kind;
+use crate::core::position::RoleState;
 
 /// The host names a run works with.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,19 @@ pub fn problems(
                     "the standby {} fails its checks ({}): it cannot take over",
                     r.to,
                     h.failing_checks().join("; ")
+                )),
+                _ => {}
+            }
+            // A pair with role hooks: only a standby is promoted.
+            match host(r.to).and_then(|h| h.role.as_ref()) {
+                Some(Ok(report)) if report.state != RoleState::Standby => out.push(format!(
+                    "{} is not a standby (it is {}): only a replicating standby is promoted; see `baton status {pair}`",
+                    r.to,
+                    report.state.name()
+                )),
+                Some(Err(e)) => out.push(format!(
+                    "cannot tell the role of {}: {e}",
+                    r.to
                 )),
                 _ => {}
             }
@@ -261,7 +275,9 @@ mod tests {
                 ok,
                 detail: String::new(),
                 via_ssh: false,
+                role: crate::config::CheckRole::Any,
             }],
+            role: None,
         };
         PairSeen {
             hosts: [

@@ -390,6 +390,11 @@ async fn fresh<W: World>(
         standby: s.standby.clone(),
     });
     let assessment = assess::assess(&seen);
+    // The last position seen from the primary, for a later failover (a
+    // record that cannot be written is found by the run's own records).
+    if let Some((host, position)) = assess::primary_position(&seen, &assessment.holder) {
+        let _ = store.remember_position(&pair.name, host, position);
+    }
     let failed = recorded.as_ref().and_then(|s| s.failed.clone());
     let from = preflight::old_primary(
         kind,

@@ -618,9 +618,16 @@ impl State {
                             "failed (simulated)".into()
                         },
                         via_ssh,
+                        role: c.role,
                     }
                 })
                 .collect(),
+            role: pair
+                .roles
+                .as_ref()
+                .filter(|_| h.ssh)
+                .and_then(|_| self.report(&h.name))
+                .map(Ok),
         };
         let traffic = match &pair.traffic {
             Traffic::Vip(_) => TrafficSeen::Vip,

@@ -15,6 +15,8 @@ use crate::core::assess::{
     CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen, Version,
 };
 use crate::core::holder::HookFailed;
+use crate::core::op::{Op, Remote, RoleAction};
+use crate::core::position::Report;
 use crate::core::quote;
 use crate::io::checks;
 use crate::io::dns;
@@ -113,8 +115,26 @@ async fn observe_connected(
             _ => None,
         }
     };
+    let role = async {
+        let (Some(roles), Some(s)) = (&pair.roles, ssh) else {
+            return None;
+        };
+        let peer = pair.other(&host.name)?;
+        let Op::Remote {
+            command: Remote::Role { line, timeout, .. },
+            ..
+        } = RoleAction::Position.op(roles, host, peer)
+        else {
+            return None;
+        };
+        Some(match s.run_with_timeout(&line, timeout).await {
+            Ok(o) if o.success() => Report::parse(&o.stdout_text()).map_err(|e| e.to_string()),
+            Ok(o) => Err(crate::exec::failure("the position hook", &Ok(o))),
+            Err(e) => Err(e.to_string()),
+        })
+    };
     let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-    let ((holds_vip, vip_error), version, probes) = tokio::join!(vip, version, probes);
+    let ((holds_vip, vip_error), version, probes, role) = tokio::join!(vip, version, probes, role);
     HostSeen {
         name: host.name.clone(),
         address: Some(host.address),
@@ -130,8 +150,10 @@ async fn observe_connected(
                 ok: p.ok,
                 detail: p.detail,
                 via_ssh: matches!(c.kind, CheckKind::Command { .. }),
+                role: c.role,
             })
             .collect(),
+        role,
     }
 }
 

@@ -109,6 +109,33 @@ impl StateStore {
         self.write(&self.position_path(pair), seen)
     }
 
+    /// Records `position`, read from `host` as a writable primary, unless
+    /// a later position of the same host is already recorded (a slower
+    /// observation finishing after a faster one never moves it back).
+    pub fn remember_position(
+        &self,
+        pair: &str,
+        host: &str,
+        position: crate::core::position::Position,
+    ) -> Result<(), StateError> {
+        if let Some(old) = self.load_position(pair)? {
+            let older = crate::core::position::Position::parse(&old.position)
+                .ok()
+                .and_then(|p| position.compare(p).ok());
+            if old.host == host && older == Some(std::cmp::Ordering::Less) {
+                return Ok(());
+            }
+        }
+        self.save_position(
+            pair,
+            &SeenPosition {
+                host: host.to_string(),
+                position: position.to_string(),
+                at: now_rfc3339(),
+            },
+        )
+    }
+
     fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StateError> {
         let dir_err = |source| StateError::Dir {
             path: self.dir.display().to_string(),
@@ -213,6 +240,46 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_seen_position_only_moves_forward_for_its_host() {
+        use crate::core::position::Position;
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path());
+        assert_eq!(store.load_position("db").unwrap(), None);
+        store
+            .remember_position("db", "db1", Position::Lsn(0x300))
+            .unwrap();
+        store
+            .remember_position("db", "db1", Position::Lsn(0x200))
+            .unwrap();
+        assert_eq!(
+            store.load_position("db").unwrap().unwrap().position,
+            "0/300"
+        );
+        store
+            .remember_position("db", "db1", Position::Lsn(0x400))
+            .unwrap();
+        assert_eq!(
+            store.load_position("db").unwrap().unwrap().position,
+            "0/400"
+        );
+        // Another primary's position replaces it, whatever its value.
+        store
+            .remember_position("db", "db2", Position::Lsn(0x100))
+            .unwrap();
+        let seen = store.load_position("db").unwrap().unwrap();
+        assert_eq!(
+            (seen.host.as_str(), seen.position.as_str()),
+            ("db2", "0/100")
+        );
+        let mode = fs::metadata(dir.path().join("db.position.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
