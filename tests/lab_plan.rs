@@ -141,3 +141,13 @@ fn a_command_pair_runs_what_it_planned() {
     plan_equals_run(&cfg, &state, "hooks", None);
     assert_eq!(fs::read_to_string(&holder).unwrap(), "blue\n");
 }
+
+/// A pair with role hooks (PostgreSQL): the hand-over's hooks and the
+/// catch-up are operations like the others.
+#[test]
+fn the_postgresql_pair_runs_what_it_planned() {
+    let _lab = lab();
+    let state = Path::new(LAB).join("state");
+    plan_equals_run(&lab_config(), &state, "pg", Some("conn200"));
+    plan_equals_run(&lab_config(), &state, "pg", None);
+}
