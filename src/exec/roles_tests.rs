@@ -82,7 +82,9 @@ async fn a_switchover_demotes_waits_for_the_standby_promotes_then_moves_traffic_
             "catch_up@blue: db-role position",
             "catch_up@green: run `db-role position`",
             "promote@green: db-role promote",
+            "promote@green: db-role position",
             "follow@blue: db-role follow 198.51.100.12",
+            "follow@blue: db-role position",
         ]
     );
     // The journal says which position the standby reached.
@@ -202,6 +204,30 @@ async fn after_promote_nothing_goes_back_to_the_old_primary() {
             steps(&lab)
         );
     }
+}
+
+#[tokio::test]
+async fn a_hook_that_returns_before_its_host_changed_role_fails_its_step() {
+    // promote exits 0, but the standby still says `standby`.
+    let lab = roles_lab("");
+    let sim = lab.sim();
+    sim.fault(Some("green"), "db-role promote", Effect::Ignored, 1);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
+    assert!(
+        steps(&lab).contains(&"promote!".to_string()),
+        "{:?}",
+        steps(&lab)
+    );
+    assert_eq!(role(&sim, "blue"), RoleState::Stopped);
+    assert_eq!(role(&sim, "green"), RoleState::Standby);
+    // follow exits 0, but the old primary is still stopped: incomplete.
+    let lab = roles_lab("");
+    let sim = lab.sim();
+    sim.fault(Some("blue"), "db-role follow", Effect::Ignored, 1);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Incomplete, "{}", f.message);
+    assert_eq!(writable(&sim), ["green"]);
 }
 
 #[tokio::test]

@@ -122,12 +122,25 @@ pub async fn perform<W: World>(
         Step::Fence => crate::traffic::fence::fence(x, from, c.from_reachable, to).await,
         Step::Release => crate::traffic::fence::release(x, to, from).await,
         Step::Demote => role(x, RoleAction::Demote, from, to).await,
-        Step::Promote => role(x, RoleAction::Promote, to, from).await,
-        Step::Resume => role(x, RoleAction::Resume, from, to).await,
+        Step::Promote => {
+            role(x, RoleAction::Promote, to, from).await?;
+            became(x, to, from, RoleState::Primary).await
+        }
+        Step::Resume => {
+            role(x, RoleAction::Resume, from, to).await?;
+            became(x, from, to, RoleState::Primary).await
+        }
         // A rejoin's repaired host follows the primary; otherwise the old
         // primary follows the new one.
-        Step::Follow if c.kind == Kind::Rejoin => role(x, RoleAction::Follow, to, from).await,
-        Step::Follow => role(x, RoleAction::Follow, from, to).await,
+        Step::Follow => {
+            let (host, peer) = if c.kind == Kind::Rejoin {
+                (to, from)
+            } else {
+                (from, to)
+            };
+            role(x, RoleAction::Follow, host, peer).await?;
+            became(x, host, peer, RoleState::Standby).await
+        }
         Step::CatchUp => catch_up(x, c).await,
     }
 }
@@ -151,6 +164,26 @@ async fn role<W: World>(
     let out = crate::exec::output(&op, x.perform(op.clone()).await);
     crate::exec::succeeded(&format!("{} on {}", action.name(), host.name), out)?;
     Ok(format!("{} ran on {}", action.name(), host.name))
+}
+
+/// After a role hook: the host's `position` hook must say it is `state`
+/// now (a hook that returned early is a failed step, not a hand-over).
+async fn became<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &Host,
+    peer: &Host,
+    state: RoleState,
+) -> Result<String, Failed> {
+    let report = position(x, host, peer).await?;
+    if report.state == state {
+        Ok(format!("{} is {report}", host.name))
+    } else {
+        Err(Failed(format!(
+            "{} is {report} after its hook, not {}",
+            host.name,
+            state.name()
+        )))
+    }
 }
 
 /// Reads a host's role and position (the `position` hook).
