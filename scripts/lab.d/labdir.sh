@@ -23,7 +23,7 @@ check_lab_path() {
 
 # ensure_dirs — the lab dir and its directories, SRV_PATH, /run/sshd, /etc/baton-pg and
 # /run/postgresql (noting which the lab created, so that down removes only those), the service
-# hosts' dirs
+# and PostgreSQL hosts' dirs
 ensure_dirs() {
     if [ -e "$LAB" ] && [ ! -e "$LAB/.baton-lab" ] && [ -n "$(ls -A "$LAB")" ]; then
         die "$LAB exists, is not empty and is not a baton lab (no .baton-lab marker)"
@@ -51,6 +51,7 @@ ensure_dirs() {
     fi
     local h dirs=()
     for h in "${SERVICE_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h" "$LAB/hosts/$h/nginx-tmp"); done
+    for h in "${PG_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
     install -d -m 0755 "${dirs[@]}"
 }
 

@@ -107,8 +107,8 @@ pg_ctl_options() {
     printf -v "$2" "%s" "-c listen_addresses=0.0.0.0 -c port=$PG_PORT -c unix_socket_directories='$LAB/hosts/$1/sock'"
 }
 
-# pg_start HOST — start its postmaster in its namespace (pg_ctl -w: returns once it accepts
-# connections); dies with the log's tail when it does not start
+# pg_start HOST [--try] — start its postmaster in its namespace (pg_ctl -w: returns once it
+# accepts connections); dies with the log's tail when it does not start (with --try: fails)
 pg_start() {
     local h=$1 d=$LAB/hosts/$1 pids i
     # The processes of a postmaster that died (kill -9) end on their own when they notice; the
@@ -126,8 +126,10 @@ pg_start() {
     local opts
     pg_ctl_options "$h" opts
     pg_run "$h" "$PG_BIN/pg_ctl" -D "$d/pgdata" -l "$d/postgres.log" -w -t 60 -s -o "$opts" start \
-        </dev/null >/dev/null 2>>"$d/start.log" ||
-        { tail -n 5 "$d/postgres.log" >&2 2>/dev/null; die "postgres on $h did not start; see $d/postgres.log"; }
+        </dev/null >/dev/null 2>>"$d/start.log" && return 0
+    [ "${2-}" = --try ] && return 1
+    tail -n 5 "$d/postgres.log" >&2 2>/dev/null
+    die "postgres on $h did not start; see $d/postgres.log"
 }
 
 # pg_stop HOST — stop its postmaster, if it runs: by the pid in its postmaster.pid (and only
@@ -318,9 +320,9 @@ pg_init_standby() {
     say "postgres on $h: new standby of $2 ($(elapsed "$t0"))"
 }
 
-# pg_ensure_running HOST OTHER — its postmaster runs in its namespace. A dead one is started;
-# as a standby of OTHER when OTHER is a writable primary by now (never two of them: reset
-# puts the initial roles back)
+# pg_ensure_running HOST OTHER [--try] — its postmaster runs in its namespace. A dead one is
+# started; as a standby of OTHER when OTHER is a writable primary by now (never two of them:
+# reset puts the initial roles back). Dies when it does not start (with --try: fails)
 pg_ensure_running() {
     local h=$1 o=$2 pid r
     if find_daemon postgres "$h" pid; then
@@ -336,14 +338,16 @@ pg_ensure_running() {
         fi
     fi
     say "starting postgres on $h"
-    pg_start "$h"
+    pg_start "$h" "${3-}"
 }
 
 # pg_pair_up PAIR — both hosts' servers run; a pair without data is created: initdb on the
-# initial primary, pg_basebackup from it to the standby. When it started a server, it waits
-# (5 s at most) for the standby to stream again, and warns if it does not.
+# initial primary, pg_basebackup from it to the standby. A host whose server does not start
+# (a data directory a test broke) is taken anew from the other when that is a writable
+# primary, else the pair is created anew. When it started a server, it waits (5 s at most) for
+# the standby to stream again, and warns if it does not.
 pg_pair_up() {
-    local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} h r ra rb started=0
+    local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]} h o r ra rb started=0
     pg_host_dirs "$a"; pg_host_dirs "$b"
     # a data directory in which the hook's pg_rewind was interrupted is taken anew
     for h in "$a" "$b"; do
@@ -353,22 +357,38 @@ pg_pair_up() {
             rm -f "$LAB/hosts/$h/.pg-ready"
         fi
     done
-    if [ ! -e "$LAB/hosts/$a/.pg-ready" ]; then
+    if [ ! -e "$LAB/hosts/$a/.pg-ready" ] && [ ! -e "$LAB/hosts/$b/.pg-ready" ]; then
         pg_init_primary "$a"
         # a standby of another cluster cannot follow the new one
         pg_init_standby "$b" "$a"
         pg_wait_streaming "$a" "$b" 10 || die "postgres on $b does not stream from $a; see $LAB/hosts/$b/postgres.log"
         return 0
     fi
-    if [ ! -e "$LAB/hosts/$b/.pg-ready" ]; then
-        pg_ensure_running "$a" "$b"
-        pg_init_standby "$b" "$a"
-        pg_wait_streaming "$a" "$b" 10 || die "postgres on $b does not stream from $a; see $LAB/hosts/$b/postgres.log"
-        return 0
-    fi
     for h in "$a" "$b"; do
+        [ -e "$LAB/hosts/$h/.pg-ready" ] || continue
+        if [ "$h" = "$a" ]; then o=$b; else o=$a; fi
         find_daemon postgres "$h" || started=1
-        if [ "$h" = "$a" ]; then pg_ensure_running "$a" "$b"; else pg_ensure_running "$b" "$a"; fi
+        pg_ensure_running "$h" "$o" --try && continue
+        warn "postgres on $h does not start (see $LAB/hosts/$h/postgres.log); taking it anew"
+        pg_stop "$h"
+        rm -f "$LAB/hosts/$h/.pg-ready"
+    done
+    # one host lacks a usable data directory: taken anew from the other, if that one is writable
+    for h in "$a" "$b"; do
+        [ ! -e "$LAB/hosts/$h/.pg-ready" ] || continue
+        if [ "$h" = "$a" ]; then o=$b; else o=$a; fi
+        r=
+        [ ! -e "$LAB/hosts/$o/.pg-ready" ] || pg_recovery "$o" r
+        if [ "$r" = f ]; then
+            pg_init_standby "$h" "$o"
+            pg_wait_streaming "$o" "$h" 10 || die "postgres on $h does not stream from $o; see $LAB/hosts/$h/postgres.log"
+            return 0
+        fi
+        warn "no writable primary left in pair $p; creating it anew"
+        pg_stop "$a"; pg_stop "$b"
+        rm -f "$LAB/hosts/$a/.pg-ready" "$LAB/hosts/$b/.pg-ready"
+        pg_pair_up "$p"
+        return 0
     done
     for h in "$a" "$b"; do
         pg_recovery "$h" r
