@@ -58,7 +58,9 @@ steps = [\"sed -i 's/version=[0-9]*/version=1/' $SRV_PATH/index.html\", \"echo 1
 # needs a restart (pairs/postgres.toml in the repo is the commented example of the same)
 pg_pair_toml() {
     local p=$1 prim=${P_PRIMARY[$1]} stby=${P_STANDBY[$1]} hook="sudo -n -u postgres $PG_HOOK"
-    local psql="sudo -n -u postgres psql -X -A -t -c"
+    # (from /: psql as postgres warns on stderr when it cannot enter the login user's home,
+    # and that line would hide the real reason when a check fails)
+    local psql="cd / && sudo -n -u postgres psql -X -A -t -c"
     local -n _t=$2
     _t="# Written by scripts/lab up: ${P_DESC[$p]} (the repo's pairs/postgres.toml explains each part).
 environment = \"${P_ENV[$p]}\"
