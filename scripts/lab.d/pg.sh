@@ -305,8 +305,8 @@ host    app          app       $NET_PREFIX.0/$NET_BITS     trust
     say "postgres on $h: new cluster, primary ($(elapsed "$t0"))"
 }
 
-# pg_init_standby HOST PRIMARY — its data directory anew from PRIMARY (pg_basebackup -R), set
-# to follow PRIMARY; started
+# pg_init_standby HOST PRIMARY [--try] — its data directory anew from PRIMARY (pg_basebackup
+# -R), set to follow PRIMARY; started (dies when it does not start; with --try: fails)
 pg_init_standby() {
     local h=$1 d=$LAB/hosts/$1 t0=$EPOCHREALTIME
     pg_stop "$h"
@@ -315,7 +315,10 @@ pg_init_standby() {
         -R -X stream -c fast --no-sync >"$d/basebackup.log" 2>&1 ||
         { tail -n 5 "$d/basebackup.log" >&2; die "pg_basebackup from $2 to $h failed; see $d/basebackup.log"; }
     pg_follow "$2" "$h"
-    pg_start "$h"
+    if ! pg_start "$h" "${3-}"; then
+        warn "postgres on $h does not start as a standby of $2 (e.g. a setting below its primary's); see $d/postgres.log"
+        return 1
+    fi
     touch "$d/.pg-ready"
     say "postgres on $h: new standby of $2 ($(elapsed "$t0"))"
 }
@@ -379,15 +382,11 @@ pg_pair_up() {
         if [ "$h" = "$a" ]; then o=$b; else o=$a; fi
         r=
         [ ! -e "$LAB/hosts/$o/.pg-ready" ] || pg_recovery "$o" r
-        if [ "$r" = f ]; then
-            pg_init_standby "$h" "$o"
-            pg_wait_streaming "$o" "$h" 10 || die "postgres on $h does not stream from $o; see $LAB/hosts/$h/postgres.log"
+        if [ "$r" = f ] && pg_init_standby "$h" "$o" --try && pg_wait_streaming "$o" "$h" 10; then
             return 0
         fi
-        warn "no writable primary left in pair $p; creating it anew"
-        pg_stop "$a"; pg_stop "$b"
-        rm -f "$LAB/hosts/$a/.pg-ready" "$LAB/hosts/$b/.pg-ready"
-        pg_pair_up "$p"
+        warn "no standby of a writable primary can be made in pair $p; creating it anew"
+        pg_pair_anew "$p"
         return 0
     done
     for h in "$a" "$b"; do
@@ -414,11 +413,11 @@ pg_pair_reset() {
         say "postgres on $h: removing the settings made with ALTER SYSTEM, restarting it"
         pg_stop "$h"
         pg_settings_clean "$h"
-        pg_start "$h"
+        pg_start "$h" --try || { warn "postgres on $h does not start; creating pair $p anew"; pg_pair_anew "$p"; return 0; }
         restarted=1
     done
     [ $restarted = 0 ] || pg_wait_streaming "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}" 10 ||
-        die "postgres on ${P_STANDBY[$p]} does not stream from ${P_PRIMARY[$p]}; see $LAB/hosts/${P_STANDBY[$p]}/postgres.log"
+        { warn "postgres on ${P_STANDBY[$p]} does not stream from ${P_PRIMARY[$p]}; creating pair $p anew"; pg_pair_anew "$p"; }
 }
 
 # pg_settings_dirty HOST — its postgresql.auto.conf holds a setting other than primary_conninfo
@@ -462,13 +461,22 @@ pg_pair_roles() {
     fi
     if [ "$ra" != f ]; then
         warn "postgres on $a cannot be made writable; creating pair $p anew"
-        pg_stop "$a"
-        rm -f "$LAB/hosts/$a/.pg-ready" "$LAB/hosts/$b/.pg-ready"
-        pg_pair_up "$p"
+        pg_pair_anew "$p"
         return 0
     fi
-    pg_init_standby "$b" "$a"
-    pg_wait_streaming "$a" "$b" 10 || die "postgres on $b does not stream from $a; see $LAB/hosts/$b/postgres.log"
+    # (a standby taken from a primary whose settings a test lowered below its control file's
+    # may not start: then the pair is created anew)
+    if ! pg_init_standby "$b" "$a" --try || ! pg_wait_streaming "$a" "$b" 10; then
+        warn "postgres on $b does not stream from $a; creating pair $p anew"
+        pg_pair_anew "$p"
+    fi
+}
+
+# pg_pair_anew PAIR — both hosts' data directories created anew (initdb, pg_basebackup)
+pg_pair_anew() {
+    pg_stop "${P_STANDBY[$1]}"; pg_stop "${P_PRIMARY[$1]}"
+    rm -f "$LAB/hosts/${P_PRIMARY[$1]}/.pg-ready" "$LAB/hosts/${P_STANDBY[$1]}/.pg-ready"
+    pg_pair_up "$1"
 }
 
 # pg_status_line PAIR — print the pair's roles (and what fails); fails unless exactly one host
