@@ -44,7 +44,7 @@ PG_ETC=/etc/baton-pg                # where each PostgreSQL host sees its own ho
 # The SQL of the pg pair's checks and version command (pairs.sh), each run on a host as
 # `sudo -n -u postgres psql -X -A -t -c SQL`; the sudoers rule allows exactly these (user.sh)
 PG_SQL_WRITABLE='select not pg_is_in_recovery()'
-PG_SQL_STREAMING='select status from pg_stat_wal_receiver'
+PG_SQL_STREAMING='select status from pg_stat_wal_receiver where not pg_is_wal_replay_paused()'
 PG_SQL_VERSION='show shared_buffers'
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
