@@ -41,11 +41,10 @@ PG_PORT=5432
 PG_HOOK=/usr/local/sbin/baton-pg    # the PostgreSQL role hook, installed by up (pg.sh)
 PG_HOOK_SRC=$(dirname "$(dirname "$SELF")")/examples/postgres/baton-pg   # ... from the repo's example
 PG_ETC=/etc/baton-pg                # where each PostgreSQL host sees its own hook config (pg.sh)
-# The SQL of the pg pair's checks and version command (pairs.sh), each run on a host as
+# The SQL of the pg pair's checks (pairs.sh), each run on a host as
 # `sudo -n -u postgres psql -X -A -t -c SQL`; the sudoers rule allows exactly these (user.sh)
 PG_SQL_WRITABLE='select not pg_is_in_recovery()'
 PG_SQL_STREAMING='select status from pg_stat_wal_receiver where not pg_is_wal_replay_paused()'
-PG_SQL_VERSION='show shared_buffers'
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
 HOSTS=()              # every base host, in table order

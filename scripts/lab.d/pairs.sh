@@ -64,7 +64,7 @@ pg_pair_toml() {
     local -n _t=$2
     _t="# Written by scripts/lab up: ${P_DESC[$p]} (the repo's pairs/postgres.toml explains each part).
 environment = \"${P_ENV[$p]}\"
-version_command = \"$psql '$PG_SQL_VERSION'\"
+version_command = \"$hook show max_connections shared_buffers\"
 observe_period = \"2s\"
 
 [hosts.$prim]
@@ -110,7 +110,16 @@ role = \"standby\"
 command = \"$psql '$PG_SQL_STREAMING'\"
 expect_output = \"streaming\"
 
-# Changes that need a restart (shared_buffers: no ordering rule between primary and standby).
+# Changes that need a restart. max_connections: a standby needs at least its primary's value;
+# baton applies to the standby first, and the old primary's follow starts it with the new
+# primary's value until its own change is applied (there is no way back down in this order:
+# lowering it on the standby first makes that standby refuse to start). shared_buffers: no
+# rule between the two, both ways work.
+[changes.conn200]
+label = \"max_connections 200\"
+steps = [\"$hook set max_connections 200\", \"$hook restart\"]
+rollback = [\"$hook unset max_connections\", \"$hook restart\"]
+
 [changes.buffers64]
 label = \"shared_buffers 64MB\"
 steps = [\"$hook set shared_buffers 64MB\", \"$hook restart\"]

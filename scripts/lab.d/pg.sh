@@ -403,21 +403,25 @@ pg_pair_up() {
 }
 
 # pg_pair_reset PAIR — the initial roles (pg_pair_roles), then the initial settings: a setting
-# made with ALTER SYSTEM (the hook's `set`, the pair's changes) is removed from
-# postgresql.auto.conf and its server restarted
+# made with ALTER SYSTEM (the hook's `set`, the pair's changes) is removed from the primary's
+# postgresql.auto.conf (and the primary restarted), and the standby is taken anew
+# (the standby is taken anew from the cleaned primary: its control file remembers the
+# primary's old values, e.g. a higher max_connections, which its own would then be below)
 pg_pair_reset() {
-    local p=$1 h restarted=0
+    local p=$1 a=${P_PRIMARY[$1]} b=${P_STANDBY[$1]}
     pg_pair_roles "$p"
-    for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
-        pg_settings_dirty "$h" || continue
-        say "postgres on $h: removing the settings made with ALTER SYSTEM, restarting it"
-        pg_stop "$h"
-        pg_settings_clean "$h"
-        pg_start "$h" --try || { warn "postgres on $h does not start; creating pair $p anew"; pg_pair_anew "$p"; return 0; }
-        restarted=1
-    done
-    [ $restarted = 0 ] || pg_wait_streaming "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}" 10 ||
-        { warn "postgres on ${P_STANDBY[$p]} does not stream from ${P_PRIMARY[$p]}; creating pair $p anew"; pg_pair_anew "$p"; }
+    pg_settings_dirty "$a" || pg_settings_dirty "$b" || return 0
+    if pg_settings_dirty "$a"; then
+        say "postgres on $a: removing the settings made with ALTER SYSTEM, restarting it"
+        pg_stop "$a"
+        pg_settings_clean "$a"
+        pg_start "$a" --try || { warn "postgres on $a does not start; creating pair $p anew"; pg_pair_anew "$p"; return 0; }
+    fi
+    say "postgres on $b: taken anew without the settings made with ALTER SYSTEM"
+    if ! pg_init_standby "$b" "$a" --try || ! pg_wait_streaming "$a" "$b" 10; then
+        warn "postgres on $b does not stream from $a; creating pair $p anew"
+        pg_pair_anew "$p"
+    fi
 }
 
 # pg_settings_dirty HOST — its postgresql.auto.conf holds a setting other than primary_conninfo

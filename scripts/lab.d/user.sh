@@ -33,8 +33,8 @@ ensure_user() {
 # lets it hold new connections off the old holder for a moment (\`quiesce\`).
 $DEPLOY_USER ALL=(root) NOPASSWD: $ip_bin -o -batch -, $ip_bin addr add *, $ip_bin addr del *, $ip_bin -o addr show *, $arping_bin *, $install_bin -m 0644 /tmp/.baton-upload.* $SRV_PATH/etc/*, $nft_bin -f -
 # The PostgreSQL hosts: the role hook (any action) as postgres, and exactly the queries of the
-# pg pair's checks and version command.
-$DEPLOY_USER ALL=(postgres) NOPASSWD: $PG_HOOK, $psql_bin -X -A -t -c $PG_SQL_WRITABLE, $psql_bin -X -A -t -c $PG_SQL_STREAMING, $psql_bin -X -A -t -c $PG_SQL_VERSION
+# pg pair's checks.
+$DEPLOY_USER ALL=(postgres) NOPASSWD: $PG_HOOK, $psql_bin -X -A -t -c $PG_SQL_WRITABLE, $psql_bin -X -A -t -c $PG_SQL_STREAMING
 EOF
     if ! cmp -s "$tmp" "$SUDOERS_FILE" 2>/dev/null || [ "$(stat -c %a "$SUDOERS_FILE")" != 440 ]; then
         visudo -cqf "$tmp" >/dev/null || { rm -f "$tmp"; die "generated sudoers rule does not validate"; }
