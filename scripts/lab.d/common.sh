@@ -38,10 +38,18 @@ PASSPHRASE=lab-passphrase
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 PG_BIN=/usr/lib/postgresql/15/bin   # Debian's postgresql-15 (pg.sh: the PostgreSQL pairs)
 PG_PORT=5432
+PG_HOOK=/usr/local/sbin/baton-pg    # the PostgreSQL role hook, installed by up (pg.sh)
+PG_HOOK_SRC=$(dirname "$(dirname "$SELF")")/examples/postgres/baton-pg   # ... from the repo's example
+PG_ETC=/etc/baton-pg                # where each PostgreSQL host sees its own hook config (pg.sh)
+# The SQL of the pg pair's checks (pairs.sh), each run on a host as
+# `sudo -n -u postgres psql -X -A -t -c SQL`; the sudoers rule allows exactly these (user.sh)
+PG_SQL_WRITABLE='select not pg_is_in_recovery()'
+PG_SQL_STREAMING='select status from pg_stat_wal_receiver where not pg_is_wal_replay_paused()'
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
 HOSTS=()              # every base host, in table order
 SERVICE_HOSTS=()      # the base hosts with role service (sshd + nginx)
+PG_HOSTS=()           # the base hosts with role pg (sshd + postgres)
 PAIRS=()              # the base pairs
 DNS_HOST='' DNS2_HOST='' CTL_HOST='' CLIENT_HOST=''   # the hosts with those roles
 DNS_ADDR='' DNS2_ADDR=''                              # the two Knot servers' addresses

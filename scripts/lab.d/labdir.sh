@@ -21,8 +21,9 @@ check_lab_path() {
     done
 }
 
-# ensure_dirs — the lab dir and its directories, SRV_PATH and /run/sshd (noting which the lab
-# created, so that down removes only those), the base hosts' dirs
+# ensure_dirs — the lab dir and its directories, SRV_PATH, /run/sshd, /etc/baton-pg and
+# /run/postgresql (noting which the lab created, so that down removes only those), the service
+# and PostgreSQL hosts' dirs
 ensure_dirs() {
     if [ -e "$LAB" ] && [ ! -e "$LAB/.baton-lab" ] && [ -n "$(ls -A "$LAB")" ]; then
         die "$LAB exists, is not empty and is not a baton lab (no .baton-lab marker)"
@@ -40,18 +41,29 @@ ensure_dirs() {
     if [ ! -d /run/sshd ]; then
         install -d -m 0755 /run/sshd; touch "$LAB/.created-run-sshd"
     fi
+    # the PostgreSQL hosts: the mount point of each one's hook configuration, and Debian's
+    # socket directory, over which each one's sshd mounts its own (pg.sh)
+    if [ ! -d "$PG_ETC" ]; then
+        install -d -m 0755 "$PG_ETC"; touch "$LAB/.created-etc-baton-pg"
+    fi
+    if [ ! -d /run/postgresql ]; then
+        install -d -m 2775 -o postgres -g postgres /run/postgresql; touch "$LAB/.created-run-postgresql"
+    fi
     local h dirs=()
     for h in "${SERVICE_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h" "$LAB/hosts/$h/nginx-tmp"); done
+    for h in "${PG_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
     install -d -m 0755 "${dirs[@]}"
 }
 
-# remove_lab_dir — the lab dir (only one with the lab's marker), and SRV_PATH and /run/sshd
-# when the lab created them
+# remove_lab_dir — the lab dir (only one with the lab's marker), and SRV_PATH, /run/sshd,
+# /etc/baton-pg and /run/postgresql when the lab created them
 remove_lab_dir() {
     [ -e "$LAB" ] || return 0
     if [ -e "$LAB/.baton-lab" ]; then
         [ -e "$LAB/.created-srv-path" ] && { rmdir "$SRV_PATH" 2>/dev/null || warn "$SRV_PATH not empty; left in place"; }
         if [ -e "$LAB/.created-run-sshd" ]; then rmdir /run/sshd 2>/dev/null || true; fi
+        if [ -e "$LAB/.created-etc-baton-pg" ]; then rmdir "$PG_ETC" 2>/dev/null || warn "$PG_ETC not empty; left in place"; fi
+        if [ -e "$LAB/.created-run-postgresql" ]; then rmdir /run/postgresql 2>/dev/null || true; fi
         rm -rf "$LAB"
         say "removed $LAB"
     elif [ -z "$(ls -A "$LAB")" ]; then

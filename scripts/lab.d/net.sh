@@ -246,7 +246,7 @@ fleet_hosts_text() {
 }
 
 # write_netns_etc — /etc/netns/NS/{hosts,resolv.conf} of every base host: all base hosts, and
-# only the lab's own DNS server
+# only the lab's own DNS server; a PostgreSQL host also gets baton-pg/env (pg.sh)
 write_netns_etc() {
     local h d etc_hosts resolv
     hosts_text etc_hosts "${HOSTS[@]}"
@@ -256,6 +256,7 @@ write_netns_etc() {
         [ -d "$d" ] || install -d -m 0755 "$d"
         put_text "$d/hosts" 0644 root:root "$etc_hosts"
         put_text "$d/resolv.conf" 0644 root:root "$resolv"
+        [ "${H_ROLE[$h]}" != pg ] || pg_etc_files "$h"     # baton-pg/env (pg.sh)
     done
 }
 

@@ -4,7 +4,7 @@
 
 # missing_packages — print the packages of the commands that are missing
 missing_packages() {
-    # command -> Debian package that provides it
+    # command (or an absolute path that must exist) -> Debian package that provides it
     local required=(
         "sshd openssh-server"
         "ssh openssh-client"
@@ -31,11 +31,16 @@ missing_packages() {
         "$PG_BIN/postgres postgresql-15"          # the PostgreSQL pairs (pg.sh)
         "$PG_BIN/pg_basebackup postgresql-client-15"
         "$PG_BIN/psql postgresql-client-15"
+        "$PG_BIN/pg_rewind postgresql-15"            # the hook's follow (baton-pg)
+        "$PG_BIN/pg_waldump postgresql-15"           # the hook's position of a crashed server
+        "psql postgresql-client-common"              # /usr/bin/psql: the pg pair's checks
+        "/usr/lib/python3/dist-packages/psycopg2/__init__.py python3-psycopg2"   # scripts/pgwriter
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do
         read -r cmd pkg <<<"$line"
-        command -v "$cmd" >/dev/null 2>&1 && continue
+        if [[ $cmd == /* ]]; then [ -e "$cmd" ] && continue
+        else command -v "$cmd" >/dev/null 2>&1 && continue; fi
         [[ " ${out[*]-} " == *" $pkg "* ]] || out+=("$pkg")
     done
     echo "${out[@]-}"

@@ -53,6 +53,84 @@ steps = [\"sed -i 's/version=[0-9]*/version=1/' $SRV_PATH/index.html\", \"echo 1
     return 0
 }
 
+# pg_pair_toml PAIR VAR — sets VAR to the file of a PostgreSQL pair (pg.sh): the VIP, the role
+# hooks (the lab's baton-pg, run as postgres through sudo), checks by role, and a change that
+# needs a restart (pairs/postgres.toml in the repo is the commented example of the same)
+pg_pair_toml() {
+    local p=$1 prim=${P_PRIMARY[$1]} stby=${P_STANDBY[$1]} hook="sudo -n -u postgres $PG_HOOK"
+    # (from /: psql as postgres warns on stderr when it cannot enter the login user's home,
+    # and that line would hide the real reason when a check fails)
+    local psql="cd / && sudo -n -u postgres psql -X -A -t -c"
+    local -n _t=$2
+    _t="# Written by scripts/lab up: ${P_DESC[$p]} (the repo's pairs/postgres.toml explains each part).
+environment = \"${P_ENV[$p]}\"
+version_command = \"$hook show max_connections shared_buffers\"
+observe_period = \"2s\"
+
+[hosts.$prim]
+address = \"${H_ADDR[$prim]}\"
+
+[hosts.$stby]
+address = \"${H_ADDR[$stby]}\"
+
+[traffic]
+method = \"vip\"
+address = \"${P_TARGET[$p]}\"
+interface = \"eth0\"
+
+[roles]
+demote = \"$hook demote\"
+position = \"$hook position\"
+promote = \"$hook promote\"
+follow = \"$hook follow {peer_address}\"
+resume = \"$hook resume\"
+timeout = \"60s\"
+catch_up_timeout = \"30s\"
+max_lag = 0
+max_lag_on_failover = 1048576
+
+[[checks]]
+name = \"port\"
+kind = \"tcp\"
+role = \"any\"
+port = $PG_PORT
+timeout = \"2s\"
+
+[[checks]]
+name = \"writable\"
+kind = \"command\"
+role = \"primary\"
+command = \"$psql '$PG_SQL_WRITABLE'\"
+expect_output = \"t\"
+
+[[checks]]
+name = \"streaming\"
+kind = \"command\"
+role = \"standby\"
+command = \"$psql '$PG_SQL_STREAMING'\"
+expect_output = \"streaming\"
+
+# Changes that need a restart. max_connections: a standby needs at least its primary's value;
+# baton applies to the standby first, and the old primary's follow starts it with the new
+# primary's value until its own change is applied (there is no way back down in this order:
+# lowering it on the standby first makes that standby refuse to start). shared_buffers: no
+# rule between the two, both ways work.
+[changes.conn200]
+label = \"max_connections 200\"
+steps = [\"$hook set max_connections 200\", \"$hook restart\"]
+rollback = [\"$hook unset max_connections\", \"$hook restart\"]
+
+[changes.buffers64]
+label = \"shared_buffers 64MB\"
+steps = [\"$hook set shared_buffers 64MB\", \"$hook restart\"]
+rollback = [\"$hook unset shared_buffers\", \"$hook restart\"]
+
+[changes.buffers32]
+label = \"shared_buffers back to the default (32MB)\"
+steps = [\"$hook unset shared_buffers\", \"$hook restart\"]
+"
+}
+
 # write_baton_config — config/: baton.toml and the base pairs' files
 write_baton_config() {
     local c=$LAB/config p ssh txt
@@ -63,9 +141,11 @@ environments = [\"dev\", \"test\", \"prod\"]
 
 $ssh"
     for p in "${PAIRS[@]}"; do
-        # not the PostgreSQL pairs (pg.sh) yet: a pair file for them needs baton's [roles]
-        [ "${H_ROLE[${P_PRIMARY[$p]}]}" = service ] || continue
-        pair_toml "$p" txt
+        case ${H_ROLE[${P_PRIMARY[$p]}]} in
+            service) pair_toml "$p" txt ;;
+            pg) pg_pair_toml "$p" txt ;;
+            *) continue ;;
+        esac
         put_text "$c/pairs/$p.toml" 0644 root:root "$txt"
     done
     [ -d "$c/pairs/files" ] || mkdir -p "$c/pairs/files"

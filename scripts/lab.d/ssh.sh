@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# scripts/lab.d/ssh.sh — sourced by scripts/lab. SSH: the client keys, each service host's
-# host key and sshd_config, known_hosts.
+# scripts/lab.d/ssh.sh — sourced by scripts/lab. SSH: the client keys, each host's host key
+# and sshd_config (the service hosts and the PostgreSQL hosts run sshd), known_hosts.
 
 # host_key HOST — its sshd host key, generated when missing (NEW_HOSTKEY[HOST]=1)
 host_key() {
@@ -13,8 +13,8 @@ host_key() {
     fi
 }
 
-# ensure_ssh_keys — the client keys (one with ssh/passphrase), authorized_keys, the base
-# hosts' host keys
+# ensure_ssh_keys — the client keys (one with ssh/passphrase), authorized_keys, the host keys
+# of the base hosts that run sshd (service and PostgreSQL hosts)
 ensure_ssh_keys() {
     local s=$LAB/ssh
     put_file "$s/passphrase" 0600 < <(printf '%s' "$PASSPHRASE")
@@ -31,7 +31,7 @@ ensure_ssh_keys() {
     cat "$s/id_ed25519.pub" "$s/id_ed25519_pass.pub" | put_file "$s/authorized_keys" 0644
 
     local h keys=()
-    for h in "${SERVICE_HOSTS[@]}"; do
+    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}"; do
         host_key "$h"
         keys+=("$LAB/hosts/$h/ssh_host_ed25519_key")
     done
@@ -39,11 +39,11 @@ ensure_ssh_keys() {
     # known_hosts: write_known_hosts, once the fleet's keys exist too
 }
 
-# write_known_hosts — ssh/known_hosts: the base hosts first (their line numbers never change),
-# then the fleet's
+# write_known_hosts — ssh/known_hosts: the service hosts first (their line numbers never
+# change: blue green amber violet), then the PostgreSQL hosts (pga pgb), then the fleet's
 write_known_hosts() {
     local h kt kb rest txt=
-    for h in "${SERVICE_HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
+    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
         read -r kt kb rest <"$LAB/hosts/$h/ssh_host_ed25519_key.pub"
         txt+="${H_ADDR[$h]} $kt $kb"$'\n'
     done

@@ -29,18 +29,22 @@ probe_many() {
     return 0
 }
 
-# verify_reachable — every base host's sshd and nginx answer, and those of the fleet hosts this
-# run set up (a fleet daemon found alive and consistent is trusted: a connection to sshd costs
-# it a fork and re-exec, which adds up over a large fleet)
+# verify_reachable — every base host's sshd and nginx (a PostgreSQL host's sshd) answer, and
+# those of the fleet hosts this run set up (a fleet daemon found alive and consistent is
+# trusted: a connection to sshd costs it a fork and re-exec, which adds up over a large fleet)
 verify_reachable() {
     local h eps=() probed=("${SERVICE_HOSTS[@]}") bad=0
     local -A answered=()
     for h in "${FLEET_HOSTS[@]}"; do [ -z "${FLEET_TOUCHED[$h]-}" ] || probed+=("$h"); done
     for h in "${probed[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
+    for h in "${PG_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22"); done
     probe_many 10 answered "${eps[@]}"
     for h in "${probed[@]}"; do
         [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
         [ -n "${answered[${H_ADDR[$h]}:80]-}" ] || { warn "nginx on $h (${H_ADDR[$h]}:80) does not answer"; bad=1; }
+    done
+    for h in "${PG_HOSTS[@]}"; do
+        [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
     done
     local soa=
     for _ in $(seq 1 50); do
@@ -101,7 +105,10 @@ cmd_status() {
                 [ "$kind" = knotd ] && port=53
                 [ "$kind" = postgres ] && port=$PG_PORT
                 if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
-                if { [ "$kind" = sshd ] || [ "$kind" = nginx ]; } && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
+                if [ "${H_ROLE[$h]}" = service ] && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
+                if [ "${H_ROLE[$h]}" = pg ] && [ "$kind" = sshd ] && ! pg_sshd_ok "$h" "$pid"; then
+                    extra+=", $PG_ETC or /run/postgresql NOT MOUNTED"; bad=1
+                fi
                 printf '  %-12s alive  pid %s, %s\n' "$kind" "$pid" "$extra"
             else
                 printf '  %-12s %s\n' "$kind" DEAD; bad=1
@@ -165,6 +172,13 @@ cmd_status() {
         printf 'user %s and %s present\n' "$DEPLOY_USER" "$SUDOERS_FILE"
     else
         printf 'user %s or %s MISSING\n' "$DEPLOY_USER" "$SUDOERS_FILE"; bad=1
+    fi
+    if [ ${#PG_HOSTS[@]} -gt 0 ]; then
+        if cmp -s "$PG_HOOK" "$PG_HOOK_SRC"; then
+            printf 'hook %s installed (the repo'"'"'s examples/postgres/baton-pg)\n' "$PG_HOOK"
+        else
+            printf 'hook %s MISSING or not the repo'"'"'s examples/postgres/baton-pg\n' "$PG_HOOK"; bad=1
+        fi
     fi
     local what="$LAB"
     [ "$FLEET_N" = 0 ] || what+=", $FLEET_N fleet pairs"

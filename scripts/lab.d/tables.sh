@@ -27,7 +27,7 @@ lab_define() {
         "pg     vip     pga      pgb      $NET_PREFIX.130/$NET_BITS        -    the PostgreSQL streaming-replication pair"
     )
 
-    HOSTS=(); SERVICE_HOSTS=(); PAIRS=()
+    HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); PAIRS=()
     H_ADDR=(); H_ROLE=(); H_PAIR=(); H_NET=()
     P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=()
     local line name addr role pair method prim stby target ttl desc
@@ -36,6 +36,7 @@ lab_define() {
         HOSTS+=("$name"); H_ADDR["$name"]=$addr; H_ROLE["$name"]=$role; H_PAIR["$name"]=$pair
         H_NET["$name"]=$NET_PREFIX
         [ "$role" = service ] && SERVICE_HOSTS+=("$name")
+        [ "$role" = pg ] && PG_HOSTS+=("$name")
         [ "$role" = dns ] && DNS_HOST=$name
         [ "$role" = dns2 ] && DNS2_HOST=$name
         [ "$role" = ctl ] && CTL_HOST=$name
@@ -110,7 +111,7 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
     case ${H_ROLE[$1]} in
         service) echo sshd nginx ;;
         dns|dns2) echo knotd ;;
-        pg) echo postgres ;;
+        pg) echo sshd postgres ;;
         *) echo ;;
     esac
 }

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rule
+# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rules
 # (both left in place by `down`).
 
 # ensure_user — the deploy user (no password, not locked, home in the lab dir) and exactly the
@@ -21,9 +21,9 @@ ensure_user() {
     [ "$pw" = '*' ] || usermod -p '*' "$DEPLOY_USER"
     install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$LAB/home"
 
-    local ip_bin arping_bin install_bin nft_bin tmp
+    local ip_bin arping_bin install_bin nft_bin psql_bin tmp
     ip_bin=$(command -v ip); arping_bin=$(command -v arping); install_bin=$(command -v install)
-    nft_bin=$(command -v nft)
+    nft_bin=$(command -v nft); psql_bin=$(command -v psql)
     tmp=$(mktemp)
     cat >"$tmp" <<EOF
 # Written by baton's scripts/lab: exactly what baton needs on a lab host, nothing more.
@@ -32,6 +32,9 @@ ensure_user() {
 # lets baton start ip before a VIP switch so the switch does not wait for sudo; nft -f -
 # lets it hold new connections off the old holder for a moment (\`quiesce\`).
 $DEPLOY_USER ALL=(root) NOPASSWD: $ip_bin -o -batch -, $ip_bin addr add *, $ip_bin addr del *, $ip_bin -o addr show *, $arping_bin *, $install_bin -m 0644 /tmp/.baton-upload.* $SRV_PATH/etc/*, $nft_bin -f -
+# The PostgreSQL hosts: the role hook (any action) as postgres, and exactly the queries of the
+# pg pair's checks.
+$DEPLOY_USER ALL=(postgres) NOPASSWD: $PG_HOOK, $psql_bin -X -A -t -c $PG_SQL_WRITABLE, $psql_bin -X -A -t -c $PG_SQL_STREAMING
 EOF
     if ! cmp -s "$tmp" "$SUDOERS_FILE" 2>/dev/null || [ "$(stat -c %a "$SUDOERS_FILE")" != 440 ]; then
         visudo -cqf "$tmp" >/dev/null || { rm -f "$tmp"; die "generated sudoers rule does not validate"; }
