@@ -6,7 +6,7 @@
 //! **Sources.** Three configurations, each written to its own temporary
 //! directory with every file it refers to (SSH identity, known_hosts, TSIG
 //! key, upload sources), so that a mutant gets past those checks: the
-//! repository's example (`baton.toml`, `pairs/web.toml`, `pairs/db.toml`,
+//! repository's example (`baton.toml`, `pairs/web.toml`, `pairs/postgres.toml`,
 //! `known_hosts.example`); the bad-configuration corpus's good files
 //! (`GOOD_GLOBAL`, `GOOD_PAIR` and its DNS pair, with `tests/fixtures/`
 //! beside them as `tests/config_corpus.rs` sets them up); and the shape of
@@ -220,7 +220,7 @@ fn scenarios() -> Vec<Scenario> {
             global: "baton.toml",
             config: vec![
                 ("baton.toml".to_string(), repo_file("baton.toml")),
-                ("pairs/db.toml".to_string(), repo_file("pairs/db.toml")),
+                ("pairs/postgres.toml".to_string(), repo_file("pairs/postgres.toml")),
                 ("pairs/web.toml".to_string(), repo_file("pairs/web.toml")),
             ],
             key: None,
