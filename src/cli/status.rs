@@ -269,7 +269,20 @@ fn report(
                 Some(Version::Failed(e)) => Some(e.clone()),
                 _ => None,
             },
-            checks: h.checks.clone(),
+            // A check of the primary fails on the standby by design: each
+            // host shows the checks of its role.
+            checks: h
+                .checks
+                .iter()
+                .filter(|c| {
+                    c.counts_as(match role(h) {
+                        "primary" => Some(crate::config::CheckRole::Primary),
+                        "standby" => Some(crate::config::CheckRole::Standby),
+                        _ => None,
+                    })
+                })
+                .cloned()
+                .collect(),
             replication: h.role.as_ref().map(|r| match r {
                 Ok(r) => ReplicationReport {
                     state: Some(r.state.name()),
