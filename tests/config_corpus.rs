@@ -312,9 +312,23 @@ fn the_example_configuration_in_the_repository_is_valid() {
     assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
     let (config, warnings) = loaded.select(&[]).unwrap_or_else(|d| panic!("{d}"));
     assert!(warnings.is_empty());
-    assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["db", "web"]);
-    assert!(config.pairs["db"].canary);
+    assert_eq!(config.pairs.keys().collect::<Vec<_>>(), ["postgres", "web"]);
     assert_eq!(config.pairs["web"].checks.len(), 2);
+    // The PostgreSQL example hands the role over with its five hooks, and
+    // its checks are judged by role.
+    let pg = &config.pairs["postgres"];
+    let roles = pg.roles.as_ref().expect("postgres.toml has [roles]");
+    assert!(roles.follow.command.contains("{peer_address}"));
+    assert_eq!((roles.max_lag, roles.max_lag_on_failover), (0, 1024 * 1024));
+    let by_role: Vec<_> = pg.checks.iter().map(|c| c.role).collect();
+    assert_eq!(
+        by_role,
+        [
+            config::CheckRole::Any,
+            config::CheckRole::Primary,
+            config::CheckRole::Standby
+        ]
+    );
 }
 
 #[test]
