@@ -647,7 +647,7 @@ fn failover_on_the_dns_pair_uses_the_fence_command() {
 #[test]
 fn plan_shows_the_exact_commands_and_changes_nothing() {
     let _lab = lab();
-    let run = baton(&lab_config(), &["plan", "--change", "v2"]);
+    let run = baton(&lab_config(), &["plan", "web", "api", "--change", "v2"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "plan for web: Apply from blue to green, change v2 (hash ",
