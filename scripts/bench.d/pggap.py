@@ -232,6 +232,7 @@ def measure(name, method, old, new, handover, args, tmp):
     before = [a for a in acks if t0 - args.lead + 0.5 <= a < t0]
     switch_end = steps.get("switch", (None, None))[1]
     record = {
+        "load_1m": round(os.getloadavg()[0], 2),
         "name": name,
         "method": method,
         "from": old,
