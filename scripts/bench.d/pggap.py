@@ -18,7 +18,8 @@ between two acknowledged writes (write unavailability), when it began and ended 
 the hand-over's start; rows acked, the rate, rows lost (`pgwriter check` on the new primary;
 must be 0); both-writable moments (must be 0); each step's begin/end (baton: its journal;
 hand: the script's marks). SVG timelines of the run with the median gap of each method go to
---svg-dir (pg-switchover.svg, pg-apply.svg, pg-hand.svg).
+--svg-dir (pg-switchover.svg, pg-apply.svg, pg-hand.svg), and of the first baton switchover
+whose first write came 800 ms or more after the switch, if any (pg-switchover-late.svg).
 
 Usage: pggap.py --out FILE.jsonl --svg-dir DIR [--switchovers N] [--applies N] [--hand N]
                 [--hand-add-first N] [--lead S] [--tail S]
@@ -451,6 +452,13 @@ def main():
             title = (f"{rec['name']}: {what[method]}, {rec['from']} to {rec['to']}; the run with the median "
                      f"gap ({rec['gap_ms']} ms) of {len(runs)}; x: time from its start")
             svg(os.path.join(args.svg_dir, files[method]), title, drawing)
+        # and the first baton switchover whose first write came a second late
+        late = [r for r in drawings.get("baton-switchover", []) if (r[0]["gap_end_after_switch_ms"] or 0) >= 800]
+        if late:
+            rec, drawing = late[0]
+            title = (f"{rec['name']}: baton switchover pg, {rec['from']} to {rec['to']}; late: the first write "
+                     f"{rec['gap_end_after_switch_ms']:.0f} ms after the switch (gap {rec['gap_ms']} ms)")
+            svg(os.path.join(args.svg_dir, "pg-switchover-late.svg"), title, drawing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         fresh_lab()

@@ -117,6 +117,11 @@ def fmt(v, unit="ms", digits=0):
     return "-" if v is None else f"{v:.{digits}f} {unit}".rstrip()
 
 
+def is_late(r):
+    """The first write came 800 ms or more after the switch step ended (a SYN lost in the move)."""
+    return (r.get("gap_end_after_switch_ms") or 0) >= 800
+
+
 def pg_section(d):
     path = os.path.join(d, "pg-gap.jsonl")
     if not os.path.exists(path):
@@ -162,24 +167,31 @@ def pg_section(d):
            "Patroni and pg_auto_failover, take 5 s or more.", "",
            f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
            f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only pg-gap`.", "",
-           "| method | runs | all exit 0 | write gap (min / median / max) | wall (min / median / max) "
-           "| acknowledged writes per second (median) | lost | both writable |",
-           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+           "*Late*: runs whose first write came 800 ms or more after the switch step ended: a "
+           "connection attempt whose SYN went unanswered while the VIP moved, sent again by TCP "
+           "a second later (see the first write after the switch in the tables below).", "",
+           "| method | runs | all exit 0 | write gap (min / median / max) | late | write gap of the "
+           "others (min / median / max) | wall (min / median / max) "
+           "| acknowledged writes per second before the hand-over (median) | lost | both writable |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     present = [(m, label) for m, label in PG_METHODS if any(r["method"] == m for r in rows)]
     for m, label in present:
         rs = [r for r in rows if r["method"] == m]
-        rates = [r["rate_per_s"] for r in rs if r.get("rate_per_s") is not None]
+        rates = [r["rate_before_per_s"] for r in rs if r.get("rate_before_per_s") is not None]
         lost = sum(r["lost"] for r in rs if r["lost"] is not None)
         unknown = sum(1 for r in rs if r["lost"] is None)
+        late = [r for r in rs if is_late(r)]
         out.append(f"| {label} | {len(rs)} | {'yes' if all(r['exit'] == 0 for r in rs) else 'NO'} | "
-                   f"{ms_range([r['gap_ms'] for r in rs])} | "
+                   f"{ms_range([r['gap_ms'] for r in rs])} | {len(late)} | "
+                   f"{ms_range([r['gap_ms'] for r in rs if not is_late(r)])} | "
                    f"{ms_range([r['wall_s'] for r in rs], 's', 1, 2)} | "
                    + (f"{statistics.median(rates):.0f}" if rates else "-") + " | "
                    f"{lost}{f' ({unknown} unchecked)' if unknown else ''} | "
                    f"{sum(r['both_writable'] or 0 for r in rs)} |")
-    out += ["", "Where the write gap goes (medians; *first write after the switch*: from the end "
-            "of the switch step to the first acknowledged write):", "",
-            "| method | demote | catch_up | promote | switch | first write after the switch | follow |",
+    out += ["", "Where the write gap goes (medians of the steps' durations; *first write after the "
+            "switch*: from the end of the switch step to the first acknowledged write, in the runs "
+            "that were not late):", "",
+            "| method | demote | catch_up | promote | switch | first write after the switch (not late) | follow |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for m, label in present:
         rs = [r for r in rows if r["method"] == m]
@@ -187,13 +199,14 @@ def pg_section(d):
         def med(step, rs=rs):
             vs = [r["steps"][step]["ms"] for r in rs if step in r.get("steps", {})]
             return f"{statistics.median(vs):.0f} ms" if vs else "-"
-        after = [r["gap_end_after_switch_ms"] for r in rs if r.get("gap_end_after_switch_ms") is not None]
+        after = [r["gap_end_after_switch_ms"] for r in rs
+                 if r.get("gap_end_after_switch_ms") is not None and not is_late(r)]
         out.append(f"| {label} | {med('demote')} | {med('catch_up')} | {med('promote')} | {med('switch')} | "
                    + (f"{statistics.median(after):.0f} ms" if after else "-") + f" | {med('follow')} |")
     out += ["", "Each run (*gap began*: from the start of the run; *other gap*: the longest gap "
             "between acknowledged writes outside the hand-over, a stall of the writer or the server):", "",
             "| run | from → to | exit | wall | write gap | gap began | first write after the switch "
-            "| demote | catch_up | promote | switch | acknowledged | per second | lost | both writable | other gap |",
+            "| demote | catch_up | promote | switch | acknowledged | per second before | lost | both writable | other gap |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         st = r.get("steps", {})
@@ -205,11 +218,11 @@ def pg_section(d):
                    f"{fmt(r['gap_ms'], 'ms', 1)} | {fmt(r['gap_began_ms'])} | "
                    f"{fmt(r.get('gap_end_after_switch_ms'))} | {step('demote')} | {step('catch_up')} | "
                    f"{step('promote')} | {step('switch')} | {r['acked']} | "
-                   f"{fmt(r.get('rate_per_s'), '', 0)} | {fmt(r['lost'], '', 0)} | "
+                   f"{fmt(r.get('rate_before_per_s'), '', 0)} | {fmt(r['lost'], '', 0)} | "
                    f"{fmt(r['both_writable'], '', 0)} | {fmt(r.get('other_longest_gap_ms'))} |")
-    late = [r["name"] for r in rows if (r.get("gap_end_after_switch_ms") or 0) > 800]
+    late = [r["name"] for r in rows if is_late(r)]
     if late:
-        out += ["", f"First write more than 800 ms after the switch step ended: {', '.join(late)}."]
+        out += ["", f"Late (first write 800 ms or more after the switch step ended): {', '.join(late)}."]
     out += timelines(d, ["pg-switchover.svg", "pg-apply.svg", "pg-hand.svg"],
                      "Timelines of the run with the median write gap of each method (top: "
                      "acknowledged writes per second, in 50 ms bins, over the whole run; below it, "
@@ -217,6 +230,9 @@ def pg_section(d):
                      "baton's journal or the script's marks; bottom: the hand-over, one tick per "
                      "acknowledged write, dashed lines at the start and end of demote, catch_up, "
                      "promote and switch; shaded: the write gap):")
+    out += timelines(d, ["pg-switchover-late.svg"],
+                     "A late run: the first baton switchover whose first write came 800 ms or more "
+                     "after the switch step ended:")
     return out + [""]
 
 
@@ -309,8 +325,10 @@ def main():
     p.add_argument("--quick", default="0")
     a = p.parse_args()
     lines = ["# Benchmarks", "",
-             f"Measured {a.date} on {a.machine}, baton {a.commit}"
-             + (" (smoke run: `--quick`)" if a.quick == "1" else "") + ".", "",
+             f"Measured on {a.machine}. Last run {a.date}, baton {a.commit}"
+             + (" (smoke run: `--quick`)" if a.quick == "1" else "")
+             + "; a run with `--only` leaves the other measurements' results as they were "
+             "(the PostgreSQL section gives its own date).", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
              "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only overhead` / `--only ansible` / "
              "`--only fleet`. Raw results are in `bench/`.", ""]
