@@ -295,7 +295,10 @@ def svg(path, title, d):
             x0, x1 = x(max(gap_at, a)), x(min(gap_at + gap, b))
             o.append(f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" height="{base - top}" '
                      f'fill="#d62728" fill-opacity="0.15"/>')
-            o.append(f'<text x="{x1 + 3:.1f}" y="{top + 12}" fill="#d62728">write gap {gap * 1000:.0f} ms</text>')
+            # right of the shaded window, or inside it at its right edge when there is no room
+            at, anchor = (x1 + 3, "start") if x1 + 110 < w - right else (x1 - 3, "end")
+            o.append(f'<text x="{at:.1f}" y="{top + 12}" fill="#d62728" text-anchor="{anchor}">'
+                     f'write gap {gap * 1000:.0f} ms</text>')
         if rate:
             bin_s = 0.05
             n = int(span / bin_s) + 1
