@@ -286,6 +286,7 @@ def svg(path, title, d):
 
     def panel(a, b, base, label, tick, unit_ms, rate):
         span = max(b - a, 1e-3)
+
         def x(t):
             return left + (t - a) / span * (w - left - right)
 
@@ -314,7 +315,8 @@ def svg(path, title, d):
         else:
             for t in acks:
                 if a <= t <= b:
-                    o.append(f'<line x1="{x(t):.1f}" y1="{base}" x2="{x(t):.1f}" y2="{base - 40}" stroke="#333" stroke-width="0.8"/>')
+                    o.append(f'<line x1="{x(t):.1f}" y1="{base}" x2="{x(t):.1f}" y2="{base - 40}" '
+                             f'stroke="#333" stroke-width="0.8"/>')
         o.append(f'<line x1="{left}" y1="{base + 1}" x2="{w - right}" y2="{base + 1}" stroke="black"/>')
         # ticks, relative to the hand-over's start
         first = (int((a - t0) / tick) - 1) * tick
