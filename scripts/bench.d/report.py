@@ -100,6 +100,142 @@ def dns_section(d):
     return out + [""]
 
 
+PG_METHODS = [("baton-switchover", "baton switchover"), ("baton-apply", "baton apply"), ("hand", "by hand"),
+              ("hand-add-first", "by hand, VIP added first")]
+
+
+def ms_range(values, unit="ms", scale=1.0, digits=0):
+    """min / median / max of the values that are known, or "-"."""
+    vs = sorted(v * scale for v in values if v is not None)
+    if not vs:
+        return "-"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(vs[0])} / {f.format(statistics.median(vs))} / {f.format(vs[-1])} {unit}"
+
+
+def fmt(v, unit="ms", digits=0):
+    return "-" if v is None else f"{v:.{digits}f} {unit}".rstrip()
+
+
+def is_late(r):
+    """The first write came 800 ms or more after the switch step ended (a SYN lost in the move)."""
+    return (r.get("gap_end_after_switch_ms") or 0) >= 800
+
+
+def pg_section(d):
+    path = os.path.join(d, "pg-gap.jsonl")
+    if not os.path.exists(path):
+        return []
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    meta = next((r for r in lines if "measured" in r), {})
+    rows = [r for r in lines if "method" in r]
+    if not rows:
+        return []
+    lead = meta.get("lead_s", 2)
+    out = ["## Write unavailability of a PostgreSQL hand-over", "",
+           "The lab's streaming-replication pair `pg` (PostgreSQL 15: pga and pgb, VIP "
+           "198.18.0.130) is handed over while a writer in the client's namespace inserts one row "
+           "per transaction through the VIP as fast as it can, reconnecting 20 ms after any error "
+           "(`scripts/pgwriter run`), and a watcher asks both servers every 10 ms whether they take "
+           f"writes (`pgwriter roles`). The writer starts {lead:g} s before the hand-over and stops "
+           f"{meta.get('tail_s', 2):g} s after it. *Write gap* (the write unavailability): from the "
+           "last write acknowledged before the old primary stopped to the first one acknowledged "
+           "after it; no write can be acknowledged in between. *Lost*: acknowledged rows missing on "
+           "the new primary afterwards (`pgwriter check`); *both writable*: watcher polls in which "
+           "both servers took writes; both must be 0. The methods, in the same run and against "
+           "the same servers:", "",
+           "- *baton switchover*: `baton switchover pg`, alternating directions.",
+           "- *baton apply*: `baton apply pg --change buffers64`, then `--change buffers32` "
+           "(`shared_buffers` and a restart: the standby first, then the same hand-over, then the "
+           "old primary).",
+           "- *by hand*: the same hand-over without baton (`scripts/bench.d/pg-handover`): the "
+           "lab's role hook `baton-pg` run directly in the hosts' namespaces as postgres, without "
+           "SSH (demote, position until the standby has replayed the old primary's final "
+           "position, promote), then the VIP moved with `ip addr del` and `ip addr add` and "
+           "announced with `arping -U`, then the old primary follows: the sequence of a "
+           "repmgr-style switchover, run as fast as a script can. It is the floor baton's "
+           "overhead is measured against.",
+           ] + ([
+           "- *by hand, VIP added first* (an experiment, not what baton does): the same, but the "
+           "VIP is added on the new primary and announced before it is removed from the old one, "
+           "100 ms later (`pg-handover --add-first`); its switch step includes that wait, so writes "
+           "resume before it ends."] if any(r["method"] == "hand-add-first" for r in rows)
+           else []) + ["",
+           "*Wall*: baton's process from start to exit, which includes the pair's 2 s observation "
+           "period after the switch; by hand, until the old primary follows. Target (issue 14): "
+           "under 1 s of write unavailability for a planned switchover; the anchors, repmgr, "
+           "Patroni and pg_auto_failover, take 5 s or more.", "",
+           f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
+           f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only pg-gap`.", "",
+           "*Late*: runs whose first write came 800 ms or more after the switch step ended: a "
+           "connection attempt whose SYN went unanswered while the VIP moved, sent again by TCP "
+           "a second later (see the first write after the switch in the tables below).", "",
+           "| method | runs | all exit 0 | write gap (min / median / max) | late | write gap of the "
+           "others (min / median / max) | wall (min / median / max) "
+           "| acknowledged writes per second before the hand-over (median) | lost | both writable |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    present = [(m, label) for m, label in PG_METHODS if any(r["method"] == m for r in rows)]
+    for m, label in present:
+        rs = [r for r in rows if r["method"] == m]
+        rates = [r["rate_before_per_s"] for r in rs if r.get("rate_before_per_s") is not None]
+        lost = sum(r["lost"] for r in rs if r["lost"] is not None)
+        unknown = sum(1 for r in rs if r["lost"] is None)
+        late = [r for r in rs if is_late(r)]
+        out.append(f"| {label} | {len(rs)} | {'yes' if all(r['exit'] == 0 for r in rs) else 'NO'} | "
+                   f"{ms_range([r['gap_ms'] for r in rs])} | {len(late)} | "
+                   f"{ms_range([r['gap_ms'] for r in rs if not is_late(r)])} | "
+                   f"{ms_range([r['wall_s'] for r in rs], 's', 1, 2)} | "
+                   + (f"{statistics.median(rates):.0f}" if rates else "-") + " | "
+                   f"{lost}{f' ({unknown} unchecked)' if unknown else ''} | "
+                   f"{sum(r['both_writable'] or 0 for r in rs)} |")
+    out += ["", "Where the write gap goes (medians of the steps' durations; *first write after the "
+            "switch*: from the end of the switch step to the first acknowledged write, in the runs "
+            "that were not late):", "",
+            "| method | demote | catch_up | promote | switch | first write after the switch (not late) | follow |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m, label in present:
+        rs = [r for r in rows if r["method"] == m]
+
+        def med(step, rs=rs):
+            vs = [r["steps"][step]["ms"] for r in rs if step in r.get("steps", {})]
+            return f"{statistics.median(vs):.0f} ms" if vs else "-"
+        after = [r["gap_end_after_switch_ms"] for r in rs
+                 if r.get("gap_end_after_switch_ms") is not None and not is_late(r)]
+        out.append(f"| {label} | {med('demote')} | {med('catch_up')} | {med('promote')} | {med('switch')} | "
+                   + (f"{statistics.median(after):.0f} ms" if after else "-") + f" | {med('follow')} |")
+    out += ["", "Each run (*gap began*: from the start of the run; *other gap*: the longest gap "
+            "between acknowledged writes outside the hand-over, a stall of the writer or the server):", "",
+            "| run | from → to | exit | wall | write gap | gap began | first write after the switch "
+            "| demote | catch_up | promote | switch | acknowledged | per second before | lost | both writable | other gap |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        st = r.get("steps", {})
+
+        def step(n, st=st):
+            return fmt(st[n]["ms"]) if n in st else "-"
+        out.append(f"| {r['name']}{' (' + r['change'] + ')' if r.get('change') else ''} | "
+                   f"{r['from']} → {r['to']} | {r['exit']} | {fmt(r['wall_s'], 's', 2)} | "
+                   f"{fmt(r['gap_ms'], 'ms', 1)} | {fmt(r['gap_began_ms'])} | "
+                   f"{fmt(r.get('gap_end_after_switch_ms'))} | {step('demote')} | {step('catch_up')} | "
+                   f"{step('promote')} | {step('switch')} | {r['acked']} | "
+                   f"{fmt(r.get('rate_before_per_s'), '', 0)} | {fmt(r['lost'], '', 0)} | "
+                   f"{fmt(r['both_writable'], '', 0)} | {fmt(r.get('other_longest_gap_ms'))} |")
+    late = [r["name"] for r in rows if is_late(r)]
+    if late:
+        out += ["", f"Late (first write 800 ms or more after the switch step ended): {', '.join(late)}."]
+    out += timelines(d, ["pg-switchover.svg", "pg-apply.svg", "pg-hand.svg"],
+                     "Timelines of the run with the median write gap of each method (top: "
+                     "acknowledged writes per second, in 50 ms bins, over the whole run; below it, "
+                     "both servers' roles as the watcher saw them, and the run's steps, from "
+                     "baton's journal or the script's marks; bottom: the hand-over, one tick per "
+                     "acknowledged write, dashed lines at the start and end of demote, catch_up, "
+                     "promote and switch; shaded: the write gap):")
+    out += timelines(d, ["pg-switchover-late.svg"],
+                     "A late run: the first baton switchover whose first write came 800 ms or more "
+                     "after the switch step ended:")
+    return out + [""]
+
+
 def overhead_section(d):
     path = os.path.join(d, "overhead.jsonl")
     if not os.path.exists(path):
@@ -189,12 +325,16 @@ def main():
     p.add_argument("--quick", default="0")
     a = p.parse_args()
     lines = ["# Benchmarks", "",
-             f"Measured {a.date} on {a.machine}, baton {a.commit}"
-             + (" (smoke run: `--quick`)" if a.quick == "1" else "") + ".", "",
+             f"Measured on {a.machine}. Last run {a.date}, baton {a.commit}"
+             + (" (smoke run: `--quick`)" if a.quick == "1" else "")
+             + "; a run with `--only` leaves the other measurements' results as they were "
+             "(the PostgreSQL section gives its own date).", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only overhead` / `--only ansible` / `--only fleet`. Raw results are in `bench/`.", ""]
+             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only overhead` / `--only ansible` / "
+             "`--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
     lines += dns_section(a.dir)
+    lines += pg_section(a.dir)
     lines += overhead_section(a.dir)
     lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)

@@ -4,7 +4,7 @@ measurement asked for produced its results and every baton run in it ended
 with exit 0. Numbers are not judged (a debug build on a CI machine says
 nothing about speed); that the machinery works is.
 
-Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap overhead ansible fleet)
+Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap overhead ansible fleet)
 """
 import argparse
 import json
@@ -46,6 +46,26 @@ def check(d, name):
         for svg in ("dns-primary.svg", "dns-secondary.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"dns-gap: no {svg}")
+        return out
+    if name == "pg-gap":
+        rs = [r for r in rows(os.path.join(d, "pg-gap.jsonl")) if "method" in r]
+        methods = {r["method"] for r in rs}
+        want = {"baton-switchover", "baton-apply", "hand"}
+        out = [f"pg-gap: no run of {m}" for m in sorted(want - methods)]
+        for r in rs:
+            if r["exit"] != 0:
+                out.append(f'{r["name"]}: exited {r["exit"]}: {r.get("detail")}')
+            if r["gap_ms"] is None or (r["acked"] or 0) < 100:
+                out.append(f'{r["name"]}: {r["acked"]} writes acknowledged, gap {r["gap_ms"]}: the writer saw no hand-over')
+            if r["lost"] != 0:
+                out.append(f'{r["name"]}: acknowledged writes lost: {r["lost"]} ({r.get("check_error")})')
+            if r["both_writable"] != 0:
+                out.append(f'{r["name"]}: both servers took writes in {r["both_writable"]} polls')
+            if r.get("roles_after") != {"primary": r["to"], "standby": r["from"]}:
+                out.append(f'{r["name"]}: roles afterwards {r.get("roles_after")}, not {r["to"]} primary and {r["from"]} standby')
+        for svg in ("pg-switchover.svg", "pg-apply.svg", "pg-hand.svg"):
+            if not os.path.exists(os.path.join(d, svg)):
+                out.append(f"pg-gap: no {svg}")
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
