@@ -368,6 +368,65 @@ async fn a_failover_refuses_to_promote_a_standby_too_far_behind_unless_the_loss_
 }
 
 #[tokio::test]
+async fn a_hand_over_remembers_the_new_primarys_position_for_a_later_failover() {
+    let lab = roles_lab("max_lag_on_failover = 1024\n");
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    let seen = StateStore::new(&lab.state_dir())
+        .load_position("web")
+        .expect("readable")
+        .expect("remembered");
+    assert_eq!(seen.host, "green");
+    // green dies: blue (following it) is within the lag of what green
+    // wrote, as far as baton saw: the failover promotes it.
+    {
+        let mut s = sim.lock();
+        s.hosts[1].ssh = false;
+        s.hosts[1].up = false;
+    }
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(writable(&sim), ["blue"]);
+}
+
+#[tokio::test]
+async fn a_position_seen_when_the_standby_was_primary_is_no_reference_for_a_failover() {
+    let lab = roles_lab("");
+    let sim = lab.sim();
+    StateStore::new(&lab.state_dir())
+        .save_position(
+            "web",
+            &SeenPosition {
+                host: "green".into(),
+                position: "0/1000".into(),
+                at: "2026-11-29T00:00:00Z".into(),
+            },
+        )
+        .expect("saved");
+    dead_primary(&sim);
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
+    let detail = lab
+        .records()
+        .into_iter()
+        .find_map(|r| match r {
+            Record::End {
+                step: Step::CatchUp,
+                detail,
+                ..
+            } => Some(detail),
+            _ => None,
+        })
+        .expect("catch_up ended");
+    assert!(
+        detail.contains("never saw a replication position of blue"),
+        "{detail}"
+    );
+    assert_eq!(role(&sim, "green"), RoleState::Standby);
+}
+
+#[tokio::test]
 async fn a_rejoin_makes_the_failed_host_follow_the_new_primary() {
     let lab = roles_lab("");
     let sim = lab.sim();

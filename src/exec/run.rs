@@ -1050,6 +1050,14 @@ impl<'a, W: World> Ctx<'a, W> {
                     }
                     let written = self.end(step, ok, &detail, started.elapsed(), x.records);
                     ended.push(Ended { step, ok });
+                    // A promoted (or resumed) primary's position: the last
+                    // seen, for a later failover (a state file that cannot
+                    // be written is reported by the next status).
+                    if let Some((host, position)) = self.carry.writable.take() {
+                        let _ = self
+                            .store
+                            .remember_position(&self.pair.name, &host, position);
+                    }
                     if let Err(e) = written {
                         // The step did happen: the message says where
                         // traffic went; the journal lacks its end, which

@@ -45,6 +45,10 @@ pub struct Carry {
     /// The background announcement a switch started (host, address),
     /// whose report the end of the next step reads.
     pub announced: Option<(String, IpAddr)>,
+    /// A host that a role step just made the writable primary, and its
+    /// position: the run remembers it as the last position seen from the
+    /// primary (a later failover's reference).
+    pub writable: Option<(String, Position)>,
 }
 
 /// Performs one step.
@@ -124,11 +128,15 @@ pub async fn perform<W: World>(
         Step::Demote => role(x, RoleAction::Demote, from, to).await,
         Step::Promote => {
             role(x, RoleAction::Promote, to, from).await?;
-            became(x, to, from, RoleState::Primary).await
+            let report = became(x, to, from, RoleState::Primary).await?;
+            carry.writable = Some((to.name.clone(), report.position));
+            Ok(format!("{} is {report}", to.name))
         }
         Step::Resume => {
             role(x, RoleAction::Resume, from, to).await?;
-            became(x, from, to, RoleState::Primary).await
+            let report = became(x, from, to, RoleState::Primary).await?;
+            carry.writable = Some((from.name.clone(), report.position));
+            Ok(format!("{} is {report}", from.name))
         }
         // A rejoin's repaired host follows the primary; otherwise the old
         // primary follows the new one.
@@ -139,7 +147,8 @@ pub async fn perform<W: World>(
                 (from, to)
             };
             role(x, RoleAction::Follow, host, peer).await?;
-            became(x, host, peer, RoleState::Standby).await
+            let report = became(x, host, peer, RoleState::Standby).await?;
+            Ok(format!("{} is {report}", host.name))
         }
         Step::CatchUp => catch_up(x, c).await,
     }
@@ -173,10 +182,10 @@ async fn became<W: World>(
     host: &Host,
     peer: &Host,
     state: RoleState,
-) -> Result<String, Failed> {
+) -> Result<Report, Failed> {
     let report = position(x, host, peer).await?;
     if report.state == state {
-        Ok(format!("{} is {report}", host.name))
+        Ok(report)
     } else {
         Err(Failed(format!(
             "{} is {report} after its hook, not {}",
@@ -209,7 +218,10 @@ async fn catch_up<W: World>(x: &mut Exec<'_, W>, c: &Cycle<'_>) -> Result<String
     let r = roles(x)?.clone();
     let (from, to) = (c.from, c.to);
     let (target, max_lag, whose) = if c.kind == Kind::Failover {
-        let Some(seen) = c.last_seen else {
+        // Only a position of the old primary itself is a reference (one
+        // seen when the standby was the primary says nothing of what the
+        // old primary wrote since).
+        let Some(seen) = c.last_seen.filter(|s| s.host == from.name) else {
             if c.accept_data_loss {
                 let report = position(x, to, from).await?;
                 return Ok(format!(
@@ -218,7 +230,7 @@ async fn catch_up<W: World>(x: &mut Exec<'_, W>, c: &Cycle<'_>) -> Result<String
                 ));
             }
             return Err(Failed(format!(
-                "baton never saw a replication position of {}, so it cannot tell what promoting {} would lose; run `baton status` while both hosts are up so that it records one, or fail over with --accept-data-loss --reason TEXT",
+                "baton never saw a replication position of {} as the primary, so it cannot tell what promoting {} would lose; `baton status` records one while the primary is up; fail over with --accept-data-loss --reason TEXT to promote it anyway",
                 from.name, to.name
             )));
         };
