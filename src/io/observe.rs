@@ -15,7 +15,7 @@ use crate::core::assess::{
     CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen, Version,
 };
 use crate::core::holder::HookFailed;
-use crate::core::op::{Op, Remote, RoleAction};
+use crate::core::op::{fill_role, RoleAction};
 use crate::core::position::Report;
 use crate::core::quote;
 use crate::io::checks;
@@ -120,16 +120,15 @@ async fn observe_connected(
             return None;
         };
         let peer = pair.other(&host.name)?;
-        let Op::Remote {
-            command: Remote::Role { line, timeout, .. },
-            ..
-        } = RoleAction::Position.op(roles, host, peer)
-        else {
-            return None;
-        };
-        Some(match s.run_with_timeout(&line, timeout).await {
+        let hook = RoleAction::Position.hook(roles);
+        let line = fill_role(&hook.command, host, peer);
+        Some(match s.run_with_timeout(&line, hook.timeout).await {
             Ok(o) if o.success() => Report::parse(&o.stdout_text()).map_err(|e| e.to_string()),
-            Ok(o) => Err(crate::exec::failure("the position hook", &Ok(o))),
+            Ok(o) => Err(format!(
+                "the position hook exited {}: {}",
+                o.status.map_or("by a signal".into(), |c| c.to_string()),
+                o.stderr_text().trim().lines().last().unwrap_or_default()
+            )),
             Err(e) => Err(e.to_string()),
         })
     };
