@@ -2,6 +2,7 @@
 //! in here touches the network, the disk or the clock.
 
 pub mod assess;
+pub mod balancer;
 pub mod cycle;
 pub mod fleet;
 pub mod gate;
