@@ -379,3 +379,67 @@ fn a_failover_after_kill_9_reports_what_was_lost_and_a_rejoin_follows_the_new_pr
     let after = status(&cfg, 0);
     assert_eq!(after["lag"]["standby"], "pga", "{after}");
 }
+
+/// With no position of the dead primary ever seen, a failover promotes
+/// nothing (exit 4, the standby still a standby) until the operator
+/// accepts the loss, which the journal and `log` keep.
+#[test]
+fn a_failover_without_a_position_seen_needs_the_loss_accepted() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let pid_file = Path::new(LAB).join("hosts/pga/pgdata/postmaster.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pga's postmaster.pid")
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a pid");
+    // SAFETY: the lab's own postmaster, by the pid it wrote.
+    #[allow(unsafe_code, reason = "kill(2) of the lab's postmaster")]
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    let refused = baton(&cfg, &["failover", "pg"]);
+    assert_eq!(refused.code, 4, "{}\n{}", refused.stdout, refused.stderr);
+    let caught = step_end(&state(), "pg", "catch_up");
+    assert_eq!(caught["ok"], false, "{caught}");
+    assert!(
+        caught["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never saw a replication position of pga"),
+        "{caught}"
+    );
+    assert_eq!(in_recovery(PGB), Some(true), "nothing was promoted");
+
+    let accepted = baton(
+        &cfg,
+        &[
+            "failover",
+            "pg",
+            "--accept-data-loss",
+            "--reason",
+            "pga is gone",
+        ],
+    );
+    assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
+    assert_eq!(in_recovery(PGB), Some(false));
+    let log = baton(&cfg, &["log", "pg"]);
+    assert!(
+        log.stdout.contains("failover --accept-data-loss"),
+        "{}",
+        log.stdout
+    );
+    let start = journal(&state(), "pg")
+        .into_iter()
+        .rev()
+        .find(|r| r["event"] == "start")
+        .expect("a start record");
+    assert!(
+        start["data_loss"]
+            .as_str()
+            .unwrap_or("")
+            .contains("pga is gone"),
+        "{start}"
+    );
+}

@@ -169,6 +169,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             from,
             to,
             forced,
+            data_loss,
             ..
         } = &v.start
         else {
@@ -186,16 +187,19 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             say!(
                 "{}",
                 serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
-                    "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced})
+                    "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced,
+                    "data_loss": data_loss})
             );
         } else {
             let what = match (change, hash) {
                 (Some(c), Some(h)) => format!("{c} ({}, {h})", label.as_deref().unwrap_or(c)),
                 _ => "-".to_string(),
             };
-            let kind_shown = match forced {
-                Some(_) => format!("{} --force", kind.name()),
-                None => kind.name().to_string(),
+            let kind_shown = match (forced, data_loss) {
+                (Some(_), Some(_)) => format!("{} --force --accept-data-loss", kind.name()),
+                (Some(_), None) => format!("{} --force", kind.name()),
+                (None, Some(_)) => format!("{} --accept-data-loss", kind.name()),
+                (None, None) => kind.name().to_string(),
             };
             say!(
                 "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
@@ -232,6 +236,7 @@ fn print_record(r: &Record) {
             gate,
             window,
             forced,
+            data_loss,
             at,
             ..
         } => {
@@ -249,6 +254,9 @@ fn print_record(r: &Record) {
             }
             if let Some(f) = forced {
                 say!("        FORCED: {f}");
+            }
+            if let Some(d) = data_loss {
+                say!("        DATA LOSS ACCEPTED: {d}");
             }
         }
         Record::Begin { step, at, .. } => say!("{at}  begin {}", step.name()),
