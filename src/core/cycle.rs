@@ -278,6 +278,10 @@ pub fn sequence(kind: Kind) -> Vec<Step> {
     }
 }
 
+/// How many times a hand-over with role hooks tries its switch: after
+/// `promote` traffic can only go forward, to the new primary.
+pub const SWITCH_ATTEMPTS: usize = 2;
+
 /// Decides the next step from the steps ended so far (a pair without role
 /// hooks).
 pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
@@ -333,7 +337,15 @@ pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
             (Step::ApplyStandby | Step::VerifyStandby, false) => undo_standby(ended),
             // Before promote: the old primary takes writes again.
             (Step::Demote | Step::CatchUp, false) => Next::Run(Step::Resume),
-            // After promote (or inside it): never back to the old primary.
+            // After promote the only way is forward: a failed switch (which
+            // put traffic back on the demoted old primary, where nothing
+            // can be written) is tried once more.
+            (Step::Switch, false)
+                if ended.iter().filter(|e| e.step == Step::Switch).count() < SWITCH_ATTEMPTS =>
+            {
+                Next::Run(Step::Switch)
+            }
+            // Never back to the old primary.
             (Step::Promote | Step::Switch | Step::VerifyService, false) => {
                 Next::Finish(Outcome::Operator)
             }
@@ -956,6 +968,34 @@ mod tests {
             assert!(!steps.contains(&Resume) && !steps.contains(&SwitchBack));
         }
         assert_eq!(run_roles(Kind::Apply, &[Drain]).1, Outcome::Ok);
+        // A switch that fails always is tried twice, then an operator.
+        let (steps, o) = run_roles(Kind::Switchover, &[Switch]);
+        assert_eq!(o, Outcome::Operator);
+        assert_eq!(
+            steps.iter().filter(|s| **s == Switch).count(),
+            SWITCH_ATTEMPTS
+        );
+        // Once: the second attempt goes on.
+        let before = [Preflight, VerifyStandby, Demote, CatchUp, Promote].map(ok);
+        let mut ended = before.to_vec();
+        ended.push(fail(Switch));
+        assert_eq!(
+            decide_for(Kind::Switchover, true, &ended),
+            Next::Run(Switch)
+        );
+        ended.push(ok(Switch));
+        assert_eq!(
+            decide_for(Kind::Switchover, true, &ended),
+            Next::Run(VerifyService)
+        );
+        // Without roles a failed switch is undone, never retried.
+        assert_eq!(
+            decide(
+                Kind::Switchover,
+                &[ok(Preflight), ok(VerifyStandby), fail(Switch)]
+            ),
+            Next::Run(SwitchBack)
+        );
     }
 
     #[test]
