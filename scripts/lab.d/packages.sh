@@ -35,6 +35,8 @@ missing_packages() {
         "$PG_BIN/pg_waldump postgresql-15"           # the hook's position of a crashed server
         "psql postgresql-client-common"              # /usr/bin/psql: the pg pair's checks
         "/usr/lib/python3/dist-packages/psycopg2/__init__.py python3-psycopg2"   # scripts/pgwriter
+        "haproxy haproxy"                            # the HAProxy pairs' balancers (lb.sh)
+        "socat socat"                                # their runtime API over the admin socket
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do
