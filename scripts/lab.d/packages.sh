@@ -70,9 +70,13 @@ ensure_packages() {
     # shellcheck disable=SC2086  # split on purpose: one argument per package
     [ "$rc" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends $missing || rc=$?
     [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
-    # bind9 is here only for tsig-keygen: on a machine that runs systemd, keep named off at boot
+    # bind9 is here only for tsig-keygen, and the lab runs its own HAProxy: on a machine that
+    # runs systemd, keep the stock named and haproxy off at boot
     if [[ " $missing " == *" bind9 "* ]] && [ -d /run/systemd/system ]; then
         systemctl disable named.service >/dev/null 2>&1 || true
+    fi
+    if [[ " $missing " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable haproxy.service >/dev/null 2>&1 || true
     fi
     [ "$rc" = 0 ] || die "apt-get failed ($rc)"
     missing=$(missing_packages)
