@@ -119,16 +119,20 @@ lb_sshd() {
 }
 
 # lb_haproxy HOST — its HAProxy runs in its namespace with its current configuration (a new
-# configuration means a restart, which is also the initial state)
+# configuration means a restart, which is also the initial state), its frontend enabled (a
+# test may have disabled it: a paused frontend takes no requests)
 lb_haproxy() {
-    local h=$1 d=$LAB/hosts/$1 pid
+    local h=$1 d=$LAB/hosts/$1 pid fe
     if find_daemon haproxy "$h" pid; then
         if ! in_ns "$pid" "baton-$h"; then
             warn "haproxy of $h lives in a stale namespace; restarting it"; stop_pids "$pid"; pid=
         elif [ "${CFG_CHANGED[haproxy/$h]-0}" = 1 ]; then
             say "restarting haproxy on $h (new config)"; stop_pids "$pid"; pid=
-        elif ! lb_api "$h" 'show info' >/dev/null; then
+        elif ! fe=$(lb_api "$h" "show stat $LB_FRONTEND 1 -1") || [[ $fe != '# pxname,'* ]]; then
             warn "haproxy of $h does not answer on $d/haproxy.sock; restarting it"; stop_pids "$pid"; pid=
+        elif [[ $fe != *$'\n'"$LB_FRONTEND,FRONTEND,"*",OPEN,"* ]]; then
+            say "enabling frontend $LB_FRONTEND of haproxy on $h"
+            lb_api "$h" "enable frontend $LB_FRONTEND" >/dev/null
         fi
     fi
     [ -z "$pid" ] || return 0
