@@ -45,11 +45,20 @@ PG_ETC=/etc/baton-pg                # where each PostgreSQL host sees its own ho
 # `sudo -n -u postgres psql -X -A -t -c SQL`; the sudoers rule allows exactly these (user.sh)
 PG_SQL_WRITABLE='select not pg_is_in_recovery()'
 PG_SQL_STREAMING='select status from pg_stat_wal_receiver where not pg_is_wal_replay_paused()'
+# The HAProxy pairs (lb.sh): the group of every balancer's admin socket (the deploy user is a
+# member, as on Debian, whose stock socket is group haproxy, mode 660), the frontend's name,
+# the primary's weight, and the file whose presence makes a service host of such a pair answer
+# about 20 % of ordinary requests with a 500 (the change v2-bad)
+LB_GROUP=haproxy
+LB_FRONTEND=front
+LB_WEIGHT=100
+FAULT_FILE=$SRV_PATH/fault-500
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
 HOSTS=()              # every base host, in table order
 SERVICE_HOSTS=()      # the base hosts with role service (sshd + nginx)
 PG_HOSTS=()           # the base hosts with role pg (sshd + postgres)
+LB_HOSTS=()           # the base hosts with role haproxy (sshd + HAProxy: the frontend of a pair)
 PAIRS=()              # the base pairs
 DNS_HOST='' DNS2_HOST='' CTL_HOST='' CLIENT_HOST=''   # the hosts with those roles
 DNS_ADDR='' DNS2_ADDR=''                              # the two Knot servers' addresses
@@ -61,6 +70,7 @@ LAB_NETS=()           # every subnet in use: the only connected routes a namespa
 declare -A H_ADDR=() H_ROLE=() H_PAIR=() H_NET=()     # by host: address, role, pair, subnet
 declare -A P_METHOD=() P_PRIMARY=() P_STANDBY=() P_TARGET=() P_TTL=() P_DESC=() P_ENV=() P_CANARY=()
                                                       # by pair: its columns in the tables
+declare -A P_BALANCER=()                              # by haproxy pair: its HAProxy host (role haproxy)
 
 # --- caches --------------------------------------------------------------------------------
 # Modes and owners of the generated files, read by one `find` (load_stat_cache) instead of

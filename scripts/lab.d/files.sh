@@ -10,7 +10,7 @@ load_stat_cache() {
     [ ${#dirs[@]} -gt 0 ] || return 0
     while read -r m o p; do
         STAT_OF["$p"]="$m $o"
-    done < <(find "${dirs[@]}" -maxdepth 2 -type f \( -name sshd_config -o -name nginx.conf \
+    done < <(find "${dirs[@]}" -maxdepth 2 -type f \( -name sshd_config -o -name nginx.conf -o -name haproxy.cfg \
         -o -name ssh_host_ed25519_key -o -name hosts -o -name resolv.conf -o -name '*.toml' \
         -o -path "$LAB/ssh/*" \) -printf '%m %u:%g %p\n' 2>/dev/null)
 }

@@ -22,8 +22,8 @@ check_lab_path() {
 }
 
 # ensure_dirs — the lab dir and its directories, SRV_PATH, /run/sshd, /etc/baton-pg and
-# /run/postgresql (noting which the lab created, so that down removes only those), the service
-# and PostgreSQL hosts' dirs
+# /run/postgresql (noting which the lab created, so that down removes only those), the service,
+# PostgreSQL and HAProxy hosts' dirs
 ensure_dirs() {
     if [ -e "$LAB" ] && [ ! -e "$LAB/.baton-lab" ] && [ -n "$(ls -A "$LAB")" ]; then
         die "$LAB exists, is not empty and is not a baton lab (no .baton-lab marker)"
@@ -31,7 +31,7 @@ ensure_dirs() {
     install -d -m 0755 -o root -g root "$LAB"
     [ -e "$LAB/.baton-lab" ] || echo "baton lab dir, written by scripts/lab; removed by scripts/lab down" >"$LAB/.baton-lab"
     install -d -m 0755 -o root -g root "$LAB/hosts" "$LAB/ssh" "$LAB/keys" "$LAB/dns" "$LAB/dns2" \
-        "$LAB/config" "$LAB/config/pairs" "$LAB/bin"
+        "$LAB/config" "$LAB/config/pairs" "$LAB/bin" "$LAB/pending" "$LAB/pending/files"
     install -d -m 0700 -o root -g root "$LAB/state" "$LAB/dns/db" "$LAB/dns2/db"
     # the service path each service host bind-mounts its own srv over
     if [ ! -d "$SRV_PATH" ]; then
@@ -51,7 +51,7 @@ ensure_dirs() {
     fi
     local h dirs=()
     for h in "${SERVICE_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h" "$LAB/hosts/$h/nginx-tmp"); done
-    for h in "${PG_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
+    for h in "${PG_HOSTS[@]}" "${LB_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
     install -d -m 0755 "${dirs[@]}"
 }
 

@@ -299,6 +299,19 @@ flush_neigh() {
     for h; do ip -n "baton-$h" neigh flush dev eth0 2>/dev/null || true; done
 }
 
+# remove_stale_namespaces — (up, when there is no lab) the base hosts' namespaces that are
+# still there, with whatever still runs in them: a `down` of an older version of this script,
+# which did not know these hosts, left them (their daemons would hold the ports the new ones
+# need). No lab runs without the bridge's namespace, which up checked is gone.
+remove_stale_namespaces() {
+    local h stale=()
+    for h in "${HOSTS[@]}"; do ns_exists "baton-$h" && stale+=("$h"); done
+    [ ${#stale[@]} -gt 0 ] || return 0
+    warn "namespaces left by an earlier lab: $(span "${stale[@]/#/baton-}"); removing them"
+    end_processes_of "${stale[@]}"
+    delete_namespaces "${stale[@]}"
+}
+
 # delete_namespaces HOST... — the hosts' namespaces (their veths go with them; "sw" is the
 # bridge's) and /etc/netns entries; says which, counting the fleet's
 delete_namespaces() {

@@ -141,6 +141,8 @@ environments = [\"dev\", \"test\", \"prod\"]
 
 $ssh"
     for p in "${PAIRS[@]}"; do
+        # (an HAProxy pair's file is pending: lb.sh, write_pending_config)
+        [ "${P_METHOD[$p]}" != haproxy ] || continue
         case ${H_ROLE[${P_PRIMARY[$p]}]} in
             service) pair_toml "$p" txt ;;
             pg) pg_pair_toml "$p" txt ;;

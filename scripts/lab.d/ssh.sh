@@ -14,7 +14,7 @@ host_key() {
 }
 
 # ensure_ssh_keys — the client keys (one with ssh/passphrase), authorized_keys, the host keys
-# of the base hosts that run sshd (service and PostgreSQL hosts)
+# of the base hosts that run sshd (service, PostgreSQL and HAProxy hosts)
 ensure_ssh_keys() {
     local s=$LAB/ssh
     put_file "$s/passphrase" 0600 < <(printf '%s' "$PASSPHRASE")
@@ -31,7 +31,7 @@ ensure_ssh_keys() {
     cat "$s/id_ed25519.pub" "$s/id_ed25519_pass.pub" | put_file "$s/authorized_keys" 0644
 
     local h keys=()
-    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}"; do
+    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}" "${LB_HOSTS[@]}"; do
         host_key "$h"
         keys+=("$LAB/hosts/$h/ssh_host_ed25519_key")
     done
@@ -40,10 +40,15 @@ ensure_ssh_keys() {
 }
 
 # write_known_hosts — ssh/known_hosts: the service hosts first (their line numbers never
-# change: blue green amber violet), then the PostgreSQL hosts (pga pgb), then the fleet's
+# change: blue green amber violet), then the PostgreSQL hosts (pga pgb), then the fleet's, then
+# the HAProxy pairs' hosts and their balancers (teal coral lb): each group appended after the
+# lines that were there before it, so no earlier line moves
 write_known_hosts() {
-    local h kt kb rest txt=
-    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
+    local h kt kb rest txt='' first=() last=()
+    for h in "${SERVICE_HOSTS[@]}"; do
+        if [ "${P_METHOD[${H_PAIR[$h]}]-}" = haproxy ]; then last+=("$h"); else first+=("$h"); fi
+    done
+    for h in "${first[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}" "${last[@]}" "${LB_HOSTS[@]}"; do
         read -r kt kb rest <"$LAB/hosts/$h/ssh_host_ed25519_key.pub"
         txt+="${H_ADDR[$h]} $kt $kb"$'\n'
     done

@@ -29,7 +29,8 @@ probe_many() {
     return 0
 }
 
-# verify_reachable — every base host's sshd and nginx (a PostgreSQL host's sshd) answer, and
+# verify_reachable — every base host's sshd and nginx (a PostgreSQL host's sshd; an HAProxy
+# host's sshd and frontend, and the health checks of its servers pass) answer, and
 # those of the fleet hosts this run set up (a fleet daemon found alive and consistent is
 # trusted: a connection to sshd costs it a fork and re-exec, which adds up over a large fleet)
 verify_reachable() {
@@ -38,6 +39,7 @@ verify_reachable() {
     for h in "${FLEET_HOSTS[@]}"; do [ -z "${FLEET_TOUCHED[$h]-}" ] || probed+=("$h"); done
     for h in "${probed[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
     for h in "${PG_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22"); done
+    for h in "${LB_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22" "${P_TARGET[${H_PAIR[$h]}]}"); done
     probe_many 10 answered "${eps[@]}"
     for h in "${probed[@]}"; do
         [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
@@ -45,6 +47,14 @@ verify_reachable() {
     done
     for h in "${PG_HOSTS[@]}"; do
         [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
+    done
+    local p why
+    for h in "${LB_HOSTS[@]}"; do
+        p=${H_PAIR[$h]}
+        [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
+        [ -n "${answered[${P_TARGET[$p]}]-}" ] || { warn "haproxy on $h (frontend ${P_TARGET[$p]}) does not answer"; bad=1; }
+        # (HAProxy checks each server every second: a server started just now passes within 2 s)
+        lb_wait_ready "$p" 5 why || { warn "pair $p: HAProxy on $h: $why"; bad=1; }
     done
     local soa=
     for _ in $(seq 1 50); do
@@ -66,7 +76,7 @@ cmd_status() {
     for h in "${HOSTS[@]}" "${FLEET_HOSTS[@]}"; do
         for kind in $(host_daemons "$h"); do
             case $kind in
-                sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx) eps+=("${H_ADDR[$h]}:80") ;;
+                sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx|haproxy) eps+=("${H_ADDR[$h]}:80") ;;
                 knotd) eps+=("${H_ADDR[$h]}:53") ;; postgres) eps+=("${H_ADDR[$h]}:$PG_PORT") ;;
             esac
         done
@@ -102,6 +112,7 @@ cmd_status() {
             if find_daemon "$kind" "$h" pid && in_ns "$pid" "$ns"; then
                 local port=22 extra=
                 [ "$kind" = nginx ] && port=80
+                [ "$kind" = haproxy ] && port=80
                 [ "$kind" = knotd ] && port=53
                 [ "$kind" = postgres ] && port=$PG_PORT
                 if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
@@ -166,6 +177,7 @@ cmd_status() {
                 done
                 printf 'pair %-9s dns %s A %s\n' "$p" "${P_TARGET[$p]}" "$line"
                 ;;
+            haproxy) lb_status_line "$p" || bad=1 ;;
         esac
     done
     if getent passwd "$DEPLOY_USER" >/dev/null && [ -f "$SUDOERS_FILE" ]; then

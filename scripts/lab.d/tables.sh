@@ -15,6 +15,9 @@ lab_define() {
         "violet  $NET_PREFIX.22     service  api"
         "pga     $NET_PREFIX.31     pg       pg"
         "pgb     $NET_PREFIX.32     pg       pg"
+        "teal    $NET_PREFIX.41     service  lb"
+        "coral   $NET_PREFIX.42     service  lb"
+        "lb      $NET_PREFIX.40     haproxy  lb"
         "ns      $NET_PREFIX.53     dns      -"
         "ns2     $NET_PREFIX.54     dns2     -"
         "client  $NET_PREFIX.200    client   -"
@@ -25,11 +28,12 @@ lab_define() {
         "web    vip     blue     green    $NET_PREFIX.100/$NET_BITS        -    the VIP pair"
         "api    dns     amber    violet   app.baton.test.                  5    the DNS pair"
         "pg     vip     pga      pgb      $NET_PREFIX.130/$NET_BITS        -    the PostgreSQL streaming-replication pair"
+        "lb     haproxy teal     coral    $NET_PREFIX.40:80                -    the HAProxy pair (frontend on host lb)"
     )
 
-    HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); PAIRS=()
+    HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); LB_HOSTS=(); PAIRS=()
     H_ADDR=(); H_ROLE=(); H_PAIR=(); H_NET=()
-    P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=()
+    P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=(); P_BALANCER=()
     local line name addr role pair method prim stby target ttl desc
     for line in "${lab_hosts[@]}"; do
         read -r name addr role pair <<<"$line"
@@ -37,6 +41,7 @@ lab_define() {
         H_NET["$name"]=$NET_PREFIX
         [ "$role" = service ] && SERVICE_HOSTS+=("$name")
         [ "$role" = pg ] && PG_HOSTS+=("$name")
+        [ "$role" = haproxy ] && { LB_HOSTS+=("$name"); P_BALANCER["$pair"]=$name; }
         [ "$role" = dns ] && DNS_HOST=$name
         [ "$role" = dns2 ] && DNS2_HOST=$name
         [ "$role" = ctl ] && CTL_HOST=$name
@@ -112,6 +117,7 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
         service) echo sshd nginx ;;
         dns|dns2) echo knotd ;;
         pg) echo sshd postgres ;;
+        haproxy) echo sshd haproxy ;;
         *) echo ;;
     esac
 }

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab and its sudoers rules
-# (both left in place by `down`).
+# scripts/lab.d/user.sh — sourced by scripts/lab. The deploy user batonlab, its sudoers rules and
+# its membership of group haproxy (all left in place by `down`).
 
 # ensure_user — the deploy user (no password, not locked, home in the lab dir) and exactly the
 # sudo rights baton needs on a lab host
@@ -20,6 +20,13 @@ ensure_user() {
     local pw; pw=$(getent shadow "$DEPLOY_USER" | cut -d: -f2)
     [ "$pw" = '*' ] || usermod -p '*' "$DEPLOY_USER"
     install -d -m 0700 -o "$DEPLOY_USER" -g "$DEPLOY_USER" "$LAB/home"
+    # the HAProxy pairs' admin sockets are mode 660, group haproxy (lb.sh): the deploy user is a
+    # member, as an admin would make it on a Debian host (sshd gives each login its groups)
+    if [[ " $(id -nG "$DEPLOY_USER") " != *" $LB_GROUP "* ]]; then
+        getent group "$LB_GROUP" >/dev/null || die "no group $LB_GROUP (Debian's haproxy creates it)"
+        usermod -a -G "$LB_GROUP" "$DEPLOY_USER"
+        say "added $DEPLOY_USER to group $LB_GROUP"
+    fi
 
     local ip_bin arping_bin install_bin nft_bin psql_bin tmp
     ip_bin=$(command -v ip); arping_bin=$(command -v arping); install_bin=$(command -v install)

@@ -26,9 +26,11 @@ ensure_tls() {
     chmod 0600 "$kdir/tls-ca.key" "$kdir/tls-server.key"
 }
 
-# nginx_conf_text HOST VAR — sets VAR to the host's nginx.conf
+# nginx_conf_text HOST VAR — sets VAR to the host's nginx.conf (a host of an HAProxy pair also
+# gets the fault of the change v2-bad: nginx_fault_text)
 nginx_conf_text() {
-    local _h=$1 _d=$LAB/hosts/$1
+    local _h=$1 _d=$LAB/hosts/$1 _draw='' _loc='        location / { }'
+    if [ "${P_METHOD[${H_PAIR[$_h]}]-}" = haproxy ]; then nginx_fault_text "$_h" _draw _loc; fi
     printf -v "$2" '%s' "# Written by scripts/lab up: nginx of lab host $_h (namespace baton-$_h).
 # Listens on *:80 so it also answers on the VIP while this host holds it.
 user www-data;
@@ -46,7 +48,7 @@ http {
     types { }
     default_type text/plain;
     server_tokens off;
-    server {
+$_draw    server {
         listen 80 default_server;
         listen 443 ssl default_server;
         ssl_certificate $LAB/keys/tls-server.crt;
@@ -55,10 +57,32 @@ http {
         root $SRV_PATH;
         index index.html;
         location = /health { }
-        location / { }
+$_loc
     }
 }
 "
+}
+
+# nginx_fault_text HOST DRAWVAR LOCVAR — (of nginx_conf_text, for the hosts of an HAProxy pair)
+# sets DRAWVAR to the http-level part and LOCVAR to the locations of the fault that the change
+# v2-bad turns on by creating FAULT_FILE in the host's srv: while it exists, about 20 % of the
+# ordinary requests (every path but /health and /index.html; the users' "/") get a 500, drawn
+# from each request's random $request_id. /health and /index.html (what the pair's checks ask
+# for) never fail, so only a comparison of the two hosts' answers shows it. No reload, no sudo:
+# nginx looks for the file on every request.
+nginx_fault_text() {
+    printf -v "$2" '%s' "    # the change v2-bad's fault (see location /): one request in five, at random
+    split_clients \"\$request_id\" \$lab_fault_draw {
+        20%     1;
+        *       \"\";
+    }
+"
+    printf -v "$3" '%s' "        location = /index.html { }
+        location / {
+            set \$lab_fault \"\";
+            if (-f $FAULT_FILE) { set \$lab_fault \$lab_fault_draw; }
+            if (\$lab_fault) { return 500 \"500 fault on host=$1\\n\"; }
+        }"
 }
 
 # write_srv_files HOST — the initial service files (also used by reset)
