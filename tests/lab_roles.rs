@@ -159,6 +159,21 @@ fn in_recovery(host: &str) -> Option<bool> {
     }
 }
 
+/// `kill -9` of a host's postmaster, by the pid in its postmaster.pid.
+fn kill_postmaster(host: &str) {
+    let pid_file = Path::new(LAB).join(format!("hosts/{host}/pgdata/postmaster.pid"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("the postmaster.pid")
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a pid");
+    // SAFETY: the lab's own postmaster, by the pid it wrote.
+    #[allow(unsafe_code, reason = "kill(2) of the lab's postmaster")]
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+}
+
 /// The status of pair pg, as JSON; asserts its exit code.
 fn status(cfg: &Path, code: i32) -> serde_json::Value {
     let run = baton(cfg, &["status", "pg", "--json"]);
@@ -339,17 +354,7 @@ fn a_failover_after_kill_9_reports_what_was_lost_and_a_rejoin_follows_the_new_pr
     let load = Load::start("failover");
     // What baton saw last of the primary.
     status(&cfg, 0);
-    let pid_file = Path::new(LAB).join("hosts/pga/pgdata/postmaster.pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pga's postmaster.pid")
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("a pid");
-    // SAFETY: the lab's own postmaster, by the pid it wrote.
-    #[allow(unsafe_code, reason = "kill(2) of the lab's postmaster")]
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(rc, 0);
+    kill_postmaster("pga");
     std::thread::sleep(Duration::from_secs(1));
     let run = baton(&cfg, &["failover", "pg"]);
     let seen = load.stop();
@@ -387,17 +392,7 @@ fn a_failover_after_kill_9_reports_what_was_lost_and_a_rejoin_follows_the_new_pr
 fn a_failover_without_a_position_seen_needs_the_loss_accepted() {
     let _lab = lab();
     let cfg = lab_config();
-    let pid_file = Path::new(LAB).join("hosts/pga/pgdata/postmaster.pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pga's postmaster.pid")
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("a pid");
-    // SAFETY: the lab's own postmaster, by the pid it wrote.
-    #[allow(unsafe_code, reason = "kill(2) of the lab's postmaster")]
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(rc, 0);
+    kill_postmaster("pga");
     std::thread::sleep(Duration::from_secs(1));
     let refused = baton(&cfg, &["failover", "pg"]);
     assert_eq!(refused.code, 4, "{}\n{}", refused.stdout, refused.stderr);

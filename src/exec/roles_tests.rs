@@ -33,6 +33,20 @@ fn role(sim: &Sim, host: &str) -> RoleState {
         .expect("a host of the pair")
 }
 
+/// The detail the journal keeps of `step`'s end in the last run.
+fn ended_detail(lab: &Lab, step: Step) -> String {
+    lab.records()
+        .into_iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::End {
+                step: s, detail, ..
+            } if s == step => Some(detail),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{} never ended", step.name()))
+}
+
 fn steps(lab: &Lab) -> Vec<String> {
     lab.steps()
         .into_iter()
@@ -88,18 +102,7 @@ async fn a_switchover_demotes_waits_for_the_standby_promotes_then_moves_traffic_
         ]
     );
     // The journal says which position the standby reached.
-    let caught = lab
-        .records()
-        .into_iter()
-        .find_map(|r| match r {
-            Record::End {
-                step: Step::CatchUp,
-                detail,
-                ..
-            } => Some(detail),
-            _ => None,
-        })
-        .expect("catch_up ended");
+    let caught = ended_detail(&lab, Step::CatchUp);
     assert!(caught.contains("0 behind 0/3000078"), "{caught}");
 }
 
@@ -426,18 +429,7 @@ async fn a_position_seen_when_the_standby_was_primary_is_no_reference_for_a_fail
     dead_primary(&sim);
     let f = lab.run(&sim, Some(Kind::Failover), None).await;
     assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
-    let detail = lab
-        .records()
-        .into_iter()
-        .find_map(|r| match r {
-            Record::End {
-                step: Step::CatchUp,
-                detail,
-                ..
-            } => Some(detail),
-            _ => None,
-        })
-        .expect("catch_up ended");
+    let detail = ended_detail(&lab, Step::CatchUp);
     assert!(
         detail.contains("never saw a replication position of blue"),
         "{detail}"
