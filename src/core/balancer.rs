@@ -1,12 +1,129 @@
 //! A load balancer's view of a pair (issue 15, HAProxy first): the
-//! per-server statistics its runtime API prints (`show stat`, CSV with a
-//! `# pxname,svname,...` header), which servers of a backend take new
-//! requests (weight above 0 and ready), the weights of a ramp step, and
-//! the comparison of the two hosts over a step from counter deltas, with
-//! the rule that aborts a ramp when the updated host does worse. Pure: the
-//! text comes from the adapter, the decisions go to the executor.
+//! runtime API's commands baton sends (`show stat`, `set server B/S weight
+//! N`, `set server B/S state ready|drain|maint`) as one line each, the
+//! line a command runs on the balancer's host to send one (through
+//! `socat`), and what an answer means; the per-server statistics it prints
+//! (`show stat`, CSV with a `# pxname,svname,...` header), which servers
+//! of a backend take new requests (weight above 0 and ready), the weights
+//! of a ramp step, and the comparison of the two hosts over a step from
+//! counter deltas, with the rule that aborts a ramp when the updated host
+//! does worse. Pure: the text comes from the adapter, the decisions go to
+//! the executor.
 
 use std::collections::HashMap;
+
+/// A server's administrative state, as the runtime API sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Takes new requests (by its weight).
+    Ready,
+    /// Finishes what it has, takes nothing new.
+    Drain,
+    /// Out of service.
+    Maint,
+}
+
+impl State {
+    /// Its word in the runtime API.
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Ready => "ready",
+            State::Drain => "drain",
+            State::Maint => "maint",
+        }
+    }
+}
+
+/// A runtime API command baton sends. Backend and server names are
+/// validated names (letters, digits, `-`, `_`, `.`), so the line needs no
+/// escaping within HAProxy's own syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Every proxy's and server's statistics.
+    ShowStat,
+    /// A server's weight (0 to 256).
+    Weight {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// The weight.
+        weight: u32,
+    },
+    /// A server's administrative state.
+    State {
+        /// The backend.
+        backend: String,
+        /// The server.
+        server: String,
+        /// The state.
+        state: State,
+    },
+}
+
+/// HAProxy's largest server weight.
+pub const MAX_WEIGHT: u32 = 256;
+
+impl Command {
+    /// The command's line, as the runtime API reads it.
+    pub fn line(&self) -> String {
+        match self {
+            Command::ShowStat => "show stat".to_string(),
+            Command::Weight {
+                backend,
+                server,
+                weight,
+            } => format!(
+                "set server {backend}/{server} weight {}",
+                weight.min(&MAX_WEIGHT)
+            ),
+            Command::State {
+                backend,
+                server,
+                state,
+            } => format!("set server {backend}/{server} state {}", state.word()),
+        }
+    }
+
+    /// The shell line, run on the balancer's host as the login user, that
+    /// sends the command to the admin socket at `socket` and prints the
+    /// answer (`socat` in non-interactive mode: one command, the answer,
+    /// end of file; at most 5 s).
+    pub fn shell(&self, socket: &str) -> String {
+        format!(
+            "printf '%s\\n' {} | socat -t 5 stdio {}",
+            crate::core::quote::quote(&self.line()),
+            crate::core::quote::quote(&format!("UNIX-CONNECT:{socket}"))
+        )
+    }
+}
+
+/// What a `set server` command's answer means: HAProxy answers nothing
+/// (an empty line) when it applied it, and a sentence when it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Applied.
+    Done,
+    /// Refused, with HAProxy's words (`No such server.`, `Absolute weight
+    /// can only be between 0 and 256 inclusive.`).
+    Refused(String),
+}
+
+impl Reply {
+    /// Reads a `set server` answer.
+    pub fn of(text: &str) -> Reply {
+        let said: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if said.is_empty() {
+            Reply::Done
+        } else {
+            Reply::Refused(said.join(" ").chars().take(200).collect())
+        }
+    }
+}
 
 /// One server's line of `show stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +470,23 @@ mod tests {
         );
     }
 
+    /// What the lab's HAProxy 2.6.12 printed (all 128 columns) with teal
+    /// at weight 100 and coral draining at weight 0, after 5 requests.
+    #[test]
+    fn the_real_show_stat_of_haproxy_2_6_is_read() {
+        let text = include_str!("../../tests/fixtures/haproxy-show-stat.csv");
+        let s = parse_stat(text).unwrap();
+        let names: Vec<&str> = s.iter().map(|x| x.server.as_str()).collect();
+        assert_eq!(names, ["teal", "coral"]);
+        let teal = find(&s, "lb", "teal").unwrap();
+        assert!(teal.serving(), "{teal:?}");
+        assert_eq!((teal.weight, teal.requests), (100, 5));
+        let coral = find(&s, "lb", "coral").unwrap();
+        assert_eq!(coral.status, "DRAIN");
+        assert!(!coral.serving());
+        assert_eq!(coral.requests, 0);
+    }
+
     #[test]
     fn what_is_not_show_stat_is_refused_with_the_reason() {
         assert_eq!(parse_stat("Unknown command.\n"), Err(StatError::NoHeader));
@@ -386,6 +520,41 @@ mod tests {
             s.weight = weight;
             assert_eq!(s.serving(), serving, "{status} {weight}");
         }
+    }
+
+    #[test]
+    fn commands_are_one_line_sent_through_socat_quoted() {
+        let w = Command::Weight {
+            backend: "lb".into(),
+            server: "coral".into(),
+            weight: 300,
+        };
+        assert_eq!(w.line(), "set server lb/coral weight 256");
+        let d = Command::State {
+            backend: "lb".into(),
+            server: "teal".into(),
+            state: State::Drain,
+        };
+        assert_eq!(d.line(), "set server lb/teal state drain");
+        assert_eq!(Command::ShowStat.line(), "show stat");
+        assert_eq!(
+            d.shell("/var/lib/baton-lab/hosts/lb/haproxy.sock"),
+            "printf '%s\\n' 'set server lb/teal state drain' | socat -t 5 stdio UNIX-CONNECT:/var/lib/baton-lab/hosts/lb/haproxy.sock"
+        );
+        // A socket path with a space or a quote stays one word.
+        assert!(Command::ShowStat
+            .shell("/run/ha proxy/a'b.sock")
+            .ends_with("stdio 'UNIX-CONNECT:/run/ha proxy/a'\\''b.sock'"));
+    }
+
+    #[test]
+    fn an_empty_answer_is_done_and_a_sentence_a_refusal() {
+        assert_eq!(Reply::of("\n"), Reply::Done);
+        assert_eq!(Reply::of(""), Reply::Done);
+        assert_eq!(
+            Reply::of("No such server.\n\n"),
+            Reply::Refused("No such server.".into())
+        );
     }
 
     #[test]
