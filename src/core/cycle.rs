@@ -350,6 +350,11 @@ pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
                 Next::Finish(Outcome::Operator)
             }
             (Step::Drain, false) => next_forward(&forward, Step::Drain),
+            // The old primary did not become a standby: it stays demoted,
+            // and is fenced (the fence command when one is configured; a
+            // VIP it might still hold removed), then the run is incomplete.
+            (Step::Follow, false) if !ran(ended, Step::Fence) => Next::Run(Step::Fence),
+            (Step::Fence, true) if ran(ended, Step::Follow) => Next::Finish(Outcome::Incomplete),
             (Step::Follow | Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
                 Next::Finish(Outcome::Incomplete)
             }
@@ -966,7 +971,17 @@ mod tests {
             let (steps, o) = run_roles(Kind::Apply, &[failing]);
             assert_eq!(o, Outcome::Incomplete, "{failing:?}");
             assert!(!steps.contains(&Resume) && !steps.contains(&SwitchBack));
+            // Only an old primary that did not follow is fenced.
+            assert_eq!(steps.contains(&Fence), failing == Follow, "{steps:?}");
         }
+        // A failed follow: fenced, then incomplete; a fence that fails too
+        // needs an operator.
+        let (steps, o) = run_roles(Kind::Switchover, &[Follow]);
+        assert_eq!((steps.last(), o), (Some(&Fence), Outcome::Incomplete));
+        assert_eq!(
+            run_roles(Kind::Switchover, &[Follow, Fence]).1,
+            Outcome::Operator
+        );
         assert_eq!(run_roles(Kind::Apply, &[Drain]).1, Outcome::Ok);
         // A switch that fails always is tried twice, then an operator.
         let (steps, o) = run_roles(Kind::Switchover, &[Switch]);

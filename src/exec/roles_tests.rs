@@ -253,6 +253,29 @@ async fn after_promote_a_switch_that_fails_once_is_tried_again_and_goes_forward(
 }
 
 #[tokio::test]
+async fn an_old_primary_that_does_not_follow_is_fenced_with_the_fence_command() {
+    let lab = Lab::new(
+        &format!("{}{}", testkit::vip(""), testkit::roles("")),
+        "fence = \"power-off {host}\"\n",
+    );
+    let sim = lab.sim();
+    sim.fault(Some("blue"), "db-role follow", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Incomplete, "{}", f.message);
+    assert_eq!(steps(&lab).last().map(String::as_str), Some("fence"));
+    let fenced: Vec<_> = lab
+        .ops()
+        .into_iter()
+        .filter(|(s, _, k, _)| s == "fence" && *k == OpKind::Hook)
+        .map(|(_, _, _, c)| c)
+        .collect();
+    assert_eq!(fenced, ["power-off blue"]);
+    assert_eq!(writable(&sim), ["green"]);
+    // The fence cut blue off (the simulated fence takes it off the network).
+    assert!(!sim.lock().hosts[0].up);
+}
+
+#[tokio::test]
 async fn a_follow_that_fails_leaves_the_run_incomplete_with_the_old_primary_demoted() {
     let lab = roles_lab("");
     let sim = lab.sim();
