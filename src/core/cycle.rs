@@ -67,7 +67,8 @@ pub enum Step {
     RollbackStandby,
     /// Failover: make sure the old primary (`from`) holds no traffic (the
     /// fence command, removing the VIP if it still answers over SSH, and
-    /// proving that no other host answers for the VIP).
+    /// proving that no other host answers for the VIP). Also, with role
+    /// hooks, an old primary that did not follow the new one.
     Fence,
     /// Rejoin: the rejoining host (`to`) gives up any traffic it came back
     /// with (a VIP it still holds is removed over SSH). Never the fence

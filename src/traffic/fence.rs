@@ -1,7 +1,8 @@
-//! Taking a host out of traffic without moving traffic: the failover's
-//! `fence` step (the pair's fence command for the dead primary, its VIP
-//! removed over SSH, or, when SSH cannot reach it, proof from the standby
-//! that no host answers for the VIP any more) and the rejoin's `release`
+//! Taking a host out of traffic without moving traffic: the `fence` step
+//! of a failover, and of a hand-over whose old primary did not follow
+//! (the pair's fence command for that host, its VIP removed over SSH, or,
+//! when SSH cannot reach it, proof from the other host that no host
+//! answers for the VIP any more) and the rejoin's `release`
 //! step (a repaired host gives up a VIP it came back with; never the fence
 //! command, which is for dead hosts).
 
@@ -72,9 +73,11 @@ pub fn parse_dad(stdout: &str, stderr: &str) -> Dad {
     }
 }
 
-/// Fences the failover's old primary `from`, so that it holds no traffic
-/// before the standby `to` takes it. `Err` stops the failover before the
-/// switch: nothing moved. `from_reachable`: SSH reached it before the run.
+/// Fences the old primary `from`, so that it holds no traffic: a
+/// failover's before the standby `to` takes it (`Err` stops the failover
+/// before the switch: nothing moved), or, in a hand-over with role hooks,
+/// one that did not follow the new primary `to`. `from_reachable`: SSH
+/// reached it before the run.
 pub async fn fence<W: World>(
     x: &mut Exec<'_, W>,
     from: &Host,
