@@ -240,22 +240,19 @@ impl RoleAction {
         }
     }
 
-    /// The operation running this hook of `roles` on `host`, its
+    /// The command running this hook of `roles` on `host`, its
     /// placeholders filled (shell-quoted) for the host and its `peer`.
-    pub fn op(
+    pub fn command(
         self,
         roles: &crate::config::Roles,
         host: &crate::config::Host,
         peer: &crate::config::Host,
-    ) -> Op {
+    ) -> Remote {
         let hook = self.hook(roles);
-        Op::Remote {
-            host: host.name.clone(),
-            command: Remote::Role {
-                action: self,
-                line: fill_role(&hook.command, host, peer),
-                timeout: hook.timeout,
-            },
+        Remote::Role {
+            action: self,
+            line: fill_role(&hook.command, host, peer),
+            timeout: hook.timeout,
         }
     }
 }

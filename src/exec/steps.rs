@@ -169,9 +169,9 @@ async fn role<W: World>(
     host: &Host,
     peer: &Host,
 ) -> Result<String, Failed> {
-    let op = action.op(roles(x)?, host, peer);
-    let out = crate::exec::output(&op, x.perform(op.clone()).await);
-    crate::exec::succeeded(&format!("{} on {}", action.name(), host.name), out)?;
+    let command = action.command(roles(x)?, host, peer);
+    let what = format!("{} on {}", action.name(), host.name);
+    x.remote_ok(&host.name, command, &what).await?;
     Ok(format!("{} ran on {}", action.name(), host.name))
 }
 
@@ -201,10 +201,9 @@ pub async fn position<W: World>(
     host: &Host,
     peer: &Host,
 ) -> Result<Report, Failed> {
-    let op = RoleAction::Position.op(roles(x)?, host, peer);
-    let out = crate::exec::output(&op, x.perform(op.clone()).await);
+    let command = RoleAction::Position.command(roles(x)?, host, peer);
     let what = format!("position on {}", host.name);
-    let out = crate::exec::succeeded(&what, out)?;
+    let out = x.remote_ok(&host.name, command, &what).await?;
     Report::parse(&out.stdout_text()).map_err(|e| Failed(format!("{what}: {e}")))
 }
 
