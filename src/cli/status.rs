@@ -239,6 +239,7 @@ fn report(
         Traffic::Vip(v) => format!("{v} on {}", v.interface),
         Traffic::Dns(d) => d.name.clone(),
         Traffic::Command(_) => "command hook".to_string(),
+        Traffic::Haproxy(h) => format!("{} (backend {} on {})", h.frontend, h.backend, h.host.name),
     };
     let holds = |h: &HostSeen| match &a.holder {
         Holder::Host(n) => *n == h.name,

@@ -153,6 +153,9 @@ pub enum Traffic {
     Dns(Dns),
     /// The user's own hooks.
     Command(CommandSwitch),
+    /// An HAProxy balancer in front of the pair, driven through its
+    /// runtime API.
+    Haproxy(Haproxy),
 }
 
 impl Traffic {
@@ -162,6 +165,7 @@ impl Traffic {
             Traffic::Vip(_) => "vip",
             Traffic::Dns(_) => "dns",
             Traffic::Command(_) => "command",
+            Traffic::Haproxy(_) => "haproxy",
         }
     }
 }
@@ -214,6 +218,34 @@ pub struct Dns {
     /// How long every server may take, after the UPDATE, to serve the new
     /// answer (zone transfer to the secondaries) before the switch fails.
     pub propagation_timeout: Duration,
+}
+
+/// An HAProxy balancer whose backend has one server per host of the
+/// pair, named after the host. baton reaches the balancer's host over SSH
+/// (the pair's `[ssh]` settings, its host key verified like the others')
+/// and sends runtime API commands to the admin socket there: no reload,
+/// no restart.
+#[derive(Debug, Clone)]
+pub struct Haproxy {
+    /// The balancer's host: a name for messages and the journal, its
+    /// address and SSH port.
+    pub host: Host,
+    /// The admin socket's path on the balancer's host (the login user must
+    /// be able to write it: level admin).
+    pub socket: String,
+    /// The backend whose servers are the pair's hosts.
+    pub backend: String,
+    /// The frontend the service answers on: the service address.
+    pub frontend: SocketAddr,
+    /// The weight of the server that holds traffic (1 to 256); the other
+    /// has weight 0.
+    pub weight: u32,
+    /// How long the drain waits for the old server's current sessions to
+    /// end.
+    pub drain_timeout: Duration,
+    /// When a ramp step or an A/B experiment aborts: the updated host
+    /// compared with the other from the balancer's counters.
+    pub limits: crate::core::balancer::Limits,
 }
 
 /// Hooks that switch and report traffic.

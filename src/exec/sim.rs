@@ -144,6 +144,9 @@ impl Sim {
                 }
             }
             Traffic::Command(_) => state.hook_holder = Some(first.name.clone()),
+            Traffic::Haproxy(_) => {
+                unreachable!("method haproxy is not read from configuration yet")
+            }
         }
         Sim {
             state: Mutex::new(state),
@@ -652,6 +655,9 @@ impl State {
                     .collect(),
                 key: KeySeen::Proven("simulated".into()),
             },
+            Traffic::Haproxy(_) => {
+                unreachable!("method haproxy is not read from configuration yet")
+            }
             Traffic::Command(_) => {
                 TrafficSeen::Command(self.hook_holder.clone().ok_or_else(|| {
                     crate::core::holder::HookFailed("no holder (simulated)".to_string())

@@ -53,6 +53,7 @@ pub fn path(pair: &Pair, host: &Host) -> String {
         Traffic::Vip(v) => format!("vip-{}", v.address),
         Traffic::Dns(d) => format!("dns-{}", d.name.trim_end_matches('.')),
         Traffic::Command(_) => format!("pair-{}", pair.name),
+        Traffic::Haproxy(h) => format!("haproxy-{}-{}", h.frontend.ip(), h.frontend.port()),
     };
     let safe = |s: String| -> String {
         s.chars()

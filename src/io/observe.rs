@@ -170,6 +170,7 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             let (answers, key) = tokio::join!(answers, prove_key(d, timeout));
             TrafficSeen::Dns { answers, key }
         }
+        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
         Traffic::Command(c) => {
             let secrets = crate::io::hooks::secrets(pair);
             let answer = run_local(&c.query, pair.ssh.command_timeout, &secrets).await;

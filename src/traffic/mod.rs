@@ -64,6 +64,7 @@ pub async fn holder<W: World>(x: &mut Exec<'_, W>) -> Classified {
             let answers = dns::answers(x, d).await;
             classify(&hosts, &crate::core::holder::Says::Dns(&answers))
         }
+        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
         Traffic::Command(c) => {
             let said = command::ask(x, c).await;
             classify(&hosts, &crate::core::holder::Says::Hook(&said))
@@ -110,6 +111,24 @@ pub fn describe(pair: &Pair, holder: &Holder) -> String {
         (Traffic::Dns(d), Holder::Neither) => format!("{} points at neither host", d.name),
         (Traffic::Command(_), Holder::Host(h)) => format!("the query hook says {h}"),
         (Traffic::Command(_), other) => format!("the query hook says traffic is {other}"),
+        (Traffic::Haproxy(b), Holder::Host(h)) => {
+            format!(
+                "{h} alone takes new requests in backend {} on {}",
+                b.backend, b.host.name
+            )
+        }
+        (Traffic::Haproxy(b), Holder::Both) => {
+            format!(
+                "both hosts take new requests in backend {} on {}",
+                b.backend, b.host.name
+            )
+        }
+        (Traffic::Haproxy(b), Holder::Neither) => {
+            format!(
+                "neither host takes new requests in backend {} on {}",
+                b.backend, b.host.name
+            )
+        }
         (_, Holder::Unknown(why)) => format!("who holds traffic is unclear: {why}"),
     }
 }
@@ -156,6 +175,10 @@ pub async fn switch<W: World>(
         Holder::Host(h) if h == from.name => match &pair.traffic {
             Traffic::Vip(v) => vip::switch(x, v, &from.name, &to.name, mode).await,
             Traffic::Command(c) => command::switch(x, c, from, to).await,
+            Traffic::Haproxy(_) => {
+                unreachable!("method haproxy is not read from configuration yet")
+            }
+
             Traffic::Dns(d) => dns::switch(x, d, from, to).await,
         },
         Holder::Neither if mode == Mode::Restore => match &pair.traffic {
@@ -176,6 +199,7 @@ pub async fn service_address<W: World>(x: &mut Exec<'_, W>, to: &Host) -> Result
         Traffic::Vip(v) => Ok(v.address),
         Traffic::Dns(d) => dns::resolve(x, d, to).await,
         Traffic::Command(_) => Ok(to.address),
+        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
     }
 }
 
@@ -194,5 +218,6 @@ pub async fn drain<W: World>(
             from.name
         )),
         Traffic::Command(_) => Ok("the switch hook moved traffic; nothing to wait for".to_string()),
+        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
     }
 }

@@ -59,6 +59,8 @@ impl Fleet {
                 self.vips
                     .push((name.to_string(), v.address, path.to_path_buf()));
             }
+            // The balancer's own conflicts are checked in the next commit.
+            Traffic::Haproxy(_) => {}
             Traffic::Dns(d) => {
                 let key = d.name.to_ascii_lowercase();
                 if let Some((other, _, other_file)) =
