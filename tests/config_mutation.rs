@@ -1453,6 +1453,17 @@ fn pair_invariants(pair: &config::Pair) -> Vec<String> {
                 bad(format!("command hooks {c:?}"));
             }
         }
+        config::Traffic::Haproxy(h) => {
+            if h.weight == 0 || h.weight > 256 || h.backend.is_empty() || h.socket.is_empty() {
+                bad(format!("balancer {h:?}"));
+            }
+            if pair.hosts.iter().any(|x| x.address == h.host.address) {
+                bad(format!(
+                    "the balancer {} is a host of the pair",
+                    h.host.address
+                ));
+            }
+        }
     }
     for c in pair.changes.values() {
         if c.steps.is_empty() && c.upload.is_empty() {
