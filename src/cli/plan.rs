@@ -328,6 +328,8 @@ fn op_word(op: OpKind) -> &'static str {
         OpKind::Observe => "observe",
         OpKind::Arm => "arm",
         OpKind::CatchUp => "await",
+        OpKind::Balancer => "$",
+        OpKind::Drain => "await",
     }
 }
 

@@ -45,7 +45,34 @@ struct PairReport {
     /// A pair with role hooks whose primary and standby both answered:
     /// the replication lag.
     lag: Option<LagReport>,
+    /// Method `haproxy`: the balancer's view of the pair's servers
+    /// (`null` for other methods).
+    balancer: Option<BalancerReport>,
     problems: Vec<Finding>,
+}
+
+/// What the balancer said of the pair's backend.
+#[derive(Serialize)]
+struct BalancerReport {
+    /// The balancer's name in the pair file.
+    host: String,
+    /// The backend.
+    backend: String,
+    /// The backend's servers, as `show stat` printed them.
+    servers: Vec<ServerReport>,
+    /// Why `show stat` could not be read.
+    error: Option<String>,
+}
+
+/// One server of the backend.
+#[derive(Serialize)]
+struct ServerReport {
+    name: String,
+    status: String,
+    weight: u32,
+    sessions: u64,
+    requests: u64,
+    errors: u64,
 }
 
 #[derive(Serialize)]
@@ -331,6 +358,27 @@ fn report(
         }),
         _ => None,
     };
+    let balancer = match (&pair.traffic, &seen.traffic) {
+        (Traffic::Haproxy(b), TrafficSeen::Balancer { stats, .. }) => Some(BalancerReport {
+            host: b.host.name.clone(),
+            backend: b.backend.clone(),
+            servers: stats
+                .iter()
+                .flatten()
+                .filter(|s| s.backend == b.backend)
+                .map(|s| ServerReport {
+                    name: s.server.clone(),
+                    status: s.status.clone(),
+                    weight: s.weight,
+                    sessions: s.sessions,
+                    requests: s.requests,
+                    errors: s.errors,
+                })
+                .collect(),
+            error: stats.as_ref().err().cloned(),
+        }),
+        _ => None,
+    };
     PairReport {
         pair: pair.name.clone(),
         environment: pair.environment.clone(),
@@ -344,6 +392,7 @@ fn report(
         dns_servers,
         tsig,
         lag,
+        balancer,
         problems: a.findings,
     }
 }
@@ -458,6 +507,17 @@ fn render(reports: &[PairReport]) -> String {
                 _ => "?".into(),
             };
             out.push_str(&format!("    dns {:<21} {said}\n", d.server));
+        }
+        if let Some(b) = &r.balancer {
+            for s in &b.servers {
+                out.push_str(&format!(
+                    "    server {}/{:<10} {:<8} weight {:<3} sessions {:<5} requests {} (5xx {})\n",
+                    b.backend, s.name, s.status, s.weight, s.sessions, s.requests, s.errors
+                ));
+            }
+            if let Some(e) = &b.error {
+                out.push_str(&format!("    balancer {} ERROR {e}\n", b.host));
+            }
         }
         // A key that is not proven is always a problem too, whose line
         // below says why.

@@ -136,6 +136,15 @@ pub enum TrafficSeen {
     },
     /// The query hook's answer (a host name or address) or its failure.
     Command(Result<String, crate::core::holder::HookFailed>),
+    /// A balancer's `show stat`, read, or why it could not be.
+    Balancer {
+        /// The pair's backend.
+        backend: String,
+        /// The weight the pair file gives the server holding traffic.
+        weight: u32,
+        /// Every server's statistics.
+        stats: Result<Vec<crate::core::balancer::ServerStat>, String>,
+    },
 }
 
 /// What became of proving the TSIG key against the zone's primary (a
@@ -284,6 +293,11 @@ pub enum Drift {
     NotReplicating,
     /// A pair with role hooks: a host's `position` hook could not tell.
     RoleUnknown,
+    /// A balancer: the server holding traffic has another weight than the
+    /// pair file gives it (changed by hand).
+    BalancerWeight,
+    /// A balancer: a server is in maintenance.
+    BalancerMaint,
 }
 
 /// The overall verdict.
@@ -338,6 +352,14 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             Says::Dns(answers)
         }
         TrafficSeen::Command(answer) => Says::Hook(answer),
+        TrafficSeen::Balancer {
+            backend,
+            weight,
+            stats,
+        } => {
+            switch_blocked.extend(balancer(backend, *weight, stats, &mut add));
+            Says::Balancer { backend, stats }
+        }
     };
     let said = |h: &HostSeen| HostSays {
         name: h.name.clone(),
@@ -610,6 +632,42 @@ pub fn replication_lag(
     }
     let bytes = s.position.lag_behind(p.position).ok()?;
     Some((bytes, s.delay))
+}
+
+/// The findings of a balancer's servers: a server in maintenance (a
+/// switch to it would take it out of an operator's maintenance, so none
+/// starts), the server holding traffic at another weight than the pair
+/// file's (changed by hand); returns why a switch would not start.
+fn balancer(
+    backend: &str,
+    weight: u32,
+    stats: &Result<Vec<crate::core::balancer::ServerStat>, String>,
+    add: &mut impl FnMut(Drift, Severity, String),
+) -> Vec<String> {
+    let mut blocked = Vec::new();
+    let Ok(stats) = stats else {
+        return blocked;
+    };
+    for s in stats.iter().filter(|s| s.backend == backend) {
+        if s.status.starts_with("MAINT") {
+            let message = format!(
+                "server {backend}/{} is in maintenance on the balancer ({}): no switch moves traffic to it until it is made ready (`set server {backend}/{} state ready`, weight 0)",
+                s.server, s.status, s.server
+            );
+            add(Drift::BalancerMaint, Severity::Degraded, message.clone());
+            blocked.push(message);
+        } else if s.serving() && s.weight != weight {
+            add(
+                Drift::BalancerWeight,
+                Severity::Degraded,
+                format!(
+                    "server {backend}/{} takes new requests with weight {}, the pair file says {weight} (changed by hand?)",
+                    s.server, s.weight
+                ),
+            );
+        }
+    }
+    blocked
 }
 
 /// The finding for the TSIG key, if it is not proven; returns why a

@@ -90,12 +90,79 @@ impl Command {
     /// answer (`socat` in non-interactive mode: one command, the answer,
     /// end of file; at most 5 s).
     pub fn shell(&self, socket: &str) -> String {
-        format!(
-            "printf '%s\\n' {} | socat -t 5 stdio {}",
-            crate::core::quote::quote(&self.line()),
-            crate::core::quote::quote(&format!("UNIX-CONNECT:{socket}"))
-        )
+        shell(std::slice::from_ref(self), socket)
     }
+}
+
+/// The shell line that sends `commands` to the admin socket at `socket`
+/// as one line, separated by `;`: HAProxy runs them one after the other
+/// within one connection, so a controller that dies after sending the
+/// line cannot leave half of them undone.
+pub fn shell(commands: &[Command], socket: &str) -> String {
+    let line: Vec<String> = commands.iter().map(Command::line).collect();
+    format!(
+        "printf '%s\\n' {} | socat -t 5 stdio {}",
+        crate::core::quote::quote(&line.join("; ")),
+        crate::core::quote::quote(&format!("UNIX-CONNECT:{socket}"))
+    )
+}
+
+/// The runtime API's commands that make `to` the only server of `backend`
+/// taking new requests, at `weight`, and let `from` finish what it has:
+/// `to` weighted and ready first (the first two), then `from` draining.
+pub fn switch_commands(backend: &str, from: &str, to: &str, weight: u32) -> Vec<Command> {
+    vec![
+        Command::Weight {
+            backend: backend.to_string(),
+            server: to.to_string(),
+            weight,
+        },
+        Command::State {
+            backend: backend.to_string(),
+            server: to.to_string(),
+            state: State::Ready,
+        },
+        Command::State {
+            backend: backend.to_string(),
+            server: from.to_string(),
+            state: State::Drain,
+        },
+    ]
+}
+
+/// The commands that leave a drained `server` as a standby waits: weight
+/// 0 first (it takes nothing new), then ready (health-checked and ready
+/// for the next switch, which only has to raise its weight).
+pub fn standby_commands(backend: &str, server: &str) -> Vec<Command> {
+    vec![
+        Command::Weight {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            weight: 0,
+        },
+        Command::State {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            state: State::Ready,
+        },
+    ]
+}
+
+/// The commands that fence `server`: weight 0, then maintenance (HAProxy
+/// sends it nothing, not even health checks, until it is made ready).
+pub fn fence_commands(backend: &str, server: &str) -> Vec<Command> {
+    vec![
+        Command::Weight {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            weight: 0,
+        },
+        Command::State {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            state: State::Maint,
+        },
+    ]
 }
 
 /// What a `set server` command's answer means: HAProxy answers nothing
@@ -252,6 +319,28 @@ pub fn parse_stat(text: &str) -> Result<Vec<ServerStat>, StatError> {
         });
     }
     Ok(out)
+}
+
+/// `show stat` as HAProxy prints it, with only the columns baton reads
+/// (the simulation's balancer answers with it).
+pub fn render_stat(stats: &[ServerStat]) -> String {
+    let mut out = String::from("# pxname,svname,scur,stot,status,weight,hrsp_5xx,req_tot,rtime,\n");
+    for s in stats {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},\n",
+            s.backend,
+            s.server,
+            s.sessions,
+            s.requests,
+            s.status,
+            s.weight,
+            s.errors,
+            s.requests,
+            s.response_ms.map(|r| r.to_string()).unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 /// The line of `server` in `backend`.
@@ -545,6 +634,46 @@ mod tests {
         assert!(Command::ShowStat
             .shell("/run/ha proxy/a'b.sock")
             .ends_with("stdio 'UNIX-CONNECT:/run/ha proxy/a'\\''b.sock'"));
+    }
+
+    #[test]
+    fn a_switch_is_one_line_of_three_commands_new_first() {
+        let line = shell(
+            &switch_commands("lb", "teal", "coral", 100),
+            "/run/haproxy.sock",
+        );
+        assert_eq!(
+            line,
+            "printf '%s\\n' 'set server lb/coral weight 100; set server lb/coral state ready; set server lb/teal state drain' | socat -t 5 stdio UNIX-CONNECT:/run/haproxy.sock"
+        );
+        let standby: Vec<String> = standby_commands("lb", "teal")
+            .iter()
+            .map(Command::line)
+            .collect();
+        assert_eq!(
+            standby,
+            [
+                "set server lb/teal weight 0",
+                "set server lb/teal state ready"
+            ]
+        );
+        let fence: Vec<String> = fence_commands("lb", "teal")
+            .iter()
+            .map(Command::line)
+            .collect();
+        assert_eq!(
+            fence,
+            [
+                "set server lb/teal weight 0",
+                "set server lb/teal state maint"
+            ]
+        );
+    }
+
+    #[test]
+    fn rendered_stat_reads_back_the_same() {
+        let stats = parse_stat(&stat()).unwrap();
+        assert_eq!(parse_stat(&render_stat(&stats)).unwrap(), stats);
     }
 
     #[test]

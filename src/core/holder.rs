@@ -54,6 +54,15 @@ pub enum Unknown {
     /// It looked clear, but with a doubt (a run acting on it needs
     /// certainty).
     Doubt(Doubt),
+    /// The balancer's statistics could not be read.
+    BalancerUnasked(String),
+    /// The balancer's backend has no server named after a host.
+    NoServer {
+        /// The backend.
+        backend: String,
+        /// The host (and server) name.
+        server: String,
+    },
 }
 
 impl fmt::Display for Unknown {
@@ -65,6 +74,11 @@ impl fmt::Display for Unknown {
             Unknown::HookFailed(e) => write!(f, "the query hook failed: {e}"),
             Unknown::HookNamed(s) => write!(f, "the query hook answered `{s}`, which is neither host"),
             Unknown::Doubt(d) => d.fmt(f),
+            Unknown::BalancerUnasked(e) => write!(f, "the balancer could not be asked: {e}"),
+            Unknown::NoServer { backend, server } => write!(
+                f,
+                "the balancer's backend `{backend}` has no server `{server}` (name its servers after the pair's hosts)"
+            ),
         }
     }
 }
@@ -138,6 +152,16 @@ pub enum Says<'a> {
     Dns(&'a [(SocketAddr, Result<Vec<IpAddr>, String>)]),
     /// The query hook's answer, or its failure.
     Hook(&'a Result<String, HookFailed>),
+    /// A balancer: its servers' statistics (or why they could not be
+    /// read), of which the servers of `backend` named after the hosts
+    /// count. The holder is the server that takes new requests (weight
+    /// above 0 and up).
+    Balancer {
+        /// The pair's backend.
+        backend: &'a str,
+        /// `show stat`, read.
+        stats: &'a Result<Vec<crate::core::balancer::ServerStat>, String>,
+    },
 }
 
 /// A classification with its doubts.
@@ -227,6 +251,28 @@ pub fn classify(hosts: &[HostSays; 2], says: &Says<'_>) -> Classified {
                 }
             }
         }
+        Says::Balancer { backend, stats } => match stats {
+            Err(e) => Holder::Unknown(Unknown::BalancerUnasked(e.clone())),
+            Ok(stats) => {
+                let serving = |h: &HostSays| {
+                    crate::core::balancer::find(stats, backend, &h.name).map(|s| s.serving())
+                };
+                match (serving(a), serving(b)) {
+                    (Err(_), _) => Holder::Unknown(Unknown::NoServer {
+                        backend: backend.to_string(),
+                        server: a.name.clone(),
+                    }),
+                    (_, Err(_)) => Holder::Unknown(Unknown::NoServer {
+                        backend: backend.to_string(),
+                        server: b.name.clone(),
+                    }),
+                    (Ok(true), Ok(true)) => Holder::Both,
+                    (Ok(false), Ok(false)) => Holder::Neither,
+                    (Ok(true), Ok(false)) => Holder::Host(a.name.clone()),
+                    (Ok(false), Ok(true)) => Holder::Host(b.name.clone()),
+                }
+            }
+        },
         Says::Hook(answer) => match answer {
             Err(e) => Holder::Unknown(Unknown::HookFailed(e.0.clone())),
             Ok(s) => {
@@ -273,6 +319,69 @@ mod tests {
 
     fn hosts(a: Option<bool>, b: Option<bool>) -> [HostSays; 2] {
         [host("blue", "10.0.0.1", a), host("green", "10.0.0.2", b)]
+    }
+
+    #[test]
+    fn a_balancer_is_held_by_the_one_server_taking_new_requests() {
+        use crate::core::balancer::ServerStat;
+        let server = |name: &str, status: &str, weight: u32| ServerStat {
+            backend: "web".into(),
+            server: name.into(),
+            status: status.into(),
+            weight,
+            sessions: 0,
+            requests: 0,
+            errors: 0,
+            response_ms: None,
+        };
+        let says = |stats: &Result<Vec<ServerStat>, String>| {
+            classify(
+                &hosts(None, None),
+                &Says::Balancer {
+                    backend: "web",
+                    stats,
+                },
+            )
+            .certain()
+        };
+        let ok = |a: ServerStat, b: ServerStat| Ok(vec![a, b]);
+        assert_eq!(
+            says(&ok(server("blue", "UP", 100), server("green", "UP", 0))),
+            Holder::Host("blue".into())
+        );
+        assert_eq!(
+            says(&ok(
+                server("blue", "DRAIN", 100),
+                server("green", "UP", 100)
+            )),
+            Holder::Host("green".into())
+        );
+        assert_eq!(
+            says(&ok(server("blue", "UP", 10), server("green", "UP 1/2", 90))),
+            Holder::Both
+        );
+        assert_eq!(
+            says(&ok(
+                server("blue", "MAINT", 100),
+                server("green", "DOWN", 100)
+            )),
+            Holder::Neither
+        );
+        let other_backend = ServerStat {
+            backend: "api".into(),
+            ..server("green", "UP", 0)
+        };
+        assert_eq!(
+            says(&ok(server("blue", "UP", 100), other_backend)),
+            Holder::Unknown(Unknown::NoServer {
+                backend: "web".into(),
+                server: "green".into()
+            })
+        );
+        assert!(matches!(
+            says(&Err("connection refused".into())),
+            Holder::Unknown(Unknown::BalancerUnasked(_))
+        ));
     }
 
     #[test]

@@ -127,6 +127,20 @@ pub enum Op {
         /// The host's name in the pair.
         host: String,
     },
+    /// Runtime API commands sent to the balancer's admin socket as one
+    /// line (`traffic.host`, over its SSH session).
+    Balancer {
+        /// The commands, in order.
+        commands: Vec<crate::core::balancer::Command>,
+    },
+    /// Ask the balancer every 200 ms until `server` of the pair's backend
+    /// has no current sessions, at most `within`.
+    Drain {
+        /// The server (the host's name).
+        server: String,
+        /// How long it may take.
+        within: Duration,
+    },
 }
 
 /// A command run on a host.
@@ -576,6 +590,10 @@ pub enum OpKind {
     Arm,
     /// Waiting for a standby to reach a replication position.
     CatchUp,
+    /// Runtime API commands to a balancer.
+    Balancer,
+    /// Waiting for a balancer's server to finish its sessions.
+    Drain,
 }
 
 impl Op {
@@ -698,6 +716,35 @@ impl Op {
                     BATCH_PROBE.trim_end()
                 ),
             ),
+            Op::Balancer { commands } => match &pair.traffic {
+                crate::config::Traffic::Haproxy(b) => (
+                    b.host.name.clone(),
+                    OpKind::Balancer,
+                    crate::core::balancer::shell(commands, &b.socket),
+                ),
+                _ => (
+                    CONTROLLER.to_string(),
+                    OpKind::Balancer,
+                    format!("{commands:?} (the pair has no balancer)"),
+                ),
+            },
+            Op::Drain { server, within } => match &pair.traffic {
+                crate::config::Traffic::Haproxy(b) => (
+                    b.host.name.clone(),
+                    OpKind::Drain,
+                    format!(
+                        "run `{}` every 200ms until server {}/{server} has no current sessions (at most {})",
+                        crate::core::balancer::Command::ShowStat.shell(&b.socket),
+                        b.backend,
+                        humantime::format_duration(*within)
+                    ),
+                ),
+                _ => (
+                    CONTROLLER.to_string(),
+                    OpKind::Drain,
+                    format!("drain {server} (the pair has no balancer)"),
+                ),
+            },
             Op::CatchUp {
                 host,
                 line,

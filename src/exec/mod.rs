@@ -79,6 +79,15 @@ pub enum OpError {
         /// Where it is and where it had to be.
         detail: String,
     },
+    /// A balancer's server still had sessions when its drain ran out of
+    /// time (or the balancer could not say).
+    #[error("server {server} did not drain: {detail}")]
+    Busy {
+        /// The server.
+        server: String,
+        /// What was seen last.
+        detail: String,
+    },
     /// A local file could not be read (an upload's source).
     #[error("cannot read {path}: {reason}")]
     Read {

@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{OpError, Value, World};
-use crate::config::{Host, Pair, Traffic};
+use crate::config::{Haproxy, Host, Pair, Traffic};
 use crate::core::assess::PairSeen;
+use crate::core::balancer::{self, ServerStat};
 use crate::core::op::{
     Invocation, NftPurpose, Op, Remote, Rtype, WaitFor, BATCH_ARGV, BATCH_PROBE,
 };
@@ -22,6 +23,8 @@ use crate::io::ssh::{Armed, Output, SshError, SshHost};
 pub struct RealWorld<'a> {
     /// Sessions to the hosts, in the pair's host order.
     sessions: [Option<&'a SshHost>; 2],
+    /// The session to the pair's balancer (method `haproxy`).
+    balancer: Option<&'a SshHost>,
     /// Programs armed on hosts (`Op::Arm`), by host name; each serves the
     /// next operation on its host, and any other operation there ends it.
     armed: Mutex<HashMap<String, Armed>>,
@@ -30,13 +33,45 @@ pub struct RealWorld<'a> {
 }
 
 impl<'a> RealWorld<'a> {
-    /// The world reached through these sessions.
-    pub fn new(sessions: [Option<&'a SshHost>; 2]) -> Self {
+    /// The world reached through these sessions (and the balancer's).
+    pub fn new(sessions: [Option<&'a SshHost>; 2], balancer: Option<&'a SshHost>) -> Self {
         RealWorld {
             sessions,
+            balancer,
             armed: Mutex::new(HashMap::new()),
             held_since: Mutex::new(None),
         }
+    }
+
+    /// The balancer's session and settings.
+    fn balancer<'p>(&self, pair: &'p Pair) -> Result<(&'a SshHost, &'p Haproxy), OpError> {
+        let Traffic::Haproxy(b) = &pair.traffic else {
+            return Err(OpError::Unsupported(
+                "a balancer operation on a pair without one".to_string(),
+            ));
+        };
+        let ssh = self.balancer.ok_or_else(|| OpError::Unreachable {
+            host: b.host.name.clone(),
+        })?;
+        Ok((ssh, b))
+    }
+
+    /// `show stat` of the balancer, read.
+    async fn stats(&self, pair: &Pair) -> Result<Vec<ServerStat>, OpError> {
+        let (ssh, b) = self.balancer(pair)?;
+        let out = ssh
+            .run_with_timeout(
+                &balancer::Command::ShowStat.shell(&b.socket),
+                pair.ssh.command_timeout,
+            )
+            .await?;
+        if !out.success() {
+            return Err(OpError::Check(crate::exec::failure(
+                "`show stat` on the balancer",
+                &Ok(out),
+            )));
+        }
+        balancer::parse_stat(&out.stdout_text()).map_err(|e| OpError::Check(e.to_string()))
     }
 
     fn session(&self, pair: &Pair, host: &str) -> Result<&'a SshHost, OpError> {
@@ -330,6 +365,44 @@ impl World for RealWorld<'_> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+            Op::Balancer { commands } => {
+                let (ssh, b) = self.balancer(pair)?;
+                let line = balancer::shell(commands, &b.socket);
+                Ok(Value::Output(
+                    ssh.run_with_timeout(&line, pair.ssh.command_timeout)
+                        .await?,
+                ))
+            }
+            Op::Drain { server, within } => {
+                let (_, b) = self.balancer(pair)?;
+                let started = Instant::now();
+                loop {
+                    let said = match self.stats(pair).await {
+                        Ok(stats) => match balancer::find(&stats, &b.backend, server) {
+                            Ok(s) if s.sessions == 0 => {
+                                return Ok(Value::Passed(format!(
+                                    "server {}/{server} has no current sessions after {} ms",
+                                    b.backend,
+                                    started.elapsed().as_millis()
+                                )))
+                            }
+                            Ok(s) => format!("{} current sessions", s.sessions),
+                            Err(e) => e.to_string(),
+                        },
+                        Err(e) => e.to_string(),
+                    };
+                    if started.elapsed() >= *within {
+                        return Err(OpError::Busy {
+                            server: format!("{}/{server}", b.backend),
+                            detail: format!(
+                                "after {}: {said}",
+                                humantime::format_duration(*within)
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             Op::Arm { host } => {
                 let ssh = self.session(pair, host)?;
                 self.disarm(host);
@@ -345,7 +418,7 @@ impl World for RealWorld<'_> {
     }
 
     async fn observe(&self, pair: &Pair) -> PairSeen {
-        crate::io::observe::observe_with(pair, self.sessions).await
+        crate::io::observe::observe_with(pair, self.sessions, self.balancer).await
     }
 }
 

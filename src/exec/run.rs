@@ -263,8 +263,15 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
     };
 
-    let observe::Observed { seen, sessions } = observed;
-    let world = RealWorld::new([sessions[0].as_ref(), sessions[1].as_ref()]);
+    let observe::Observed {
+        seen,
+        sessions,
+        balancer,
+    } = observed;
+    let world = RealWorld::new(
+        [sessions[0].as_ref(), sessions[1].as_ref()],
+        balancer.as_ref(),
+    );
     let at = Places {
         journal: &journal,
         store: &store,

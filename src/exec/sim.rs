@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::{out, OpError, Value, World};
 use crate::config::{CheckKind, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
+use crate::core::balancer::{self, ServerStat};
 use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, ARPING_EXIT};
 use crate::core::position::{Position, Report, RoleState};
 use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
@@ -89,6 +90,10 @@ pub struct State {
     pub lagging: BTreeSet<SocketAddr>,
     /// Where the command method's query hook says traffic is.
     pub hook_holder: Option<String>,
+    /// A balancer's servers (method `haproxy`), by name: weight and state.
+    pub servers: BTreeMap<String, (u32, balancer::State)>,
+    /// The balancer's frontend address (method `haproxy`).
+    pub frontend: Option<IpAddr>,
     /// Faults to inject.
     pub faults: Vec<Fault>,
 }
@@ -132,6 +137,8 @@ impl Sim {
             records: BTreeMap::new(),
             lagging: BTreeSet::new(),
             hook_holder: None,
+            servers: BTreeMap::new(),
+            frontend: None,
             faults: Vec::new(),
         };
         match &pair.traffic {
@@ -144,8 +151,14 @@ impl Sim {
                 }
             }
             Traffic::Command(_) => state.hook_holder = Some(first.name.clone()),
-            Traffic::Haproxy(_) => {
-                unreachable!("method haproxy is not read from configuration yet")
+            Traffic::Haproxy(b) => {
+                state.frontend = Some(b.frontend.ip());
+                for (i, h) in pair.hosts.iter().enumerate() {
+                    let weight = if i == 0 { b.weight } else { 0 };
+                    state
+                        .servers
+                        .insert(h.name.clone(), (weight, balancer::State::Ready));
+                }
             }
         }
         Sim {
@@ -179,6 +192,11 @@ impl Sim {
             }
             if s.hook_holder.is_some() {
                 s.hook_holder = Some(on.to_string());
+            }
+            if let Traffic::Haproxy(b) = &pair.traffic {
+                for (name, (weight, _)) in s.servers.iter_mut() {
+                    *weight = if name == on { b.weight } else { 0 };
+                }
             }
             for h in s.hosts.iter_mut() {
                 h.role = if h.name == on {
@@ -323,11 +341,79 @@ impl State {
         Some(effect)
     }
 
+    /// The balancer's `show stat` for `backend`: a server is `MAINT` in
+    /// maintenance, `DOWN` when its host fails HAProxy's health check,
+    /// `DRAIN` when draining or at weight 0 (as HAProxy shows it), else
+    /// `UP`.
+    pub fn stats(&self, backend: &str) -> Vec<ServerStat> {
+        self.servers
+            .iter()
+            .map(|(name, (weight, state))| {
+                let host = self.hosts.iter().find(|h| &h.name == name);
+                let status = match state {
+                    balancer::State::Maint => "MAINT",
+                    _ if !host.is_some_and(|h| h.up && h.healthy) => "DOWN",
+                    balancer::State::Drain => "DRAIN",
+                    balancer::State::Ready if *weight == 0 => "DRAIN",
+                    balancer::State::Ready => "UP",
+                };
+                ServerStat {
+                    backend: backend.to_string(),
+                    server: name.clone(),
+                    status: status.to_string(),
+                    weight: *weight,
+                    sessions: 0,
+                    requests: 0,
+                    errors: 0,
+                    response_ms: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Runtime API commands to the balancer of `backend`, each applied in
+    /// turn; HAProxy's answer.
+    fn balancer(&mut self, backend: &str, commands: &[balancer::Command]) -> String {
+        let mut said = String::new();
+        for c in commands {
+            let (server, change) = match c {
+                balancer::Command::ShowStat => {
+                    said.push_str(&balancer::render_stat(&self.stats(backend)));
+                    continue;
+                }
+                balancer::Command::Weight { server, weight, .. } => (server, (Some(*weight), None)),
+                balancer::Command::State { server, state, .. } => (server, (None, Some(*state))),
+            };
+            match self.servers.get_mut(server) {
+                Some(s) => {
+                    s.0 = change.0.unwrap_or(s.0);
+                    s.1 = change.1.unwrap_or(s.1);
+                }
+                None => said.push_str("No such server.\n"),
+            }
+            said.push('\n');
+        }
+        said
+    }
+
     /// The host that answers on `address`: the one whose own address it
-    /// is, or the one up host holding it.
+    /// is, the one up host holding it, or the one host whose server takes
+    /// new requests behind the balancer's frontend.
     fn answering(&self, address: IpAddr) -> Option<&SimHost> {
         if let Some(h) = self.hosts.iter().find(|h| h.address == address) {
             return Some(h);
+        }
+        if self.frontend == Some(address) {
+            let stats = self.stats("");
+            let serving: Vec<&SimHost> = stats
+                .iter()
+                .filter(|s| s.serving())
+                .filter_map(|s| self.hosts.iter().find(|h| h.name == s.server))
+                .collect();
+            return match serving.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            };
         }
         let holders: Vec<&SimHost> = self
             .hosts
@@ -457,6 +543,13 @@ impl State {
                 Value::Output(out(0, "", ""))
             }
             Op::Arm { .. } => Value::Done,
+            Op::Balancer { commands } => {
+                let Traffic::Haproxy(b) = &pair.traffic else {
+                    return Err(OpError::Unsupported(rendered.command.clone()));
+                };
+                Value::Output(out(0, &self.balancer(&b.backend, commands), ""))
+            }
+            Op::Drain { server, .. } => Value::Passed(format!("{server} has no current sessions")),
             Op::Hook { purpose, .. } => match purpose {
                 Hook::Switch { to } => {
                     self.hook_holder = Some(to.clone());
@@ -655,9 +748,11 @@ impl State {
                     .collect(),
                 key: KeySeen::Proven("simulated".into()),
             },
-            Traffic::Haproxy(_) => {
-                unreachable!("method haproxy is not read from configuration yet")
-            }
+            Traffic::Haproxy(b) => TrafficSeen::Balancer {
+                backend: b.backend.clone(),
+                weight: b.weight,
+                stats: Ok(self.stats(&b.backend)),
+            },
             Traffic::Command(_) => {
                 TrafficSeen::Command(self.hook_holder.clone().ok_or_else(|| {
                     crate::core::holder::HookFailed("no holder (simulated)".to_string())
@@ -704,6 +799,11 @@ fn fail(op: &Op, command: &str) -> Result<Value, OpError> {
         }),
         Op::CatchUp { host, .. } => Err(OpError::Behind {
             host: host.clone(),
+            detail: "simulated fault".into(),
+        }),
+        Op::Balancer { .. } => failed(),
+        Op::Drain { server, .. } => Err(OpError::Busy {
+            server: server.clone(),
             detail: "simulated fault".into(),
         }),
         Op::Wait { .. } | Op::Arm { .. } => Err(OpError::Unsupported(command.to_string())),

@@ -613,7 +613,7 @@ use crate::store::journal::Record;
 
 /// Writes the journal and the roles of an apply of `v2` from blue to green
 /// that ended the steps `done` (all well) and died inside `open`.
-fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
+pub(super) fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
     let j = lab.journal();
     let run = "crashed".to_string();
     let at = "2026-11-30T00:00:00Z".to_string();

@@ -31,16 +31,28 @@ pub struct Observed {
     pub seen: PairSeen,
     /// Sessions to the hosts, in the pair's host order (`None`: unreachable).
     pub sessions: [Option<SshHost>; 2],
+    /// The session to the pair's balancer (method `haproxy`; `None`:
+    /// another method, or unreachable).
+    pub balancer: Option<SshHost>,
 }
 
 /// Observes a pair: both hosts and the traffic switch, all at once.
 pub async fn observe(pair: &Pair) -> Observed {
     let [a, b] = &pair.hosts;
-    let ((seen_a, ssh_a), (seen_b, ssh_b), traffic) = tokio::join!(
-        observe_host(pair, a),
-        observe_host(pair, b),
-        observe_traffic(pair)
-    );
+    let balancer = async {
+        match &pair.traffic {
+            Traffic::Haproxy(h) => Some(SshHost::connect(Target::new(&h.host, &pair.ssh)).await),
+            _ => None,
+        }
+    };
+    let ((seen_a, ssh_a), (seen_b, ssh_b), balancer) =
+        tokio::join!(observe_host(pair, a), observe_host(pair, b), balancer);
+    let traffic = match &balancer {
+        Some(connected) => {
+            observe_balancer(pair, connected.as_ref().map_err(SshError::to_string)).await
+        }
+        None => observe_traffic(pair).await,
+    };
     Observed {
         seen: PairSeen {
             hosts: [seen_a, seen_b],
@@ -49,12 +61,17 @@ pub async fn observe(pair: &Pair) -> Observed {
             last_run: LastRun::Settled,
         },
         sessions: [ssh_a, ssh_b],
+        balancer: balancer.and_then(Result::ok),
     }
 }
 
 /// Observes a pair again over sessions opened before (a host without one
-/// is seen as unreachable, as it was then).
-pub async fn observe_with(pair: &Pair, sessions: [Option<&SshHost>; 2]) -> PairSeen {
+/// is seen as unreachable, as it was then; so is a balancer).
+pub async fn observe_with(
+    pair: &Pair,
+    sessions: [Option<&SshHost>; 2],
+    balancer: Option<&SshHost>,
+) -> PairSeen {
     let [a, b] = &pair.hosts;
     let unreachable = |h: &Host| {
         format!(
@@ -64,10 +81,24 @@ pub async fn observe_with(pair: &Pair, sessions: [Option<&SshHost>; 2]) -> PairS
     };
     let ssh_a = sessions[0].ok_or_else(|| unreachable(a));
     let ssh_b = sessions[1].ok_or_else(|| unreachable(b));
+    let traffic = async {
+        match &pair.traffic {
+            Traffic::Haproxy(h) => {
+                let connected = balancer.ok_or_else(|| {
+                    format!(
+                        "the balancer {} could not be reached over SSH earlier in this run",
+                        h.host.name
+                    )
+                });
+                observe_balancer(pair, connected).await
+            }
+            _ => observe_traffic(pair).await,
+        }
+    };
     let (seen_a, seen_b, traffic) = tokio::join!(
         observe_connected(pair, a, ssh_a),
         observe_connected(pair, b, ssh_b),
-        observe_traffic(pair)
+        traffic
     );
     PairSeen {
         hosts: [seen_a, seen_b],
@@ -170,7 +201,12 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             let (answers, key) = tokio::join!(answers, prove_key(d, timeout));
             TrafficSeen::Dns { answers, key }
         }
-        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
+        // Asked over the balancer's session: `observe_balancer`.
+        Traffic::Haproxy(h) => TrafficSeen::Balancer {
+            backend: h.backend.clone(),
+            weight: h.weight,
+            stats: Err("the balancer was not asked".to_string()),
+        },
         Traffic::Command(c) => {
             let secrets = crate::io::hooks::secrets(pair);
             let answer = run_local(&c.query, pair.ssh.command_timeout, &secrets).await;
@@ -181,6 +217,37 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
                     .map_err(|e| HookFailed(redact(&e.0, &secrets))),
             )
         }
+    }
+}
+
+/// Asks the balancer, over its session (or why there is none), for every
+/// server's statistics.
+async fn observe_balancer(pair: &Pair, connected: Result<&SshHost, String>) -> TrafficSeen {
+    let Traffic::Haproxy(h) = &pair.traffic else {
+        return observe_traffic(pair).await;
+    };
+    let stats = match connected {
+        Err(e) => Err(e),
+        Ok(ssh) => {
+            let line = crate::core::balancer::Command::ShowStat.shell(&h.socket);
+            match ssh.run_with_timeout(&line, pair.ssh.command_timeout).await {
+                Ok(o) if o.success() => crate::core::balancer::parse_stat(&o.stdout_text())
+                    .map_err(|e| e.to_string()),
+                Ok(o) => Err(format!(
+                    "`show stat` through {} exited {}: {} (is socat installed there, and may {} write the socket?)",
+                    h.socket,
+                    o.status.map_or("by a signal".into(), |c| c.to_string()),
+                    o.stderr_text().trim().lines().last().unwrap_or_default(),
+                    pair.ssh.user
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    TrafficSeen::Balancer {
+        backend: h.backend.clone(),
+        weight: h.weight,
+        stats,
     }
 }
 

@@ -2,9 +2,10 @@
 //! of a failover, and of a hand-over whose old primary did not follow
 //! (the pair's fence command for that host, its VIP removed over SSH, or,
 //! when SSH cannot reach it, proof from the other host that no host
-//! answers for the VIP any more) and the rejoin's `release`
-//! step (a repaired host gives up a VIP it came back with; never the fence
-//! command, which is for dead hosts).
+//! answers for the VIP any more; behind a balancer, its server in
+//! maintenance) and the rejoin's `release` step (a repaired host gives up
+//! a VIP it came back with, or its server leaves maintenance at weight 0;
+//! never the fence command, which is for dead hosts).
 
 use std::net::IpAddr;
 
@@ -98,6 +99,9 @@ pub async fn fence<W: World>(
             return Err(Failed(failure("the fence command", &out)));
         }
         done.push(format!("fence command ran for {}", from.name));
+    }
+    if let Traffic::Haproxy(b) = &pair.traffic {
+        done.push(crate::traffic::haproxy::fence(x, b, from).await?);
     }
     if let Traffic::Vip(v) = &pair.traffic {
         done.push(if from_reachable {
@@ -215,6 +219,7 @@ pub async fn release<W: World>(
 ) -> Result<String, Failed> {
     match &x.pair.traffic {
         Traffic::Vip(v) => remove_vip(x, v, &to.name).await,
+        Traffic::Haproxy(b) => crate::traffic::haproxy::release(x, b, to, from).await,
         other => Ok(format!(
             "traffic is on {} ({} switch): {} has nothing to give up",
             from.name,

@@ -1,5 +1,6 @@
 //! Moving traffic and finding where it is, for every method, as
-//! operations on an `Exec`: one file per method (`vip`, `dns`, `command`),
+//! operations on an `Exec`: one file per method (`vip`, `dns`, `command`,
+//! `haproxy`),
 //! each with the same four parts (what its source of truth says, the move,
 //! the service address, the drain), dispatched here; the hold on new
 //! connections of a VIP switch in `quiesce`. Who holds traffic is decided
@@ -8,6 +9,7 @@
 pub mod command;
 pub mod dns;
 pub mod fence;
+pub mod haproxy;
 pub mod quiesce;
 pub mod vip;
 
@@ -64,7 +66,16 @@ pub async fn holder<W: World>(x: &mut Exec<'_, W>) -> Classified {
             let answers = dns::answers(x, d).await;
             classify(&hosts, &crate::core::holder::Says::Dns(&answers))
         }
-        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
+        Traffic::Haproxy(b) => {
+            let stats = haproxy::stats(x).await;
+            classify(
+                &hosts,
+                &crate::core::holder::Says::Balancer {
+                    backend: &b.backend,
+                    stats: &stats,
+                },
+            )
+        }
         Traffic::Command(c) => {
             let said = command::ask(x, c).await;
             classify(&hosts, &crate::core::holder::Says::Hook(&said))
@@ -151,6 +162,11 @@ pub async fn switch<W: World>(
     if let Traffic::Dns(d) = &pair.traffic {
         return dns::switch(x, d, from, to).await;
     }
+    // The balancer's own word is the compare; a switch back or a failover
+    // sets the servers whatever it says.
+    if let Traffic::Haproxy(b) = &pair.traffic {
+        return haproxy::switch(x, b, from, to, mode).await;
+    }
     // Compare first: traffic must be exactly on `from`. Already on `to` is
     // success (a resumed run, or a switch back after a switch that never
     // happened); anywhere else is someone else's doing, and not ours to undo.
@@ -175,10 +191,7 @@ pub async fn switch<W: World>(
         Holder::Host(h) if h == from.name => match &pair.traffic {
             Traffic::Vip(v) => vip::switch(x, v, &from.name, &to.name, mode).await,
             Traffic::Command(c) => command::switch(x, c, from, to).await,
-            Traffic::Haproxy(_) => {
-                unreachable!("method haproxy is not read from configuration yet")
-            }
-
+            Traffic::Haproxy(b) => haproxy::switch(x, b, from, to, Mode::Normal).await,
             Traffic::Dns(d) => dns::switch(x, d, from, to).await,
         },
         Holder::Neither if mode == Mode::Restore => match &pair.traffic {
@@ -192,19 +205,20 @@ pub async fn switch<W: World>(
     }
 }
 
-/// The address the service answers on for `to`: the VIP, or the address
-/// the zone's primary gives for the name, or `to`'s own.
+/// The address the service answers on for `to`: the VIP, the address the
+/// zone's primary gives for the name, the balancer's frontend, or `to`'s
+/// own.
 pub async fn service_address<W: World>(x: &mut Exec<'_, W>, to: &Host) -> Result<IpAddr, Failed> {
     match &x.pair.traffic {
         Traffic::Vip(v) => Ok(v.address),
         Traffic::Dns(d) => dns::resolve(x, d, to).await,
         Traffic::Command(_) => Ok(to.address),
-        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
+        Traffic::Haproxy(b) => Ok(b.frontend.ip()),
     }
 }
 
 /// The drain after a switch: for DNS, the record's TTL (`ttl`, learned by
-/// the switch, else asked).
+/// the switch, else asked); for a balancer, the old server's sessions.
 pub async fn drain<W: World>(
     x: &mut Exec<'_, W>,
     from: &Host,
@@ -218,6 +232,6 @@ pub async fn drain<W: World>(
             from.name
         )),
         Traffic::Command(_) => Ok("the switch hook moved traffic; nothing to wait for".to_string()),
-        Traffic::Haproxy(_) => unreachable!("method haproxy is not read from configuration yet"),
+        Traffic::Haproxy(b) => haproxy::drain(x, b, from).await,
     }
 }

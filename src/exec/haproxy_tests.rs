@@ -1,0 +1,271 @@
+//! Whole runs of a pair behind an HAProxy balancer (method `haproxy`)
+//! through the simulated world: the switch as one runtime API line, the
+//! drain leaving the old server as the standby, the compare before the
+//! switch, a failed switch or verification switched back, a failover that
+//! fences through the balancer and a rejoin that releases, and a server in
+//! maintenance refusing a run. The lab suite (`tests/lab_haproxy.rs`)
+//! proves the same against HAProxy 2.6.
+
+use super::sim::{Effect, Sim};
+use super::testkit::Lab;
+use crate::core::balancer::State;
+use crate::core::cycle::{Kind, Outcome};
+use crate::core::op::OpKind;
+
+const FRONTEND: &str = "198.51.100.80";
+
+fn lb_lab() -> Lab {
+    Lab::new(
+        &format!(
+            "[traffic]\nmethod = \"haproxy\"\nhost = \"lb\"\naddress = \"198.51.100.40\"\nsocket = \"/run/haproxy/admin.sock\"\nbackend = \"web\"\nfrontend = \"{FRONTEND}:80\"\ndrain_timeout = \"5s\"\n"
+        ),
+        "",
+    )
+}
+
+/// Each server's (weight, state).
+fn servers(sim: &Sim) -> Vec<(String, u32, State)> {
+    sim.lock()
+        .servers
+        .iter()
+        .map(|(n, (w, s))| (n.clone(), *w, *s))
+        .collect()
+}
+
+fn server(name: &str, weight: u32, state: State) -> (String, u32, State) {
+    (name.to_string(), weight, state)
+}
+
+/// The balancer operations of the last run, as (step, command).
+fn balancer_ops(lab: &Lab) -> Vec<(String, String)> {
+    lab.ops()
+        .into_iter()
+        .filter(|(_, _, k, _)| *k == OpKind::Balancer)
+        .map(|(step, host, _, c)| {
+            assert_eq!(host, "lb", "a balancer command runs on the balancer");
+            (step, c)
+        })
+        .collect()
+}
+
+fn steps(lab: &Lab) -> Vec<String> {
+    lab.steps()
+        .into_iter()
+        .map(|(s, ok)| if ok { s } else { format!("{s}!") })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_apply_moves_traffic_in_one_line_then_leaves_the_old_server_as_the_standby() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 100, State::Ready),
+            server("green", 0, State::Ready)
+        ]
+    );
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        steps(&lab),
+        [
+            "preflight",
+            "apply_standby",
+            "verify_standby",
+            "switch",
+            "verify_service",
+            "drain",
+            "apply_old_primary",
+            "verify_old_primary"
+        ]
+    );
+    let sets: Vec<(String, String)> = balancer_ops(&lab)
+        .into_iter()
+        .filter(|(_, c)| c.contains("set server"))
+        .collect();
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    assert_eq!(sets[0].0, "switch");
+    assert!(
+        sets[0].1.contains("'set server web/green weight 100; set server web/green state ready; set server web/blue state drain'")
+            && sets[0].1.contains("UNIX-CONNECT:/run/haproxy/admin.sock"),
+        "{}",
+        sets[0].1
+    );
+    assert_eq!(sets[1].0, "drain");
+    assert!(
+        sets[1]
+            .1
+            .contains("'set server web/blue weight 0; set server web/blue state ready'"),
+        "{}",
+        sets[1].1
+    );
+    // The drain waited for the old server's sessions.
+    assert!(lab
+        .ops()
+        .iter()
+        .any(|(step, _, k, _)| step == "drain" && *k == OpKind::Drain));
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 0, State::Ready),
+            server("green", 100, State::Ready)
+        ]
+    );
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    // The service was verified through the frontend.
+    assert!(lab
+        .ops()
+        .iter()
+        .any(|(step, _, k, c)| step == "verify_service"
+            && *k == OpKind::Observe
+            && c.contains(FRONTEND)));
+}
+
+#[tokio::test]
+async fn a_switchover_and_back_leaves_the_balancer_as_it_began() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    let before = servers(&sim);
+    for _ in 0..2 {
+        let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+        assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    }
+    assert_eq!(servers(&sim), before);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn a_failed_verification_through_the_frontend_switches_back() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    sim.fault(None, "repeat every check", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    let sets: Vec<String> = balancer_ops(&lab)
+        .into_iter()
+        .filter(|(_, c)| c.contains("set server"))
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(sets, ["switch", "switch_back"]);
+    // Blue takes every new request again; green finishes what it has.
+    let s = servers(&sim);
+    assert_eq!(s[0], server("blue", 100, State::Ready));
+    assert_eq!(s[1].2, State::Drain);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn a_balancer_that_refuses_the_switch_leaves_traffic_on_the_old_primary() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    sim.fault(None, "state drain", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(
+        servers(&sim)[0],
+        server("blue", 100, State::Ready),
+        "blue holds traffic"
+    );
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}
+
+#[tokio::test]
+async fn both_servers_weighted_is_drift_and_no_run_starts() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    sim.lock()
+        .servers
+        .insert("green".into(), (50, State::Ready));
+    let before = servers(&sim);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(f.message.contains("both"), "{}", f.message);
+    assert_eq!(servers(&sim), before, "nothing changed");
+    assert!(balancer_ops(&lab)
+        .iter()
+        .all(|(_, c)| !c.contains("set server")));
+}
+
+#[tokio::test]
+async fn a_standby_server_in_maintenance_refuses_a_switch_before_anything_changes() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    sim.lock().servers.insert("green".into(), (0, State::Maint));
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(f.message.contains("maintenance"), "{}", f.message);
+    assert_eq!(servers(&sim)[1], server("green", 0, State::Maint));
+}
+
+#[tokio::test]
+async fn a_failover_fences_the_dead_primary_in_maintenance_and_a_rejoin_releases_it() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    {
+        let mut s = sim.lock();
+        s.hosts[0].ssh = false;
+        s.hosts[0].up = false;
+    }
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 0, State::Maint),
+            server("green", 100, State::Ready)
+        ],
+        "the switch of a failover leaves the fence in place"
+    );
+    assert_eq!(lab.failed().as_deref(), Some("blue"));
+    {
+        let mut s = sim.lock();
+        s.hosts[0].ssh = true;
+        s.hosts[0].up = true;
+    }
+    let f = lab.run(&sim, Some(Kind::Rejoin), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 0, State::Ready),
+            server("green", 100, State::Ready)
+        ]
+    );
+    assert_eq!(lab.failed(), None);
+}
+
+#[tokio::test]
+async fn recover_settles_a_run_that_died_inside_the_switch_by_the_balancers_word() {
+    use crate::core::cycle::Step;
+    let done = [Step::Preflight, Step::ApplyStandby, Step::VerifyStandby];
+    // The line reached the balancer: the run goes forward.
+    let lab = lb_lab();
+    let sim = lab.sim();
+    super::tests::interrupted(&lab, &done, Some(Step::Switch));
+    {
+        let mut s = sim.lock();
+        s.servers.insert("green".into(), (100, State::Ready));
+        s.servers.insert("blue".into(), (100, State::Drain));
+    }
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 0, State::Ready),
+            server("green", 100, State::Ready)
+        ]
+    );
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    // It did not: the standby's change is rolled back, traffic stays.
+    let lab = lb_lab();
+    let sim = lab.sim();
+    let before = servers(&sim);
+    super::tests::interrupted(&lab, &done, Some(Step::Switch));
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(servers(&sim), before);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+}

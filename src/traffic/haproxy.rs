@@ -1,0 +1,197 @@
+//! The `haproxy` method: traffic moves through the runtime API of an
+//! HAProxy balancer in front of the pair (over the balancer host's SSH
+//! session, to its admin socket), never by a reload. What its source of
+//! truth says (`show stat`, read by `core::balancer`); the switch (the new
+//! server at full weight and ready, the old one draining, sent as one line
+//! so that a controller dying mid-switch cannot leave half of it, then
+//! confirmed); the drain (the old server's sessions end, bounded by
+//! `drain_timeout`, then it waits as a standby at weight 0); the fence of
+//! a failover (the old server in maintenance) and the release of a rejoin
+//! (made ready again, at weight 0).
+
+use super::{Mode, Switched};
+use crate::config::{Haproxy, Host};
+use crate::core::balancer::{self, Command, Reply, ServerStat};
+use crate::core::holder::{classify, Holder, HostSays, Says};
+use crate::core::op::Op;
+use crate::exec::{failure, output, Exec, Failed, OpError, World};
+
+/// `show stat`, read, or why it could not be.
+pub async fn stats<W: World>(x: &mut Exec<'_, W>) -> Result<Vec<ServerStat>, String> {
+    let op = Op::Balancer {
+        commands: vec![Command::ShowStat],
+    };
+    match output(&op, x.perform(op.clone()).await) {
+        Ok(o) if o.success() => balancer::parse_stat(&o.stdout_text()).map_err(|e| e.to_string()),
+        other => Err(failure("`show stat` on the balancer", &other)),
+    }
+}
+
+/// Who holds traffic by the balancer's word: the server taking new
+/// requests.
+pub async fn holder<W: World>(x: &mut Exec<'_, W>, b: &Haproxy) -> Holder {
+    let stats = stats(x).await;
+    classify(
+        &hosts(x),
+        &Says::Balancer {
+            backend: &b.backend,
+            stats: &stats,
+        },
+    )
+    .certain()
+}
+
+fn hosts<W: World>(x: &Exec<'_, W>) -> [HostSays; 2] {
+    x.pair.hosts.clone().map(|h| HostSays {
+        name: h.name,
+        address: Some(h.address),
+        holds_vip: None,
+    })
+}
+
+/// Sends runtime API commands as one line; every one must be applied.
+async fn send<W: World>(
+    x: &mut Exec<'_, W>,
+    commands: Vec<Command>,
+    what: &str,
+) -> Result<(), Failed> {
+    let op = Op::Balancer { commands };
+    let out = output(&op, x.perform(op.clone()).await);
+    match &out {
+        Ok(o) if o.success() => match Reply::of(&o.stdout_text()) {
+            Reply::Done => Ok(()),
+            Reply::Refused(said) => Err(Failed(format!("{what}: the balancer refused it: {said}"))),
+        },
+        _ => Err(Failed(failure(what, &out))),
+    }
+}
+
+/// Moves traffic from `from` to `to`: the new server at full weight and
+/// ready, the old one draining (one line), then the balancer must say
+/// that `to` alone takes new requests. A switch back (`Mode::Restore`)
+/// and a failover set the servers whatever the balancer says now; a
+/// failover leaves `from` as its fence left it (in maintenance).
+/// Otherwise traffic must be on `from` (compare-and-swap) or already on
+/// `to`.
+pub async fn switch<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    from: &Host,
+    to: &Host,
+    mode: Mode,
+) -> Result<Switched, Failed> {
+    let forced = mode != Mode::Normal;
+    let before = holder(x, b).await;
+    let why = super::describe(x.pair, &before);
+    match &before {
+        Holder::Host(h) if *h == to.name => {
+            return Ok(Switched {
+                detail: format!("traffic is already on {}: {why}", to.name),
+                ..Switched::default()
+            })
+        }
+        Holder::Host(h) if *h == from.name => {}
+        _ if forced => {}
+        _ => {
+            return Err(Failed(format!(
+                "traffic is not on {} any more ({why}): not switching",
+                from.name
+            )))
+        }
+    }
+    let mut commands = balancer::switch_commands(&b.backend, &from.name, &to.name, b.weight);
+    if mode == Mode::Failover {
+        commands.truncate(2);
+    }
+    send(x, commands, &format!("moving {} to {}", b.backend, to.name)).await?;
+    match holder(x, b).await {
+        Holder::Host(h) if h == to.name => Ok(Switched {
+            detail: format!(
+                "{} takes new requests in backend {} at weight {}; {} drains",
+                to.name, b.backend, b.weight, from.name
+            ),
+            ..Switched::default()
+        }),
+        other => Err(Failed(format!(
+            "after the switch, traffic is not on {} alone: {}",
+            to.name,
+            super::describe(x.pair, &other)
+        ))),
+    }
+}
+
+/// The drain: the old server's current sessions end (at most
+/// `drain_timeout`: past it, the sessions left are named and the run goes
+/// on, traffic being safe on `to`), then it waits as a standby, weight 0
+/// and ready.
+pub async fn drain<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    from: &Host,
+) -> Result<String, Failed> {
+    let op = Op::Drain {
+        server: from.name.clone(),
+        within: b.drain_timeout,
+    };
+    let drained = match x.perform(op).await {
+        Ok(crate::exec::Value::Passed(d)) => d,
+        Ok(other) => return Err(Failed(format!("unexpected {other:?}"))),
+        Err(e @ OpError::Busy { .. }) => format!("{e}; going on: traffic is on the new primary"),
+        Err(e) => return Err(Failed(e.to_string())),
+    };
+    send(
+        x,
+        balancer::standby_commands(&b.backend, &from.name),
+        &format!("making {} the standby server", from.name),
+    )
+    .await?;
+    Ok(format!("{drained}; {} waits at weight 0, ready", from.name))
+}
+
+/// A failover's fence: the old primary's server at weight 0 and in
+/// maintenance, so that the balancer sends it nothing.
+pub async fn fence<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    from: &Host,
+) -> Result<String, Failed> {
+    send(
+        x,
+        balancer::fence_commands(&b.backend, &from.name),
+        &format!("fencing {} on the balancer", from.name),
+    )
+    .await?;
+    Ok(format!(
+        "server {}/{} is in maintenance at weight 0",
+        b.backend, from.name
+    ))
+}
+
+/// A rejoin's release: the repaired host's server leaves maintenance as a
+/// standby (weight 0, ready), and `from` must still take new requests
+/// alone.
+pub async fn release<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    to: &Host,
+    from: &Host,
+) -> Result<String, Failed> {
+    send(
+        x,
+        balancer::standby_commands(&b.backend, &to.name),
+        &format!("making {} the standby server", to.name),
+    )
+    .await?;
+    match holder(x, b).await {
+        Holder::Host(h) if h == from.name => Ok(format!(
+            "server {}/{} is ready at weight 0; {} takes new requests alone",
+            b.backend, to.name, from.name
+        )),
+        other => Err(Failed(format!(
+            "after releasing {}, traffic is not on {} alone: {}",
+            to.name,
+            from.name,
+            super::describe(x.pair, &other)
+        ))),
+    }
+}
