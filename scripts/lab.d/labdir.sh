@@ -31,7 +31,7 @@ ensure_dirs() {
     install -d -m 0755 -o root -g root "$LAB"
     [ -e "$LAB/.baton-lab" ] || echo "baton lab dir, written by scripts/lab; removed by scripts/lab down" >"$LAB/.baton-lab"
     install -d -m 0755 -o root -g root "$LAB/hosts" "$LAB/ssh" "$LAB/keys" "$LAB/dns" "$LAB/dns2" \
-        "$LAB/config" "$LAB/config/pairs" "$LAB/bin" "$LAB/pending" "$LAB/pending/files"
+        "$LAB/config" "$LAB/config/pairs" "$LAB/bin"
     install -d -m 0700 -o root -g root "$LAB/state" "$LAB/dns/db" "$LAB/dns2/db"
     # the service path each service host bind-mounts its own srv over
     if [ ! -d "$SRV_PATH" ]; then

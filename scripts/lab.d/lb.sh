@@ -18,8 +18,7 @@
 # configuration says, so a restarted HAProxy starts in it. (A switch through the runtime API
 # leaves the other form: the new holder at weight 100 and ready, the old one in drain.)
 #
-# The pair's changes (in its file, which up writes as $LAB/pending/PAIR.toml: baton cannot read
-# method "haproxy" yet): v2 and v1 as for the other pairs, and v2-bad, version 2 with a fault:
+# The pair's changes (in its file, which up writes as $LAB/config/pairs/PAIR.toml): v2 and v1 as for the other pairs, and v2-bad, version 2 with a fault:
 # it creates FAULT_FILE (/srv/baton-lab/fault-500) on the host, and while that exists the host's
 # nginx answers about 20 % of ordinary requests with a 500 (web.sh: nginx_fault_text); /health
 # and /index.html stay fine. Its rollback (and v1) remove the file. No reload and no sudo rule:
@@ -251,9 +250,6 @@ lb_pair_toml() {
     local ver1="sed -i 's/version=[0-9]*/version=1/' $SRV_PATH/index.html" ver2="sed -i 's/version=[0-9]*/version=2/' $SRV_PATH/index.html"
     local -n _t=$2
     _t="# Written by scripts/lab up: ${P_DESC[$p]}.
-# PENDING: baton cannot read method = \"haproxy\" yet (issue 15), and one pair file it cannot
-# read makes it refuse the whole configuration; so this file is in $LAB/pending/, not in
-# config/pairs/. Copy it (and files/) there once baton knows the method.
 environment = \"${P_ENV[$p]}\"
 version_command = \"cat $SRV_PATH/VERSION\"
 observe_period = \"2s\"
@@ -277,9 +273,13 @@ socket = \"$LAB/hosts/$lb/haproxy.sock\"
 backend = \"$p\"
 frontend = \"${P_TARGET[$p]}\"
 drain_timeout = \"10s\"
-# Proposed for --ramp and ab (issue 15); the names and defaults are to be decided:
-# max_error_increase = 0.02   # abort when the updated host's error rate exceeds the other's by more
-# max_latency_factor = 2.0    # ... or its mean response time is more than this many times the other's
+# A ramp (apply --ramp) aborts when the updated host's 5xx rate exceeds the other's by more than
+# max_error_increase percentage points over a step, or its mean response time is more than
+# max_latency_factor times the other's; steps with fewer than min_requests requests to it judge
+# nothing (unless it answered with 5xx while the other had none).
+max_error_increase = 1.0
+max_latency_factor = 2.0
+min_requests = 20
 
 # The page check asks for /index.html, which v2-bad's fault spares like /health (the fault hits
 # the users' \"/\" and every other path): v2-bad passes every check, and only a comparison of
@@ -319,21 +319,12 @@ rollback = [\"rm -f $FAULT_FILE\", \"$ver1\", \"echo 1 > $SRV_PATH/VERSION\"]
 "
 }
 
-# write_pending_config — $LAB/pending/: the HAProxy pairs' files (lb_pair_toml) and the file
-# their change v2 uploads; nothing else there
-write_pending_config() {
-    local d=$LAB/pending p ps txt f name
-    lb_pairs ps
-    [ -d "$d/files" ] || install -d -m 0755 "$d" "$d/files"
-    for p in "${ps[@]}"; do
-        lb_pair_toml "$p" txt
-        put_text "$d/$p.toml" 0644 root:root "$txt"
-    done
-    put_text "$d/files/release-notes.txt" 0644 root:root $'Version 2 of the lab service.\n'
-    for f in "$d"/*.toml; do
-        name=${f##*/}; name=${name%.toml}
-        [[ " ${ps[*]} " == *" $name "* ]] || { rm -f "$f"; say "removed $f"; }
-    done
+# remove_pending_config — $LAB/pending/ of labs written before baton read method "haproxy":
+# its pair files moved to config/pairs/ (write_baton_config), so it goes
+remove_pending_config() {
+    [ -d "$LAB/pending" ] || return 0
+    rm -rf "$LAB/pending"
+    say "removed $LAB/pending (the HAProxy pair's file is in config/pairs/ now)"
 }
 
 # lb_up, lb_reset — every HAProxy pair's balancer up; every HAProxy pair back to its initial state

@@ -141,8 +141,11 @@ environments = [\"dev\", \"test\", \"prod\"]
 
 $ssh"
     for p in "${PAIRS[@]}"; do
-        # (an HAProxy pair's file is pending: lb.sh, write_pending_config)
-        [ "${P_METHOD[$p]}" != haproxy ] || continue
+        if [ "${P_METHOD[$p]}" = haproxy ]; then
+            lb_pair_toml "$p" txt
+            put_text "$c/pairs/$p.toml" 0644 root:root "$txt"
+            continue
+        fi
         case ${H_ROLE[${P_PRIMARY[$p]}]} in
             service) pair_toml "$p" txt ;;
             pg) pg_pair_toml "$p" txt ;;

@@ -192,6 +192,7 @@ mod tests {
             forced: None,
             roles: false,
             data_loss: None,
+            ramp: None,
             at: at.into(),
         })
         .unwrap();

@@ -101,6 +101,16 @@ pub enum Command {
         /// expected to overrun it); needs --reason.
         #[arg(long, requires = "reason")]
         ignore_window: bool,
+        /// Ramp the change (a pair behind a balancer, traffic method
+        /// haproxy): the percentages of new requests the updated host gets,
+        /// step by step, like `1,10,50,100`; each step is compared with the
+        /// other host and the first one that does worse aborts the run.
+        #[arg(long, requires = "step")]
+        ramp: Option<String>,
+        /// How long each step of --ramp lasts before the comparison, like
+        /// `2m`.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "ramp")]
+        step: Option<std::time::Duration>,
     },
     /// Dry run: the steps, commands, DNS updates and checks a run would
     /// make, and what happens on failure. Changes nothing.
@@ -347,6 +357,7 @@ fn run(cli: Cli) -> Exit {
         ignore_window,
         force: false,
         accept_data_loss: false,
+        ramp: None,
     };
     let req = match &cli.command {
         Command::Apply {
@@ -354,14 +365,31 @@ fn run(cli: Cli) -> Exit {
             reason,
             skip_gate,
             ignore_window,
+            ramp,
+            step,
             ..
-        } => request(
-            Some(Kind::Apply),
-            Some(change.clone()),
-            reason,
-            *skip_gate,
-            *ignore_window,
-        ),
+        } => {
+            let ramp = match (ramp, step) {
+                (Some(r), Some(s)) => match crate::core::ramp::Ramp::parse(r, *s) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        eprintln!("baton: {e}. Nothing was done.");
+                        return Exit::Config;
+                    }
+                },
+                _ => None,
+            };
+            Request {
+                ramp,
+                ..request(
+                    Some(Kind::Apply),
+                    Some(change.clone()),
+                    reason,
+                    *skip_gate,
+                    *ignore_window,
+                )
+            }
+        }
         Command::Switchover {
             reason,
             ignore_window,

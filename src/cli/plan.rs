@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::exit::Exit;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
-use crate::core::cycle::{sequence_for, Kind, Step};
+use crate::core::cycle::{sequence_for, Kind, Shape, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::op::{OpKind, Rendered};
 use crate::exec::change;
@@ -189,10 +189,11 @@ pub fn build(
         from_reachable: kind != Kind::Failover,
         last_seen: None,
         accept_data_loss: false,
+        ramp: None,
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
-    for step in sequence_for(kind, pair.roles.is_some()) {
+    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), false)) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
         } else {

@@ -379,6 +379,42 @@ pub struct Window {
     pub response_ms: Option<u64>,
 }
 
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} requests, {} 5xx ({:.1}%), mean response {}",
+            self.requests,
+            self.errors,
+            self.error_percent(),
+            self.response_ms
+                .map_or("unknown".to_string(), |r| format!("{r} ms"))
+        )
+    }
+}
+
+/// The runtime API's commands of a ramp step, sent as one line: `to`
+/// ready at weight `new`, `from` at weight `old`.
+pub fn ramp_commands(backend: &str, from: &str, to: &str, (old, new): (u32, u32)) -> Vec<Command> {
+    vec![
+        Command::Weight {
+            backend: backend.to_string(),
+            server: to.to_string(),
+            weight: new,
+        },
+        Command::State {
+            backend: backend.to_string(),
+            server: to.to_string(),
+            state: State::Ready,
+        },
+        Command::Weight {
+            backend: backend.to_string(),
+            server: from.to_string(),
+            weight: old,
+        },
+    ]
+}
+
 impl Window {
     /// The host's window between snapshots `before` and `after`.
     pub fn between(before: &ServerStat, after: &ServerStat) -> Window {

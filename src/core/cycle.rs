@@ -92,6 +92,35 @@ pub enum Step {
     /// Roles, undo: the old primary (`from`) accepts writes again after a
     /// hand-over that stopped before `promote` (`resume`).
     Resume,
+    /// A ramp (behind a balancer): a growing share of new requests to the
+    /// standby (`to`), step by step, each step compared between the two
+    /// hosts; the last step is the switch that follows.
+    Ramp,
+}
+
+/// What a run's steps are made of besides its kind, fixed when it starts
+/// (the start record says which, so that a run is recovered with the
+/// steps it began with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The plain cycle.
+    Plain,
+    /// With role hooks: the primary role is handed over too.
+    Roles,
+    /// An apply ramped through a balancer (`--ramp`): the standby gets a
+    /// growing share of requests before the switch.
+    Ramp,
+}
+
+impl Shape {
+    /// The shape of a run from its start record's flags.
+    pub fn of(roles: bool, ramp: bool) -> Shape {
+        match (roles, ramp) {
+            (true, _) => Shape::Roles,
+            (false, true) => Shape::Ramp,
+            (false, false) => Shape::Plain,
+        }
+    }
 }
 
 impl Step {
@@ -115,6 +144,7 @@ impl Step {
             Step::Promote => "promote",
             Step::Follow => "follow",
             Step::Resume => "resume",
+            Step::Ramp => "ramp",
         }
     }
 
@@ -138,7 +168,7 @@ impl Step {
             | Step::Follow
             | Step::Resume => from.to_string(),
             Step::CatchUp => format!("{to}<-{from}"),
-            Step::Switch => format!("{from}->{to}"),
+            Step::Switch | Step::Ramp => format!("{from}->{to}"),
             Step::SwitchBack => format!("{to}->{from}"),
             Step::VerifyService => format!("service->{to}"),
         }
@@ -147,7 +177,7 @@ impl Step {
     /// Whether the step moves traffic (its interruption must be resolved
     /// by asking where traffic is, never by guessing).
     pub fn moves_traffic(self) -> bool {
-        matches!(self, Step::Switch | Step::SwitchBack)
+        matches!(self, Step::Switch | Step::SwitchBack | Step::Ramp)
     }
 }
 
@@ -201,10 +231,17 @@ pub struct Ended {
 /// The forward sequence of a kind of run, for a pair with role hooks
 /// (`roles`: a replicated service whose primary role is handed over) or
 /// without.
-pub fn sequence_for(kind: Kind, roles: bool) -> Vec<Step> {
+pub fn sequence_for(kind: Kind, shape: Shape) -> Vec<Step> {
     use Step::*;
-    if !roles {
-        return sequence(kind);
+    match (shape, kind) {
+        (Shape::Plain, _) => return sequence(kind),
+        (Shape::Ramp, Kind::Apply) => {
+            let mut steps = sequence(kind);
+            steps.insert(3, Ramp);
+            return steps;
+        }
+        (Shape::Ramp, _) => return sequence(kind),
+        (Shape::Roles, _) => {}
     }
     match kind {
         Kind::Apply => vec![
@@ -286,7 +323,7 @@ pub const SWITCH_ATTEMPTS: usize = 2;
 /// Decides the next step from the steps ended so far (a pair without role
 /// hooks).
 pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
-    decide_for(kind, false, ended)
+    decide_for(kind, Shape::Plain, ended)
 }
 
 /// Decides the next step from the steps ended so far, for a pair with role
@@ -296,8 +333,9 @@ pub fn decide(kind: Kind, ended: &[Ended]) -> Next {
 /// old primary writable again or moves traffic back to it: a failure then
 /// is for an operator, or leaves the run incomplete with the old primary
 /// demoted.
-pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
-    let forward = sequence_for(kind, roles);
+pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
+    let roles = shape == Shape::Roles;
+    let forward = sequence_for(kind, shape);
     let undo_standby = |ended: &[Ended]| {
         if kind == Kind::Apply && !ran(ended, Step::RollbackStandby) {
             Next::Run(Step::RollbackStandby)
@@ -359,7 +397,8 @@ pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
             (Step::Follow | Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
                 Next::Finish(Outcome::Incomplete)
             }
-            (Step::SwitchBack | Step::Fence | Step::Release, false) => {
+            // A ramp is never part of a hand-over (refused before it starts).
+            (Step::SwitchBack | Step::Fence | Step::Release | Step::Ramp, false) => {
                 Next::Finish(Outcome::Operator)
             }
             (step, true) => next_forward(&forward, step),
@@ -375,8 +414,9 @@ pub fn decide_for(kind: Kind, roles: bool, ended: &[Ended]) -> Next {
         // Forward failures.
         (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
         (Step::ApplyStandby | Step::VerifyStandby, false) => undo_standby(ended),
-        // A failed switch may have half happened: put traffic back first.
-        (Step::Switch | Step::VerifyService, false) => Next::Run(Step::SwitchBack),
+        // A failed switch may have half happened, and a failed ramp leaves
+        // a share on the standby: put traffic back first.
+        (Step::Switch | Step::VerifyService | Step::Ramp, false) => Next::Run(Step::SwitchBack),
         // Traffic is already safe on the new primary: go on.
         (Step::Drain, false) => next_forward(&forward, Step::Drain),
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
@@ -432,6 +472,9 @@ pub enum Side {
     New,
     /// On no host (a VIP removed from one host and not yet added).
     Neither,
+    /// Split between the two by a balancer's weights (a ramp's step):
+    /// both take new requests.
+    Split,
     /// Both, somewhere else, or unknowable.
     Unclear,
 }
@@ -455,7 +498,7 @@ pub enum Resolution {
 /// other interrupted step counts as failed, so the run is undone rather
 /// than trusted. Traffic that is unclear is for an operator.
 pub fn resolve_interrupted(kind: Kind, step: Step, holder: Side) -> Resolution {
-    resolve_interrupted_for(kind, false, step, holder)
+    resolve_interrupted_for(kind, Shape::Plain, step, holder)
 }
 
 /// Resolves an interrupted step of a run that hands the primary role over
@@ -464,11 +507,11 @@ pub fn resolve_interrupted(kind: Kind, step: Step, holder: Side) -> Resolution {
 /// idempotent, the old primary is demoted and the standby had caught up),
 /// an interrupted switch finishes moving traffic to the new primary, and
 /// an interrupted verification of the service runs again.
-pub fn resolve_interrupted_for(kind: Kind, roles: bool, step: Step, holder: Side) -> Resolution {
+pub fn resolve_interrupted_for(kind: Kind, shape: Shape, step: Step, holder: Side) -> Resolution {
     let ended = |ok| Resolution::Ended(Ended { step, ok });
-    if roles {
+    if shape == Shape::Roles {
         match (step, holder) {
-            (Step::Switch, Side::Unclear) => return Resolution::Operator,
+            (Step::Switch, Side::Unclear | Side::Split) => return Resolution::Operator,
             (Step::Switch, Side::New) => return ended(true),
             (Step::Switch, Side::Old | Side::Neither)
             | (Step::Promote | Step::VerifyService, _) => return Resolution::Retry,
@@ -486,7 +529,14 @@ pub fn resolve_interrupted_for(kind: Kind, roles: bool, step: Step, holder: Side
         }
         (Step::Switch, Side::Old | Side::Neither) => ended(false),
         (Step::SwitchBack, Side::Old) => ended(true),
-        (Step::SwitchBack, Side::New | Side::Neither) => Resolution::Retry,
+        // A balancer's switch back is one line and forced: a share left on
+        // the standby by a ramp is taken back by running it again.
+        (Step::SwitchBack, Side::New | Side::Neither | Side::Split) => Resolution::Retry,
+        // A balancer's switch is one line: split, it did not happen.
+        (Step::Switch, Side::Split) => ended(false),
+        // A ramp never counts as done when interrupted: its comparison is
+        // lost, so traffic goes back and the change is rolled back.
+        (Step::Ramp, _) => ended(false),
         // Rollback steps restore a known state and must be safe to repeat;
         // fencing, releasing, resuming and following are idempotent.
         (Step::RollbackStandby | Step::Fence | Step::Release | Step::Resume | Step::Follow, _) => {
@@ -512,16 +562,16 @@ mod tests {
 
     /// Runs the machine to its end, failing the steps listed.
     fn run(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
-        run_for(kind, false, failing)
+        run_for(kind, Shape::Plain, failing)
     }
 
     /// Runs the machine of a pair with role hooks or without to its end,
     /// failing the steps listed (each time it runs).
-    fn run_for(kind: Kind, roles: bool, failing: &[Step]) -> (Vec<Step>, Outcome) {
+    fn run_for(kind: Kind, shape: Shape, failing: &[Step]) -> (Vec<Step>, Outcome) {
         let mut ended = Vec::new();
         let mut steps = Vec::new();
         loop {
-            match decide_for(kind, roles, &ended) {
+            match decide_for(kind, shape, &ended) {
                 Next::Finish(o) => return (steps, o),
                 Next::Run(s) => {
                     assert!(steps.len() < 30, "runaway: {steps:?}");
@@ -899,14 +949,14 @@ mod tests {
     }
 
     fn run_roles(kind: Kind, failing: &[Step]) -> (Vec<Step>, Outcome) {
-        run_for(kind, true, failing)
+        run_for(kind, Shape::Roles, failing)
     }
 
     #[test]
     fn with_roles_the_hand_over_demotes_waits_promotes_then_switches() {
         let (steps, o) = run_roles(Kind::Apply, &[]);
         assert_eq!(o, Outcome::Ok);
-        assert_eq!(steps, sequence_for(Kind::Apply, true));
+        assert_eq!(steps, sequence_for(Kind::Apply, Shape::Roles));
         let at = |s: Step| steps.iter().position(|x| *x == s).unwrap();
         assert!(at(Demote) < at(CatchUp) && at(CatchUp) < at(Promote));
         assert!(at(Promote) < at(Switch) && at(VerifyService) < at(Follow));
@@ -933,7 +983,10 @@ mod tests {
             [Preflight, Release, Follow, VerifyStandby]
         );
         // Without roles, nothing changes.
-        assert_eq!(sequence_for(Kind::Apply, false), sequence(Kind::Apply));
+        assert_eq!(
+            sequence_for(Kind::Apply, Shape::Plain),
+            sequence(Kind::Apply)
+        );
     }
 
     #[test]
@@ -996,12 +1049,12 @@ mod tests {
         let mut ended = before.to_vec();
         ended.push(fail(Switch));
         assert_eq!(
-            decide_for(Kind::Switchover, true, &ended),
+            decide_for(Kind::Switchover, Shape::Roles, &ended),
             Next::Run(Switch)
         );
         ended.push(ok(Switch));
         assert_eq!(
-            decide_for(Kind::Switchover, true, &ended),
+            decide_for(Kind::Switchover, Shape::Roles, &ended),
             Next::Run(VerifyService)
         );
         // Without roles a failed switch is undone, never retried.
@@ -1020,7 +1073,7 @@ mod tests {
         // never runs and traffic never goes back; a rolled-back run never
         // promoted.
         for kind in [Kind::Apply, Kind::Switchover, Kind::Failover, Kind::Rejoin] {
-            let all = sequence_for(kind, true);
+            let all = sequence_for(kind, Shape::Roles);
             let candidates: Vec<Step> = all
                 .iter()
                 .copied()
@@ -1059,7 +1112,7 @@ mod tests {
             resolve_interrupted(Kind::Apply, Promote, Side::Old),
             Resolution::Operator
         );
-        let with = |step, side| resolve_interrupted_for(Kind::Switchover, true, step, side);
+        let with = |step, side| resolve_interrupted_for(Kind::Switchover, Shape::Roles, step, side);
         // Promotion began: only forward.
         assert_eq!(with(Promote, Side::Old), Resolution::Retry);
         assert_eq!(with(Switch, Side::Old), Resolution::Retry);
@@ -1098,5 +1151,67 @@ mod tests {
         assert_eq!(Follow.concerns(Kind::Rejoin, "db1", "db2"), "db2");
         assert_eq!(SwitchBack.concerns(Kind::Apply, "db1", "db2"), "db2->db1");
         assert_eq!(Preflight.concerns(Kind::Apply, "db1", "db2"), "db1,db2");
+    }
+
+    #[test]
+    fn a_ramp_comes_before_the_switch_and_a_failed_one_is_undone() {
+        let (steps, outcome) = run_for(Kind::Apply, Shape::Ramp, &[]);
+        assert_eq!(outcome, Outcome::Ok);
+        assert_eq!(
+            steps,
+            [
+                Step::Preflight,
+                Step::ApplyStandby,
+                Step::VerifyStandby,
+                Step::Ramp,
+                Step::Switch,
+                Step::VerifyService,
+                Step::Drain,
+                Step::ApplyOldPrimary,
+                Step::VerifyOldPrimary
+            ]
+        );
+        let (steps, outcome) = run_for(Kind::Apply, Shape::Ramp, &[Step::Ramp]);
+        assert_eq!(outcome, Outcome::RolledBack);
+        assert_eq!(
+            &steps[3..],
+            [Step::Ramp, Step::SwitchBack, Step::RollbackStandby]
+        );
+        // Only an apply ramps.
+        assert_eq!(
+            sequence_for(Kind::Switchover, Shape::Ramp),
+            sequence(Kind::Switchover)
+        );
+        assert_eq!(Shape::of(true, true), Shape::Roles);
+        assert_eq!(Shape::of(false, true), Shape::Ramp);
+    }
+
+    #[test]
+    fn an_interrupted_ramp_goes_back_and_a_split_switch_back_runs_again() {
+        let r = |step, side| resolve_interrupted_for(Kind::Apply, Shape::Ramp, step, side);
+        for side in [
+            Side::Old,
+            Side::New,
+            Side::Split,
+            Side::Neither,
+            Side::Unclear,
+        ] {
+            assert_eq!(
+                r(Step::Ramp, side),
+                Resolution::Ended(Ended {
+                    step: Step::Ramp,
+                    ok: false
+                })
+            );
+        }
+        assert_eq!(r(Step::SwitchBack, Side::Split), Resolution::Retry);
+        assert_eq!(
+            r(Step::Switch, Side::Split),
+            Resolution::Ended(Ended {
+                step: Step::Switch,
+                ok: false
+            })
+        );
+        assert_eq!(r(Step::Switch, Side::Unclear), Resolution::Operator);
     }
 }

@@ -12,5 +12,6 @@ pub mod position;
 pub mod preflight;
 pub mod printable;
 pub mod quote;
+pub mod ramp;
 pub mod template;
 pub mod window;

@@ -378,6 +378,9 @@ pub enum WaitFor {
     LoweredTtl,
     /// The record's TTL after the switch: caches forget the old primary.
     Drain,
+    /// A ramp's step: requests spread by the step's weights before the
+    /// two hosts are compared.
+    RampStep,
 }
 
 /// Where an operation runs, as printed: a host's name, or `controller`.
@@ -680,6 +683,8 @@ impl Op {
                         WaitFor::LoweredTtl =>
                             "(the old TTL): no cache keeps the old answer longer than the lowered TTL",
                         WaitFor::Drain => "(the record's TTL): caches forget the old primary",
+                        WaitFor::RampStep =>
+                            "(a ramp step): requests spread by the new weights, then the hosts are compared",
                     }
                 ),
             ),

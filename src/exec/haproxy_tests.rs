@@ -269,3 +269,158 @@ async fn recover_settles_a_run_that_died_inside_the_switch_by_the_balancers_word
     assert_eq!(servers(&sim), before);
     assert_eq!(lab.primary().as_deref(), Some("blue"));
 }
+
+fn ramp(percents: &str) -> crate::core::ramp::Ramp {
+    crate::core::ramp::Ramp::parse(percents, std::time::Duration::from_secs(120)).expect("a ramp")
+}
+
+#[tokio::test]
+async fn a_ramp_raises_the_updated_hosts_share_step_by_step_then_switches() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    let f = lab
+        .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
+            r.ramp = Some(ramp("10,50,100"))
+        })
+        .await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        steps(&lab),
+        [
+            "preflight",
+            "apply_standby",
+            "verify_standby",
+            "ramp",
+            "switch",
+            "verify_service",
+            "drain",
+            "apply_old_primary",
+            "verify_old_primary"
+        ]
+    );
+    let ramp_sets: Vec<String> = balancer_ops(&lab)
+        .into_iter()
+        .filter(|(s, c)| s == "ramp" && c.contains("set server"))
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(ramp_sets.len(), 2, "{ramp_sets:?}");
+    assert!(ramp_sets[0].contains("'set server web/green weight 10; set server web/green state ready; set server web/blue weight 90'"), "{}", ramp_sets[0]);
+    assert!(
+        ramp_sets[1].contains("web/green weight 50;")
+            && ramp_sets[1].contains("web/blue weight 50'")
+    );
+    // Each step waited, then compared: 100 then 500 requests on green.
+    let detail = lab
+        .records()
+        .into_iter()
+        .find_map(|r| match r {
+            crate::store::journal::Record::End { step, detail, .. }
+                if step == crate::core::cycle::Step::Ramp =>
+            {
+                Some(detail)
+            }
+            _ => None,
+        })
+        .expect("the ramp ended");
+    assert!(
+        detail.contains("step 1/2 (10% to green) for 2m: green 100 requests, 0 5xx")
+            && detail.contains("blue 900 requests")
+            && detail.contains("step 2/2 (50% to green)")
+            && detail.contains("green 500 requests"),
+        "{detail}"
+    );
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 0, State::Ready),
+            server("green", 100, State::Ready)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    // Its checks pass; one request in five gets a 500.
+    sim.lock().error_percent.insert("green".into(), 20);
+    let f = lab
+        .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
+            r.ramp = Some(ramp("10,50,100"))
+        })
+        .await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(
+        steps(&lab),
+        [
+            "preflight",
+            "apply_standby",
+            "verify_standby",
+            "ramp!",
+            "switch_back",
+            "rollback_standby"
+        ]
+    );
+    assert!(
+        f.message.contains("step 1/2") && f.message.contains("ABORTED"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("20.0% (20 of 100)"),
+        "the comparison is said: {}",
+        f.message
+    );
+    // Every new request goes to blue again.
+    let s = servers(&sim);
+    assert_eq!(s[0], server("blue", 100, State::Ready));
+    assert_eq!(s[1].2, State::Drain);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+    // Only the first step's weights were ever set.
+    assert_eq!(
+        balancer_ops(&lab)
+            .iter()
+            .filter(|(s, c)| s == "ramp" && c.contains("set server"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_ramp_is_refused_on_a_pair_that_no_balancer_splits() {
+    let lab = Lab::new(&super::testkit::vip(""), "");
+    let sim = lab.sim();
+    let f = lab
+        .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
+            r.ramp = Some(ramp("10,100"))
+        })
+        .await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(
+        f.message.contains("--ramp needs a balancer"),
+        "{}",
+        f.message
+    );
+    assert!(lab.steps().is_empty() || steps(&lab) == ["preflight!"]);
+}
+
+#[tokio::test]
+async fn recover_after_a_ramp_cut_off_takes_the_share_back_and_rolls_back() {
+    use crate::core::cycle::Step;
+    let lab = lb_lab();
+    let sim = lab.sim();
+    super::tests::interrupted(
+        &lab,
+        &[Step::Preflight, Step::ApplyStandby, Step::VerifyStandby],
+        Some(Step::Ramp),
+    );
+    sim.lock()
+        .servers
+        .insert("green".into(), (50, State::Ready));
+    sim.lock().servers.insert("blue".into(), (50, State::Ready));
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    let s = servers(&sim);
+    assert_eq!(s[0], server("blue", 100, State::Ready));
+    assert_eq!(s[1].2, State::Drain);
+}

@@ -282,7 +282,7 @@ impl World for RealWorld<'_> {
                         let since = self.held_since.lock().ok().and_then(|s| *s);
                         since.map_or(*duration, |s| duration.saturating_sub(s.elapsed()))
                     }
-                    WaitFor::LoweredTtl | WaitFor::Drain => *duration,
+                    WaitFor::LoweredTtl | WaitFor::Drain | WaitFor::RampStep => *duration,
                 };
                 tokio::time::sleep(wait).await;
                 Ok(Value::Done)

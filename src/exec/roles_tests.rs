@@ -508,6 +508,7 @@ fn interrupted(lab: &Lab, done: &[Step], open: Step) {
         forced: None,
         roles: true,
         data_loss: None,
+        ramp: None,
         at: at.clone(),
     })
     .expect("start");

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, PairSeen, Roles};
-use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Step};
+use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Shape, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::holder::Holder as Seen;
 use crate::core::preflight;
@@ -58,6 +58,10 @@ pub struct Request {
     /// role hooks however far behind the old primary it is (the reason is
     /// required and recorded).
     pub accept_data_loss: bool,
+    /// `apply --ramp`: a growing share of requests to the standby, step by
+    /// step, compared with the old primary, before the switch (a pair
+    /// behind a balancer, without role hooks).
+    pub ramp: Option<crate::core::ramp::Ramp>,
 }
 
 /// What a progress event is about: a step, the settling of an
@@ -373,6 +377,25 @@ fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, seen: &PairSeen) -> boo
     matches!(pair.traffic, Traffic::Vip(_)) && assess::assess(&seen).holder == Seen::Neither
 }
 
+/// Whether a pair can be ramped: only a balancer splits requests between
+/// the hosts, and a pair with role hooks takes writes on one host only.
+fn rampable(pair: &Pair) -> Result<(), String> {
+    if !matches!(pair.traffic, crate::config::Traffic::Haproxy(_)) {
+        return Err(format!(
+            "--ramp needs a balancer that splits requests between the hosts (traffic method \"haproxy\"); {} moves traffic by {}, all at once: apply it without --ramp",
+            pair.name,
+            pair.traffic.method()
+        ));
+    }
+    if pair.roles.is_some() {
+        return Err(format!(
+            "{} has role hooks: only its primary takes writes, so its requests cannot be split; apply it without --ramp",
+            pair.name
+        ));
+    }
+    Ok(())
+}
+
 /// A new run: preflight on a fresh observation, then the cycle.
 async fn fresh<W: World>(
     config: &Config,
@@ -426,6 +449,12 @@ async fn fresh<W: World>(
         Ok(c) => c,
         Err(why) => return refuse(progress, &pair.name, Outcome::NotStarted, why.0),
     };
+    let ramp = req.ramp.clone().filter(|_| kind == Kind::Apply);
+    if ramp.is_some() {
+        if let Err(why) = rampable(pair) {
+            return refuse(progress, &pair.name, Outcome::NotStarted, why);
+        }
+    }
     let hash = match change.as_ref().map(change::hash).transpose() {
         Ok(h) => h,
         Err(e) => {
@@ -467,6 +496,7 @@ async fn fresh<W: World>(
             )
         }),
         roles: pair.roles.is_some(),
+        ramp: ramp.clone(),
         data_loss: (kind == Kind::Failover && req.accept_data_loss && pair.roles.is_some()).then(
             || {
                 format!(
@@ -554,7 +584,8 @@ async fn fresh<W: World>(
         at,
         world,
     );
-    ctx.roles = pair.roles.is_some();
+    ctx.shape = Shape::of(pair.roles.is_some(), ramp.is_some());
+    ctx.ramp = ramp;
     ctx.accept_data_loss = req.accept_data_loss;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
@@ -683,6 +714,7 @@ async fn recover<W: World>(
         change,
         roles,
         data_loss,
+        ramp,
         ..
     } = &view.start
     else {
@@ -717,13 +749,14 @@ async fn recover<W: World>(
     if *roles && pair.roles.is_none() {
         return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} handed the primary role over with the pair's [roles] hooks, which are no longer configured: put them back to settle it"));
     }
-    ctx.roles = *roles;
+    ctx.shape = Shape::of(*roles, ramp.is_some());
+    ctx.ramp = ramp.clone();
     ctx.accept_data_loss = data_loss.is_some();
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
         let mut x = Exec::new(world, pair);
         let (holder, why) = traffic::side(&mut x, from, to).await;
-        match cycle::resolve_interrupted_for(*kind, *roles, step, holder) {
+        match cycle::resolve_interrupted_for(*kind, ctx.shape, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
@@ -780,8 +813,11 @@ struct Ctx<'a, W> {
     /// What a step hands on to later ones (the TTL to drain, the
     /// announcement whose report the next step reads).
     carry: Carry,
-    /// The run hands the primary role over (the pair's role hooks).
-    roles: bool,
+    /// The run's steps besides its kind: handing the primary role over
+    /// (the pair's role hooks), or ramping.
+    shape: Shape,
+    /// `apply --ramp`: the ramp's steps.
+    ramp: Option<crate::core::ramp::Ramp>,
     /// The last position seen from the old primary (a failover's limit).
     last_seen: Option<crate::store::state::SeenPosition>,
     /// The operator accepted a failover's data loss.
@@ -847,7 +883,8 @@ impl<'a, W: World> Ctx<'a, W> {
             world,
             progress: at.progress,
             carry: Carry::default(),
-            roles: false,
+            shape: Shape::Plain,
+            ramp: None,
             last_seen: at.store.load_position(&pair.name).ok().flatten(),
             accept_data_loss: false,
         }
@@ -957,7 +994,7 @@ impl<'a, W: World> Ctx<'a, W> {
     /// Asks the core for the next step and performs it, until the outcome.
     async fn drive(&mut self, ended: &mut Vec<Ended>) -> Finished {
         loop {
-            match cycle::decide_for(self.kind, self.roles, ended) {
+            match cycle::decide_for(self.kind, self.shape, ended) {
                 Next::Finish(outcome) => {
                     if outcome != Outcome::NotStarted {
                         if let Err(e) = self.record_roles(
@@ -1032,6 +1069,7 @@ impl<'a, W: World> Ctx<'a, W> {
                         from_reachable: self.from_reachable,
                         last_seen: self.last_seen.as_ref(),
                         accept_data_loss: self.accept_data_loss,
+                        ramp: self.ramp.as_ref(),
                     };
                     let result = tokio::select! {
                         r = steps::perform(&mut x, &cycle, step, &mut self.carry) => r,

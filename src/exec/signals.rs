@@ -51,9 +51,19 @@ pub fn last_name() -> &'static str {
 
 /// Resolves once a second stop signal has arrived.
 pub async fn second() {
+    at_least(2).await;
+}
+
+/// Resolves once a stop signal has arrived (a long wait inside a step,
+/// like a ramp's, ends early on it).
+pub async fn first() {
+    at_least(1).await;
+}
+
+async fn at_least(n: usize) {
     loop {
         let notified = notify().notified();
-        if count() >= 2 {
+        if count() >= n {
             return;
         }
         notified.await;

@@ -15,7 +15,7 @@ use super::{out, OpError, Value, World};
 use crate::config::{CheckKind, Pair, Traffic};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
 use crate::core::balancer::{self, ServerStat};
-use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, ARPING_EXIT};
+use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, WaitFor, ARPING_EXIT};
 use crate::core::position::{Position, Report, RoleState};
 use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
 
@@ -94,6 +94,12 @@ pub struct State {
     pub servers: BTreeMap<String, (u32, balancer::State)>,
     /// The balancer's frontend address (method `haproxy`).
     pub frontend: Option<IpAddr>,
+    /// Requests each server answered, and how many of them with a 5xx:
+    /// every wait of a ramp step sends 1000 requests, spread by weight.
+    pub served: BTreeMap<String, (u64, u64)>,
+    /// The percentage of requests a host answers with a 5xx (a change that
+    /// passes its checks but harms users).
+    pub error_percent: BTreeMap<String, u64>,
     /// Faults to inject.
     pub faults: Vec<Fault>,
 }
@@ -139,6 +145,8 @@ impl Sim {
             hook_holder: None,
             servers: BTreeMap::new(),
             frontend: None,
+            served: BTreeMap::new(),
+            error_percent: BTreeMap::new(),
             faults: Vec::new(),
         };
         match &pair.traffic {
@@ -357,15 +365,16 @@ impl State {
                     balancer::State::Ready if *weight == 0 => "DRAIN",
                     balancer::State::Ready => "UP",
                 };
+                let (requests, errors) = self.served.get(name).copied().unwrap_or_default();
                 ServerStat {
                     backend: backend.to_string(),
                     server: name.clone(),
                     status: status.to_string(),
                     weight: *weight,
                     sessions: 0,
-                    requests: 0,
-                    errors: 0,
-                    response_ms: None,
+                    requests,
+                    errors,
+                    response_ms: Some(2),
                 }
             })
             .collect()
@@ -617,6 +626,23 @@ impl State {
                     });
                 }
                 Value::Propagated(0)
+            }
+            Op::Wait {
+                reason: WaitFor::RampStep,
+                ..
+            } => {
+                let stats = self.stats("");
+                let serving: Vec<&ServerStat> = stats.iter().filter(|s| s.serving()).collect();
+                let total: u64 = serving.iter().map(|s| u64::from(s.weight)).sum();
+                for s in serving {
+                    let requests = 1000 * u64::from(s.weight) / total.max(1);
+                    let errors =
+                        requests * self.error_percent.get(&s.server).copied().unwrap_or(0) / 100;
+                    let c = self.served.entry(s.server.clone()).or_default();
+                    c.0 += requests;
+                    c.1 += errors;
+                }
+                Value::Done
             }
             Op::Wait { .. } => Value::Done,
             Op::CatchUp {

@@ -35,6 +35,8 @@ pub struct Cycle<'a> {
     /// `failover --accept-data-loss`: promote the standby however far
     /// behind it is (its position is still recorded).
     pub accept_data_loss: bool,
+    /// `apply --ramp`: the ramp's steps.
+    pub ramp: Option<&'a crate::core::ramp::Ramp>,
 }
 
 /// What a step hands on to later ones.
@@ -151,6 +153,12 @@ pub async fn perform<W: World>(
             Ok(format!("{} is {report}", host.name))
         }
         Step::CatchUp => catch_up(x, c).await,
+        Step::Ramp => match (&x.pair.traffic, c.ramp) {
+            (Traffic::Haproxy(b), Some(ramp)) => traffic::haproxy::ramp(x, b, from, to, ramp).await,
+            _ => Err(Failed(
+                "a ramp needs a balancer (traffic method haproxy) and the ramp's steps".to_string(),
+            )),
+        },
     }
 }
 

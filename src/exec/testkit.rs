@@ -141,6 +141,7 @@ impl Lab {
             ignore_window: false,
             force: false,
             accept_data_loss: false,
+            ramp: None,
         };
         adjust(&mut req);
         let journal = self.journal();

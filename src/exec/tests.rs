@@ -633,6 +633,7 @@ pub(super) fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
         forced: None,
         roles: false,
         data_loss: None,
+        ramp: None,
         at: at.clone(),
     })
     .unwrap();

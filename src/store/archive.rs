@@ -156,6 +156,7 @@ mod tests {
                 forced: None,
                 roles: false,
                 data_loss: None,
+                ramp: None,
                 at: "2026-11-20T02:00:00.000Z".into(),
             },
             ended: vec![],

@@ -141,6 +141,7 @@ mod tests {
             forced: None,
             roles: false,
             data_loss: None,
+            ramp: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -234,6 +235,7 @@ mod tests {
             forced: None,
             roles: false,
             data_loss: None,
+            ramp: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();

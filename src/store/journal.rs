@@ -76,6 +76,10 @@ pub enum Record {
         /// standby lacks, and why.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data_loss: Option<String>,
+        /// `apply --ramp`: the shares of requests the standby gets, step
+        /// by step, before the switch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ramp: Option<crate::core::ramp::Ramp>,
         at: String,
     },
     /// A step is about to run.
@@ -575,6 +579,7 @@ mod tests {
             forced: None,
             roles: false,
             data_loss: None,
+            ramp: None,
             at: "t".into(),
         }
     }

@@ -11,9 +11,11 @@
 
 use super::{Mode, Switched};
 use crate::config::{Haproxy, Host};
-use crate::core::balancer::{self, Command, Reply, ServerStat};
+use crate::core::balancer::{self, Command, Judgement, Reply, ServerStat, Window};
 use crate::core::holder::{classify, Holder, HostSays, Says};
-use crate::core::op::Op;
+use crate::core::op::{Op, WaitFor};
+use crate::core::ramp::Ramp;
+use crate::exec::signals;
 use crate::exec::{failure, output, Exec, Failed, OpError, World};
 
 /// `show stat`, read, or why it could not be.
@@ -91,6 +93,9 @@ pub async fn switch<W: World>(
             })
         }
         Holder::Host(h) if *h == from.name => {}
+        // A ramp's last step left both taking new requests (a run never
+        // starts on a split it did not make: preflight refuses it).
+        Holder::Both => {}
         _ if forced => {}
         _ => {
             return Err(Failed(format!(
@@ -118,6 +123,85 @@ pub async fn switch<W: World>(
             super::describe(x.pair, &other)
         ))),
     }
+}
+
+/// A ramp: at each of its steps, `to` gets the step's share of new
+/// requests (`from` the rest), the step lasts `ramp.step`, then the two
+/// hosts are compared from the balancer's counters over the step
+/// (`core::balancer::judge` with the pair's limits). The first step that
+/// `to` does worse fails the ramp with the comparison, and so does a stop
+/// signal; the run then switches back and rolls the change back. Each
+/// step's comparison is in the step's detail (the journal, `log --run`).
+pub async fn ramp<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    from: &Host,
+    to: &Host,
+    ramp: &Ramp,
+) -> Result<String, Failed> {
+    let mut said: Vec<String> = Vec::new();
+    let total = ramp.percents.len();
+    for (i, percent) in ramp.percents.iter().enumerate() {
+        let at = format!("step {}/{total} ({percent}% to {})", i + 1, to.name);
+        let stop = |said: &[String]| {
+            Failed(format!(
+                "{}{at}: not finished: {} asked baton to stop",
+                said.iter().map(|s| format!("{s}; ")).collect::<String>(),
+                signals::last_name()
+            ))
+        };
+        if signals::count() >= 1 {
+            return Err(stop(&said));
+        }
+        send(
+            x,
+            balancer::ramp_commands(
+                &b.backend,
+                &from.name,
+                &to.name,
+                balancer::ramp_weights(*percent),
+            ),
+            &format!("{at}: setting the weights"),
+        )
+        .await?;
+        let before = stats(x).await.map_err(|e| Failed(format!("{at}: {e}")))?;
+        let wait = Op::Wait {
+            duration: ramp.step,
+            reason: WaitFor::RampStep,
+        };
+        tokio::select! {
+            r = x.perform(wait) => { r.map_err(|e| Failed(format!("{at}: {e}")))?; }
+            () = signals::first() => return Err(stop(&said)),
+        }
+        let after = stats(x).await.map_err(|e| Failed(format!("{at}: {e}")))?;
+        let window = |host: &Host| -> Result<Window, Failed> {
+            let server = |s: &[ServerStat]| {
+                balancer::find(s, &b.backend, &host.name)
+                    .cloned()
+                    .map_err(|e| Failed(format!("{at}: {e}")))
+            };
+            Ok(Window::between(&server(&before)?, &server(&after)?))
+        };
+        let (old, new) = (window(from)?, window(to)?);
+        let compared = format!(
+            "{at} for {}: {} {new}; {} {old}",
+            humantime::format_duration(ramp.step),
+            to.name,
+            from.name
+        );
+        match balancer::judge(&old, &new, &b.limits) {
+            Judgement::Continue => said.push(format!("{compared}: as good")),
+            Judgement::TooFew { requests } => said.push(format!(
+                "{compared}: too few requests to compare ({requests}, fewer than min_requests {})",
+                b.limits.min_requests
+            )),
+            Judgement::Abort(why) => {
+                said.push(format!("{compared}: ABORTED: {why}"));
+                return Err(Failed(said.join("; ")));
+            }
+        }
+    }
+    Ok(said.join("; "))
 }
 
 /// The drain: the old server's current sessions end (at most

@@ -106,6 +106,8 @@ pub async fn side<W: World>(x: &mut Exec<'_, W>, from: &str, to: &str) -> (Side,
         Holder::Host(h) if h == from => Side::Old,
         Holder::Host(h) if h == to => Side::New,
         Holder::Neither => Side::Neither,
+        // Behind a balancer, both taking new requests is a ramp's split.
+        Holder::Both if matches!(x.pair.traffic, Traffic::Haproxy(_)) => Side::Split,
         _ => Side::Unclear,
     };
     (side, why)
