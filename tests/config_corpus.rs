@@ -16,6 +16,9 @@ const GOOD_GLOBAL: &str = "state_dir = \"state\"\nenvironments = [\"dev\", \"tes
 
 const GOOD_PAIR: &str = "environment = \"dev\"\n\n[hosts.blue]\naddress = \"198.51.100.11\"\n\n[hosts.green]\naddress = \"198.51.100.12\"\n\n[traffic]\nmethod = \"vip\"\naddress = \"198.51.100.100/24\"\ninterface = \"eth0\"\n\n[[checks]]\nkind = \"http\"\nurl = \"http://{address}/\"\n";
 
+/// A pair whose traffic an HAProxy balancer moves (`lb`, a third machine).
+const GOOD_HAPROXY_PAIR: &str = "environment = \"dev\"\n\n[hosts.teal]\naddress = \"198.51.100.41\"\n\n[hosts.coral]\naddress = \"198.51.100.42\"\n\n[traffic]\nmethod = \"haproxy\"\nhost = \"lb\"\naddress = \"198.51.100.40\"\nsocket = \"/run/haproxy/admin.sock\"\nbackend = \"shop\"\nfrontend = \"198.51.100.40:80\"\n\n[[checks]]\nkind = \"http\"\nurl = \"http://{address}/\"\n";
+
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config-corpus")
 }
@@ -275,6 +278,140 @@ fn the_same_vip_or_dns_name_in_two_pairs_is_refused() {
         .select(&["web".to_string()])
         .unwrap_err();
     assert_eq!(err.0.len(), 1);
+}
+
+#[test]
+fn a_haproxy_pair_is_read_with_its_defaults_and_the_pairs_ssh_port() {
+    // baton.toml's SSH port, then the pair's, then the balancer's own.
+    let global = GOOD_GLOBAL.replace("[ssh]\n", "[ssh]\nport = 2222\n");
+    for (extra_ssh, extra_traffic, port) in [
+        ("", "", 2222),
+        ("\n[ssh]\nport = 2200\n", "", 2200),
+        ("\n[ssh]\nport = 2200\n", "ssh_port = 22\n", 22),
+    ] {
+        let dir = setup(&global);
+        let text = GOOD_HAPROXY_PAIR.replace(
+            "frontend = \"198.51.100.40:80\"\n",
+            &format!("frontend = \"198.51.100.40:80\"\n{extra_traffic}"),
+        );
+        fs::write(
+            dir.path().join("pairs/shop.toml"),
+            format!("{text}{extra_ssh}"),
+        )
+        .unwrap();
+        let loaded = config::load(&dir.path().join("baton.toml"));
+        assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+        let (config, _) = loaded.select(&[]).unwrap_or_else(|d| panic!("{d}"));
+        let shop = &config.pairs["shop"];
+        let config::Traffic::Haproxy(h) = &shop.traffic else {
+            panic!("not haproxy: {:?}", shop.traffic)
+        };
+        assert_eq!(shop.traffic.method(), "haproxy");
+        assert_eq!(
+            h.host,
+            config::Host {
+                name: "lb".to_string(),
+                address: "198.51.100.40".parse().unwrap(),
+                ssh_port: port,
+            },
+            "{extra_ssh:?} {extra_traffic:?}"
+        );
+        assert_eq!(
+            (h.socket.as_str(), h.backend.as_str()),
+            ("/run/haproxy/admin.sock", "shop")
+        );
+        assert_eq!(h.frontend, "198.51.100.40:80".parse().unwrap());
+        assert_eq!(h.weight, 100);
+        assert_eq!(h.drain_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(h.limits, baton::core::balancer::Limits::default());
+        // The pair's own hosts take their SSH port from the same rule.
+        let own = if extra_ssh.is_empty() { 2222 } else { 2200 };
+        assert_eq!(shop.hosts[0].ssh_port, own);
+    }
+}
+
+#[test]
+fn the_same_frontend_or_backend_of_one_balancer_in_two_pairs_is_refused() {
+    let dir = setup(GOOD_GLOBAL);
+    let shop = |hosts: [&str; 2], balancer: &str, backend: &str, frontend: &str| {
+        GOOD_HAPROXY_PAIR
+            .replace("198.51.100.41", hosts[0])
+            .replace("198.51.100.42", hosts[1])
+            .replace(
+                "address = \"198.51.100.40\"",
+                &format!("address = \"{balancer}\""),
+            )
+            .replace("\"shop\"", &format!("\"{backend}\""))
+            .replace("\"198.51.100.40:80\"", &format!("\"{frontend}\""))
+    };
+    let pairs = [
+        ("shop", GOOD_HAPROXY_PAIR.to_string()),
+        // Its frontend.
+        (
+            "shop2",
+            shop(
+                ["198.51.100.43", "198.51.100.44"],
+                "198.51.100.40",
+                "shop2",
+                "198.51.100.40:80",
+            ),
+        ),
+        // Its backend on its balancer.
+        (
+            "shop3",
+            shop(
+                ["198.51.100.45", "198.51.100.46"],
+                "198.51.100.40",
+                "shop",
+                "198.51.100.40:8080",
+            ),
+        ),
+        // The same backend's name on another balancer, another port of the
+        // same address, and a balancer that is another pair's host: fine.
+        (
+            "shop4",
+            shop(
+                ["198.51.100.47", "198.51.100.48"],
+                "198.51.100.11",
+                "shop",
+                "198.51.100.40:81",
+            ),
+        ),
+        ("web", GOOD_PAIR.to_string()),
+    ];
+    for (name, text) in &pairs {
+        fs::write(dir.path().join(format!("pairs/{name}.toml")), text).unwrap();
+    }
+    let loaded = config::load(&dir.path().join("baton.toml"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let shown: Vec<(Vec<String>, String)> = loaded
+        .problems
+        .iter()
+        .map(|p| (p.pairs.clone(), p.diagnostic.to_string()))
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert_eq!(shown[0].0, ["shop2", "shop"]);
+    assert!(
+        shown[0].1.contains(
+            "shop2.toml:15:12: the frontend 198.51.100.40:80 is also used by pair `shop`"
+        ),
+        "{shown:#?}"
+    );
+    assert_eq!(shown[1].0, ["shop3", "shop"]);
+    assert!(
+        shown[1].1.contains(
+            "shop3.toml:14:11: backend `shop` of the balancer at 198.51.100.40 is also pair `shop`'s"
+        ),
+        "{shown:#?}"
+    );
+    // Both pairs of a conflict are unusable, the others are not.
+    let load = || config::load(&dir.path().join("baton.toml"));
+    assert!(load().select(&["shop".to_string()]).is_err());
+    assert!(load().select(&["shop3".to_string()]).is_err());
+    let (config, _) = load()
+        .select(&["shop4".to_string(), "web".to_string()])
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(config.pairs.len(), 2);
 }
 
 #[test]

@@ -129,8 +129,10 @@ pub struct HostFile {
 #[serde(deny_unknown_fields)]
 pub struct TrafficFile {
     pub method: Option<String>,
-    // vip
+    // vip (the service address in CIDR form) and haproxy (the balancer's
+    // own address)
     pub address: Option<String>,
+    // vip
     pub interface: Option<String>,
     pub arp_count: Option<u32>,
     pub batch: Option<bool>,
@@ -150,6 +152,18 @@ pub struct TrafficFile {
     // command
     pub switch: Option<String>,
     pub query: Option<String>,
+    // haproxy
+    pub host: Option<String>,
+    pub ssh_port: Option<u16>,
+    pub socket: Option<String>,
+    pub backend: Option<String>,
+    pub frontend: Option<String>,
+    pub weight: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub drain_timeout: Option<Duration>,
+    pub max_error_increase: Option<f64>,
+    pub max_latency_factor: Option<f64>,
+    pub min_requests: Option<u64>,
 }
 
 /// `[[checks]]`: which keys apply depends on `kind`.

@@ -1,11 +1,13 @@
 //! Conflicts between pairs, found as each pair that validated is admitted:
-//! one virtual IP or one DNS name switched by two pairs (a problem of
-//! both), one host address in two pairs (a [`Warning`]: one machine, which
-//! a failover's fence would take from both), and two pair files whose names
-//! differ only in case.
+//! one virtual IP or one DNS name switched by two pairs, one HAProxy
+//! frontend (address and port) or one backend of one balancer (by its
+//! address) used by two pairs (each a problem of both), one host address in
+//! two pairs (a [`Warning`]: one machine, which a failover's fence would
+//! take from both), and two pair files whose names differ only in case. A
+//! balancer may be another pair's host: that is no conflict.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::config::diag::{printable, Key, Source};
@@ -20,14 +22,19 @@ pub(super) struct Fleet {
     vips: Vec<(String, IpAddr, PathBuf)>,
     /// (pair, DNS name in lower case, file).
     dns_names: Vec<(String, String, PathBuf)>,
+    /// (pair, HAProxy frontend, file).
+    frontends: Vec<(String, SocketAddr, PathBuf)>,
+    /// (pair, balancer's address, backend, file).
+    backends: Vec<(String, IpAddr, String, PathBuf)>,
     /// (address, pair, host, file) of every host.
     host_addresses: Vec<(IpAddr, String, String, PathBuf)>,
 }
 
 impl Fleet {
-    /// Admits a pair that validated: a virtual IP or DNS name that an
-    /// earlier pair has is a problem of both pairs, a host address that an
-    /// earlier pair's host has a warning.
+    /// Admits a pair that validated: a virtual IP, DNS name, HAProxy
+    /// frontend or backend (on the same balancer) that an earlier pair has
+    /// is a problem of both pairs, a host address that an earlier pair's
+    /// host has a warning.
     pub(super) fn admit(
         &mut self,
         src: &Source<'_>,
@@ -59,8 +66,53 @@ impl Fleet {
                 self.vips
                     .push((name.to_string(), v.address, path.to_path_buf()));
             }
-            // The balancer's own conflicts are checked in the next commit.
-            Traffic::Haproxy(_) => {}
+            Traffic::Haproxy(h) => {
+                if let Some((other, _, other_file)) =
+                    self.frontends.iter().find(|(_, f, _)| *f == h.frontend)
+                {
+                    let d = src.at(
+                        &[N("traffic"), N("frontend")],
+                        format!(
+                            "the frontend {} is also used by pair `{other}` ({})",
+                            h.frontend,
+                            other_file.display()
+                        ),
+                        "give each pair its own service address: its own frontend address or port",
+                    );
+                    problems.push(Problem {
+                        pairs: vec![name.to_string(), other.clone()],
+                        diagnostic: d,
+                    });
+                }
+                if let Some((other, _, _, other_file)) = self
+                    .backends
+                    .iter()
+                    .find(|(_, a, b, _)| *a == h.host.address && *b == h.backend)
+                {
+                    let d = src.at(
+                        &[N("traffic"), N("backend")],
+                        format!(
+                            "backend `{}` of the balancer at {} is also pair `{other}`'s ({})",
+                            h.backend,
+                            h.host.address,
+                            other_file.display()
+                        ),
+                        "give each pair a backend of its own: a backend's servers are one pair's hosts",
+                    );
+                    problems.push(Problem {
+                        pairs: vec![name.to_string(), other.clone()],
+                        diagnostic: d,
+                    });
+                }
+                self.frontends
+                    .push((name.to_string(), h.frontend, path.to_path_buf()));
+                self.backends.push((
+                    name.to_string(),
+                    h.host.address,
+                    h.backend.clone(),
+                    path.to_path_buf(),
+                ));
+            }
             Traffic::Dns(d) => {
                 let key = d.name.to_ascii_lowercase();
                 if let Some((other, _, other_file)) =

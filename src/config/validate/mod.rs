@@ -12,13 +12,16 @@
 //! - [`pair`]: a pair file's own keys and the assembly of a [`Pair`](crate::config::Pair);
 //! - [`hosts`]: a pair's two hosts;
 //! - [`ssh`]: the SSH settings, a pair's `[ssh]` over baton.toml's;
-//! - [`traffic`]: `[traffic]` for each method (vip, dns, command);
+//! - [`traffic`]: `[traffic]` for each method (vip, dns, command, haproxy),
+//!   the keys that apply to each;
+//! - [`haproxy`]: method `haproxy`'s own rules (the balancer, its socket,
+//!   backend and frontend, weight, drain timeout, ramp limits);
 //! - [`checks`]: the `[[checks]]` of every kind;
 //! - [`changes`]: `[changes.NAME]` and their uploads;
 //! - [`roles`]: `[roles]`, the hooks that hand a replicated service's
 //!   primary role over;
-//! - [`fleet`]: conflicts between pairs (a VIP, a DNS name, a host address,
-//!   a name in two pairs);
+//! - [`fleet`]: conflicts between pairs (a VIP, a DNS name, an HAProxy
+//!   frontend or backend, a host address, a name in two pairs);
 //! - [`values`]: the forms of single values (names, addresses, DNS names,
 //!   placeholders);
 //! - [`paths`]: configured paths, resolved, and the files they name checked.
@@ -32,6 +35,7 @@
 mod changes;
 mod checks;
 mod fleet;
+mod haproxy;
 mod hosts;
 mod maintenance;
 mod pair;

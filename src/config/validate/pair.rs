@@ -131,8 +131,16 @@ pub(super) fn pair(
             .cloned()
             .unwrap_or_else(Maintenance::any_time),
     );
-    let hosts = hosts(raw, src, ssh.as_ref().map(|s| s.1).unwrap_or(22), sink);
-    let traffic = traffic(raw.traffic.as_ref(), src, ctx.base, hosts.as_ref(), sink);
+    let ssh_port = ssh.as_ref().map(|s| s.1).unwrap_or(22);
+    let hosts = hosts(raw, src, ssh_port, sink);
+    let traffic = traffic(
+        raw.traffic.as_ref(),
+        src,
+        ctx.base,
+        hosts.as_ref(),
+        ssh_port,
+        sink,
+    );
     let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
     let roles = roles(raw.roles.as_ref(), src, sink);

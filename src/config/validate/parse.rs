@@ -48,10 +48,21 @@ fn value_fix(message: &str) -> String {
     if message.contains("duration") || message.contains("time unit") {
         "write durations as a quoted number with a unit, like \"500ms\", \"30s\" or \"5m\""
             .to_string()
+    } else if message.contains("floating point") && whole_number_expected(message) {
+        "write a whole number, without a decimal point or exponent".to_string()
     } else {
         "write a value of the type and range the message names (strings in quotes, numbers and true/false bare)"
             .to_string()
     }
+}
+
+/// Whether serde's message names an integer type as the one expected
+/// ("expected u32", "expected u16", "expected i64").
+fn whole_number_expected(message: &str) -> bool {
+    message.split("expected ").skip(1).any(|rest| {
+        let mut chars = rest.chars();
+        matches!(chars.next(), Some('u' | 'i')) && chars.next().is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// The fix for a file that is not TOML.
@@ -105,6 +116,26 @@ mod tests {
         }
         // Any other bad value gets the general fix.
         assert!(only_fix("canary = \"yes\"\n").starts_with("write a value of the type"));
+    }
+
+    #[test]
+    fn a_fraction_where_a_whole_number_is_expected_gets_the_whole_number_fix() {
+        for text in [
+            "[ssh]\nport = 22.0\n",
+            "[traffic]\nweight = 1.5\n",
+            "[traffic]\nmin_requests = 2e1\n",
+            "[roles]\nmax_lag = 0.0\n",
+        ] {
+            let d = refusals(text);
+            assert_eq!(d.len(), 1, "{d:?}");
+            assert!(d[0].message.contains("floating point"), "{}", d[0].message);
+            assert_eq!(
+                d[0].fix, "write a whole number, without a decimal point or exponent",
+                "{text}"
+            );
+        }
+        // A string is not a fraction: the general fix.
+        assert!(only_fix("[traffic]\nweight = \"1\"\n").starts_with("write a value of the type"));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! which method, and each method's own rules: `vip` (a service address in
 //! CIDR form that is no host's own, an interface, ARP count, quiesce),
 //! `dns` (a name inside its zone, the authoritative servers, a TSIG key,
-//! TTLs in whole seconds) and `command` (a switch and a query command).
+//! TTLs in whole seconds), `command` (a switch and a query command) and
+//! `haproxy` (a balancer of its own, its admin socket, the backend whose
+//! servers are the pair's hosts, the frontend, weight, drain timeout and
+//! ramp limits: see [`super::haproxy`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +14,7 @@ use crate::config::diag::{Key, Source};
 use crate::config::raw::TrafficFile;
 use crate::config::{tsig, CommandSwitch, Dns, Host, Traffic, Vip};
 
+use super::haproxy::haproxy;
 use super::paths::resolve;
 use super::values::{dns_name, in_zone, parse_cidr, parse_server, valid_interface};
 use super::Sink;
@@ -22,25 +26,28 @@ use Key::{Index as I, Name as N};
 const DEFAULT_PROPAGATION: Duration = Duration::from_secs(30);
 
 /// The pair's traffic method; `None` when the table is missing or has any
-/// problem. `hosts`, when valid, are the addresses a VIP may not be.
+/// problem. `hosts`, when valid, are the addresses a VIP may not be (nor a
+/// balancer); `ssh_port` is the SSH port of the pair's SSH settings, a
+/// balancer's when it gives none.
 pub(super) fn traffic(
     raw: Option<&TrafficFile>,
     src: &Source<'_>,
     base: &Path,
     hosts: Option<&[Host; 2]>,
+    ssh_port: u16,
     sink: &mut Sink<'_>,
 ) -> Option<Traffic> {
     let Some(t) = raw else {
         sink.missing(src, &[N("traffic")], src.at(
             &[],
             "the pair has no [traffic] table",
-            "add [traffic] with `method = \"vip\"`, \"dns\" or \"command\" and that method's keys",
+            "add [traffic] with `method = \"vip\"`, \"dns\", \"command\" or \"haproxy\" and that method's keys",
         ));
         return None;
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 14] = [
+    let present: [(&str, bool); 24] = [
         ("quiesce", t.quiesce.is_some()),
         ("switch_ttl", t.switch_ttl.is_some()),
         ("propagation_timeout", t.propagation_timeout.is_some()),
@@ -55,6 +62,16 @@ pub(super) fn traffic(
         ("tsig_key", t.tsig_key.is_some()),
         ("switch", t.switch.is_some()),
         ("query", t.query.is_some()),
+        ("host", t.host.is_some()),
+        ("ssh_port", t.ssh_port.is_some()),
+        ("socket", t.socket.is_some()),
+        ("backend", t.backend.is_some()),
+        ("frontend", t.frontend.is_some()),
+        ("weight", t.weight.is_some()),
+        ("drain_timeout", t.drain_timeout.is_some()),
+        ("max_error_increase", t.max_error_increase.is_some()),
+        ("max_latency_factor", t.max_latency_factor.is_some()),
+        ("min_requests", t.min_requests.is_some()),
     ];
     let allowed: &[&str] = match method {
         "vip" => &["address", "interface", "arp_count", "batch", "quiesce"],
@@ -68,6 +85,19 @@ pub(super) fn traffic(
             "propagation_timeout",
         ],
         "command" => &["switch", "query"],
+        "haproxy" => &[
+            "host",
+            "address",
+            "ssh_port",
+            "socket",
+            "backend",
+            "frontend",
+            "weight",
+            "drain_timeout",
+            "max_error_increase",
+            "max_latency_factor",
+            "min_requests",
+        ],
         "" => {
             sink.missing(
                 src,
@@ -75,7 +105,7 @@ pub(super) fn traffic(
                 src.at(
                     &[N("traffic")],
                     "[traffic] has no `method`",
-                    "add `method = \"vip\"`, \"dns\" or \"command\"",
+                    "add `method = \"vip\"`, \"dns\", \"command\" or \"haproxy\"",
                 ),
             );
             return None;
@@ -84,7 +114,7 @@ pub(super) fn traffic(
             sink.push(src.at(
                 &at("method"),
                 format!("unknown traffic method `{other}`"),
-                "use \"vip\" (a virtual IP), \"dns\" (RFC 2136 update) or \"command\" (your own hook)",
+                "use \"vip\" (a virtual IP), \"dns\" (RFC 2136 update), \"command\" (your own hook) or \"haproxy\" (an HAProxy balancer's runtime API)",
             ));
             return None;
         }
@@ -294,6 +324,9 @@ pub(super) fn traffic(
                 _ => None,
             }
         }
+        "haproxy" => haproxy(t, src, hosts, ssh_port, sink, &missing)
+            .filter(|_| ok)
+            .map(Traffic::Haproxy),
         _ => {
             let switch = nonempty(t.switch.as_deref(), "switch", src, sink, &missing);
             let query = nonempty(t.query.as_deref(), "query", src, sink, &missing);
@@ -346,7 +379,7 @@ mod tests {
     /// `[traffic]` from `text`, relative paths from `base`.
     fn validate(base: &Path, text: &str) -> (Option<Traffic>, Vec<String>) {
         let (t, d) = check(text, |raw: &PairFile, src, sink| {
-            traffic(raw.traffic.as_ref(), src, base, None, sink)
+            traffic(raw.traffic.as_ref(), src, base, None, 22, sink)
         });
         (t, messages(&d))
     }
@@ -443,7 +476,7 @@ mod tests {
         let (t, d) = check(
             "[traffic]\nmethod = \"command\"\nswitch = \" \"\n",
             |raw: &PairFile, src, sink| {
-                traffic(raw.traffic.as_ref(), src, Path::new("/"), None, sink)
+                traffic(raw.traffic.as_ref(), src, Path::new("/"), None, 22, sink)
             },
         );
         assert!(t.is_none());

@@ -1,7 +1,8 @@
 //! The forms of single values, wherever they are written: names (of pairs,
-//! hosts, environments, changes), network interface names, virtual IPs in
-//! CIDR form, DNS server addresses, absolute DNS names and zones, and the
-//! `{placeholder}`s a command or check may hold.
+//! hosts, environments, changes; HAProxy's names of backends and servers),
+//! network interface names, virtual IPs in CIDR form, DNS server addresses,
+//! absolute DNS names and zones, and the `{placeholder}`s a command or check
+//! may hold.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -131,6 +132,15 @@ pub(super) fn valid_name(n: &str) -> bool {
     n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A name HAProxy accepts for a proxy (a backend) or a server: letters,
+/// digits, `-`, `_`, `.` and `:`, at least one. Every [`valid_name`] is
+/// one, so a pair's host names are valid server names.
+pub(super) fn valid_haproxy_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 /// The placeholders a command or a check is filled with.
@@ -281,6 +291,27 @@ mod tests {
         }
         for bad in ["", "-web", "_web", "web.1", "web 1", "wéb", "a/b"] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn haproxy_names_and_every_host_name_as_a_server_name() {
+        for good in ["web", "be_web.v2:x", "-", "1"] {
+            assert!(valid_haproxy_name(good), "{good}");
+        }
+        for bad in ["", "web/1", "web 1", "wéb", "a,b", "a\nb", "a#b"] {
+            assert!(!valid_haproxy_name(bad), "{bad}");
+        }
+        // A host name is a server's name in the balancer's backend: every
+        // character a host name may hold, in every place, is one HAProxy
+        // takes (so that method `haproxy` needs no check of its own).
+        for c in (0..=0x2ff_u32).filter_map(char::from_u32) {
+            for name in [format!("{c}"), format!("a{c}"), format!("{c}a")] {
+                assert!(
+                    !valid_name(&name) || valid_haproxy_name(&name),
+                    "{name:?} is a host name but no HAProxy server name"
+                );
+            }
         }
     }
 
