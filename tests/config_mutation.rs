@@ -1555,13 +1555,6 @@ fn plan_pair(pair: &config::Pair) -> Vec<String> {
             ));
         }
     }
-    // Not yet planned: the executor does not drive method `haproxy` yet
-    // (`exec::sim` and `traffic` answer it with `unreachable!`; issue 15's
-    // next part). Its pairs are read and keep the model's promises above;
-    // remove this skip when `plan::build` takes them.
-    if matches!(pair.traffic, config::Traffic::Haproxy(_)) {
-        return wrong;
-    }
     for (from, to) in [
         (&pair.hosts[0], &pair.hosts[1]),
         (&pair.hosts[1], &pair.hosts[0]),

@@ -150,7 +150,14 @@ fn a_ramp_sends_each_steps_share_to_the_updated_host_and_no_request_fails() {
     let run = baton(
         &cfg,
         &[
-            "apply", "lb", "--change", "v2", "--ramp", "10,50,100", "--step", "6s",
+            "apply",
+            "lb",
+            "--change",
+            "v2",
+            "--ramp",
+            "10,50,100",
+            "--step",
+            "6s",
         ],
     );
     let all = answers(client);
@@ -166,7 +173,12 @@ fn a_ramp_sends_each_steps_share_to_the_updated_host_and_no_request_fails() {
             .iter()
             .filter(|a| a.sent >= from && a.sent < to)
             .collect();
-        assert!(window.len() > 200, "step {}: {} answers", i + 1, window.len());
+        assert!(
+            window.len() > 200,
+            "step {}: {} answers",
+            i + 1,
+            window.len()
+        );
         let coral = window
             .iter()
             .filter(|a| a.host.as_deref() == Ok("coral"))
@@ -208,7 +220,14 @@ fn v2_bad_passes_its_checks_but_is_aborted_at_its_first_step() {
     let run = baton(
         &cfg,
         &[
-            "apply", "lb", "--change", "v2-bad", "--ramp", "10,50,100", "--step", "8s",
+            "apply",
+            "lb",
+            "--change",
+            "v2-bad",
+            "--ramp",
+            "10,50,100",
+            "--step",
+            "8s",
         ],
     );
     let ended = now();

@@ -35,7 +35,7 @@ impl State {
 }
 
 /// A runtime API command baton sends. Backend and server names are
-/// validated names (letters, digits, `-`, `_`, `.`), so the line needs no
+/// validated names (letters, digits, `-`, `_`, `.`, and `:` in a backend), so the line needs no
 /// escaping within HAProxy's own syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -361,15 +361,27 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
             "rollback_standby"
         ]
     );
+    assert!(f.message.contains("all go to blue again"), "{}", f.message);
+    let detail = lab
+        .records()
+        .into_iter()
+        .find_map(|r| match r {
+            crate::store::journal::Record::End {
+                step, detail, ok, ..
+            } if step == crate::core::cycle::Step::Ramp => {
+                assert!(!ok);
+                Some(detail)
+            }
+            _ => None,
+        })
+        .expect("the ramp ended");
     assert!(
-        f.message.contains("step 1/2") && f.message.contains("ABORTED"),
-        "{}",
-        f.message
+        detail.contains("step 1/2") && detail.contains("ABORTED") && !detail.contains("step 2/2"),
+        "{detail}"
     );
     assert!(
-        f.message.contains("20.0% (20 of 100)"),
-        "the comparison is said: {}",
-        f.message
+        detail.contains("20.0% (20 of 100)"),
+        "the comparison is in the journal: {detail}"
     );
     // Every new request goes to blue again.
     let s = servers(&sim);

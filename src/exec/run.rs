@@ -1174,6 +1174,11 @@ impl<'a, W: World> Ctx<'a, W> {
                 failed.join(", "),
                 self.to.name
             ),
+            Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Ramp) => format!(
+                "failed at {} and undone: a share of new requests went to {} during the ramp, and all go to {on} again",
+                failed.join(", "),
+                self.to.name
+            ),
             Outcome::RolledBack if self.kind == Kind::Rejoin => format!(
                 "failed at {}: {} stays marked failed; traffic stayed on {on}",
                 failed.join(", "),
