@@ -280,7 +280,7 @@ async fn a_ramp_raises_the_updated_hosts_share_step_by_step_then_switches() {
     let sim = lab.sim();
     let f = lab
         .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
-            r.ramp = Some(ramp("10,50,100"))
+            r.ramp = Some(ramp("10,50,100"));
         })
         .await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
@@ -314,11 +314,11 @@ async fn a_ramp_raises_the_updated_hosts_share_step_by_step_then_switches() {
         .records()
         .into_iter()
         .find_map(|r| match r {
-            crate::store::journal::Record::End { step, detail, .. }
-                if step == crate::core::cycle::Step::Ramp =>
-            {
-                Some(detail)
-            }
+            crate::store::journal::Record::End {
+                step: crate::core::cycle::Step::Ramp,
+                detail,
+                ..
+            } => Some(detail),
             _ => None,
         })
         .expect("the ramp ended");
@@ -346,7 +346,7 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
     sim.lock().error_percent.insert("green".into(), 20);
     let f = lab
         .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
-            r.ramp = Some(ramp("10,50,100"))
+            r.ramp = Some(ramp("10,50,100"));
         })
         .await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
@@ -367,8 +367,11 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
         .into_iter()
         .find_map(|r| match r {
             crate::store::journal::Record::End {
-                step, detail, ok, ..
-            } if step == crate::core::cycle::Step::Ramp => {
+                step: crate::core::cycle::Step::Ramp,
+                detail,
+                ok,
+                ..
+            } => {
                 assert!(!ok);
                 Some(detail)
             }
@@ -404,7 +407,7 @@ async fn a_ramp_is_refused_on_a_pair_that_no_balancer_splits() {
     let sim = lab.sim();
     let f = lab
         .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
-            r.ramp = Some(ramp("10,100"))
+            r.ramp = Some(ramp("10,100"));
         })
         .await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
