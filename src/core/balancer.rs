@@ -111,39 +111,34 @@ pub fn shell(commands: &[Command], socket: &str) -> String {
 /// taking new requests, at `weight`, and let `from` finish what it has:
 /// `to` weighted and ready first (the first two), then `from` draining.
 pub fn switch_commands(backend: &str, from: &str, to: &str, weight: u32) -> Vec<Command> {
-    vec![
-        Command::Weight {
-            backend: backend.to_string(),
-            server: to.to_string(),
-            weight,
-        },
-        Command::State {
-            backend: backend.to_string(),
-            server: to.to_string(),
-            state: State::Ready,
-        },
-        Command::State {
-            backend: backend.to_string(),
-            server: from.to_string(),
-            state: State::Drain,
-        },
-    ]
+    let mut commands = weight_and_state(backend, to, weight, State::Ready);
+    commands.push(Command::State {
+        backend: backend.to_string(),
+        server: from.to_string(),
+        state: State::Drain,
+    });
+    commands
 }
 
 /// The commands that leave a drained `server` as a standby waits: weight
 /// 0 first (it takes nothing new), then ready (health-checked and ready
 /// for the next switch, which only has to raise its weight).
 pub fn standby_commands(backend: &str, server: &str) -> Vec<Command> {
+    weight_and_state(backend, server, 0, State::Ready)
+}
+
+/// A server's weight, then its state.
+fn weight_and_state(backend: &str, server: &str, weight: u32, state: State) -> Vec<Command> {
     vec![
         Command::Weight {
             backend: backend.to_string(),
             server: server.to_string(),
-            weight: 0,
+            weight,
         },
         Command::State {
             backend: backend.to_string(),
             server: server.to_string(),
-            state: State::Ready,
+            state,
         },
     ]
 }
@@ -151,18 +146,7 @@ pub fn standby_commands(backend: &str, server: &str) -> Vec<Command> {
 /// The commands that fence `server`: weight 0, then maintenance (HAProxy
 /// sends it nothing, not even health checks, until it is made ready).
 pub fn fence_commands(backend: &str, server: &str) -> Vec<Command> {
-    vec![
-        Command::Weight {
-            backend: backend.to_string(),
-            server: server.to_string(),
-            weight: 0,
-        },
-        Command::State {
-            backend: backend.to_string(),
-            server: server.to_string(),
-            state: State::Maint,
-        },
-    ]
+    weight_and_state(backend, server, 0, State::Maint)
 }
 
 /// What a `set server` command's answer means: HAProxy answers nothing
@@ -396,23 +380,13 @@ impl std::fmt::Display for Window {
 /// The runtime API's commands of a ramp step, sent as one line: `to`
 /// ready at weight `new`, `from` at weight `old`.
 pub fn ramp_commands(backend: &str, from: &str, to: &str, (old, new): (u32, u32)) -> Vec<Command> {
-    vec![
-        Command::Weight {
-            backend: backend.to_string(),
-            server: to.to_string(),
-            weight: new,
-        },
-        Command::State {
-            backend: backend.to_string(),
-            server: to.to_string(),
-            state: State::Ready,
-        },
-        Command::Weight {
-            backend: backend.to_string(),
-            server: from.to_string(),
-            weight: old,
-        },
-    ]
+    let mut commands = weight_and_state(backend, to, new, State::Ready);
+    commands.push(Command::Weight {
+        backend: backend.to_string(),
+        server: from.to_string(),
+        weight: old,
+    });
+    commands
 }
 
 impl Window {

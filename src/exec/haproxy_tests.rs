@@ -49,10 +49,7 @@ fn balancer_ops(lab: &Lab) -> Vec<(String, String)> {
 }
 
 fn steps(lab: &Lab) -> Vec<String> {
-    lab.steps()
-        .into_iter()
-        .map(|(s, ok)| if ok { s } else { format!("{s}!") })
-        .collect()
+    lab.step_marks()
 }
 
 #[tokio::test]
@@ -310,18 +307,7 @@ async fn a_ramp_raises_the_updated_hosts_share_step_by_step_then_switches() {
             && ramp_sets[1].contains("web/blue weight 50'")
     );
     // Each step waited, then compared: 100 then 500 requests on green.
-    let detail = lab
-        .records()
-        .into_iter()
-        .find_map(|r| match r {
-            crate::store::journal::Record::End {
-                step: crate::core::cycle::Step::Ramp,
-                detail,
-                ..
-            } => Some(detail),
-            _ => None,
-        })
-        .expect("the ramp ended");
+    let (detail, _) = lab.ended(crate::core::cycle::Step::Ramp);
     assert!(
         detail.contains("step 1/2 (10% to green) for 2m: green 100 requests, 0 5xx")
             && detail.contains("blue 900 requests")
@@ -362,22 +348,8 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
         ]
     );
     assert!(f.message.contains("all go to blue again"), "{}", f.message);
-    let detail = lab
-        .records()
-        .into_iter()
-        .find_map(|r| match r {
-            crate::store::journal::Record::End {
-                step: crate::core::cycle::Step::Ramp,
-                detail,
-                ok,
-                ..
-            } => {
-                assert!(!ok);
-                Some(detail)
-            }
-            _ => None,
-        })
-        .expect("the ramp ended");
+    let (detail, ok) = lab.ended(crate::core::cycle::Step::Ramp);
+    assert!(!ok);
     assert!(
         detail.contains("step 1/2") && detail.contains("ABORTED") && !detail.contains("step 2/2"),
         "{detail}"

@@ -35,23 +35,11 @@ fn role(sim: &Sim, host: &str) -> RoleState {
 
 /// The detail the journal keeps of `step`'s end in the last run.
 fn ended_detail(lab: &Lab, step: Step) -> String {
-    lab.records()
-        .into_iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::End {
-                step: s, detail, ..
-            } if s == step => Some(detail),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{} never ended", step.name()))
+    lab.ended(step).0
 }
 
 fn steps(lab: &Lab) -> Vec<String> {
-    lab.steps()
-        .into_iter()
-        .map(|(s, ok)| if ok { s } else { format!("{s}!") })
-        .collect()
+    lab.step_marks()
 }
 
 #[tokio::test]

@@ -187,6 +187,32 @@ impl Lab {
             .collect()
     }
 
+    /// The steps of the last run, in order, a failed one marked `!`.
+    pub fn step_marks(&self) -> Vec<String> {
+        self.steps()
+            .into_iter()
+            .map(|(s, ok)| if ok { s } else { format!("{s}!") })
+            .collect()
+    }
+
+    /// The detail the journal keeps of `step`'s last end, and whether it
+    /// succeeded.
+    pub fn ended(&self, step: crate::core::cycle::Step) -> (String, bool) {
+        self.records()
+            .into_iter()
+            .rev()
+            .find_map(|r| match r {
+                Record::End {
+                    step: s,
+                    detail,
+                    ok,
+                    ..
+                } if s == step => Some((detail, ok)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{} never ended", step.name()))
+    }
+
     /// The operations of the last run, as (step, host, kind, command).
     pub fn ops(&self) -> Vec<(String, String, OpKind, String)> {
         let records = self.records();
