@@ -7,7 +7,7 @@
 //! proves the same against HAProxy 2.6.
 
 use super::sim::{Effect, Sim};
-use super::testkit::Lab;
+use super::testkit::{Died, Lab};
 use crate::core::balancer::State;
 use crate::core::cycle::{Kind, Outcome};
 use crate::core::op::OpKind;
@@ -48,10 +48,6 @@ fn balancer_ops(lab: &Lab) -> Vec<(String, String)> {
         .collect()
 }
 
-fn steps(lab: &Lab) -> Vec<String> {
-    lab.step_marks()
-}
-
 #[tokio::test]
 async fn an_apply_moves_traffic_in_one_line_then_leaves_the_old_server_as_the_standby() {
     let lab = lb_lab();
@@ -66,7 +62,7 @@ async fn an_apply_moves_traffic_in_one_line_then_leaves_the_old_server_as_the_st
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "apply_standby",
@@ -240,7 +236,7 @@ async fn recover_settles_a_run_that_died_inside_the_switch_by_the_balancers_word
     // The line reached the balancer: the run goes forward.
     let lab = lb_lab();
     let sim = lab.sim();
-    super::tests::interrupted(&lab, &done, Some(Step::Switch));
+    lab.interrupted(&Died::apply(), &done, Some(Step::Switch));
     {
         let mut s = sim.lock();
         s.servers.insert("green".into(), (100, State::Ready));
@@ -260,7 +256,7 @@ async fn recover_settles_a_run_that_died_inside_the_switch_by_the_balancers_word
     let lab = lb_lab();
     let sim = lab.sim();
     let before = servers(&sim);
-    super::tests::interrupted(&lab, &done, Some(Step::Switch));
+    lab.interrupted(&Died::apply(), &done, Some(Step::Switch));
     let f = lab.run(&sim, None, None).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(servers(&sim), before);
@@ -282,7 +278,7 @@ async fn a_ramp_raises_the_updated_hosts_share_step_by_step_then_switches() {
         .await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "apply_standby",
@@ -337,7 +333,7 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
         .await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "apply_standby",
@@ -388,7 +384,7 @@ async fn a_ramp_is_refused_on_a_pair_that_no_balancer_splits() {
         "{}",
         f.message
     );
-    assert!(lab.steps().is_empty() || steps(&lab) == ["preflight!"]);
+    assert!(lab.steps().is_empty() || lab.step_marks() == ["preflight!"]);
 }
 
 #[tokio::test]
@@ -396,8 +392,12 @@ async fn recover_after_a_ramp_cut_off_takes_the_share_back_and_rolls_back() {
     use crate::core::cycle::Step;
     let lab = lb_lab();
     let sim = lab.sim();
-    super::tests::interrupted(
-        &lab,
+    let died = Died {
+        ramp: Some(ramp("10,50,100")),
+        ..Died::apply()
+    };
+    lab.interrupted(
+        &died,
         &[Step::Preflight, Step::ApplyStandby, Step::VerifyStandby],
         Some(Step::Ramp),
     );
@@ -410,4 +410,21 @@ async fn recover_after_a_ramp_cut_off_takes_the_share_back_and_rolls_back() {
     let s = servers(&sim);
     assert_eq!(s[0], server("blue", 100, State::Ready));
     assert_eq!(s[1].2, State::Drain);
+}
+
+#[tokio::test]
+async fn sessions_that_outlast_the_drain_timeout_are_named_and_the_run_goes_on() {
+    let lab = lb_lab();
+    let sim = lab.sim();
+    sim.fault(None, "has no current sessions", Effect::Fail, 1);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    let (detail, ok) = lab.ended(crate::core::cycle::Step::Drain);
+    assert!(ok);
+    assert!(
+        detail.contains("did not drain") && detail.contains("going on"),
+        "{detail}"
+    );
+    // The old server still becomes the standby.
+    assert_eq!(servers(&sim)[0], server("blue", 0, State::Ready));
 }

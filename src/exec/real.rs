@@ -59,19 +59,9 @@ impl<'a> RealWorld<'a> {
     /// `show stat` of the balancer, read.
     async fn stats(&self, pair: &Pair) -> Result<Vec<ServerStat>, OpError> {
         let (ssh, b) = self.balancer(pair)?;
-        let out = ssh
-            .run_with_timeout(
-                &balancer::Command::ShowStat.shell(&b.socket),
-                pair.ssh.command_timeout,
-            )
-            .await?;
-        if !out.success() {
-            return Err(OpError::Check(crate::exec::failure(
-                "`show stat` on the balancer",
-                &Ok(out),
-            )));
-        }
-        balancer::parse_stat(&out.stdout_text()).map_err(|e| OpError::Check(e.to_string()))
+        crate::io::observe::show_stat(ssh, pair, b)
+            .await
+            .map_err(OpError::Check)
     }
 
     fn session(&self, pair: &Pair, host: &str) -> Result<&'a SshHost, OpError> {

@@ -38,10 +38,6 @@ fn ended_detail(lab: &Lab, step: Step) -> String {
     lab.ended(step).0
 }
 
-fn steps(lab: &Lab) -> Vec<String> {
-    lab.step_marks()
-}
-
 #[tokio::test]
 async fn a_switchover_demotes_waits_for_the_standby_promotes_then_moves_traffic_and_follows() {
     let lab = roles_lab("");
@@ -49,7 +45,7 @@ async fn a_switchover_demotes_waits_for_the_standby_promotes_then_moves_traffic_
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "verify_standby",
@@ -102,7 +98,7 @@ async fn an_apply_updates_the_standby_hands_the_role_over_then_updates_the_old_p
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "apply_standby",
@@ -129,7 +125,7 @@ async fn a_standby_that_does_not_catch_up_is_never_promoted_and_the_old_primary_
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "apply_standby",
@@ -164,7 +160,7 @@ async fn a_demote_that_fails_resumes_the_old_primary_and_nothing_moves() {
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         ["preflight", "verify_standby", "demote!", "resume"]
     );
     assert_eq!(writable(&sim), ["blue"]);
@@ -190,11 +186,11 @@ async fn after_promote_nothing_goes_back_to_the_old_primary() {
         assert_ne!(role(&sim, "blue"), RoleState::Primary, "{piece}");
         assert!(writable(&sim).len() <= 1, "{piece}");
         assert!(
-            !steps(&lab)
+            !lab.step_marks()
                 .iter()
                 .any(|s| s == "resume" || s == "switch_back"),
             "{piece}: {:?}",
-            steps(&lab)
+            lab.step_marks()
         );
     }
 }
@@ -208,9 +204,9 @@ async fn a_hook_that_returns_before_its_host_changed_role_fails_its_step() {
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);
     assert!(
-        steps(&lab).contains(&"promote!".to_string()),
+        lab.step_marks().contains(&"promote!".to_string()),
         "{:?}",
-        steps(&lab)
+        lab.step_marks()
     );
     assert_eq!(role(&sim, "blue"), RoleState::Stopped);
     assert_eq!(role(&sim, "green"), RoleState::Standby);
@@ -230,7 +226,7 @@ async fn after_promote_a_switch_that_fails_once_is_tried_again_and_goes_forward(
     sim.fault(Some("green"), "addr add 198.51.100.100/24", Effect::Fail, 1);
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
-    let s = steps(&lab);
+    let s = lab.step_marks();
     assert_eq!(
         s.iter().filter(|s| s.starts_with("switch")).count(),
         2,
@@ -250,7 +246,7 @@ async fn an_old_primary_that_does_not_follow_is_fenced_with_the_fence_command() 
     sim.fault(Some("blue"), "db-role follow", Effect::Fail, 1);
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Incomplete, "{}", f.message);
-    assert_eq!(steps(&lab).last().map(String::as_str), Some("fence"));
+    assert_eq!(lab.step_marks().last().map(String::as_str), Some("fence"));
     let fenced: Vec<_> = lab
         .ops()
         .into_iter()
@@ -341,7 +337,7 @@ async fn a_failover_promotes_a_standby_within_max_lag_on_failover_of_the_last_po
     let f = lab.run(&sim, Some(Kind::Failover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         [
             "preflight",
             "verify_standby",
@@ -467,7 +463,7 @@ async fn a_rejoin_makes_the_failed_host_follow_the_new_primary() {
     let f = lab.run(&sim, Some(Kind::Rejoin), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
-        steps(&lab),
+        lab.step_marks(),
         ["preflight", "release", "follow", "verify_standby"]
     );
     assert_eq!(role(&sim, "blue"), RoleState::Standby);
@@ -478,70 +474,12 @@ async fn a_rejoin_makes_the_failed_host_follow_the_new_primary() {
 /// Writes the journal of a switchover with roles from blue to green that
 /// ended the steps `done` (all well) and died inside `open`.
 fn interrupted(lab: &Lab, done: &[Step], open: Step) {
-    let j = lab.journal();
-    let (run, at) = ("crashed".to_string(), "2026-11-30T00:00:00Z".to_string());
-    j.append(&Record::Start {
-        run: run.clone(),
-        pair: "web".into(),
+    let died = testkit::Died {
         kind: Kind::Switchover,
-        from: "blue".into(),
-        to: "green".into(),
-        change: None,
-        label: None,
-        hash: None,
-        operator: "tester".into(),
-        reason: None,
-        gate: None,
-        window: None,
-        forced: None,
         roles: true,
-        data_loss: None,
         ramp: None,
-        at: at.clone(),
-    })
-    .expect("start");
-    for step in done {
-        for r in [
-            Record::Begin {
-                run: run.clone(),
-                step: *step,
-                at: at.clone(),
-            },
-            Record::End {
-                run: run.clone(),
-                step: *step,
-                ok: true,
-                detail: String::new(),
-                duration_ms: 0,
-                commands: vec![],
-                at: at.clone(),
-            },
-        ] {
-            j.append(&r).expect("a record");
-        }
-    }
-    j.append(&Record::Begin {
-        run,
-        step: open,
-        at: at.clone(),
-    })
-    .expect("begin");
-    let moved = done.contains(&Step::Switch);
-    let (p, s) = if moved {
-        ("green", "blue")
-    } else {
-        ("blue", "green")
     };
-    StateStore::new(&lab.state_dir())
-        .save(&crate::store::state::PairState {
-            pair: "web".into(),
-            primary: p.into(),
-            standby: s.into(),
-            updated_at: at.clone(),
-            source: "test".into(),
-            failed: None,
-        })
-        .expect("state");
+    lab.interrupted(&died, done, Some(open));
 }
 
 /// Issue 14: `recover` after the controller died at any point of a

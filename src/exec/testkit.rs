@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::sim::Sim;
 use super::World;
 use crate::config::{self, Config, Pair};
-use crate::core::cycle::Kind;
+use crate::core::cycle::{Kind, Step};
 use crate::core::gate::Member;
 use crate::core::op::OpKind;
 use crate::exec::run::{self, Event, Finished, Places, Progress, Request};
@@ -253,6 +253,99 @@ impl Lab {
             .load("web")
             .expect("the state reads")
             .and_then(|s| s.failed)
+    }
+}
+
+/// What the start record of a run that died says: its kind (an apply
+/// applies `v2`), whether it handed the role over, its ramp.
+pub struct Died {
+    /// The kind of run.
+    pub kind: Kind,
+    /// It handed the primary role over (role hooks).
+    pub roles: bool,
+    /// `apply --ramp`.
+    pub ramp: Option<crate::core::ramp::Ramp>,
+}
+
+impl Died {
+    /// A plain apply of `v2`.
+    pub fn apply() -> Died {
+        Died {
+            kind: Kind::Apply,
+            roles: false,
+            ramp: None,
+        }
+    }
+}
+
+impl Lab {
+    /// Writes the journal and the recorded roles of a run `died` from
+    /// blue to green that ended the steps `done` (all well) and died
+    /// inside `open`.
+    pub fn interrupted(&self, died: &Died, done: &[Step], open: Option<Step>) {
+        let j = self.journal();
+        let (run, at) = ("crashed".to_string(), "2026-11-30T00:00:00Z".to_string());
+        let change = (died.kind == Kind::Apply).then(|| "v2".to_string());
+        let mut records = vec![Record::Start {
+            run: run.clone(),
+            pair: "web".into(),
+            kind: died.kind,
+            from: "blue".into(),
+            to: "green".into(),
+            change: change.clone(),
+            label: change,
+            hash: None,
+            operator: "tester".into(),
+            reason: None,
+            gate: None,
+            window: None,
+            forced: None,
+            roles: died.roles,
+            data_loss: None,
+            ramp: died.ramp.clone(),
+            at: at.clone(),
+        }];
+        for step in done {
+            records.push(Record::Begin {
+                run: run.clone(),
+                step: *step,
+                at: at.clone(),
+            });
+            records.push(Record::End {
+                run: run.clone(),
+                step: *step,
+                ok: true,
+                detail: String::new(),
+                duration_ms: 0,
+                commands: vec![],
+                at: at.clone(),
+            });
+        }
+        if let Some(step) = open {
+            records.push(Record::Begin {
+                run,
+                step,
+                at: at.clone(),
+            });
+        }
+        for r in &records {
+            j.append(r).expect("a record");
+        }
+        let (primary, standby) = if done.contains(&Step::Switch) {
+            ("green", "blue")
+        } else {
+            ("blue", "green")
+        };
+        StateStore::new(&self.state_dir())
+            .save(&crate::store::state::PairState {
+                pair: "web".into(),
+                primary: primary.into(),
+                standby: standby.into(),
+                updated_at: at,
+                source: "test".into(),
+                failed: None,
+            })
+            .expect("state");
     }
 }
 

@@ -611,74 +611,8 @@ async fn recover_with_nothing_interrupted_puts_a_lost_vip_back_on_the_recorded_p
 use crate::core::cycle::Step;
 use crate::store::journal::Record;
 
-/// Writes the journal and the roles of an apply of `v2` from blue to green
-/// that ended the steps `done` (all well) and died inside `open`.
-pub(super) fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
-    let j = lab.journal();
-    let run = "crashed".to_string();
-    let at = "2026-11-30T00:00:00Z".to_string();
-    j.append(&Record::Start {
-        run: run.clone(),
-        pair: "web".into(),
-        kind: Kind::Apply,
-        from: "blue".into(),
-        to: "green".into(),
-        change: Some("v2".into()),
-        label: Some("v2".into()),
-        hash: None,
-        operator: "tester".into(),
-        reason: None,
-        gate: None,
-        window: None,
-        forced: None,
-        roles: false,
-        data_loss: None,
-        ramp: None,
-        at: at.clone(),
-    })
-    .unwrap();
-    for step in done {
-        j.append(&Record::Begin {
-            run: run.clone(),
-            step: *step,
-            at: at.clone(),
-        })
-        .unwrap();
-        j.append(&Record::End {
-            run: run.clone(),
-            step: *step,
-            ok: true,
-            detail: String::new(),
-            duration_ms: 0,
-            commands: vec![],
-            at: at.clone(),
-        })
-        .unwrap();
-    }
-    if let Some(step) = open {
-        j.append(&Record::Begin {
-            run: run.clone(),
-            step,
-            at,
-        })
-        .unwrap();
-    }
-    let moved = done.contains(&Step::Switch);
-    let (p, s) = if moved {
-        ("green", "blue")
-    } else {
-        ("blue", "green")
-    };
-    crate::store::state::StateStore::new(&lab.state_dir())
-        .save(&crate::store::state::PairState {
-            pair: "web".into(),
-            primary: p.into(),
-            standby: s.into(),
-            updated_at: "2026-11-30T00:00:00Z".into(),
-            source: "test".into(),
-            failed: None,
-        })
-        .unwrap();
+fn interrupted(lab: &Lab, done: &[Step], open: Option<Step>) {
+    lab.interrupted(&super::testkit::Died::apply(), done, open);
 }
 
 fn put_vip(sim: &super::sim::Sim, on: &[&str]) {

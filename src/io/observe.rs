@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::config::{CheckKind, Dns, Host, Pair, Traffic};
+use crate::config::{CheckKind, Dns, Haproxy, Host, Pair, Traffic};
 use crate::core::assess::{
     CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen, Version,
 };
@@ -39,20 +39,22 @@ pub struct Observed {
 /// Observes a pair: both hosts and the traffic switch, all at once.
 pub async fn observe(pair: &Pair) -> Observed {
     let [a, b] = &pair.hosts;
-    let balancer = async {
+    // The traffic switch is asked beside the hosts; a balancer over a
+    // session of its own, kept for the run.
+    let traffic = async {
         match &pair.traffic {
-            Traffic::Haproxy(h) => Some(SshHost::connect(Target::new(&h.host, &pair.ssh)).await),
-            _ => None,
+            Traffic::Haproxy(h) => {
+                let connected = SshHost::connect(Target::new(&h.host, &pair.ssh)).await;
+                let seen =
+                    observe_balancer(pair, h, connected.as_ref().map_err(SshError::to_string))
+                        .await;
+                (seen, connected.ok())
+            }
+            _ => (observe_traffic(pair).await, None),
         }
     };
-    let ((seen_a, ssh_a), (seen_b, ssh_b), balancer) =
-        tokio::join!(observe_host(pair, a), observe_host(pair, b), balancer);
-    let traffic = match &balancer {
-        Some(connected) => {
-            observe_balancer(pair, connected.as_ref().map_err(SshError::to_string)).await
-        }
-        None => observe_traffic(pair).await,
-    };
+    let ((seen_a, ssh_a), (seen_b, ssh_b), (traffic, balancer)) =
+        tokio::join!(observe_host(pair, a), observe_host(pair, b), traffic);
     Observed {
         seen: PairSeen {
             hosts: [seen_a, seen_b],
@@ -61,7 +63,7 @@ pub async fn observe(pair: &Pair) -> Observed {
             last_run: LastRun::Settled,
         },
         sessions: [ssh_a, ssh_b],
-        balancer: balancer.and_then(Result::ok),
+        balancer,
     }
 }
 
@@ -90,7 +92,7 @@ pub async fn observe_with(
                         h.host.name
                     )
                 });
-                observe_balancer(pair, connected).await
+                observe_balancer(pair, h, connected).await
             }
             _ => observe_traffic(pair).await,
         }
@@ -201,7 +203,8 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
             let (answers, key) = tokio::join!(answers, prove_key(d, timeout));
             TrafficSeen::Dns { answers, key }
         }
-        // Asked over the balancer's session: `observe_balancer`.
+        // Asked over the balancer's session (`observe_balancer`), which
+        // both callers open or keep; never here.
         Traffic::Haproxy(h) => TrafficSeen::Balancer {
             backend: h.backend.clone(),
             weight: h.weight,
@@ -222,32 +225,41 @@ async fn observe_traffic(pair: &Pair) -> TrafficSeen {
 
 /// Asks the balancer, over its session (or why there is none), for every
 /// server's statistics.
-async fn observe_balancer(pair: &Pair, connected: Result<&SshHost, String>) -> TrafficSeen {
-    let Traffic::Haproxy(h) = &pair.traffic else {
-        return observe_traffic(pair).await;
-    };
+async fn observe_balancer(
+    pair: &Pair,
+    h: &Haproxy,
+    connected: Result<&SshHost, String>,
+) -> TrafficSeen {
     let stats = match connected {
         Err(e) => Err(e),
-        Ok(ssh) => {
-            let line = crate::core::balancer::Command::ShowStat.shell(&h.socket);
-            match ssh.run_with_timeout(&line, pair.ssh.command_timeout).await {
-                Ok(o) if o.success() => crate::core::balancer::parse_stat(&o.stdout_text())
-                    .map_err(|e| e.to_string()),
-                Ok(o) => Err(format!(
-                    "`show stat` through {} exited {}: {} (is socat installed there, and may {} write the socket?)",
-                    h.socket,
-                    o.status.map_or("by a signal".into(), |c| c.to_string()),
-                    o.stderr_text().trim().lines().last().unwrap_or_default(),
-                    pair.ssh.user
-                )),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        Ok(ssh) => show_stat(ssh, pair, h).await,
     };
     TrafficSeen::Balancer {
         backend: h.backend.clone(),
         weight: h.weight,
         stats,
+    }
+}
+
+/// The balancer's `show stat` over its session, read, or why not.
+pub async fn show_stat(
+    ssh: &SshHost,
+    pair: &Pair,
+    h: &Haproxy,
+) -> Result<Vec<crate::core::balancer::ServerStat>, String> {
+    let line = crate::core::balancer::Command::ShowStat.shell(&h.socket);
+    match ssh.run_with_timeout(&line, pair.ssh.command_timeout).await {
+        Ok(o) if o.success() => {
+            crate::core::balancer::parse_stat(&o.stdout_text()).map_err(|e| e.to_string())
+        }
+        Ok(o) => Err(format!(
+            "`show stat` through {} exited {}: {} (is socat installed there, and may {} write the socket?)",
+            h.socket,
+            o.status.map_or("by a signal".into(), |c| c.to_string()),
+            o.stderr_text().trim().lines().last().unwrap_or_default(),
+            pair.ssh.user
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
