@@ -109,15 +109,22 @@ pub fn shell(commands: &[Command], socket: &str) -> String {
 
 /// The runtime API's commands that make `to` the only server of `backend`
 /// taking new requests, at `weight`, and let `from` finish what it has:
-/// `to` weighted and ready first (the first two), then `from` draining.
+/// `to` weighted and ready first (`take_commands`), then `from` draining.
 pub fn switch_commands(backend: &str, from: &str, to: &str, weight: u32) -> Vec<Command> {
-    let mut commands = weight_and_state(backend, to, weight, State::Ready);
+    let mut commands = take_commands(backend, to, weight);
     commands.push(Command::State {
         backend: backend.to_string(),
         server: from.to_string(),
         state: State::Drain,
     });
     commands
+}
+
+/// The commands that make `to` take new requests at `weight` (ready),
+/// leaving the other server as it is: a failover's switch, whose fence
+/// left the old primary's server in maintenance.
+pub fn take_commands(backend: &str, to: &str, weight: u32) -> Vec<Command> {
+    weight_and_state(backend, to, weight, State::Ready)
 }
 
 /// The commands that leave a drained `server` as a standby waits: weight

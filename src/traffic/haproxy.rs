@@ -104,10 +104,11 @@ pub async fn switch<W: World>(
             )))
         }
     }
-    let mut commands = balancer::switch_commands(&b.backend, &from.name, &to.name, b.weight);
-    if mode == Mode::Failover {
-        commands.truncate(2);
-    }
+    let commands = if mode == Mode::Failover {
+        balancer::take_commands(&b.backend, &to.name, b.weight)
+    } else {
+        balancer::switch_commands(&b.backend, &from.name, &to.name, b.weight)
+    };
     send(x, commands, &format!("moving {} to {}", b.backend, to.name)).await?;
     match holder(x, b).await {
         Holder::Host(h) if h == to.name => Ok(Switched {
