@@ -21,7 +21,7 @@ use crate::store::state::StateStore;
 /// The exit code of one run's end.
 pub fn exit_of(f: &Finished) -> Exit {
     match f.outcome {
-        Outcome::Ok => Exit::Ok,
+        Outcome::Ok | Outcome::Held => Exit::Ok,
         Outcome::RolledBack => Exit::RolledBack,
         Outcome::Incomplete => Exit::Degraded,
         Outcome::Operator => Exit::Operator,

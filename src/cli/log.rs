@@ -219,6 +219,7 @@ fn at(r: &Record) -> &str {
         Record::Start { at, .. }
         | Record::Begin { at, .. }
         | Record::End { at, .. }
+        | Record::Sample { at, .. }
         | Record::Finish { at, .. } => at,
     }
 }
@@ -290,6 +291,7 @@ fn print_record(r: &Record) {
                 }
             }
         }
+        Record::Sample { sample, at, .. } => say!("{at}  sample {}", sample.sentence()),
         Record::Finish {
             outcome,
             message,

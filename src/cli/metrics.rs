@@ -81,7 +81,7 @@ pub fn render(config: &Config) -> String {
         // An unreadable journal counts as unsettled: someone must look.
         let unsettled = !matches!(
             crate::store::history::last_run(&config.settings.state_dir, name),
-            Ok(LastRun::Settled | LastRun::InProgress { .. })
+            Ok(LastRun::Settled | LastRun::InProgress { .. } | LastRun::Held { .. })
         );
         let _ = writeln!(
             interrupted,
@@ -193,6 +193,7 @@ mod tests {
             roles: false,
             data_loss: None,
             ramp: None,
+            experiment: None,
             at: at.into(),
         })
         .unwrap();

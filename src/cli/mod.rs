@@ -1,6 +1,8 @@
 //! The command line: argument parsing, configuration loading with readable
 //! diagnostics, dispatch to the commands, and exit codes.
 
+mod ab;
+mod abreport;
 pub(crate) mod apply;
 pub mod exit;
 mod log;
@@ -163,6 +165,59 @@ pub enum Command {
         #[arg(long, env = "BATON_REASON")]
         reason: Option<String>,
     },
+    /// An A/B experiment on a pair behind a balancer (traffic method
+    /// haproxy). Start one with --change: the change is applied to the
+    /// standby, which then gets --weight percent of new requests; every
+    /// --interval both hosts are compared (error rate, response time) and
+    /// the first interval in which the updated host does worse aborts it
+    /// (exit 1: all requests back, the change rolled back). Watched --for
+    /// that long, then held (exit 0) until --end. --report shows it;
+    /// --end --keep new finishes the cycle, --keep old rolls it back.
+    Ab {
+        /// The pair.
+        pair: String,
+        /// Start an experiment of this change (`[changes.NAME]`).
+        #[arg(long, conflicts_with_all = ["report", "end"], requires_all = ["weight", "length"])]
+        change: Option<String>,
+        /// The percentage of new requests the updated host gets (1 to 99).
+        #[arg(long, value_name = "PERCENT", requires = "change")]
+        weight: Option<u32>,
+        /// How long baton watches it, like `1h`; then the split is held,
+        /// unwatched, until --end.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration, requires = "change")]
+        length: Option<std::time::Duration>,
+        /// How often the two hosts are sampled and compared.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+        interval: std::time::Duration,
+        /// Why (recorded in the journal; required to start or end one, or
+        /// from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
+        /// Start even if the environment gate is closed; needs --reason.
+        #[arg(long, requires_all = ["reason", "change"])]
+        skip_gate: bool,
+        /// Start even outside the maintenance window; needs --reason.
+        #[arg(long, requires_all = ["reason", "change"])]
+        ignore_window: bool,
+        /// Show the experiment's samples, interval by interval, and the
+        /// totals (the last experiment, or --run).
+        #[arg(long, conflicts_with = "end")]
+        report: bool,
+        /// With --report: also write an SVG plot of both hosts to FILE.
+        #[arg(long, value_name = "FILE", requires = "report")]
+        svg: Option<PathBuf>,
+        /// With --report: this run instead of the last experiment.
+        #[arg(long, requires = "report")]
+        run: Option<String>,
+        /// End the held experiment (asking a process still watching it to
+        /// stop first).
+        #[arg(long, requires = "keep")]
+        end: bool,
+        /// Which version --end keeps: `new` (switch, update the old
+        /// primary) or `old` (all requests back, roll the change back).
+        #[arg(long, value_enum, requires = "end")]
+        keep: Option<KeepArg>,
+    },
     /// Finish or undo an interrupted run from its journal and from where
     /// traffic really is.
     Recover {
@@ -185,6 +240,15 @@ pub enum Command {
         #[arg(long)]
         outcome: Option<String>,
     },
+}
+
+/// Which version `ab --end` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeepArg {
+    /// The old version: all requests back, the change rolled back.
+    Old,
+    /// The new version: the switch, then the old primary updated.
+    New,
 }
 
 /// Entry point of the binary.
@@ -255,13 +319,29 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Switchover { pair, .. }
         | Command::Failover { pair, .. }
-        | Command::Rejoin { pair, .. } => vec![pair.clone()],
+        | Command::Rejoin { pair, .. }
+        | Command::Ab { pair, .. } => vec![pair.clone()],
     };
-    if let Command::Apply { reason, .. }
-    | Command::Switchover { reason, .. }
-    | Command::Failover { reason, .. }
-    | Command::Rejoin { reason, .. } = &cli.command
+    let ab_changes = matches!(&cli.command, Command::Ab { change, end, .. } if change.is_some() || *end);
+    if let Command::Ab {
+        change: None,
+        end: false,
+        report: false,
+        ..
+    } = &cli.command
     {
+        eprintln!("baton: ab needs one of --change NAME --weight PERCENT --for DURATION (start), --report, or --end --keep new|old. Nothing was done.");
+        return Exit::Config;
+    }
+    let mutating = match &cli.command {
+        Command::Apply { reason, .. }
+        | Command::Switchover { reason, .. }
+        | Command::Failover { reason, .. }
+        | Command::Rejoin { reason, .. } => Some(reason),
+        Command::Ab { reason, .. } if ab_changes => Some(reason),
+        _ => None,
+    };
+    if let Some(reason) = mutating {
         if reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
             eprintln!("baton: say why with --reason TEXT (or BATON_REASON in the environment of a timer or cron job): every run records who, when and why. Nothing was done.");
             return Exit::Config;
@@ -295,7 +375,7 @@ fn run(cli: Cli) -> Exit {
     }
     let wanted = match &cli.command {
         Command::Apply { change, .. } => Some(change),
-        Command::Plan { change, .. } => change.as_ref(),
+        Command::Plan { change, .. } | Command::Ab { change, .. } => change.as_ref(),
         _ => None,
     };
     if let Some(change) = wanted {
@@ -358,6 +438,8 @@ fn run(cli: Cli) -> Exit {
         force: false,
         accept_data_loss: false,
         ramp: None,
+        experiment: None,
+        decide: None,
     };
     let req = match &cli.command {
         Command::Apply {
@@ -407,6 +489,50 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false, false),
         Command::Recover { .. } => request(None, None, &None, false, false),
+        Command::Ab {
+            change,
+            weight,
+            length,
+            interval,
+            reason,
+            skip_gate,
+            ignore_window,
+            svg,
+            run,
+            keep,
+            ..
+        } => {
+            let action = match (change, keep) {
+                (Some(change), _) => {
+                    let (Some(weight), Some(length)) = (weight, length) else {
+                        return Exit::Internal;
+                    };
+                    match crate::core::experiment::Experiment::new(*weight, *length, *interval) {
+                        Ok(experiment) => ab::Action::Start {
+                            change: change.clone(),
+                            experiment,
+                        },
+                        Err(e) => {
+                            eprintln!("baton: {e}. Nothing was done.");
+                            return Exit::Config;
+                        }
+                    }
+                }
+                (None, Some(keep)) => ab::Action::End(match keep {
+                    KeepArg::Old => run::Keep::Old,
+                    KeepArg::New => run::Keep::New,
+                }),
+                (None, None) => ab::Action::Report {
+                    run: run.clone(),
+                    svg: svg.clone(),
+                },
+            };
+            let Some(pair) = config.pairs.values().next() else {
+                return Exit::Internal;
+            };
+            let base = request(None, None, reason, *skip_gate, *ignore_window);
+            return block_on(runtime, ab::run(&config, pair, action, base, cli.json));
+        }
         Command::Plan { change, .. } => {
             let kind = if change.is_some() {
                 Kind::Apply

@@ -182,6 +182,7 @@ pub fn build(
         }
     }
     let cycle = Cycle {
+        experiment: None,
         kind,
         from,
         to,
@@ -193,7 +194,7 @@ pub fn build(
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
-    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), false)) {
+    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), false, false)) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
         } else {

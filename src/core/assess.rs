@@ -207,6 +207,23 @@ pub enum LastRun {
         pid: u32,
         /// Who started it.
         operator: String,
+        /// It splits requests between the hosts (a ramp, an A/B
+        /// experiment): both taking requests is expected.
+        splits: bool,
+    },
+    /// An A/B experiment holds the pair: a share of new requests goes to
+    /// the updated standby until the operator ends it.
+    Held {
+        /// The pair (for the command to run).
+        pair: String,
+        /// Its run id.
+        run: String,
+        /// The updated host.
+        to: String,
+        /// Its share of new requests, percent.
+        percent: u8,
+        /// The change it runs.
+        change: String,
     },
     /// It never finished and no process holds the lock: the controller was
     /// killed or lost power. Traffic may move when it is settled.
@@ -298,6 +315,9 @@ pub enum Drift {
     BalancerWeight,
     /// A balancer: a server is in maintenance.
     BalancerMaint,
+    /// An A/B experiment holds the pair (a share of requests on the
+    /// updated standby until the operator ends it).
+    Experiment,
 }
 
 /// The overall verdict.
@@ -387,7 +407,13 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         );
     }
     let holder = classified.holder;
+    // A ramp going on, or an A/B experiment, splits requests on purpose.
+    let split_on_purpose = matches!(
+        seen.last_run,
+        LastRun::InProgress { splits: true, .. } | LastRun::Held { .. }
+    );
     match &holder {
+        Holder::Both if split_on_purpose => {}
         Holder::Both => add(
             Drift::SplitBrain,
             Severity::Operator,
@@ -408,7 +434,22 @@ pub fn assess(seen: &PairSeen) -> Assessment {
 
     match &seen.last_run {
         LastRun::Settled => {}
-        LastRun::InProgress { run, pid, operator } => add(
+        LastRun::Held {
+            pair,
+            run,
+            to,
+            percent,
+            change,
+        } => add(
+            Drift::Experiment,
+            Severity::Degraded,
+            format!(
+                "an A/B experiment (run {run}) sends {percent}% of new requests to {to}, which runs change {change}; end it with `baton ab {pair} --end --keep new|old`"
+            ),
+        ),
+        LastRun::InProgress {
+            run, pid, operator, ..
+        } => add(
             Drift::InProgress,
             Severity::Degraded,
             format!(
@@ -981,6 +1022,7 @@ mod tests {
             run: "r2".into(),
             pid: 42,
             operator: "alice".into(),
+            splits: false,
         };
         let a = assess(&seen);
         assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);

@@ -41,6 +41,10 @@ impl State {
 pub enum Command {
     /// Every proxy's and server's statistics.
     ShowStat,
+    /// Resets the highest values (`*_max`) of every proxy's and server's
+    /// statistics; totals are not touched (an A/B interval's own highest
+    /// response time).
+    ClearCounters,
     /// A server's weight (0 to 256).
     Weight {
         /// The backend.
@@ -69,6 +73,7 @@ impl Command {
     pub fn line(&self) -> String {
         match self {
             Command::ShowStat => "show stat".to_string(),
+            Command::ClearCounters => "clear counters".to_string(),
             Command::Weight {
                 backend,
                 server,
@@ -203,6 +208,9 @@ pub struct ServerStat {
     pub errors: u64,
     /// Mean response time over its last 1024 requests, ms (`rtime`).
     pub response_ms: Option<u64>,
+    /// The highest response time since the counters were last cleared,
+    /// ms (`rtime_max`).
+    pub response_max_ms: Option<u64>,
 }
 
 impl ServerStat {
@@ -269,6 +277,7 @@ pub fn parse_stat(text: &str) -> Result<Vec<ServerStat>, StatError> {
     let (stot, hrsp_5xx) = (column("stot")?, column("hrsp_5xx")?);
     let req_tot = index.get("req_tot").copied();
     let rtime = index.get("rtime").copied();
+    let rtime_max = index.get("rtime_max").copied();
     let mut out = Vec::new();
     for line in lines {
         if line.trim().is_empty() || line.starts_with('#') {
@@ -306,6 +315,10 @@ pub fn parse_stat(text: &str) -> Result<Vec<ServerStat>, StatError> {
                 Some(i) if !field(i).is_empty() => Some(number("rtime", i)?),
                 _ => None,
             },
+            response_max_ms: match rtime_max {
+                Some(i) if !field(i).is_empty() => Some(number("rtime_max", i)?),
+                _ => None,
+            },
             server,
         });
     }
@@ -315,10 +328,11 @@ pub fn parse_stat(text: &str) -> Result<Vec<ServerStat>, StatError> {
 /// `show stat` as HAProxy prints it, with only the columns baton reads
 /// (the simulation's balancer answers with it).
 pub fn render_stat(stats: &[ServerStat]) -> String {
-    let mut out = String::from("# pxname,svname,scur,stot,status,weight,hrsp_5xx,req_tot,rtime,\n");
+    let mut out =
+        String::from("# pxname,svname,scur,stot,status,weight,hrsp_5xx,req_tot,rtime,rtime_max,\n");
     for s in stats {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},\n",
+            "{},{},{},{},{},{},{},{},{},{},\n",
             s.backend,
             s.server,
             s.sessions,
@@ -327,7 +341,8 @@ pub fn render_stat(stats: &[ServerStat]) -> String {
             s.weight,
             s.errors,
             s.requests,
-            s.response_ms.map(|r| r.to_string()).unwrap_or_default()
+            s.response_ms.map(|r| r.to_string()).unwrap_or_default(),
+            s.response_max_ms.map(|r| r.to_string()).unwrap_or_default()
         ));
     }
     out.push('\n');
@@ -359,8 +374,9 @@ pub fn ramp_weights(percent: u8) -> (u32, u32) {
 
 /// One host's requests over a step: counter deltas between two `show
 /// stat` snapshots (a counter that went back, after a reload, counts from
-/// 0), and its mean response time at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// 0), its mean response time at the end, and its highest response time
+/// (since the counters were last cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// Requests sent to it during the step.
     pub requests: u64,
@@ -368,6 +384,9 @@ pub struct Window {
     pub errors: u64,
     /// Its mean response time at the step's end, ms.
     pub response_ms: Option<u64>,
+    /// Its highest response time, ms, when the balancer says.
+    #[serde(default)]
+    pub response_max_ms: Option<u64>,
 }
 
 impl std::fmt::Display for Window {
@@ -380,7 +399,11 @@ impl std::fmt::Display for Window {
             self.error_percent(),
             self.response_ms
                 .map_or("unknown".to_string(), |r| format!("{r} ms"))
-        )
+        )?;
+        match self.response_max_ms {
+            Some(high) => write!(f, ", high {high} ms"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -404,6 +427,7 @@ impl Window {
             requests: delta(before.requests, after.requests),
             errors: delta(before.errors, after.errors),
             response_ms: after.response_ms,
+            response_max_ms: after.response_max_ms,
         }
     }
 
@@ -716,6 +740,7 @@ mod tests {
             requests,
             errors,
             response_ms: Some(response_ms),
+            response_max_ms: None,
         }
     }
 

@@ -96,6 +96,16 @@ pub enum Step {
     /// standby (`to`), step by step, each step compared between the two
     /// hosts; the last step is the switch that follows.
     Ramp,
+    /// An A/B experiment (behind a balancer): a fixed share of new
+    /// requests to the standby (`to`), sampled and compared with the old
+    /// primary every interval while baton watches; ending well, the run is
+    /// held with the split until the operator decides.
+    Experiment,
+    /// The operator's decision that ends a held run (`baton ab PAIR --end
+    /// --keep new|old`): ok goes on to the switch, not ok undoes the run
+    /// (a switch back, then the change's rollback). Journaled as one
+    /// record, with no begin: it performs nothing.
+    Decide,
 }
 
 /// What a run's steps are made of besides its kind, fixed when it starts
@@ -110,15 +120,20 @@ pub enum Shape {
     /// An apply ramped through a balancer (`--ramp`): the standby gets a
     /// growing share of requests before the switch.
     Ramp,
+    /// An apply with an A/B experiment (`baton ab`): the standby gets a
+    /// fixed share of requests, and the run is held until the operator
+    /// decides.
+    Experiment,
 }
 
 impl Shape {
     /// The shape of a run from its start record's flags.
-    pub fn of(roles: bool, ramp: bool) -> Shape {
-        match (roles, ramp) {
-            (true, _) => Shape::Roles,
-            (false, true) => Shape::Ramp,
-            (false, false) => Shape::Plain,
+    pub fn of(roles: bool, ramp: bool, experiment: bool) -> Shape {
+        match (roles, ramp, experiment) {
+            (true, _, _) => Shape::Roles,
+            (false, true, _) => Shape::Ramp,
+            (false, false, true) => Shape::Experiment,
+            (false, false, false) => Shape::Plain,
         }
     }
 }
@@ -145,6 +160,8 @@ impl Step {
             Step::Follow => "follow",
             Step::Resume => "resume",
             Step::Ramp => "ramp",
+            Step::Experiment => "experiment",
+            Step::Decide => "decide",
         }
     }
 
@@ -157,7 +174,8 @@ impl Step {
             | Step::VerifyStandby
             | Step::RollbackStandby
             | Step::Release
-            | Step::Promote => to.to_string(),
+            | Step::Promote
+            | Step::Decide => to.to_string(),
             // A rejoin's repaired host follows; otherwise the old primary.
             Step::Follow if kind == Kind::Rejoin => to.to_string(),
             Step::ApplyOldPrimary
@@ -168,7 +186,7 @@ impl Step {
             | Step::Follow
             | Step::Resume => from.to_string(),
             Step::CatchUp => format!("{to}<-{from}"),
-            Step::Switch | Step::Ramp => format!("{from}->{to}"),
+            Step::Switch | Step::Ramp | Step::Experiment => format!("{from}->{to}"),
             Step::SwitchBack => format!("{to}->{from}"),
             Step::VerifyService => format!("service->{to}"),
         }
@@ -177,7 +195,10 @@ impl Step {
     /// Whether the step moves traffic (its interruption must be resolved
     /// by asking where traffic is, never by guessing).
     pub fn moves_traffic(self) -> bool {
-        matches!(self, Step::Switch | Step::SwitchBack | Step::Ramp)
+        matches!(
+            self,
+            Step::Switch | Step::SwitchBack | Step::Ramp | Step::Experiment
+        )
     }
 }
 
@@ -187,6 +208,9 @@ impl Step {
 pub enum Outcome {
     /// Everything done.
     Ok,
+    /// Held for the operator's decision (an A/B experiment's split): the
+    /// run is not finished, and no finish record is written.
+    Held,
     /// Failed before or at the switch and undone: traffic on the old primary.
     RolledBack,
     /// Traffic moved and verified, but the old primary is not updated/healthy.
@@ -202,6 +226,7 @@ impl Outcome {
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Held => "held",
             Outcome::RolledBack => "rolled_back",
             Outcome::Incomplete => "incomplete",
             Outcome::Operator => "operator",
@@ -240,7 +265,12 @@ pub fn sequence_for(kind: Kind, shape: Shape) -> Vec<Step> {
             steps.insert(3, Ramp);
             return steps;
         }
-        (Shape::Ramp, _) => return sequence(kind),
+        (Shape::Experiment, Kind::Apply) => {
+            let mut steps = sequence(kind);
+            steps.splice(3..3, [Experiment, Decide]);
+            return steps;
+        }
+        (Shape::Ramp | Shape::Experiment, _) => return sequence(kind),
         (Shape::Roles, _) => {}
     }
     match kind {
@@ -397,8 +427,17 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
             (Step::Follow | Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
                 Next::Finish(Outcome::Incomplete)
             }
-            // A ramp is never part of a hand-over (refused before it starts).
-            (Step::SwitchBack | Step::Fence | Step::Release | Step::Ramp, false) => {
+            // A ramp or an experiment is never part of a hand-over (refused
+            // before it starts).
+            (
+                Step::SwitchBack
+                | Step::Fence
+                | Step::Release
+                | Step::Ramp
+                | Step::Experiment
+                | Step::Decide,
+                false,
+            ) => {
                 Next::Finish(Outcome::Operator)
             }
             (step, true) => next_forward(&forward, step),
@@ -414,9 +453,16 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
         // Forward failures.
         (Step::Preflight, false) => Next::Finish(Outcome::NotStarted),
         (Step::ApplyStandby | Step::VerifyStandby, false) => undo_standby(ended),
-        // A failed switch may have half happened, and a failed ramp leaves
-        // a share on the standby: put traffic back first.
-        (Step::Switch | Step::VerifyService | Step::Ramp, false) => Next::Run(Step::SwitchBack),
+        // A failed switch may have half happened, and a failed ramp or
+        // experiment (or the decision to keep the old version) leaves a
+        // share on the standby: put traffic back first.
+        (
+            Step::Switch | Step::VerifyService | Step::Ramp | Step::Experiment | Step::Decide,
+            false,
+        ) => Next::Run(Step::SwitchBack),
+        // A watched experiment that ended well holds its split until the
+        // operator decides.
+        (Step::Experiment, true) => Next::Finish(Outcome::Held),
         // Traffic is already safe on the new primary: go on.
         (Step::Drain, false) => next_forward(&forward, Step::Drain),
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
@@ -537,6 +583,11 @@ pub fn resolve_interrupted_for(kind: Kind, shape: Shape, step: Step, holder: Sid
         // A ramp never counts as done when interrupted: its comparison is
         // lost, so traffic goes back and the change is rolled back.
         (Step::Ramp, _) => ended(false),
+        // An experiment whose watcher died: a split still in place is what
+        // the operator asked for, held (unwatched) until they decide;
+        // anything else goes back like a failed ramp.
+        (Step::Experiment, Side::Split) => ended(true),
+        (Step::Experiment, _) => ended(false),
         // Rollback steps restore a known state and must be safe to repeat;
         // fencing, releasing, resuming and following are idempotent.
         (Step::RollbackStandby | Step::Fence | Step::Release | Step::Resume | Step::Follow, _) => {
@@ -1182,8 +1233,120 @@ mod tests {
             sequence_for(Kind::Switchover, Shape::Ramp),
             sequence(Kind::Switchover)
         );
-        assert_eq!(Shape::of(true, true), Shape::Roles);
-        assert_eq!(Shape::of(false, true), Shape::Ramp);
+        assert_eq!(Shape::of(true, true, false), Shape::Roles);
+        assert_eq!(Shape::of(false, true, false), Shape::Ramp);
+        assert_eq!(Shape::of(false, false, true), Shape::Experiment);
+        assert_eq!(Shape::of(true, false, true), Shape::Roles);
+    }
+
+    /// Runs an experiment's apply: to its hold, then on from the
+    /// operator's decision (`keep` new or old), failing the steps listed.
+    fn experiment(keep_new: bool, failing: &[Step]) -> (Vec<Step>, Outcome, Vec<Step>, Outcome) {
+        let shape = Shape::Experiment;
+        let mut ended = Vec::new();
+        let mut held = Vec::new();
+        loop {
+            match decide_for(Kind::Apply, shape, &ended) {
+                Next::Finish(o) if o != Outcome::Held => return (held, o, vec![], o),
+                Next::Finish(_) => break,
+                Next::Run(s) => {
+                    held.push(s);
+                    ended.push(Ended {
+                        step: s,
+                        ok: !failing.contains(&s),
+                    });
+                }
+            }
+        }
+        ended.push(Ended {
+            step: Step::Decide,
+            ok: keep_new,
+        });
+        let mut after = Vec::new();
+        loop {
+            match decide_for(Kind::Apply, shape, &ended) {
+                Next::Finish(o) => return (held, Outcome::Held, after, o),
+                Next::Run(s) => {
+                    assert!(after.len() < 20, "runaway: {after:?}");
+                    after.push(s);
+                    ended.push(Ended {
+                        step: s,
+                        ok: !failing.contains(&s),
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_experiment_is_held_until_the_operator_decides() {
+        use Step::*;
+        let (held, o, after, end) = experiment(true, &[]);
+        assert_eq!(
+            (held.as_slice(), o),
+            (
+                &[Preflight, ApplyStandby, VerifyStandby, Experiment][..],
+                Outcome::Held
+            )
+        );
+        assert_eq!(
+            (after.as_slice(), end),
+            (
+                &[
+                    Switch,
+                    VerifyService,
+                    Drain,
+                    ApplyOldPrimary,
+                    VerifyOldPrimary
+                ][..],
+                Outcome::Ok
+            )
+        );
+        // Keeping the old version undoes the run.
+        let (_, _, after, end) = experiment(false, &[]);
+        assert_eq!(
+            (after.as_slice(), end),
+            (&[SwitchBack, RollbackStandby][..], Outcome::RolledBack)
+        );
+        // Keeping the new one whose switch fails goes back too.
+        let (_, _, after, end) = experiment(true, &[VerifyService]);
+        assert_eq!(
+            (after.as_slice(), end),
+            (
+                &[Switch, VerifyService, SwitchBack, RollbackStandby][..],
+                Outcome::RolledBack
+            )
+        );
+        // The guard aborts it: never held.
+        let (steps, o, after, _) = experiment(true, &[Experiment]);
+        assert_eq!(o, Outcome::RolledBack);
+        assert!(after.is_empty());
+        assert_eq!(&steps[3..], [Experiment, SwitchBack, RollbackStandby]);
+        // A standby that fails never gets a share.
+        let (steps, o, _, _) = experiment(true, &[VerifyStandby]);
+        assert_eq!((o, steps.contains(&Experiment)), (Outcome::RolledBack, false));
+        // Only an apply has one.
+        assert_eq!(
+            sequence_for(Kind::Switchover, Shape::Experiment),
+            sequence(Kind::Switchover)
+        );
+    }
+
+    #[test]
+    fn an_interrupted_experiment_keeps_a_split_and_undoes_anything_else() {
+        let r = |side| resolve_interrupted_for(Kind::Apply, Shape::Experiment, Step::Experiment, side);
+        let ended = |ok| {
+            Resolution::Ended(Ended {
+                step: Step::Experiment,
+                ok,
+            })
+        };
+        assert_eq!(r(Side::Split), ended(true));
+        for side in [Side::Old, Side::New, Side::Neither, Side::Unclear] {
+            assert_eq!(r(side), ended(false), "{side:?}");
+        }
+        assert!(Step::Experiment.moves_traffic());
+        assert!(!Step::Decide.moves_traffic());
     }
 
     #[test]

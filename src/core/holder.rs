@@ -333,6 +333,7 @@ mod tests {
             requests: 0,
             errors: 0,
             response_ms: None,
+            response_max_ms: None,
         };
         let says = |stats: &Result<Vec<ServerStat>, String>| {
             classify(

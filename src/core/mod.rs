@@ -4,6 +4,7 @@
 pub mod assess;
 pub mod balancer;
 pub mod cycle;
+pub mod experiment;
 pub mod fleet;
 pub mod gate;
 pub mod holder;

@@ -381,6 +381,9 @@ pub enum WaitFor {
     /// A ramp's step: requests spread by the step's weights before the
     /// two hosts are compared.
     RampStep,
+    /// An A/B experiment's interval: requests spread by the split's
+    /// weights before the two hosts are sampled and compared.
+    Sample,
 }
 
 /// Where an operation runs, as printed: a host's name, or `controller`.
@@ -685,6 +688,8 @@ impl Op {
                         WaitFor::Drain => "(the record's TTL): caches forget the old primary",
                         WaitFor::RampStep =>
                             "(a ramp step): requests spread by the new weights, then the hosts are compared",
+                        WaitFor::Sample =>
+                            "(an A/B interval): requests spread by the split's weights, then the hosts are sampled and compared",
                     }
                 ),
             ),

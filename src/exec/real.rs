@@ -272,7 +272,9 @@ impl World for RealWorld<'_> {
                         let since = self.held_since.lock().ok().and_then(|s| *s);
                         since.map_or(*duration, |s| duration.saturating_sub(s.elapsed()))
                     }
-                    WaitFor::LoweredTtl | WaitFor::Drain | WaitFor::RampStep => *duration,
+                    WaitFor::LoweredTtl | WaitFor::Drain | WaitFor::RampStep | WaitFor::Sample => {
+                        *duration
+                    }
                 };
                 tokio::time::sleep(wait).await;
                 Ok(Value::Done)

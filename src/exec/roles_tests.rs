@@ -478,6 +478,7 @@ fn interrupted(lab: &Lab, done: &[Step], open: Step) {
         kind: Kind::Switchover,
         roles: true,
         ramp: None,
+        experiment: None,
     };
     lab.interrupted(&died, done, Some(open));
 }

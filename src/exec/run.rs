@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::{Change, Config, Host, Pair, Traffic};
 use crate::core::assess::{self, PairSeen, Roles};
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Resolution, Shape, Step};
+use crate::core::experiment::{Experiment, Sample};
 use crate::core::gate::{Decision, Member};
 use crate::core::holder::Holder as Seen;
 use crate::core::preflight;
@@ -62,6 +63,22 @@ pub struct Request {
     /// step, compared with the old primary, before the switch (a pair
     /// behind a balancer, without role hooks).
     pub ramp: Option<crate::core::ramp::Ramp>,
+    /// `baton ab`: an A/B experiment (a fixed share of requests to the
+    /// standby, watched, then held) instead of the switch.
+    pub experiment: Option<Experiment>,
+    /// `baton ab --end --keep old|new`: the decision that ends a held run.
+    pub decide: Option<Keep>,
+}
+
+/// Which version an A/B experiment's end keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The old one: all requests back to the old primary, the change
+    /// rolled back on the standby.
+    Old,
+    /// The new one: the cycle goes on (the switch, then the old primary
+    /// updated).
+    New,
 }
 
 /// What a progress event is about: a step, the settling of an
@@ -96,6 +113,8 @@ pub enum State {
     Ok,
     /// The step failed.
     Failed,
+    /// A sample of an A/B experiment was taken (the step goes on).
+    Sample,
     /// The run ended so.
     Ended(Outcome),
 }
@@ -107,6 +126,7 @@ impl State {
             State::Begin => "begin",
             State::Ok => "ok",
             State::Failed => "failed",
+            State::Sample => "sample",
             State::Ended(o) => o.name(),
         }
     }
@@ -318,19 +338,61 @@ pub async fn proceed<W: World>(
     let Places {
         store, progress, ..
     } = at;
-    if let Some(view) = last.filter(|v| v.finished.is_none()) {
-        let recovered = recover(pair, at, &view, world, &seen).await;
-        if req.kind.is_none()
-            || !matches!(
-                recovered.outcome,
-                Outcome::Ok | Outcome::RolledBack | Outcome::NotStarted
-            )
+    let mut last = last.filter(|v| v.finished.is_none());
+    if let Some(view) = last.as_ref().filter(|v| !v.held()) {
+        let recovered = recover(pair, at, view, world, &seen).await;
+        // An experiment whose watcher died is held again: the operator's
+        // decision can end it now.
+        let decide_now = recovered.outcome == Outcome::Held && req.decide.is_some();
+        if !decide_now
+            && (req.kind.is_none()
+                || !matches!(
+                    recovered.outcome,
+                    Outcome::Ok | Outcome::RolledBack | Outcome::NotStarted
+                ))
         {
             return recovered;
         }
         // The interrupted run is settled; look at the pair afresh.
+        last = match at.journal.last_run() {
+            Ok(l) => l.filter(|v| v.finished.is_none()),
+            Err(e) => return refuse(progress, &pair.name, Outcome::Operator, e.to_string()),
+        };
         observed_from = Instant::now();
         seen = world.observe(pair).await;
+    }
+    match (last.filter(RunView::held), req.decide) {
+        (Some(view), Some(keep)) => return conclude(pair, at, &view, world, &seen, (keep, req)).await,
+        (Some(view), None) => {
+            let run = view.start.run().to_string();
+            let end = format!(
+                "end it with `baton ab {} --end --keep new` (finish the cycle) or `--keep old` (roll the change back)",
+                pair.name
+            );
+            return match req.kind {
+                None => refuse(
+                    progress,
+                    &pair.name,
+                    Outcome::Ok,
+                    format!("nothing to recover: an A/B experiment (run {run}) holds {}; {end}", pair.name),
+                ),
+                Some(_) => refuse(
+                    progress,
+                    &pair.name,
+                    Outcome::NotStarted,
+                    format!("did not start, nothing was changed: an A/B experiment (run {run}) holds {}; {end}", pair.name),
+                ),
+            };
+        }
+        (None, Some(_)) => {
+            return refuse(
+                progress,
+                &pair.name,
+                Outcome::NotStarted,
+                format!("no A/B experiment holds {}: nothing to end (`baton ab {} --report` shows the last one)", pair.name, pair.name),
+            )
+        }
+        (None, None) => {}
     }
     // `recover` with nothing interrupted: a VIP that no host holds goes
     // back to the recorded primary (a restore run, which checks it first).
@@ -377,19 +439,20 @@ fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, seen: &PairSeen) -> boo
     matches!(pair.traffic, Traffic::Vip(_)) && assess::assess(&seen).holder == Seen::Neither
 }
 
-/// Whether a pair can be ramped: only a balancer splits requests between
-/// the hosts, and a pair with role hooks takes writes on one host only.
-fn rampable(pair: &Pair) -> Result<(), String> {
+/// Whether a pair's requests can be split (`what`: `--ramp`, `baton
+/// ab`): only a balancer splits requests between the hosts, and a pair
+/// with role hooks takes writes on one host only.
+fn splittable(pair: &Pair, what: &str) -> Result<(), String> {
     if !matches!(pair.traffic, crate::config::Traffic::Haproxy(_)) {
         return Err(format!(
-            "--ramp needs a balancer that splits requests between the hosts (traffic method \"haproxy\"); {} moves traffic by {}, all at once: apply it without --ramp",
+            "{what} needs a balancer that splits requests between the hosts (traffic method \"haproxy\"); {} moves traffic by {}, all at once: apply it with a plain `baton apply`",
             pair.name,
             pair.traffic.method()
         ));
     }
     if pair.roles.is_some() {
         return Err(format!(
-            "{} has role hooks: only its primary takes writes, so its requests cannot be split; apply it without --ramp",
+            "{} has role hooks: only its primary takes writes, so its requests cannot be split ({what}); apply it with a plain `baton apply`",
             pair.name
         ));
     }
@@ -450,8 +513,12 @@ async fn fresh<W: World>(
         Err(why) => return refuse(progress, &pair.name, Outcome::NotStarted, why.0),
     };
     let ramp = req.ramp.clone().filter(|_| kind == Kind::Apply);
-    if ramp.is_some() {
-        if let Err(why) = rampable(pair) {
+    let experiment = req.experiment.clone().filter(|_| kind == Kind::Apply);
+    for (asked, what) in [
+        (ramp.is_some(), "--ramp"),
+        (experiment.is_some(), "an A/B experiment (baton ab)"),
+    ] {
+        if let Err(why) = asked.then(|| splittable(pair, what)).unwrap_or(Ok(())) {
             return refuse(progress, &pair.name, Outcome::NotStarted, why);
         }
     }
@@ -497,6 +564,7 @@ async fn fresh<W: World>(
         }),
         roles: pair.roles.is_some(),
         ramp: ramp.clone(),
+        experiment: experiment.clone(),
         data_loss: (kind == Kind::Failover && req.accept_data_loss && pair.roles.is_some()).then(
             || {
                 format!(
@@ -584,8 +652,9 @@ async fn fresh<W: World>(
         at,
         world,
     );
-    ctx.shape = Shape::of(pair.roles.is_some(), ramp.is_some());
+    ctx.shape = Shape::of(pair.roles.is_some(), ramp.is_some(), experiment.is_some());
     ctx.ramp = ramp;
+    ctx.experiment = experiment;
     ctx.accept_data_loss = req.accept_data_loss;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
@@ -696,15 +765,16 @@ fn window_for(config: &Config, pair: &Pair, req: &Request, kind: Kind) -> Entry 
     }
 }
 
-/// Settles an interrupted run: resolves the step it died in from where
-/// traffic really is, then lets the core finish or undo it.
-async fn recover<W: World>(
-    pair: &Pair,
-    at: Places<'_>,
+/// The context of a run that began earlier (an interrupted or a held
+/// one), from its start record: the hosts, the change and the shape it
+/// began with. A refusal when the configuration no longer allows going on.
+fn resumed<'a, W: World>(
+    pair: &'a Pair,
+    at: Places<'a>,
     view: &RunView,
-    world: &W,
+    world: &'a W,
     seen: &PairSeen,
-) -> Finished {
+) -> Result<Ctx<'a, W>, Finished> {
     let progress = at.progress;
     let Record::Start {
         run,
@@ -715,29 +785,33 @@ async fn recover<W: World>(
         roles,
         data_loss,
         ramp,
+        experiment,
         ..
     } = &view.start
     else {
-        return refuse(
+        return Err(refuse(
             progress,
             &pair.name,
             Outcome::Operator,
             "the journal's last run has no start record".to_string(),
-        );
+        ));
     };
     let (Some(from_host), Some(to_host)) = (pair.host(from).cloned(), pair.host(to).cloned())
     else {
-        return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} names hosts {from} and {to}, which are not this pair's hosts any more"));
+        return Err(refuse(progress, &pair.name, Outcome::Operator, format!("the unfinished run {run} names hosts {from} and {to}, which are not this pair's hosts any more")));
     };
     let change = match change {
         Some(name) => match pair.changes.get(name) {
             Some(c) => Some(c.clone()),
             None => {
-                return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} applied change `{name}`, which is no longer configured: it cannot be rolled back"))
+                return Err(refuse(progress, &pair.name, Outcome::Operator, format!("the unfinished run {run} applied change `{name}`, which is no longer configured: it cannot be rolled back")))
             }
         },
         None => None,
     };
+    if *roles && pair.roles.is_none() {
+        return Err(refuse(progress, &pair.name, Outcome::Operator, format!("the unfinished run {run} handed the primary role over with the pair's [roles] hooks, which are no longer configured: put them back to settle it")));
+    }
     let mut ctx = Ctx::new(
         pair,
         (run.clone(), *kind),
@@ -746,17 +820,73 @@ async fn recover<W: World>(
         at,
         world,
     );
-    if *roles && pair.roles.is_none() {
-        return refuse(progress, &pair.name, Outcome::Operator, format!("the interrupted run {run} handed the primary role over with the pair's [roles] hooks, which are no longer configured: put them back to settle it"));
-    }
-    ctx.shape = Shape::of(*roles, ramp.is_some());
+    ctx.shape = Shape::of(*roles, ramp.is_some(), experiment.is_some());
     ctx.ramp = ramp.clone();
+    ctx.experiment = experiment.clone();
     ctx.accept_data_loss = data_loss.is_some();
+    Ok(ctx)
+}
+
+/// Ends a held A/B experiment with the operator's decision: journaled as
+/// the `decide` step (no begin: it performs nothing), then the core goes
+/// on: keeping the new version switches and updates the old primary;
+/// keeping the old switches back and rolls the change back.
+async fn conclude<W: World>(
+    pair: &Pair,
+    at: Places<'_>,
+    view: &RunView,
+    world: &W,
+    seen: &PairSeen,
+    (keep, req): (Keep, &Request),
+) -> Finished {
+    let mut ctx = match resumed(pair, at, view, world, seen) {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
+    let detail = format!(
+        "{} ended the A/B experiment keeping the {} ({})",
+        req.operator,
+        match keep {
+            Keep::New => "new version: the switch and the old primary's update follow",
+            Keep::Old => "old version: all new requests go back, and the change is rolled back",
+        },
+        req.reason.as_deref().unwrap_or("no reason"),
+    );
+    let mut ended = view.ended.clone();
+    if let Err(e) = ctx.end(Step::Decide, keep == Keep::New, &detail, Duration::ZERO, vec![]) {
+        return ctx.stopped(&e, &ended);
+    }
+    ended.push(Ended {
+        step: Step::Decide,
+        ok: keep == Keep::New,
+    });
+    ctx.drive(&mut ended).await
+}
+
+/// Settles an interrupted run: resolves the step it died in from where
+/// traffic really is, then lets the core finish or undo it.
+async fn recover<W: World>(
+    pair: &Pair,
+    at: Places<'_>,
+    view: &RunView,
+    world: &W,
+    seen: &PairSeen,
+) -> Finished {
+    let mut ctx = match resumed(pair, at, view, world, seen) {
+        Ok(ctx) => ctx,
+        Err(refused) => return refused,
+    };
+    let (run, kind, from, to) = (
+        ctx.run.clone(),
+        ctx.kind,
+        ctx.from.name.clone(),
+        ctx.to.name.clone(),
+    );
     let mut ended = view.ended.clone();
     if let Some(step) = view.open {
         let mut x = Exec::new(world, pair);
-        let (holder, why) = traffic::side(&mut x, from, to).await;
-        match cycle::resolve_interrupted_for(*kind, ctx.shape, step, holder) {
+        let (holder, why) = traffic::side(&mut x, &from, &to).await;
+        match cycle::resolve_interrupted_for(kind, ctx.shape, step, holder) {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
@@ -818,6 +948,8 @@ struct Ctx<'a, W> {
     shape: Shape,
     /// `apply --ramp`: the ramp's steps.
     ramp: Option<crate::core::ramp::Ramp>,
+    /// `baton ab`: the experiment.
+    experiment: Option<Experiment>,
     /// The last position seen from the old primary (a failover's limit).
     last_seen: Option<crate::store::state::SeenPosition>,
     /// The operator accepted a failover's data loss.
@@ -855,6 +987,37 @@ fn save_roles(
         .map_err(|e| Unrecorded(format!("cannot record the roles: {e}")))
 }
 
+/// Where an A/B experiment's samples go as they are taken: the journal,
+/// and the progress output.
+struct Samples<'a> {
+    journal: &'a Journal,
+    progress: &'a dyn Progress,
+    pair: &'a str,
+    run: &'a str,
+    host: String,
+}
+
+impl Samples<'_> {
+    fn write(&self, sample: &Sample) -> Result<(), String> {
+        let written = self.journal.append(&Record::Sample {
+            run: self.run.to_string(),
+            sample: sample.clone(),
+            at: now_rfc3339(),
+        });
+        self.progress.event(&Event {
+            pair: self.pair.to_string(),
+            run: self.run.to_string(),
+            step: Stage::Step(Step::Experiment),
+            host: self.host.clone(),
+            state: State::Sample,
+            duration_ms: sample.interval_ms,
+            detail: sample.sentence(),
+            at: now_rfc3339(),
+        });
+        written.map_err(|e| format!("cannot journal the sample: {e}"))
+    }
+}
+
 impl<'a, W: World> Ctx<'a, W> {
     /// The context of run `run` of `kind` from `from` to `to`, as `seen`
     /// at its start.
@@ -885,6 +1048,7 @@ impl<'a, W: World> Ctx<'a, W> {
             carry: Carry::default(),
             shape: Shape::Plain,
             ramp: None,
+            experiment: None,
             last_seen: at.store.load_position(&pair.name).ok().flatten(),
             accept_data_loss: false,
         }
@@ -995,6 +1159,22 @@ impl<'a, W: World> Ctx<'a, W> {
     async fn drive(&mut self, ended: &mut Vec<Ended>) -> Finished {
         loop {
             match cycle::decide_for(self.kind, self.shape, ended) {
+                // Held for the operator: no finish record (the run goes on
+                // when they decide), traffic split as the experiment left it.
+                Next::Finish(Outcome::Held) => {
+                    let message = self.message(Outcome::Held, ended);
+                    self.progress.event(&Event::end_of_run(
+                        &self.pair.name,
+                        &self.run,
+                        Outcome::Held,
+                        &message,
+                    ));
+                    return Finished {
+                        outcome: Outcome::Held,
+                        held: Held::Not,
+                        message,
+                    };
+                }
                 Next::Finish(outcome) => {
                     if outcome != Outcome::NotStarted {
                         if let Err(e) = self.record_roles(
@@ -1031,6 +1211,7 @@ impl<'a, W: World> Ctx<'a, W> {
                                 | Step::Demote
                                 | Step::CatchUp
                                 | Step::Promote
+                                | Step::Experiment
                         )
                         || signals::count() >= 1 && step == Step::Switch && !promoted
                     {
@@ -1061,7 +1242,17 @@ impl<'a, W: World> Ctx<'a, W> {
                     let started = Instant::now();
                     let mut x = Exec::new(self.world, self.pair);
                     crate::exec::crash::point(&format!("begin-{}", step.name()));
+                    let samples = Samples {
+                        journal: self.journal,
+                        progress: self.progress,
+                        pair: &self.pair.name,
+                        run: &self.run,
+                        host: self.host_of(Step::Experiment),
+                    };
+                    let sink = |sample: &Sample| samples.write(sample);
+                    let sink: crate::traffic::haproxy::SampleSink<'_> = &sink;
                     let cycle = Cycle {
+                        experiment: self.experiment.as_ref().map(|e| (e, sink)),
                         kind: self.kind,
                         from: &self.from,
                         to: &self.to,
@@ -1165,7 +1356,23 @@ impl<'a, W: World> Ctx<'a, W> {
         } else {
             &self.from.name
         };
+        let decided_old = ended.iter().any(|e| e.step == Step::Decide && !e.ok);
         match outcome {
+            Outcome::Held => match &self.experiment {
+                Some(e) => format!(
+                    "HELD: an A/B experiment sends {}% of new requests to {} (change {}), the rest to {}; end it with `baton ab {} --end --keep new` (finish the cycle) or `--keep old` (roll the change back)",
+                    e.percent,
+                    self.to.name,
+                    self.change.as_ref().map_or("-", |c| c.name.as_str()),
+                    self.from.name,
+                    self.pair.name
+                ),
+                None => format!("HELD: waiting for the operator's decision on run {}", self.run),
+            },
+            Outcome::RolledBack if decided_old => format!(
+                "the A/B experiment ended keeping the old version: all new requests go to {on} again, and the change was rolled back on {}",
+                self.to.name
+            ),
             Outcome::Ok if self.kind == Kind::Restore => format!("done: traffic is back on {on}, {} is the standby", self.from.name),
             Outcome::Ok if self.kind == Kind::Failover => format!("done: traffic is on {on}; {} is marked failed until `baton rejoin {}`", self.from.name, self.pair.name),
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
@@ -1176,6 +1383,11 @@ impl<'a, W: World> Ctx<'a, W> {
             ),
             Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Ramp) => format!(
                 "failed at {} and undone: a share of new requests went to {} during the ramp, and all go to {on} again",
+                failed.join(", "),
+                self.to.name
+            ),
+            Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Experiment) => format!(
+                "failed at {} and undone: a share of new requests went to {} during the A/B experiment, and all go to {on} again",
                 failed.join(", "),
                 self.to.name
             ),

@@ -375,6 +375,7 @@ impl State {
                     requests,
                     errors,
                     response_ms: Some(2),
+                    response_max_ms: (requests > 0).then_some(9),
                 }
             })
             .collect()
@@ -390,6 +391,8 @@ impl State {
                     said.push_str(&balancer::render_stat(&self.stats(backend)));
                     continue;
                 }
+                // The simulation keeps no highest values to clear.
+                balancer::Command::ClearCounters => continue,
                 balancer::Command::Weight { server, weight, .. } => (server, (Some(*weight), None)),
                 balancer::Command::State { server, state, .. } => (server, (None, Some(*state))),
             };
@@ -628,7 +631,7 @@ impl State {
                 Value::Propagated(0)
             }
             Op::Wait {
-                reason: WaitFor::RampStep,
+                reason: WaitFor::RampStep | WaitFor::Sample,
                 ..
             } => {
                 let stats = self.stats("");

@@ -15,7 +15,7 @@ use crate::exec::change;
 use crate::traffic::{self, Mode};
 
 /// What a run works on: its kind, its old and new primary, its change.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Cycle<'a> {
     /// The kind of run.
     pub kind: Kind,
@@ -37,6 +37,12 @@ pub struct Cycle<'a> {
     pub accept_data_loss: bool,
     /// `apply --ramp`: the ramp's steps.
     pub ramp: Option<&'a crate::core::ramp::Ramp>,
+    /// `baton ab`: the experiment, and where its samples go as they are
+    /// taken.
+    pub experiment: Option<(
+        &'a crate::core::experiment::Experiment,
+        traffic::haproxy::SampleSink<'a>,
+    )>,
 }
 
 /// What a step hands on to later ones.
@@ -159,6 +165,17 @@ pub async fn perform<W: World>(
                 "a ramp needs a balancer (traffic method haproxy) and the ramp's steps".to_string(),
             )),
         },
+        Step::Experiment => match (&x.pair.traffic, c.experiment) {
+            (Traffic::Haproxy(b), Some((e, sink))) => {
+                traffic::haproxy::experiment(x, b, (from, to), e, sink).await
+            }
+            _ => Err(Failed(
+                "an A/B experiment needs a balancer (traffic method haproxy) and its settings"
+                    .to_string(),
+            )),
+        },
+        // The operator's decision is journaled by the run; nothing to do.
+        Step::Decide => Ok(String::new()),
     }
 }
 

@@ -142,6 +142,8 @@ impl Lab {
             force: false,
             accept_data_loss: false,
             ramp: None,
+            experiment: None,
+            decide: None,
         };
         adjust(&mut req);
         let journal = self.journal();
@@ -265,6 +267,8 @@ pub struct Died {
     pub roles: bool,
     /// `apply --ramp`.
     pub ramp: Option<crate::core::ramp::Ramp>,
+    /// `baton ab`.
+    pub experiment: Option<crate::core::experiment::Experiment>,
 }
 
 impl Died {
@@ -274,6 +278,7 @@ impl Died {
             kind: Kind::Apply,
             roles: false,
             ramp: None,
+            experiment: None,
         }
     }
 }
@@ -303,6 +308,7 @@ impl Lab {
             roles: died.roles,
             data_loss: None,
             ramp: died.ramp.clone(),
+            experiment: died.experiment.clone(),
             at: at.clone(),
         }];
         for step in done {

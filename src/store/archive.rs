@@ -157,6 +157,7 @@ mod tests {
                 roles: false,
                 data_loss: None,
                 ramp: None,
+                experiment: None,
                 at: "2026-11-20T02:00:00.000Z".into(),
             },
             ended: vec![],

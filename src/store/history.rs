@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::core::assess::LastRun;
-use crate::core::cycle::{Kind, Outcome};
+use crate::core::cycle::{Kind, Outcome, Shape};
 use crate::core::gate::{self, Completion, Decision, Member};
 use crate::store::journal::{Journal, JournalError, Record};
 use crate::store::lock;
@@ -76,14 +76,31 @@ pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
     if view.finished.is_some() {
         return Ok(LastRun::Settled);
     }
-    let Record::Start { run, kind, .. } = &view.start else {
+    let Record::Start {
+        run,
+        kind,
+        to,
+        change,
+        experiment,
+        ..
+    } = &view.start
+    else {
         return Ok(LastRun::Settled);
     };
+    let splits = matches!(view.shape(), Shape::Ramp | Shape::Experiment);
     Ok(match lock::held_by(state_dir, pair) {
         Some(holder) => LastRun::InProgress {
             run: run.clone(),
             pid: holder.pid,
             operator: holder.operator,
+            splits,
+        },
+        None if view.held() => LastRun::Held {
+            pair: pair.to_string(),
+            run: run.clone(),
+            to: to.clone(),
+            percent: experiment.as_ref().map_or(0, |e| e.percent),
+            change: change.clone().unwrap_or_default(),
         },
         None => LastRun::Interrupted {
             pair: pair.to_string(),
@@ -142,6 +159,7 @@ mod tests {
             roles: false,
             data_loss: None,
             ramp: None,
+            experiment: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -236,6 +254,7 @@ mod tests {
             roles: false,
             data_loss: None,
             ramp: None,
+            experiment: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -373,6 +392,7 @@ mod tests {
                 run: "b".into(),
                 pid: std::process::id(),
                 operator: "bob".into(),
+                splits: false,
             }
         );
         drop(held);

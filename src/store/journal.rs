@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::cycle::{Ended, Kind, Outcome, Step};
+use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Shape, Step};
 use crate::core::op::OpKind;
 use crate::store::archive;
 
@@ -80,6 +80,9 @@ pub enum Record {
         /// by step, before the switch.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ramp: Option<crate::core::ramp::Ramp>,
+        /// `baton ab`: the A/B experiment's split, length and interval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        experiment: Option<crate::core::experiment::Experiment>,
         at: String,
     },
     /// A step is about to run.
@@ -93,6 +96,13 @@ pub enum Record {
         duration_ms: u64,
         #[serde(default)]
         commands: Vec<CommandRecord>,
+        at: String,
+    },
+    /// One sample of an A/B experiment: both hosts over an interval, and
+    /// the verdict (written as it is taken, inside the `experiment` step).
+    Sample {
+        run: String,
+        sample: crate::core::experiment::Sample,
         at: String,
     },
     /// The run ended.
@@ -111,6 +121,7 @@ impl Record {
             Record::Start { run, .. }
             | Record::Begin { run, .. }
             | Record::End { run, .. }
+            | Record::Sample { run, .. }
             | Record::Finish { run, .. } => run,
         }
     }
@@ -132,6 +143,33 @@ pub struct RunView {
     pub finished_at: Option<String>,
     /// The sum of its steps' own durations, in milliseconds.
     pub took_ms: u64,
+}
+
+impl RunView {
+    /// The shape its steps have (from the start record's flags).
+    pub fn shape(&self) -> Shape {
+        match &self.start {
+            Record::Start {
+                roles,
+                ramp,
+                experiment,
+                ..
+            } => Shape::of(*roles, ramp.is_some(), experiment.is_some()),
+            _ => Shape::Plain,
+        }
+    }
+
+    /// Whether the run is held for the operator's decision (an A/B
+    /// experiment watched to its end, or no longer watched): unfinished,
+    /// no step open, and the core says it waits.
+    pub fn held(&self) -> bool {
+        let Record::Start { kind, .. } = &self.start else {
+            return false;
+        };
+        self.finished.is_none()
+            && self.open.is_none()
+            && cycle::decide_for(*kind, self.shape(), &self.ended) == Next::Finish(Outcome::Held)
+    }
 }
 
 /// Errors of the journal.
@@ -524,7 +562,7 @@ impl Digest {
                 view.finished = Some(*outcome);
                 view.finished_at = Some(at.clone());
             }
-            Record::Start { .. } => {}
+            Record::Start { .. } | Record::Sample { .. } => {}
         }
     }
 }
@@ -580,6 +618,7 @@ mod tests {
             roles: false,
             data_loss: None,
             ramp: None,
+            experiment: None,
             at: "t".into(),
         }
     }

@@ -12,6 +12,7 @@
 use super::{Mode, Switched};
 use crate::config::{Haproxy, Host};
 use crate::core::balancer::{self, Command, Judgement, Reply, ServerStat, Window};
+use crate::core::experiment::{Experiment, Sample, Side, Verdict};
 use crate::core::holder::{classify, Holder, HostSays, Says};
 use crate::core::op::{Op, WaitFor};
 use crate::core::ramp::Ramp;
@@ -203,6 +204,102 @@ pub async fn ramp<W: World>(
         }
     }
     Ok(said.join("; "))
+}
+
+/// Where an experiment's samples go as they are taken (the run's
+/// journal); an error stops the experiment.
+pub type SampleSink<'a> = &'a (dyn Fn(&Sample) -> Result<(), String> + Sync);
+
+/// `show stat`, then `clear counters` (one line): the statistics, with
+/// the highest values reset so that the next read's are the interval's
+/// own.
+async fn sample_stats<W: World>(x: &mut Exec<'_, W>) -> Result<Vec<ServerStat>, String> {
+    let op = Op::Balancer {
+        commands: vec![Command::ShowStat, Command::ClearCounters],
+    };
+    match output(&op, x.perform(op.clone()).await) {
+        Ok(o) if o.success() => balancer::parse_stat(&o.stdout_text()).map_err(|e| e.to_string()),
+        other => Err(failure("`show stat; clear counters` on the balancer", &other)),
+    }
+}
+
+/// An A/B experiment (`baton ab`): the split set as one line, then every
+/// interval both hosts sampled from counter deltas (`show stat; clear
+/// counters`), each sample handed to `sink` as it is taken and judged by
+/// the ramp's rule; the first worse sample aborts it (an error: the run
+/// switches back and rolls the change back). It ends well once watched
+/// for its whole length, or earlier on a stop signal: the split stays,
+/// and the run is held until the operator decides.
+pub async fn experiment<W: World>(
+    x: &mut Exec<'_, W>,
+    b: &Haproxy,
+    (from, to): (&Host, &Host),
+    e: &Experiment,
+    sink: SampleSink<'_>,
+) -> Result<String, Failed> {
+    let split = format!("{}% of new requests to {}", e.percent, to.name);
+    send(
+        x,
+        balancer::ramp_commands(&b.backend, &from.name, &to.name, e.weights()),
+        &format!("{split}: setting the weights"),
+    )
+    .await?;
+    let mut before = sample_stats(x)
+        .await
+        .map_err(|why| Failed(format!("{split}: {why}")))?;
+    let (mut as_good, mut too_few) = (0u64, 0u64);
+    let total = e.samples();
+    for index in 1..=total {
+        let watched = |n: u64| format!("{split}: {n} of {total} intervals watched ({as_good} as good, {too_few} too few to compare)");
+        let wait = Op::Wait {
+            duration: e.interval,
+            reason: WaitFor::Sample,
+        };
+        tokio::select! {
+            r = x.perform(wait) => { r.map_err(|why| Failed(format!("{}: {why}", watched(index - 1))))?; }
+            () = signals::first() => {
+                return Ok(format!(
+                    "{}; stopped watching: {} asked baton to stop; the split stays until `baton ab {} --end --keep old|new`",
+                    watched(index - 1),
+                    signals::last_name(),
+                    x.pair.name
+                ))
+            }
+        }
+        let after = sample_stats(x)
+            .await
+            .map_err(|why| Failed(format!("{}: {why}", watched(index - 1))))?;
+        let side = |host: &Host| -> Result<Side, Failed> {
+            let server = |s: &[ServerStat]| {
+                balancer::find(s, &b.backend, &host.name)
+                    .cloned()
+                    .map_err(|why| Failed(format!("{split}: {why}")))
+            };
+            Ok(Side {
+                host: host.name.clone(),
+                window: Window::between(&server(&before)?, &server(&after)?),
+            })
+        };
+        let sample = Sample::judged(index, e.interval, (side(from)?, side(to)?), &b.limits);
+        before = after;
+        sink(&sample).map_err(|why| Failed(format!("{}: {why}", watched(index - 1))))?;
+        match sample.verdict {
+            Verdict::AsGood => as_good += 1,
+            Verdict::TooFew => too_few += 1,
+            Verdict::Worse => {
+                return Err(Failed(format!(
+                    "{}; ABORTED at {}",
+                    watched(index - 1),
+                    sample.sentence()
+                )))
+            }
+        }
+    }
+    Ok(format!(
+        "{}; held until `baton ab {} --end --keep old|new`",
+        format_args!("{split}: all {total} intervals watched ({as_good} as good, {too_few} too few to compare)"),
+        x.pair.name
+    ))
 }
 
 /// The drain: the old server's current sessions end (at most
