@@ -886,6 +886,44 @@ mod tests {
     }
 
     #[test]
+    fn both_serving_during_an_experiment_or_a_ramp_is_no_split_brain() {
+        let mut seen = vip(Some(true), Some(true), roles("blue", "green"));
+        seen.last_run = LastRun::Held {
+            pair: "web".into(),
+            run: "r1".into(),
+            to: "green".into(),
+            percent: 10,
+            change: "v2".into(),
+        };
+        let a = assess(&seen);
+        assert_eq!(a.holder, Holder::Both);
+        assert_eq!(a.verdict, Verdict::Degraded, "{:?}", a.findings);
+        assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+        assert_eq!(a.findings[0].kind, Drift::Experiment);
+        assert!(a.findings[0]
+            .message
+            .contains("sends 10% of new requests to green, which runs change v2; end it with `baton ab web --end"));
+        seen.last_run = LastRun::InProgress {
+            run: "r2".into(),
+            pid: 7,
+            operator: "alice".into(),
+            splits: true,
+        };
+        let a = assess(&seen);
+        assert!(a.findings.iter().all(|f| f.kind != Drift::SplitBrain));
+        // A run that does not split: both holding is split brain.
+        seen.last_run = LastRun::InProgress {
+            run: "r2".into(),
+            pid: 7,
+            operator: "alice".into(),
+            splits: false,
+        };
+        let a = assess(&seen);
+        assert_eq!(a.verdict, Verdict::Operator);
+        assert!(a.findings.iter().any(|f| f.kind == Drift::SplitBrain));
+    }
+
+    #[test]
     fn vip_on_neither_needs_operator() {
         let a = assess(&vip(Some(false), Some(false), None));
         assert_eq!(a.holder, Holder::Neither);

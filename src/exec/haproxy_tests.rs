@@ -12,9 +12,9 @@ use crate::core::balancer::State;
 use crate::core::cycle::{Kind, Outcome};
 use crate::core::op::OpKind;
 
-const FRONTEND: &str = "198.51.100.80";
+pub(super) const FRONTEND: &str = "198.51.100.80";
 
-fn lb_lab() -> Lab {
+pub(super) fn lb_lab() -> Lab {
     Lab::new(
         &format!(
             "[traffic]\nmethod = \"haproxy\"\nhost = \"lb\"\naddress = \"198.51.100.40\"\nsocket = \"/run/haproxy/admin.sock\"\nbackend = \"web\"\nfrontend = \"{FRONTEND}:80\"\ndrain_timeout = \"5s\"\n"
@@ -24,7 +24,7 @@ fn lb_lab() -> Lab {
 }
 
 /// Each server's (weight, state).
-fn servers(sim: &Sim) -> Vec<(String, u32, State)> {
+pub(super) fn servers(sim: &Sim) -> Vec<(String, u32, State)> {
     sim.lock()
         .servers
         .iter()
@@ -32,12 +32,12 @@ fn servers(sim: &Sim) -> Vec<(String, u32, State)> {
         .collect()
 }
 
-fn server(name: &str, weight: u32, state: State) -> (String, u32, State) {
+pub(super) fn server(name: &str, weight: u32, state: State) -> (String, u32, State) {
     (name.to_string(), weight, state)
 }
 
 /// The balancer operations of the last run, as (step, command).
-fn balancer_ops(lab: &Lab) -> Vec<(String, String)> {
+pub(super) fn balancer_ops(lab: &Lab) -> Vec<(String, String)> {
     lab.ops()
         .into_iter()
         .filter(|(_, _, k, _)| *k == OpKind::Balancer)

@@ -329,6 +329,8 @@ pub fn rendered(records: &[CommandRecord]) -> Vec<Rendered> {
 }
 
 #[cfg(test)]
+mod ab_tests;
+#[cfg(test)]
 mod haproxy_tests;
 #[cfg(test)]
 mod roles_tests;
