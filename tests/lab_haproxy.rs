@@ -270,3 +270,212 @@ fn v2_bad_passes_its_checks_but_is_aborted_at_its_first_step() {
     assert!(after.clone().count() > 100);
     assert!(after.into_iter().all(|a| a.host.as_deref() == Ok("teal")));
 }
+
+/// The records of the pair's journal of one kind (`sample`, ...).
+fn records(event: &str) -> Vec<serde_json::Value> {
+    journal(&state_dir(), "lb")
+        .into_iter()
+        .filter(|r| r["event"] == event)
+        .collect()
+}
+
+#[test]
+fn an_ab_experiment_holds_its_split_reports_it_and_ends_keeping_the_new_version() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let client = probe(100, 40.0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let run = baton(
+        &cfg,
+        &[
+            "ab",
+            "lb",
+            "--change",
+            "v2",
+            "--weight",
+            "20",
+            "--for",
+            "6s",
+            "--interval",
+            "2s",
+        ],
+    );
+    assert_eq!(run.code, 0, "held: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("HELD"), "{}", run.stdout);
+    let held_at = now();
+    // Held: both servers take requests, by the split's weights.
+    let stat = lbstat();
+    assert!(serving(&stat, "coral") && serving(&stat, "teal"), "{stat}");
+    assert_eq!(stat["servers"]["coral"]["weight"], 20, "{stat}");
+    // status calls it an experiment (degraded), not split brain.
+    let status = baton(&cfg, &["status", "lb", "--json"]);
+    assert_eq!(status.code, 3, "{}{}", status.stdout, status.stderr);
+    let kinds: Vec<String> = status.json()["pairs"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["experiment"], "{}", status.stdout);
+    // Another run waits for its end.
+    let refused = baton(&cfg, &["switchover", "lb"]);
+    assert_eq!(refused.code, 5, "{}{}", refused.stdout, refused.stderr);
+    // The report: three samples, coral's share of them near its weight.
+    let svg = tempfile::NamedTempFile::new().unwrap();
+    let report = baton(
+        &cfg,
+        &[
+            "ab",
+            "lb",
+            "--report",
+            "--json",
+            "--svg",
+            svg.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(report.code, 0, "{}{}", report.stdout, report.stderr);
+    let r = report.json();
+    assert_eq!(r["state"], "held: waiting for `baton ab --end`", "{r}");
+    let samples = r["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3, "{r}");
+    let (old, new) = (
+        r["totals"]["old"]["requests"].as_f64().unwrap(),
+        r["totals"]["new"]["requests"].as_f64().unwrap(),
+    );
+    let share = new * 100.0 / (old + new);
+    println!(
+        "A/B: coral had {share:.1}% of {} requests (weight 20)",
+        old + new
+    );
+    assert!((share - 20.0).abs() <= 5.0, "{share:.1}% {r}");
+    assert!(samples.iter().all(|s| s["verdict"] != "worse"), "{r}");
+    assert!(
+        samples[0]["new"]["response_max_ms"].is_u64(),
+        "rtime_max read: {r}"
+    );
+    let plot = std::fs::read_to_string(svg.path()).unwrap();
+    assert_eq!(plot.matches("<polyline").count(), 6, "{plot}");
+    let table = baton(&cfg, &["ab", "lb", "--report"]);
+    assert!(
+        table.stdout.contains("20% of new requests to coral"),
+        "{}",
+        table.stdout
+    );
+
+    std::thread::sleep(Duration::from_secs(3));
+    let end = baton(&cfg, &["ab", "lb", "--end", "--keep", "new"]);
+    let ended_at = now();
+    assert_eq!(end.code, 0, "{}{}", end.stdout, end.stderr);
+    let all = answers(client);
+    assert_eq!(failures(&all), Vec::<String>::new(), "failed requests");
+    // While held, the split held.
+    let held: Vec<&Answer> = all
+        .iter()
+        .filter(|a| a.sent > held_at + 0.5 && a.sent < held_at + 3.0)
+        .collect();
+    let coral = held
+        .iter()
+        .filter(|a| a.host.as_deref() == Ok("coral"))
+        .count();
+    assert!(held.len() > 150, "{}", held.len());
+    let held_share = coral as f64 * 100.0 / held.len() as f64;
+    assert!((held_share - 20.0).abs() <= 5.0, "{held_share:.1}%");
+    // After the end, coral alone, with v2.
+    let after: Vec<&Answer> = all.iter().filter(|a| a.sent > ended_at + 0.5).collect();
+    assert!(after.len() > 100);
+    assert!(after.iter().all(|a| a.host.as_deref() == Ok("coral")));
+    let stat = lbstat();
+    assert!(serving(&stat, "coral") && !serving(&stat, "teal"), "{stat}");
+    let page = client_get("http://198.18.0.40/index.html").1;
+    assert!(page.contains("version=2"), "{page}");
+    let status = baton(&cfg, &["status", "lb"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+}
+
+#[test]
+fn an_ab_experiment_of_v2_bad_is_aborted_at_its_first_interval() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let client = probe(100, 14.0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let run = baton(
+        &cfg,
+        &[
+            "ab",
+            "lb",
+            "--change",
+            "v2-bad",
+            "--weight",
+            "20",
+            "--for",
+            "30s",
+            "--interval",
+            "3s",
+        ],
+    );
+    let ended = now();
+    let all = answers(client);
+    assert_eq!(run.code, 1, "rolled back: {}{}", run.stdout, run.stderr);
+    let samples = records("sample");
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0]["sample"]["verdict"], "worse");
+    let stat = lbstat();
+    assert!(serving(&stat, "teal") && !serving(&stat, "coral"), "{stat}");
+    assert!(!Path::new(LAB).join("hosts/coral/srv/fault-500").exists());
+    let after = all.iter().filter(|a| a.sent > ended + 0.5);
+    assert!(after.clone().count() > 100);
+    assert!(after.into_iter().all(|a| a.host.as_deref() == Ok("teal")));
+    let report = baton(&cfg, &["ab", "lb", "--report", "--json"]);
+    assert_eq!(
+        report.json()["state"],
+        "ended before a decision (rolled_back)"
+    );
+}
+
+#[test]
+fn ending_an_experiment_still_watched_stops_its_watcher_and_keeps_the_old_version() {
+    let _lab = lab();
+    let cfg = lab_config();
+    let watcher = spawn(
+        &cfg,
+        &[
+            "ab",
+            "lb",
+            "--change",
+            "v2",
+            "--weight",
+            "30",
+            "--for",
+            "2m",
+            "--interval",
+            "1s",
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records("sample").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no sample was taken");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let end = baton(&cfg, &["ab", "lb", "--end", "--keep", "old"]);
+    assert_eq!(end.code, 0, "{}{}", end.stdout, end.stderr);
+    assert!(end.stderr.contains("to stop watching"), "{}", end.stderr);
+    let (code, out) = finish(watcher);
+    assert_eq!(code, 0, "the watcher left it held: {out}");
+    let detail = step_end(&state_dir(), "lb", "experiment")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("stopped watching"), "{detail}");
+    let stat = lbstat();
+    assert!(serving(&stat, "teal") && !serving(&stat, "coral"), "{stat}");
+    // coral's change was rolled back.
+    let (_, page) = client_get("http://198.18.0.42/index.html");
+    assert!(
+        page.contains("coral") && page.contains("version=1"),
+        "{page}"
+    );
+    let decide = step_end(&state_dir(), "lb", "decide");
+    assert_eq!(decide["ok"], false);
+    let status = baton(&cfg, &["status", "lb"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+}

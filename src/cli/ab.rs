@@ -112,7 +112,9 @@ async fn stop_watcher(config: &Config, pair: &Pair) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
-    eprintln!("baton: asked process {pid}, which watches the experiment (run {run}), to stop watching");
+    eprintln!(
+        "baton: asked process {pid}, which watches the experiment (run {run}), to stop watching"
+    );
     let asked = Instant::now();
     while crate::store::lock::held_by(dir, &pair.name).is_some() {
         if asked.elapsed() > WATCHER_STOPS_WITHIN {

@@ -66,17 +66,14 @@ pub struct Both {
 pub fn collect(records: &[Record], run: Option<&str>) -> Option<Report> {
     let id = match run {
         Some(id) => id.to_string(),
-        None => records
-            .iter()
-            .rev()
-            .find_map(|r| match r {
-                Record::Start {
-                    run,
-                    experiment: Some(_),
-                    ..
-                } => Some(run.clone()),
-                _ => None,
-            })?,
+        None => records.iter().rev().find_map(|r| match r {
+            Record::Start {
+                run,
+                experiment: Some(_),
+                ..
+            } => Some(run.clone()),
+            _ => None,
+        })?,
     };
     let mine: Vec<Record> = records.iter().filter(|r| r.run() == id).cloned().collect();
     let view = journal::runs(&mine).pop()?;
@@ -139,7 +136,13 @@ pub fn collect(records: &[Record], run: Option<&str>) -> Option<Report> {
 
 /// Shows the report of `pair`'s experiment `run` (else its last), and
 /// writes the SVG plot to `svg` when asked.
-pub fn show(config: &Config, pair: &Pair, run: Option<&str>, svg: Option<&Path>, json: bool) -> Exit {
+pub fn show(
+    config: &Config,
+    pair: &Pair,
+    run: Option<&str>,
+    svg: Option<&Path>,
+    json: bool,
+) -> Exit {
     let journal = Journal::new(&config.settings.state_dir, &pair.name);
     let mut records = Vec::new();
     if let Err(e) = journal.each(|r| records.push(r)) {
@@ -542,7 +545,10 @@ mod tests {
         let t = table(&r);
         assert!(t.contains("10% of new requests to coral"), "{t}");
         assert!(t.contains("18:00:03"), "{t}");
-        assert!(t.contains("WORSE: the updated host's error rate is 30.0%"), "{t}");
+        assert!(
+            t.contains("WORSE: the updated host's error rate is 30.0%"),
+            "{t}"
+        );
         assert!(t.lines().last().unwrap().starts_with(" all"), "{t}");
         // Another run by its id.
         assert_eq!(collect(&records, Some("r1")).unwrap().samples.len(), 2);

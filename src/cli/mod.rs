@@ -322,7 +322,8 @@ fn run(cli: Cli) -> Exit {
         | Command::Rejoin { pair, .. }
         | Command::Ab { pair, .. } => vec![pair.clone()],
     };
-    let ab_changes = matches!(&cli.command, Command::Ab { change, end, .. } if change.is_some() || *end);
+    let ab_changes =
+        matches!(&cli.command, Command::Ab { change, end, .. } if change.is_some() || *end);
     if let Command::Ab {
         change: None,
         end: false,

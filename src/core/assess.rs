@@ -356,6 +356,11 @@ pub struct Assessment {
 pub fn assess(seen: &PairSeen) -> Assessment {
     let mut findings = Vec::new();
     let mut switch_blocked = Vec::new();
+    // A ramp going on, or an A/B experiment, splits requests on purpose.
+    let split_on_purpose = matches!(
+        seen.last_run,
+        LastRun::InProgress { splits: true, .. } | LastRun::Held { .. }
+    );
     let mut add = |kind, severity, message: String| {
         findings.push(Finding {
             kind,
@@ -377,7 +382,9 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             weight,
             stats,
         } => {
-            switch_blocked.extend(balancer(backend, *weight, stats, &mut add));
+            // The split's weights are not the pair file's.
+            let weight = (!split_on_purpose).then_some(*weight);
+            switch_blocked.extend(balancer(backend, weight, stats, &mut add));
             Says::Balancer { backend, stats }
         }
     };
@@ -407,11 +414,6 @@ pub fn assess(seen: &PairSeen) -> Assessment {
         );
     }
     let holder = classified.holder;
-    // A ramp going on, or an A/B experiment, splits requests on purpose.
-    let split_on_purpose = matches!(
-        seen.last_run,
-        LastRun::InProgress { splits: true, .. } | LastRun::Held { .. }
-    );
     match &holder {
         Holder::Both if split_on_purpose => {}
         Holder::Both => add(
@@ -678,10 +680,11 @@ pub fn replication_lag(
 /// The findings of a balancer's servers: a server in maintenance (a
 /// switch to it would take it out of an operator's maintenance, so none
 /// starts), the server holding traffic at another weight than the pair
-/// file's (changed by hand); returns why a switch would not start.
+/// file's (changed by hand; `None` while a run splits requests on
+/// purpose); returns why a switch would not start.
 fn balancer(
     backend: &str,
-    weight: u32,
+    weight: Option<u32>,
     stats: &Result<Vec<crate::core::balancer::ServerStat>, String>,
     add: &mut impl FnMut(Drift, Severity, String),
 ) -> Vec<String> {
@@ -697,7 +700,7 @@ fn balancer(
             );
             add(Drift::BalancerMaint, Severity::Degraded, message.clone());
             blocked.push(message);
-        } else if s.serving() && s.weight != weight {
+        } else if let Some(weight) = weight.filter(|w| s.serving() && s.weight != *w) {
             add(
                 Drift::BalancerWeight,
                 Severity::Degraded,
@@ -921,6 +924,58 @@ mod tests {
         let a = assess(&seen);
         assert_eq!(a.verdict, Verdict::Operator);
         assert!(a.findings.iter().any(|f| f.kind == Drift::SplitBrain));
+    }
+
+    /// blue and green behind a balancer, at these weights (both up).
+    fn balanced(blue: u32, green: u32) -> PairSeen {
+        let server = |name: &str, weight| crate::core::balancer::ServerStat {
+            backend: "web".into(),
+            server: name.into(),
+            status: "UP".into(),
+            weight,
+            sessions: 0,
+            requests: 0,
+            errors: 0,
+            response_ms: None,
+            response_max_ms: None,
+        };
+        let mut seen = vip(None, None, roles("blue", "green"));
+        seen.traffic = TrafficSeen::Balancer {
+            backend: "web".into(),
+            weight: 100,
+            stats: Ok(vec![server("blue", blue), server("green", green)]),
+        };
+        seen
+    }
+
+    #[test]
+    fn a_balancers_weights_changed_by_hand_are_drift_but_an_experiments_are_not() {
+        assert_eq!(assess(&balanced(100, 0)).verdict, Verdict::Ok);
+        let a = assess(&balanced(50, 0));
+        assert_eq!(kinds(&a), [Drift::BalancerWeight]);
+        assert!(a.findings[0]
+            .message
+            .contains("weight 50, the pair file says 100"));
+        let a = assess(&balanced(80, 20));
+        assert_eq!(
+            kinds(&a),
+            [
+                Drift::BalancerWeight,
+                Drift::BalancerWeight,
+                Drift::SplitBrain
+            ]
+        );
+        let mut seen = balanced(80, 20);
+        seen.last_run = LastRun::Held {
+            pair: "web".into(),
+            run: "r1".into(),
+            to: "green".into(),
+            percent: 20,
+            change: "v2".into(),
+        };
+        let a = assess(&seen);
+        assert_eq!(kinds(&a), [Drift::Experiment]);
+        assert_eq!(a.verdict, Verdict::Degraded);
     }
 
     #[test]

@@ -437,9 +437,7 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
                 | Step::Experiment
                 | Step::Decide,
                 false,
-            ) => {
-                Next::Finish(Outcome::Operator)
-            }
+            ) => Next::Finish(Outcome::Operator),
             (step, true) => next_forward(&forward, step),
         };
     }
@@ -1324,7 +1322,10 @@ mod tests {
         assert_eq!(&steps[3..], [Experiment, SwitchBack, RollbackStandby]);
         // A standby that fails never gets a share.
         let (steps, o, _, _) = experiment(true, &[VerifyStandby]);
-        assert_eq!((o, steps.contains(&Experiment)), (Outcome::RolledBack, false));
+        assert_eq!(
+            (o, steps.contains(&Experiment)),
+            (Outcome::RolledBack, false)
+        );
         // Only an apply has one.
         assert_eq!(
             sequence_for(Kind::Switchover, Shape::Experiment),
@@ -1334,7 +1335,8 @@ mod tests {
 
     #[test]
     fn an_interrupted_experiment_keeps_a_split_and_undoes_anything_else() {
-        let r = |side| resolve_interrupted_for(Kind::Apply, Shape::Experiment, Step::Experiment, side);
+        let r =
+            |side| resolve_interrupted_for(Kind::Apply, Shape::Experiment, Step::Experiment, side);
         let ended = |ok| {
             Resolution::Ended(Ended {
                 step: Step::Experiment,

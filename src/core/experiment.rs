@@ -251,7 +251,10 @@ mod tests {
         let err = Experiment::new(10, m, Duration::from_millis(500)).unwrap_err();
         assert!(err.to_string().contains("1s to 1h"), "{err}");
         let err = Experiment::new(10, Duration::from_secs(30), m).unwrap_err();
-        assert!(err.to_string().contains("at least one --interval (1m)"), "{err}");
+        assert!(
+            err.to_string().contains("at least one --interval (1m)"),
+            "{err}"
+        );
         assert!(Experiment::new(10, MAX_LENGTH + m, m).is_err());
     }
 

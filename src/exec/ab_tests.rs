@@ -32,7 +32,8 @@ async fn start(lab: &Lab, sim: &Sim) -> Finished {
 }
 
 async fn end(lab: &Lab, sim: &Sim, keep: Keep) -> Finished {
-    lab.run_with(sim, None, None, |r| r.decide = Some(keep)).await
+    lab.run_with(sim, None, None, |r| r.decide = Some(keep))
+        .await
 }
 
 fn samples(lab: &Lab) -> Vec<crate::core::experiment::Sample> {
@@ -56,7 +57,8 @@ async fn an_experiment_is_watched_then_held_and_other_runs_wait_for_its_end() {
     let f = start(&lab, &sim).await;
     assert_eq!(f.outcome, Outcome::Held, "{}", f.message);
     assert!(
-        f.message.contains("10% of new requests to green (change v2)")
+        f.message
+            .contains("10% of new requests to green (change v2)")
             && f.message.contains("baton ab web --end --keep new"),
         "{}",
         f.message
@@ -165,7 +167,11 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     // Nothing is left to end.
     let f = end(&lab, &sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
-    assert!(f.message.contains("no A/B experiment holds web"), "{}", f.message);
+    assert!(
+        f.message.contains("no A/B experiment holds web"),
+        "{}",
+        f.message
+    );
 }
 
 #[tokio::test]
@@ -176,7 +182,8 @@ async fn keeping_the_old_version_sends_everything_back_and_rolls_the_change_back
     let f = end(&lab, &sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert!(
-        f.message.contains("ended keeping the old version: all new requests go to blue again"),
+        f.message
+            .contains("ended keeping the old version: all new requests go to blue again"),
         "{}",
         f.message
     );
@@ -202,7 +209,11 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_worse_interval() {
         &lab.step_marks()[3..],
         ["experiment!", "switch_back", "rollback_standby"]
     );
-    assert!(f.message.contains("during the A/B experiment"), "{}", f.message);
+    assert!(
+        f.message.contains("during the A/B experiment"),
+        "{}",
+        f.message
+    );
     let s = samples(&lab);
     assert_eq!(s.len(), 1, "the first worse interval ends it");
     assert_eq!((s[0].verdict, s[0].new.window.errors), (Verdict::Worse, 20));
@@ -223,7 +234,9 @@ async fn an_experiment_whose_watcher_died_is_held_if_its_split_is_still_there() 
     let sim = lab.sim();
     lab.interrupted(&died, &done, Some(Step::Experiment));
     sim.lock().servers.insert("blue".into(), (90, State::Ready));
-    sim.lock().servers.insert("green".into(), (10, State::Ready));
+    sim.lock()
+        .servers
+        .insert("green".into(), (10, State::Ready));
     let f = end(&lab, &sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(lab.primary().as_deref(), Some("green"));
@@ -243,7 +256,8 @@ async fn an_experiment_needs_a_balancer() {
     let f = start(&lab, &sim).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
     assert!(
-        f.message.contains("an A/B experiment (baton ab) needs a balancer"),
+        f.message
+            .contains("an A/B experiment (baton ab) needs a balancer"),
         "{}",
         f.message
     );

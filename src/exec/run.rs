@@ -853,7 +853,13 @@ async fn conclude<W: World>(
         req.reason.as_deref().unwrap_or("no reason"),
     );
     let mut ended = view.ended.clone();
-    if let Err(e) = ctx.end(Step::Decide, keep == Keep::New, &detail, Duration::ZERO, vec![]) {
+    if let Err(e) = ctx.end(
+        Step::Decide,
+        keep == Keep::New,
+        &detail,
+        Duration::ZERO,
+        vec![],
+    ) {
         return ctx.stopped(&e, &ended);
     }
     ended.push(Ended {

@@ -219,7 +219,10 @@ async fn sample_stats<W: World>(x: &mut Exec<'_, W>) -> Result<Vec<ServerStat>, 
     };
     match output(&op, x.perform(op.clone()).await) {
         Ok(o) if o.success() => balancer::parse_stat(&o.stdout_text()).map_err(|e| e.to_string()),
-        other => Err(failure("`show stat; clear counters` on the balancer", &other)),
+        other => Err(failure(
+            "`show stat; clear counters` on the balancer",
+            &other,
+        )),
     }
 }
 
@@ -250,7 +253,9 @@ pub async fn experiment<W: World>(
     let (mut as_good, mut too_few) = (0u64, 0u64);
     let total = e.samples();
     for index in 1..=total {
-        let watched = |n: u64| format!("{split}: {n} of {total} intervals watched ({as_good} as good, {too_few} too few to compare)");
+        let watched = |n: u64| {
+            format!("{split}: {n} of {total} intervals watched ({as_good} as good, {too_few} too few to compare)")
+        };
         let wait = Op::Wait {
             duration: e.interval,
             reason: WaitFor::Sample,
