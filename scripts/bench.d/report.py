@@ -236,6 +236,117 @@ def pg_section(d):
     return out + [""]
 
 
+LB_METHODS = [("haproxy", "through HAProxy (`baton switchover lb`)"), ("vip", "by VIP (`baton switchover web`)")]
+
+
+def lb_section(d):
+    path = os.path.join(d, "lb-gap.jsonl")
+    if not os.path.exists(path):
+        return []
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    meta = next((r for r in lines if "measured" in r), {})
+    rows = [r for r in lines if r.get("method") in ("haproxy", "vip")]
+    ramps = [r for r in lines if r.get("method") == "haproxy-ramp"]
+    if not rows and not ramps:
+        return []
+    rate = meta.get("rate", 200)
+    ramp = ",".join(str(p) for p in meta.get("ramp", [10, 50, 100]))
+    step_s = meta.get("step_s", 5)
+    out = ["## A switch through HAProxy beside the switch by VIP", "",
+           "The lab's HAProxy pair `lb` (teal and coral behind HAProxy 2.6 on host lb, frontend "
+           "198.18.0.40:80) and its VIP pair `web` (blue and green, VIP 198.18.0.100), switched in "
+           f"turn in the same run, each under the probe of the VIP benchmark ({rate} requests per "
+           "second, a new TCP connection each, 3 s timeout) aimed at the pair's own address: the "
+           "frontend or the VIP (`scripts/bench.d/lbgap.py`). baton switches the HAProxy pair with "
+           "one runtime API command on the balancer over SSH (the new server at full weight and "
+           "ready, the old one in drain), between two `show stat` reads: before, that traffic is "
+           "where baton thinks, after, that it moved. *Switch step*: baton's time for the step, "
+           "from its journal; *gap*, *delayed* and *longest without a prompt answer* as in the VIP "
+           "section above.", "",
+           f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
+           f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only lb-gap`.", ""]
+    if rows:
+        out += ["| method | runs | all exit 0 | requests | failed | delayed > 100 ms (per run) | max latency "
+                "(median / worst) | longest without a prompt answer (min / median / max) | switch step "
+                "(min / median / max) | gap (min / median / max) |",
+                "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for m, label in LB_METHODS:
+            rs = [r for r in rows if r["method"] == m]
+            if not rs:
+                continue
+            delayed = sum(r["delayed_over_100ms"] for r in rs)
+            lat = [r["max_latency_ms"] for r in rs]
+            out.append(f"| {label} | {len(rs)} | {'yes' if all(r['baton_exit'] == 0 for r in rs) else 'NO'} | "
+                       f"{sum(r['requests'] for r in rs)} | {sum(r['failed'] for r in rs)} | "
+                       f"{delayed} ({delayed / len(rs):.1f}) | "
+                       f"{statistics.median(lat):.1f} / {max(lat):.1f} ms | "
+                       f"{ms_range([r.get('longest_without_prompt_answer_ms') for r in rs], digits=1)} | "
+                       f"{ms_range([x for r in rs for x in r['switch_step_ms']])} | "
+                       f"{ms_range([r['gap_ms'] for r in rs], digits=1)} |")
+        lb = [r for r in rows if r["method"] == "haproxy"]
+        ops = [r["switch_ops"] for r in lb if len(r.get("switch_ops", [])) == 3]
+        if ops:
+            med = [statistics.median(o[i]["duration_ms"] for o in ops) for i in range(3)]
+            out += ["", "The HAProxy switch step's three runtime API commands over SSH, medians of the "
+                    f"{len(ops)} runs: `show stat` {med[0]:.0f} ms, the weights and states {med[1]:.0f} ms, "
+                    f"`show stat` again {med[2]:.0f} ms."]
+        out += ["", "Each run:", "",
+                "| run | from → to | requests | failed | delayed > 100 ms | max latency | gap | longest without "
+                "a prompt answer | switch step | baton exit |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in rows:
+            sw = ", ".join(f"{x} ms" for x in r["switch_step_ms"]) or "-"
+            hosts = (r.get("hosts") or "?").replace("->", " → ")
+            out.append(f"| {r['name']} | {hosts} | {r['requests']} | {r['failed']} | {r['delayed_over_100ms']} | "
+                       f"{r['max_latency_ms']:.1f} ms | {fmt(r['gap_ms'], 'ms', 1)} | "
+                       f"{fmt(r.get('longest_without_prompt_answer_ms'), 'ms', 1)} | {sw} | {r['baton_exit']} |")
+    if ramps:
+        out += ["", f"### A ramp: `baton apply lb --change v2 --ramp {ramp} --step {step_s:g}s`", "",
+                "Each run starts from `scripts/lab reset` (teal at weight 100, coral at 0, both on version 1) "
+                "under the same probe on the frontend. At each ramp step baton sets the weights (the "
+                "updated host gets the step's share, the other the rest), reads the balancer's counters, "
+                "waits the step, reads them again and compares the two hosts; then the switch to 100 %. "
+                "*Probe share*: of the probe's answers sent while the step's weights held (50 ms kept "
+                "clear at each end), those from the updated host (the page names the host); *balancer*: "
+                "the same from the balancer's own counters over the step, as baton's journal gives them "
+                "(the probe is the frontend's only client; baton's checks ask the hosts directly).", "",
+                "| run | exit | requests | failed | delayed > 100 ms | max latency | weight to the updated host | probe share "
+                "(answers from the updated host / in the step) | balancer share (requests to it / all) |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+        for r in ramps:
+            for i, st in enumerate(r.get("ramp_steps", [])):
+                head = (f"| {r['name']} | {r['baton_exit']} | {r['requests']} | {r['failed']} | "
+                        f"{r['delayed_over_100ms']} | {r['max_latency_ms']:.1f} ms" if i == 0
+                        else "| | | | | |")
+                out.append(f"{head} | {st['percent']} % | "
+                           f"{fmt(st['share_pct'], '%', 2)} ({st['from_new']} / {st['answered']}) | "
+                           f"{fmt(st['balancer_share_pct'], '%', 2)} "
+                           f"({fmt(st['balancer_new'], '', 0)} / {fmt(st['balancer_total'], '', 0)}) |")
+            if not r.get("ramp_steps"):
+                out.append(f"| {r['name']} | {r['baton_exit']} | {r['requests']} | {r['failed']} | "
+                           f"{r['delayed_over_100ms']} | {r['max_latency_ms']:.1f} ms | - | - | - |")
+        out += ["", "The ramp's time: *ramp step*, the step's wall time in the journal; *waits*, the sum of its "
+                "steps' waits; *overhead*, the difference, with the runtime API commands it is made of "
+                "(setting the weights, reading the counters before and after each wait); *apply*, the "
+                "whole `baton apply` (with preflight, the checks, the switch, the 2 s observation, the "
+                "drain and the old primary's apply).", "",
+                "| run | ramp step | waits | overhead | setting the weights | reading the counters | apply |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in ramps:
+            k = r.get("ramp_ops_ms", {})
+            out.append(f"| {r['name']} | {fmt(r.get('ramp_step_ms'))} | {fmt(r.get('waits_ms'))} | "
+                       f"{fmt(r.get('ramp_overhead_ms'))} | {fmt(k.get('setting the weights'))} | "
+                       f"{fmt(k.get('reading the counters'))} | {fmt(r.get('baton_wall_s'), 's', 2)} |")
+    out += timelines(d, ["lb-switchover.svg", "lb-vip-switchover.svg"],
+                     "Timelines of the first switchover of each method in this run (one tick per request at "
+                     "its send time, coloured by the host that answered, red when it failed; tick height is "
+                     "the latency; the bands are baton's steps):")
+    out += timelines(d, ["lb-ramp.svg"],
+                     "The first ramp (bars: the share of the answers from the updated host per 250 ms of send "
+                     "time; dashed: each ramp step's weight; the bands are baton's steps):")
+    return out + [""]
+
+
 def overhead_section(d):
     path = os.path.join(d, "overhead.jsonl")
     if not os.path.exists(path):
@@ -330,11 +441,12 @@ def main():
              + "; a run with `--only` leaves the other measurements' results as they were "
              "(the PostgreSQL section gives its own date).", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only overhead` / `--only ansible` / "
+             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only lb-gap` / `--only overhead` / `--only ansible` / "
              "`--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
     lines += dns_section(a.dir)
     lines += pg_section(a.dir)
+    lines += lb_section(a.dir)
     lines += overhead_section(a.dir)
     lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)

@@ -4,7 +4,7 @@ measurement asked for produced its results and every baton run in it ended
 with exit 0. Numbers are not judged (a debug build on a CI machine says
 nothing about speed); that the machinery works is.
 
-Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap overhead ansible fleet)
+Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap overhead ansible fleet)
 """
 import argparse
 import json
@@ -66,6 +66,30 @@ def check(d, name):
         for svg in ("pg-switchover.svg", "pg-apply.svg", "pg-hand.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"pg-gap: no {svg}")
+        return out
+    if name == "lb-gap":
+        rs = [r for r in rows(os.path.join(d, "lb-gap.jsonl")) if "method" in r]
+        methods = {r["method"] for r in rs}
+        want = {"haproxy", "vip", "haproxy-ramp"}
+        out = [f"lb-gap: no run of {m}" for m in sorted(want - methods)]
+        for r in rs:
+            if r["baton_exit"] != 0:
+                out.append(f'{r["name"]}: baton exited {r["baton_exit"]}: {r.get("message")}')
+            if r["requests"] < 100 or r["gap_ms"] is None:
+                out.append(f'{r["name"]}: {r["requests"]} requests, gap {r["gap_ms"]}: the client saw no switch')
+            if r["method"] != "haproxy-ramp":
+                continue
+            steps = r.get("ramp_steps", [])
+            if len(steps) != len(r["ramp"]) - 1:
+                out.append(f'{r["name"]}: {len(steps)} ramp step(s) measured, not {len(r["ramp"]) - 1}')
+            for s in steps:
+                # the weights must show (round-robin by weight is exact; 10 points leave room for a slow machine)
+                if s["share_pct"] is None or abs(s["share_pct"] - s["percent"]) > 10:
+                    out.append(f'{r["name"]}: at {s["percent"]} % the updated host answered {s["share_pct"]} % '
+                               f'of {s["answered"]} requests')
+        for svg in ("lb-switchover.svg", "lb-vip-switchover.svg", "lb-ramp.svg"):
+            if not os.path.exists(os.path.join(d, svg)):
+                out.append(f"lb-gap: no {svg}")
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
