@@ -122,6 +122,13 @@ pub enum Command {
         /// Plan an apply of this change (else a switchover).
         #[arg(long)]
         change: Option<String>,
+        /// Plan the apply ramped like `apply --ramp` (needs --change and
+        /// --step).
+        #[arg(long, requires_all = ["step", "change"])]
+        ramp: Option<String>,
+        /// Each ramp step's length, as for `apply --step`.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "ramp")]
+        step: Option<std::time::Duration>,
     },
     /// Swap roles without a change: verify the standby, switch, verify.
     Switchover {
@@ -452,15 +459,9 @@ fn run(cli: Cli) -> Exit {
             step,
             ..
         } => {
-            let ramp = match (ramp, step) {
-                (Some(r), Some(s)) => match crate::core::ramp::Ramp::parse(r, *s) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        eprintln!("baton: {e}. Nothing was done.");
-                        return Exit::Config;
-                    }
-                },
-                _ => None,
+            let ramp = match parse_ramp(ramp.as_deref(), *step) {
+                Ok(r) => r,
+                Err(exit) => return exit,
             };
             Request {
                 ramp,
@@ -534,15 +535,26 @@ fn run(cli: Cli) -> Exit {
             let base = request(None, None, reason, *skip_gate, *ignore_window);
             return block_on(runtime, ab::run(&config, pair, action, base, cli.json));
         }
-        Command::Plan { change, .. } => {
+        Command::Plan {
+            change, ramp, step, ..
+        } => {
             let kind = if change.is_some() {
                 Kind::Apply
             } else {
                 Kind::Switchover
             };
+            let ramp = match parse_ramp(ramp.as_deref(), *step) {
+                Ok(r) => r,
+                Err(exit) => return exit,
+            };
             return block_on(
                 runtime,
-                plan::run(&config, kind, change.as_deref(), &members, cli.json),
+                plan::run(
+                    &config,
+                    (kind, change.as_deref(), ramp.as_ref()),
+                    &members,
+                    cli.json,
+                ),
             );
         }
         Command::Status { concurrency, .. } => {
@@ -572,6 +584,21 @@ fn run(cli: Cli) -> Exit {
         return block_on(runtime, apply::apply_fleet(&config, &req, cli.json, &opts));
     }
     block_on(runtime, apply::run(&config, &req, cli.json))
+}
+
+/// `--ramp` and `--step` read into a ramp (none without them), or the
+/// exit after saying what is wrong.
+fn parse_ramp(
+    ramp: Option<&str>,
+    step: Option<std::time::Duration>,
+) -> Result<Option<crate::core::ramp::Ramp>, Exit> {
+    match (ramp, step) {
+        (Some(r), Some(s)) => crate::core::ramp::Ramp::parse(r, s).map(Some).map_err(|e| {
+            eprintln!("baton: {e}. Nothing was done.");
+            Exit::Config
+        }),
+        _ => Ok(None),
+    }
 }
 
 /// The pairs an `apply` names: the listed ones, those of `--env`, or all

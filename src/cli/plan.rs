@@ -15,6 +15,7 @@ use crate::core::assess::{self, Holder};
 use crate::core::cycle::{sequence_for, Kind, Shape, Step};
 use crate::core::gate::{Decision, Member};
 use crate::core::op::{OpKind, Rendered};
+use crate::core::ramp::Ramp;
 use crate::exec::change;
 use crate::exec::sim::{self, Sim};
 use crate::exec::steps::{self, Carry, Cycle};
@@ -56,8 +57,7 @@ pub struct Plan {
 /// Prints the plan of `kind` for every configured pair.
 pub async fn run(
     config: &Config,
-    kind: Kind,
-    change_name: Option<&str>,
+    (kind, change_name, ramp): (Kind, Option<&str>, Option<&Ramp>),
     members: &[Member],
     json: bool,
 ) -> Exit {
@@ -89,8 +89,15 @@ pub async fn run(
             continue;
         };
         let change = change_name.and_then(|n| pair.changes.get(n));
+        if ramp.is_some() {
+            if let Err(why) = crate::exec::run::splittable(pair, "--ramp") {
+                eprintln!("baton: {why}");
+                worst = worst.worst(Exit::Config);
+                continue;
+            }
+        }
         let ttl = current_ttl(pair).await;
-        let mut plan = build(pair, kind, from, to, change, ttl);
+        let mut plan = build_with(pair, kind, (from, to), change, ttl, ramp);
         if let (Kind::Apply, Some(hash)) = (kind, &plan.hash) {
             let s = &config.settings;
             plan.gate = Some(
@@ -165,6 +172,20 @@ pub fn build(
     change: Option<&Change>,
     ttl: Option<u32>,
 ) -> Plan {
+    build_with(pair, kind, (from, to), change, ttl, None)
+}
+
+/// As [`build`], for an apply ramped by `ramp` (`plan --ramp`): the ramp
+/// step's weights, waits and comparisons before the switch.
+pub fn build_with(
+    pair: &Pair,
+    kind: Kind,
+    (from, to): (&Host, &Host),
+    change: Option<&Change>,
+    ttl: Option<u32>,
+    ramp: Option<&Ramp>,
+) -> Plan {
+    let ramp = ramp.filter(|_| kind == Kind::Apply);
     let sim = Sim::healthy_on(pair, &from.name, ttl.unwrap_or(ASSUMED_TTL));
     {
         let mut s = sim.lock();
@@ -190,11 +211,11 @@ pub fn build(
         from_reachable: kind != Kind::Failover,
         last_seen: None,
         accept_data_loss: false,
-        ramp: None,
+        ramp,
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
-    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), false, false)) {
+    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), ramp.is_some(), false)) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
         } else {
@@ -220,7 +241,7 @@ pub fn build(
             ops,
         });
     }
-    let on_failure = match kind {
+    let mut on_failure = match kind {
         Kind::Apply => vec![
             format!("apply_standby or verify_standby fails: rollback_standby on {}; traffic stays on {}", to.name, from.name),
             format!("switch or verify_service fails: switch_back to {}, then rollback_standby on {}", from.name, to.name),
@@ -229,6 +250,9 @@ pub fn build(
         Kind::Switchover => vec![format!("switch or verify_service fails: switch_back to {}", from.name)],
         Kind::Failover | Kind::Rejoin | Kind::Restore => vec!["any failure stops the run for an operator".to_string()],
     };
+    if ramp.is_some() {
+        on_failure.insert(1, format!("a ramp step in which {} does worse than {} (error rate, mean response time), or a stop signal: switch_back to {}, then rollback_standby on {}", to.name, from.name, from.name, to.name));
+    }
     Plan {
         pair: pair.name.clone(),
         kind,

@@ -428,3 +428,33 @@ async fn sessions_that_outlast_the_drain_timeout_are_named_and_the_run_goes_on()
     // The old server still becomes the standby.
     assert_eq!(servers(&sim)[0], server("blue", 0, State::Ready));
 }
+
+/// `baton plan` (also with `--ramp`) prints the balancer's operations the
+/// run then performs, in order.
+#[tokio::test]
+async fn the_plan_of_a_balanced_pair_is_what_its_run_performs_ramped_or_not() {
+    use crate::core::op::OpKind;
+    for r in [None, Some(ramp("10,50,100"))] {
+        for (kind, change) in [(Kind::Apply, Some("v2")), (Kind::Switchover, None)] {
+            let lab = lb_lab();
+            let pair = lab.pair();
+            let plan = crate::cli::plan::build_with(
+                pair,
+                kind,
+                (&pair.hosts[0], &pair.hosts[1]),
+                change.map(|c| &pair.changes[c]),
+                None,
+                r.as_ref(),
+            );
+            let sim = lab.sim();
+            let f = lab
+                .run_with(&sim, Some(kind), change, |req| req.ramp = r.clone())
+                .await;
+            assert_eq!(f.outcome, Outcome::Ok, "{kind:?} {r:?}: {}", f.message);
+            let ran: Vec<(String, String, OpKind, String)> = lab.ops();
+            assert_eq!(plan.ops(), ran, "{kind:?} {r:?}");
+            let ramped = ran.iter().any(|(s, ..)| s == "ramp");
+            assert_eq!(ramped, r.is_some() && kind == Kind::Apply);
+        }
+    }
+}

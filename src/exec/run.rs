@@ -442,7 +442,7 @@ fn nobody_holds_the_vip(pair: &Pair, store: &StateStore, seen: &PairSeen) -> boo
 /// Whether a pair's requests can be split (`what`: `--ramp`, `baton
 /// ab`): only a balancer splits requests between the hosts, and a pair
 /// with role hooks takes writes on one host only.
-fn splittable(pair: &Pair, what: &str) -> Result<(), String> {
+pub fn splittable(pair: &Pair, what: &str) -> Result<(), String> {
     if !matches!(pair.traffic, crate::config::Traffic::Haproxy(_)) {
         return Err(format!(
             "{what} needs a balancer that splits requests between the hosts (traffic method \"haproxy\"); {} moves traffic by {}, all at once: apply it with a plain `baton apply`",
