@@ -479,3 +479,64 @@ fn ending_an_experiment_still_watched_stops_its_watcher_and_keeps_the_old_versio
     let status = baton(&cfg, &["status", "lb"]);
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
 }
+
+/// A balancer baton cannot ask (SSH refused, or a socket that is not
+/// there) is named with its cause by `status`, and no run starts: nothing
+/// on the balancer changes.
+#[test]
+fn a_balancer_that_cannot_be_asked_stops_every_run_before_anything_changes() {
+    let _lab = lab();
+    for (key, value, cause) in [
+        ("ssh_port", "2999", "198.18.0.40]:2999): Connection refused"),
+        (
+            "socket",
+            "\"/var/lib/baton-lab/hosts/lb/nothing.sock\"",
+            "nothing.sock",
+        ),
+    ] {
+        let dir = with_pair("lb.toml", |t| set_key(&t, key, value));
+        let cfg = dir.path().join("baton.toml");
+        let before = lbstat();
+        let status = baton(&cfg, &["status", "lb", "--json"]);
+        assert_eq!(status.code, 4, "{key}: {}{}", status.stdout, status.stderr);
+        let pair = &status.json()["pairs"][0];
+        let said = pair.to_string();
+        assert!(said.contains(cause), "{key}: the cause is named: {said}");
+        for args in [
+            &["switchover", "lb"][..],
+            &["apply", "lb", "--change", "v2"][..],
+            &[
+                "ab",
+                "lb",
+                "--change",
+                "v2",
+                "--weight",
+                "10",
+                "--for",
+                "2s",
+                "--interval",
+                "1s",
+            ][..],
+        ] {
+            let run = baton(&cfg, args);
+            // Who holds traffic cannot be told: for an operator (exit 4).
+            assert_eq!(run.code, 4, "{key} {args:?}: {}{}", run.stdout, run.stderr);
+            assert!(
+                run.stdout.contains("nothing was changed")
+                    || run.stderr.contains("Nothing was done"),
+                "{key} {args:?}: {}{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+        let after = lbstat();
+        for server in ["teal", "coral"] {
+            assert_eq!(
+                before["servers"][server]["weight"], after["servers"][server]["weight"],
+                "{key}: {after}"
+            );
+        }
+        let (_, page) = client_get("http://198.18.0.42/index.html");
+        assert!(page.contains("version=1"), "{key}: coral untouched: {page}");
+    }
+}

@@ -216,6 +216,14 @@ pub fn lab_config() -> PathBuf {
 /// relative path made absolute, after `edit` changed the texts:
 /// `edit(file_name, text) -> text` for baton.toml, web.toml and api.toml.
 pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
+    custom_config_of(&["web.toml", "api.toml"], edit)
+}
+
+/// As `custom_config`, with these pair files of the lab.
+pub fn custom_config_of(
+    files: &[&str],
+    edit: impl Fn(&str, String) -> String,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir(dir.path().join("pairs")).unwrap();
     let absolute = |t: String| {
@@ -233,7 +241,7 @@ pub fn custom_config(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir
         edit("baton.toml", absolute(global)),
     )
     .unwrap();
-    for pair in ["web.toml", "api.toml"] {
+    for pair in files {
         let text = fs::read_to_string(Path::new(LAB).join("config/pairs").join(pair)).unwrap();
         fs::write(
             dir.path().join("pairs").join(pair),
@@ -251,7 +259,14 @@ pub const GREEN_MUST_NOT_SERVE: &str = "\n[[checks]]\nname = \"green-must-not-se
 
 /// A custom configuration in which only the pair file `file` is edited.
 pub fn with_pair(file: &'static str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    custom_config(move |name, t| if name == file { edit(t) } else { t })
+    let mut files = vec!["web.toml", "api.toml"];
+    if !files.contains(&file) {
+        files.push(file);
+    }
+    custom_config_of(
+        &files,
+        move |name, t| if name == file { edit(t) } else { t },
+    )
 }
 
 /// Points a custom configuration at another known_hosts file; returns the
