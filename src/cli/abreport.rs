@@ -379,7 +379,7 @@ pub fn plot(r: &Report) -> String {
             );
         }
         for (m, dash) in series.iter() {
-            for host in 0..2 {
+            for (host, colour) in COLOURS.iter().enumerate() {
                 let points: Vec<String> = r
                     .samples
                     .iter()
@@ -393,8 +393,7 @@ pub fn plot(r: &Report) -> String {
                 }
                 let _ = writeln!(
                     out,
-                    r#"<polyline fill="none" stroke="{}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
-                    COLOURS[host],
+                    r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
                     points.join(" ")
                 );
             }

@@ -518,7 +518,12 @@ async fn fresh<W: World>(
         (ramp.is_some(), "--ramp"),
         (experiment.is_some(), "an A/B experiment (baton ab)"),
     ] {
-        if let Err(why) = asked.then(|| splittable(pair, what)).unwrap_or(Ok(())) {
+        let refused = if asked {
+            splittable(pair, what).err()
+        } else {
+            None
+        };
+        if let Some(why) = refused {
             return refuse(progress, &pair.name, Outcome::NotStarted, why);
         }
     }
