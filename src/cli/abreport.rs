@@ -470,6 +470,7 @@ mod tests {
             experiment: Some(
                 Experiment::new(10, Duration::from_secs(3), Duration::from_secs(1)).unwrap(),
             ),
+            hold: None,
             at: "2026-11-30T18:00:00.000Z".into(),
         }
     }

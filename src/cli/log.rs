@@ -154,7 +154,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             }
         }
     }
-    views.sort_by(|a, b| at(&a.start).cmp(at(&b.start)));
+    views.sort_by(|a, b| a.start.at().cmp(b.start.at()));
     for v in views {
         let Record::Start {
             run,
@@ -212,16 +212,6 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
         }
     }
     Exit::Ok
-}
-
-fn at(r: &Record) -> &str {
-    match r {
-        Record::Start { at, .. }
-        | Record::Begin { at, .. }
-        | Record::End { at, .. }
-        | Record::Sample { at, .. }
-        | Record::Finish { at, .. } => at,
-    }
 }
 
 fn print_record(r: &Record) {

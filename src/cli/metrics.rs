@@ -194,6 +194,7 @@ mod tests {
             data_loss: None,
             ramp: None,
             experiment: None,
+            hold: None,
             at: at.into(),
         })
         .unwrap();

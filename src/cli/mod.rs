@@ -448,6 +448,7 @@ fn run(cli: Cli) -> Exit {
         ramp: None,
         experiment: None,
         decide: None,
+        hold: None,
     };
     let req = match &cli.command {
         Command::Apply {

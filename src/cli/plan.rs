@@ -215,7 +215,10 @@ pub fn build_with(
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
-    for step in sequence_for(kind, Shape::of(pair.roles.is_some(), ramp.is_some(), false)) {
+    for step in sequence_for(
+        kind,
+        Shape::of(pair.roles.is_some(), ramp.is_some(), false, false),
+    ) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
         } else {

@@ -530,6 +530,7 @@ fn render(reports: &[PairReport]) -> String {
             let mark = match p.severity {
                 Severity::Operator => "!!",
                 Severity::Degraded => " !",
+                Severity::Note => " -",
             };
             out.push_str(&format!("  {mark} {}\n", p.message));
         }

@@ -33,6 +33,10 @@ pub struct Settings {
     pub soak: Option<Duration>,
     /// The maintenance windows of every pair whose file has none of its own.
     pub maintenance: Maintenance,
+    /// The hold of each environment that has one (`[holds]`).
+    pub holds: BTreeMap<String, Duration>,
+    /// An unattended `apply` first finishes the holds that expired.
+    pub finish_expired_holds: bool,
 }
 
 /// One service pair.
@@ -53,6 +57,10 @@ pub struct Pair {
     pub fence: Option<String>,
     /// How long the service address is watched after a switch.
     pub observe_period: Duration,
+    /// How long an apply holds the old primary on the old version after
+    /// the switch (the pair's `hold`, else its environment's); `None`: no
+    /// hold.
+    pub hold: Option<Duration>,
     /// Exactly two hosts, sorted by name.
     pub hosts: [Host; 2],
     /// How to reach the hosts.

@@ -34,6 +34,11 @@ pub struct GlobalFile {
     pub ssh: Option<SshFile>,
     /// Maintenance windows for every pair.
     pub maintenance: Option<MaintenanceFile>,
+    /// A hold per environment (`prod = "24h"`): how long an apply keeps
+    /// the old primary on the old version after the switch.
+    pub holds: Option<BTreeMap<String, String>>,
+    /// Whether an unattended `apply` first finishes the holds that expired.
+    pub finish_expired_holds: Option<bool>,
 }
 
 /// `[maintenance]`, in baton.toml or in a pair file (the pair's keys win).
@@ -77,6 +82,8 @@ pub struct PairFile {
     pub fence: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub observe_period: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub hold: Option<Duration>,
     #[serde(default)]
     pub hosts: BTreeMap<String, HostFile>,
     pub ssh: Option<SshFile>,

@@ -211,8 +211,8 @@ pub enum LastRun {
         /// experiment): both taking requests is expected.
         splits: bool,
     },
-    /// An A/B experiment holds the pair: a share of new requests goes to
-    /// the updated standby until the operator ends it.
+    /// A run holds the pair for the operator's decision: an A/B
+    /// experiment's split, or a hold of the old primary on the old version.
     Held {
         /// The pair (for the command to run).
         pair: String,
@@ -220,10 +220,12 @@ pub enum LastRun {
         run: String,
         /// The updated host.
         to: String,
-        /// Its share of new requests, percent.
-        percent: u8,
+        /// The old primary.
+        from: String,
         /// The change it runs.
         change: String,
+        /// What holds it.
+        by: HeldBy,
     },
     /// It never finished and no process holds the lock: the controller was
     /// killed or lost power. Traffic may move when it is settled.
@@ -241,12 +243,32 @@ pub enum LastRun {
     },
 }
 
+/// What holds a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldBy {
+    /// An A/B experiment: this share of new requests to the updated host.
+    Experiment {
+        /// Percent.
+        percent: u8,
+    },
+    /// A hold: traffic on the updated host, the old primary on the old
+    /// version until `until` (RFC 3339), `expired` once that has passed.
+    Hold {
+        /// When the hold ends.
+        until: String,
+        /// It has ended: finish or revert it.
+        expired: bool,
+    },
+}
+
 pub use crate::core::holder::{Holder, Unknown};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Worth knowing, nothing wrong (a hold that has not ended).
+    Note,
     /// Serving, but without a healthy standby or with a source unasked.
     Degraded,
     /// Someone must look: drift, split brain, no holder, primary unhealthy.
@@ -318,6 +340,10 @@ pub enum Drift {
     /// An A/B experiment holds the pair (a share of requests on the
     /// updated standby until the operator ends it).
     Experiment,
+    /// A hold: the old primary kept on the old version after the switch,
+    /// until the operator finishes or reverts it (degraded once the hold
+    /// has ended).
+    Held,
 }
 
 /// The overall verdict.
@@ -359,7 +385,11 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     // A ramp going on, or an A/B experiment, splits requests on purpose.
     let split_on_purpose = matches!(
         seen.last_run,
-        LastRun::InProgress { splits: true, .. } | LastRun::Held { .. }
+        LastRun::InProgress { splits: true, .. }
+            | LastRun::Held {
+                by: HeldBy::Experiment { .. },
+                ..
+            }
     );
     let mut add = |kind, severity, message: String| {
         findings.push(Finding {
@@ -440,13 +470,33 @@ pub fn assess(seen: &PairSeen) -> Assessment {
             pair,
             run,
             to,
-            percent,
             change,
+            by: HeldBy::Experiment { percent },
+            ..
         } => add(
             Drift::Experiment,
             Severity::Degraded,
             format!(
                 "an A/B experiment (run {run}) sends {percent}% of new requests to {to}, which runs change {change}; end it with `baton ab {pair} --end --keep new|old`"
+            ),
+        ),
+        LastRun::Held {
+            pair,
+            run,
+            to,
+            from,
+            change,
+            by: HeldBy::Hold { until, expired },
+        } => add(
+            Drift::Held,
+            if *expired {
+                Severity::Degraded
+            } else {
+                Severity::Note
+            },
+            format!(
+                "held (run {run}): traffic on {to} with change {change}, {from} kept on the old version {} {until}; `baton finish {pair}` updates it, `baton revert {pair}` goes back to it",
+                if *expired { "since the hold ENDED at" } else { "until" }
             ),
         ),
         LastRun::InProgress {
@@ -553,7 +603,7 @@ pub fn assess(seen: &PairSeen) -> Assessment {
     }
 
     let verdict = match findings.iter().map(|f| f.severity).max() {
-        None => Verdict::Ok,
+        None | Some(Severity::Note) => Verdict::Ok,
         Some(Severity::Degraded) => Verdict::Degraded,
         Some(Severity::Operator) => Verdict::Operator,
     };
@@ -895,8 +945,9 @@ mod tests {
             pair: "web".into(),
             run: "r1".into(),
             to: "green".into(),
-            percent: 10,
+            from: "blue".into(),
             change: "v2".into(),
+            by: HeldBy::Experiment { percent: 10 },
         };
         let a = assess(&seen);
         assert_eq!(a.holder, Holder::Both);
@@ -970,8 +1021,9 @@ mod tests {
             pair: "web".into(),
             run: "r1".into(),
             to: "green".into(),
-            percent: 20,
+            from: "blue".into(),
             change: "v2".into(),
+            by: HeldBy::Experiment { percent: 20 },
         };
         let a = assess(&seen);
         assert_eq!(kinds(&a), [Drift::Experiment]);

@@ -102,10 +102,23 @@ pub enum Step {
     /// held with the split until the operator decides.
     Experiment,
     /// The operator's decision that ends a held run (`baton ab PAIR --end
-    /// --keep new|old`): ok goes on to the switch, not ok undoes the run
-    /// (a switch back, then the change's rollback). Journaled as one
-    /// record, with no begin: it performs nothing.
+    /// --keep new|old`, `baton finish`, `baton revert`): ok goes on (the
+    /// experiment's switch, the hold's update of the old primary), not ok
+    /// undoes the run (a switch back, verified, then the change's
+    /// rollback, verified). Journaled as one record, with no begin: it
+    /// performs nothing.
     Decide,
+    /// After the operator decided to keep the old version (a revert, or an
+    /// experiment ended keeping the old one) and traffic went back: verify
+    /// through the service address that the old primary (`from`) answers.
+    VerifyBack,
+    /// Then wait until the updated host (`to`) no longer receives traffic
+    /// (the drain, in the other direction), before its change is rolled
+    /// back.
+    DrainBack,
+    /// Then, after the change's rollback on the updated host (`to`),
+    /// verify it directly: it is the standby again, on the old version.
+    VerifyRolledBack,
 }
 
 /// What a run's steps are made of besides its kind, fixed when it starts
@@ -124,16 +137,24 @@ pub enum Shape {
     /// fixed share of requests, and the run is held until the operator
     /// decides.
     Experiment,
+    /// An apply with a hold (`apply --hold`): after the switch and the
+    /// drain the old primary is not updated; the run is held, the old
+    /// primary a warm standby on the old version, until the operator
+    /// finishes it (the old primary updated) or reverts it (traffic back,
+    /// the change rolled back).
+    Hold,
 }
 
 impl Shape {
-    /// The shape of a run from its start record's flags.
-    pub fn of(roles: bool, ramp: bool, experiment: bool) -> Shape {
-        match (roles, ramp, experiment) {
-            (true, _, _) => Shape::Roles,
-            (false, true, _) => Shape::Ramp,
-            (false, false, true) => Shape::Experiment,
-            (false, false, false) => Shape::Plain,
+    /// The shape of a run from its start record's flags (at most one of
+    /// them is set: a run is refused before it starts otherwise).
+    pub fn of(roles: bool, ramp: bool, experiment: bool, hold: bool) -> Shape {
+        match (roles, ramp, experiment, hold) {
+            (true, ..) => Shape::Roles,
+            (false, true, ..) => Shape::Ramp,
+            (false, false, true, _) => Shape::Experiment,
+            (false, false, false, true) => Shape::Hold,
+            (false, false, false, false) => Shape::Plain,
         }
     }
 }
@@ -162,6 +183,9 @@ impl Step {
             Step::Ramp => "ramp",
             Step::Experiment => "experiment",
             Step::Decide => "decide",
+            Step::VerifyBack => "verify_back",
+            Step::DrainBack => "drain_back",
+            Step::VerifyRolledBack => "verify_rolled_back",
         }
     }
 
@@ -175,7 +199,9 @@ impl Step {
             | Step::RollbackStandby
             | Step::Release
             | Step::Promote
-            | Step::Decide => to.to_string(),
+            | Step::Decide
+            | Step::DrainBack
+            | Step::VerifyRolledBack => to.to_string(),
             // A rejoin's repaired host follows; otherwise the old primary.
             Step::Follow if kind == Kind::Rejoin => to.to_string(),
             Step::ApplyOldPrimary
@@ -189,6 +215,7 @@ impl Step {
             Step::Switch | Step::Ramp | Step::Experiment => format!("{from}->{to}"),
             Step::SwitchBack => format!("{to}->{from}"),
             Step::VerifyService => format!("service->{to}"),
+            Step::VerifyBack => format!("service->{from}"),
         }
     }
 
@@ -270,7 +297,12 @@ pub fn sequence_for(kind: Kind, shape: Shape) -> Vec<Step> {
             steps.splice(3..3, [Experiment, Decide]);
             return steps;
         }
-        (Shape::Ramp | Shape::Experiment, _) => return sequence(kind),
+        (Shape::Hold, Kind::Apply) => {
+            let mut steps = sequence(kind);
+            steps.insert(6, Decide);
+            return steps;
+        }
+        (Shape::Ramp | Shape::Experiment | Shape::Hold, _) => return sequence(kind),
         (Shape::Roles, _) => {}
     }
     match kind {
@@ -435,13 +467,29 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
                 | Step::Release
                 | Step::Ramp
                 | Step::Experiment
-                | Step::Decide,
+                | Step::Decide
+                | Step::VerifyBack
+                | Step::DrainBack
+                | Step::VerifyRolledBack,
                 false,
             ) => Next::Finish(Outcome::Operator),
             (step, true) => next_forward(&forward, step),
         };
     }
+    // The operator decided to keep the old version (a revert, or an
+    // experiment ended so): the way back is verified at every step.
+    let reverting = ended.iter().any(|e| e.step == Step::Decide && !e.ok);
     match (last.step, last.ok) {
+        (Step::SwitchBack, true) if reverting => Next::Run(Step::VerifyBack),
+        (Step::VerifyBack, true) => Next::Run(Step::DrainBack),
+        // Traffic is back on the old primary either way: go on.
+        (Step::DrainBack, _) => Next::Run(Step::RollbackStandby),
+        (Step::RollbackStandby, true) if reverting => Next::Run(Step::VerifyRolledBack),
+        (Step::VerifyRolledBack, true) => Next::Finish(Outcome::RolledBack),
+        // Back on the old primary, which now fails its checks.
+        (Step::VerifyBack, false) => Next::Finish(Outcome::Operator),
+        // Traffic is on the verified old primary; the standby is not well.
+        (Step::VerifyRolledBack, false) => Next::Finish(Outcome::Incomplete),
         // Undo steps decide the end.
         (Step::RollbackStandby, true) => Next::Finish(Outcome::RolledBack),
         (Step::RollbackStandby, false) | (Step::SwitchBack, false) => {
@@ -458,9 +506,16 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
             Step::Switch | Step::VerifyService | Step::Ramp | Step::Experiment | Step::Decide,
             false,
         ) => Next::Run(Step::SwitchBack),
-        // A watched experiment that ended well holds its split until the
-        // operator decides.
-        (Step::Experiment, true) => Next::Finish(Outcome::Held),
+        // The step before the operator's decision (a watched experiment,
+        // the drain of a hold) holds the run until they decide.
+        (step, true) if next_forward(&forward, step) == Next::Run(Step::Decide) => {
+            Next::Finish(Outcome::Held)
+        }
+        // A hold's drain that failed: traffic is safe on the new primary,
+        // held all the same.
+        (Step::Drain, false) if next_forward(&forward, Step::Drain) == Next::Run(Step::Decide) => {
+            Next::Finish(Outcome::Held)
+        }
         // Traffic is already safe on the new primary: go on.
         (Step::Drain, false) => next_forward(&forward, Step::Drain),
         (Step::ApplyOldPrimary | Step::VerifyOldPrimary, false) => {
@@ -594,6 +649,8 @@ pub fn resolve_interrupted_for(kind: Kind, shape: Shape, step: Step, holder: Sid
         // A promote that may or may not have happened: which host takes
         // writes must be asked, never guessed.
         (Step::Promote, _) => Resolution::Operator,
+        // A revert's checks and its drain are safe to repeat.
+        (Step::VerifyBack | Step::DrainBack | Step::VerifyRolledBack, _) => Resolution::Retry,
         _ => ended(false),
     }
 }
@@ -1231,10 +1288,12 @@ mod tests {
             sequence_for(Kind::Switchover, Shape::Ramp),
             sequence(Kind::Switchover)
         );
-        assert_eq!(Shape::of(true, true, false), Shape::Roles);
-        assert_eq!(Shape::of(false, true, false), Shape::Ramp);
-        assert_eq!(Shape::of(false, false, true), Shape::Experiment);
-        assert_eq!(Shape::of(true, false, true), Shape::Roles);
+        assert_eq!(Shape::of(true, true, false, false), Shape::Roles);
+        assert_eq!(Shape::of(false, true, false, true), Shape::Ramp);
+        assert_eq!(Shape::of(false, false, true, true), Shape::Experiment);
+        assert_eq!(Shape::of(true, false, true, false), Shape::Roles);
+        assert_eq!(Shape::of(false, false, false, true), Shape::Hold);
+        assert_eq!(Shape::of(false, false, false, false), Shape::Plain);
     }
 
     /// Runs an experiment's apply: to its hold, then on from the
@@ -1300,11 +1359,20 @@ mod tests {
                 Outcome::Ok
             )
         );
-        // Keeping the old version undoes the run.
+        // Keeping the old version undoes the run, verified at each step.
         let (_, _, after, end) = experiment(false, &[]);
         assert_eq!(
             (after.as_slice(), end),
-            (&[SwitchBack, RollbackStandby][..], Outcome::RolledBack)
+            (
+                &[
+                    SwitchBack,
+                    VerifyBack,
+                    DrainBack,
+                    RollbackStandby,
+                    VerifyRolledBack
+                ][..],
+                Outcome::RolledBack
+            )
         );
         // Keeping the new one whose switch fails goes back too.
         let (_, _, after, end) = experiment(true, &[VerifyService]);

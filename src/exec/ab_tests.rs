@@ -108,7 +108,7 @@ async fn an_experiment_is_watched_then_held_and_other_runs_wait_for_its_end() {
         .any(|r| matches!(r, Record::Finish { .. })));
     assert_eq!(lab.primary().as_deref(), Some("blue"));
     assert!(
-        matches!(last_run(&lab), LastRun::Held { ref to, percent: 10, ref change, .. } if to == "green" && change == "v2"),
+        matches!(last_run(&lab), LastRun::Held { ref to, by: crate::core::assess::HeldBy::Experiment { percent: 10 }, ref change, .. } if to == "green" && change == "v2"),
         "{:?}",
         last_run(&lab)
     );
@@ -152,7 +152,8 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     );
     let (detail, _) = lab.ended(Step::Decide);
     assert!(
-        detail.contains("tester ended the A/B experiment keeping the new version"),
+        detail.contains("tester ended the A/B experiment of change v2 (hash ")
+            && detail.contains("keeping the new version (test)"),
         "{detail}"
     );
     assert_eq!(
@@ -168,7 +169,7 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     let f = end(&lab, &sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
     assert!(
-        f.message.contains("no A/B experiment holds web"),
+        f.message.contains("no run holds web"),
         "{}",
         f.message
     );
@@ -189,11 +190,23 @@ async fn keeping_the_old_version_sends_everything_back_and_rolls_the_change_back
     );
     assert_eq!(
         &lab.step_marks()[4..],
-        ["decide!", "switch_back", "rollback_standby"]
+        [
+            "decide!",
+            "switch_back",
+            "verify_back",
+            "drain_back",
+            "rollback_standby",
+            "verify_rolled_back"
+        ]
     );
-    let s = servers(&sim);
-    assert_eq!(s[0], server("blue", 100, State::Ready));
-    assert_eq!(s[1].2, State::Drain);
+    // green drained, then the standby again: weight 0, ready.
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 100, State::Ready),
+            server("green", 0, State::Ready)
+        ]
+    );
     assert_eq!(lab.primary().as_deref(), Some("blue"));
     assert_eq!(last_run(&lab), LastRun::Settled);
 }

@@ -479,6 +479,7 @@ fn interrupted(lab: &Lab, done: &[Step], open: Step) {
         roles: true,
         ramp: None,
         experiment: None,
+        hold: None,
     };
     lab.interrupted(&died, done, Some(open));
 }

@@ -66,8 +66,13 @@ pub struct Request {
     /// `baton ab`: an A/B experiment (a fixed share of requests to the
     /// standby, watched, then held) instead of the switch.
     pub experiment: Option<Experiment>,
-    /// `baton ab --end --keep old|new`: the decision that ends a held run.
+    /// `baton ab --end --keep old|new`, `baton finish` (new), `baton
+    /// revert` (old): the decision that ends a held run.
     pub decide: Option<Keep>,
+    /// `apply --hold D`: hold the old primary on the old version for D
+    /// after the switch (0: no hold, whatever the pair's `hold` says;
+    /// `None`: the pair's `hold`).
+    pub hold: Option<Duration>,
 }
 
 /// Which version an A/B experiment's end keeps.
@@ -362,36 +367,35 @@ pub async fn proceed<W: World>(
         seen = world.observe(pair).await;
     }
     match (last.filter(RunView::held), req.decide) {
-        (Some(view), Some(keep)) => return conclude(pair, at, &view, world, &seen, (keep, req)).await,
+        (Some(view), Some(keep)) => {
+            return conclude(pair, at, &view, world, &seen, (keep, req)).await
+        }
         (Some(view), None) => {
-            let run = view.start.run().to_string();
-            let end = format!(
-                "end it with `baton ab {} --end --keep new` (finish the cycle) or `--keep old` (roll the change back)",
-                pair.name
-            );
+            let held = held_text(&view, &pair.name);
             return match req.kind {
                 None => refuse(
                     progress,
                     &pair.name,
                     Outcome::Ok,
-                    format!("nothing to recover: an A/B experiment (run {run}) holds {}; {end}", pair.name),
+                    format!("nothing to recover: {held}"),
                 ),
                 Some(_) => refuse(
                     progress,
                     &pair.name,
                     Outcome::NotStarted,
-                    format!("did not start, nothing was changed: an A/B experiment (run {run}) holds {}; {end}", pair.name),
+                    format!("did not start, nothing was changed: {held}"),
                 ),
             };
         }
-        (None, Some(_)) => {
-            return refuse(
-                progress,
-                &pair.name,
-                Outcome::NotStarted,
-                format!("no A/B experiment holds {}: nothing to end (`baton ab {} --report` shows the last one)", pair.name, pair.name),
-            )
-        }
+        (None, Some(_)) => return refuse(
+            progress,
+            &pair.name,
+            Outcome::NotStarted,
+            format!(
+                "no run holds {}: nothing to finish, revert or end (`baton log {}` shows its runs)",
+                pair.name, pair.name
+            ),
+        ),
         (None, None) => {}
     }
     // `recover` with nothing interrupted: a VIP that no host holds goes
@@ -514,6 +518,17 @@ async fn fresh<W: World>(
     };
     let ramp = req.ramp.clone().filter(|_| kind == Kind::Apply);
     let experiment = req.experiment.clone().filter(|_| kind == Kind::Apply);
+    // A hold: asked for, else the pair's (not for a ramp or an experiment,
+    // whose splits come before the switch).
+    let hold = match req.hold {
+        Some(d) => Some(d).filter(|d| !d.is_zero()),
+        None if ramp.is_none() && experiment.is_none() => pair.hold,
+        None => None,
+    }
+    .filter(|_| kind == Kind::Apply);
+    if hold.is_some() && pair.roles.is_some() {
+        return refuse(progress, &pair.name, Outcome::NotStarted, format!("{} has role hooks: a hold (the old primary kept on the old version) is not supported for replicated pairs yet; apply it without --hold", pair.name));
+    }
     for (asked, what) in [
         (ramp.is_some(), "--ramp"),
         (experiment.is_some(), "an A/B experiment (baton ab)"),
@@ -570,6 +585,7 @@ async fn fresh<W: World>(
         roles: pair.roles.is_some(),
         ramp: ramp.clone(),
         experiment: experiment.clone(),
+        hold,
         data_loss: (kind == Kind::Failover && req.accept_data_loss && pair.roles.is_some()).then(
             || {
                 format!(
@@ -657,9 +673,15 @@ async fn fresh<W: World>(
         at,
         world,
     );
-    ctx.shape = Shape::of(pair.roles.is_some(), ramp.is_some(), experiment.is_some());
+    ctx.shape = Shape::of(
+        pair.roles.is_some(),
+        ramp.is_some(),
+        experiment.is_some(),
+        hold.is_some(),
+    );
     ctx.ramp = ramp;
     ctx.experiment = experiment;
+    ctx.hold = hold;
     ctx.accept_data_loss = req.accept_data_loss;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
@@ -791,6 +813,7 @@ fn resumed<'a, W: World>(
         data_loss,
         ramp,
         experiment,
+        hold,
         ..
     } = &view.start
     else {
@@ -825,11 +848,31 @@ fn resumed<'a, W: World>(
         at,
         world,
     );
-    ctx.shape = Shape::of(*roles, ramp.is_some(), experiment.is_some());
+    ctx.shape = Shape::of(*roles, ramp.is_some(), experiment.is_some(), hold.is_some());
     ctx.ramp = ramp.clone();
     ctx.experiment = experiment.clone();
+    ctx.hold = *hold;
     ctx.accept_data_loss = data_loss.is_some();
     Ok(ctx)
+}
+
+/// What holds a pair, and how to end it, in a sentence.
+fn held_text(view: &RunView, pair: &str) -> String {
+    let run = view.start.run();
+    match &view.start {
+        Record::Start {
+            experiment: Some(e),
+            to,
+            ..
+        } => format!(
+            "an A/B experiment (run {run}) holds {pair}, {}% of new requests on {to}; end it with `baton ab {pair} --end --keep new` (finish the cycle) or `--keep old` (roll the change back)",
+            e.percent
+        ),
+        Record::Start { from, to, .. } => format!(
+            "run {run} holds {pair}: traffic on {to}, {from} kept on the old version; `baton finish {pair}` updates {from}, `baton revert {pair}` sends traffic back to it and rolls the change back"
+        ),
+        _ => format!("run {run} holds {pair}"),
+    }
 }
 
 /// Ends a held A/B experiment with the operator's decision: journaled as
@@ -848,15 +891,24 @@ async fn conclude<W: World>(
         Ok(ctx) => ctx,
         Err(refused) => return refused,
     };
-    let detail = format!(
-        "{} ended the A/B experiment keeping the {} ({})",
-        req.operator,
-        match keep {
-            Keep::New => "new version: the switch and the old primary's update follow",
-            Keep::Old => "old version: all new requests go back, and the change is rolled back",
-        },
-        req.reason.as_deref().unwrap_or("no reason"),
-    );
+    let change = match &view.start {
+        Record::Start {
+            change: Some(name),
+            hash,
+            ..
+        } => format!(
+            "change {name} (hash {})",
+            hash.as_deref().unwrap_or("unknown")
+        ),
+        _ => "the change".to_string(),
+    };
+    let reason = req.reason.as_deref().unwrap_or("no reason");
+    let detail = match (ctx.experiment.is_some(), keep) {
+        (true, Keep::New) => format!("{} ended the A/B experiment of {change} keeping the new version ({reason}): the switch and the old primary's update follow", req.operator),
+        (true, Keep::Old) => format!("{} ended the A/B experiment of {change} keeping the old version ({reason}): all new requests go back, and the change is rolled back", req.operator),
+        (false, Keep::New) => format!("{} finished the hold of {change} ({reason}): {} is updated", req.operator, ctx.from.name),
+        (false, Keep::Old) => format!("{} reverted {change} ({reason}): traffic goes back to {}, and the change is rolled back on {}", req.operator, ctx.from.name, ctx.to.name),
+    };
     let mut ended = view.ended.clone();
     if let Err(e) = ctx.end(
         Step::Decide,
@@ -961,6 +1013,8 @@ struct Ctx<'a, W> {
     ramp: Option<crate::core::ramp::Ramp>,
     /// `baton ab`: the experiment.
     experiment: Option<Experiment>,
+    /// `apply --hold`: how long the old primary is held.
+    hold: Option<Duration>,
     /// The last position seen from the old primary (a failover's limit).
     last_seen: Option<crate::store::state::SeenPosition>,
     /// The operator accepted a failover's data loss.
@@ -1060,6 +1114,7 @@ impl<'a, W: World> Ctx<'a, W> {
             shape: Shape::Plain,
             ramp: None,
             experiment: None,
+            hold: None,
             last_seen: at.store.load_position(&pair.name).ok().flatten(),
             accept_data_loss: false,
         }
@@ -1378,10 +1433,26 @@ impl<'a, W: World> Ctx<'a, W> {
                     self.from.name,
                     self.pair.name
                 ),
-                None => format!("HELD: waiting for the operator's decision on run {}", self.run),
+                None => format!(
+                    "HELD: traffic is on {} with change {}, {} is kept on the old version{}; `baton finish {}` updates it, `baton revert {}` goes back to it",
+                    self.to.name,
+                    self.change.as_ref().map_or("-", |c| c.name.as_str()),
+                    self.from.name,
+                    self.hold.map_or(String::new(), |d| format!(
+                        " for {} (until {})",
+                        humantime::format_duration(d),
+                        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + d)
+                    )),
+                    self.pair.name,
+                    self.pair.name
+                ),
             },
-            Outcome::RolledBack if decided_old => format!(
+            Outcome::RolledBack if decided_old && self.experiment.is_some() => format!(
                 "the A/B experiment ended keeping the old version: all new requests go to {on} again, and the change was rolled back on {}",
+                self.to.name
+            ),
+            Outcome::RolledBack if decided_old => format!(
+                "reverted: traffic is back on {on} (verified), and the change was rolled back on {} (verified)",
                 self.to.name
             ),
             Outcome::Ok if self.kind == Kind::Restore => format!("done: traffic is back on {on}, {} is the standby", self.from.name),

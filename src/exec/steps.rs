@@ -116,21 +116,11 @@ pub async fn perform<W: World>(
             carry.announced = switched.announced;
             Ok(switched.detail)
         }
-        Step::VerifyService => {
-            let address = traffic::service_address(x, to).await?;
-            verify(x, &to.name, address, CheckRole::Primary).await?;
-            let op = Op::Observe {
-                host: to.name.clone(),
-                address,
-                period: x.pair.observe_period,
-            };
-            match x.perform(op).await {
-                Ok(Value::Passed(detail)) => Ok(detail),
-                Ok(other) => Err(Failed(format!("unexpected {other:?}"))),
-                Err(e) => Err(Failed(e.to_string())),
-            }
-        }
+        Step::VerifyService => through_service(x, to).await,
+        Step::VerifyBack => through_service(x, from).await,
         Step::Drain => traffic::drain(x, from, to, carry.ttl).await,
+        Step::DrainBack => traffic::drain(x, to, from, carry.ttl).await,
+        Step::VerifyRolledBack => verify(x, &to.name, to.address, CheckRole::Standby).await,
         Step::Fence => crate::traffic::fence::fence(x, from, c.from_reachable, to).await,
         Step::Release => crate::traffic::fence::release(x, to, from).await,
         Step::Demote => role(x, RoleAction::Demote, from, to).await,
@@ -176,6 +166,23 @@ pub async fn perform<W: World>(
         },
         // The operator's decision is journaled by the run; nothing to do.
         Step::Decide => Ok(String::new()),
+    }
+}
+
+/// Verifies through the service address that `host` answers, then for
+/// the observation period that every answer comes from it.
+async fn through_service<W: World>(x: &mut Exec<'_, W>, host: &Host) -> Result<String, Failed> {
+    let address = traffic::service_address(x, host).await?;
+    verify(x, &host.name, address, CheckRole::Primary).await?;
+    let op = Op::Observe {
+        host: host.name.clone(),
+        address,
+        period: x.pair.observe_period,
+    };
+    match x.perform(op).await {
+        Ok(Value::Passed(detail)) => Ok(detail),
+        Ok(other) => Err(Failed(format!("unexpected {other:?}"))),
+        Err(e) => Err(Failed(e.to_string())),
     }
 }
 

@@ -144,6 +144,7 @@ impl Lab {
             ramp: None,
             experiment: None,
             decide: None,
+            hold: None,
         };
         adjust(&mut req);
         let journal = self.journal();
@@ -269,6 +270,8 @@ pub struct Died {
     pub ramp: Option<crate::core::ramp::Ramp>,
     /// `baton ab`.
     pub experiment: Option<crate::core::experiment::Experiment>,
+    /// `apply --hold`.
+    pub hold: Option<std::time::Duration>,
 }
 
 impl Died {
@@ -279,6 +282,7 @@ impl Died {
             roles: false,
             ramp: None,
             experiment: None,
+            hold: None,
         }
     }
 }
@@ -309,6 +313,7 @@ impl Lab {
             data_loss: None,
             ramp: died.ramp.clone(),
             experiment: died.experiment.clone(),
+            hold: died.hold,
             at: at.clone(),
         }];
         for step in done {

@@ -158,6 +158,7 @@ mod tests {
                 data_loss: None,
                 ramp: None,
                 experiment: None,
+                hold: None,
                 at: "2026-11-20T02:00:00.000Z".into(),
             },
             ended: vec![],
@@ -165,6 +166,7 @@ mod tests {
             finished,
             finished_at: finished.map(|_| "2026-11-20T02:01:00.000Z".to_string()),
             took_ms: 1,
+            last_at: None,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::core::assess::LastRun;
+use crate::core::assess::{HeldBy, LastRun};
 use crate::core::cycle::{Kind, Outcome, Shape};
 use crate::core::gate::{self, Completion, Decision, Member};
 use crate::store::journal::{Journal, JournalError, Record};
@@ -79,9 +79,11 @@ pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
     let Record::Start {
         run,
         kind,
+        from,
         to,
         change,
         experiment,
+        hold,
         ..
     } = &view.start
     else {
@@ -99,8 +101,23 @@ pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
             pair: pair.to_string(),
             run: run.clone(),
             to: to.clone(),
-            percent: experiment.as_ref().map_or(0, |e| e.percent),
+            from: from.clone(),
             change: change.clone().unwrap_or_default(),
+            by: match (experiment, hold) {
+                (Some(e), _) => HeldBy::Experiment { percent: e.percent },
+                (None, hold) => {
+                    let since = view
+                        .last_at
+                        .as_deref()
+                        .and_then(|t| humantime::parse_rfc3339(t).ok())
+                        .unwrap_or_else(SystemTime::now);
+                    let until = since + hold.unwrap_or_default();
+                    HeldBy::Hold {
+                        until: humantime::format_rfc3339_seconds(until).to_string(),
+                        expired: until <= SystemTime::now(),
+                    }
+                }
+            },
         },
         None => LastRun::Interrupted {
             pair: pair.to_string(),
@@ -160,6 +177,7 @@ mod tests {
             data_loss: None,
             ramp: None,
             experiment: None,
+            hold: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -255,6 +273,7 @@ mod tests {
             data_loss: None,
             ramp: None,
             experiment: None,
+            hold: None,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();

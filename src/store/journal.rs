@@ -83,6 +83,14 @@ pub enum Record {
         /// `baton ab`: the A/B experiment's split, length and interval.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         experiment: Option<crate::core::experiment::Experiment>,
+        /// `apply --hold` (or the pair's `hold`): how long the old primary
+        /// is held on the old version after the switch.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "humantime_serde::option"
+        )]
+        hold: Option<std::time::Duration>,
         at: String,
     },
     /// A step is about to run.
@@ -115,6 +123,17 @@ pub enum Record {
 }
 
 impl Record {
+    /// When it was written (RFC 3339).
+    pub fn at(&self) -> &str {
+        match self {
+            Record::Start { at, .. }
+            | Record::Begin { at, .. }
+            | Record::End { at, .. }
+            | Record::Sample { at, .. }
+            | Record::Finish { at, .. } => at,
+        }
+    }
+
     /// The run this record belongs to.
     pub fn run(&self) -> &str {
         match self {
@@ -143,6 +162,10 @@ pub struct RunView {
     pub finished_at: Option<String>,
     /// The sum of its steps' own durations, in milliseconds.
     pub took_ms: u64,
+    /// When its last record was written (RFC 3339): for a held run, when
+    /// the hold began.
+    #[serde(default)]
+    pub last_at: Option<String>,
 }
 
 impl RunView {
@@ -153,8 +176,9 @@ impl RunView {
                 roles,
                 ramp,
                 experiment,
+                hold,
                 ..
-            } => Shape::of(*roles, ramp.is_some(), experiment.is_some()),
+            } => Shape::of(*roles, ramp.is_some(), experiment.is_some(), hold.is_some()),
             _ => Shape::Plain,
         }
     }
@@ -532,6 +556,7 @@ impl Digest {
                 finished: None,
                 finished_at: None,
                 took_ms: 0,
+                last_at: None,
             });
             return;
         }
@@ -543,6 +568,7 @@ impl Digest {
         else {
             return;
         };
+        view.last_at = Some(r.at().to_string());
         match r {
             Record::Begin { step, .. } => view.open = Some(*step),
             Record::End {
@@ -619,6 +645,7 @@ mod tests {
             data_loss: None,
             ramp: None,
             experiment: None,
+            hold: None,
             at: "t".into(),
         }
     }

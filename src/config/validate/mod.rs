@@ -154,6 +154,7 @@ pub(super) fn run(
                 .filter(|_| environments_known)
                 .map(|s| s.environments.as_slice()),
             maintenance: settings.as_ref().map(|s| &s.maintenance),
+            holds: settings.as_ref().map(|s| &s.holds),
         };
         // A file with a refused part is not a pair, even where what was read
         // of it validated: what was left out would be defaults (no servers,

@@ -37,6 +37,8 @@ pub(super) struct PairCtx<'a> {
     pub(super) environments: Option<&'a [String]>,
     /// baton.toml's maintenance settings, when valid.
     pub(super) maintenance: Option<&'a Maintenance>,
+    /// baton.toml's hold per environment, when valid.
+    pub(super) holds: Option<&'a std::collections::BTreeMap<String, Duration>>,
 }
 
 /// One pair file, validated; `None` when it has any problem.
@@ -125,6 +127,21 @@ pub(super) fn pair(
             "use between \"0s\" and \"1h\" (\"5s\" to \"1m\" is usual)",
         ));
     }
+    if let Some(hold) = raw.hold {
+        if hold > super::settings::MAX_HOLD {
+            sink.push(src.at(
+                &[N("hold")],
+                format!("hold {} is out of range", humantime::format_duration(hold)),
+                "use at most \"30days\" (\"0s\": no hold, whatever the environment's)",
+            ));
+        } else if raw.roles.is_some() && !hold.is_zero() {
+            sink.push(src.at(
+                &[N("hold")],
+                "a hold is not supported for a pair with [roles] hooks yet",
+                "remove `hold` (a replicated pair's old primary follows the new one at once)",
+            ));
+        }
+    }
     let ssh = ssh_settings(raw.ssh.as_ref(), ctx, sink);
     let maintenance = maintenance_part(raw.maintenance.as_ref(), src, sink).over(
         &ctx.maintenance
@@ -149,6 +166,13 @@ pub(super) fn pair(
         return None;
     }
     let (ssh, _) = ssh?;
+    // The pair's own hold, else its environment's (not for a pair with
+    // role hooks).
+    let hold = match raw.hold {
+        Some(h) => Some(h).filter(|h| !h.is_zero()),
+        None if raw.roles.is_none() => ctx.holds.and_then(|h| h.get(&environment)).copied(),
+        None => None,
+    };
     Some(Pair {
         name: name.to_string(),
         file: path.to_path_buf(),
@@ -157,6 +181,9 @@ pub(super) fn pair(
         version_command: raw.version_command.clone(),
         fence: raw.fence.clone(),
         observe_period,
+        // The pair's own hold, else its environment's (not for a pair with
+        // role hooks).
+        hold,
         hosts: hosts?,
         ssh,
         maintenance,
@@ -193,6 +220,7 @@ mod tests {
                 global_base: dir.path(),
                 environments: Some(&environments),
                 maintenance: None,
+                holds: None,
             };
             pair("p", Path::new("p.toml"), raw, &ctx, sink)
         })

@@ -100,6 +100,34 @@ pub(super) fn settings(
             ok = false;
         }
     }
+    let mut holds = std::collections::BTreeMap::new();
+    for (env, text) in g.holds.iter().flatten() {
+        let at = [N("holds"), N(env.as_str())];
+        if !environments.contains(env) {
+            sink.push(src.at(
+                &at,
+                format!("[holds] names environment `{env}`, which is not in `environments`"),
+                format!("use one of: {}", environments.join(", ")),
+            ));
+            ok = false;
+            continue;
+        }
+        match humantime::parse_duration(text) {
+            Ok(d) if d <= MAX_HOLD => {
+                if !d.is_zero() {
+                    holds.insert(env.clone(), d);
+                }
+            }
+            _ => {
+                sink.push(src.at(
+                    &at,
+                    format!("the hold of `{env}`, `{text}`, is not a duration up to 30 days"),
+                    "write it like \"24h\" or \"2days\" (\"0s\": no hold)",
+                ));
+                ok = false;
+            }
+        }
+    }
     let start = sink.problems.len();
     let part = maintenance_part(g.maintenance.as_ref(), src, sink);
     ok &= sink.problems.len() == start;
@@ -108,8 +136,13 @@ pub(super) fn settings(
         environments,
         soak: g.soak.filter(|s| !s.is_zero()),
         maintenance: part.over(&Maintenance::any_time()),
+        holds,
+        finish_expired_holds: g.finish_expired_holds.unwrap_or(true),
     })
 }
+
+/// The longest hold.
+pub const MAX_HOLD: Duration = Duration::from_secs(30 * 86400);
 
 #[cfg(test)]
 mod tests {

@@ -299,6 +299,7 @@ mod tests {
                 global_base: dir,
                 environments: None,
                 maintenance: None,
+                holds: None,
             };
             ssh_settings(raw.ssh.as_ref(), &ctx, sink)
         })
