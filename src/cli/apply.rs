@@ -62,6 +62,33 @@ pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
     worst
 }
 
+/// `finish` or `revert` (the request's decision) on the configured pairs,
+/// one after the other; with `held_only` (`--env`, `--all`), only those a
+/// run holds (the others are listed as not held). Keeping the old version
+/// is what a revert asks: it exits 0 when it went well.
+pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: bool) -> Exit {
+    let printer = Printer::new(Mode::detect(json), config.pairs.len());
+    let mut worst = Exit::Ok;
+    for pair in config.pairs.values() {
+        if held_only
+            && !matches!(
+                crate::store::history::last_run(&config.settings.state_dir, &pair.name),
+                Ok(crate::core::assess::LastRun::Held { .. })
+            )
+        {
+            eprintln!("baton: {}: no run holds it; nothing to do", pair.name);
+            continue;
+        }
+        let finished = run::run(config, pair, req, &printer).await;
+        let exit = match (req.decide, finished.outcome) {
+            (Some(run::Keep::Old), Outcome::RolledBack) => Exit::Ok,
+            _ => exit_of(&finished),
+        };
+        worst = worst.worst(exit);
+    }
+    worst
+}
+
 /// How a fleet apply is run.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -80,6 +107,9 @@ enum Ended {
     Ran(Outcome),
     /// Its maintenance window held it back (not a failure).
     OutsideWindow,
+    /// A hold or an A/B experiment waits for the operator's decision on it
+    /// (not a failure: a hold the operator chose).
+    Held,
     /// It never ran (the failure budget was spent, a stop was asked for).
     Skipped,
 }
@@ -89,6 +119,7 @@ impl Ended {
         match self {
             Ended::Ran(o) => o.name(),
             Ended::OutsideWindow => "outside_window",
+            Ended::Held => "held",
             Ended::Skipped => "skipped",
         }
     }
@@ -157,9 +188,19 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                     ));
                 }
                 let started = Instant::now();
+                // A hold that has ended is finished first (the old primary
+                // updated with the held change), inside the same rules.
+                if let Some(finished) = finish_expired(config, pair, req, printer).await {
+                    if finished.outcome != Outcome::Ok {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        return Ok((finished, started.elapsed()));
+                    }
+                }
                 let finished = run::run(config, pair, req, printer).await;
-                // A pair held back by its window has not failed.
-                if finished.outcome != Outcome::Ok && finished.held != run::Held::ByWindow {
+                // A pair held back by its window or by a hold has not failed.
+                if finished.outcome != Outcome::Ok
+                    && !matches!(finished.held, run::Held::ByWindow | run::Held::ByHold)
+                {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok((finished, started.elapsed()))
@@ -180,15 +221,20 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 .unwrap_or_else(|| "?".into());
             match result {
                 Ok((finished, took)) => {
-                    worst = worst.worst(exit_of(&finished));
+                    let outcome = match finished.held {
+                        run::Held::ByWindow => Ended::OutsideWindow,
+                        run::Held::ByHold => Ended::Held,
+                        _ => Ended::Ran(finished.outcome),
+                    };
+                    // A held pair is the operator's choice: it does not make
+                    // the fleet's exit code worse.
+                    if outcome != Ended::Held {
+                        worst = worst.worst(exit_of(&finished));
+                    }
                     summary.push(Summary {
                         pair: name.clone(),
                         environment: env,
-                        outcome: if finished.held == run::Held::ByWindow {
-                            Ended::OutsideWindow
-                        } else {
-                            Ended::Ran(finished.outcome)
-                        },
+                        outcome,
                         duration_ms: took.as_millis() as u64,
                         traffic,
                         message: finished.message,
@@ -213,6 +259,39 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
     printer.close();
     print_summary(&summary, json);
     worst
+}
+
+/// Finishes the pair's hold first when it has ended and the settings say
+/// so (`finish_expired_holds`): the run that finishes it, if one ran.
+async fn finish_expired(
+    config: &Config,
+    pair: &crate::config::Pair,
+    req: &Request,
+    printer: &Printer,
+) -> Option<run::Finished> {
+    if !config.settings.finish_expired_holds || req.kind != Some(crate::core::cycle::Kind::Apply) {
+        return None;
+    }
+    let expired = matches!(
+        crate::store::history::last_run(&config.settings.state_dir, &pair.name),
+        Ok(crate::core::assess::LastRun::Held {
+            by: crate::core::assess::HeldBy::Hold { expired: true, .. },
+            ..
+        })
+    );
+    if !expired {
+        return None;
+    }
+    let finish = Request {
+        kind: None,
+        decide: Some(run::Keep::New),
+        reason: Some(format!(
+            "the hold expired: finished before the apply ({})",
+            req.reason.as_deref().unwrap_or("no reason")
+        )),
+        ..req.clone()
+    };
+    Some(run::run(config, pair, &finish, printer).await)
 }
 
 fn print_summary(rows: &[Summary], json: bool) {

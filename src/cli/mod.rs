@@ -113,6 +113,41 @@ pub enum Command {
         /// `2m`.
         #[arg(long, value_parser = humantime::parse_duration, requires = "ramp")]
         step: Option<std::time::Duration>,
+        /// Hold the old primary on the old version this long after the
+        /// switch (instead of updating it): `baton revert` goes back to it in
+        /// one switch, `baton finish` updates it. Overrides the pair's
+        /// `hold`; `0s`: no hold.
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "ramp")]
+        hold: Option<std::time::Duration>,
+    },
+    /// Finish held runs: update the held old primary with the change
+    /// (steps 6 and 7), inside the maintenance window. With --env or
+    /// --all, every held pair of them.
+    Finish {
+        /// Pairs to finish (or --env, or --all).
+        pairs: Vec<String>,
+        /// Every held pair of this environment.
+        #[arg(long, conflicts_with_all = ["pairs", "all"])]
+        env: Option<String>,
+        /// Every held pair.
+        #[arg(long, conflicts_with = "pairs")]
+        all: bool,
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
+        /// Start even outside the maintenance window; needs --reason.
+        #[arg(long, requires = "reason")]
+        ignore_window: bool,
+    },
+    /// Revert held runs: traffic back to the held old primary (verified),
+    /// then the change rolled back on the other host (verified).
+    Revert {
+        /// Pairs to revert.
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
     },
     /// Dry run: the steps, commands, DNS updates and checks a run would
     /// make, and what happens on failure. Changes nothing.
@@ -320,10 +355,14 @@ fn run(cli: Cli) -> Exit {
         | Command::Log { pairs, .. } => pairs.clone(),
         Command::Apply {
             pairs, env, all, ..
+        }
+        | Command::Finish {
+            pairs, env, all, ..
         } => match selection(&cli, pairs, env.as_deref(), *all) {
             Some(names) => names,
             None => return Exit::Config,
         },
+        Command::Revert { pairs, .. } => pairs.clone(),
         Command::Switchover { pair, .. }
         | Command::Failover { pair, .. }
         | Command::Rejoin { pair, .. }
@@ -345,7 +384,9 @@ fn run(cli: Cli) -> Exit {
         Command::Apply { reason, .. }
         | Command::Switchover { reason, .. }
         | Command::Failover { reason, .. }
-        | Command::Rejoin { reason, .. } => Some(reason),
+        | Command::Rejoin { reason, .. }
+        | Command::Finish { reason, .. }
+        | Command::Revert { reason, .. } => Some(reason),
         Command::Ab { reason, .. } if ab_changes => Some(reason),
         _ => None,
     };
@@ -458,14 +499,20 @@ fn run(cli: Cli) -> Exit {
             ignore_window,
             ramp,
             step,
+            hold,
             ..
         } => {
             let ramp = match parse_ramp(ramp.as_deref(), *step) {
                 Ok(r) => r,
                 Err(exit) => return exit,
             };
+            if hold.is_some_and(|h| h > crate::config::MAX_HOLD) {
+                eprintln!("baton: --hold is at most 30 days. Nothing was done.");
+                return Exit::Config;
+            }
             Request {
                 ramp,
+                hold: *hold,
                 ..request(
                     Some(Kind::Apply),
                     Some(change.clone()),
@@ -492,6 +539,28 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Rejoin { reason, .. } => request(Some(Kind::Rejoin), None, reason, false, false),
         Command::Recover { .. } => request(None, None, &None, false, false),
+        Command::Finish {
+            reason,
+            ignore_window,
+            pairs,
+            ..
+        } => {
+            let req = Request {
+                decide: Some(run::Keep::New),
+                ..request(None, None, reason, false, *ignore_window)
+            };
+            return block_on(
+                runtime,
+                apply::decide_all(&config, &req, pairs.is_empty(), cli.json),
+            );
+        }
+        Command::Revert { reason, .. } => {
+            let req = Request {
+                decide: Some(run::Keep::Old),
+                ..request(None, None, reason, false, false)
+            };
+            return block_on(runtime, apply::decide_all(&config, &req, false, cli.json));
+        }
         Command::Ab {
             change,
             weight,

@@ -21,6 +21,9 @@ pub struct Config {
     pub pairs: BTreeMap<String, Pair>,
 }
 
+/// The longest hold (`hold`, `[holds]`, `apply --hold`).
+pub const MAX_HOLD: Duration = Duration::from_secs(30 * 86400);
+
 /// Global settings from `baton.toml`.
 #[derive(Debug, Clone)]
 pub struct Settings {

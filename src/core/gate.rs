@@ -12,8 +12,11 @@ pub struct Completion {
     pub pair: String,
     /// The change's content hash.
     pub hash: String,
-    /// When the run finished.
+    /// When the run finished (for a held run: when it was read).
     pub at: SystemTime,
+    /// The run is held (a hold, an A/B experiment), not finished: it does
+    /// not count until it is finished.
+    pub held: bool,
 }
 
 /// A pair and its environment.
@@ -56,13 +59,15 @@ pub fn decide(
     for env in earlier {
         for m in members.iter().filter(|m| &m.environment == env) {
             counted += 1;
-            match completed
+            let mine = completed
                 .iter()
-                .filter(|c| c.pair == m.pair && c.hash == hash)
-                .map(|c| c.at)
-                .max()
-            {
+                .filter(|c| c.pair == m.pair && c.hash == hash);
+            match mine.clone().filter(|c| !c.held).map(|c| c.at).max() {
                 Some(at) => latest = Some(latest.map_or(at, |l| l.max(at))),
+                None if mine.clone().any(|c| c.held) => missing.push(format!(
+                    "{} ({env}: held, not finished; `baton finish {}`)",
+                    m.pair, m.pair
+                )),
                 None => missing.push(format!("{} ({env})", m.pair)),
             }
         }
@@ -118,7 +123,32 @@ mod tests {
             pair: pair.into(),
             hash: hash.into(),
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            held: false,
         }
+    }
+
+    #[test]
+    fn a_held_pair_has_not_passed_and_the_refusal_says_so() {
+        let held = Completion {
+            held: true,
+            ..done("d2", "h", 10)
+        };
+        let d = decide(
+            &order(),
+            "test",
+            "h",
+            &members(),
+            &[done("d1", "h", 10), held],
+            at(100),
+            None,
+        );
+        assert_eq!(
+            d,
+            Decision::Closed(
+                "change h has not completed on d2 (dev: held, not finished; `baton finish d2`) yet"
+                    .into()
+            )
+        );
     }
 
     fn at(secs: u64) -> SystemTime {

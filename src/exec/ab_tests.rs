@@ -168,11 +168,7 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     // Nothing is left to end.
     let f = end(&lab, &sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
-    assert!(
-        f.message.contains("no run holds web"),
-        "{}",
-        f.message
-    );
+    assert!(f.message.contains("no run holds web"), "{}", f.message);
 }
 
 #[tokio::test]

@@ -213,6 +213,9 @@ pub enum Held {
     ByDrift,
     /// The maintenance window, and nothing else.
     ByWindow,
+    /// A held run (a hold, an A/B experiment) waits for the operator's
+    /// decision.
+    ByHold,
 }
 
 /// The operator's name: `$SUDO_USER`, else `$USER`, else the uid.
@@ -379,23 +382,28 @@ pub async fn proceed<W: World>(
                     Outcome::Ok,
                     format!("nothing to recover: {held}"),
                 ),
-                Some(_) => refuse(
-                    progress,
-                    &pair.name,
-                    Outcome::NotStarted,
-                    format!("did not start, nothing was changed: {held}"),
-                ),
+                Some(_) => Finished {
+                    held: Held::ByHold,
+                    ..refuse(
+                        progress,
+                        &pair.name,
+                        Outcome::NotStarted,
+                        format!("did not start, nothing was changed: {held}"),
+                    )
+                },
             };
         }
-        (None, Some(_)) => return refuse(
-            progress,
-            &pair.name,
-            Outcome::NotStarted,
-            format!(
+        (None, Some(_)) => {
+            return refuse(
+                progress,
+                &pair.name,
+                Outcome::NotStarted,
+                format!(
                 "no run holds {}: nothing to finish, revert or end (`baton log {}` shows its runs)",
                 pair.name, pair.name
             ),
-        ),
+            )
+        }
         (None, None) => {}
     }
     // `recover` with nothing interrupted: a VIP that no host holds goes

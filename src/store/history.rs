@@ -25,6 +25,15 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
             else {
                 continue;
             };
+            if view.held() {
+                out.push(Completion {
+                    pair: m.pair.clone(),
+                    hash: hash.clone(),
+                    at: SystemTime::now(),
+                    held: true,
+                });
+                continue;
+            }
             if view.finished != Some(Outcome::Ok) {
                 continue;
             }
@@ -39,6 +48,7 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
                 pair: m.pair.clone(),
                 hash: hash.clone(),
                 at,
+                held: false,
             });
         }
     }
@@ -328,11 +338,13 @@ mod tests {
                     pair: "web".into(),
                     hash: "h1".into(),
                     at: humantime::parse_rfc3339("2026-11-20T03:00:00Z").unwrap(),
+                    held: false,
                 },
                 Completion {
                     pair: "api".into(),
                     hash: "h1".into(),
                     at: humantime::parse_rfc3339("2026-11-20T06:00:00Z").unwrap(),
+                    held: false,
                 },
             ]
         );

@@ -128,7 +128,7 @@ pub(super) fn pair(
         ));
     }
     if let Some(hold) = raw.hold {
-        if hold > super::settings::MAX_HOLD {
+        if hold > crate::config::MAX_HOLD {
             sink.push(src.at(
                 &[N("hold")],
                 format!("hold {} is out of range", humantime::format_duration(hold)),

@@ -113,7 +113,7 @@ pub(super) fn settings(
             continue;
         }
         match humantime::parse_duration(text) {
-            Ok(d) if d <= MAX_HOLD => {
+            Ok(d) if d <= crate::config::MAX_HOLD => {
                 if !d.is_zero() {
                     holds.insert(env.clone(), d);
                 }
@@ -140,9 +140,6 @@ pub(super) fn settings(
         finish_expired_holds: g.finish_expired_holds.unwrap_or(true),
     })
 }
-
-/// The longest hold.
-pub const MAX_HOLD: Duration = Duration::from_secs(30 * 86400);
 
 #[cfg(test)]
 mod tests {
