@@ -1401,6 +1401,110 @@ mod tests {
         );
     }
 
+    /// Runs a held apply to its hold, then on from the decision, failing
+    /// the steps listed (each time).
+    fn held(keep_new: bool, failing: &[Step]) -> (Vec<Step>, Outcome) {
+        let mut ended = Vec::new();
+        let mut steps = Vec::new();
+        let mut decided = false;
+        loop {
+            match decide_for(Kind::Apply, Shape::Hold, &ended) {
+                Next::Finish(Outcome::Held) if !decided => {
+                    decided = true;
+                    steps.push(Step::Decide);
+                    ended.push(Ended {
+                        step: Step::Decide,
+                        ok: keep_new,
+                    });
+                }
+                Next::Finish(o) => return (steps, o),
+                Next::Run(s) => {
+                    assert!(steps.len() < 30, "runaway: {steps:?}");
+                    steps.push(s);
+                    ended.push(Ended {
+                        step: s,
+                        ok: !failing.contains(&s),
+                    });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_hold_waits_after_the_drain_then_finishes_or_reverts() {
+        use Step::*;
+        let (steps, o) = held(true, &[]);
+        assert_eq!(o, Outcome::Ok);
+        assert_eq!(
+            steps,
+            [
+                Preflight,
+                ApplyStandby,
+                VerifyStandby,
+                Switch,
+                VerifyService,
+                Drain,
+                Decide,
+                ApplyOldPrimary,
+                VerifyOldPrimary
+            ]
+        );
+        // A drain that timed out is held all the same.
+        assert_eq!(held(true, &[Drain]).1, Outcome::Ok);
+        assert!(held(true, &[Drain]).0.contains(&Decide));
+        // Finishing can still leave the old primary unwell.
+        assert_eq!(held(true, &[ApplyOldPrimary]).1, Outcome::Incomplete);
+        // The revert.
+        let (steps, o) = held(false, &[]);
+        assert_eq!(o, Outcome::RolledBack);
+        assert_eq!(
+            &steps[6..],
+            [
+                Decide,
+                SwitchBack,
+                VerifyBack,
+                DrainBack,
+                RollbackStandby,
+                VerifyRolledBack
+            ]
+        );
+        // Back on an old primary that fails its checks: an operator.
+        assert_eq!(held(false, &[VerifyBack]).1, Outcome::Operator);
+        // A drain back that timed out goes on.
+        assert_eq!(held(false, &[DrainBack]).1, Outcome::RolledBack);
+        // The rolled back host unwell: traffic safe, incomplete.
+        assert_eq!(held(false, &[VerifyRolledBack]).1, Outcome::Incomplete);
+        assert_eq!(held(false, &[RollbackStandby]).1, Outcome::Operator);
+        assert_eq!(held(false, &[SwitchBack]).1, Outcome::Operator);
+        // Failures before the hold undo the run as usual.
+        assert_eq!(
+            held(true, &[VerifyService]),
+            (
+                vec![
+                    Preflight,
+                    ApplyStandby,
+                    VerifyStandby,
+                    Switch,
+                    VerifyService,
+                    SwitchBack,
+                    RollbackStandby
+                ],
+                Outcome::RolledBack
+            )
+        );
+        // The revert's own steps are repeated when cut off.
+        for step in [VerifyBack, DrainBack, VerifyRolledBack] {
+            assert_eq!(
+                resolve_interrupted_for(Kind::Apply, Shape::Hold, step, Side::Old),
+                Resolution::Retry
+            );
+        }
+        assert_eq!(
+            sequence_for(Kind::Switchover, Shape::Hold),
+            sequence(Kind::Switchover)
+        );
+    }
+
     #[test]
     fn an_interrupted_experiment_keeps_a_split_and_undoes_anything_else() {
         let r =

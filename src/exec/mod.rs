@@ -333,6 +333,8 @@ mod ab_tests;
 #[cfg(test)]
 mod haproxy_tests;
 #[cfg(test)]
+mod hold_tests;
+#[cfg(test)]
 mod roles_tests;
 #[cfg(test)]
 pub mod testkit;

@@ -1,0 +1,245 @@
+//! Holds (`apply --hold`) through the simulated world: the run held after
+//! the switch and the drain with the old primary untouched, other runs
+//! refused, `finish` updating the old primary, `revert` sending traffic
+//! back (verified) and rolling the change back (verified), a revert cut
+//! off inside its switch settled by `recover`, and the hold refused for a
+//! pair with role hooks. The lab suite (`tests/lab_hold.rs`) proves the
+//! same against real hosts under a poller.
+
+use std::time::Duration;
+
+use super::run::Keep;
+use super::testkit::{self, Died, Lab};
+use crate::core::assess::{HeldBy, LastRun};
+use crate::core::cycle::{Kind, Outcome, Step};
+use crate::exec::run::Finished;
+use crate::exec::sim::Sim;
+
+const VIP: &str = "198.51.100.100";
+
+fn lab() -> Lab {
+    Lab::new(&testkit::vip(""), "")
+}
+
+fn vip_on(sim: &Sim) -> Vec<String> {
+    sim.holders(VIP.parse().expect("an address"))
+}
+
+async fn apply_held(lab: &Lab, sim: &Sim) -> Finished {
+    lab.run_with(sim, Some(Kind::Apply), Some("v2"), |r| {
+        r.hold = Some(Duration::from_secs(3600));
+    })
+    .await
+}
+
+async fn decide(lab: &Lab, sim: &Sim, keep: Keep) -> Finished {
+    lab.run_with(sim, None, None, |r| r.decide = Some(keep))
+        .await
+}
+
+/// The operations of the last run on `host` in `step`.
+fn ran(lab: &Lab, step: &str, host: &str) -> Vec<String> {
+    lab.ops()
+        .into_iter()
+        .filter(|(s, h, ..)| s == step && h == host)
+        .map(|(.., c)| c)
+        .collect()
+}
+
+fn last_run(lab: &Lab) -> LastRun {
+    crate::store::history::last_run(&lab.state_dir(), "web").expect("the journal reads")
+}
+
+#[tokio::test]
+async fn a_hold_keeps_the_old_primary_on_the_old_version_until_the_operator_decides() {
+    let lab = lab();
+    let sim = lab.sim();
+    let f = apply_held(&lab, &sim).await;
+    assert_eq!(f.outcome, Outcome::Held, "{}", f.message);
+    assert!(
+        f.message
+            .contains("traffic is on green with change v2, blue is kept on the old version for 1h")
+            && f.message.contains("baton finish web")
+            && f.message.contains("baton revert web"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        lab.step_marks(),
+        [
+            "preflight",
+            "apply_standby",
+            "verify_standby",
+            "switch",
+            "verify_service",
+            "drain"
+        ]
+    );
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert_eq!(lab.primary().as_deref(), Some("green"));
+    // blue was never changed.
+    assert!(sim.lock().hosts[0].files.is_empty());
+    match last_run(&lab) {
+        LastRun::Held {
+            by: HeldBy::Hold { expired, ref until },
+            ref from,
+            ref to,
+            ..
+        } => {
+            assert!(!expired, "a 1h hold has not ended");
+            assert!(until.ends_with('Z'), "{until}");
+            assert_eq!((from.as_str(), to.as_str()), ("blue", "green"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing else starts; recover leaves it alone.
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert_eq!(f.held, crate::exec::run::Held::ByHold);
+    assert!(f.message.contains("baton revert web"), "{}", f.message);
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["green"]);
+}
+
+#[tokio::test]
+async fn finish_updates_the_held_old_primary() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
+    let f = decide(&lab, &sim, Keep::New).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(
+        &lab.step_marks()[6..],
+        ["decide", "apply_old_primary", "verify_old_primary"]
+    );
+    let (detail, _) = lab.ended(Step::Decide);
+    assert!(
+        detail.starts_with("tester finished the hold of change v2 (hash "),
+        "{detail}"
+    );
+    assert!(!sim.lock().hosts[0].files.is_empty(), "blue got the change");
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert_eq!(last_run(&lab), LastRun::Settled);
+}
+
+#[tokio::test]
+async fn revert_sends_traffic_back_then_rolls_the_change_back_verifying_each() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
+    let f = decide(&lab, &sim, Keep::Old).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert!(
+        f.message.starts_with("reverted: traffic is back on blue (verified), and the change was rolled back on green (verified)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        &lab.step_marks()[6..],
+        [
+            "decide!",
+            "switch_back",
+            "verify_back",
+            "drain_back",
+            "rollback_standby",
+            "verify_rolled_back"
+        ]
+    );
+    let (detail, _) = lab.ended(Step::Decide);
+    assert!(
+        detail.contains("tester reverted change v2 (hash "),
+        "{detail}"
+    );
+    assert_eq!(vip_on(&sim), ["blue"]);
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+    // The rollback ran on green; blue was only asked for the address.
+    assert!(ran(&lab, "rollback_standby", "green")
+        .iter()
+        .any(|c| c.contains("site.conf.baton-prev")));
+    let moves = ["switch", "switch_back", "verify_back"];
+    assert!(lab
+        .ops()
+        .iter()
+        .all(|(s, h, ..)| h != "blue" || moves.contains(&s.as_str())));
+    // The service was verified through the VIP on blue.
+    assert!(!ran(&lab, "verify_back", "controller").is_empty());
+}
+
+#[tokio::test]
+async fn a_revert_cut_off_inside_its_switch_is_finished_by_recover() {
+    let lab = lab();
+    let sim = lab.sim();
+    let died = Died {
+        hold: Some(Duration::from_secs(3600)),
+        ..Died::apply()
+    };
+    // It died inside the switch back: the VIP already moved to blue.
+    lab.interrupted(
+        &died,
+        &[
+            Step::Preflight,
+            Step::ApplyStandby,
+            Step::VerifyStandby,
+            Step::Switch,
+            Step::VerifyService,
+            Step::Drain,
+        ],
+        None,
+    );
+    let records = lab.journal();
+    records
+        .append(&crate::store::journal::Record::End {
+            run: "crashed".into(),
+            step: Step::Decide,
+            ok: false,
+            detail: "reverted".into(),
+            duration_ms: 0,
+            commands: vec![],
+            at: "2026-11-30T00:00:01Z".into(),
+        })
+        .expect("append");
+    records
+        .append(&crate::store::journal::Record::Begin {
+            run: "crashed".into(),
+            step: Step::SwitchBack,
+            at: "2026-11-30T00:00:02Z".into(),
+        })
+        .expect("append");
+    let f = lab.run(&sim, None, None).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert!(f.message.starts_with("reverted"), "{}", f.message);
+    assert_eq!(
+        &lab.step_marks()[7..],
+        [
+            "switch_back",
+            "verify_back",
+            "drain_back",
+            "rollback_standby",
+            "verify_rolled_back"
+        ]
+    );
+    assert_eq!(vip_on(&sim), ["blue"]);
+}
+
+#[tokio::test]
+async fn a_hold_is_refused_for_a_pair_with_role_hooks_and_zero_means_none() {
+    let roles = Lab::new(&format!("{}{}", testkit::vip(""), testkit::roles("")), "");
+    let sim = roles.sim();
+    let f = apply_held(&roles, &sim).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(
+        f.message.contains("not supported for replicated pairs"),
+        "{}",
+        f.message
+    );
+    // --hold 0s on a plain pair: the whole cycle, no hold.
+    let lab = lab();
+    let sim = lab.sim();
+    let f = lab
+        .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| {
+            r.hold = Some(Duration::ZERO);
+        })
+        .await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+}
