@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::core::assess::LastRun;
+use crate::core::assess::{HeldBy, LastRun};
 use crate::core::cycle::Outcome;
 use crate::store::journal::{Journal, Record};
 use crate::store::state::StateStore;
@@ -31,6 +31,8 @@ pub fn render(config: &Config) -> String {
     let mut durations = String::new();
     let mut holders = String::new();
     let mut interrupted = String::new();
+    let mut held = String::new();
+    let mut hold_until = String::new();
     let store = StateStore::new(&config.settings.state_dir);
     for pair in config.pairs.values() {
         let name = &pair.name;
@@ -78,11 +80,33 @@ pub fn render(config: &Config) -> String {
                 }
             }
         }
+        let last_run = crate::store::history::last_run(&config.settings.state_dir, name);
         // An unreadable journal counts as unsettled: someone must look.
         let unsettled = !matches!(
-            crate::store::history::last_run(&config.settings.state_dir, name),
+            last_run,
             Ok(LastRun::Settled | LastRun::InProgress { .. } | LastRun::Held { .. })
         );
+        let _ = writeln!(
+            held,
+            "baton_held{{pair=\"{name}\"}} {}",
+            u8::from(matches!(last_run, Ok(LastRun::Held { .. })))
+        );
+        if let Ok(LastRun::Held {
+            by: HeldBy::Hold { until, .. },
+            ..
+        }) = &last_run
+        {
+            if let Ok(t) = humantime::parse_rfc3339_weak(until) {
+                let secs = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    hold_until,
+                    "baton_hold_until_seconds{{pair=\"{name}\"}} {secs}"
+                );
+            }
+        }
         let _ = writeln!(
             interrupted,
             "baton_run_interrupted{{pair=\"{name}\"}} {}",
@@ -120,6 +144,18 @@ pub fn render(config: &Config) -> String {
     );
     let _ = writeln!(out, "# TYPE baton_run_interrupted gauge");
     out.push_str(&interrupted);
+    let _ = writeln!(
+        out,
+        "# HELP baton_held 1 while a run holds the pair for the operator's decision (a hold, an A/B experiment): `baton finish`, `baton revert` or `baton ab --end` ends it."
+    );
+    let _ = writeln!(out, "# TYPE baton_held gauge");
+    out.push_str(&held);
+    let _ = writeln!(
+        out,
+        "# HELP baton_hold_until_seconds When the pair's hold ends (Unix time)."
+    );
+    let _ = writeln!(out, "# TYPE baton_hold_until_seconds gauge");
+    out.push_str(&hold_until);
     out
 }
 

@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cli::exit::Exit;
 use crate::config::{Config, Pair, Traffic};
 use crate::core::assess::{
-    self, Assessment, Drift, Finding, Holder, HostSeen, PairSeen, Roles, Severity, TrafficSeen,
-    Verdict, Version,
+    self, Assessment, Drift, Finding, HeldBy, Holder, HostSeen, LastRun, PairSeen, Roles, Severity,
+    TrafficSeen, Verdict, Version,
 };
 use crate::io::observe;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
@@ -48,7 +48,68 @@ struct PairReport {
     /// Method `haproxy`: the balancer's view of the pair's servers
     /// (`null` for other methods).
     balancer: Option<BalancerReport>,
+    /// A run holding the pair for the operator's decision (a hold, an A/B
+    /// experiment), `null` otherwise.
+    held: Option<HeldReport>,
     problems: Vec<Finding>,
+}
+
+/// A run that holds the pair.
+#[derive(Serialize)]
+struct HeldReport {
+    /// Its run id.
+    run: String,
+    /// `hold` or `experiment`.
+    by: &'static str,
+    /// The change.
+    change: String,
+    /// The host that runs it and takes traffic (a hold) or a share of it
+    /// (an experiment).
+    updated: String,
+    /// The host kept on the old version.
+    kept: String,
+    /// A hold: when it ends (RFC 3339), and whether it has.
+    until: Option<String>,
+    expired: Option<bool>,
+    /// An experiment: the updated host's share of new requests, percent.
+    percent: Option<u8>,
+}
+
+impl HeldReport {
+    fn of(last: &LastRun) -> Option<HeldReport> {
+        let LastRun::Held {
+            run,
+            to,
+            from,
+            change,
+            by,
+            ..
+        } = last
+        else {
+            return None;
+        };
+        let mut r = HeldReport {
+            run: run.clone(),
+            by: "hold",
+            change: change.clone(),
+            updated: to.clone(),
+            kept: from.clone(),
+            until: None,
+            expired: None,
+            percent: None,
+        };
+        match by {
+            HeldBy::Hold { until, expired } => {
+                r.until = Some(until.clone());
+                r.expired = Some(*expired);
+            }
+            HeldBy::Experiment { percent } => {
+                r.by = "experiment";
+                r.percent = Some(*percent);
+            }
+        }
+        Some(r)
+    }
 }
 
 /// What the balancer said of the pair's backend.
@@ -393,6 +454,7 @@ fn report(
         tsig,
         lag,
         balancer,
+        held: HeldReport::of(&seen.last_run),
         problems: a.findings,
     }
 }

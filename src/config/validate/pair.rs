@@ -131,7 +131,7 @@ pub(super) fn pair(
         if hold > crate::config::MAX_HOLD {
             sink.push(src.at(
                 &[N("hold")],
-                format!("hold {} is out of range", humantime::format_duration(hold)),
+                "hold is longer than 30 days",
                 "use at most \"30days\" (\"0s\": no hold, whatever the environment's)",
             ));
         } else if raw.roles.is_some() && !hold.is_zero() {
@@ -238,6 +238,32 @@ mod tests {
         assert_eq!(p.ssh.user, "deploy");
         assert_eq!(p.hosts[0].ssh_port, 22);
         assert_eq!(p.checks[0].name, "tcp-1");
+    }
+
+    #[test]
+    fn a_hold_is_at_most_thirty_days_and_not_with_role_hooks() {
+        let (p, d) = validate(&format!("environment = \"dev\"\nhold = \"2h\"\n{REST}"));
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(p.and_then(|p| p.hold), Some(Duration::from_secs(7200)));
+        let (p, d) = validate(&format!("environment = \"dev\"\nhold = \"0s\"\n{REST}"));
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(p.expect("a pair").hold, None, "0s: no hold");
+        let (p, d) = validate(&format!("environment = \"dev\"\nhold = \"31days\"\n{REST}"));
+        assert!(p.is_none());
+        assert_eq!(
+            (d[0].line, d[0].message.as_str()),
+            (2, "hold is longer than 30 days")
+        );
+        let roles = "[roles]\ndemote = \"d\"\nposition = \"p\"\npromote = \"pr\"\nfollow = \"f {primary}\"\nresume = \"r\"\n";
+        let (p, d) = validate(&format!(
+            "environment = \"dev\"\nhold = \"1h\"\n{REST}{roles}"
+        ));
+        assert!(p.is_none());
+        assert!(
+            d.iter()
+                .any(|d| d.message == "a hold is not supported for a pair with [roles] hooks yet"),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -164,6 +164,29 @@ mod tests {
     }
 
     #[test]
+    fn holds_are_per_known_environment_and_at_most_thirty_days() {
+        let (s, m) = global("[holds]\nprod = \"24h\"\ntest = \"0s\"\n");
+        assert!(m.is_empty(), "{m:?}");
+        let s = s.expect("valid");
+        assert_eq!(
+            s.holds.into_iter().collect::<Vec<_>>(),
+            [("prod".to_string(), Duration::from_secs(86400))],
+            "a zero hold is no hold"
+        );
+        assert!(s.finish_expired_holds, "on by default");
+        let (s, m) = global("finish_expired_holds = false\n[holds]\nstaging = \"1h\"\nprod = \"31days\"\ndev = \"soon\"\n");
+        assert!(s.is_none());
+        assert_eq!(
+            m,
+            [
+                "5:7: the hold of `dev`, `soon`, is not a duration up to 30 days",
+                "4:8: the hold of `prod`, `31days`, is not a duration up to 30 days",
+                "3:11: [holds] names environment `staging`, which is not in `environments`"
+            ]
+        );
+    }
+
+    #[test]
     fn a_soak_over_ninety_days_is_refused() {
         let (s, m) = global("soak = \"91days\"\n");
         assert!(s.is_none());
