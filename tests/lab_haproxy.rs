@@ -9,60 +9,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
 const FRONTEND: &str = "198.18.0.40:80";
 
-/// The benchmark client, built beside baton (`cargo test` builds the
-/// examples): one new connection per request, one line per request.
+/// The probe aimed at the frontend.
 fn probe(rate: u32, seconds: f64) -> Child {
-    let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
-    let probe = baton
-        .parent()
-        .map(|d| d.join("examples/probe"))
-        .expect("the build directory");
-    assert!(probe.exists(), "{} is not built", probe.display());
-    Command::new("ip")
-        .args(["netns", "exec", "baton-client"])
-        .arg(probe)
-        .args([FRONTEND, &rate.to_string(), &seconds.to_string(), "3000"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the probe")
-}
-
-/// One request the probe made: when it was sent (Unix seconds), and the
-/// host that answered or why it failed.
-struct Answer {
-    sent: f64,
-    host: Result<String, String>,
-}
-
-fn answers(child: Child) -> Vec<Answer> {
-    let out = child.wait_with_output().expect("the probe ends");
-    let mut all: Vec<Answer> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.splitn(4, ' ').collect();
-            let sent = w.first()?.parse::<f64>().ok()? / 1e6;
-            Some(Answer {
-                sent,
-                host: match *w.get(2)? {
-                    "FAIL" => Err(w.get(3).unwrap_or(&"").to_string()),
-                    h => Ok(h.to_string()),
-                },
-            })
-        })
-        .collect();
-    all.sort_by(|a, b| a.sent.total_cmp(&b.sent));
-    all
-}
-
-fn failures(all: &[Answer]) -> Vec<String> {
-    all.iter().filter_map(|a| a.host.clone().err()).collect()
+    probe_at(FRONTEND, rate, seconds)
 }
 
 /// `show stat` of backend lb as JSON, per server (scripts/lbstat).

@@ -48,13 +48,14 @@ pub struct Filter {
     outcome: Option<String>,
 }
 
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "ok",
     "rolled_back",
     "incomplete",
     "operator",
     "not_started",
     "interrupted",
+    "held",
 ];
 
 impl Filter {
@@ -175,11 +176,32 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
         else {
             continue;
         };
-        if !filter.keeps(at, v.finished.map_or("interrupted", |o| o.name())) {
+        let held = v.finished.is_none() && v.held();
+        let state = match v.finished {
+            Some(o) => o.name(),
+            None if held => "held",
+            None => "interrupted",
+        };
+        if !filter.keeps(at, state) {
             continue;
         }
+        // A held run's decision, as the operator made it.
+        let decided = v
+            .ended
+            .iter()
+            .find(|e| e.step == crate::core::cycle::Step::Decide)
+            .map(|d| match (d.ok, v.shape()) {
+                (true, crate::core::cycle::Shape::Experiment) => " (A/B: kept the new version)",
+                (false, crate::core::cycle::Shape::Experiment) => " (A/B: kept the old version)",
+                (true, _) => " (finished after a hold)",
+                (false, _) => " (REVERTED)",
+            })
+            .unwrap_or("");
         let outcome = match (v.finished, v.open) {
-            (Some(o), _) => o.name().to_uppercase(),
+            (Some(o), _) => format!("{}{decided}", o.name().to_uppercase()),
+            (None, _) if held => {
+                "HELD (`baton finish`, `baton revert`, `baton ab --end`)".to_string()
+            }
             (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),
             (None, None) => "INTERRUPTED".to_string(),
         };

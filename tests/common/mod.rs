@@ -603,3 +603,53 @@ pub fn command_pair(dir: &Path) -> PathBuf {
     fs::write(dir.join("pairs/hooks.toml"), hooks).unwrap();
     holder
 }
+
+/// The benchmark client aimed at `target` (ADDRESS:PORT), built beside
+/// baton (`cargo test` builds the examples): one new connection per
+/// request, one line per request.
+pub fn probe_at(target: &str, rate: u32, seconds: f64) -> Child {
+    let baton = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let probe = baton
+        .parent()
+        .map(|d| d.join("examples/probe"))
+        .expect("the build directory");
+    assert!(probe.exists(), "{} is not built", probe.display());
+    Command::new("ip")
+        .args(["netns", "exec", "baton-client"])
+        .arg(probe)
+        .args([target, &rate.to_string(), &seconds.to_string(), "3000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the probe")
+}
+
+/// One request the probe made: when it was sent (Unix seconds), and the
+/// host that answered or why it failed.
+pub struct Answer {
+    pub sent: f64,
+    pub host: Result<String, String>,
+}
+
+pub fn answers(child: Child) -> Vec<Answer> {
+    let out = child.wait_with_output().expect("the probe ends");
+    let mut all: Vec<Answer> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.splitn(4, ' ').collect();
+            let sent = w.first()?.parse::<f64>().ok()? / 1e6;
+            Some(Answer {
+                sent,
+                host: match *w.get(2)? {
+                    "FAIL" => Err(w.get(3).unwrap_or(&"").to_string()),
+                    h => Ok(h.to_string()),
+                },
+            })
+        })
+        .collect();
+    all.sort_by(|a, b| a.sent.total_cmp(&b.sent));
+    all
+}
+
+pub fn failures(all: &[Answer]) -> Vec<String> {
+    all.iter().filter_map(|a| a.host.clone().err()).collect()
+}

@@ -1,0 +1,154 @@
+//! Holds on the VIP pair `web` (blue, green; VIP 198.18.0.100) under an
+//! independent HTTP client: `apply --hold` leaves the old primary on the
+//! old version (status shows the hold), `revert` sends every request back
+//! to it with no failed request and both hosts serve the old version
+//! afterwards; `finish` updates it; a revert cut off inside its drain back
+//! (the controller aborted like kill -9) is finished by `recover`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const VIP: &str = "198.18.0.100:80";
+
+fn state_dir() -> PathBuf {
+    Path::new(LAB).join("state")
+}
+
+/// The version the page of `address` says (`host=NAME version=N`).
+fn version_of(address: &str) -> String {
+    let (_, page) = client_get(&format!("http://{address}/index.html"));
+    page.split_whitespace()
+        .find_map(|w| w.strip_prefix("version="))
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn held_apply(cfg: &Path) {
+    let run = baton(cfg, &["apply", "web", "--change", "v2", "--hold", "1h"]);
+    assert_eq!(run.code, 0, "held: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("HELD"), "{}", run.stdout);
+}
+
+#[test]
+fn a_hold_keeps_blue_on_the_old_version_and_revert_goes_back_to_it_without_a_failed_request() {
+    let _lab = lab();
+    let cfg = lab_config();
+    held_apply(&cfg);
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("1".to_string(), "2".to_string()),
+        "blue held on version 1, green serves version 2"
+    );
+    let status = baton(&cfg, &["status", "web", "--json"]);
+    assert_eq!(status.code, 0, "a hold is no trouble: {}", status.stdout);
+    let pair = &status.json()["pairs"][0];
+    assert_eq!(pair["holder"]["detail"], "green");
+    assert_eq!(pair["held"]["by"], "hold", "{pair}");
+    assert_eq!(pair["held"]["kept"], "blue");
+    assert_eq!(pair["held"]["expired"], false);
+    assert_eq!(pair["problems"][0]["kind"], "held");
+    assert_eq!(pair["problems"][0]["severity"], "note");
+    // Another apply waits for the decision.
+    let refused = baton(&cfg, &["switchover", "web"]);
+    assert_eq!(refused.code, 5, "{}{}", refused.stdout, refused.stderr);
+
+    let client = probe_at(VIP, 100, 8.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let revert = baton(&cfg, &["revert", "web"]);
+    let took = started.elapsed();
+    let all = answers(client);
+    assert_eq!(revert.code, 0, "{}{}", revert.stdout, revert.stderr);
+    println!("revert took {:.2} s", took.as_secs_f64());
+    assert_eq!(failures(&all), Vec::<String>::new(), "failed requests");
+    assert_eq!(all.last().unwrap().host.as_deref(), Ok("blue"));
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("1".to_string(), "1".to_string()),
+        "both hosts serve the old version"
+    );
+    let status = baton(&cfg, &["status", "web", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert!(status.json()["pairs"][0]["held"].is_null());
+    let decide = step_end(&state_dir(), "web", "decide");
+    assert!(
+        decide["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reverted change v2 (hash "),
+        "{decide}"
+    );
+    let log = baton(&cfg, &["log", "web"]);
+    assert!(
+        log.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("ROLLED_BACK (REVERTED)"),
+        "{}",
+        log.stdout
+    );
+}
+
+#[test]
+fn finish_updates_the_held_host() {
+    let _lab = lab();
+    let cfg = lab_config();
+    held_apply(&cfg);
+    let log = baton(&cfg, &["log", "web", "--outcome", "held"]);
+    assert_eq!(log.stdout.lines().count(), 1, "{}", log.stdout);
+    assert!(log.stdout.contains("HELD"), "{}", log.stdout);
+    let finish = baton(&cfg, &["finish", "--all"]);
+    assert_eq!(finish.code, 0, "{}{}", finish.stdout, finish.stderr);
+    assert!(
+        finish.stderr.contains("api: no run holds it"),
+        "{}",
+        finish.stderr
+    );
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("2".to_string(), "2".to_string())
+    );
+    let status = baton(&cfg, &["status", "web", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert!(status.json()["pairs"][0]["held"].is_null());
+    assert_eq!(status.json()["pairs"][0]["holder"]["detail"], "green");
+    // Nothing is held any more.
+    let again = baton(&cfg, &["revert", "web"]);
+    assert_eq!(again.code, 5, "{}{}", again.stdout, again.stderr);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_revert_cut_off_inside_its_drain_back_is_finished_by_recover() {
+    use std::os::unix::process::ExitStatusExt;
+    let _lab = lab();
+    let cfg = lab_config();
+    held_apply(&cfg);
+    let out = baton_command(&cfg, &["revert", "web"])
+        .env("FAILPOINTS", "begin-drain_back=return")
+        .output()
+        .unwrap();
+    assert!(out.status.signal().is_some(), "aborted like kill -9");
+    let status = baton(&cfg, &["status", "web", "--json"]);
+    assert_eq!(status.code, 4, "interrupted: {}", status.stdout);
+    let recover = baton(&cfg, &["recover", "web"]);
+    assert_eq!(
+        recover.code, 1,
+        "the revert's end: {}{}",
+        recover.stdout, recover.stderr
+    );
+    assert!(recover.stdout.contains("reverted"), "{}", recover.stdout);
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("1".to_string(), "1".to_string())
+    );
+    let (_, page) = client_get("http://198.18.0.100/index.html");
+    assert!(page.contains("host=blue"), "{page}");
+    let status = baton(&cfg, &["status", "web"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+}
