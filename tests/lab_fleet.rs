@@ -640,3 +640,157 @@ fn a_manual_run_on_a_pair_the_fleet_run_holds_is_refused_and_works_after() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(baton(&cfg, &["switchover", &p[0]]).code, 0);
 }
+
+/// Every pair of the lab's fleet (at least ten: `scripts/lab up --pairs
+/// 10`), sorted.
+fn all_fleet_pairs() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(Path::new(FLEET).join("pairs"))
+        .expect("the lab has a fleet")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            (p.extension()? == "toml").then_some(stem)
+        })
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 10,
+        "the fleet rollback needs ten pairs: scripts/lab up --pairs 10 (found {names:?})"
+    );
+    names
+}
+
+/// The versions both hosts of each pair run, by `status`.
+fn versions(cfg: &Path) -> Vec<(String, Vec<String>)> {
+    let run = baton(cfg, &["status", "--json"]);
+    run.json()["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pair"].as_str().unwrap().to_string(),
+                p["hosts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h["version"].as_str().unwrap_or("?").to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_finished_change_is_rolled_back_across_the_fleet_in_reverse_order_and_withdrawn() {
+    let _lab = lab();
+    let p = all_fleet_pairs();
+    let n = p.len();
+    // A third in each environment, the first of each a canary.
+    let third = n.div_ceil(3);
+    let layout: Vec<(&str, bool)> = (0..n)
+        .map(|i| (["dev", "test", "prod"][i / third], i % third == 0))
+        .collect();
+    let names = p.clone();
+    let placed = layout.clone();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The whole fleet, placed.
+        let src = Path::new(FLEET);
+        let absolute = |t: String| {
+            t.replace("\"../", &format!("\"{LAB}/"))
+                .replace("from = \"files/", &format!("from = \"{FLEET}/pairs/files/"))
+        };
+        fs::write(
+            dir.path().join("baton.toml"),
+            absolute(fs::read_to_string(src.join("baton.toml")).unwrap()),
+        )
+        .unwrap();
+        fs::create_dir(dir.path().join("pairs")).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let file = format!("{name}.toml");
+            let text = fs::read_to_string(src.join("pairs").join(&file)).unwrap();
+            fs::write(
+                dir.path().join("pairs").join(&file),
+                place(absolute(text), placed[i].0, placed[i].1),
+            )
+            .unwrap();
+        }
+    }
+    let cfg = dir.path().join("baton.toml");
+    // v2 on every pair but the last one of prod.
+    let (skip, rest) = p.split_last().unwrap();
+    let mut args = vec!["apply", "--change", "v2", "--batch", "3"];
+    args.extend(rest.iter().map(String::as_str));
+    let run = baton(&cfg, &args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for (pair, v) in versions(&cfg) {
+        let want = if &pair == skip { "1" } else { "2" };
+        assert_eq!(v, [want, want], "{pair}");
+    }
+
+    let run = baton(
+        &cfg,
+        &[
+            "rollback", "--all", "--change", "v2", "--batch", "2", "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{skip}: skipped: the change never finished here")),
+        "{}",
+        run.stderr
+    );
+    let (ev, summary) = events(&run.stdout);
+    let order: Vec<&str> = summary
+        .iter()
+        .map(|r| r["pair"].as_str().unwrap())
+        .collect();
+    // The reverse of apply's order: prod, test, dev; in each the canary last.
+    let mut expected: Vec<&str> = Vec::new();
+    for env in ["prod", "test", "dev"] {
+        let mut these: Vec<usize> = (0..n - 1).filter(|i| layout[*i].0 == env).collect();
+        these.sort_by_key(|i| (layout[*i].1, std::cmp::Reverse(p[*i].clone())));
+        expected.extend(these.iter().map(|i| p[*i].as_str()));
+    }
+    assert_eq!(order, expected, "{summary:?}");
+    for r in &summary {
+        assert_eq!(r["outcome"], "ok", "{r}");
+    }
+    // Each environment ends before the next begins.
+    let spans: Vec<(usize, usize)> = expected.iter().map(|n| span(&ev, n)).collect();
+    for w in 0..expected.len() - 1 {
+        let (a, b) = (w, w + 1);
+        let envs = |i: usize| layout[p.iter().position(|x| x == expected[i]).unwrap()].0;
+        if envs(a) != envs(b) {
+            assert!(
+                spans[a].1 < spans[b].0,
+                "{} before {}",
+                expected[a],
+                expected[b]
+            );
+        }
+    }
+    for (pair, v) in versions(&cfg) {
+        assert_eq!(v, ["1", "1"], "{pair}: both hosts on the old version");
+    }
+    let log = baton(&cfg, &["log", &p[0]]);
+    assert!(log.stdout.contains(" rollback "), "{}", log.stdout);
+    // Withdrawn: prod needs dev and test again.
+    let again = baton(&cfg, &["apply", "--env", "prod", "--change", "v2"]);
+    assert_eq!(again.code, 5, "{}\n{}", again.stdout, again.stderr);
+    assert!(
+        again.stdout.contains("has not completed on"),
+        "{}",
+        again.stdout
+    );
+    // Nothing left to roll back.
+    let none = baton(&cfg, &["rollback", "--all", "--change", "v2"]);
+    assert_eq!(none.code, 0, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("already rolled back"),
+        "{}",
+        none.stderr
+    );
+}

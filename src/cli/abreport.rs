@@ -471,6 +471,7 @@ mod tests {
                 Experiment::new(10, Duration::from_secs(3), Duration::from_secs(1)).unwrap(),
             ),
             hold: None,
+            reverse: false,
             at: "2026-11-30T18:00:00.000Z".into(),
         }
     }

@@ -89,6 +89,60 @@ pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: b
     worst
 }
 
+/// `baton rollback --change NAME`: every selected pair on which the
+/// change finished (and was not rolled back since) runs a full cycle whose
+/// change is the rollback, in the reverse of apply's order; the others are
+/// listed and skipped. Refused before anything starts when a pair's change
+/// has no rollback steps.
+pub async fn rollback_fleet(
+    config: &Config,
+    req: &Request,
+    json: bool,
+    opts: &FleetOptions,
+) -> Exit {
+    let name = req.change.as_deref().unwrap_or_default();
+    let bare: Vec<&str> = config
+        .pairs
+        .values()
+        .filter(|p| p.changes.get(name).is_some_and(|c| c.rollback.is_empty()))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !bare.is_empty() {
+        eprintln!("baton: change `{name}` has no rollback steps in {}: it cannot be rolled back there; add `rollback = [...]` to [changes.{name}], or leave those pairs out. Nothing was done.", bare.join(", "));
+        return Exit::Config;
+    }
+    let mut eligible = config.clone();
+    eligible.pairs.clear();
+    for pair in config.pairs.values() {
+        let Some(change) = pair.changes.get(name) else {
+            continue;
+        };
+        let standing = crate::exec::change::hash(change)
+            .map_err(|e| e.to_string())
+            .and_then(|h| {
+                crate::store::history::standing(&config.settings.state_dir, &pair.name, &h)
+                    .map_err(|e| e.to_string())
+            });
+        use crate::store::history::Standing;
+        let skipped = match standing {
+            Ok(Standing::Finished) => {
+                eligible.pairs.insert(pair.name.clone(), pair.clone());
+                continue;
+            }
+            Ok(Standing::Never) => "the change never finished here",
+            Ok(Standing::Withdrawn) => "already rolled back",
+            Ok(Standing::Held) => "held, not finished: `baton revert` takes it back",
+            Err(ref e) => e.as_str(),
+        };
+        eprintln!("baton: {}: skipped: {skipped}", pair.name);
+    }
+    if eligible.pairs.is_empty() {
+        eprintln!("baton: no selected pair has change `{name}` to roll back; nothing was done");
+        return Exit::Ok;
+    }
+    apply_fleet(&eligible, req, json, opts).await
+}
+
 /// How a fleet apply is run.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -98,6 +152,8 @@ pub struct FleetOptions {
     pub concurrency: usize,
     /// Failures tolerated before no further pair starts.
     pub max_failures: usize,
+    /// The reverse of the running order (a fleet rollback).
+    pub reverse: bool,
 }
 
 /// How a pair of a fleet apply ended, as the summary shows it.
@@ -160,7 +216,12 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
             canary: p.canary,
         })
         .collect();
-    let batches = fleet::batches(&fleet::order(candidates), &opts.batches);
+    let ordered = if opts.reverse {
+        fleet::reverse_order(candidates)
+    } else {
+        fleet::order(candidates)
+    };
+    let batches = fleet::batches(&ordered, &opts.batches);
     let failures = AtomicUsize::new(0);
     let semaphore = Semaphore::new(opts.concurrency.max(1));
     let mut summary: Vec<Summary> = Vec::new();
@@ -269,7 +330,10 @@ async fn finish_expired(
     req: &Request,
     printer: &Printer,
 ) -> Option<run::Finished> {
-    if !config.settings.finish_expired_holds || req.kind != Some(crate::core::cycle::Kind::Apply) {
+    if !config.settings.finish_expired_holds
+        || req.reverse
+        || req.kind != Some(crate::core::cycle::Kind::Apply)
+    {
         return None;
     }
     let expired = matches!(

@@ -171,6 +171,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             to,
             forced,
             data_loss,
+            reverse,
             ..
         } = &v.start
         else {
@@ -218,6 +219,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
                 _ => "-".to_string(),
             };
             let kind_shown = match (forced, data_loss) {
+                _ if *reverse => "rollback".to_string(),
                 (Some(_), Some(_)) => format!("{} --force --accept-data-loss", kind.name()),
                 (Some(_), None) => format!("{} --force", kind.name()),
                 (None, Some(_)) => format!("{} --accept-data-loss", kind.name()),

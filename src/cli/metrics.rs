@@ -231,6 +231,7 @@ mod tests {
             ramp: None,
             experiment: None,
             hold: None,
+            reverse: false,
             at: at.into(),
         })
         .unwrap();

@@ -139,6 +139,40 @@ pub enum Command {
         #[arg(long, requires = "reason")]
         ignore_window: bool,
     },
+    /// Take a finished change back across the fleet: on each selected pair
+    /// where it finished on both hosts, a full blue-green cycle whose change
+    /// is the rollback (its rollback steps; the change itself undoes a
+    /// failed one), in the reverse of apply's order (the last environment
+    /// first, canaries last), with apply's batches, failure budget, windows
+    /// and signals. The gate then treats the change as withdrawn.
+    Rollback {
+        /// Pairs (or --env, or --all).
+        pairs: Vec<String>,
+        /// Every pair of this environment.
+        #[arg(long, conflicts_with_all = ["pairs", "all"])]
+        env: Option<String>,
+        /// Every pair.
+        #[arg(long, conflicts_with = "pairs")]
+        all: bool,
+        /// The change to take back (`[changes.NAME]`, as it was applied).
+        #[arg(long)]
+        change: String,
+        /// Batch sizes after the canaries, as for apply.
+        #[arg(long, default_value = "1")]
+        batch: String,
+        /// Pairs of a batch that run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Failed pairs tolerated; once more have failed, no further pair starts.
+        #[arg(long, default_value_t = 0)]
+        max_failures: usize,
+        /// Why (recorded in the journal; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
+        /// Start even outside the maintenance window; needs --reason.
+        #[arg(long, requires = "reason")]
+        ignore_window: bool,
+    },
     /// Revert held runs: traffic back to the held old primary (verified),
     /// then the change rolled back on the other host (verified).
     Revert {
@@ -358,6 +392,9 @@ fn run(cli: Cli) -> Exit {
         }
         | Command::Finish {
             pairs, env, all, ..
+        }
+        | Command::Rollback {
+            pairs, env, all, ..
         } => match selection(&cli, pairs, env.as_deref(), *all) {
             Some(names) => names,
             None => return Exit::Config,
@@ -386,7 +423,8 @@ fn run(cli: Cli) -> Exit {
         | Command::Failover { reason, .. }
         | Command::Rejoin { reason, .. }
         | Command::Finish { reason, .. }
-        | Command::Revert { reason, .. } => Some(reason),
+        | Command::Revert { reason, .. }
+        | Command::Rollback { reason, .. } => Some(reason),
         Command::Ab { reason, .. } if ab_changes => Some(reason),
         _ => None,
     };
@@ -423,7 +461,7 @@ fn run(cli: Cli) -> Exit {
         }
     }
     let wanted = match &cli.command {
-        Command::Apply { change, .. } => Some(change),
+        Command::Apply { change, .. } | Command::Rollback { change, .. } => Some(change),
         Command::Plan { change, .. } | Command::Ab { change, .. } => change.as_ref(),
         _ => None,
     };
@@ -490,6 +528,7 @@ fn run(cli: Cli) -> Exit {
         experiment: None,
         decide: None,
         hold: None,
+        reverse: false,
     };
     let req = match &cli.command {
         Command::Apply {
@@ -552,6 +591,43 @@ fn run(cli: Cli) -> Exit {
             return block_on(
                 runtime,
                 apply::decide_all(&config, &req, pairs.is_empty(), cli.json),
+            );
+        }
+        Command::Rollback {
+            change,
+            reason,
+            ignore_window,
+            batch,
+            concurrency,
+            max_failures,
+            ..
+        } => {
+            let req = Request {
+                reverse: true,
+                ..request(
+                    Some(Kind::Apply),
+                    Some(change.clone()),
+                    reason,
+                    false,
+                    *ignore_window,
+                )
+            };
+            let batches = match fleet::parse_spec(batch) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("baton: --batch: {e}");
+                    return Exit::Config;
+                }
+            };
+            let opts = apply::FleetOptions {
+                batches,
+                concurrency: *concurrency,
+                max_failures: *max_failures,
+                reverse: true,
+            };
+            return block_on(
+                runtime,
+                apply::rollback_fleet(&config, &req, cli.json, &opts),
             );
         }
         Command::Revert { reason, .. } => {
@@ -650,6 +726,7 @@ fn run(cli: Cli) -> Exit {
             batches,
             concurrency: *concurrency,
             max_failures: *max_failures,
+            reverse: false,
         };
         return block_on(runtime, apply::apply_fleet(&config, &req, cli.json, &opts));
     }

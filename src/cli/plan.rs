@@ -212,6 +212,7 @@ pub fn build_with(
         last_seen: None,
         accept_data_loss: false,
         ramp,
+        reverse: false,
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();

@@ -88,6 +88,14 @@ pub fn order(mut pairs: Vec<Candidate>) -> Vec<Candidate> {
     pairs
 }
 
+/// The pairs in the reverse of the running order (a fleet rollback): the
+/// last environment first, and in each the canaries last.
+pub fn reverse_order(pairs: Vec<Candidate>) -> Vec<Candidate> {
+    let mut ordered = order(pairs);
+    ordered.reverse();
+    ordered
+}
+
 /// Splits ordered pairs into batches by the spec. A batch never spans two
 /// environments (the gate needs an environment finished before the next),
 /// and canaries run one at a time before the rest of their environment.
@@ -139,6 +147,34 @@ mod tests {
             environment,
             canary,
         }
+    }
+
+    #[test]
+    fn a_rollback_runs_the_last_environment_first_and_its_canaries_last() {
+        let pairs = vec![
+            c("d1", 0, true),
+            c("d2", 0, false),
+            c("p1", 2, true),
+            c("p2", 2, false),
+            c("p3", 2, false),
+            c("t1", 1, false),
+        ];
+        let names = |o: Vec<Candidate>| o.into_iter().map(|c| c.pair).collect::<Vec<_>>();
+        assert_eq!(
+            names(reverse_order(pairs.clone())),
+            ["p3", "p2", "p1", "t1", "d2", "d1"]
+        );
+        let spec = parse_spec("2").unwrap();
+        assert_eq!(
+            batches(&reverse_order(pairs), &spec),
+            [
+                vec!["p3".to_string(), "p2".to_string()],
+                vec!["p1".to_string()],
+                vec!["t1".to_string()],
+                vec!["d2".to_string()],
+                vec!["d1".to_string()]
+            ]
+        );
     }
 
     #[test]

@@ -243,3 +243,73 @@ async fn a_hold_is_refused_for_a_pair_with_role_hooks_and_zero_means_none() {
         .await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
 }
+
+async fn rollback(lab: &Lab, sim: &Sim) -> Finished {
+    lab.run_with(sim, Some(Kind::Apply), Some("v2"), |r| r.reverse = true)
+        .await
+}
+
+/// `baton rollback`: a whole cycle whose change is the rollback: the
+/// rollback steps on the standby, the switch, then on the old primary;
+/// undone by applying the change again.
+#[tokio::test]
+async fn a_rollback_run_takes_the_change_back_on_both_hosts() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(
+        lab.run(&sim, Some(Kind::Apply), Some("v2")).await.outcome,
+        Outcome::Ok
+    );
+    let f = rollback(&lab, &sim).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert!(
+        f.message
+            .starts_with("done: change v2 rolled back on both hosts; traffic is on blue"),
+        "{}",
+        f.message
+    );
+    // green held traffic after the apply: blue is rolled back first.
+    for (step, host) in [("apply_standby", "blue"), ("apply_old_primary", "green")] {
+        let ops = ran(&lab, step, host);
+        assert!(
+            ops.iter().any(|c| c.contains("site.conf.baton-prev")),
+            "{step} ran the rollback steps on {host}: {ops:?}"
+        );
+        assert!(!ops.iter().any(|c| c.contains("deploy v2")), "{ops:?}");
+    }
+    assert_eq!(vip_on(&sim), ["blue"]);
+    let start = lab
+        .records()
+        .into_iter()
+        .rev()
+        .find_map(|r| match r {
+            crate::store::journal::Record::Start { reverse, gate, .. } => Some((reverse, gate)),
+            _ => None,
+        })
+        .expect("a start record");
+    assert!(start.0, "the start record says it is a rollback");
+    assert!(
+        start
+            .1
+            .as_deref()
+            .is_some_and(|g| g.starts_with("gate not asked: a rollback of change ")),
+        "{start:?}"
+    );
+    // A rollback that fails on the standby is undone by applying the change again.
+    assert_eq!(
+        lab.run(&sim, Some(Kind::Apply), Some("v2")).await.outcome,
+        Outcome::Ok
+    );
+    // The apply moved traffic to green again: blue is the standby.
+    assert_eq!(vip_on(&sim), ["green"]);
+    sim.fault(
+        Some("blue"),
+        "site.conf.baton-prev",
+        crate::exec::sim::Effect::Fail,
+        1,
+    );
+    let f = rollback(&lab, &sim).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    let undo = ran(&lab, "rollback_standby", "blue");
+    assert!(undo.iter().any(|c| c.contains("deploy v2")), "{undo:?}");
+}

@@ -73,6 +73,10 @@ pub struct Request {
     /// after the switch (0: no hold, whatever the pair's `hold` says;
     /// `None`: the pair's `hold`).
     pub hold: Option<Duration>,
+    /// `baton rollback`: a cycle whose change is the rollback of
+    /// `change` (its rollback steps on each host, the change itself to
+    /// undo), taking a finished change back.
+    pub reverse: bool,
 }
 
 /// Which version an A/B experiment's end keeps.
@@ -561,10 +565,26 @@ async fn fresh<W: World>(
             )
         }
     };
-    let gate = hash
-        .as_deref()
-        .filter(|_| kind == Kind::Apply)
-        .map(|h| gate_for(config, pair, req, h));
+    if req.reverse && change.as_ref().is_some_and(|c| c.rollback.is_empty()) {
+        return refuse(
+            progress,
+            &pair.name,
+            Outcome::NotStarted,
+            format!(
+                "change `{}` has no rollback steps: it cannot be rolled back",
+                req.change.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    // A rollback goes back: the gate, which guards going forward, is not
+    // asked (and says so in the start record).
+    let gate = hash.as_deref().filter(|_| kind == Kind::Apply).map(|h| {
+        if req.reverse {
+            Entry::Allowed(format!("gate not asked: a rollback of change {h}"))
+        } else {
+            gate_for(config, pair, req, h)
+        }
+    });
     let window = schedule::applies_to(kind).then(|| window_for(config, pair, req, kind));
     let start = Record::Start {
         run: run_id.clone(),
@@ -594,6 +614,7 @@ async fn fresh<W: World>(
         ramp: ramp.clone(),
         experiment: experiment.clone(),
         hold,
+        reverse: req.reverse && kind == Kind::Apply,
         data_loss: (kind == Kind::Failover && req.accept_data_loss && pair.roles.is_some()).then(
             || {
                 format!(
@@ -690,6 +711,7 @@ async fn fresh<W: World>(
     ctx.ramp = ramp;
     ctx.experiment = experiment;
     ctx.hold = hold;
+    ctx.reverse = req.reverse && kind == Kind::Apply;
     ctx.accept_data_loss = req.accept_data_loss;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
@@ -822,6 +844,7 @@ fn resumed<'a, W: World>(
         ramp,
         experiment,
         hold,
+        reverse,
         ..
     } = &view.start
     else {
@@ -860,6 +883,7 @@ fn resumed<'a, W: World>(
     ctx.ramp = ramp.clone();
     ctx.experiment = experiment.clone();
     ctx.hold = *hold;
+    ctx.reverse = *reverse;
     ctx.accept_data_loss = data_loss.is_some();
     Ok(ctx)
 }
@@ -1023,6 +1047,8 @@ struct Ctx<'a, W> {
     experiment: Option<Experiment>,
     /// `apply --hold`: how long the old primary is held.
     hold: Option<Duration>,
+    /// `baton rollback`: the change is taken back.
+    reverse: bool,
     /// The last position seen from the old primary (a failover's limit).
     last_seen: Option<crate::store::state::SeenPosition>,
     /// The operator accepted a failover's data loss.
@@ -1123,6 +1149,7 @@ impl<'a, W: World> Ctx<'a, W> {
             ramp: None,
             experiment: None,
             hold: None,
+            reverse: false,
             last_seen: at.store.load_position(&pair.name).ok().flatten(),
             accept_data_loss: false,
         }
@@ -1335,6 +1362,7 @@ impl<'a, W: World> Ctx<'a, W> {
                         last_seen: self.last_seen.as_ref(),
                         accept_data_loss: self.accept_data_loss,
                         ramp: self.ramp.as_ref(),
+                        reverse: self.reverse,
                     };
                     let result = tokio::select! {
                         r = steps::perform(&mut x, &cycle, step, &mut self.carry) => r,
@@ -1465,6 +1493,7 @@ impl<'a, W: World> Ctx<'a, W> {
             ),
             Outcome::Ok if self.kind == Kind::Restore => format!("done: traffic is back on {on}, {} is the standby", self.from.name),
             Outcome::Ok if self.kind == Kind::Failover => format!("done: traffic is on {on}; {} is marked failed until `baton rejoin {}`", self.from.name, self.pair.name),
+            Outcome::Ok if self.reverse => format!("done: change {} rolled back on both hosts; traffic is on {on}, {} is the standby", self.change.as_ref().map_or("-", |c| c.name.as_str()), if on == &self.to.name { &self.from.name } else { &self.to.name }),
             Outcome::Ok => format!("done: traffic is on {on}, {} is the standby", if on == &self.to.name { &self.from.name } else { &self.to.name }),
             Outcome::RolledBack if ended.iter().any(|e| e.step == Step::Switch && e.ok) => format!(
                 "failed at {} and undone: traffic moved to {} and was switched back to {on}",

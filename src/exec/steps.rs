@@ -37,6 +37,9 @@ pub struct Cycle<'a> {
     pub accept_data_loss: bool,
     /// `apply --ramp`: the ramp's steps.
     pub ramp: Option<&'a crate::core::ramp::Ramp>,
+    /// `baton rollback`: the change is taken back (its rollback steps are
+    /// what is applied, the change itself what undoes them).
+    pub reverse: bool,
     /// `baton ab`: the experiment, and where its samples go as they are
     /// taken.
     pub experiment: Option<(
@@ -73,14 +76,23 @@ pub async fn perform<W: World>(
         )),
         Step::ApplyStandby | Step::ApplyOldPrimary => {
             let host = if step == Step::ApplyStandby { to } else { from };
-            match c.change {
-                Some(change) => change::apply(x, &host.name, change).await,
-                None => Err(Failed("no change to apply".to_string())),
+            match (c.change, c.reverse) {
+                (Some(change), false) => change::apply(x, &host.name, change).await,
+                (Some(change), true) if !change.rollback.is_empty() => {
+                    change::rollback(x, &host.name, change).await
+                }
+                (Some(change), true) => Err(Failed(format!(
+                    "change {} has no rollback steps",
+                    change.name
+                ))),
+                (None, _) => Err(Failed("no change to apply".to_string())),
             }
         }
-        Step::RollbackStandby => match c.change {
-            Some(change) => change::rollback(x, &to.name, change).await,
-            None => Ok("no change to roll back".to_string()),
+        Step::RollbackStandby => match (c.change, c.reverse) {
+            // Undoing a rollback applies the change again.
+            (Some(change), true) => change::apply(x, &to.name, change).await,
+            (Some(change), false) => change::rollback(x, &to.name, change).await,
+            (None, _) => Ok("no change to roll back".to_string()),
         },
         Step::VerifyStandby | Step::VerifyOldPrimary => {
             let host = if step == Step::VerifyStandby {

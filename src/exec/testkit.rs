@@ -145,6 +145,7 @@ impl Lab {
             experiment: None,
             decide: None,
             hold: None,
+            reverse: false,
         };
         adjust(&mut req);
         let journal = self.journal();
@@ -314,6 +315,7 @@ impl Lab {
             ramp: died.ramp.clone(),
             experiment: died.experiment.clone(),
             hold: died.hold,
+            reverse: false,
             at: at.clone(),
         }];
         for step in done {

@@ -159,6 +159,7 @@ mod tests {
                 ramp: None,
                 experiment: None,
                 hold: None,
+                reverse: false,
                 at: "2026-11-20T02:00:00.000Z".into(),
             },
             ended: vec![],

@@ -20,11 +20,20 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
             let Record::Start {
                 kind: Kind::Apply,
                 hash: Some(hash),
+                reverse,
                 ..
             } = &view.start
             else {
                 continue;
             };
+            // A finished rollback withdraws the change from the pair: its
+            // earlier completions no longer count.
+            if *reverse {
+                if view.finished == Some(Outcome::Ok) {
+                    out.retain(|c: &Completion| !(c.pair == m.pair && &c.hash == hash));
+                }
+                continue;
+            }
             if view.held() {
                 out.push(Completion {
                     pair: m.pair.clone(),
@@ -53,6 +62,46 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
         }
     }
     Ok(out)
+}
+
+/// Where a change stands on a pair, by the pair's journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Its last apply finished on both hosts (and no rollback since).
+    Finished,
+    /// A run holds it (a hold, an A/B experiment): not finished.
+    Held,
+    /// A rollback took it back since.
+    Withdrawn,
+    /// It never finished on this pair.
+    Never,
+}
+
+/// Where the change `hash` stands on `pair`: the last of its applies or
+/// rollbacks that finished well (or holds the pair) decides.
+pub fn standing(state_dir: &Path, pair: &str, hash: &str) -> Result<Standing, JournalError> {
+    let mut now = Standing::Never;
+    for view in Journal::new(state_dir, pair).runs()? {
+        let Record::Start {
+            kind: Kind::Apply,
+            hash: Some(h),
+            reverse,
+            ..
+        } = &view.start
+        else {
+            continue;
+        };
+        if h != hash {
+            continue;
+        }
+        match (view.finished, *reverse) {
+            (Some(Outcome::Ok), false) => now = Standing::Finished,
+            (Some(Outcome::Ok), true) => now = Standing::Withdrawn,
+            (None, false) if view.held() => now = Standing::Held,
+            _ => {}
+        }
+    }
+    Ok(now)
 }
 
 /// The gate's decision for `hash` on a pair of `environment`.
@@ -188,6 +237,7 @@ mod tests {
             ramp: None,
             experiment: None,
             hold: None,
+            reverse: false,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
@@ -210,6 +260,59 @@ mod tests {
             at: at.into(),
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_finished_rollback_withdraws_the_change_from_the_gate_and_the_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path(), "web");
+        let web = [member("web", "dev")];
+        assert_eq!(standing(dir.path(), "web", "h1").unwrap(), Standing::Never);
+        start(&j, "a", Kind::Apply, Some("h1"));
+        finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
+        assert_eq!(
+            standing(dir.path(), "web", "h1").unwrap(),
+            Standing::Finished
+        );
+        assert_eq!(completions(dir.path(), &web).unwrap().len(), 1);
+        // A rollback of h1 that finished.
+        j.append(&Record::Start {
+            run: "b".into(),
+            pair: "web".into(),
+            kind: Kind::Apply,
+            from: "blue".into(),
+            to: "green".into(),
+            change: Some("c".into()),
+            label: None,
+            hash: Some("h1".into()),
+            operator: "t".into(),
+            reason: None,
+            gate: None,
+            window: None,
+            forced: None,
+            roles: false,
+            data_loss: None,
+            ramp: None,
+            experiment: None,
+            hold: None,
+            reverse: true,
+            at: "2026-11-20T04:00:00.000Z".into(),
+        })
+        .unwrap();
+        finish(&j, "b", Outcome::Ok, "2026-11-20T04:01:00.000Z");
+        assert_eq!(
+            standing(dir.path(), "web", "h1").unwrap(),
+            Standing::Withdrawn
+        );
+        assert!(completions(dir.path(), &web).unwrap().is_empty());
+        // Applied again: it counts again.
+        start(&j, "c", Kind::Apply, Some("h1"));
+        finish(&j, "c", Outcome::Ok, "2026-11-20T05:00:00.000Z");
+        assert_eq!(
+            standing(dir.path(), "web", "h1").unwrap(),
+            Standing::Finished
+        );
+        assert_eq!(completions(dir.path(), &web).unwrap().len(), 1);
     }
 
     #[test]
@@ -284,6 +387,7 @@ mod tests {
             ramp: None,
             experiment: None,
             hold: None,
+            reverse: false,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();

@@ -91,6 +91,11 @@ pub enum Record {
             with = "humantime_serde::option"
         )]
         hold: Option<std::time::Duration>,
+        /// `baton rollback`: the cycle applies the change's rollback steps
+        /// (and, if it must undo, the change itself): the change is taken
+        /// back from the pair.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reverse: bool,
         at: String,
     },
     /// A step is about to run.
@@ -646,6 +651,7 @@ mod tests {
             ramp: None,
             experiment: None,
             hold: None,
+            reverse: false,
             at: "t".into(),
         }
     }
