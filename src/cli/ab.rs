@@ -12,7 +12,7 @@ use crate::cli::exit::Exit;
 use crate::cli::progress::{Mode, Printer};
 use crate::config::{Config, Pair};
 use crate::core::assess::LastRun;
-use crate::core::cycle::{Kind, Outcome, Step};
+use crate::core::cycle::{Kind, Step};
 use crate::core::experiment::Experiment;
 use crate::exec::run::{self, Keep, Request};
 use crate::store::history;
@@ -73,12 +73,7 @@ pub async fn run(config: &Config, pair: &Pair, action: Action, base: Request, js
             };
             let printer = Printer::new(Mode::detect(json), 1);
             let finished = run::run(config, pair, &req, &printer).await;
-            match (keep, finished.outcome) {
-                // Keeping the old version ends in a switch back and the
-                // change rolled back: what was asked.
-                (Keep::Old, Outcome::RolledBack) => Exit::Ok,
-                _ => exit_of(&finished),
-            }
+            crate::cli::apply::decided_exit(Some(keep), &finished)
         }
     }
 }

@@ -70,20 +70,22 @@ pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: b
     let printer = Printer::new(Mode::detect(json), config.pairs.len());
     let mut worst = Exit::Ok;
     for pair in config.pairs.values() {
+        // `--env`/`--all` take the holds; an A/B experiment is ended by
+        // `baton ab PAIR --end` (or by naming the pair).
         if held_only
             && !matches!(
                 crate::store::history::last_run(&config.settings.state_dir, &pair.name),
-                Ok(crate::core::assess::LastRun::Held { .. })
+                Ok(crate::core::assess::LastRun::Held {
+                    by: crate::core::assess::HeldBy::Hold { .. },
+                    ..
+                })
             )
         {
-            eprintln!("baton: {}: no run holds it; nothing to do", pair.name);
+            eprintln!("baton: {}: no hold; nothing to do", pair.name);
             continue;
         }
         let finished = run::run(config, pair, req, &printer).await;
-        let exit = match (req.decide, finished.outcome) {
-            (Some(run::Keep::Old), Outcome::RolledBack) => Exit::Ok,
-            _ => exit_of(&finished),
-        };
+        let exit = decided_exit(req.decide, &finished);
         worst = worst.worst(exit);
     }
     worst
@@ -141,6 +143,17 @@ pub async fn rollback_fleet(
         return Exit::Ok;
     }
     apply_fleet(&eligible, req, json, opts).await
+}
+
+/// The exit code of a run that carried out a decision: keeping the old
+/// version ends rolled back, which is what was asked; a decision that left
+/// the run held (the held host failed its checks) did nothing.
+pub fn decided_exit(decide: Option<run::Keep>, finished: &run::Finished) -> Exit {
+    match (decide, finished.outcome) {
+        (Some(run::Keep::Old), Outcome::RolledBack) => Exit::Ok,
+        (Some(_), Outcome::Held) => Exit::NotStarted,
+        _ => exit_of(finished),
+    }
 }
 
 /// How a fleet apply is run.
@@ -253,15 +266,14 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 // updated with the held change), inside the same rules.
                 if let Some(finished) = finish_expired(config, pair, req, printer).await {
                     if finished.outcome != Outcome::Ok {
-                        failures.fetch_add(1, Ordering::SeqCst);
+                        if failed(&finished) {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
                         return Ok((finished, started.elapsed()));
                     }
                 }
                 let finished = run::run(config, pair, req, printer).await;
-                // A pair held back by its window or by a hold has not failed.
-                if finished.outcome != Outcome::Ok
-                    && !matches!(finished.held, run::Held::ByWindow | run::Held::ByHold)
-                {
+                if failed(&finished) {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok((finished, started.elapsed()))
@@ -287,11 +299,13 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                         run::Held::ByHold => Ended::Held,
                         _ => Ended::Ran(finished.outcome),
                     };
-                    // A held pair is the operator's choice: it does not make
-                    // the fleet's exit code worse.
-                    if outcome != Ended::Held {
-                        worst = worst.worst(exit_of(&finished));
-                    }
+                    // A pair a hold kept back did not start (exit 5), but
+                    // it is not a failure that stops the fleet.
+                    worst = worst.worst(if outcome == Ended::Held {
+                        Exit::NotStarted
+                    } else {
+                        exit_of(&finished)
+                    });
                     summary.push(Summary {
                         pair: name.clone(),
                         environment: env,
@@ -320,6 +334,13 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
     printer.close();
     print_summary(&summary, json);
     worst
+}
+
+/// Whether a pair's run counts against the failure budget: not when its
+/// window or a hold kept it back, nor when it was held on purpose.
+fn failed(finished: &run::Finished) -> bool {
+    !matches!(finished.outcome, Outcome::Ok | Outcome::Held)
+        && !matches!(finished.held, run::Held::ByWindow | run::Held::ByHold)
 }
 
 /// Finishes the pair's hold first when it has ended and the settings say

@@ -216,12 +216,24 @@ pub fn build_with(
     };
     let mut carry = Carry::default();
     let mut steps = Vec::new();
+    let hold = pair.hold.filter(|_| kind == Kind::Apply && ramp.is_none());
     for step in sequence_for(
         kind,
-        Shape::of(pair.roles.is_some(), ramp.is_some(), false, false),
+        Shape::of(pair.roles.is_some(), ramp.is_some(), false, hold.is_some()),
     ) {
         let (ops, note) = if step == Step::Preflight {
             (Vec::new(), preflight(pair, from, to))
+        } else if step == Step::Decide {
+            let held = hold.map_or(String::new(), |d| {
+                format!(" (the pair's hold: {})", humantime::format_duration(d))
+            });
+            (
+                Vec::new(),
+                vec![format!(
+                    "HELD{held}: {} stays on the old version; `baton finish {}` goes on with the steps below, `baton revert {}` goes back to it",
+                    from.name, pair.name, pair.name
+                )],
+            )
         } else {
             let mut x = Exec::new(&sim, pair);
             let performed = sim::now(async {

@@ -109,8 +109,12 @@ pub enum Step {
     /// performs nothing.
     Decide,
     /// After the operator decided to keep the old version (a revert, or an
-    /// experiment ended keeping the old one) and traffic went back: verify
-    /// through the service address that the old primary (`from`) answers.
+    /// experiment ended keeping the old one), before traffic goes back:
+    /// verify the old primary (`from`) directly. When it fails, nothing
+    /// moves and the run is held again.
+    VerifyKept,
+    /// Then, once traffic went back: verify through the service address
+    /// that the old primary (`from`) answers.
     VerifyBack,
     /// Then wait until the updated host (`to`) no longer receives traffic
     /// (the drain, in the other direction), before its change is rolled
@@ -183,6 +187,7 @@ impl Step {
             Step::Ramp => "ramp",
             Step::Experiment => "experiment",
             Step::Decide => "decide",
+            Step::VerifyKept => "verify_kept",
             Step::VerifyBack => "verify_back",
             Step::DrainBack => "drain_back",
             Step::VerifyRolledBack => "verify_rolled_back",
@@ -207,6 +212,7 @@ impl Step {
             Step::ApplyOldPrimary
             | Step::VerifyOldPrimary
             | Step::Drain
+            | Step::VerifyKept
             | Step::Fence
             | Step::Demote
             | Step::Follow
@@ -468,6 +474,7 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
                 | Step::Ramp
                 | Step::Experiment
                 | Step::Decide
+                | Step::VerifyKept
                 | Step::VerifyBack
                 | Step::DrainBack
                 | Step::VerifyRolledBack,
@@ -478,8 +485,17 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
     }
     // The operator decided to keep the old version (a revert, or an
     // experiment ended so): the way back is verified at every step.
-    let reverting = ended.iter().any(|e| e.step == Step::Decide && !e.ok);
+    let reverting = ended
+        .iter()
+        .rev()
+        .find(|e| e.step == Step::Decide)
+        .is_some_and(|e| !e.ok);
     match (last.step, last.ok) {
+        // The held host is checked before anything moves back to it; when
+        // it fails, the run is held again, nothing changed.
+        (Step::Decide, false) => Next::Run(Step::VerifyKept),
+        (Step::VerifyKept, true) => Next::Run(Step::SwitchBack),
+        (Step::VerifyKept, false) => Next::Finish(Outcome::Held),
         (Step::SwitchBack, true) if reverting => Next::Run(Step::VerifyBack),
         (Step::VerifyBack, true) => Next::Run(Step::DrainBack),
         // Traffic is back on the old primary either way: go on.
@@ -502,10 +518,9 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
         // A failed switch may have half happened, and a failed ramp or
         // experiment (or the decision to keep the old version) leaves a
         // share on the standby: put traffic back first.
-        (
-            Step::Switch | Step::VerifyService | Step::Ramp | Step::Experiment | Step::Decide,
-            false,
-        ) => Next::Run(Step::SwitchBack),
+        (Step::Switch | Step::VerifyService | Step::Ramp | Step::Experiment, false) => {
+            Next::Run(Step::SwitchBack)
+        }
         // The step before the operator's decision (a watched experiment,
         // the drain of a hold) holds the run until they decide.
         (step, true) if next_forward(&forward, step) == Next::Run(Step::Decide) => {
@@ -650,7 +665,9 @@ pub fn resolve_interrupted_for(kind: Kind, shape: Shape, step: Step, holder: Sid
         // writes must be asked, never guessed.
         (Step::Promote, _) => Resolution::Operator,
         // A revert's checks and its drain are safe to repeat.
-        (Step::VerifyBack | Step::DrainBack | Step::VerifyRolledBack, _) => Resolution::Retry,
+        (Step::VerifyKept | Step::VerifyBack | Step::DrainBack | Step::VerifyRolledBack, _) => {
+            Resolution::Retry
+        }
         _ => ended(false),
     }
 }
@@ -1365,6 +1382,7 @@ mod tests {
             (after.as_slice(), end),
             (
                 &[
+                    VerifyKept,
                     SwitchBack,
                     VerifyBack,
                     DrainBack,
@@ -1461,6 +1479,7 @@ mod tests {
             &steps[6..],
             [
                 Decide,
+                VerifyKept,
                 SwitchBack,
                 VerifyBack,
                 DrainBack,
@@ -1468,7 +1487,10 @@ mod tests {
                 VerifyRolledBack
             ]
         );
-        // Back on an old primary that fails its checks: an operator.
+        // A held host that fails its checks: nothing moves, held again.
+        assert_eq!(held(false, &[VerifyKept]).1, Outcome::Held);
+        // Back on an old primary that then fails through the service: an
+        // operator.
         assert_eq!(held(false, &[VerifyBack]).1, Outcome::Operator);
         // A drain back that timed out goes on.
         assert_eq!(held(false, &[DrainBack]).1, Outcome::RolledBack);
@@ -1492,8 +1514,31 @@ mod tests {
                 Outcome::RolledBack
             )
         );
+        // After a refused revert, the last decision counts: finishing goes
+        // on forward.
+        let mut ended: Vec<Ended> = [
+            Preflight,
+            ApplyStandby,
+            VerifyStandby,
+            Switch,
+            VerifyService,
+            Drain,
+        ]
+        .iter()
+        .map(|s| ok(*s))
+        .collect();
+        ended.extend([fail(Decide), fail(VerifyKept)]);
+        assert_eq!(
+            decide_for(Kind::Apply, Shape::Hold, &ended),
+            Next::Finish(Outcome::Held)
+        );
+        ended.push(ok(Decide));
+        assert_eq!(
+            decide_for(Kind::Apply, Shape::Hold, &ended),
+            Next::Run(ApplyOldPrimary)
+        );
         // The revert's own steps are repeated when cut off.
-        for step in [VerifyBack, DrainBack, VerifyRolledBack] {
+        for step in [VerifyKept, VerifyBack, DrainBack, VerifyRolledBack] {
             assert_eq!(
                 resolve_interrupted_for(Kind::Apply, Shape::Hold, step, Side::Old),
                 Resolution::Retry

@@ -188,6 +188,7 @@ async fn keeping_the_old_version_sends_everything_back_and_rolls_the_change_back
         &lab.step_marks()[4..],
         [
             "decide!",
+            "verify_kept",
             "switch_back",
             "verify_back",
             "drain_back",

@@ -139,6 +139,7 @@ async fn revert_sends_traffic_back_then_rolls_the_change_back_verifying_each() {
         &lab.step_marks()[6..],
         [
             "decide!",
+            "verify_kept",
             "switch_back",
             "verify_back",
             "drain_back",
@@ -164,6 +165,80 @@ async fn revert_sends_traffic_back_then_rolls_the_change_back_verifying_each() {
         .all(|(s, h, ..)| h != "blue" || moves.contains(&s.as_str())));
     // The service was verified through the VIP on blue.
     assert!(!ran(&lab, "verify_back", "controller").is_empty());
+}
+
+#[tokio::test]
+async fn a_revert_to_a_held_host_that_fails_its_checks_moves_nothing_and_stays_held() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
+    sim.lock().hosts[0].healthy = false;
+    let f = decide(&lab, &sim, Keep::Old).await;
+    assert_eq!(f.outcome, Outcome::Held, "{}", f.message);
+    assert!(f.message.starts_with("NOT REVERTED: blue"), "{}", f.message);
+    assert_eq!(&lab.step_marks()[6..], ["decide!", "verify_kept!"]);
+    assert_eq!(vip_on(&sim), ["green"]);
+    assert!(matches!(last_run(&lab), LastRun::Held { .. }));
+    // Repaired, it can be reverted.
+    sim.lock().hosts[0].healthy = true;
+    let f = decide(&lab, &sim, Keep::Old).await;
+    assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["blue"]);
+}
+
+#[tokio::test]
+async fn a_held_run_is_not_finished_when_its_traffic_was_moved_by_hand() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
+    // Someone moved the VIP back to blue by hand.
+    {
+        let mut s = sim.lock();
+        let vip: std::net::IpAddr = VIP.parse().expect("an address");
+        s.hosts[1].addrs.remove(&vip);
+        s.hosts[0].addrs.insert(vip);
+    }
+    let f = decide(&lab, &sim, Keep::New).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(
+        f.message
+            .contains("the hold left traffic on green, and it is on blue now"),
+        "{}",
+        f.message
+    );
+    assert!(sim.lock().hosts[0].files.is_empty(), "blue was not updated");
+    assert!(matches!(last_run(&lab), LastRun::Held { .. }));
+}
+
+#[tokio::test]
+async fn a_failover_supersedes_a_hold() {
+    let lab = lab();
+    let sim = lab.sim();
+    assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
+    // green, serving, dies.
+    {
+        let mut s = sim.lock();
+        s.hosts[1].up = false;
+        s.hosts[1].ssh = false;
+    }
+    let f = lab.run(&sim, Some(Kind::Failover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    // blue took the address (the dead green's interface is not asked).
+    assert!(vip_on(&sim).contains(&"blue".to_string()));
+    assert_eq!(lab.primary().as_deref(), Some("blue"));
+    assert_eq!(lab.failed().as_deref(), Some("green"));
+    let superseded = lab.records().into_iter().find_map(|r| match r {
+        crate::store::journal::Record::Finish {
+            run,
+            outcome,
+            message,
+            ..
+        } if run != f.message => Some((outcome, message)),
+        _ => None,
+    });
+    let (outcome, message) = superseded.expect("the hold was finished");
+    assert_eq!(outcome, Outcome::Incomplete);
+    assert!(message.starts_with("superseded by a failover"), "{message}");
 }
 
 #[tokio::test]

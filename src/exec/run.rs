@@ -352,7 +352,42 @@ pub async fn proceed<W: World>(
     } = at;
     let mut last = last.filter(|v| v.finished.is_none());
     if let Some(view) = last.as_ref().filter(|v| !v.held()) {
+        // A decision already recorded (the command that made it was cut
+        // off) is what the recovery carries out, whatever is asked now.
+        let recorded = view
+            .ended
+            .iter()
+            .rev()
+            .find(|e| e.step == Step::Decide)
+            .map(|e| if e.ok { Keep::New } else { Keep::Old });
         let recovered = recover(pair, at, view, world, &seen).await;
+        if let (Some(asked), Some(was)) = (req.decide, recorded) {
+            if recovered.outcome != Outcome::Held {
+                let word = |k: Keep| match k {
+                    Keep::New => "keep the new version (finish)",
+                    Keep::Old => "keep the old version (revert)",
+                };
+                return Finished {
+                    outcome: if asked == was {
+                        recovered.outcome
+                    } else {
+                        Outcome::NotStarted
+                    },
+                    held: Held::Not,
+                    message: format!(
+                        "run {} had already been decided ({}) and was cut off; it is settled now: {}{}",
+                        view.start.run(),
+                        word(was),
+                        recovered.message,
+                        if asked == was {
+                            String::new()
+                        } else {
+                            format!("; nothing was done to {}", word(asked))
+                        }
+                    ),
+                };
+            }
+        }
         // An experiment whose watcher died is held again: the operator's
         // decision can end it now.
         let decide_now = recovered.outcome == Outcome::Held && req.decide.is_some();
@@ -375,7 +410,43 @@ pub async fn proceed<W: World>(
     }
     match (last.filter(RunView::held), req.decide) {
         (Some(view), Some(keep)) => {
-            return conclude(pair, at, &view, world, &seen, (keep, req)).await
+            // Going on updates a host: the maintenance window applies (a
+            // revert only goes back).
+            if keep == Keep::New {
+                if let Entry::Refused(outside) = window_for(config, pair, req, Kind::Apply) {
+                    return Finished {
+                        held: Held::ByWindow,
+                        ..refuse(
+                            progress,
+                            &pair.name,
+                            Outcome::NotStarted,
+                            format!("did not start, nothing was changed: {outside}"),
+                        )
+                    };
+                }
+            }
+            return conclude(pair, at, &view, world, &seen, (keep, req)).await;
+        }
+        // A failover supersedes a held run: the hold ends undecided (the
+        // change stays where it is), then the failover starts.
+        (Some(view), None) if req.kind == Some(Kind::Failover) => {
+            let message = format!(
+                "superseded by a failover ({}, {}): held without a decision; the change stays on {}",
+                req.operator,
+                req.reason.as_deref().unwrap_or("no reason"),
+                match &view.start {
+                    Record::Start { to, .. } => to.as_str(),
+                    _ => "the updated host",
+                }
+            );
+            if let Err(e) = at.journal.append(&Record::Finish {
+                run: view.start.run().to_string(),
+                outcome: Outcome::Incomplete,
+                message,
+                at: now_rfc3339(),
+            }) {
+                return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string());
+            }
         }
         (Some(view), None) => {
             let held = held_text(&view, &pair.name);
@@ -534,7 +605,8 @@ async fn fresh<W: World>(
     // whose splits come before the switch).
     let hold = match req.hold {
         Some(d) => Some(d).filter(|d| !d.is_zero()),
-        None if ramp.is_none() && experiment.is_none() => pair.hold,
+        // A rollback takes a change back, whole.
+        None if ramp.is_none() && experiment.is_none() && !req.reverse => pair.hold,
         None => None,
     }
     .filter(|_| kind == Kind::Apply);
@@ -923,6 +995,14 @@ async fn conclude<W: World>(
         Ok(ctx) => ctx,
         Err(refused) => return refused,
     };
+    if let Some(why) = undecidable(&ctx, view, seen) {
+        return refuse(
+            at.progress,
+            &pair.name,
+            Outcome::NotStarted,
+            format!("did not start, nothing was changed, the run is still held: {why}"),
+        );
+    }
     let change = match &view.start {
         Record::Start {
             change: Some(name),
@@ -958,6 +1038,54 @@ async fn conclude<W: World>(
     ctx.drive(&mut ended).await
 }
 
+/// Why a held run cannot be decided now: the change was edited since it
+/// was applied (finishing would spread, and reverting would roll back,
+/// something else), or a hold's traffic is no longer on the updated host
+/// (moved by hand: updating the held host would touch the one serving).
+fn undecidable<W: World>(ctx: &Ctx<'_, W>, view: &RunView, seen: &PairSeen) -> Option<String> {
+    let Record::Start { hash, run, .. } = &view.start else {
+        return None;
+    };
+    let now = ctx.change.as_ref().map(change::hash);
+    match (hash, now) {
+        (Some(was), Some(Ok(now))) if *was != now => {
+            return Some(format!(
+                "change {} was edited since run {run} applied it (hash {was}, now {now}): put [changes.{}] back as it was",
+                ctx.change.as_ref().map_or("", |c| c.name.as_str()),
+                ctx.change.as_ref().map_or("", |c| c.name.as_str())
+            ))
+        }
+        (_, Some(Err(e))) => return Some(format!("cannot hash the change: {e}")),
+        _ => {}
+    }
+    if ctx.shape == Shape::Hold {
+        let holder = assess::assess(seen).holder;
+        if holder != Seen::Host(ctx.to.name.clone()) {
+            return Some(format!(
+                "the hold left traffic on {}, and it is {} now: put it back on {}, or settle the pair by hand",
+                ctx.to.name, holder, ctx.to.name
+            ));
+        }
+    }
+    None
+}
+
+/// Whether run `run`'s last A/B sample found the updated host worse.
+fn last_sample_worse(journal: &Journal, run: &str) -> bool {
+    let mut worse = false;
+    let _ = journal.each(|r| {
+        if let Record::Sample {
+            run: r_run, sample, ..
+        } = r
+        {
+            if r_run == run {
+                worse = sample.verdict == crate::core::experiment::Verdict::Worse;
+            }
+        }
+    });
+    worse
+}
+
 /// Settles an interrupted run: resolves the step it died in from where
 /// traffic really is, then lets the core finish or undo it.
 async fn recover<W: World>(
@@ -981,7 +1109,14 @@ async fn recover<W: World>(
     if let Some(step) = view.open {
         let mut x = Exec::new(world, pair);
         let (holder, why) = traffic::side(&mut x, &from, &to).await;
-        match cycle::resolve_interrupted_for(kind, ctx.shape, step, holder) {
+        // An experiment whose guard found a worse interval and was cut off
+        // before it could say so is undone, whatever split is left.
+        let resolution = if step == Step::Experiment && last_sample_worse(at.journal, &run) {
+            Resolution::Ended(Ended { step, ok: false })
+        } else {
+            cycle::resolve_interrupted_for(kind, ctx.shape, step, holder)
+        };
+        match resolution {
             Resolution::Ended(e) => {
                 let detail = format!("interrupted (the controller stopped inside it); now {why}");
                 if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
@@ -1458,8 +1593,24 @@ impl<'a, W: World> Ctx<'a, W> {
         } else {
             &self.from.name
         };
-        let decided_old = ended.iter().any(|e| e.step == Step::Decide && !e.ok);
+        let decided_old = ended
+            .iter()
+            .rev()
+            .find(|e| e.step == Step::Decide)
+            .is_some_and(|e| !e.ok);
+        let refused_back = ended
+            .last()
+            .is_some_and(|e| e.step == Step::VerifyKept && !e.ok);
         match outcome {
+            Outcome::Held if refused_back => format!(
+                "NOT REVERTED: {} (kept on the old version) fails its checks, so nothing moved back to it; traffic stays on {}, and the run is still held. Repair {}, then decide again",
+                self.from.name, self.to.name, self.from.name
+            ),
+            Outcome::Incomplete if decided_old => format!(
+                "INCOMPLETE: traffic is back on {on} and verified, but {} failed: {} is not a healthy standby",
+                failed.join(", "),
+                self.to.name
+            ),
             Outcome::Held => match &self.experiment {
                 Some(e) => format!(
                     "HELD: an A/B experiment sends {}% of new requests to {} (change {}), the rest to {}; end it with `baton ab {} --end --keep new` (finish the cycle) or `--keep old` (roll the change back)",

@@ -129,6 +129,16 @@ pub async fn perform<W: World>(
             Ok(switched.detail)
         }
         Step::VerifyService => through_service(x, to).await,
+        Step::VerifyKept => {
+            // An experiment's old primary serves; a hold's waits as the
+            // standby.
+            let r#as = if c.experiment.is_some() {
+                CheckRole::Primary
+            } else {
+                CheckRole::Standby
+            };
+            verify(x, &from.name, from.address, r#as).await
+        }
         Step::VerifyBack => through_service(x, from).await,
         Step::Drain => traffic::drain(x, from, to, carry.ttl).await,
         Step::DrainBack => traffic::drain(x, to, from, carry.ttl).await,

@@ -29,7 +29,9 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
             // A finished rollback withdraws the change from the pair: its
             // earlier completions no longer count.
             if *reverse {
-                if view.finished == Some(Outcome::Ok) {
+                // A rollback that moved traffic and left one host unwell
+                // took the change back all the same.
+                if matches!(view.finished, Some(Outcome::Ok | Outcome::Incomplete)) {
                     out.retain(|c: &Completion| !(c.pair == m.pair && &c.hash == hash));
                 }
                 continue;
@@ -67,7 +69,8 @@ pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completio
 /// Where a change stands on a pair, by the pair's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
-    /// Its last apply finished on both hosts (and no rollback since).
+    /// Its last apply finished on both hosts, or moved traffic and left
+    /// the old primary unwell (incomplete), and no rollback since.
     Finished,
     /// A run holds it (a hold, an A/B experiment): not finished.
     Held,
@@ -95,8 +98,8 @@ pub fn standing(state_dir: &Path, pair: &str, hash: &str) -> Result<Standing, Jo
             continue;
         }
         match (view.finished, *reverse) {
-            (Some(Outcome::Ok), false) => now = Standing::Finished,
-            (Some(Outcome::Ok), true) => now = Standing::Withdrawn,
+            (Some(Outcome::Ok | Outcome::Incomplete), false) => now = Standing::Finished,
+            (Some(Outcome::Ok | Outcome::Incomplete), true) => now = Standing::Withdrawn,
             (None, false) if view.held() => now = Standing::Held,
             _ => {}
         }
