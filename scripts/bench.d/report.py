@@ -247,7 +247,9 @@ def lb_section(d):
     meta = next((r for r in lines if "measured" in r), {})
     rows = [r for r in lines if r.get("method") in ("haproxy", "vip")]
     ramps = [r for r in lines if r.get("method") == "haproxy-ramp"]
-    if not rows and not ramps:
+    bads = [r for r in lines if r.get("method") in ("haproxy-ramp-bad", "haproxy-ab-bad")]
+    abs_ = [r for r in lines if r.get("method") == "haproxy-ab"]
+    if not rows and not ramps and not bads and not abs_:
         return []
     rate = meta.get("rate", 200)
     ramp = ",".join(str(p) for p in meta.get("ramp", [10, 50, 100]))
@@ -337,6 +339,10 @@ def lb_section(d):
             out.append(f"| {r['name']} | {fmt(r.get('ramp_step_ms'))} | {fmt(r.get('waits_ms'))} | "
                        f"{fmt(r.get('ramp_overhead_ms'))} | {fmt(k.get('setting the weights'))} | "
                        f"{fmt(k.get('reading the counters'))} | {fmt(r.get('baton_wall_s'), 's', 2)} |")
+    if bads:
+        out += lb_bad_table(bads, ramp, step_s)
+    if abs_:
+        out += lb_ab_table(abs_, meta)
     out += timelines(d, ["lb-switchover.svg", "lb-vip-switchover.svg"],
                      "Timelines of the first switchover of each method in this run (one tick per request at "
                      "its send time, coloured by the host that answered, red when it failed; tick height is "
@@ -344,7 +350,105 @@ def lb_section(d):
     out += timelines(d, ["lb-ramp.svg"],
                      "The first ramp (bars: the share of the answers from the updated host per 250 ms of send "
                      "time; dashed: each ramp step's weight; the bands are baton's steps):")
+    out += timelines(d, ["lb-ramp-bad.svg", "lb-ab-bad.svg", "lb-ab.svg"],
+                     "The first ramp of v2-bad, the A/B of v2-bad and the first A/B of v2 (bars: the share "
+                     "of the answers from coral per 250 ms of send time; dashed: the weight while it held; "
+                     "red ticks below the axis: failed requests, here the 500s of v2-bad's fault; the bands "
+                     "are baton's steps, and *held* the time between `baton ab` and `--end`):")
     return out + [""]
+
+
+def balancer_after(r):
+    """The updated host's server after the run, as `baton status` reads the balancer."""
+    b = r.get("balancer_after") or {}
+    new = (r.get("hosts") or "->coral").split("->")[-1]
+    s = next((s for s in b.get("servers", []) if s.get("name") == new), None)
+    return "?" if s is None else f"{s.get('status')}, weight {s.get('weight')} (status: {b.get('verdict')})"
+
+
+def lb_bad_table(bads, ramp, step_s):
+    out = ["", "### A faulty change: `--change v2-bad`, by a ramp and by an A/B experiment", "",
+           "The lab pair's change `v2-bad` is version 2 with a fault: while it is on a host, that host's "
+           "nginx answers about 20 % of ordinary requests with a 500, while `/health` and "
+           "`/index.html`, which baton's checks ask for, stay 200. The checks pass; only the "
+           "comparison of the two hosts' counters on the balancer can catch it. Each run starts from "
+           f"`scripts/lab reset`, under the same probe on the frontend: `baton apply lb --change v2-bad "
+           f"--ramp {ramp} --step {step_s:g}s` (*ramp*), and `baton ab lb --change v2-bad --weight 20 "
+           "--for 10s --interval 2s` (*A/B*). Both must abort at their first step or interval, switch "
+           "every new request back to teal and roll the change back on coral (exit 1). *To the abort*: "
+           "from the start of the ramp (or experiment) step to its failure, from the journal; *to all "
+           "on teal*: to the end of the `switch_back` step. *Harmed*: the probe's requests answered "
+           "with a 500; *failed otherwise*: any other failure (connect, timeout). *After the run*: the "
+           "probe's answers sent after baton's last event, and how many of them came from coral "
+           "(must be 0). *coral afterwards*: its server on the balancer once the run ended.", "",
+           "| run | command | exit | outcome | aborted at | to the abort | to all on teal | requests | harmed "
+           "(500) | failed otherwise | answers after the run | of them from coral | coral afterwards |",
+           "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in bads:
+        if r["method"] == "haproxy-ramp-bad":
+            cmd, at = "ramp", (f"step {r['aborted_step']} ({r['aborted_percent']} %)"
+                               if r.get("aborted_step") is not None else "-")
+            to_abort, to_back = r.get("ramp_to_abort_s"), r.get("ramp_to_switch_back_s")
+        else:
+            cmd, at = "A/B", (f"interval {r['aborted_interval']} ({r['weight']} %)"
+                              if r.get("aborted_interval") is not None else "-")
+            to_abort, to_back = r.get("experiment_to_abort_s"), r.get("experiment_to_switch_back_s")
+        out.append(f"| {r['name']} | {cmd} | {r['baton_exit']} | {r.get('outcome') or '-'} | {at} | "
+                   f"{fmt(to_abort, 's', 2)} | {fmt(to_back, 's', 2)} | {r['requests']} | {r['harmed']} | "
+                   f"{r['failed_otherwise']} | {fmt(r.get('after_run_answered'), '', 0)} | "
+                   f"{fmt(r.get('after_run_not_old'), '', 0)} | {balancer_after(r)} |")
+    why = next((r.get("aborted_why") for r in bads if r.get("aborted_why")), None)
+    if why:
+        out += ["", f"What the first ramp's abort says (the ramp step's detail in the journal): {why}"]
+    return out
+
+
+def lb_ab_table(abs_, meta):
+    ab = meta.get("ab", {})
+    w = ab.get("weight", 20)
+    out = ["", f"### An A/B experiment: `baton ab lb --change v2 --weight {w} --for {ab.get('for_s', 10):g}s "
+           f"--interval {ab.get('interval_s', 2):g}s`, held, reported, ended", "",
+           "Each run starts from `scripts/lab reset`, under one probe on the frontend for the whole "
+           "sequence: `baton ab` applies v2 to coral, gives it weight "
+           f"{w} (teal {100 - w}), samples both servers every interval and exits 0, leaving the split "
+           f"held; {ab.get('hold_s', 3):g} s later `baton ab lb --end --keep new` switches, verifies "
+           "(the pair's 2 s observation), drains teal and updates it; `baton ab lb --report --json` is "
+           "read at the start of the hold. *Watched*: the probe's answers sent from the weights' "
+           "setting to the end of the experiment step; *held*: from `baton ab`'s exit to the start of "
+           "`--end`'s switch step (50 ms kept clear at each end); *report*: coral's share of requests "
+           "in the report's totals, from the balancer's counters; *per interval*: the same for each "
+           "sample, with its verdict. *`--end`*: the process's wall time, and from its start to the "
+           "end of the switch (when coral takes every new request). *After `--end`*: the probe's "
+           "answers sent after the switch, and how many came from teal (must be 0).", "",
+           f"| run | exits (ab / report / end) | requests | failed | delayed > 100 ms | coral watched "
+           f"(probe) | coral held (probe) | report: coral (requests) | per interval (coral's share, verdicts) "
+           f"| report's state in the hold | `--end` | to the switch | after `--end` (not from coral) |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
+    for r in abs_:
+        wa, he, rep = r.get("watched") or {}, r.get("held") or {}, r.get("report") or {}
+        tot = rep.get("totals") or {}
+        n_new = (tot.get("new") or {}).get("requests")
+        n_all = (n_new or 0) + ((tot.get("old") or {}).get("requests") or 0)
+        samples = rep.get("samples") or []
+        per = ", ".join(f"{100.0 * s['new'] / (s['new'] + s['old']):.1f}" for s in samples if s["new"] + s["old"])
+        verdicts = sorted({s.get("verdict") for s in samples})
+        out.append(f"| {r['name']} | {r['baton_exit']} / {r['report_exit']} / {r['end_exit']} | {r['requests']} | "
+                   f"{r['failed']} | {r['delayed_over_100ms']} | "
+                   f"{fmt(wa.get('share_pct'), '%', 2)} ({wa.get('from_new', '-')} / {wa.get('answered', '-')}) | "
+                   f"{fmt(he.get('share_pct'), '%', 2)} ({he.get('from_new', '-')} / {he.get('answered', '-')}) | "
+                   f"{fmt(rep.get('new_share_pct'), '%', 2)} ({fmt(n_new, '', 0)} / {n_all}) | "
+                   f"{per or '-'} % ({', '.join(str(v) for v in verdicts) or '-'}) | {rep.get('state', '-')} | "
+                   f"{fmt(r.get('end_wall_s'), 's', 2)} | {fmt(r.get('end_to_switch_s'), 's', 2)} | "
+                   f"{fmt(r.get('after_run_answered'), '', 0)} ({fmt(r.get('after_run_not_new'), '', 0)}) |")
+    steps = {}
+    for r in abs_:
+        for st in r.get("end_steps", []):
+            if st.get("state") in ("ok", "failed") and st.get("step") != "run":
+                steps.setdefault(st["step"], []).append(st.get("duration_ms") or 0)
+    if steps:
+        out += ["", "Where `--end --keep new` spends its time (the journal's steps, median of the runs): "
+                + ", ".join(f"{k} {statistics.median(v):.0f} ms" for k, v in steps.items()) + "."]
+    return out
 
 
 def overhead_section(d):

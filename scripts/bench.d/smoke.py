@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Checks a smoke run of the benchmarks (`scripts/bench --smoke`): every
 measurement asked for produced its results and every baton run in it ended
-with exit 0. Numbers are not judged (a debug build on a CI machine says
-nothing about speed); that the machinery works is.
+with exit 0, except lb-gap's runs of the faulty change v2-bad, which must
+abort at once (exit 1) and leave all traffic on the old host. Speed is not
+judged (a debug build on a CI machine says nothing about it); that the
+machinery works, and what baton decides, is.
 
 Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap overhead ansible fleet)
 """
@@ -15,6 +17,52 @@ import sys
 def rows(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def lb_bad_or_ab(r):
+    """Problems with one run of v2-bad (a ramp or an A/B: it must abort at its first step or
+    interval, exit 1, have harmed requests and leave every answer afterwards to the old host) or
+    of an A/B of v2 (its three commands exit 0, nothing fails, coral gets about the weight while
+    watched and held, by the probe and by the report's totals, and every answer after --end)."""
+    out = []
+    n = r["name"]
+    if r["method"] != "haproxy-ab":
+        if r["baton_exit"] != 1:
+            out.append(f'{n}: baton exited {r["baton_exit"]}, not 1 (the abort): {r.get("outcome")}')
+        first = r.get("aborted_step") if r["method"] == "haproxy-ramp-bad" else r.get("aborted_interval")
+        if first != 1:
+            out.append(f"{n}: aborted at {first}, not at the first "
+                       f'{"step" if r["method"] == "haproxy-ramp-bad" else "interval"}')
+        if not r.get("harmed"):
+            out.append(f"{n}: no request harmed (answered 500): did v2-bad's fault reach the probe?")
+        if r.get("failed_otherwise"):
+            out.append(f'{n}: {r["failed_otherwise"]} request(s) failed otherwise than with a 500: {r.get("failures")}')
+        if (r.get("after_run_answered") or 0) < 100:
+            out.append(f'{n}: {r.get("after_run_answered")} answers after the run: too few to tell where traffic went')
+        if r.get("after_run_not_old") != 0:
+            out.append(f'{n}: {r.get("after_run_not_old")} answers after the run came from another host than the '
+                       f'old one ({r.get("after_run_by_host")})')
+        return out
+    w = r["weight"]
+    for what in ("baton_exit", "report_exit", "end_exit"):
+        if r.get(what) != 0:
+            out.append(f"{n}: {what} {r.get(what)}: {r.get('end_message') if what == 'end_exit' else r.get('outcome')}")
+    if r["failed"]:
+        out.append(f'{n}: {r["failed"]} request(s) failed: {r.get("failures")}')
+    for phase in ("watched", "held"):
+        s = r.get(phase) or {}
+        # weighted round robin is exact; 5 points leave room for a slow machine
+        if s.get("share_pct") is None or abs(s["share_pct"] - w) > 5:
+            out.append(f'{n}: while {phase}, coral answered {s.get("share_pct")} % of {s.get("answered")}, not about {w} %')
+    rep = r.get("report") or {}
+    if "held" not in (rep.get("state") or ""):
+        out.append(f'{n}: the report during the hold says {rep.get("state")!r}')
+    if rep.get("new_share_pct") is None or abs(rep["new_share_pct"] - w) > 5:
+        out.append(f'{n}: the report\'s totals give coral {rep.get("new_share_pct")} %, not about {w} %')
+    if (r.get("after_run_answered") or 0) < 100 or r.get("after_run_not_new") != 0:
+        out.append(f'{n}: after --end, {r.get("after_run_not_new")} of {r.get("after_run_answered")} answers '
+                   f'not from coral ({r.get("after_run_by_host")})')
+    return out
 
 
 def check(d, name):
@@ -70,9 +118,12 @@ def check(d, name):
     if name == "lb-gap":
         rs = [r for r in rows(os.path.join(d, "lb-gap.jsonl")) if "method" in r]
         methods = {r["method"] for r in rs}
-        want = {"haproxy", "vip", "haproxy-ramp"}
+        want = {"haproxy", "vip", "haproxy-ramp", "haproxy-ramp-bad", "haproxy-ab", "haproxy-ab-bad"}
         out = [f"lb-gap: no run of {m}" for m in sorted(want - methods)]
         for r in rs:
+            if r["method"] in ("haproxy-ramp-bad", "haproxy-ab-bad", "haproxy-ab"):
+                out += lb_bad_or_ab(r)
+                continue
             if r["baton_exit"] != 0:
                 out.append(f'{r["name"]}: baton exited {r["baton_exit"]}: {r.get("message")}')
             if r["requests"] < 100 or r["gap_ms"] is None:
@@ -87,7 +138,8 @@ def check(d, name):
                 if s["share_pct"] is None or abs(s["share_pct"] - s["percent"]) > 10:
                     out.append(f'{r["name"]}: at {s["percent"]} % the updated host answered {s["share_pct"]} % '
                                f'of {s["answered"]} requests')
-        for svg in ("lb-switchover.svg", "lb-vip-switchover.svg", "lb-ramp.svg"):
+        for svg in ("lb-switchover.svg", "lb-vip-switchover.svg", "lb-ramp.svg", "lb-ramp-bad.svg",
+                    "lb-ab.svg", "lb-ab-bad.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"lb-gap: no {svg}")
         return out
