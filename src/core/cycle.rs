@@ -497,6 +497,16 @@ pub fn decide_for(kind: Kind, shape: Shape, ended: &[Ended]) -> Next {
         (Step::VerifyKept, true) => Next::Run(Step::SwitchBack),
         (Step::VerifyKept, false) => Next::Finish(Outcome::Held),
         (Step::SwitchBack, true) if reverting => Next::Run(Step::VerifyBack),
+        // A ramp or an experiment that failed left the standby with a
+        // share: it drains, and waits as the standby again, before its
+        // change is rolled back.
+        (Step::SwitchBack, true)
+            if ended
+                .iter()
+                .any(|e| matches!(e.step, Step::Ramp | Step::Experiment) && !e.ok) =>
+        {
+            Next::Run(Step::DrainBack)
+        }
         (Step::VerifyBack, true) => Next::Run(Step::DrainBack),
         // Traffic is back on the old primary either way: go on.
         (Step::DrainBack, _) => Next::Run(Step::RollbackStandby),
@@ -1298,7 +1308,12 @@ mod tests {
         assert_eq!(outcome, Outcome::RolledBack);
         assert_eq!(
             &steps[3..],
-            [Step::Ramp, Step::SwitchBack, Step::RollbackStandby]
+            [
+                Step::Ramp,
+                Step::SwitchBack,
+                Step::DrainBack,
+                Step::RollbackStandby
+            ]
         );
         // Only an apply ramps.
         assert_eq!(
@@ -1405,7 +1420,10 @@ mod tests {
         let (steps, o, after, _) = experiment(true, &[Experiment]);
         assert_eq!(o, Outcome::RolledBack);
         assert!(after.is_empty());
-        assert_eq!(&steps[3..], [Experiment, SwitchBack, RollbackStandby]);
+        assert_eq!(
+            &steps[3..],
+            [Experiment, SwitchBack, DrainBack, RollbackStandby]
+        );
         // A standby that fails never gets a share.
         let (steps, o, _, _) = experiment(true, &[VerifyStandby]);
         assert_eq!(

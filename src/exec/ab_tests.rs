@@ -217,7 +217,12 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_worse_interval() {
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(
         &lab.step_marks()[3..],
-        ["experiment!", "switch_back", "rollback_standby"]
+        [
+            "experiment!",
+            "switch_back",
+            "drain_back",
+            "rollback_standby"
+        ]
     );
     assert!(
         f.message.contains("during the A/B experiment"),
@@ -228,7 +233,11 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_worse_interval() {
     assert_eq!(s.len(), 1, "the first worse interval ends it");
     assert_eq!((s[0].verdict, s[0].new.window.errors), (Verdict::Worse, 20));
     let (detail, _) = lab.ended(Step::Experiment);
-    assert!(detail.contains("ABORTED at interval 1"), "{detail}");
+    assert!(
+        detail.contains("1 of 3 intervals watched (0 as good")
+            && detail.contains("ABORTED at interval 1"),
+        "{detail}"
+    );
     assert_eq!(servers(&sim)[0], server("blue", 100, State::Ready));
 }
 

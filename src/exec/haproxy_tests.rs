@@ -340,6 +340,7 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
             "verify_standby",
             "ramp!",
             "switch_back",
+            "drain_back",
             "rollback_standby"
         ]
     );
@@ -354,10 +355,15 @@ async fn a_change_that_harms_users_is_aborted_at_the_first_step_and_rolled_back(
         detail.contains("20.0% (20 of 100)"),
         "the comparison is in the journal: {detail}"
     );
-    // Every new request goes to blue again.
-    let s = servers(&sim);
-    assert_eq!(s[0], server("blue", 100, State::Ready));
-    assert_eq!(s[1].2, State::Drain);
+    // Every new request goes to blue again; green drained and waits as
+    // the standby.
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 100, State::Ready),
+            server("green", 0, State::Ready)
+        ]
+    );
     assert_eq!(lab.primary().as_deref(), Some("blue"));
     // Only the first step's weights were ever set.
     assert_eq!(
@@ -407,9 +413,13 @@ async fn recover_after_a_ramp_cut_off_takes_the_share_back_and_rolls_back() {
     sim.lock().servers.insert("blue".into(), (50, State::Ready));
     let f = lab.run(&sim, None, None).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
-    let s = servers(&sim);
-    assert_eq!(s[0], server("blue", 100, State::Ready));
-    assert_eq!(s[1].2, State::Drain);
+    assert_eq!(
+        servers(&sim),
+        [
+            server("blue", 100, State::Ready),
+            server("green", 0, State::Ready)
+        ]
+    );
 }
 
 #[tokio::test]

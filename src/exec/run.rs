@@ -273,16 +273,20 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         now_rfc3339().replace([':', '-'], ""),
         std::process::id()
     );
-    progress.event(&Event {
-        pair: pair.name.clone(),
-        run: run_id.clone(),
-        step: Stage::Step(Step::Preflight),
-        host: both_hosts(pair),
-        state: State::Begin,
-        duration_ms: 0,
-        detail: "connecting, asking where traffic is, checking both hosts".into(),
-        at: now_rfc3339(),
-    });
+    // A new run's preflight begins now (a decision or a recovery goes on
+    // with a run that began earlier: its events carry that run's id).
+    if req.kind.is_some() {
+        progress.event(&Event {
+            pair: pair.name.clone(),
+            run: run_id.clone(),
+            step: Stage::Step(Step::Preflight),
+            host: both_hosts(pair),
+            state: State::Begin,
+            duration_ms: 0,
+            detail: "connecting, asking where traffic is, checking both hosts".into(),
+            at: now_rfc3339(),
+        });
+    }
     // The preflight step's time includes this observation (connecting,
     // asking where traffic is, checking both hosts).
     let observed_from = Instant::now();

@@ -294,7 +294,7 @@ pub async fn experiment<W: World>(
             Verdict::Worse => {
                 return Err(Failed(format!(
                     "{}; ABORTED at {}",
-                    watched(index - 1),
+                    watched(index),
                     sample.sentence()
                 )))
             }
