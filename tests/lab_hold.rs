@@ -43,8 +43,28 @@ fn a_hold_keeps_blue_on_the_old_version_and_revert_goes_back_to_it_without_a_fai
         ("1".to_string(), "2".to_string()),
         "blue held on version 1, green serves version 2"
     );
-    let status = baton(&cfg, &["status", "web", "--json"]);
+    let metrics = tempfile::NamedTempFile::new().unwrap();
+    let status = baton(
+        &cfg,
+        &[
+            "status",
+            "web",
+            "--json",
+            "--metrics-file",
+            metrics.path().to_str().unwrap(),
+        ],
+    );
     assert_eq!(status.code, 0, "a hold is no trouble: {}", status.stdout);
+    let text = std::fs::read_to_string(metrics.path()).unwrap();
+    assert!(text.contains("baton_held{pair=\"web\"} 1"), "{text}");
+    assert!(
+        text.contains("baton_hold_until_seconds{pair=\"web\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("baton_run_interrupted{pair=\"web\"} 0"),
+        "{text}"
+    );
     let pair = &status.json()["pairs"][0];
     assert_eq!(pair["holder"]["detail"], "green");
     assert_eq!(pair["held"]["by"], "hold", "{pair}");
