@@ -612,18 +612,9 @@ fn run(cli: Cli) -> Exit {
                     *ignore_window,
                 )
             };
-            let batches = match fleet::parse_spec(batch) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("baton: --batch: {e}");
-                    return Exit::Config;
-                }
-            };
-            let opts = apply::FleetOptions {
-                batches,
-                concurrency: *concurrency,
-                max_failures: *max_failures,
-                reverse: true,
+            let opts = match fleet_options(batch, *concurrency, *max_failures, true) {
+                Ok(o) => o,
+                Err(exit) => return exit,
             };
             return block_on(
                 runtime,
@@ -715,22 +706,33 @@ fn run(cli: Cli) -> Exit {
         ..
     } = &cli.command
     {
-        let batches = match fleet::parse_spec(batch) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("baton: --batch: {e}");
-                return Exit::Config;
-            }
-        };
-        let opts = apply::FleetOptions {
-            batches,
-            concurrency: *concurrency,
-            max_failures: *max_failures,
-            reverse: false,
+        let opts = match fleet_options(batch, *concurrency, *max_failures, false) {
+            Ok(o) => o,
+            Err(exit) => return exit,
         };
         return block_on(runtime, apply::apply_fleet(&config, &req, cli.json, &opts));
     }
     block_on(runtime, apply::run(&config, &req, cli.json))
+}
+
+/// A fleet run's options from `--batch`, `--concurrency` and
+/// `--max-failures`, or the exit after saying what is wrong.
+fn fleet_options(
+    batch: &str,
+    concurrency: usize,
+    max_failures: usize,
+    reverse: bool,
+) -> Result<apply::FleetOptions, Exit> {
+    let batches = fleet::parse_spec(batch).map_err(|e| {
+        eprintln!("baton: --batch: {e}");
+        Exit::Config
+    })?;
+    Ok(apply::FleetOptions {
+        batches,
+        concurrency,
+        max_failures,
+        reverse,
+    })
 }
 
 /// `--ramp` and `--step` read into a ramp (none without them), or the

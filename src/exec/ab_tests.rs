@@ -46,10 +46,6 @@ fn samples(lab: &Lab) -> Vec<crate::core::experiment::Sample> {
         .collect()
 }
 
-fn last_run(lab: &Lab) -> LastRun {
-    crate::store::history::last_run(&lab.state_dir(), "web").expect("the journal reads")
-}
-
 #[tokio::test]
 async fn an_experiment_is_watched_then_held_and_other_runs_wait_for_its_end() {
     let lab = lb_lab();
@@ -108,9 +104,9 @@ async fn an_experiment_is_watched_then_held_and_other_runs_wait_for_its_end() {
         .any(|r| matches!(r, Record::Finish { .. })));
     assert_eq!(lab.primary().as_deref(), Some("blue"));
     assert!(
-        matches!(last_run(&lab), LastRun::Held { ref to, by: crate::core::assess::HeldBy::Experiment { percent: 10 }, ref change, .. } if to == "green" && change == "v2"),
+        matches!(lab.last_run(), LastRun::Held { ref to, by: crate::core::assess::HeldBy::Experiment { percent: 10 }, ref change, .. } if to == "green" && change == "v2"),
         "{:?}",
-        last_run(&lab)
+        lab.last_run()
     );
     // Nothing else starts, and recover leaves it alone.
     for kind in [Some(Kind::Switchover), Some(Kind::Apply)] {
@@ -164,7 +160,7 @@ async fn keeping_the_new_version_finishes_the_cycle() {
         ]
     );
     assert_eq!(lab.primary().as_deref(), Some("green"));
-    assert_eq!(last_run(&lab), LastRun::Settled);
+    assert_eq!(lab.last_run(), LastRun::Settled);
     // Nothing is left to end.
     let f = end(&lab, &sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
@@ -205,7 +201,7 @@ async fn keeping_the_old_version_sends_everything_back_and_rolls_the_change_back
         ]
     );
     assert_eq!(lab.primary().as_deref(), Some("blue"));
-    assert_eq!(last_run(&lab), LastRun::Settled);
+    assert_eq!(lab.last_run(), LastRun::Settled);
 }
 
 #[tokio::test]

@@ -46,10 +46,6 @@ fn ran(lab: &Lab, step: &str, host: &str) -> Vec<String> {
         .collect()
 }
 
-fn last_run(lab: &Lab) -> LastRun {
-    crate::store::history::last_run(&lab.state_dir(), "web").expect("the journal reads")
-}
-
 #[tokio::test]
 async fn a_hold_keeps_the_old_primary_on_the_old_version_until_the_operator_decides() {
     let lab = lab();
@@ -79,7 +75,7 @@ async fn a_hold_keeps_the_old_primary_on_the_old_version_until_the_operator_deci
     assert_eq!(lab.primary().as_deref(), Some("green"));
     // blue was never changed.
     assert!(sim.lock().hosts[0].files.is_empty());
-    match last_run(&lab) {
+    match lab.last_run() {
         LastRun::Held {
             by: HeldBy::Hold { expired, ref until },
             ref from,
@@ -120,7 +116,7 @@ async fn finish_updates_the_held_old_primary() {
     );
     assert!(!sim.lock().hosts[0].files.is_empty(), "blue got the change");
     assert_eq!(vip_on(&sim), ["green"]);
-    assert_eq!(last_run(&lab), LastRun::Settled);
+    assert_eq!(lab.last_run(), LastRun::Settled);
 }
 
 #[tokio::test]
@@ -178,7 +174,7 @@ async fn a_revert_to_a_held_host_that_fails_its_checks_moves_nothing_and_stays_h
     assert!(f.message.starts_with("NOT REVERTED: blue"), "{}", f.message);
     assert_eq!(&lab.step_marks()[6..], ["decide!", "verify_kept!"]);
     assert_eq!(vip_on(&sim), ["green"]);
-    assert!(matches!(last_run(&lab), LastRun::Held { .. }));
+    assert!(matches!(lab.last_run(), LastRun::Held { .. }));
     // Repaired, it can be reverted.
     sim.lock().hosts[0].healthy = true;
     let f = decide(&lab, &sim, Keep::Old).await;
@@ -207,7 +203,7 @@ async fn a_held_run_is_not_finished_when_its_traffic_was_moved_by_hand() {
         f.message
     );
     assert!(sim.lock().hosts[0].files.is_empty(), "blue was not updated");
-    assert!(matches!(last_run(&lab), LastRun::Held { .. }));
+    assert!(matches!(lab.last_run(), LastRun::Held { .. }));
 }
 
 #[tokio::test]

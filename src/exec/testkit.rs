@@ -243,6 +243,11 @@ impl Lab {
             .collect()
     }
 
+    /// The pair's last run as `status` sees it (held, interrupted, ...).
+    pub fn last_run(&self) -> crate::core::assess::LastRun {
+        crate::store::history::last_run(&self.state_dir(), "web").expect("the journal reads")
+    }
+
     /// The recorded primary.
     pub fn primary(&self) -> Option<String> {
         StateStore::new(&self.state_dir())
