@@ -144,10 +144,34 @@ pub fn show(
     json: bool,
 ) -> Exit {
     let journal = Journal::new(&config.settings.state_dir, &pair.name);
+    // Two passes over the stream, one record in memory at a time: which
+    // run, then that run's records.
+    let mut id = run.map(str::to_string);
+    if id.is_none() {
+        if let Err(e) = journal.each(|r| {
+            if let Record::Start {
+                run,
+                experiment: Some(_),
+                ..
+            } = r
+            {
+                id = Some(run);
+            }
+        }) {
+            eprintln!("baton: {e}");
+            return Exit::Internal;
+        }
+    }
     let mut records = Vec::new();
-    if let Err(e) = journal.each(|r| records.push(r)) {
-        eprintln!("baton: {e}");
-        return Exit::Internal;
+    if let Some(id) = &id {
+        if let Err(e) = journal.each(|r| {
+            if r.run() == id {
+                records.push(r);
+            }
+        }) {
+            eprintln!("baton: {e}");
+            return Exit::Internal;
+        }
     }
     let Some(report) = collect(&records, run) else {
         eprintln!(
