@@ -22,7 +22,9 @@ and a light poller (this file, --poll: GET /index.html, 100 requests per second,
 connection each, 3 s timeout; it reports the host and the version). *All on the old version*:
 the first answer, by send time, after which every answer of both clients came from blue, and
 every poller answer said version=1 (failures are not answers: they are counted apart). From it:
-the time from the command's start, and from the start of the switch step that moved the VIP.
+the time from the command's start, and from the start of the switch step that moved the VIP;
+and the same by the time the answers arrived (the later of the two clients' first answers, by
+arrival, after which every answer that arrived was from blue on version 1).
 
 Per run (one JSON line in --out, after a first line with when, what and how): gap.py's analysis
 of the probe (requests, failed, delayed over 100 ms, max latency, gap, the longest stretch
@@ -158,6 +160,19 @@ def settled(answers, ok):
     last_bad = max(bad) if bad else None
     first_ok = next((a[0] for a in answers if (last_bad is None or a[0] > last_bad) and ok(a)), None)
     return last_bad, first_ok
+
+
+def all_old(reqs, polls):
+    """(the probe's first answer from which on all came from blue, the poller's first from which on
+    all came from blue with version 1, the last answer of either that did not, the first answer of
+    either after it: from then on, every answer of both was from blue on version 1), by the rows'
+    first field (send time, or arrival time)."""
+    p_last, p_first = settled(reqs, lambda a: a[2] == OLD)
+    v_last, v_first = settled(polls, lambda a: a[2] == OLD and a[3] == "1")
+    last_bad = max((t for t in (p_last, v_last) if t is not None), default=None)
+    both = sorted(a[0] for a in reqs + polls if a[2] != "FAIL" and (last_bad is None or a[0] > last_bad))
+    old_at = both[0] if both and p_first is not None and v_first is not None else None
+    return p_first, v_first, last_bad, old_at
 
 
 def by_host_version(rows, lo=None, hi=None):
@@ -324,17 +339,17 @@ def one_run(kind, name, config, change, rate, poll_rate, seconds, svg):
     rec["switch_begin_s"] = rel(sw_begin, started)
     rec["switch_end_s"] = rel(sw_end["_at"] if sw_end else None, started)
     # all on blue (the probe), all on version 1 from blue (the poller), both
-    p_last, p_first = settled(reqs, lambda a: a[2] == OLD)
-    v_last, v_first = settled(polls, lambda a: a[2] == OLD and a[3] == "1")
-    last_bad = max((t for t in (p_last, v_last) if t is not None), default=None)
-    both = sorted(a[0] for a in reqs + polls if a[2] != "FAIL" and (last_bad is None or a[0] > last_bad))
-    old_at = both[0] if both and p_first is not None and v_first is not None else None
+    (p_first, v_first, last_bad, old_at) = all_old(reqs, polls)
     rec["to_all_blue_s"] = rel(p_first, started)
     rec["to_all_v1_s"] = rel(v_first, started)
     rec["to_all_old_s"] = rel(old_at, started)
     rec["last_not_old_s"] = rel(last_bad, started)
     rec["switch_begin_to_all_old_ms"] = (None if old_at is None or sw_begin is None
                                          else round((old_at - sw_begin) * 1000, 1))
+    # the same by the time each answer arrived (send time plus latency): a request whose SYN was
+    # retransmitted a second later counts when its answer came, not when it was sent
+    done = lambda rows: sorted((r[0] + r[1], r[1], r[2], r[3]) for r in rows)
+    rec["to_all_old_answered_s"] = rel(all_old(done(reqs), done(polls))[3], started)
     rec["poll_requests"] = len(polls)
     rec["poll_failed"] = sum(1 for r in polls if r[2] == "FAIL")
     rec["poll_delayed_over_100ms"] = sum(1 for r in polls if r[2] != "FAIL" and r[1] > 0.1)

@@ -481,24 +481,27 @@ def hold_section(d):
            "the first answer, by send time, after which every answer of both came from blue and every "
            "poller answer said `version=1` (failures are not answers; they are counted apart); *from "
            "the switch*: the same from the start of the step that moved the VIP to blue (`switch_back` "
-           "in a revert, `switch` in the cycle). *Total*: the command from start to exit. *v2-slow* is "
+           "in a revert, `switch` in the cycle); *by arrival*: the same moment by the time the answers "
+           "arrived (send time plus latency), not by send time. *Total*: the command from start to exit. *v2-slow* is "
            f"v2 with `sleep {slow:g}` at the end of its steps and of its rollback, standing in for a "
            "change that takes time (a package, a restart); it is added to a copy of the lab's "
            "configuration for the measurement.", "",
            f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
            f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only hold`.", "",
            "| command | runs | all exit 0 | to all on the old version (min / median / max) | from the switch "
-           "(median) | total (min / median / max) | requests | failed | delayed > 100 ms | poller: "
-           "failed / delayed |",
-           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "(median) | by arrival (median) | total (min / median / max) | requests | failed | delayed > 100 ms "
+           "| poller: failed / delayed |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, change, label in HOLD_KINDS:
         rs = [r for r in rows if r["kind"] == kind and r.get("change", "v2") == change]
         if not rs:
             continue
         sw = [r["switch_begin_to_all_old_ms"] for r in rs if r.get("switch_begin_to_all_old_ms") is not None]
+        arr = [r["to_all_old_answered_s"] for r in rs if r.get("to_all_old_answered_s") is not None]
         out.append(f"| {label} | {len(rs)} | {'yes' if all(r.get('baton_exit') == 0 for r in rs) else 'NO'} | "
                    f"{ms_range([r.get('to_all_old_s') for r in rs], 's', 1, 3)} | "
                    + (f"{statistics.median(sw):.0f} ms" if sw else "-") + " | "
+                   + (f"{statistics.median(arr):.3f} s" if arr else "-") + " | "
                    f"{ms_range([r.get('wall_s') for r in rs], 's', 1, 2)} | "
                    f"{sum(r.get('requests') or 0 for r in rs)} | {sum(r.get('failed') or 0 for r in rs)} | "
                    f"{sum(r.get('delayed_over_100ms') or 0 for r in rs)} | "
@@ -534,9 +537,9 @@ def hold_section(d):
             "poller's, all from blue with `version=1`; *after the exit*: the poller's answers sent after "
             "the command ended, by host and version; *afterwards*: `baton status web`, each host's "
             "version and the hold):", "",
-            "| run | exit (outcome) | blue | version 1 | all on the old version | switch step | total | "
+            "| run | exit (outcome) | blue | version 1 | all on the old version | by arrival | switch step | total | "
             "requests | failed | delayed > 100 ms | max latency | poller before | poller after the exit | afterwards |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
 
     def counts(c):
         return ", ".join(f"{k}: {v}" for k, v in sorted((c or {}).items())) or "-"
@@ -548,7 +551,7 @@ def hold_section(d):
         sw = f"{r.get('switch_step')} {fmt(r.get('switch_step_ms'))}" if r.get("switch_step") else "-"
         out.append(f"| {r['name']} | {r.get('baton_exit')} ({r.get('outcome') or '-'}) | "
                    f"{fmt(r.get('to_all_blue_s'), 's', 3)} | {fmt(r.get('to_all_v1_s'), 's', 3)} | "
-                   f"{fmt(r.get('to_all_old_s'), 's', 3)} | {sw} | {fmt(r.get('wall_s'), 's', 2)} | "
+                   f"{fmt(r.get('to_all_old_s'), 's', 3)} | {fmt(r.get('to_all_old_answered_s'), 's', 3)} | {sw} | {fmt(r.get('wall_s'), 's', 2)} | "
                    f"{r.get('requests', '-')} | {r.get('failed', '-')} | {r.get('delayed_over_100ms', '-')} | "
                    f"{fmt(r.get('max_latency_ms'), 'ms', 1)} | {counts(r.get('poll_before'))} | "
                    f"{counts(r.get('poll_after_exit'))} | {after} |")
