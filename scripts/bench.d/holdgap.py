@@ -30,7 +30,7 @@ Per run (one JSON line in --out, after a first line with when, what and how): ga
 of the probe (requests, failed, delayed over 100 ms, max latency, gap, the longest stretch
 without a prompt answer), the command's exit, outcome and wall time, the times to all on blue
 (probe), to all on version 1 (poller) and to all on the old version (both), the poller's answers
-by host and version before the command and after its exit, each step's duration and end from
+by host and version in all, before the command and after its exit, each step's duration and end from
 baton's --json events, the operations of the run (`baton log --run ID --json`) summed per step,
 and the pair's status afterwards (`baton status web --json`: the hold, each host's version).
 SVG timelines of the first run of each (gap.py's; the zoomed panel is around the moment all
@@ -353,6 +353,7 @@ def one_run(kind, name, config, change, rate, poll_rate, seconds, svg):
     rec["poll_requests"] = len(polls)
     rec["poll_failed"] = sum(1 for r in polls if r[2] == "FAIL")
     rec["poll_delayed_over_100ms"] = sum(1 for r in polls if r[2] != "FAIL" and r[1] > 0.1)
+    rec["poll_all"] = by_host_version(polls)
     rec["poll_before"] = by_host_version(polls, hi=started)
     rec["poll_after_exit"] = by_host_version(polls, lo=ended)
     rec["probe_after_exit"] = by_host_version([(r[0], r[1], r[2], "?") for r in reqs], lo=ended)

@@ -555,6 +555,13 @@ def hold_section(d):
                    f"{r.get('requests', '-')} | {r.get('failed', '-')} | {r.get('delayed_over_100ms', '-')} | "
                    f"{fmt(r.get('max_latency_ms'), 'ms', 1)} | {counts(r.get('poll_before'))} | "
                    f"{counts(r.get('poll_after_exit'))} | {after} |")
+    seen = {}
+    for r in rows:
+        for k, v in (r.get("poll_all") or {}).items():
+            seen[k] = seen.get(k, 0) + v
+    if seen:
+        out += ["", "The poller's answers through the VIP in all runs, by host and version (from the clients' "
+                "start, 1 s before the command, to their end): " + counts(seen) + "."]
     prep = [r["prepare"] for r in rows if r.get("prepare")]
     held = [p["wall_s"] for p in prep if "--hold" in p["args"] and " v2 " in p["args"] + " "]
     full = [p["wall_s"] for p in prep if "--hold" not in p["args"] and " v2 " in p["args"] + " "]

@@ -68,7 +68,8 @@ def lb_bad_or_ab(r):
 def hold_run(r):
     """Problems with one run of the hold measurement: the apply before it held (revert) or finished
     (rollback); the command exited 0 (rolled_back, ok); the clients saw green on version 2 before
-    it and blue on version 1 once it had switched, until the end; the VIP moved back in the step
+    it and blue on version 1 once it had switched, until the end, and never another host and
+    version through the VIP (blue on 2, green on 1); the VIP moved back in the step
     it should (switch_back, switch), and all answers came from blue on version 1 only after that
     step began; afterwards both hosts are on version 1 and nothing is held."""
     out = []
@@ -85,6 +86,9 @@ def hold_run(r):
     before = r.get("poll_before") or {}
     if before.get("green v2", 0) < 50 or set(before) - {"green v2"}:
         out.append(f"{n}: before the command the poller saw {before}, not green on version 2 alone")
+    mixed = set(r.get("poll_all") or {}) - {"green v2", "blue v1", "FAIL"}
+    if mixed:
+        out.append(f"{n}: the poller saw {sorted(mixed)}: a host on the other version served the VIP")
     if r.get("to_all_old_s") is None:
         out.append(f"{n}: the clients never saw all answers from blue on version 1")
     if r.get("switch_step") != want[2]:
