@@ -451,6 +451,132 @@ def lb_ab_table(abs_, meta):
     return out
 
 
+HOLD_KINDS = [("revert", "v2", "`baton revert web` (held apply of v2)"),
+              ("rollback", "v2", "`baton rollback --change v2 web` (cycle)"),
+              ("revert", "v2-slow", "`baton revert web` (held apply of v2-slow)"),
+              ("rollback", "v2-slow", "`baton rollback --change v2-slow web` (cycle)")]
+
+
+def hold_section(d):
+    path = os.path.join(d, "hold-gap.jsonl")
+    if not os.path.exists(path):
+        return []
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    meta = next((r for r in lines if "measured" in r), {})
+    rows = [r for r in lines if "kind" in r]
+    if not rows:
+        return []
+    rate, poll_rate, slow = meta.get("rate", 200), meta.get("poll_rate", 100), meta.get("slow_s", 3)
+    out = ["## The way back: `baton revert` of a held run beside a rollback cycle", "",
+           "Issue 16: the time from `revert` to all traffic on the old version, beside the time of a "
+           "full rollback cycle. On the VIP pair `web`, each run from `scripts/lab reset` (blue serving, "
+           "both hosts on version 1), then, not measured, `baton apply web --change v2 --hold 1h` "
+           "(green serves version 2, blue is held on version 1) before `baton revert web`, or a whole "
+           "`baton apply web --change v2` (green serves version 2, blue is updated to it too) before "
+           "`baton rollback --change v2 web`. The measured command runs under the probe of the VIP "
+           f"benchmark ({rate} requests per second, a new TCP connection each, 3 s timeout; it reports "
+           f"the host) and a poller that reads the page's version ({poll_rate} per second, a new "
+           "connection each, 3 s timeout), both on the VIP and started 1 s before it "
+           "(`scripts/bench.d/holdgap.py`). *To all on the old version*: from the command's start to "
+           "the first answer, by send time, after which every answer of both came from blue and every "
+           "poller answer said `version=1` (failures are not answers; they are counted apart); *from "
+           "the switch*: the same from the start of the step that moved the VIP to blue (`switch_back` "
+           "in a revert, `switch` in the cycle); *by arrival*: the same moment by the time the answers "
+           "arrived (send time plus latency), not by send time. *Total*: the command from start to exit. *v2-slow* is "
+           f"v2 with `sleep {slow:g}` at the end of its steps and of its rollback, standing in for a "
+           "change that takes time (a package, a restart); it is added to a copy of the lab's "
+           "configuration for the measurement.", "",
+           f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
+           f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only hold`.", "",
+           "| command | runs | all exit 0 | to all on the old version (min / median / max) | from the switch "
+           "(median) | by arrival (median) | total (min / median / max) | requests | failed | delayed > 100 ms "
+           "| poller: failed / delayed |",
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for kind, change, label in HOLD_KINDS:
+        rs = [r for r in rows if r["kind"] == kind and r.get("change", "v2") == change]
+        if not rs:
+            continue
+        sw = [r["switch_begin_to_all_old_ms"] for r in rs if r.get("switch_begin_to_all_old_ms") is not None]
+        arr = [r["to_all_old_answered_s"] for r in rs if r.get("to_all_old_answered_s") is not None]
+        out.append(f"| {label} | {len(rs)} | {'yes' if all(r.get('baton_exit') == 0 for r in rs) else 'NO'} | "
+                   f"{ms_range([r.get('to_all_old_s') for r in rs], 's', 1, 3)} | "
+                   + (f"{statistics.median(sw):.0f} ms" if sw else "-") + " | "
+                   + (f"{statistics.median(arr):.3f} s" if arr else "-") + " | "
+                   f"{ms_range([r.get('wall_s') for r in rs], 's', 1, 2)} | "
+                   f"{sum(r.get('requests') or 0 for r in rs)} | {sum(r.get('failed') or 0 for r in rs)} | "
+                   f"{sum(r.get('delayed_over_100ms') or 0 for r in rs)} | "
+                   f"{sum(r.get('poll_failed') or 0 for r in rs)} / {sum(r.get('poll_delayed_over_100ms') or 0 for r in rs)} |")
+    out += ["", "Where the time goes (the steps of baton's `--json` events, medians of the runs: each "
+            "step's duration, and in brackets when it began, from the command's start; the step that "
+            "moved the VIP in bold):", "",
+            "| command | steps |", "| --- | --- |"]
+    for kind, change, label in HOLD_KINDS:
+        rs = [r for r in rows if r["kind"] == kind and r.get("change", "v2") == change and r.get("steps")]
+        if not rs:
+            continue
+        order, dur, beg = [], {}, {}
+        for r in rs:
+            for st in r["steps"]:
+                if st["step"] not in order:
+                    order.append(st["step"])
+                dur.setdefault(st["step"], []).append(st.get("duration_ms") or 0)
+                b = st.get("begin_s")
+                if b is None and st.get("end_s") is not None:  # (decide has no begin event)
+                    b = st["end_s"] - (st.get("duration_ms") or 0) / 1000.0
+                if b is not None:
+                    beg.setdefault(st["step"], []).append(b)
+        sw = rs[0].get("switch_step")
+        parts = []
+        for st in order:
+            text = f"{st} {statistics.median(dur[st]):.0f} ms"
+            if st in beg:
+                text += f" [{statistics.median(beg[st]):.3f} s]"
+            parts.append(f"**{text}**" if st == sw else text)
+        out.append(f"| {label} | {', '.join(parts)} |")
+    out += ["", "Each run (*blue*: the probe's answers, all from blue from then on; *version 1*: the "
+            "poller's, all from blue with `version=1`; *after the exit*: the poller's answers sent after "
+            "the command ended, by host and version; *afterwards*: `baton status web`, each host's "
+            "version and the hold):", "",
+            "| run | exit (outcome) | blue | version 1 | all on the old version | by arrival | switch step | total | "
+            "requests | failed | delayed > 100 ms | max latency | poller before | poller after the exit | afterwards |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
+
+    def counts(c):
+        return ", ".join(f"{k}: {v}" for k, v in sorted((c or {}).items())) or "-"
+
+    for r in rows:
+        st = r.get("status_after") or {}
+        vs = st.get("versions") or {}
+        after = ", ".join(f"{h} v{v}" for h, v in sorted(vs.items())) + (", held" if st.get("held") else ", not held")
+        sw = f"{r.get('switch_step')} {fmt(r.get('switch_step_ms'))}" if r.get("switch_step") else "-"
+        out.append(f"| {r['name']} | {r.get('baton_exit')} ({r.get('outcome') or '-'}) | "
+                   f"{fmt(r.get('to_all_blue_s'), 's', 3)} | {fmt(r.get('to_all_v1_s'), 's', 3)} | "
+                   f"{fmt(r.get('to_all_old_s'), 's', 3)} | {fmt(r.get('to_all_old_answered_s'), 's', 3)} | {sw} | {fmt(r.get('wall_s'), 's', 2)} | "
+                   f"{r.get('requests', '-')} | {r.get('failed', '-')} | {r.get('delayed_over_100ms', '-')} | "
+                   f"{fmt(r.get('max_latency_ms'), 'ms', 1)} | {counts(r.get('poll_before'))} | "
+                   f"{counts(r.get('poll_after_exit'))} | {after} |")
+    seen = {}
+    for r in rows:
+        for k, v in (r.get("poll_all") or {}).items():
+            seen[k] = seen.get(k, 0) + v
+    if seen:
+        out += ["", "The poller's answers through the VIP in all runs, by host and version (from the clients' "
+                "start, 1 s before the command, to their end): " + counts(seen) + "."]
+    prep = [r["prepare"] for r in rows if r.get("prepare")]
+    held = [p["wall_s"] for p in prep if "--hold" in p["args"] and " v2 " in p["args"] + " "]
+    full = [p["wall_s"] for p in prep if "--hold" not in p["args"] and " v2 " in p["args"] + " "]
+    if held and full:
+        out += ["", f"The applies before them (not measured under the clients), for scale: `apply --change v2 "
+                f"--hold 1h` {ms_range(held, 's', 1, 2)}, a whole `apply --change v2` {ms_range(full, 's', 1, 2)} "
+                "(min / median / max)."]
+    out += timelines(d, ["hold-revert.svg", "hold-rollback.svg", "hold-revert-slow.svg", "hold-rollback-slow.svg"],
+                     "Timelines of the first run of each (one tick per probe request at its send time, coloured "
+                     "by the host that answered, red when it failed; tick height is the latency; the bands are "
+                     "baton's steps; the lower panel is the 300 ms around the first answer of all on the old "
+                     "version):")
+    return out + [""]
+
+
 def overhead_section(d):
     path = os.path.join(d, "overhead.jsonl")
     if not os.path.exists(path):
@@ -545,12 +671,13 @@ def main():
              + "; a run with `--only` leaves the other measurements' results as they were "
              "(the PostgreSQL section gives its own date).", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only lb-gap` / `--only overhead` / `--only ansible` / "
+             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only lb-gap` / `--only hold` / `--only overhead` / `--only ansible` / "
              "`--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
     lines += dns_section(a.dir)
     lines += pg_section(a.dir)
     lines += lb_section(a.dir)
+    lines += hold_section(a.dir)
     lines += overhead_section(a.dir)
     lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)

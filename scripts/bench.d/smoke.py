@@ -6,7 +6,7 @@ abort at once (exit 1) and leave all traffic on the old host. Speed is not
 judged (a debug build on a CI machine says nothing about it); that the
 machinery works, and what baton decides, is.
 
-Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap overhead ansible fleet)
+Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap hold overhead ansible fleet)
 """
 import argparse
 import json
@@ -62,6 +62,47 @@ def lb_bad_or_ab(r):
     if (r.get("after_run_answered") or 0) < 100 or r.get("after_run_not_new") != 0:
         out.append(f'{n}: after --end, {r.get("after_run_not_new")} of {r.get("after_run_answered")} answers '
                    f'not from coral ({r.get("after_run_by_host")})')
+    return out
+
+
+def hold_run(r):
+    """Problems with one run of the hold measurement: the apply before it held (revert) or finished
+    (rollback); the command exited 0 (rolled_back, ok); the clients saw green on version 2 before
+    it and blue on version 1 once it had switched, until the end, and never another host and
+    version through the VIP (blue on 2, green on 1); the VIP moved back in the step
+    it should (switch_back, switch), and all answers came from blue on version 1 only after that
+    step began; afterwards both hosts are on version 1 and nothing is held."""
+    out = []
+    n, kind = r["name"], r["kind"]
+    prep = r.get("prepare") or {}
+    want = ("held", "rolled_back", "switch_back") if kind == "revert" else ("ok", "ok", "switch")
+    if prep.get("exit") != 0 or prep.get("outcome") != want[0]:
+        out.append(f'{n}: the apply before it exited {prep.get("exit")} ({prep.get("outcome")}), not 0 ({want[0]}): '
+                   f'{prep.get("detail")}')
+        return out
+    if r.get("baton_exit") != 0 or r.get("outcome") != want[1]:
+        out.append(f'{n}: {r.get("command")} exited {r.get("baton_exit")} ({r.get("outcome")}), not 0 ({want[1]}): '
+                   f'{r.get("message")}')
+    before = r.get("poll_before") or {}
+    if before.get("green v2", 0) < 50 or set(before) - {"green v2"}:
+        out.append(f"{n}: before the command the poller saw {before}, not green on version 2 alone")
+    mixed = set(r.get("poll_all") or {}) - {"green v2", "blue v1", "FAIL"}
+    if mixed:
+        out.append(f"{n}: the poller saw {sorted(mixed)}: a host on the other version served the VIP")
+    if r.get("to_all_old_s") is None:
+        out.append(f"{n}: the clients never saw all answers from blue on version 1")
+    if r.get("switch_step") != want[2]:
+        out.append(f'{n}: the VIP went to blue in the step {r.get("switch_step")}, not {want[2]}')
+    elif r.get("switch_begin_to_all_old_ms") is None or r["switch_begin_to_all_old_ms"] < 0:
+        out.append(f'{n}: all on the old version {r.get("switch_begin_to_all_old_ms")} ms after the switch began')
+    for what in ("poll_after_exit", "probe_after_exit"):
+        c = r.get(what) or {}
+        good = c.get("blue v1", 0) + c.get("blue v?", 0)
+        if good < 100 or set(c) - {"blue v1", "blue v?"}:
+            out.append(f"{n}: after the command, {what.split('_')[0]} answers {c}: not all from blue on version 1")
+    st = r.get("status_after") or {}
+    if st.get("versions") != {"blue": "1", "green": "1"} or st.get("held"):
+        out.append(f'{n}: afterwards versions {st.get("versions")}, held {st.get("held")}')
     return out
 
 
@@ -142,6 +183,17 @@ def check(d, name):
                     "lb-ab.svg", "lb-ab-bad.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"lb-gap: no {svg}")
+        return out
+    if name == "hold":
+        rs = [r for r in rows(os.path.join(d, "hold-gap.jsonl")) if "kind" in r]
+        kinds = {(r["kind"], r.get("change")) for r in rs}
+        want = {("revert", "v2"), ("rollback", "v2"), ("revert", "v2-slow"), ("rollback", "v2-slow")}
+        out = [f"hold: no run of {k} with {c}" for k, c in sorted(want - kinds)]
+        for r in rs:
+            out += hold_run(r)
+        for svg in ("hold-revert.svg", "hold-rollback.svg", "hold-revert-slow.svg", "hold-rollback-slow.svg"):
+            if not os.path.exists(os.path.join(d, svg)):
+                out.append(f"hold: no {svg}")
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
