@@ -1324,7 +1324,13 @@ impl<'a, W: World> Ctx<'a, W> {
             run: self.run.clone(),
             step: Stage::Step(step),
             host: self.host_of(step),
-            state: if ok { State::Ok } else { State::Failed },
+            // A decision is recorded whichever it is (its `ok` in the
+            // journal says which version is kept).
+            state: if ok || step == Step::Decide {
+                State::Ok
+            } else {
+                State::Failed
+            },
             duration_ms: took.as_millis() as u64,
             detail: detail.to_string(),
             at: now_rfc3339(),
