@@ -1,5 +1,5 @@
 //! Fleet operation on the lab's fleet of six VIP pairs across dev, test and
-//! prod (`scripts/lab up --pairs 6`, configuration in
+//! prod (the first six of `scripts/lab up --pairs 10`, configuration in
 //! /var/lib/baton-lab/fleet): the order of execution and concurrency, the
 //! environment gate and its override, maintenance windows, the failure
 //! budget, a stop signal, a manual run overlapping a fleet run, and the

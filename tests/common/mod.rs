@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 pub const LAB: &str = "/var/lib/baton-lab";
 pub const CTL: &str = "baton-ctl";
-/// The size of the lab's fleet the tests expect (`scripts/lab up --pairs 6`).
-pub const FLEET_PAIRS: &str = "6";
+/// The size of the lab's fleet the tests expect (`scripts/lab up --pairs 10`:
+/// the fleet rollback test uses ten pairs, the other fleet tests the first six).
+pub const FLEET_PAIRS: &str = "10";
 
 static UP: Once = Once::new();
 
