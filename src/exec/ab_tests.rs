@@ -255,6 +255,18 @@ async fn an_experiment_whose_watcher_died_is_held_if_its_split_is_still_there() 
     let f = end(&lab, &sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(lab.primary().as_deref(), Some("green"));
+    // A new apply settles it into the hold, and does not start.
+    let lab = lb_lab();
+    let sim = lab.sim();
+    lab.interrupted(&died, &done, Some(Step::Experiment));
+    sim.lock().servers.insert("blue".into(), (90, State::Ready));
+    sim.lock()
+        .servers
+        .insert("green".into(), (10, State::Ready));
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert_eq!(f.held, crate::exec::run::Held::ByHold);
+    assert!(matches!(lab.last_run(), LastRun::Held { .. }));
     // Someone put every request back on blue by hand: undone.
     let lab = lb_lab();
     let sim = lab.sim();

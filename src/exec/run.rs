@@ -392,6 +392,15 @@ pub async fn proceed<W: World>(
                 };
             }
         }
+        // A run settled into a hold (an experiment whose watcher died) holds
+        // the pair: a new run does not start.
+        if recovered.outcome == Outcome::Held && req.kind.is_some() {
+            return Finished {
+                outcome: Outcome::NotStarted,
+                held: Held::ByHold,
+                message: format!("did not start, nothing was changed: {}", recovered.message),
+            };
+        }
         // An experiment whose watcher died is held again: the operator's
         // decision can end it now.
         let decide_now = recovered.outcome == Outcome::Held && req.decide.is_some();
