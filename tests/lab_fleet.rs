@@ -230,7 +230,16 @@ fn environments_run_in_order_canaries_alone_first_and_batches_at_once() {
 fn the_gate_refuses_prod_until_dev_and_test_completed_and_an_override_is_recorded() {
     let _lab = lab();
     let p = fleet_pairs();
-    let dir = fleet_config(|_, t| t);
+    // Two pairs in each environment, the first a canary (the lab's own
+    // layout depends on the fleet's size).
+    let names = p.clone();
+    let dir =
+        fleet_config(
+            move |file, t| match names.iter().position(|n| format!("{n}.toml") == file) {
+                Some(i) => place(t, ["dev", "test", "prod"][i / 2], i % 2 == 0),
+                None => t,
+            },
+        );
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
     let before = holders(&cfg);
