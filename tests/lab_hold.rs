@@ -125,7 +125,7 @@ fn finish_updates_the_held_host() {
     let finish = baton(&cfg, &["finish", "--all"]);
     assert_eq!(finish.code, 0, "{}{}", finish.stdout, finish.stderr);
     assert!(
-        finish.stderr.contains("api: no run holds it"),
+        finish.stderr.contains("api: no hold; nothing to do"),
         "{}",
         finish.stderr
     );
