@@ -17,10 +17,17 @@ use jiff::{Timestamp, ToSpan};
 
 const FLEET: &str = "/var/lib/baton-lab/fleet";
 
-/// The fleet's pair names, sorted.
+/// The first six of the fleet's pair names, sorted.
 fn fleet_pairs() -> Vec<String> {
+    let mut names = fleet_names(6);
+    names.truncate(6);
+    names
+}
+
+/// The fleet's pair names, sorted; at least `at_least` of them.
+fn fleet_names(at_least: usize) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(Path::new(FLEET).join("pairs"))
-        .expect("the lab has a fleet: scripts/lab up --pairs 6")
+        .expect("the lab has a fleet: scripts/lab up --pairs 10")
         .filter_map(|e| {
             let p = e.ok()?.path();
             let stem = p.file_stem()?.to_string_lossy().into_owned();
@@ -29,10 +36,9 @@ fn fleet_pairs() -> Vec<String> {
         .collect();
     names.sort();
     assert!(
-        names.len() >= 6,
-        "the fleet tests need six pairs: scripts/lab up --pairs 6 (found {names:?})"
+        names.len() >= at_least,
+        "these fleet tests need {at_least} pairs: scripts/lab up --pairs 10 (found {names:?})"
     );
-    names.truncate(6);
     names
 }
 
@@ -650,25 +656,6 @@ fn a_manual_run_on_a_pair_the_fleet_run_holds_is_refused_and_works_after() {
     assert_eq!(baton(&cfg, &["switchover", &p[0]]).code, 0);
 }
 
-/// Every pair of the lab's fleet (at least ten: `scripts/lab up --pairs
-/// 10`), sorted.
-fn all_fleet_pairs() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(Path::new(FLEET).join("pairs"))
-        .expect("the lab has a fleet")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let stem = p.file_stem()?.to_string_lossy().into_owned();
-            (p.extension()? == "toml").then_some(stem)
-        })
-        .collect();
-    names.sort();
-    assert!(
-        names.len() >= 10,
-        "the fleet rollback needs ten pairs: scripts/lab up --pairs 10 (found {names:?})"
-    );
-    names
-}
-
 /// The versions both hosts of each pair run, by `status`.
 fn versions(cfg: &Path) -> Vec<(String, Vec<String>)> {
     let run = baton(cfg, &["status", "--json"]);
@@ -693,7 +680,7 @@ fn versions(cfg: &Path) -> Vec<(String, Vec<String>)> {
 #[test]
 fn a_finished_change_is_rolled_back_across_the_fleet_in_reverse_order_and_withdrawn() {
     let _lab = lab();
-    let p = all_fleet_pairs();
+    let p = fleet_names(10);
     let n = p.len();
     // A third in each environment, the first of each a canary.
     let third = n.div_ceil(3);
