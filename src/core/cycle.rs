@@ -701,20 +701,41 @@ mod tests {
     /// Runs the machine of a pair with role hooks or without to its end,
     /// failing the steps listed (each time it runs).
     fn run_for(kind: Kind, shape: Shape, failing: &[Step]) -> (Vec<Step>, Outcome) {
+        run_deciding(kind, shape, None, failing)
+    }
+
+    /// As `run_for`; when the run is held the first time, the operator's
+    /// `decision` (keep the new version: `true`) is recorded as a `decide`
+    /// step and the run goes on. Without one, a held run ends held.
+    fn run_deciding(
+        kind: Kind,
+        shape: Shape,
+        decision: Option<bool>,
+        failing: &[Step],
+    ) -> (Vec<Step>, Outcome) {
         let mut ended = Vec::new();
         let mut steps = Vec::new();
+        let mut decision = decision;
         loop {
-            match decide_for(kind, shape, &ended) {
-                Next::Finish(o) => return (steps, o),
-                Next::Run(s) => {
-                    assert!(steps.len() < 30, "runaway: {steps:?}");
-                    steps.push(s);
+            let step = match decide_for(kind, shape, &ended) {
+                Next::Finish(Outcome::Held) if decision.is_some() => {
+                    let keep_new = decision.take().unwrap_or_default();
+                    steps.push(Step::Decide);
                     ended.push(Ended {
-                        step: s,
-                        ok: !failing.contains(&s),
+                        step: Step::Decide,
+                        ok: keep_new,
                     });
+                    continue;
                 }
-            }
+                Next::Finish(o) => return (steps, o),
+                Next::Run(s) => s,
+            };
+            assert!(steps.len() < 30, "runaway: {steps:?}");
+            steps.push(step);
+            ended.push(Ended {
+                step,
+                ok: !failing.contains(&step),
+            });
         }
     }
 
@@ -1329,41 +1350,19 @@ mod tests {
     }
 
     /// Runs an experiment's apply: to its hold, then on from the
-    /// operator's decision (`keep` new or old), failing the steps listed.
+    /// operator's decision (`keep` new or old), failing the steps listed:
+    /// the steps up to the hold, `Held` (or the outcome when it never got
+    /// there), the steps after the decision, the end.
     fn experiment(keep_new: bool, failing: &[Step]) -> (Vec<Step>, Outcome, Vec<Step>, Outcome) {
-        let shape = Shape::Experiment;
-        let mut ended = Vec::new();
-        let mut held = Vec::new();
-        loop {
-            match decide_for(Kind::Apply, shape, &ended) {
-                Next::Finish(o) if o != Outcome::Held => return (held, o, vec![], o),
-                Next::Finish(_) => break,
-                Next::Run(s) => {
-                    held.push(s);
-                    ended.push(Ended {
-                        step: s,
-                        ok: !failing.contains(&s),
-                    });
-                }
-            }
-        }
-        ended.push(Ended {
-            step: Step::Decide,
-            ok: keep_new,
-        });
-        let mut after = Vec::new();
-        loop {
-            match decide_for(Kind::Apply, shape, &ended) {
-                Next::Finish(o) => return (held, Outcome::Held, after, o),
-                Next::Run(s) => {
-                    assert!(after.len() < 20, "runaway: {after:?}");
-                    after.push(s);
-                    ended.push(Ended {
-                        step: s,
-                        ok: !failing.contains(&s),
-                    });
-                }
-            }
+        let (steps, end) = run_deciding(Kind::Apply, Shape::Experiment, Some(keep_new), failing);
+        match steps.iter().position(|s| *s == Step::Decide) {
+            Some(i) => (
+                steps[..i].to_vec(),
+                Outcome::Held,
+                steps[i + 1..].to_vec(),
+                end,
+            ),
+            None => (steps, end, vec![], end),
         }
     }
 
@@ -1440,30 +1439,7 @@ mod tests {
     /// Runs a held apply to its hold, then on from the decision, failing
     /// the steps listed (each time).
     fn held(keep_new: bool, failing: &[Step]) -> (Vec<Step>, Outcome) {
-        let mut ended = Vec::new();
-        let mut steps = Vec::new();
-        let mut decided = false;
-        loop {
-            match decide_for(Kind::Apply, Shape::Hold, &ended) {
-                Next::Finish(Outcome::Held) if !decided => {
-                    decided = true;
-                    steps.push(Step::Decide);
-                    ended.push(Ended {
-                        step: Step::Decide,
-                        ok: keep_new,
-                    });
-                }
-                Next::Finish(o) => return (steps, o),
-                Next::Run(s) => {
-                    assert!(steps.len() < 30, "runaway: {steps:?}");
-                    steps.push(s);
-                    ended.push(Ended {
-                        step: s,
-                        ok: !failing.contains(&s),
-                    });
-                }
-            }
-        }
+        run_deciding(Kind::Apply, Shape::Hold, Some(keep_new), failing)
     }
 
     #[test]

@@ -31,11 +31,6 @@ async fn start(lab: &Lab, sim: &Sim) -> Finished {
     .await
 }
 
-async fn end(lab: &Lab, sim: &Sim, keep: Keep) -> Finished {
-    lab.run_with(sim, None, None, |r| r.decide = Some(keep))
-        .await
-}
-
 fn samples(lab: &Lab) -> Vec<crate::core::experiment::Sample> {
     lab.records()
         .into_iter()
@@ -129,7 +124,7 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     let lab = lb_lab();
     let sim = lab.sim();
     assert_eq!(start(&lab, &sim).await.outcome, Outcome::Held);
-    let f = end(&lab, &sim, Keep::New).await;
+    let f = lab.decide(&sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
         lab.step_marks(),
@@ -162,7 +157,7 @@ async fn keeping_the_new_version_finishes_the_cycle() {
     assert_eq!(lab.primary().as_deref(), Some("green"));
     assert_eq!(lab.last_run(), LastRun::Settled);
     // Nothing is left to end.
-    let f = end(&lab, &sim, Keep::Old).await;
+    let f = lab.decide(&sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
     assert!(f.message.contains("no run holds web"), "{}", f.message);
 }
@@ -172,7 +167,7 @@ async fn keeping_the_old_version_sends_everything_back_and_rolls_the_change_back
     let lab = lb_lab();
     let sim = lab.sim();
     assert_eq!(start(&lab, &sim).await.outcome, Outcome::Held);
-    let f = end(&lab, &sim, Keep::Old).await;
+    let f = lab.decide(&sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert!(
         f.message
@@ -252,7 +247,7 @@ async fn an_experiment_whose_watcher_died_is_held_if_its_split_is_still_there() 
     sim.lock()
         .servers
         .insert("green".into(), (10, State::Ready));
-    let f = end(&lab, &sim, Keep::New).await;
+    let f = lab.decide(&sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(lab.primary().as_deref(), Some("green"));
     // A new apply settles it into the hold, and does not start.

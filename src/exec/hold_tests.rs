@@ -32,11 +32,6 @@ async fn apply_held(lab: &Lab, sim: &Sim) -> Finished {
     .await
 }
 
-async fn decide(lab: &Lab, sim: &Sim, keep: Keep) -> Finished {
-    lab.run_with(sim, None, None, |r| r.decide = Some(keep))
-        .await
-}
-
 /// The operations of the last run on `host` in `step`.
 fn ran(lab: &Lab, step: &str, host: &str) -> Vec<String> {
     lab.ops()
@@ -103,7 +98,7 @@ async fn finish_updates_the_held_old_primary() {
     let lab = lab();
     let sim = lab.sim();
     assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
-    let f = decide(&lab, &sim, Keep::New).await;
+    let f = lab.decide(&sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(
         &lab.step_marks()[6..],
@@ -124,7 +119,7 @@ async fn revert_sends_traffic_back_then_rolls_the_change_back_verifying_each() {
     let lab = lab();
     let sim = lab.sim();
     assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
-    let f = decide(&lab, &sim, Keep::Old).await;
+    let f = lab.decide(&sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert!(
         f.message.starts_with("reverted: traffic is back on blue (verified), and the change was rolled back on green (verified)"),
@@ -169,7 +164,7 @@ async fn a_revert_to_a_held_host_that_fails_its_checks_moves_nothing_and_stays_h
     let sim = lab.sim();
     assert_eq!(apply_held(&lab, &sim).await.outcome, Outcome::Held);
     sim.lock().hosts[0].healthy = false;
-    let f = decide(&lab, &sim, Keep::Old).await;
+    let f = lab.decide(&sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::Held, "{}", f.message);
     assert!(f.message.starts_with("NOT REVERTED: blue"), "{}", f.message);
     assert_eq!(&lab.step_marks()[6..], ["decide!", "verify_kept!"]);
@@ -177,7 +172,7 @@ async fn a_revert_to_a_held_host_that_fails_its_checks_moves_nothing_and_stays_h
     assert!(matches!(lab.last_run(), LastRun::Held { .. }));
     // Repaired, it can be reverted.
     sim.lock().hosts[0].healthy = true;
-    let f = decide(&lab, &sim, Keep::Old).await;
+    let f = lab.decide(&sim, Keep::Old).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert_eq!(vip_on(&sim), ["blue"]);
 }
@@ -194,7 +189,7 @@ async fn a_held_run_is_not_finished_when_its_traffic_was_moved_by_hand() {
         s.hosts[1].addrs.remove(&vip);
         s.hosts[0].addrs.insert(vip);
     }
-    let f = decide(&lab, &sim, Keep::New).await;
+    let f = lab.decide(&sim, Keep::New).await;
     assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
     assert!(
         f.message
@@ -237,10 +232,9 @@ async fn a_failover_supersedes_a_hold() {
     assert!(message.starts_with("superseded by a failover"), "{message}");
 }
 
-#[tokio::test]
-async fn a_revert_cut_off_inside_its_switch_is_finished_by_recover() {
-    let lab = lab();
-    let sim = lab.sim();
+/// A held apply whose revert was recorded (`decide` not ok) and then cut
+/// off inside its switch back.
+fn revert_cut_off(lab: &Lab) {
     let died = Died {
         hold: Some(Duration::from_secs(3600)),
         ..Died::apply()
@@ -277,6 +271,13 @@ async fn a_revert_cut_off_inside_its_switch_is_finished_by_recover() {
             at: "2026-11-30T00:00:02Z".into(),
         })
         .expect("append");
+}
+
+#[tokio::test]
+async fn a_revert_cut_off_inside_its_switch_is_finished_by_recover() {
+    let lab = lab();
+    let sim = lab.sim();
+    revert_cut_off(&lab);
     let f = lab.run(&sim, None, None).await;
     assert_eq!(f.outcome, Outcome::RolledBack, "{}", f.message);
     assert!(f.message.starts_with("reverted"), "{}", f.message);
@@ -291,6 +292,29 @@ async fn a_revert_cut_off_inside_its_switch_is_finished_by_recover() {
         ]
     );
     assert_eq!(vip_on(&sim), ["blue"]);
+}
+
+/// A decision asked after another one was recorded and cut off: the
+/// recorded one is carried out, and the command says nothing was done for
+/// what it asked.
+#[tokio::test]
+async fn a_finish_asked_after_a_revert_was_cut_off_carries_out_the_revert_and_says_so() {
+    let lab = lab();
+    let sim = lab.sim();
+    revert_cut_off(&lab);
+    let f = lab.decide(&sim, Keep::New).await;
+    assert_eq!(f.outcome, Outcome::NotStarted, "{}", f.message);
+    assert!(
+        f.message
+            .contains("had already been decided (keep the old version (revert))")
+            && f.message
+                .ends_with("nothing was done to keep the new version (finish)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(vip_on(&sim), ["blue"]);
+    assert!(sim.lock().hosts[0].files.is_empty(), "blue was not updated");
+    assert_eq!(lab.last_run(), LastRun::Settled);
 }
 
 #[tokio::test]

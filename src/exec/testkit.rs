@@ -243,6 +243,13 @@ impl Lab {
             .collect()
     }
 
+    /// The operator's decision on a held run (`finish`/`ab --end --keep
+    /// new`: `Keep::New`; `revert`/`--keep old`: `Keep::Old`).
+    pub async fn decide<W: World>(&self, world: &W, keep: super::run::Keep) -> Finished {
+        self.run_with(world, None, None, |r| r.decide = Some(keep))
+            .await
+    }
+
     /// The pair's last run as `status` sees it (held, interrupted, ...).
     pub fn last_run(&self) -> crate::core::assess::LastRun {
         crate::store::history::last_run(&self.state_dir(), "web").expect("the journal reads")

@@ -279,29 +279,7 @@ mod tests {
         );
         assert_eq!(completions(dir.path(), &web).unwrap().len(), 1);
         // A rollback of h1 that finished.
-        j.append(&Record::Start {
-            run: "b".into(),
-            pair: "web".into(),
-            kind: Kind::Apply,
-            from: "blue".into(),
-            to: "green".into(),
-            change: Some("c".into()),
-            label: None,
-            hash: Some("h1".into()),
-            operator: "t".into(),
-            reason: None,
-            gate: None,
-            window: None,
-            forced: None,
-            roles: false,
-            data_loss: None,
-            ramp: None,
-            experiment: None,
-            hold: None,
-            reverse: true,
-            at: "2026-11-20T04:00:00.000Z".into(),
-        })
-        .unwrap();
+        start_as(&j, "b", Kind::Apply, Some("h1"), true);
         finish(&j, "b", Outcome::Ok, "2026-11-20T04:01:00.000Z");
         assert_eq!(
             standing(dir.path(), "web", "h1").unwrap(),
@@ -371,6 +349,11 @@ mod tests {
     }
 
     fn start(j: &Journal, id: &str, kind: Kind, hash: Option<&str>) {
+        start_as(j, id, kind, hash, false);
+    }
+
+    /// A start record, of a rollback (`reverse`) or not.
+    fn start_as(j: &Journal, id: &str, kind: Kind, hash: Option<&str>, reverse: bool) {
         j.append(&Record::Start {
             run: id.into(),
             pair: "web".into(),
@@ -390,7 +373,7 @@ mod tests {
             ramp: None,
             experiment: None,
             hold: None,
-            reverse: false,
+            reverse,
             at: "2026-11-20T02:00:00.000Z".into(),
         })
         .unwrap();
