@@ -172,3 +172,109 @@ fn a_revert_cut_off_inside_its_drain_back_is_finished_by_recover() {
     let status = baton(&cfg, &["status", "web"]);
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
 }
+
+/// A held run is decided on the change it applied: a change edited during
+/// the hold is refused by `finish` and `revert` alike, nothing moves and
+/// the run stays held; put back as it was, it is finished.
+#[test]
+fn a_change_edited_during_the_hold_is_neither_finished_nor_reverted() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| t);
+    let cfg = dir.path().join("baton.toml");
+    held_apply(&cfg);
+    let file = dir.path().join("pairs/web.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replacen("echo 2 >", "echo 2  >", 1);
+    assert_ne!(edited, text, "the v2 step is in web.toml");
+    std::fs::write(&file, &edited).unwrap();
+    for verb in ["finish", "revert"] {
+        let run = baton(&cfg, &[verb, "web"]);
+        assert_eq!(run.code, 5, "{verb}: {}{}", run.stdout, run.stderr);
+        let said = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            said.contains("change v2 was edited since run"),
+            "{verb}: {said}"
+        );
+        assert_eq!(
+            (version_of("198.18.0.11"), version_of("198.18.0.12")),
+            ("1".to_string(), "2".to_string()),
+            "{verb} changed nothing"
+        );
+        let (_, page) = client_get("http://198.18.0.100/index.html");
+        assert!(page.contains("host=green"), "{verb}: {page}");
+    }
+    let status = baton(&cfg, &["status", "web", "--json"]);
+    assert_eq!(
+        status.json()["pairs"][0]["held"]["by"],
+        "hold",
+        "still held"
+    );
+    std::fs::write(&file, &text).unwrap();
+    let finish = baton(&cfg, &["finish", "web"]);
+    assert_eq!(finish.code, 0, "{}{}", finish.stdout, finish.stderr);
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("2".to_string(), "2".to_string())
+    );
+}
+
+/// A fleet rollback puts uploads back only while each host still holds
+/// what the change uploaded: a file edited by hand since refuses the whole
+/// command before anything starts (naming host and file); put back, the
+/// rollback removes the file the upload created (before the change's own
+/// rollback steps run) and both hosts end on the old version.
+#[test]
+fn a_rollback_is_refused_while_an_upload_was_edited_since_and_puts_uploads_back() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| t);
+    let cfg = dir.path().join("baton.toml");
+    let apply = baton(&cfg, &["apply", "web", "--change", "v2"]);
+    assert_eq!(apply.code, 0, "{}{}", apply.stdout, apply.stderr);
+    let notes = Path::new(LAB).join("hosts/green/srv/release-notes.txt");
+    let uploaded = std::fs::read(&notes).expect("the upload reached green");
+    std::fs::write(&notes, b"edited by hand\n").unwrap();
+    let refused = baton(&cfg, &["rollback", "web", "--change", "v2"]);
+    assert_eq!(refused.code, 5, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "web: green: /srv/baton-lab/release-notes.txt no longer holds what the change uploaded"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("Nothing was done"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("2".to_string(), "2".to_string()),
+        "nothing changed"
+    );
+    std::fs::write(&notes, &uploaded).unwrap();
+    let run = baton(&cfg, &["rollback", "web", "--change", "v2"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        (version_of("198.18.0.11"), version_of("198.18.0.12")),
+        ("1".to_string(), "1".to_string())
+    );
+    for host in ["blue", "green"] {
+        let f = Path::new(LAB).join(format!("hosts/{host}/srv/release-notes.txt"));
+        assert!(
+            !f.exists(),
+            "{host}: the upload created it, the rollback removed it"
+        );
+    }
+    // The journal has the put-back's own answer, before the rollback steps.
+    let records = journal(&dir.path().join("state"), "web");
+    let said: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    let removed = said.iter().position(|r| {
+        r.contains("removed /srv/baton-lab/release-notes.txt: the upload created it")
+    });
+    let step = said.iter().position(|r| r.contains("version=1/"));
+    assert!(
+        matches!((removed, step), (Some(a), Some(b)) if a < b),
+        "put back first, then the rollback steps: {said:#?}"
+    );
+}

@@ -91,60 +91,6 @@ pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: b
     worst
 }
 
-/// `baton rollback --change NAME`: every selected pair on which the
-/// change finished (and was not rolled back since) runs a full cycle whose
-/// change is the rollback, in the reverse of apply's order; the others are
-/// listed and skipped. Refused before anything starts when a pair's change
-/// has no rollback steps.
-pub async fn rollback_fleet(
-    config: &Config,
-    req: &Request,
-    json: bool,
-    opts: &FleetOptions,
-) -> Exit {
-    let name = req.change.as_deref().unwrap_or_default();
-    let bare: Vec<&str> = config
-        .pairs
-        .values()
-        .filter(|p| p.changes.get(name).is_some_and(|c| c.rollback.is_empty()))
-        .map(|p| p.name.as_str())
-        .collect();
-    if !bare.is_empty() {
-        eprintln!("baton: change `{name}` has no rollback steps in {}: it cannot be rolled back there; add `rollback = [...]` to [changes.{name}], or leave those pairs out. Nothing was done.", bare.join(", "));
-        return Exit::Config;
-    }
-    let mut eligible = config.clone();
-    eligible.pairs.clear();
-    for pair in config.pairs.values() {
-        let Some(change) = pair.changes.get(name) else {
-            continue;
-        };
-        let standing = crate::exec::change::hash(change)
-            .map_err(|e| e.to_string())
-            .and_then(|h| {
-                crate::store::history::standing(&config.settings.state_dir, &pair.name, &h)
-                    .map_err(|e| e.to_string())
-            });
-        use crate::store::history::Standing;
-        let skipped = match standing {
-            Ok(Standing::Finished) => {
-                eligible.pairs.insert(pair.name.clone(), pair.clone());
-                continue;
-            }
-            Ok(Standing::Never) => "the change never finished here",
-            Ok(Standing::Withdrawn) => "already rolled back",
-            Ok(Standing::Held) => "held, not finished: `baton revert` takes it back",
-            Err(ref e) => e.as_str(),
-        };
-        eprintln!("baton: {}: skipped: {skipped}", pair.name);
-    }
-    if eligible.pairs.is_empty() {
-        eprintln!("baton: no selected pair has change `{name}` to roll back; nothing was done");
-        return Exit::Ok;
-    }
-    apply_fleet(&eligible, req, json, opts).await
-}
-
 /// The exit code of a run that carried out a decision: keeping the old
 /// version ends rolled back, which is what was asked; a decision that left
 /// the run held (the held host failed its checks) did nothing.

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod out;
 pub mod plan;
 mod progress;
+mod rollback;
 mod status;
 
 use std::path::PathBuf;
@@ -618,7 +619,7 @@ fn run(cli: Cli) -> Exit {
             };
             return block_on(
                 runtime,
-                apply::rollback_fleet(&config, &req, cli.json, &opts),
+                rollback::rollback_fleet(&config, &req, cli.json, &opts),
             );
         }
         Command::Revert { reason, .. } => {

@@ -409,6 +409,14 @@ pub struct Change {
     pub rollback: Vec<String>,
 }
 
+impl Change {
+    /// Whether it can be rolled back: it has rollback steps, or uploads
+    /// that a rollback puts back (`core::restore`).
+    pub fn reversible(&self) -> bool {
+        !self.rollback.is_empty() || !self.upload.is_empty()
+    }
+}
+
 /// One uploaded file.
 #[derive(Debug, Clone)]
 pub struct Upload {

@@ -14,5 +14,6 @@ pub mod preflight;
 pub mod printable;
 pub mod quote;
 pub mod ramp;
+pub mod restore;
 pub mod template;
 pub mod window;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Pair;
-use crate::core::quote;
+use crate::core::{quote, restore};
 
 /// One operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +148,19 @@ pub enum Op {
 pub enum Remote {
     /// A change's step or rollback step, as the login user, through the shell.
     Shell(String),
-    /// Keep the file an upload replaces as `PATH.baton-prev`.
+    /// Keep the file an upload replaces as `PATH.baton-prev`, or remove a
+    /// stale copy when there is none (`core::restore`).
     KeepPrevious {
         /// The upload's destination.
         path: String,
+    },
+    /// Put back what an upload replaced, while the file still holds what
+    /// the change uploaded (`core::restore`).
+    RestorePrevious {
+        /// The upload's destination.
+        path: String,
+        /// The uploaded content's SHA-256, lower-case hex.
+        sha256: String,
     },
     /// Which addresses the interface has (`ip -o addr show dev IF`).
     AddrShow {
@@ -439,12 +448,9 @@ impl Remote {
         let path = "PATH=\"$PATH:/usr/sbin:/sbin\"";
         match self {
             Remote::Shell(line) => Invocation::User(line.clone()),
-            Remote::KeepPrevious { path: p } => {
-                let dest = quote::quote(p);
-                Invocation::User(format!(
-                    "if [ -e {dest} ]; then cp -p -- {dest} {}; fi",
-                    quote::quote(&format!("{p}.baton-prev"))
-                ))
+            Remote::KeepPrevious { path: p } => Invocation::User(restore::keep_line(p)),
+            Remote::RestorePrevious { path: p, sha256 } => {
+                Invocation::User(restore::restore_line(p, sha256))
             }
             Remote::AddrShow { interface } => Invocation::User(format!(
                 "{path} ip -o addr show dev {}",
@@ -850,7 +856,7 @@ mod tests {
         };
         assert_eq!(
             line,
-            "if [ -e '/etc/it'\\''s.conf' ]; then cp -p -- '/etc/it'\\''s.conf' '/etc/it'\\''s.conf.baton-prev'; fi"
+            "if [ -e '/etc/it'\\''s.conf' ]; then cp -p -- '/etc/it'\\''s.conf' '/etc/it'\\''s.conf.baton-prev'; else rm -f -- '/etc/it'\\''s.conf.baton-prev'; fi"
         );
         let show = Remote::AddrShow {
             interface: "eth0;x".into(),

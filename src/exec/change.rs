@@ -1,11 +1,13 @@
 //! Changes: the content hash that identifies a change, and applying or
-//! rolling one back on a host (uploads first, each keeping the file it
-//! replaces as `PATH.baton-prev`, then the steps in order, stopping at the
-//! first failure).
+//! rolling one back on a host. Applying: uploads first, each keeping the
+//! file it replaces as `PATH.baton-prev`, then the steps in order, stopping
+//! at the first failure. Rolling back: each upload put back (last first,
+//! only while the file still holds what was uploaded: `core::restore`),
+//! then the rollback steps in order.
 
 use sha2::{Digest, Sha256};
 
-use crate::config::Change;
+use crate::config::{Change, Upload};
 use crate::core::op::{Op, Remote};
 use crate::exec::{output, succeeded, Exec, Failed, World};
 
@@ -68,17 +70,47 @@ pub async fn apply<W: World>(
     ))
 }
 
-/// Runs a change's rollback steps on `host`.
+/// The SHA-256 of an upload's content, lower-case hex (what a rollback
+/// compares the host's file with).
+pub fn upload_sha256(upload: &Upload) -> std::io::Result<String> {
+    let bytes = crate::io::readfile::bytes(&upload.from, crate::io::readfile::UPLOAD)?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Rolls a change back on `host`: puts its uploads back (the last first),
+/// then runs its rollback steps.
 pub async fn rollback<W: World>(
     x: &mut Exec<'_, W>,
     host: &str,
     change: &Change,
 ) -> Result<String, Failed> {
-    if change.rollback.is_empty() {
-        return Ok("the change has no rollback steps; the host keeps it".to_string());
+    if !change.reversible() {
+        return Ok(
+            "the change has no rollback steps and no uploads; the host keeps it".to_string(),
+        );
+    }
+    for u in change.upload.iter().rev() {
+        let sha256 = upload_sha256(u)
+            .map_err(|e| Failed(format!("cannot read {}: {e}", u.from.display())))?;
+        x.remote_ok(
+            host,
+            Remote::RestorePrevious {
+                path: u.to.clone(),
+                sha256,
+            },
+            &format!("putting back {}", u.to),
+        )
+        .await?;
     }
     run_steps(x, host, &change.rollback).await?;
-    Ok(format!("{} rollback step(s)", change.rollback.len()))
+    Ok(format!(
+        "{} upload(s) put back, {} rollback step(s)",
+        change.upload.len(),
+        change.rollback.len()
+    ))
 }
 
 async fn run_steps<W: World>(
@@ -96,7 +128,6 @@ async fn run_steps<W: World>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Upload;
 
     fn change(dir: &std::path::Path, content: &str) -> Change {
         let from = dir.join("f");

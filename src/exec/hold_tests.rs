@@ -371,6 +371,8 @@ async fn a_rollback_run_takes_the_change_back_on_both_hosts() {
             "{step} ran the rollback steps on {host}: {ops:?}"
         );
         assert!(!ops.iter().any(|c| c.contains("deploy v2")), "{ops:?}");
+        // The upload is put back before the change's rollback steps.
+        assert!(ops[0].contains("sha256sum < /etc/site.conf"), "{ops:?}");
     }
     assert_eq!(vip_on(&sim), ["blue"]);
     let start = lab

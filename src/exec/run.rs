@@ -650,13 +650,13 @@ async fn fresh<W: World>(
             )
         }
     };
-    if req.reverse && change.as_ref().is_some_and(|c| c.rollback.is_empty()) {
+    if req.reverse && change.as_ref().is_some_and(|c| !c.reversible()) {
         return refuse(
             progress,
             &pair.name,
             Outcome::NotStarted,
             format!(
-                "change `{}` has no rollback steps: it cannot be rolled back",
+                "change `{}` has no rollback steps and no uploads: it cannot be rolled back",
                 req.change.as_deref().unwrap_or("")
             ),
         );

@@ -458,7 +458,9 @@ impl State {
         let ok = |stdout: &str| Ok(Value::Output(out(0, stdout, "")));
         let failed = |stderr: &str| Ok(Value::Output(out(2, "", stderr)));
         match command {
-            Remote::Shell(_) | Remote::KeepPrevious { .. } => ok(""),
+            Remote::Shell(_) | Remote::KeepPrevious { .. } | Remote::RestorePrevious { .. } => {
+                ok("")
+            }
             Remote::AddrShow { interface } => {
                 let mut text = format!(
                     "2: {interface}    inet {}/24 scope global {interface}\n",

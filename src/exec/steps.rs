@@ -78,11 +78,11 @@ pub async fn perform<W: World>(
             let host = if step == Step::ApplyStandby { to } else { from };
             match (c.change, c.reverse) {
                 (Some(change), false) => change::apply(x, &host.name, change).await,
-                (Some(change), true) if !change.rollback.is_empty() => {
+                (Some(change), true) if change.reversible() => {
                     change::rollback(x, &host.name, change).await
                 }
                 (Some(change), true) => Err(Failed(format!(
-                    "change {} has no rollback steps",
+                    "change {} has no rollback steps and no uploads",
                     change.name
                 ))),
                 (None, _) => Err(Failed("no change to apply".to_string())),

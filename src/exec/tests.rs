@@ -74,7 +74,20 @@ async fn a_failed_change_on_the_standby_is_rolled_back_and_traffic_never_moves()
             ("rollback_standby".into(), true)
         ]
     );
-    assert_eq!(count(&lab, "rollback_standby", "green", "baton-prev"), 1);
+    // The upload is put back first (only while it is still the uploaded
+    // file), then the change's own rollback steps run.
+    let undo: Vec<String> = lab
+        .ops()
+        .into_iter()
+        .filter(|(s, h, _, _)| s == "rollback_standby" && h == "green")
+        .map(|(_, _, _, c)| c)
+        .collect();
+    assert_eq!(undo.len(), 3, "{undo:?}");
+    assert!(
+        undo[0].contains("sha256sum < /etc/site.conf") && undo[0].contains("site.conf.baton-prev"),
+        "{undo:?}"
+    );
+    assert!(undo[1].contains("cp /etc/site.conf.baton-prev"), "{undo:?}");
     assert!(!lab.ops().iter().any(|(_, _, _, c)| c.contains("addr del")));
     assert_eq!(vip_on(&sim), ["blue"]);
     assert_eq!(lab.primary().as_deref(), Some("blue"));

@@ -1,0 +1,135 @@
+//! `baton rollback --change NAME`: which selected pairs a fleet rollback
+//! takes (the change finished there and was not rolled back since), the
+//! checks that refuse the whole command before anything starts (a change
+//! that cannot be rolled back; an upload no longer in place on a host,
+//! asked over SSH), then the fleet run in the reverse of apply's order.
+
+use futures_util::future::join_all;
+
+use crate::cli::apply::{apply_fleet, FleetOptions};
+use crate::cli::exit::Exit;
+use crate::config::{Change, Config, Host, Pair};
+use crate::core::restore::{self, Standing};
+use crate::exec::run::Request;
+use crate::io::ssh::{SshHost, Target};
+use crate::store::history::{self, Standing as Finished};
+
+/// Every selected pair on which the change finished (and was not rolled
+/// back since) runs a full cycle whose change is the rollback, in the
+/// reverse of apply's order; the others are listed and skipped. Refused
+/// before anything starts when a pair's change cannot be rolled back, or
+/// when an upload of it is no longer what the change put on a host.
+pub async fn rollback_fleet(
+    config: &Config,
+    req: &Request,
+    json: bool,
+    opts: &FleetOptions,
+) -> Exit {
+    let name = req.change.as_deref().unwrap_or_default();
+    let bare: Vec<&str> = config
+        .pairs
+        .values()
+        .filter(|p| p.changes.get(name).is_some_and(|c| !c.reversible()))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !bare.is_empty() {
+        eprintln!("baton: change `{name}` has no rollback steps and no uploads in {}: it cannot be rolled back there; add `rollback = [...]` to [changes.{name}], or leave those pairs out. Nothing was done.", bare.join(", "));
+        return Exit::Config;
+    }
+    let mut eligible = config.clone();
+    eligible.pairs.clear();
+    for pair in config.pairs.values() {
+        let Some(change) = pair.changes.get(name) else {
+            continue;
+        };
+        let standing = crate::exec::change::hash(change)
+            .map_err(|e| e.to_string())
+            .and_then(|h| {
+                history::standing(&config.settings.state_dir, &pair.name, &h)
+                    .map_err(|e| e.to_string())
+            });
+        let skipped = match standing {
+            Ok(Finished::Finished) => {
+                eligible.pairs.insert(pair.name.clone(), pair.clone());
+                continue;
+            }
+            Ok(Finished::Never) => "the change never finished here",
+            Ok(Finished::Withdrawn) => "already rolled back",
+            Ok(Finished::Held) => "held, not finished: `baton revert` takes it back",
+            Err(ref e) => e.as_str(),
+        };
+        eprintln!("baton: {}: skipped: {skipped}", pair.name);
+    }
+    if eligible.pairs.is_empty() {
+        eprintln!("baton: no selected pair has change `{name}` to roll back; nothing was done");
+        return Exit::Ok;
+    }
+    let problems = uploads_in_place(&eligible, name).await;
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("baton: {p}");
+        }
+        eprintln!("baton: change `{name}` cannot be rolled back on every selected pair: a rollback puts an upload back only while the host still holds what the change uploaded. Put the files back as the change left them, or leave those pairs out. Nothing was done.");
+        return Exit::NotStarted;
+    }
+    apply_fleet(&eligible, req, json, opts).await
+}
+
+/// Asks both hosts of every pair, all at once, what a rollback would find
+/// at each upload's destination; one line per thing that stands in the way.
+async fn uploads_in_place(config: &Config, name: &str) -> Vec<String> {
+    let mut asks = Vec::new();
+    for pair in config.pairs.values() {
+        let Some(change) = pair.changes.get(name) else {
+            continue;
+        };
+        if change.upload.is_empty() {
+            continue;
+        }
+        for host in &pair.hosts {
+            asks.push(ask_host(pair, host, change));
+        }
+    }
+    join_all(asks).await.into_iter().flatten().collect()
+}
+
+/// One host's uploads of the change: what stands in the way of putting
+/// them back.
+async fn ask_host(pair: &Pair, host: &Host, change: &Change) -> Vec<String> {
+    let at = format!("{}: {}", pair.name, host.name);
+    let ssh = match SshHost::connect(Target::new(host, &pair.ssh)).await {
+        Ok(s) => s,
+        Err(e) => return vec![format!("{at}: cannot check its uploads: {e}")],
+    };
+    let mut problems = Vec::new();
+    for u in &change.upload {
+        let sha = match crate::exec::change::upload_sha256(u) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("{at}: cannot read {}: {e}", u.from.display()));
+                continue;
+            }
+        };
+        let answer = match ssh.run(&restore::probe_line(&u.to, &sha)).await {
+            Ok(out) if out.success() => Standing::parse(&out.stdout_text()),
+            Ok(out) => {
+                problems.push(format!(
+                    "{at}: cannot check {}: {}",
+                    u.to,
+                    out.stderr_text().trim()
+                ));
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("{at}: cannot check {}: {e}", u.to));
+                continue;
+            }
+        };
+        match answer {
+            Some(s) if s.restorable() => {}
+            Some(s) => problems.push(format!("{at}: {} {}", u.to, s.describe())),
+            None => problems.push(format!("{at}: {}: an answer baton cannot read", u.to)),
+        }
+    }
+    problems
+}
