@@ -266,15 +266,17 @@ fn a_rollback_is_refused_while_an_upload_was_edited_since_and_puts_uploads_back(
             "{host}: the upload created it, the rollback removed it"
         );
     }
-    // The journal has the put-back's own answer, before the rollback steps.
+    // The journal has the put-back's own answer, in the step's commands
+    // before the rollback steps.
     let records = journal(&dir.path().join("state"), "web");
-    let said: Vec<String> = records.iter().map(|r| r.to_string()).collect();
-    let removed = said.iter().position(|r| {
-        r.contains("removed /srv/baton-lab/release-notes.txt: the upload created it")
-    });
-    let step = said.iter().position(|r| r.contains("version=1/"));
+    let step = records
+        .iter()
+        .map(|r| r.to_string())
+        .find(|r| r.contains("removed /srv/baton-lab/release-notes.txt: the upload created it"))
+        .expect("the put-back's answer is journaled");
+    let (removed, rolled) = (step.find("the upload created it"), step.find("version=1/"));
     assert!(
-        matches!((removed, step), (Some(a), Some(b)) if a < b),
-        "put back first, then the rollback steps: {said:#?}"
+        matches!((removed, rolled), (Some(a), Some(b)) if a < b),
+        "put back first, then the rollback steps: {step}"
     );
 }
