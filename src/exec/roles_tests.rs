@@ -117,6 +117,39 @@ async fn an_apply_updates_the_standby_hands_the_role_over_then_updates_the_old_p
     assert_eq!(writable(&sim), ["green"]);
 }
 
+/// A replicated pair's way back from a change (holds are not offered for
+/// it): a fleet rollback's run, a whole cycle with the role hand-over,
+/// whose change is the rollback on each host in turn.
+#[tokio::test]
+async fn a_rollback_run_hands_the_role_over_and_takes_the_change_back_on_both_hosts() {
+    let lab = roles_lab("");
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(writable(&sim), ["green"]);
+    let f = lab
+        .run_with(&sim, Some(Kind::Apply), Some("v2"), |r| r.reverse = true)
+        .await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(writable(&sim), ["blue"], "handed back, one writable host");
+    assert_eq!(role(&sim, "green"), RoleState::Standby);
+    for (step, host) in [("apply_standby", "blue"), ("apply_old_primary", "green")] {
+        let ops: Vec<String> = lab
+            .ops()
+            .into_iter()
+            .rev()
+            .take_while(|(s, ..)| s != "preflight")
+            .filter(|(s, h, ..)| s == step && h == host)
+            .map(|(.., c)| c)
+            .collect();
+        assert!(
+            ops.iter().any(|c| c.contains("site.conf.baton-prev")),
+            "{step} on {host} rolled the change back: {ops:?}"
+        );
+        assert!(!ops.iter().any(|c| c.contains("deploy v2")), "{ops:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_standby_that_does_not_catch_up_is_never_promoted_and_the_old_primary_resumes() {
     let lab = roles_lab("max_lag = 0\n");
