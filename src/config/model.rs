@@ -153,6 +153,57 @@ pub struct SshSettings {
     pub command_timeout: Duration,
     /// Run privileged commands through `sudo -n`.
     pub sudo: bool,
+    /// Jump hosts to reach the pair's hosts through, in order (`jump`
+    /// under `[ssh]`); empty: connect directly.
+    pub jump: Vec<Jump>,
+    /// What a host's own settings, or `[ssh] config`, change for it, by
+    /// host name (absent: the settings above as they are).
+    pub routes: std::collections::BTreeMap<String, Route>,
+}
+
+/// One jump host (`user@host:port`): reached over SSH, its host key
+/// verified like any other, then asked to open a connection onward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    /// Login user there (else the pair's).
+    pub user: Option<String>,
+    /// Its address or name, as written.
+    pub host: String,
+    /// Its SSH port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Jump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How one host is reached when that differs from its pair's `[ssh]`:
+/// its own `jump`, or what `[ssh] config` (an OpenSSH client configuration)
+/// says for it. Each `Some` replaces the pair's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    /// The name or address to connect to (`HostName`), instead of the
+    /// host's address.
+    pub dial: Option<String>,
+    /// Login user (`User`).
+    pub user: Option<String>,
+    /// SSH port (`Port`).
+    pub port: Option<u16>,
+    /// Private key (`IdentityFile`).
+    pub identity: Option<PathBuf>,
+    /// Jump hosts (the host's `jump`, or `ProxyJump`); `Some(empty)`: none.
+    pub jump: Option<Vec<Jump>>,
+    /// Where these came from, for `check` (`[hosts.X] jump`, `~/.ssh/config`).
+    pub from: Vec<String>,
 }
 
 /// How traffic moves between the hosts.

@@ -69,6 +69,8 @@ pub struct SshFile {
     #[serde(default, with = "humantime_serde")]
     pub command_timeout: Option<Duration>,
     pub sudo: Option<bool>,
+    pub jump: Option<String>,
+    pub config: Option<String>,
 }
 
 /// `pairs/NAME.toml`: one pair.
@@ -129,6 +131,7 @@ pub struct RolesFile {
 pub struct HostFile {
     pub address: Option<String>,
     pub ssh_port: Option<u16>,
+    pub jump: Option<String>,
 }
 
 /// `[traffic]`: which keys apply depends on `method`.

@@ -12,6 +12,8 @@
 //! - [`pair`]: a pair file's own keys and the assembly of a [`Pair`](crate::config::Pair);
 //! - [`hosts`]: a pair's two hosts;
 //! - [`ssh`]: the SSH settings, a pair's `[ssh]` over baton.toml's;
+//! - [`jump`]: how each host is reached: jump hosts, and what an OpenSSH
+//!   client configuration (`[ssh] config`) says for it;
 //! - [`traffic`]: `[traffic]` for each method (vip, dns, command, haproxy),
 //!   the keys that apply to each;
 //! - [`haproxy`]: method `haproxy`'s own rules (the balancer, its socket,
@@ -37,6 +39,7 @@ mod checks;
 mod fleet;
 mod haproxy;
 mod hosts;
+mod jump;
 mod maintenance;
 mod pair;
 mod parse;

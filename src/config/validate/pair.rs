@@ -12,6 +12,7 @@ use crate::config::{Maintenance, Pair};
 use super::changes::changes;
 use super::checks::checks;
 use super::hosts::hosts;
+use super::jump::routes;
 use super::maintenance::maintenance_part;
 use super::roles::roles;
 use super::ssh::ssh_settings;
@@ -148,8 +149,25 @@ pub(super) fn pair(
             .cloned()
             .unwrap_or_else(Maintenance::any_time),
     );
-    let ssh_port = ssh.as_ref().map(|s| s.1).unwrap_or(22);
+    let ssh_port = ssh.as_ref().map(|s| s.port).unwrap_or(22);
     let hosts = hosts(raw, src, ssh_port, sink);
+    let routes = match (&ssh, &hosts) {
+        (Some(part), Some(hs)) => {
+            let with_own: Vec<_> = hs
+                .iter()
+                .map(|h| {
+                    let own = raw.hosts.get(&h.name);
+                    (
+                        h.clone(),
+                        own.and_then(|o| o.jump.as_deref()),
+                        own.is_some_and(|o| o.ssh_port.is_some()),
+                    )
+                })
+                .collect();
+            routes(&with_own, part.openssh.as_ref(), part.given, src, sink)
+        }
+        _ => Default::default(),
+    };
     let traffic = traffic(
         raw.traffic.as_ref(),
         src,
@@ -165,7 +183,8 @@ pub(super) fn pair(
     if sink.problems.len() > start {
         return None;
     }
-    let (ssh, _) = ssh?;
+    let mut ssh = ssh?.settings;
+    ssh.routes = routes;
     // The pair's own hold, else its environment's (not for a pair with
     // role hooks).
     let hold = match raw.hold {

@@ -10,9 +10,22 @@ use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::SshFile;
 use crate::config::SshSettings;
 
+use super::jump::{parse_jump, read_openssh, Given, OpenSsh};
 use super::pair::PairCtx;
 use super::paths::{file_fault, resolve, shown, FileFault};
 use super::Sink;
+
+/// A pair's SSH settings with what the hosts' routes are made from.
+pub(super) struct SshPart {
+    /// The settings (their `routes` still empty).
+    pub settings: SshSettings,
+    /// The pair's SSH port.
+    pub port: u16,
+    /// `[ssh] config`, read.
+    pub openssh: Option<OpenSsh>,
+    /// Which keys baton's files set.
+    pub given: Given,
+}
 
 use Key::Name as N;
 
@@ -21,7 +34,7 @@ pub(super) fn ssh_settings(
     pair: Option<&SshFile>,
     ctx: &PairCtx<'_>,
     sink: &mut Sink<'_>,
-) -> Option<(SshSettings, u16)> {
+) -> Option<SshPart> {
     let empty = SshFile::default();
     let g = ctx.global.ssh.as_ref().unwrap_or(&empty);
     let p = pair.unwrap_or(&empty);
@@ -77,15 +90,43 @@ pub(super) fn ssh_settings(
             g.command_timeout.is_some(),
         ),
         unknown("sudo", p.sudo.is_some(), g.sudo.is_some()),
+        unknown("jump", p.jump.is_some(), g.jump.is_some()),
+        unknown("config", p.config.is_some(), g.config.is_some()),
     ]
     .iter()
     .all(|u| !u);
     if pair.is_some() {
         ok &= durations_ok(p, ctx.src, sink);
     }
+    // `[ssh] config`: an OpenSSH client configuration fills what is unset.
+    let openssh = p.config.as_deref().or(g.config.as_deref()).and_then(|c| {
+        let (src, base, _) = from(p.config.is_some());
+        let found = read_openssh(c, base, src, sink);
+        ok &= found.is_some();
+        found
+    });
+    let jump = match p.jump.as_deref().or(g.jump.as_deref()) {
+        None => Vec::new(),
+        Some(text) => match parse_jump(text) {
+            Ok(j) => j,
+            Err(e) => {
+                let (src, _, mut path) = from(p.jump.is_some());
+                path.push(N("jump"));
+                sink.push(src.at(
+                    &path,
+                    format!("jump `{text}`: {e}"),
+                    "write `jump = \"user@bastion:22\"` (two jump hosts: \"user@a:22,user@b:22\"; \"none\": connect directly)",
+                ));
+                ok = false;
+                Vec::new()
+            }
+        },
+    };
     let user = p.user.clone().or_else(|| g.user.clone());
     let user = match user {
         None if unknown("user", false, false) => String::new(),
+        // Each host's `User` from the OpenSSH file (`jump::routes`).
+        None if openssh.is_some() => String::new(),
         None => {
             sink.push(ctx.src.at(
                 &[],
@@ -226,8 +267,14 @@ pub(super) fn ssh_settings(
         .or(g.command_timeout)
         .unwrap_or(Duration::from_secs(300));
     let sudo = p.sudo.or(g.sudo).unwrap_or(false);
-    ok.then_some((
-        SshSettings {
+    let given = Given {
+        user: p.user.is_some() || g.user.is_some(),
+        port: p.port.is_some() || g.port.is_some(),
+        identity: p.identity.is_some() || g.identity.is_some(),
+        jump: p.jump.is_some() || g.jump.is_some(),
+    };
+    ok.then_some(SshPart {
+        settings: SshSettings {
             user,
             identity,
             passphrase_env,
@@ -236,9 +283,13 @@ pub(super) fn ssh_settings(
             connect_timeout,
             command_timeout,
             sudo,
+            jump,
+            routes: Default::default(),
         },
         port,
-    ))
+        openssh,
+        given,
+    })
 }
 
 /// Sanity of the SSH timeouts in one `[ssh]` table.
@@ -301,7 +352,7 @@ mod tests {
                 maintenance: None,
                 holds: None,
             };
-            ssh_settings(raw.ssh.as_ref(), &ctx, sink)
+            ssh_settings(raw.ssh.as_ref(), &ctx, sink).map(|s| (s.settings, s.port))
         })
     }
 

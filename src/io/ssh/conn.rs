@@ -5,8 +5,9 @@
 //! is the async face.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,45 +30,94 @@ const LIBSSH2_ERROR_KEYFILE_AUTH_FAILED: i32 = -48;
 
 /// A connected, verified, authenticated session.
 pub(crate) struct Conn {
-    sess: Session,
-    fd: RawFd,
-    label: String,
+    pub(super) sess: Session,
+    pub(super) fd: RawFd,
+    pub(super) label: String,
+}
+
+/// What a session runs over: a TCP connection, or one end of the socket
+/// pair a jump host's tunnel carries (`ssh::jump`).
+pub(super) enum Stream {
+    /// Straight to the host.
+    Tcp(TcpStream),
+    /// Through jump hosts.
+    Unix(UnixStream),
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// A TCP connection to the target (its `dial` name resolved, else its
+/// address), within the connect timeout.
+fn connect(t: &Target) -> Result<TcpStream, SshError> {
+    let label = t.label();
+    let addr = match &t.dial {
+        None => SocketAddr::new(t.address, t.port),
+        Some(name) => (name.as_str(), t.port)
+            .to_socket_addrs()
+            .map_err(|e| SshError::Connect {
+                host: label.clone(),
+                reason: format!("cannot resolve {name}: {e}"),
+            })?
+            .next()
+            .ok_or_else(|| SshError::Connect {
+                host: label.clone(),
+                reason: format!("{name} resolves to no address"),
+            })?,
+    };
+    let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout).map_err(|e| {
+        if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock {
+            SshError::Timeout {
+                host: label.clone(),
+                what: "connecting".into(),
+                after: t.connect_timeout,
+            }
+        } else {
+            SshError::Connect {
+                host: label.clone(),
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 impl Conn {
     /// Connects, verifies the host key and authenticates, all within the
     /// connect timeout.
     pub(crate) fn open(t: &Target) -> Result<Conn, SshError> {
-        let label = t.label();
-        let addr = SocketAddr::new(t.address, t.port);
         let deadline = Instant::now() + t.connect_timeout;
-        let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout).map_err(|e| {
-            if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock {
-                SshError::Timeout {
-                    host: label.clone(),
-                    what: "connecting".into(),
-                    after: t.connect_timeout,
-                }
-            } else {
-                SshError::Connect {
-                    host: label.clone(),
-                    reason: e.to_string(),
-                }
-            }
-        })?;
-        let _ = tcp.set_nodelay(true);
-        let fd = tcp.as_raw_fd();
+        let stream = if t.jump.is_empty() {
+            Stream::Tcp(connect(t)?)
+        } else {
+            Stream::Unix(super::jump::tunnel(t, deadline)?)
+        };
+        Conn::over(t, stream, deadline)
+    }
+
+    /// Verifies the host key and authenticates over a connected stream
+    /// (TCP, or a jump host's tunnel), by the deadline.
+    pub(super) fn over(t: &Target, stream: Stream, deadline: Instant) -> Result<Conn, SshError> {
+        let label = t.label();
+        let fd = stream.as_raw_fd();
         let mut sess = Session::new().map_err(|e| SshError::Protocol {
             host: label.clone(),
             reason: e.to_string(),
         })?;
-        sess.set_tcp_stream(tcp);
+        sess.set_tcp_stream(stream);
         sess.set_timeout(remaining_ms(deadline));
 
         // Offer the host key algorithms in OpenSSH's order, the types
         // recorded for this host first, so the server presents the key
         // OpenSSH would be shown, and the verdict below is OpenSSH's.
-        let name = known_hosts::lookup_name(&t.address.to_string(), t.port);
+        let name = known_hosts::lookup_name(&t.host(), t.port);
         let known = KnownHosts::read(&t.known_hosts).map_err(|e| SshError::KnownHostsFile {
             path: t.known_hosts.display().to_string(),
             reason: e.to_string(),
@@ -420,7 +470,7 @@ impl Conn {
     }
 
     /// Retries a libssh2 call while it would block, until the deadline.
-    fn again<T>(
+    pub(super) fn again<T>(
         &self,
         deadline: Instant,
         mut f: impl FnMut() -> Result<T, ssh2::Error>,
@@ -451,7 +501,7 @@ impl Conn {
 
     /// Waits until the socket is ready in the direction libssh2 is blocked
     /// on, at most 50 ms and never past the deadline.
-    fn wait(&self, deadline: Instant) {
+    pub(super) fn wait(&self, deadline: Instant) {
         let events = match self.sess.block_directions() {
             BlockDirections::Inbound => libc::POLLIN,
             BlockDirections::Outbound => libc::POLLOUT,
@@ -841,6 +891,8 @@ mod tests {
             connect_timeout: Duration::from_secs(3),
             command_timeout: Duration::from_secs(30),
             sudo: false,
+            dial: None,
+            jump: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! value placed in a command line is shell-quoted (`crate::core::quote`).
 
 mod conn;
+mod jump;
 pub mod known_hosts;
 
 use std::net::IpAddr;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::{Host, SshSettings};
+use crate::config::{Host, Jump, SshSettings};
 use crate::core::quote;
 use conn::Conn;
 
@@ -41,33 +42,56 @@ pub struct Target {
     pub command_timeout: Duration,
     /// Privileged commands through `sudo -n`.
     pub sudo: bool,
+    /// The name or address to connect to instead of `address` (an
+    /// OpenSSH configuration's `HostName`, or a jump host's name).
+    pub dial: Option<String>,
+    /// Jump hosts, in order; empty: straight to the host.
+    pub jump: Vec<Jump>,
 }
 
 impl Target {
-    /// A target for one host of a pair.
+    /// A target for one host of a pair: the pair's SSH settings, with what
+    /// the host's route changes for it.
     pub fn new(host: &Host, ssh: &SshSettings) -> Target {
+        let route = ssh.routes.get(&host.name).cloned().unwrap_or_default();
         Target {
             name: host.name.clone(),
             address: host.address,
-            port: host.ssh_port,
-            user: ssh.user.clone(),
-            identity: ssh.identity.clone(),
+            port: route.port.unwrap_or(host.ssh_port),
+            user: route.user.unwrap_or_else(|| ssh.user.clone()),
+            identity: route.identity.or_else(|| ssh.identity.clone()),
             passphrase_env: ssh.passphrase_env.clone(),
             known_hosts: ssh.known_hosts.clone(),
             accept_new_host_keys: ssh.accept_new_host_keys,
             connect_timeout: ssh.connect_timeout,
             command_timeout: ssh.command_timeout,
             sudo: ssh.sudo,
+            dial: route.dial,
+            jump: route.jump.unwrap_or_else(|| ssh.jump.clone()),
         }
     }
 
-    /// `name (user@address:port)`, for messages.
+    /// The name or address connected to, as known_hosts records it.
+    pub fn host(&self) -> String {
+        self.dial
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
+    }
+
+    /// `name (user@address:port)`, for messages; through jump hosts,
+    /// `name (user@address:port via user@bastion:port)`.
     pub fn label(&self) -> String {
+        let via = if self.jump.is_empty() {
+            String::new()
+        } else {
+            let hops: Vec<String> = self.jump.iter().map(Jump::to_string).collect();
+            format!(" via {}", hops.join(", "))
+        };
         format!(
-            "{} ({}@{})",
+            "{} ({}@{}{via})",
             self.name,
             self.user,
-            known_hosts::lookup_name(&self.address.to_string(), self.port)
+            known_hosts::lookup_name(&self.host(), self.port)
         )
     }
 }
