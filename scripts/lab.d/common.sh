@@ -23,6 +23,7 @@ LAB=${BATON_LAB_DIR:-/var/lib/baton-lab}
 
 NET_PREFIX=198.18.0        # the base lab lives in 198.18.0.0/24 (benchmarking range)
 NET_BITS=24
+FAR_NET=198.18.200        # pair far's hosts: reachable from baton-ctl only through the bastion (far.sh)
 FLEET_NET=198.18           # fleet subnets: 198.18.S.0/24, S = 1, 2, ... (50 pairs each)
 FLEET_PER_SUBNET=50
 FLEET_MAX=500              # a Linux bridge takes at most 1024 ports (two per fleet pair)
@@ -59,6 +60,7 @@ HOSTS=()              # every base host, in table order
 SERVICE_HOSTS=()      # the base hosts with role service (sshd + nginx)
 PG_HOSTS=()           # the base hosts with role pg (sshd + postgres)
 LB_HOSTS=()           # the base hosts with role haproxy (sshd + HAProxy: the frontend of a pair)
+BASTION_HOSTS=()      # the base hosts with role bastion (sshd alone: the jump host of pair far)
 PAIRS=()              # the base pairs
 DNS_HOST='' DNS2_HOST='' CTL_HOST='' CLIENT_HOST=''   # the hosts with those roles
 DNS_ADDR='' DNS2_ADDR=''                              # the two Knot servers' addresses

@@ -51,7 +51,7 @@ ensure_dirs() {
     fi
     local h dirs=()
     for h in "${SERVICE_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h" "$LAB/hosts/$h/nginx-tmp"); done
-    for h in "${PG_HOSTS[@]}" "${LB_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
+    for h in "${PG_HOSTS[@]}" "${LB_HOSTS[@]}" "${BASTION_HOSTS[@]}"; do dirs+=("$LAB/hosts/$h"); done
     install -d -m 0755 "${dirs[@]}"
 }
 

@@ -98,8 +98,9 @@ lb_tools_install() {
     put_text "$LAB/bin/lbstat" 0755 root:root "$txt"
 }
 
-# lb_sshd HOST — its sshd runs in its namespace with its current configuration and host key
-lb_sshd() {
+# plain_sshd HOST — its sshd runs in its namespace with its current configuration and host key
+# (a balancer's, the bastion's: no private mounts)
+plain_sshd() {
     local h=$1 d=$LAB/hosts/$1 pid
     if find_daemon sshd "$h" pid; then
         if ! in_ns "$pid" "baton-$h"; then
@@ -146,7 +147,7 @@ lb_haproxy() {
 }
 
 # lb_host_up HOST — a balancer's sshd and HAProxy run
-lb_host_up() { lb_sshd "$1"; lb_haproxy "$1"; }
+lb_host_up() { plain_sshd "$1"; lb_haproxy "$1"; }
 
 # lb_api HOST COMMANDS — send COMMANDS (one line; several are separated by ";") to the admin
 # socket of balancer HOST and print the answer (HAProxy answers each command with its text, or

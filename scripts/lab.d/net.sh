@@ -34,6 +34,7 @@ host_want_addrs() {
     local -n _want=$2 _pat=$3
     _want=("${H_ADDR[$_h]}/$NET_BITS"); _pat=
     case ${H_ROLE[$_h]} in
+        bastion) _want+=("$FAR_NET.1/$NET_BITS") ;;
         ctl|client)
             _last=${H_ADDR[$_h]##*.}
             for _n in "${FLEET_NETS[@]}"; do _want+=("$_n.$_last/$NET_BITS"); done

@@ -34,7 +34,13 @@ pair_toml() {
             "${P_TARGET[$p]}" "$ZONE" "$DNS_ADDR" "$DNS2_ADDR" ;;
     esac
     _toml+=$x
-    _toml+=$'\n[[checks]]\nname = "page"\nkind = "http"\nurl = "http://{address}/"\nexpect_status = 200\nexpect_body = "host={host} "\ntimeout = "2s"\n'
+    if [ "$p" = far ]; then
+        # behind the bastion (far.sh): a jump host, and a check the hosts run themselves
+        far_pair_extra _toml
+        far_check_text x; _toml+=$x
+    else
+        _toml+=$'\n[[checks]]\nname = "page"\nkind = "http"\nurl = "http://{address}/"\nexpect_status = 200\nexpect_body = "host={host} "\ntimeout = "2s"\n'
+    fi
     # Changes the demo and the tests apply: version 2 of the page, and back.
     x="
 [changes.v2]

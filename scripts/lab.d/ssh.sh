@@ -31,7 +31,7 @@ ensure_ssh_keys() {
     cat "$s/id_ed25519.pub" "$s/id_ed25519_pass.pub" | put_file "$s/authorized_keys" 0644
 
     local h keys=()
-    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}" "${LB_HOSTS[@]}"; do
+    for h in "${SERVICE_HOSTS[@]}" "${PG_HOSTS[@]}" "${LB_HOSTS[@]}" "${BASTION_HOSTS[@]}"; do
         host_key "$h"
         keys+=("$LAB/hosts/$h/ssh_host_ed25519_key")
     done
@@ -41,14 +41,16 @@ ensure_ssh_keys() {
 
 # write_known_hosts — ssh/known_hosts: the service hosts first (their line numbers never
 # change: blue green amber violet), then the PostgreSQL hosts (pga pgb), then the fleet's, then
-# the HAProxy pairs' hosts and their balancers (teal coral lb): each group appended after the
-# lines that were there before it, so no earlier line moves
+# the HAProxy pairs' hosts and their balancers (teal coral lb), then pair far's hosts and the
+# bastion: each group appended after the lines that were there before it, so no earlier line
+# moves
 write_known_hosts() {
-    local h kt kb rest txt='' first=() last=()
+    local h kt kb rest txt='' first=() last=() far=()
     for h in "${SERVICE_HOSTS[@]}"; do
-        if [ "${P_METHOD[${H_PAIR[$h]}]-}" = haproxy ]; then last+=("$h"); else first+=("$h"); fi
+        if [ "${H_NET[$h]}" = "$FAR_NET" ]; then far+=("$h")
+        elif [ "${P_METHOD[${H_PAIR[$h]}]-}" = haproxy ]; then last+=("$h"); else first+=("$h"); fi
     done
-    for h in "${first[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}" "${last[@]}" "${LB_HOSTS[@]}"; do
+    for h in "${first[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}" "${last[@]}" "${LB_HOSTS[@]}" "${far[@]}" "${BASTION_HOSTS[@]}"; do
         read -r kt kb rest <"$LAB/hosts/$h/ssh_host_ed25519_key.pub"
         txt+="${H_ADDR[$h]} $kt $kb"$'\n'
     done

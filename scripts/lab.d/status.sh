@@ -4,15 +4,33 @@
 
 # probe_many SECONDS MAPVAR ADDR:PORT... — one shell in the controller namespace waits (SECONDS
 # in all) until each endpoint accepts, all endpoints at once (a connection to a host that is
-# gone hangs for seconds); sets MAPVAR[ADDR:PORT]=1 (an associative array) for those that did
+# gone hangs for seconds); sets MAPVAR[ADDR:PORT]=1 (an associative array) for those that did.
+# Pair far's hosts, which the controller cannot reach, are probed from the bastion.
 probe_many() {
-    local _secs=$1 _ep _out
+    local _secs=$1 _ep _out _near=() _far=()
     local -n _ok=$2
     shift 2
     _ok=()
+    for _ep; do
+        if [[ $_ep == "$FAR_NET".* ]]; then _far+=("$_ep"); else _near+=("$_ep"); fi
+    done
+    _out=$(probe_from "$CTL_HOST" "$_secs" "${_near[@]}"
+           [ ${#_far[@]} = 0 ] || ! ns_exists "baton-${BASTION_HOSTS[0]}" ||
+               probe_from "${BASTION_HOSTS[0]}" "$_secs" "${_far[@]}")
+    while read -r _ep; do
+        [ -n "$_ep" ] && _ok["$_ep"]=1
+    done <<<"$_out"
+    return 0
+}
+
+# probe_from HOST SECONDS ADDR:PORT... — (of probe_many) print each endpoint that accepted a
+# connection from HOST's namespace within SECONDS
+probe_from() {
+    local _ns=baton-$1 _secs=$2
+    shift 2
     [ $# -gt 0 ] || return 0
     # shellcheck disable=SC2016  # the script is for the inner bash, its arguments follow
-    _out=$(ip netns exec "baton-$CTL_HOST" timeout $((_secs + 1)) bash -c '
+    ip netns exec "$_ns" timeout $((_secs + 1)) bash -c '
         end=$(( ${EPOCHREALTIME/./} + $0 * 1000000 ))
         probe() {
             until : 2>/dev/null 3<>"/dev/tcp/${1%:*}/${1##*:}"; do
@@ -22,11 +40,7 @@ probe_many() {
             echo "$1"
         }
         for ep; do probe "$ep" & done
-        wait' "$_secs" "$@" 2>/dev/null) || true
-    while read -r _ep; do
-        [ -n "$_ep" ] && _ok["$_ep"]=1
-    done <<<"$_out"
-    return 0
+        wait' "$_secs" "$@" 2>/dev/null || true
 }
 
 # verify_reachable — every base host's sshd and nginx (a PostgreSQL host's sshd; an HAProxy
@@ -40,12 +54,13 @@ verify_reachable() {
     for h in "${probed[@]}"; do eps+=("${H_ADDR[$h]}:22" "${H_ADDR[$h]}:80"); done
     for h in "${PG_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22"); done
     for h in "${LB_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22" "${P_TARGET[${H_PAIR[$h]}]}"); done
+    for h in "${BASTION_HOSTS[@]}"; do eps+=("${H_ADDR[$h]}:22"); done
     probe_many 10 answered "${eps[@]}"
     for h in "${probed[@]}"; do
         [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
         [ -n "${answered[${H_ADDR[$h]}:80]-}" ] || { warn "nginx on $h (${H_ADDR[$h]}:80) does not answer"; bad=1; }
     done
-    for h in "${PG_HOSTS[@]}"; do
+    for h in "${PG_HOSTS[@]}" "${BASTION_HOSTS[@]}"; do
         [ -n "${answered[${H_ADDR[$h]}:22]-}" ] || { warn "sshd on $h (${H_ADDR[$h]}:22) does not answer"; bad=1; }
     done
     local p why

@@ -18,6 +18,9 @@ lab_define() {
         "teal    $NET_PREFIX.41     service  lb"
         "coral   $NET_PREFIX.42     service  lb"
         "lb      $NET_PREFIX.40     haproxy  lb"
+        "fara    $FAR_NET.11        service  far"
+        "farb    $FAR_NET.12        service  far"
+        "bastion $NET_PREFIX.60     bastion  -"
         "ns      $NET_PREFIX.53     dns      -"
         "ns2     $NET_PREFIX.54     dns2     -"
         "client  $NET_PREFIX.200    client   -"
@@ -29,19 +32,21 @@ lab_define() {
         "api    dns     amber    violet   app.baton.test.                  5    the DNS pair"
         "pg     vip     pga      pgb      $NET_PREFIX.130/$NET_BITS        -    the PostgreSQL streaming-replication pair"
         "lb     haproxy teal     coral    $NET_PREFIX.40:80                -    the HAProxy pair (frontend on host lb)"
+        "far    vip     fara     farb     $FAR_NET.100/$NET_BITS         -    the VIP pair behind the jump host bastion"
     )
 
-    HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); LB_HOSTS=(); PAIRS=()
+    HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); LB_HOSTS=(); BASTION_HOSTS=(); PAIRS=()
     H_ADDR=(); H_ROLE=(); H_PAIR=(); H_NET=()
     P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=(); P_BALANCER=()
     local line name addr role pair method prim stby target ttl desc
     for line in "${lab_hosts[@]}"; do
         read -r name addr role pair <<<"$line"
         HOSTS+=("$name"); H_ADDR["$name"]=$addr; H_ROLE["$name"]=$role; H_PAIR["$name"]=$pair
-        H_NET["$name"]=$NET_PREFIX
+        H_NET["$name"]=${addr%.*}
         [ "$role" = service ] && SERVICE_HOSTS+=("$name")
         [ "$role" = pg ] && PG_HOSTS+=("$name")
         [ "$role" = haproxy ] && { LB_HOSTS+=("$name"); P_BALANCER["$pair"]=$name; }
+        [ "$role" = bastion ] && BASTION_HOSTS+=("$name")
         [ "$role" = dns ] && DNS_HOST=$name
         [ "$role" = dns2 ] && DNS2_HOST=$name
         [ "$role" = ctl ] && CTL_HOST=$name
@@ -70,7 +75,7 @@ lab_define() {
         [ "$net" = "${H_NET[${P_PRIMARY[$fp]}]}" ] || { net=${H_NET[${P_PRIMARY[$fp]}]}; FLEET_NETS+=("$net"); }
     done
     # every namespace may have the connected routes of these subnets, and nothing else
-    LAB_NETS=("$NET_PREFIX" "${FLEET_NETS[@]}")
+    LAB_NETS=("$NET_PREFIX" "$FAR_NET" "${FLEET_NETS[@]}")
 }
 
 # fleet_define K ENV CANARY PAIRVAR — the table entries of fleet pair K (its hosts are
@@ -118,6 +123,7 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
         dns|dns2) echo knotd ;;
         pg) echo sshd postgres ;;
         haproxy) echo sshd haproxy ;;
+        bastion) echo sshd ;;
         *) echo ;;
     esac
 }

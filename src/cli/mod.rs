@@ -809,6 +809,34 @@ fn load(cli: &Cli, pairs: &[String]) -> Option<Config> {
     }
 }
 
+/// Each pair's hosts that are reached otherwise than straight at their
+/// address (jump hosts, an OpenSSH configuration), with where that came
+/// from: what `check` shows.
+fn ssh_routes(config: &Config) -> Vec<(String, Vec<(crate::io::ssh::Target, Vec<String>)>)> {
+    config
+        .pairs
+        .values()
+        .filter_map(|p| {
+            let hosts: Vec<_> = p
+                .hosts
+                .iter()
+                .filter_map(|h| {
+                    let route = p.ssh.routes.get(&h.name);
+                    if route.is_none() && p.ssh.jump.is_empty() {
+                        return None;
+                    }
+                    let mut from = route.map(|r| r.from.clone()).unwrap_or_default();
+                    if !p.ssh.jump.is_empty() && route.is_none_or(|r| r.jump.is_none()) {
+                        from.push("[ssh] jump".to_string());
+                    }
+                    Some((crate::io::ssh::Target::new(h, &p.ssh), from))
+                })
+                .collect();
+            (!hosts.is_empty()).then(|| (p.name.clone(), hosts))
+        })
+        .collect()
+}
+
 fn check(cli: &Cli, pairs: &[String]) -> Exit {
     let loaded = config::load(&cli.config);
     // Warnings never change the exit code.
@@ -830,13 +858,39 @@ fn check(cli: &Cli, pairs: &[String]) -> Exit {
             for w in &warnings {
                 eprintln!("warning (another pair): {w}");
             }
+            let routes = ssh_routes(&config);
             if cli.json {
                 let names: Vec<&String> = config.pairs.keys().collect();
+                let ssh: serde_json::Map<String, serde_json::Value> = routes
+                    .iter()
+                    .map(|(pair, hosts)| {
+                        let hosts: serde_json::Map<String, serde_json::Value> = hosts
+                            .iter()
+                            .map(|(t, from)| {
+                                (
+                                    t.name.clone(),
+                                    serde_json::json!({"user": t.user, "host": t.host(), "port": t.port, "jump": t.jump.iter().map(ToString::to_string).collect::<Vec<_>>(), "from": from}),
+                                )
+                            })
+                            .collect();
+                        (pair.clone(), serde_json::Value::Object(hosts))
+                    })
+                    .collect();
                 crate::outln!(
                     "{}",
-                    serde_json::json!({"ok": true, "pairs": names, "problems": [], "warnings": notes_json})
+                    serde_json::json!({"ok": true, "pairs": names, "problems": [], "warnings": notes_json, "ssh": ssh})
                 );
             } else {
+                for (pair, hosts) in &routes {
+                    for (t, from) in hosts {
+                        let by = if from.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (from {})", from.join(", "))
+                        };
+                        crate::outln!("{pair}: {}{by}", t.label());
+                    }
+                }
                 print_notes();
                 crate::outln!(
                     "{}: configuration is valid ({} pair{}: {})",
