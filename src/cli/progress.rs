@@ -98,6 +98,8 @@ struct Running {
     host: String,
     step_started: Instant,
     started: Instant,
+    /// A long wait in the step: until when (as shown) and when that is.
+    waits: Option<(String, Instant)>,
 }
 
 #[derive(Default)]
@@ -180,6 +182,15 @@ fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
     board.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The time of day of an RFC 3339 timestamp (`2026-11-30T21:05:03.120Z`
+/// → `21:05:03Z`), for the eye; the whole timestamp when it is not one.
+fn clock(rfc3339: &str) -> String {
+    match rfc3339.split_once('T') {
+        Some((_, time)) if time.len() >= 8 => format!("{}Z", &time[..8]),
+        _ => rfc3339.to_string(),
+    }
+}
+
 /// The plain line of an event, if it has one; text from hosts and hooks
 /// in its detail has its control characters escaped.
 fn plain_line(e: &Event) -> Option<String> {
@@ -196,6 +207,16 @@ fn plain_text(e: &Event) -> Option<String> {
         ))
     } else if e.state == State::Begin {
         (e.step == Stage::Recover).then(|| format!("{}  recover  {}", e.pair, e.detail))
+    } else if e.state == State::Wait {
+        Some(format!(
+            "{:<10} {:<18} {:<22} {:>7}   wait   until {}: {}",
+            e.pair,
+            e.step.name(),
+            e.host,
+            "",
+            e.until.as_deref().map_or("?".to_string(), clock),
+            e.detail
+        ))
     } else {
         let secs = e.duration_ms as f64 / 1000.0;
         Some(format!(
@@ -242,8 +263,16 @@ impl Progress for Printer {
                             host: e.host.clone(),
                             step_started: now,
                             started,
+                            waits: None,
                         },
                     );
+                } else if e.state == State::Wait {
+                    if let Some(r) = b.running.get_mut(&e.pair) {
+                        r.waits = Some((
+                            e.until.as_deref().map_or("?".to_string(), clock),
+                            now + Duration::from_millis(e.duration_ms),
+                        ));
+                    }
                 }
                 let lines: Vec<String> = plain_line(e).into_iter().collect();
                 redraw(&mut b, &lines);
@@ -280,8 +309,15 @@ fn redraw(b: &mut Board, lines: &[String]) {
     let room = rows.saturating_sub(3).max(1);
     let hidden = b.running.len().saturating_sub(room);
     for (pair, r) in b.running.iter().take(room) {
+        let waits = match &r.waits {
+            Some((until, at)) if *at > now => format!(
+                "  waits until {until} ({:.0}s more)",
+                (*at - now).as_secs_f64().ceil()
+            ),
+            _ => String::new(),
+        };
         block.push(format!(
-            "  {:<12} {:<18} {:<22} {:>6.1}s  (pair {:.1}s)",
+            "  {:<12} {:<18} {:<22} {:>6.1}s  (pair {:.1}s){waits}",
             pair,
             r.step,
             r.host,

@@ -608,7 +608,26 @@ pub enum OpKind {
     Drain,
 }
 
+/// A wait at least this long is announced as it begins (`Op::long_wait`).
+pub const LONG_WAIT: Duration = Duration::from_secs(1);
+
 impl Op {
+    /// How long the operation may wait, when it is one of the long waits
+    /// an operator should see coming (a TTL, the observation period,
+    /// propagation, a standby catching up, a balancer's drain) and at
+    /// least `LONG_WAIT`: progress says what it waits for and until when.
+    pub fn long_wait(&self) -> Option<Duration> {
+        let d = match self {
+            Op::Wait { duration, .. } => *duration,
+            Op::Observe { period, .. } => *period,
+            Op::Propagate { within, .. }
+            | Op::CatchUp { within, .. }
+            | Op::Drain { within, .. } => *within,
+            _ => return None,
+        };
+        (d >= LONG_WAIT).then_some(d)
+    }
+
     /// The operation as printed and journaled. `pair` gives the sudo
     /// setting and the checks.
     pub fn render(&self, pair: &Pair) -> Rendered {
@@ -844,6 +863,33 @@ mod tests {
                 input: None
             }
         );
+    }
+
+    #[test]
+    fn long_waits_are_the_waits_of_a_second_or_more() {
+        let wait = |secs| Op::Wait {
+            duration: Duration::from_secs(secs),
+            reason: WaitFor::Drain,
+        };
+        assert_eq!(wait(300).long_wait(), Some(Duration::from_secs(300)));
+        assert_eq!(wait(1).long_wait(), Some(LONG_WAIT));
+        assert_eq!(wait(0).long_wait(), None);
+        let observe = Op::Observe {
+            host: "green".into(),
+            address: "192.0.2.1".parse().unwrap(),
+            period: Duration::from_secs(5),
+        };
+        assert_eq!(observe.long_wait(), Some(Duration::from_secs(5)));
+        let drain = Op::Drain {
+            server: "green".into(),
+            within: Duration::from_millis(500),
+        };
+        assert_eq!(drain.long_wait(), None);
+        let remote = Op::Remote {
+            host: "blue".into(),
+            command: Remote::Shell("sleep 60".into()),
+        };
+        assert_eq!(remote.long_wait(), None);
     }
 
     #[test]

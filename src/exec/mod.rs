@@ -147,6 +147,9 @@ pub struct Exec<'a, W> {
     secrets: Vec<String>,
     /// The record of every operation so far, in order.
     pub records: Vec<CommandRecord>,
+    /// Told of each long wait as it begins (`Op::long_wait`): the
+    /// operation as printed, and how long it may take.
+    pub on_wait: Option<&'a (dyn Fn(&Rendered, Duration) + Sync)>,
 }
 
 impl<'a, W: World> Exec<'a, W> {
@@ -157,6 +160,7 @@ impl<'a, W: World> Exec<'a, W> {
             pair,
             secrets: crate::io::hooks::secrets(pair),
             records: Vec::new(),
+            on_wait: None,
         }
     }
 
@@ -169,6 +173,7 @@ impl<'a, W: World> Exec<'a, W> {
 
     /// Performs one operation and records it.
     pub async fn perform(&mut self, op: Op) -> Result<Value, OpError> {
+        self.announce(&op);
         let started = Instant::now();
         let result = self.world.perform(self.pair, &op).await;
         self.keep(&op, &result, started.elapsed());
@@ -177,6 +182,9 @@ impl<'a, W: World> Exec<'a, W> {
 
     /// Performs operations at once; records them in the order given.
     pub async fn perform_all(&mut self, ops: Vec<Op>) -> Vec<Result<Value, OpError>> {
+        for op in &ops {
+            self.announce(op);
+        }
         let (world, pair) = (self.world, self.pair);
         let timed = futures_util::future::join_all(ops.iter().map(|op| async move {
             let started = Instant::now();
@@ -190,6 +198,13 @@ impl<'a, W: World> Exec<'a, W> {
             results.push(r);
         }
         results
+    }
+
+    /// Tells `on_wait` of a long wait about to begin.
+    fn announce(&self, op: &Op) {
+        if let (Some(tell), Some(d)) = (self.on_wait, op.long_wait()) {
+            tell(&self.render(op), d);
+        }
     }
 
     /// Runs a command on a host; its output whatever its exit status.

@@ -124,6 +124,9 @@ pub enum State {
     Failed,
     /// A sample of an A/B experiment was taken (the step goes on).
     Sample,
+    /// A long wait began (`Op::long_wait`): what it waits for is the
+    /// detail, until when the event's `until` (the step goes on).
+    Wait,
     /// The run ended so.
     Ended(Outcome),
 }
@@ -136,6 +139,7 @@ impl State {
             State::Ok => "ok",
             State::Failed => "failed",
             State::Sample => "sample",
+            State::Wait => "wait",
             State::Ended(o) => o.name(),
         }
     }
@@ -172,6 +176,10 @@ pub struct Event {
     pub detail: String,
     /// When the event happened (RFC 3339, milliseconds, UTC).
     pub at: String,
+    /// For a wait: when it ends at the latest (RFC 3339, milliseconds,
+    /// UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 impl Event {
@@ -186,6 +194,7 @@ impl Event {
             duration_ms: 0,
             detail: message.to_string(),
             at: now_rfc3339(),
+            until: None,
         }
     }
 }
@@ -285,6 +294,7 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
             duration_ms: 0,
             detail: "connecting, asking where traffic is, checking both hosts".into(),
             at: now_rfc3339(),
+            until: None,
         });
     }
     // The preflight step's time includes this observation (connecting,
@@ -1166,6 +1176,7 @@ async fn recover<W: World>(
             ended.len()
         ),
         at: now_rfc3339(),
+        until: None,
     });
     ctx.drive(&mut ended).await
 }
@@ -1260,6 +1271,7 @@ impl Samples<'_> {
             duration_ms: sample.interval_ms,
             detail: sample.sentence(),
             at: now_rfc3339(),
+            until: None,
         });
         written.map_err(|e| format!("cannot journal the sample: {e}"))
     }
@@ -1343,6 +1355,7 @@ impl<'a, W: World> Ctx<'a, W> {
             duration_ms: took.as_millis() as u64,
             detail: detail.to_string(),
             at: now_rfc3339(),
+            until: None,
         });
         written.map_err(|e| Unrecorded(format!("cannot journal the end of {}: {e}", step.name())))
     }
@@ -1493,9 +1506,30 @@ impl<'a, W: World> Ctx<'a, W> {
                         duration_ms: 0,
                         detail: String::new(),
                         at: now_rfc3339(),
+                        until: None,
                     });
                     let started = Instant::now();
                     let mut x = Exec::new(self.world, self.pair);
+                    // Each long wait is announced: what for, and until when.
+                    let (progress, pair_name, run_id) =
+                        (self.progress, self.pair.name.clone(), self.run.clone());
+                    let waits = move |r: &crate::core::op::Rendered, d: Duration| {
+                        progress.event(&Event {
+                            pair: pair_name.clone(),
+                            run: run_id.clone(),
+                            step: Stage::Step(step),
+                            host: r.host.clone(),
+                            state: State::Wait,
+                            duration_ms: d.as_millis() as u64,
+                            detail: r.command.clone(),
+                            at: now_rfc3339(),
+                            until: Some(
+                                humantime::format_rfc3339_millis(std::time::SystemTime::now() + d)
+                                    .to_string(),
+                            ),
+                        });
+                    };
+                    x.on_wait = Some(&waits);
                     crate::exec::crash::point(&format!("begin-{}", step.name()));
                     let samples = Samples {
                         journal: self.journal,

@@ -50,6 +50,8 @@ pub struct Lab {
     dir: tempfile::TempDir,
     /// The loaded configuration.
     pub config: Config,
+    /// Every progress event of every run, in order.
+    pub progress: Collect,
 }
 
 impl Lab {
@@ -80,7 +82,11 @@ impl Lab {
             Ok((c, _)) => c,
             Err(e) => panic!("the test configuration is refused: {e:?}"),
         };
-        Lab { dir, config }
+        Lab {
+            dir,
+            config,
+            progress: Collect::default(),
+        }
     }
 
     /// The pair.
@@ -150,11 +156,10 @@ impl Lab {
         adjust(&mut req);
         let journal = self.journal();
         let store = StateStore::new(&self.state_dir());
-        let progress = Collect::default();
         let at = Places {
             journal: &journal,
             store: &store,
-            progress: &progress,
+            progress: &self.progress,
         };
         let last = journal.last_run().expect("the journal reads");
         let seen = world.observe(pair).await;

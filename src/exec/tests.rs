@@ -411,6 +411,34 @@ async fn a_dns_apply_replaces_the_record_and_waits_out_its_ttl() {
         count(&lab, "drain", "controller", "wait 5m (the record's TTL)"),
         1
     );
+    // The long waits were announced as they began: what for, until when.
+    let events = lab.progress.0.lock().unwrap().clone();
+    let waits: Vec<(&str, &str, u64)> = events
+        .iter()
+        .filter(|e| e.state == crate::exec::run::State::Wait)
+        .map(|e| {
+            assert!(
+                e.until
+                    .as_deref()
+                    .is_some_and(|u| u.ends_with('Z') && u > e.at.as_str()),
+                "{e:?}"
+            );
+            (e.step.name(), e.detail.as_str(), e.duration_ms)
+        })
+        .collect();
+    assert!(
+        waits.iter().any(|(s, d, ms)| *s == "drain"
+            && d.starts_with("wait 5m (the record's TTL)")
+            && *ms == 300_000),
+        "{waits:?}"
+    );
+    assert!(
+        waits
+            .iter()
+            .any(|(s, d, _)| *s == "verify_service" && d.starts_with("repeat every check")),
+        "{waits:?}"
+    );
+    assert!(waits.iter().all(|(_, _, ms)| *ms >= 1000), "{waits:?}");
 }
 
 #[tokio::test]
