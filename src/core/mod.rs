@@ -16,4 +16,5 @@ pub mod quote;
 pub mod ramp;
 pub mod restore;
 pub mod template;
+pub mod watch;
 pub mod window;
