@@ -40,6 +40,44 @@ pub struct Settings {
     pub holds: BTreeMap<String, Duration>,
     /// An unattended `apply` first finishes the holds that expired.
     pub finish_expired_holds: bool,
+    /// How `baton watch` watches (`[watch]`).
+    pub watch: Watch,
+}
+
+/// How `baton watch` watches the pairs (`[watch]` in baton.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// Time between two observations of every pair.
+    pub interval: Duration,
+    /// Consecutive failed observations of a primary that make a failover.
+    pub failure_threshold: u32,
+    /// At most one automatic failover per pair in this time.
+    pub cooldown: Duration,
+    /// Watchers that must see a primary unreachable before a failover for
+    /// that reason alone.
+    pub quorum: usize,
+}
+
+impl Default for Watch {
+    fn default() -> Watch {
+        Watch {
+            interval: Duration::from_secs(10),
+            failure_threshold: 3,
+            cooldown: Duration::from_secs(600),
+            quorum: 1,
+        }
+    }
+}
+
+impl Watch {
+    /// The rules' view of it.
+    pub fn policy(&self) -> crate::core::watch::Policy {
+        crate::core::watch::Policy {
+            failure_threshold: self.failure_threshold,
+            cooldown_secs: self.cooldown.as_secs(),
+            quorum: self.quorum,
+        }
+    }
 }
 
 /// One service pair.

@@ -39,6 +39,20 @@ pub struct GlobalFile {
     pub holds: Option<BTreeMap<String, String>>,
     /// Whether an unattended `apply` first finishes the holds that expired.
     pub finish_expired_holds: Option<bool>,
+    /// How `baton watch` watches.
+    pub watch: Option<WatchFile>,
+}
+
+/// `[watch]` in baton.toml: how `baton watch` watches the pairs.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchFile {
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    pub failure_threshold: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub cooldown: Option<Duration>,
+    pub quorum: Option<usize>,
 }
 
 /// `[maintenance]`, in baton.toml or in a pair file (the pair's keys win).

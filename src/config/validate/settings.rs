@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::GlobalFile;
-use crate::config::{Maintenance, Settings};
+use crate::config::{Maintenance, Settings, Watch};
 
 use super::maintenance::maintenance_part;
 use super::paths::{resolve, shown};
@@ -128,6 +128,8 @@ pub(super) fn settings(
             }
         }
     }
+    let watch = watch(g, src, sink);
+    ok &= watch.is_some();
     let start = sink.problems.len();
     let part = maintenance_part(g.maintenance.as_ref(), src, sink);
     ok &= sink.problems.len() == start;
@@ -138,6 +140,70 @@ pub(super) fn settings(
         maintenance: part.over(&Maintenance::any_time()),
         holds,
         finish_expired_holds: g.finish_expired_holds.unwrap_or(true),
+        watch: watch.unwrap_or_default(),
+    })
+}
+
+/// `[watch]`, each key within its range (defaults for those not given).
+fn watch(g: &GlobalFile, src: &Source<'_>, sink: &mut Sink<'_>) -> Option<Watch> {
+    let d = Watch::default();
+    let Some(w) = &g.watch else {
+        return Some(d);
+    };
+    let start = sink.problems.len();
+    let within =
+        |key: &str, v: Duration, lo: Duration, hi: Duration, fix: &str, sink: &mut Sink<'_>| {
+            if v < lo || v > hi {
+                sink.push(src.at(
+                    &[N("watch"), N(key)],
+                    format!("{key} {} is out of range", humantime::format_duration(v)),
+                    fix,
+                ));
+            }
+        };
+    if let Some(i) = w.interval {
+        within(
+            "interval",
+            i,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            "use between \"1s\" and \"1h\" (\"10s\" is usual)",
+            sink,
+        );
+    }
+    if let Some(c) = w.cooldown {
+        within(
+            "cooldown",
+            c,
+            Duration::ZERO,
+            Duration::from_secs(7 * 86400),
+            "use at most \"7days\" (\"10m\" is usual; \"0s\": none)",
+            sink,
+        );
+    }
+    if let Some(t) = w.failure_threshold {
+        if !(1..=100).contains(&t) {
+            sink.push(src.at(
+                &[N("watch"), N("failure_threshold")],
+                format!("failure_threshold {t} is out of range"),
+                "use 1 to 100 (3 is usual: one bad observation is not enough)",
+            ));
+        }
+    }
+    if let Some(q) = w.quorum {
+        if !(1..=9).contains(&q) {
+            sink.push(src.at(
+                &[N("watch"), N("quorum")],
+                format!("quorum {q} is out of range"),
+                "use 1 to 9 (1 with one controller; a majority of the watchers with several)",
+            ));
+        }
+    }
+    (sink.problems.len() == start).then(|| Watch {
+        interval: w.interval.unwrap_or(d.interval),
+        failure_threshold: w.failure_threshold.unwrap_or(d.failure_threshold),
+        cooldown: w.cooldown.unwrap_or(d.cooldown),
+        quorum: w.quorum.unwrap_or(d.quorum),
     })
 }
 
@@ -183,6 +249,40 @@ mod tests {
                 "4:8: the hold of `prod`, `31days`, is not a duration up to 30 days",
                 "3:11: [holds] names environment `staging`, which is not in `environments`"
             ]
+        );
+    }
+
+    #[test]
+    fn watch_settings_have_defaults_and_ranges() {
+        let (s, m) = global("");
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(s.expect("valid").watch, Watch::default());
+        let (s, m) = global(
+            "[watch]\ninterval = \"2s\"\nfailure_threshold = 2\ncooldown = \"0s\"\nquorum = 2\n",
+        );
+        assert!(m.is_empty(), "{m:?}");
+        let w = s.expect("valid").watch;
+        assert_eq!(
+            (w.interval, w.failure_threshold, w.cooldown, w.quorum),
+            (Duration::from_secs(2), 2, Duration::ZERO, 2)
+        );
+        let (s, m) =
+            global("[watch]\ninterval = \"500ms\"\nfailure_threshold = 0\nquorum = 10\nlag = 1\n");
+        assert!(s.is_none());
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert!(
+            m.iter()
+                .any(|l| l.contains("interval 500ms is out of range")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|l| l.contains("failure_threshold 0 is out of range")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|l| l.contains("quorum 10 is out of range")),
+            "{m:?}"
         );
     }
 
