@@ -33,6 +33,8 @@ pub fn render(config: &Config) -> String {
     let mut interrupted = String::new();
     let mut held = String::new();
     let mut hold_until = String::new();
+    let (mut watched, mut watched_at, mut paused_now) =
+        (String::new(), String::new(), String::new());
     let store = StateStore::new(&config.settings.state_dir);
     for pair in config.pairs.values() {
         let name = &pair.name;
@@ -112,6 +114,31 @@ pub fn render(config: &Config) -> String {
             "baton_run_interrupted{{pair=\"{name}\"}} {}",
             u8::from(unsettled)
         );
+        if let Ok(Some(w)) =
+            store.load_json::<super::watch::Observed>(&super::watch::observed_file(name))
+        {
+            let _ = writeln!(
+                watched,
+                "baton_watch_failures{{pair=\"{name}\"}} {}",
+                w.failures
+            );
+            if let Ok(t) = humantime::parse_rfc3339_weak(&w.at) {
+                let secs = t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    watched_at,
+                    "baton_watch_observed_timestamp_seconds{{pair=\"{name}\"}} {secs}"
+                );
+            }
+            let paused = matches!(store.load_pause(name), Ok(Some(_)));
+            let _ = writeln!(
+                paused_now,
+                "baton_watch_paused{{pair=\"{name}\"}} {}",
+                u8::from(paused)
+            );
+        }
         if let Ok(Some(state)) = store.load(name) {
             for h in &pair.hosts {
                 let _ = writeln!(
@@ -156,6 +183,27 @@ pub fn render(config: &Config) -> String {
     );
     let _ = writeln!(out, "# TYPE baton_hold_until_seconds gauge");
     out.push_str(&hold_until);
+    for (name, help, body) in [
+        (
+            "baton_watch_failures",
+            "`baton watch`: the primary's failed observations in a row.",
+            &watched,
+        ),
+        (
+            "baton_watch_observed_timestamp_seconds",
+            "When `baton watch` last observed the pair (Unix time).",
+            &watched_at,
+        ),
+        (
+            "baton_watch_paused",
+            "1 while `baton pause` keeps the watcher from failing the pair over.",
+            &paused_now,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        out.push_str(body);
+    }
     out
 }
 

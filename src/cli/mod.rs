@@ -12,6 +12,7 @@ pub mod plan;
 mod progress;
 mod rollback;
 mod status;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -317,6 +318,34 @@ pub enum Command {
         #[arg(long)]
         outcome: Option<String>,
     },
+    /// Watch the pairs and fail over a pair whose primary failed its checks
+    /// `failure_threshold` observations in a row while its standby passed
+    /// ([watch] in baton.toml). Never applies or switches over. Runs until
+    /// SIGINT or SIGTERM.
+    Watch {
+        /// Pairs (all when none).
+        pairs: Vec<String>,
+        /// Observe every pair once, act on what is seen, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Stop `baton watch` from failing a pair over (maintenance); it still
+    /// observes it. Recorded.
+    Pause {
+        /// The pair.
+        pair: String,
+        /// Why (recorded; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
+    },
+    /// Let `baton watch` fail a paused pair over again. Recorded.
+    Resume {
+        /// The pair.
+        pair: String,
+        /// Why (recorded; required, or from BATON_REASON).
+        #[arg(long, env = "BATON_REASON")]
+        reason: Option<String>,
+    },
 }
 
 /// Which version `ab --end` keeps.
@@ -387,7 +416,9 @@ fn run(cli: Cli) -> Exit {
         Command::Status { pairs, .. }
         | Command::Plan { pairs, .. }
         | Command::Recover { pairs }
+        | Command::Watch { pairs, .. }
         | Command::Log { pairs, .. } => pairs.clone(),
+        Command::Pause { pair, .. } | Command::Resume { pair, .. } => vec![pair.clone()],
         Command::Apply {
             pairs, env, all, ..
         }
@@ -425,7 +456,9 @@ fn run(cli: Cli) -> Exit {
         | Command::Rejoin { reason, .. }
         | Command::Finish { reason, .. }
         | Command::Revert { reason, .. }
-        | Command::Rollback { reason, .. } => Some(reason),
+        | Command::Rollback { reason, .. }
+        | Command::Pause { reason, .. }
+        | Command::Resume { reason, .. } => Some(reason),
         Command::Ab { reason, .. } if ab_changes => Some(reason),
         _ => None,
     };
@@ -477,6 +510,10 @@ fn run(cli: Cli) -> Exit {
             eprintln!("baton: pair(s) {} have no change `{change}`; define [changes.{change}] in their pair files. Nothing was done.", missing.join(", "));
             return Exit::Config;
         }
+    }
+    if let Command::Pause { pair, reason } | Command::Resume { pair, reason } = &cli.command {
+        let on = matches!(cli.command, Command::Pause { .. });
+        return watch::pause(&config, pair, on, reason.as_deref().unwrap_or_default());
     }
     if let Command::Log { run, .. } = &cli.command {
         let Command::Log { since, outcome, .. } = &cli.command else {
@@ -628,6 +665,14 @@ fn run(cli: Cli) -> Exit {
                 ..request(None, None, reason, false, false)
             };
             return block_on(runtime, apply::decide_all(&config, &req, false, cli.json));
+        }
+        Command::Watch { once, .. } => {
+            let template = request(Some(Kind::Failover), None, &None, false, false);
+            let opts = watch::Options {
+                once: *once,
+                json: cli.json,
+            };
+            return block_on(runtime, watch::watch(&config, &template, opts));
         }
         Command::Ab {
             change,

@@ -51,6 +51,11 @@ struct PairReport {
     /// A run holding the pair for the operator's decision (a hold, an A/B
     /// experiment), `null` otherwise.
     held: Option<HeldReport>,
+    /// `baton watch`'s last observation of the pair (`null`: never
+    /// watched).
+    watch: Option<super::watch::Observed>,
+    /// An operator's pause of the watcher's acting on the pair.
+    paused: Option<crate::store::state::Pause>,
     problems: Vec<Finding>,
 }
 
@@ -313,7 +318,13 @@ async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
             a.verdict = Verdict::Degraded;
         }
     }
-    report(pair, &seen, a, recorded_now, failed.as_deref())
+    let mut r = report(pair, &seen, a, recorded_now, failed.as_deref());
+    r.watch = store
+        .load_json(&super::watch::observed_file(&pair.name))
+        .ok()
+        .flatten();
+    r.paused = store.load_pause(&pair.name).ok().flatten();
+    r
 }
 
 fn report(
@@ -455,6 +466,8 @@ fn report(
         lag,
         balancer,
         held: HeldReport::of(&seen.last_run),
+        watch: None,
+        paused: None,
         problems: a.findings,
     }
 }
@@ -552,6 +565,18 @@ fn render(reports: &[PairReport]) -> String {
                 checks.join(", "),
                 traffic,
                 replication
+            ));
+        }
+        if let Some(w) = &r.watch {
+            out.push_str(&format!(
+                "    watch: {} ({} of {} failed in a row; {} at {})\n",
+                w.verdict, w.failures, w.threshold, w.watcher, w.at
+            ));
+        }
+        if let Some(p) = &r.paused {
+            out.push_str(&format!(
+                "    watch paused by {} at {}: {} (`baton resume {}`)\n",
+                p.by, p.at, p.reason, r.pair
             ));
         }
         if let Some(l) = &r.lag {

@@ -45,6 +45,18 @@ pub struct SeenPosition {
     pub at: String,
 }
 
+/// An operator's pause of a pair's automatic failover (`baton pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pause {
+    /// Who paused it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+}
+
 /// Errors reading or writing state.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -97,6 +109,55 @@ impl StateStore {
     /// Records a pair's state atomically.
     pub fn save(&self, state: &PairState) -> Result<(), StateError> {
         self.write(&self.path(&state.pair), state)
+    }
+
+    fn pause_path(&self, pair: &str) -> PathBuf {
+        self.dir.join(format!("{pair}.pause.json"))
+    }
+
+    /// The pair's pause, if an operator paused its automatic failover.
+    pub fn load_pause(&self, pair: &str) -> Result<Option<Pause>, StateError> {
+        read(&self.pause_path(pair))
+    }
+
+    /// Pauses a pair's automatic failover.
+    pub fn save_pause(&self, pair: &str, pause: &Pause) -> Result<(), StateError> {
+        self.write(&self.pause_path(pair), pause)
+    }
+
+    /// Resumes it: the pause file is removed (durably); `false` when there
+    /// was none.
+    pub fn clear_pause(&self, pair: &str) -> Result<bool, StateError> {
+        let path = self.pause_path(pair);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|source| StateError::Write {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StateError::Write {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The last report `baton watch` wrote, if any (`store::watch`).
+    pub fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StateError> {
+        read(&self.dir.join(name))
+    }
+
+    /// Writes a JSON file of the state directory atomically (0600).
+    pub fn save_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+        self.write(&self.dir.join(name), value)
     }
 
     /// The last position seen from a pair's primary, if any.
