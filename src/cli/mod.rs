@@ -320,7 +320,7 @@ pub enum Command {
     },
     /// Watch the pairs and fail over a pair whose primary failed its checks
     /// `failure_threshold` observations in a row while its standby passed
-    /// ([watch] in baton.toml). Never applies or switches over. Runs until
+    /// (`[watch]` in baton.toml). Never applies or switches over. Runs until
     /// SIGINT or SIGTERM.
     Watch {
         /// Pairs (all when none).
@@ -854,10 +854,14 @@ fn load(cli: &Cli, pairs: &[String]) -> Option<Config> {
     }
 }
 
+/// A host as `check` shows its route: where it connects, and from where
+/// that came.
+type Routed = (crate::io::ssh::Target, Vec<String>);
+
 /// Each pair's hosts that are reached otherwise than straight at their
 /// address (jump hosts, an OpenSSH configuration), with where that came
 /// from: what `check` shows.
-fn ssh_routes(config: &Config) -> Vec<(String, Vec<(crate::io::ssh::Target, Vec<String>)>)> {
+fn ssh_routes(config: &Config) -> Vec<(String, Vec<Routed>)> {
     config
         .pairs
         .values()

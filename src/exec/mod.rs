@@ -138,6 +138,10 @@ pub trait World: Sync {
 /// How much of each output stream is kept in the journal.
 const KEEP: usize = 64 * 1024;
 
+/// What is told of a long wait as it begins: the operation as printed,
+/// and how long it may take.
+pub type WaitTold<'a> = dyn Fn(&Rendered, Duration) + Sync + 'a;
+
 /// Performs a step's operations on a world and keeps the record of each.
 pub struct Exec<'a, W> {
     /// The world.
@@ -149,7 +153,7 @@ pub struct Exec<'a, W> {
     pub records: Vec<CommandRecord>,
     /// Told of each long wait as it begins (`Op::long_wait`): the
     /// operation as printed, and how long it may take.
-    pub on_wait: Option<&'a (dyn Fn(&Rendered, Duration) + Sync)>,
+    pub on_wait: Option<&'a WaitTold<'a>>,
 }
 
 impl<'a, W: World> Exec<'a, W> {
