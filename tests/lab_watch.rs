@@ -107,10 +107,7 @@ fn a_stopped_web_server_makes_exactly_one_failover() {
     );
     assert!(out.contains("failover blue -> green"), "{out}");
     // After it, green is the primary and healthy.
-    let after = out
-        .split("failover blue -> green")
-        .nth(1)
-        .unwrap_or_default();
+    let after = out.split("failover blue -> green").nth(1).unwrap_or_default();
     assert!(after.contains("web  primary healthy"), "{out}");
     let (_, page) = client_get("http://198.18.0.100/");
     assert!(page.contains("host=green"), "{page}");
