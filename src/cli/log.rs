@@ -312,5 +312,18 @@ fn print_record(r: &Record) {
             at,
             ..
         } => say!("{at}  finish {outcome:?}: {message}"),
+        Record::Notify {
+            about,
+            target,
+            ok,
+            detail,
+            duration_ms,
+            at,
+            ..
+        } => say!(
+            "{at}  notify {} via {target}: {} in {duration_ms} ms: {detail}",
+            about.name(),
+            if *ok { "sent" } else { "FAILED" }
+        ),
     }
 }

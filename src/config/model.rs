@@ -42,6 +42,9 @@ pub struct Settings {
     pub finish_expired_holds: bool,
     /// How `baton watch` watches (`[watch]`).
     pub watch: Watch,
+    /// Notifications of every pair whose file has no `[notify]` of its own
+    /// (a pair's keys replace these one by one).
+    pub notify: Notify,
 }
 
 /// How `baton watch` watches the pairs (`[watch]` in baton.toml).
@@ -77,6 +80,74 @@ impl Watch {
             cooldown_secs: self.cooldown.as_secs(),
             quorum: self.quorum,
         }
+    }
+}
+
+/// Where a run's notifications go (`[notify]`): a local command and/or a
+/// webhook, which moments, and how long each may take.
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// A local command (`sh -c`) that gets the event on stdin.
+    pub command: Option<String>,
+    /// A webhook the event is POSTed to.
+    pub webhook: Option<WebhookUrl>,
+    /// Which moments are sent.
+    pub on: crate::core::notify::Filter,
+    /// How long each notifier may take before it is given up (a command
+    /// killed with its process group).
+    pub timeout: Duration,
+}
+
+/// The default time a notifier may take.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest time a notifier may be given.
+pub const NOTIFY_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+impl Notify {
+    /// No notifier.
+    pub fn none() -> Notify {
+        Notify {
+            command: None,
+            webhook: None,
+            on: crate::core::notify::Filter::default(),
+            timeout: NOTIFY_TIMEOUT,
+        }
+    }
+
+    /// Whether anything is ever sent.
+    pub fn active(&self) -> bool {
+        (self.command.is_some() || self.webhook.is_some())
+            && self.on != crate::core::notify::Filter::NONE
+    }
+}
+
+/// A webhook's URL (http or https). It usually holds a token: its
+/// `Debug` and [`shown`](WebhookUrl::shown) keep only the scheme, host and
+/// port.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    /// A URL already checked to be http(s) with a host.
+    pub fn new(url: String) -> WebhookUrl {
+        WebhookUrl(url)
+    }
+
+    /// The whole URL, to send to (never to show).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// As baton shows it: `https://hooks.example/…`.
+    pub fn shown(&self) -> String {
+        crate::core::notify::shown_url(&self.0)
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookUrl({})", self.shown())
     }
 }
 
@@ -117,6 +188,8 @@ pub struct Pair {
     /// The role hooks of a replicated service (`[roles]`): with them, a
     /// run hands the primary role over as well as traffic.
     pub roles: Option<Roles>,
+    /// Where its runs' notifications go (its `[notify]` over baton.toml's).
+    pub notify: Notify,
 }
 
 impl Pair {

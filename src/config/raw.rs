@@ -41,6 +41,8 @@ pub struct GlobalFile {
     pub finish_expired_holds: Option<bool>,
     /// How `baton watch` watches.
     pub watch: Option<WatchFile>,
+    /// Notifications for every pair.
+    pub notify: Option<NotifyFile>,
 }
 
 /// `[watch]` in baton.toml: how `baton watch` watches the pairs.
@@ -53,6 +55,22 @@ pub struct WatchFile {
     #[serde(default, with = "humantime_serde")]
     pub cooldown: Option<Duration>,
     pub quorum: Option<usize>,
+}
+
+/// `[notify]`, in baton.toml or in a pair file (the pair's keys win): a
+/// local command and/or a webhook told of a run's start and end.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    /// A local command that gets the event on stdin.
+    pub command: Option<String>,
+    /// An http(s) URL the event is POSTed to.
+    pub webhook: Option<String>,
+    /// Which moments are sent (`start` and outcome names).
+    pub on: Option<Vec<String>>,
+    /// How long each notifier may take.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// `[maintenance]`, in baton.toml or in a pair file (the pair's keys win).
@@ -110,6 +128,7 @@ pub struct PairFile {
     #[serde(default)]
     pub changes: BTreeMap<String, ChangeFile>,
     pub roles: Option<RolesFile>,
+    pub notify: Option<NotifyFile>,
 }
 
 /// `[roles]`: the hooks that hand a replicated service's primary role over.

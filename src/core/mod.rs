@@ -8,6 +8,7 @@ pub mod experiment;
 pub mod fleet;
 pub mod gate;
 pub mod holder;
+pub mod notify;
 pub mod op;
 pub mod position;
 pub mod preflight;

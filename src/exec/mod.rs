@@ -7,10 +7,12 @@
 //! perform when nothing fails) and the unit tests seed with faults (so
 //! every branch of a run runs in memory). The rest of `exec` is the run
 //! itself (`run`), each step as operations (`steps`, `change`), the window
-//! decision (`schedule`), signals and crash points.
+//! decision (`schedule`), its notifications (`notify`), signals and crash
+//! points.
 
 pub mod change;
 pub mod crash;
+pub mod notify;
 pub mod real;
 pub mod run;
 pub mod schedule;
@@ -353,6 +355,8 @@ mod ab_tests;
 mod haproxy_tests;
 #[cfg(test)]
 mod hold_tests;
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod roles_tests;
 #[cfg(test)]

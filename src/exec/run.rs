@@ -17,6 +17,7 @@ use crate::core::gate::{Decision, Member};
 use crate::core::holder::Holder as Seen;
 use crate::core::preflight;
 use crate::exec::change;
+use crate::exec::notify::Notifier;
 use crate::exec::real::RealWorld;
 use crate::exec::schedule;
 use crate::exec::signals;
@@ -322,10 +323,12 @@ pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Pro
         [sessions[0].as_ref(), sessions[1].as_ref()],
         balancer.as_ref(),
     );
+    let notify = Notifier::for_pair(pair);
     let at = Places {
         journal: &journal,
         store: &store,
         progress,
+        notify: &notify,
     };
     proceed(
         config,
@@ -348,11 +351,31 @@ pub struct Places<'a> {
     pub store: &'a StateStore,
     /// Where progress goes.
     pub progress: &'a dyn Progress,
+    /// Where notifications go.
+    pub notify: &'a Notifier,
 }
 
 /// The run once the pair's lock is held and the pair observed: settle an
-/// interrupted run, then start the one asked for. On any world.
+/// interrupted run, then start the one asked for; then the notifications
+/// still on their way, within their timeout. On any world.
 pub async fn proceed<W: World>(
+    config: &Config,
+    pair: &Pair,
+    req: &Request,
+    at: Places<'_>,
+    world: &W,
+    last: (Option<RunView>, String),
+    seen: (PairSeen, Instant),
+) -> Finished {
+    let finished = settle_then_start(config, pair, req, at, world, last, seen).await;
+    at.notify
+        .settle(at.journal, req, (finished.outcome, &finished.message))
+        .await;
+    finished
+}
+
+/// `proceed` without the notifications' end.
+async fn settle_then_start<W: World>(
     config: &Config,
     pair: &Pair,
     req: &Request,
@@ -465,11 +488,15 @@ pub async fn proceed<W: World>(
             if let Err(e) = at.journal.append(&Record::Finish {
                 run: view.start.run().to_string(),
                 outcome: Outcome::Incomplete,
-                message,
+                message: message.clone(),
                 at: now_rfc3339(),
             }) {
                 return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string());
             }
+            at.notify.know(&view.start);
+            let run = view.start.run();
+            at.notify
+                .end(run, &view.ended, Outcome::Incomplete, &message);
         }
         (Some(view), None) => {
             let held = held_text(&view, &pair.name);
@@ -583,6 +610,7 @@ async fn fresh<W: World>(
         journal,
         store,
         progress,
+        ..
     } = at;
     let recorded = match store.load(&pair.name) {
         Ok(s) => s,
@@ -726,6 +754,7 @@ async fn fresh<W: World>(
     if let Err(e) = journal.append(&start) {
         return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string());
     }
+    at.notify.know(&start);
 
     // Step 0, preflight: everything must be well before anything changes.
     if let Err(e) = journal.append(&Record::Begin {
@@ -813,8 +842,12 @@ async fn fresh<W: World>(
     }
     if !ok {
         let message = format!("did not start, nothing was changed: {detail}");
-        if let Err(e) = ctx.finish(Outcome::NotStarted, &message) {
-            return ctx.stopped(&e, &[]);
+        let refused = [Ended {
+            step: Step::Preflight,
+            ok: false,
+        }];
+        if let Err(e) = ctx.finish(Outcome::NotStarted, &message, &refused) {
+            return ctx.stopped(&e, &refused);
         }
         return Finished {
             outcome: Outcome::NotStarted,
@@ -832,6 +865,7 @@ async fn fresh<W: World>(
         step: Step::Preflight,
         ok,
     }];
+    at.notify.start(&ctx.run, None);
     ctx.drive(&mut ended).await
 }
 
@@ -966,6 +1000,7 @@ fn resumed<'a, W: World>(
     if *roles && pair.roles.is_none() {
         return Err(refuse(progress, &pair.name, Outcome::Operator, format!("the unfinished run {run} handed the primary role over with the pair's [roles] hooks, which are no longer configured: put them back to settle it")));
     }
+    at.notify.know(&view.start);
     let mut ctx = Ctx::new(
         pair,
         (run.clone(), *kind),
@@ -1058,6 +1093,8 @@ async fn conclude<W: World>(
         step: Step::Decide,
         ok: keep == Keep::New,
     });
+    let decision = crate::core::notify::Decision::of(keep == Keep::New, ctx.shape);
+    at.notify.start(&ctx.run, Some(decision));
     ctx.drive(&mut ended).await
 }
 
@@ -1153,7 +1190,7 @@ async fn recover<W: World>(
             Resolution::Retry => {}
             Resolution::Operator => {
                 let message = format!("run {run} was interrupted inside {} and traffic is unclear ({why}); an operator must decide", step.name());
-                if let Err(e) = ctx.finish(Outcome::Operator, &message) {
+                if let Err(e) = ctx.finish(Outcome::Operator, &message, &ended) {
                     return ctx.stopped(&e, &ended);
                 }
                 return Finished {
@@ -1194,6 +1231,7 @@ struct Ctx<'a, W> {
     store: &'a StateStore,
     world: &'a W,
     progress: &'a dyn Progress,
+    notify: &'a Notifier,
     /// What a step hands on to later ones (the TTL to drain, the
     /// announcement whose report the next step reads).
     carry: Carry,
@@ -1304,6 +1342,7 @@ impl<'a, W: World> Ctx<'a, W> {
             store: at.store,
             world,
             progress: at.progress,
+            notify: at.notify,
             carry: Carry::default(),
             shape: Shape::Plain,
             ramp: None,
@@ -1371,9 +1410,10 @@ impl<'a, W: World> Ctx<'a, W> {
             .map_err(|e| Unrecorded(format!("cannot journal the start of {}: {e}", step.name())))
     }
 
-    /// Journals the run's end and reports it; when the record cannot be
-    /// written, nothing is reported as done (the caller stops).
-    fn finish(&self, outcome: Outcome, message: &str) -> Result<(), Unrecorded> {
+    /// Journals the run's end (after the steps `ended`) and reports it;
+    /// when the record cannot be written, nothing is reported as done (the
+    /// caller stops).
+    fn finish(&self, outcome: Outcome, message: &str, ended: &[Ended]) -> Result<(), Unrecorded> {
         self.journal
             .append(&Record::Finish {
                 run: self.run.clone(),
@@ -1388,6 +1428,7 @@ impl<'a, W: World> Ctx<'a, W> {
             outcome,
             message,
         ));
+        self.notify.end(&self.run, ended, outcome, message);
         Ok(())
     }
 
@@ -1416,6 +1457,8 @@ impl<'a, W: World> Ctx<'a, W> {
             Outcome::Operator,
             &message,
         ));
+        self.notify
+            .end(&self.run, ended, Outcome::Operator, &message);
         Finished {
             outcome: Outcome::Operator,
             held: Held::Not,
@@ -1437,6 +1480,7 @@ impl<'a, W: World> Ctx<'a, W> {
                         Outcome::Held,
                         &message,
                     ));
+                    self.notify.end(&self.run, ended, Outcome::Held, &message);
                     return Finished {
                         outcome: Outcome::Held,
                         held: Held::Not,
@@ -1454,7 +1498,7 @@ impl<'a, W: World> Ctx<'a, W> {
                         }
                     }
                     let message = self.message(outcome, ended);
-                    if let Err(e) = self.finish(outcome, &message) {
+                    if let Err(e) = self.finish(outcome, &message, ended) {
                         return self.stopped(&e, ended);
                     }
                     return Finished {
@@ -1561,6 +1605,7 @@ impl<'a, W: World> Ctx<'a, W> {
                             if let Err(e) = self.end(step, false, &why, started.elapsed(), x.records) {
                                 return self.stopped(&e, ended);
                             }
+                            self.notify.end(&self.run, ended, Outcome::Operator, &why);
                             return Finished {
                                 outcome: Outcome::Operator,
                                 held: Held::Not,

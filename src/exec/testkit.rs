@@ -4,7 +4,7 @@
 //! state files in that directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::sim::Sim;
@@ -52,6 +52,8 @@ pub struct Lab {
     pub config: Config,
     /// Every progress event of every run, in order.
     pub progress: Collect,
+    /// Every notification the runs made, whatever `[notify]` says.
+    pub notified: Arc<Mutex<Vec<crate::core::notify::Event>>>,
 }
 
 impl Lab {
@@ -86,6 +88,7 @@ impl Lab {
             dir,
             config,
             progress: Collect::default(),
+            notified: Arc::default(),
         }
     }
 
@@ -156,10 +159,12 @@ impl Lab {
         adjust(&mut req);
         let journal = self.journal();
         let store = StateStore::new(&self.state_dir());
+        let notify = crate::exec::notify::Notifier::recording(pair, Arc::clone(&self.notified));
         let at = Places {
             journal: &journal,
             store: &store,
             progress: &self.progress,
+            notify: &notify,
         };
         let last = journal.last_run().expect("the journal reads");
         let seen = world.observe(pair).await;

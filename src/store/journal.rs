@@ -125,6 +125,25 @@ pub enum Record {
         message: String,
         at: String,
     },
+    /// A notification about the run was sent, or could not be (written
+    /// after the run's end: a notifier never delays a step). `run` is
+    /// empty for a command refused before any run began.
+    Notify {
+        run: String,
+        /// What it told: `start`, or the outcome.
+        about: crate::core::notify::Trigger,
+        /// `command`, or `webhook` and the URL as baton shows it (scheme,
+        /// host and port: never its path or query).
+        target: String,
+        /// Whether it was delivered (the command exited 0, the webhook
+        /// answered 2xx).
+        ok: bool,
+        /// What happened (`exit 0`, `HTTP 500 ...`, `timed out after 5s,
+        /// killed`), secrets redacted.
+        detail: String,
+        duration_ms: u64,
+        at: String,
+    },
 }
 
 impl Record {
@@ -135,7 +154,8 @@ impl Record {
             | Record::Begin { at, .. }
             | Record::End { at, .. }
             | Record::Sample { at, .. }
-            | Record::Finish { at, .. } => at,
+            | Record::Finish { at, .. }
+            | Record::Notify { at, .. } => at,
         }
     }
 
@@ -146,7 +166,8 @@ impl Record {
             | Record::Begin { run, .. }
             | Record::End { run, .. }
             | Record::Sample { run, .. }
-            | Record::Finish { run, .. } => run,
+            | Record::Finish { run, .. }
+            | Record::Notify { run, .. } => run,
         }
     }
 }
@@ -573,6 +594,11 @@ impl Digest {
         else {
             return;
         };
+        // A notification, written after the run's end, is no part of the
+        // run's own time line (a held run's hold began before it).
+        if let Record::Notify { .. } = r {
+            return;
+        }
         view.last_at = Some(r.at().to_string());
         match r {
             Record::Begin { step, .. } => view.open = Some(*step),
@@ -593,7 +619,7 @@ impl Digest {
                 view.finished = Some(*outcome);
                 view.finished_at = Some(at.clone());
             }
-            Record::Start { .. } | Record::Sample { .. } => {}
+            Record::Start { .. } | Record::Sample { .. } | Record::Notify { .. } => {}
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`parse`]: the lenient TOML parse's refusals as diagnostics, with fixes;
 //! - [`settings`]: baton.toml's own keys (state directory, environments, soak);
 //! - [`maintenance`]: a `[maintenance]` table (time zone, windows, estimate);
+//! - [`notify`]: a `[notify]` table (command, webhook, moments, timeout);
 //! - [`pair`]: a pair file's own keys and the assembly of a [`Pair`](crate::config::Pair);
 //! - [`hosts`]: a pair's two hosts;
 //! - [`ssh`]: the SSH settings, a pair's `[ssh]` over baton.toml's;
@@ -41,6 +42,7 @@ mod haproxy;
 mod hosts;
 mod jump;
 mod maintenance;
+mod notify;
 mod pair;
 mod parse;
 mod paths;

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use crate::config::diag::{Key, Source};
 use crate::config::raw::{GlobalFile, PairFile};
-use crate::config::{Maintenance, Pair};
+use crate::config::{Maintenance, Notify, Pair};
 
 use super::changes::changes;
 use super::checks::checks;
 use super::hosts::hosts;
 use super::jump::routes;
 use super::maintenance::maintenance_part;
+use super::notify::notify_part;
 use super::roles::roles;
 use super::ssh::ssh_settings;
 use super::traffic::traffic;
@@ -179,6 +180,7 @@ pub(super) fn pair(
     let checks = checks(&raw.checks, src, ctx.base, hosts.as_ref(), sink);
     let changes = changes(&raw.changes, src, ctx.base, sink);
     let roles = roles(raw.roles.as_ref(), src, sink);
+    let notify = notify_part(raw.notify.as_ref(), src, sink).over(&global_notify(ctx));
 
     if sink.problems.len() > start {
         return None;
@@ -210,7 +212,20 @@ pub(super) fn pair(
         checks,
         changes,
         roles,
+        notify,
     })
+}
+
+/// baton.toml's `[notify]`, which a pair's keys override (its problems
+/// are reported once, with baton.toml's settings, which they make
+/// unusable: no pair runs then).
+fn global_notify(ctx: &PairCtx<'_>) -> Notify {
+    let mut reported_elsewhere = Vec::new();
+    let mut sink = Sink {
+        pairs: vec![],
+        problems: &mut reported_elsewhere,
+    };
+    notify_part(ctx.global.notify.as_ref(), ctx.global_src, &mut sink).over(&Notify::none())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::config::raw::GlobalFile;
 use crate::config::{Maintenance, Settings, Watch};
 
 use super::maintenance::maintenance_part;
+use super::notify::notify_part;
 use super::paths::{resolve, shown};
 use super::ssh::durations_ok;
 use super::values::valid_name;
@@ -133,6 +134,9 @@ pub(super) fn settings(
     let start = sink.problems.len();
     let part = maintenance_part(g.maintenance.as_ref(), src, sink);
     ok &= sink.problems.len() == start;
+    let start = sink.problems.len();
+    let notify = notify_part(g.notify.as_ref(), src, sink).over(&crate::config::Notify::none());
+    ok &= sink.problems.len() == start;
     ok.then(|| Settings {
         state_dir,
         environments,
@@ -141,6 +145,7 @@ pub(super) fn settings(
         holds,
         finish_expired_holds: g.finish_expired_holds.unwrap_or(true),
         watch: watch.unwrap_or_default(),
+        notify,
     })
 }
 
