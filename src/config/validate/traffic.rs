@@ -351,7 +351,13 @@ fn nonempty(
 ) -> Option<String> {
     match v {
         None => {
-            missing(sink, key, "\"/usr/local/bin/COMMAND {from} {to}\"");
+            // `switch` gets the hosts filled in; `query` runs as written.
+            let example = if key == "switch" {
+                "\"/usr/local/bin/COMMAND {from} {to}\""
+            } else {
+                "\"/usr/local/bin/COMMAND\""
+            };
+            missing(sink, key, example);
             None
         }
         Some(s) if s.trim().is_empty() => {
@@ -491,7 +497,7 @@ mod tests {
                 (
                     1,
                     "traffic method `command` needs `query`",
-                    "add `query = \"/usr/local/bin/COMMAND {from} {to}\"` under [traffic]"
+                    "add `query = \"/usr/local/bin/COMMAND\"` under [traffic]"
                 ),
             ]
         );
