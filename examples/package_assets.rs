@@ -7,7 +7,7 @@
 //! never installed.
 //!
 //! Usage: package_assets OUT_DIR
-//! writes OUT_DIR/man/*.1 (uncompressed; cargo-deb gzips them) and
+//! writes OUT_DIR/man/*.1 (uncompressed; scripts/package gzips them) and
 //! OUT_DIR/completions/{baton.bash,_baton,baton.fish}. OUT_DIR/man is emptied
 //! first, so the page of a removed subcommand does not linger. The pages'
 //! date is that of `SOURCE_DATE_EPOCH` when it is set (scripts/package sets
