@@ -4,8 +4,6 @@
 //! that cannot be rolled back; an upload no longer in place on a host,
 //! asked over SSH), then the fleet run in the reverse of apply's order.
 
-use futures_util::future::join_all;
-
 use crate::cli::apply::{apply_fleet, FleetOptions};
 use crate::cli::exit::Exit;
 use crate::config::{Change, Config, Host, Pair};
@@ -38,6 +36,7 @@ pub async fn rollback_fleet(
     }
     let mut eligible = config.clone();
     eligible.pairs.clear();
+    let mut unjudged = false;
     for pair in config.pairs.values() {
         let Some(change) = pair.changes.get(name) else {
             continue;
@@ -56,28 +55,50 @@ pub async fn rollback_fleet(
             Ok(Finished::Never) => "the change never finished here",
             Ok(Finished::Withdrawn) => "already rolled back",
             Ok(Finished::Held) => "held, not finished: `baton revert` takes it back",
-            Err(ref e) => e.as_str(),
+            Err(ref e) => {
+                unjudged = true;
+                e.as_str()
+            }
         };
         eprintln!("baton: {}: skipped: {skipped}", pair.name);
     }
     if eligible.pairs.is_empty() {
         eprintln!("baton: no selected pair has change `{name}` to roll back; nothing was done");
-        return Exit::Ok;
+        // A pair whose history cannot be read was not judged: say so by
+        // the exit code too.
+        return if unjudged { Exit::Operator } else { Exit::Ok };
     }
-    let problems = uploads_in_place(&eligible, name).await;
+    let found = uploads_in_place(&eligible, name).await;
+    for n in found.iter().filter(|f| !f.blocking) {
+        eprintln!("baton: {}", n.text);
+    }
+    let problems: Vec<&Found> = found.iter().filter(|f| f.blocking).collect();
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("baton: {p}");
+            eprintln!("baton: {}", p.text);
         }
-        eprintln!("baton: change `{name}` cannot be rolled back on every selected pair: a rollback puts an upload back only while the host still holds what the change uploaded. Put the files back as the change left them, or leave those pairs out. Nothing was done.");
+        eprintln!("baton: change `{name}` cannot be rolled back on every selected pair: a rollback puts an upload back only while the host still holds what the change uploaded, and the change has no rollback steps of its own to take it back. Put the files back as the change left them, or leave those pairs out. Nothing was done.");
         return Exit::NotStarted;
     }
     apply_fleet(&eligible, req, json, opts).await
 }
 
-/// Asks both hosts of every pair, all at once, what a rollback would find
-/// at each upload's destination; one line per thing that stands in the way.
-async fn uploads_in_place(config: &Config, name: &str) -> Vec<String> {
+/// Hosts asked at once.
+const AT_ONCE: usize = 16;
+
+/// One thing the check found.
+struct Found {
+    /// What, in a line.
+    text: String,
+    /// Whether it stops the rollback (else a note: an upload left to the
+    /// change's own rollback steps).
+    blocking: bool,
+}
+
+/// Asks both hosts of every pair (`AT_ONCE` at a time) what a rollback
+/// would find at each upload's destination; one line per thing found.
+async fn uploads_in_place(config: &Config, name: &str) -> Vec<Found> {
+    use futures_util::StreamExt;
     let mut asks = Vec::new();
     for pair in config.pairs.values() {
         let Some(change) = pair.changes.get(name) else {
@@ -90,46 +111,80 @@ async fn uploads_in_place(config: &Config, name: &str) -> Vec<String> {
             asks.push(ask_host(pair, host, change));
         }
     }
-    join_all(asks).await.into_iter().flatten().collect()
+    futures_util::stream::iter(asks)
+        .buffer_unordered(AT_ONCE)
+        .collect::<Vec<Vec<Found>>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// One host's uploads of the change: what stands in the way of putting
 /// them back.
-async fn ask_host(pair: &Pair, host: &Host, change: &Change) -> Vec<String> {
+async fn ask_host(pair: &Pair, host: &Host, change: &Change) -> Vec<Found> {
     let at = format!("{}: {}", pair.name, host.name);
+    let stop = |text: String| Found {
+        text,
+        blocking: true,
+    };
     let ssh = match SshHost::connect(Target::new(host, &pair.ssh)).await {
         Ok(s) => s,
-        Err(e) => return vec![format!("{at}: cannot check its uploads: {e}")],
+        Err(e) => return vec![stop(format!("{at}: cannot check its uploads: {e}"))],
     };
-    let mut problems = Vec::new();
+    let owner = match crate::exec::change::hash(change) {
+        Ok(h) => h,
+        Err(e) => {
+            return vec![stop(format!(
+                "{at}: cannot hash change {}: {e}",
+                change.name
+            ))]
+        }
+    };
+    let mut found = Vec::new();
     for u in &change.upload {
         let sha = match crate::exec::change::upload_sha256(u) {
             Ok(s) => s,
             Err(e) => {
-                problems.push(format!("{at}: cannot read {}: {e}", u.from.display()));
+                found.push(stop(format!("{at}: cannot read {}: {e}", u.from.display())));
                 continue;
             }
         };
-        let answer = match ssh.run(&restore::probe_line(&u.to, &sha)).await {
+        let probe = restore::probe_line(&restore::Upload {
+            path: &u.to,
+            change: &owner,
+            sha256: &sha,
+        });
+        let answer = match ssh.run(&probe).await {
             Ok(out) if out.success() => Standing::parse(&out.stdout_text()),
             Ok(out) => {
-                problems.push(format!(
+                found.push(stop(format!(
                     "{at}: cannot check {}: {}",
                     u.to,
                     out.stderr_text().trim()
-                ));
+                )));
                 continue;
             }
             Err(e) => {
-                problems.push(format!("{at}: cannot check {}: {e}", u.to));
+                found.push(stop(format!("{at}: cannot check {}: {e}", u.to)));
                 continue;
             }
         };
         match answer {
             Some(s) if s.restorable() => {}
-            Some(s) => problems.push(format!("{at}: {} {}", u.to, s.describe())),
-            None => problems.push(format!("{at}: {}: an answer baton cannot read", u.to)),
+            // The change's own rollback steps may take the file back: the
+            // rollback goes on, leaving the file to them, and says so.
+            Some(s) if !change.rollback.is_empty() => found.push(Found {
+                text: format!(
+                    "{at}: {} {}: it is left to the change's rollback steps",
+                    u.to,
+                    s.describe()
+                ),
+                blocking: false,
+            }),
+            Some(s) => found.push(stop(format!("{at}: {} {}", u.to, s.describe()))),
+            None => found.push(stop(format!("{at}: {}: an answer baton cannot read", u.to))),
         }
     }
-    problems
+    found
 }

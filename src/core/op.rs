@@ -153,12 +153,18 @@ pub enum Remote {
     KeepPrevious {
         /// The upload's destination.
         path: String,
+        /// The change's content hash (the owner of what is kept).
+        change: String,
+        /// The uploaded content's SHA-256, lower-case hex.
+        sha256: String,
     },
     /// Put back what an upload replaced, while the file still holds what
     /// the change uploaded (`core::restore`).
     RestorePrevious {
         /// The upload's destination.
         path: String,
+        /// The change's content hash (only its own mark is acted on).
+        change: String,
         /// The uploaded content's SHA-256, lower-case hex.
         sha256: String,
     },
@@ -448,10 +454,24 @@ impl Remote {
         let path = "PATH=\"$PATH:/usr/sbin:/sbin\"";
         match self {
             Remote::Shell(line) => Invocation::User(line.clone()),
-            Remote::KeepPrevious { path: p } => Invocation::User(restore::keep_line(p)),
-            Remote::RestorePrevious { path: p, sha256 } => {
-                Invocation::User(restore::restore_line(p, sha256))
-            }
+            Remote::KeepPrevious {
+                path,
+                change,
+                sha256,
+            } => Invocation::User(restore::keep_line(&restore::Upload {
+                path,
+                change,
+                sha256,
+            })),
+            Remote::RestorePrevious {
+                path,
+                change,
+                sha256,
+            } => Invocation::User(restore::restore_line(&restore::Upload {
+                path,
+                change,
+                sha256,
+            })),
             Remote::AddrShow { interface } => Invocation::User(format!(
                 "{path} ip -o addr show dev {}",
                 quote::quote(interface)
@@ -896,13 +916,19 @@ mod tests {
     fn values_in_shell_lines_are_quoted() {
         let keep = Remote::KeepPrevious {
             path: "/etc/it's.conf".into(),
+            change: "c0ffee".into(),
+            sha256: "ab".into(),
         };
         let Invocation::User(line) = keep.invocation() else {
             panic!("not a user command")
         };
-        assert_eq!(
-            line,
-            "if [ -e '/etc/it'\\''s.conf' ]; then cp -p -- '/etc/it'\\''s.conf' '/etc/it'\\''s.conf.baton-prev'; else rm -f -- '/etc/it'\\''s.conf.baton-prev'; fi"
+        assert!(
+            line.starts_with("f='/etc/it'\\''s.conf'; if [ ! -w /etc ]"),
+            "{line}"
+        );
+        assert!(
+            line.contains("cp -p -- \"$f\" '/etc/it'\\''s.conf.baton-prev'"),
+            "{line}"
         );
         let show = Remote::AddrShow {
             interface: "eth0;x".into(),

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Change, Upload};
 use crate::core::op::{Op, Remote};
+use crate::core::restore;
 use crate::exec::{output, succeeded, Exec, Failed, World};
 
 /// The change's content hash: its label, steps, rollback steps, and every
@@ -46,10 +47,15 @@ pub async fn apply<W: World>(
     host: &str,
     change: &Change,
 ) -> Result<String, Failed> {
+    let owner = owner(change)?;
     for u in &change.upload {
         x.remote_ok(
             host,
-            Remote::KeepPrevious { path: u.to.clone() },
+            Remote::KeepPrevious {
+                path: u.to.clone(),
+                change: owner.clone(),
+                sha256: sha_of(u)?,
+            },
             &format!("keeping the previous {}", u.to),
         )
         .await?;
@@ -80,6 +86,15 @@ pub fn upload_sha256(upload: &Upload) -> std::io::Result<String> {
         .collect())
 }
 
+/// The change's hash, which owns what its uploads keep.
+fn owner(change: &Change) -> Result<String, Failed> {
+    hash(change).map_err(|e| Failed(format!("cannot hash change {}: {e}", change.name)))
+}
+
+fn sha_of(u: &Upload) -> Result<String, Failed> {
+    upload_sha256(u).map_err(|e| Failed(format!("cannot read {}: {e}", u.from.display())))
+}
+
 /// Rolls a change back on `host`: puts its uploads back (the last first),
 /// then runs its rollback steps.
 pub async fn rollback<W: World>(
@@ -92,23 +107,37 @@ pub async fn rollback<W: World>(
             "the change has no rollback steps and no uploads; the host keeps it".to_string(),
         );
     }
+    let owner = owner(change)?;
+    let mut left = Vec::new();
     for u in change.upload.iter().rev() {
-        let sha256 = upload_sha256(u)
-            .map_err(|e| Failed(format!("cannot read {}: {e}", u.from.display())))?;
-        x.remote_ok(
-            host,
-            Remote::RestorePrevious {
-                path: u.to.clone(),
-                sha256,
-            },
-            &format!("putting back {}", u.to),
-        )
-        .await?;
+        let out = x
+            .remote_ok(
+                host,
+                Remote::RestorePrevious {
+                    path: u.to.clone(),
+                    change: owner.clone(),
+                    sha256: sha_of(u)?,
+                },
+                &format!("putting back {}", u.to),
+            )
+            .await?;
+        if restore::Restored::parse(&out.stdout_text()) == restore::Restored::Left {
+            left.push(u.to.as_str());
+        }
     }
     run_steps(x, host, &change.rollback).await?;
+    let uploads = change.upload.len();
+    let back = if left.is_empty() {
+        format!("{uploads} upload(s) put back")
+    } else {
+        format!(
+            "{} of {uploads} upload(s) put back ({} left as it is: see the step's output)",
+            uploads - left.len(),
+            left.join(", ")
+        )
+    };
     Ok(format!(
-        "{} upload(s) put back, {} rollback step(s)",
-        change.upload.len(),
+        "{back}, {} rollback step(s)",
         change.rollback.len()
     ))
 }

@@ -372,7 +372,11 @@ async fn a_rollback_run_takes_the_change_back_on_both_hosts() {
         );
         assert!(!ops.iter().any(|c| c.contains("deploy v2")), "{ops:?}");
         // The upload is put back before the change's rollback steps.
-        assert!(ops[0].contains("sha256sum < /etc/site.conf"), "{ops:?}");
+        assert!(
+            ops[0].starts_with("f=/etc/site.conf;")
+                && ops[0].contains("site.conf.baton-prev.owner"),
+            "{ops:?}"
+        );
     }
     assert_eq!(vip_on(&sim), ["blue"]);
     let start = lab

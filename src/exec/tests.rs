@@ -84,7 +84,7 @@ async fn a_failed_change_on_the_standby_is_rolled_back_and_traffic_never_moves()
         .collect();
     assert_eq!(undo.len(), 3, "{undo:?}");
     assert!(
-        undo[0].contains("sha256sum < /etc/site.conf") && undo[0].contains("site.conf.baton-prev"),
+        undo[0].starts_with("f=/etc/site.conf;") && undo[0].contains("site.conf.baton-prev.owner"),
         "{undo:?}"
     );
     assert!(undo[1].contains("cp /etc/site.conf.baton-prev"), "{undo:?}");
