@@ -132,13 +132,13 @@ pub fn render(config: &Config) -> String {
                     "baton_watch_observed_timestamp_seconds{{pair=\"{name}\"}} {secs}"
                 );
             }
-            let paused = matches!(store.load_pause(name), Ok(Some(_)));
-            let _ = writeln!(
-                paused_now,
-                "baton_watch_paused{{pair=\"{name}\"}} {}",
-                u8::from(paused)
-            );
         }
+        let paused = matches!(store.load_pause(name), Ok(Some(_)));
+        let _ = writeln!(
+            paused_now,
+            "baton_watch_paused{{pair=\"{name}\"}} {}",
+            u8::from(paused)
+        );
         if let Ok(Some(state)) = store.load(name) {
             for h in &pair.hosts {
                 let _ = writeln!(

@@ -143,6 +143,21 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                 &format!("{}  {}", pair.name, detail),
             );
             if let Some(Verdict::Failover { from, to, count }) = verdict {
+                if crate::exec::signals::count() > 0 {
+                    break;
+                }
+                // Observed a moment ago, and another failover may have
+                // taken minutes since: look again, and act only if nothing
+                // changed (still this primary, still failing, not paused,
+                // no run open).
+                if let Some(changed) = changed_since(pair, &store, dir, &from).await {
+                    say(
+                        opts.json,
+                        &serde_json::json!({"event": "skipped", "pair": pair.name, "why": changed}),
+                        &format!("{}  no failover: {changed}", pair.name),
+                    );
+                    continue;
+                }
                 let reason = format!(
                     "automatic failover by baton watch ({me}): {from} failed {count} observations in a row, {to} passed"
                 );
@@ -154,6 +169,21 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                 let printer = Printer::new(Mode::detect(opts.json), 1);
                 let finished = run::run(config, pair, &req, &printer).await;
                 drop(printer);
+                // The cooldown starts with a failover that began, not with
+                // one refused before its steps (a lock held, a stop).
+                if finished.outcome != crate::core::cycle::Outcome::NotStarted {
+                    crate::core::watch::started(w, now);
+                    if let Err(e) = store.save_json(
+                        &observed_file(&pair.name),
+                        &Observed {
+                            last_failover: w.last_failover,
+                            failures: w.failures,
+                            ..record.clone()
+                        },
+                    ) {
+                        eprintln!("baton: watch: {}: {e}", pair.name);
+                    }
+                }
                 let exit = exit_of(&finished);
                 worst = worst.worst(exit);
                 say(
@@ -184,6 +214,29 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
         "stopped watching",
     );
     worst
+}
+
+/// Why a failover decided on an earlier look must not go ahead now, if
+/// anything changed: the pair paused, a run opened, another primary, or
+/// the primary healthy again.
+async fn changed_since(
+    pair: &Pair,
+    store: &StateStore,
+    dir: &std::path::Path,
+    from: &str,
+) -> Option<String> {
+    use crate::core::watch::Health;
+    match look(pair, store, dir).await {
+        Err(why) => Some(format!("cannot look again: {why}")),
+        Ok((_, true)) => Some("paused since".to_string()),
+        Ok((s, false)) if s.run_open => Some("a run opened since".to_string()),
+        Ok((s, false)) => match s.primary {
+            Some((p, _)) if p != from => Some(format!("{p} is the primary now")),
+            Some((_, Health::Healthy)) => Some(format!("{from} passes its checks again")),
+            Some(_) => None,
+            None => Some("no roles recorded any more".to_string()),
+        },
+    }
 }
 
 /// One pair looked at: what the rules need, and whether it is paused.

@@ -638,6 +638,12 @@ impl Op {
     /// least `LONG_WAIT`: progress says what it waits for and until when.
     pub fn long_wait(&self) -> Option<Duration> {
         let d = match self {
+            // The quiesce hold is inside the switch: nothing, not even a
+            // line of progress, is written there.
+            Op::Wait {
+                reason: WaitFor::Quiesce,
+                ..
+            } => return None,
             Op::Wait { duration, .. } => *duration,
             Op::Observe { period, .. } => *period,
             Op::Propagate { within, .. }
@@ -894,6 +900,11 @@ mod tests {
         assert_eq!(wait(300).long_wait(), Some(Duration::from_secs(300)));
         assert_eq!(wait(1).long_wait(), Some(LONG_WAIT));
         assert_eq!(wait(0).long_wait(), None);
+        let quiesce = Op::Wait {
+            duration: Duration::from_secs(2),
+            reason: WaitFor::Quiesce,
+        };
+        assert_eq!(quiesce.long_wait(), None);
         let observe = Op::Observe {
             host: "green".into(),
             address: "192.0.2.1".parse().unwrap(),

@@ -89,6 +89,9 @@ impl Seen {
 /// A pair's watch, carried from one observation to the next.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PairWatch {
+    /// The primary the failures were counted for (a new primary starts
+    /// the count over).
+    pub primary: Option<String>,
     /// Consecutive observations in which the primary was not healthy.
     pub failures: u32,
     /// When the last automatic failover began (seconds since the epoch).
@@ -165,7 +168,10 @@ pub enum Verdict {
 
 /// Judges one observation at `now` (seconds since the epoch). `agree`:
 /// how many watchers (this one included) see the primary unreachable.
-/// Counts the failure, and when a failover is made, remembers when.
+/// Counts the failure; failures are counted per primary, and not while the
+/// pair is paused or a run of it is open (both start the count over, so a
+/// resume or a run's end never fails over on one observation). The
+/// watcher calls [`started`] once a failover has begun.
 pub fn judge(w: &mut PairWatch, seen: &Seen, policy: &Policy, now: u64, agree: usize) -> Verdict {
     let Some((primary, p_health)) = &seen.primary else {
         w.failures = 0;
@@ -174,9 +180,23 @@ pub fn judge(w: &mut PairWatch, seen: &Seen, policy: &Policy, now: u64, agree: u
             why: Withheld::NoRoles,
         };
     };
+    if w.primary.as_deref() != Some(primary.as_str()) {
+        w.primary = Some(primary.clone());
+        w.failures = 0;
+    }
     if *p_health == Health::Healthy {
         w.failures = 0;
         return Verdict::Healthy;
+    }
+    let not_counted = |w: &mut PairWatch, why| {
+        w.failures = 0;
+        Verdict::Withheld { count: 0, why }
+    };
+    if w.paused {
+        return not_counted(w, Withheld::Paused);
+    }
+    if seen.run_open {
+        return not_counted(w, Withheld::RunOpen);
     }
     w.failures = w.failures.saturating_add(1);
     let count = w.failures;
@@ -187,12 +207,6 @@ pub fn judge(w: &mut PairWatch, seen: &Seen, policy: &Policy, now: u64, agree: u
         };
     }
     let withheld = |why| Verdict::Withheld { count, why };
-    if w.paused {
-        return withheld(Withheld::Paused);
-    }
-    if seen.run_open {
-        return withheld(Withheld::RunOpen);
-    }
     if let Some(last) = w.last_failover {
         let until = last.saturating_add(policy.cooldown_secs);
         if now < until {
@@ -212,13 +226,18 @@ pub fn judge(w: &mut PairWatch, seen: &Seen, policy: &Policy, now: u64, agree: u
             quorum: policy.quorum,
         });
     }
-    w.last_failover = Some(now);
-    w.failures = 0;
     Verdict::Failover {
         from: primary.clone(),
         to: standby,
         count,
     }
+}
+
+/// A failover began at `now` (its run got past preflight): the cooldown
+/// starts, the count starts over.
+pub fn started(w: &mut PairWatch, now: u64) {
+    w.last_failover = Some(now);
+    w.failures = 0;
 }
 
 #[cfg(test)]
@@ -269,8 +288,32 @@ mod tests {
                 count: 3
             }
         );
-        assert_eq!(w.last_failover, Some(102));
-        assert_eq!(w.failures, 0);
+        // Not started (say the run did not get past its preflight): the
+        // next observation calls for it again, no cooldown.
+        assert_eq!(w.last_failover, None);
+        assert!(matches!(
+            judge(&mut w, &failing, &POLICY, 103, 1),
+            Verdict::Failover { count: 4, .. }
+        ));
+        started(&mut w, 103);
+        assert_eq!((w.last_failover, w.failures), (Some(103), 0));
+    }
+
+    #[test]
+    fn failures_are_counted_for_one_primary() {
+        let mut w = PairWatch::default();
+        judge_n(&mut w, &seen(Health::Failing, Health::Healthy), 2, 0, 1);
+        // An operator switched over: green is the primary now.
+        let swapped = Seen {
+            primary: Some(("green".into(), Health::Failing)),
+            standby: Some(("blue".into(), Health::Healthy)),
+            run_open: false,
+            failed: None,
+        };
+        assert_eq!(
+            judge(&mut w, &swapped, &POLICY, 2, 1),
+            Verdict::Failing { count: 1, of: 3 }
+        );
     }
 
     #[test]
@@ -311,12 +354,14 @@ mod tests {
         for t in 0..1200u64 {
             let s = if t % 4 == 3 { &up } else { &down };
             if let Verdict::Failover { .. } = judge(&mut w, s, &POLICY, t, 1) {
+                started(&mut w, t);
                 failovers.push(t);
             }
         }
         assert_eq!(failovers, [2, 602]);
         // Inside the cooldown the verdict names it.
         let mut w = PairWatch {
+            primary: Some("blue".into()),
             last_failover: Some(1000),
             failures: 2,
             paused: false,
@@ -396,9 +441,15 @@ mod tests {
         assert_eq!(
             judge_n(&mut w, &failing, 3, 0, 1),
             Verdict::Withheld {
-                count: 3,
+                count: 0,
                 why: Withheld::Paused
             }
+        );
+        // Resumed: the count starts over, one failure is not enough.
+        w.paused = false;
+        assert_eq!(
+            judge(&mut w, &failing, &POLICY, 4, 1),
+            Verdict::Failing { count: 1, of: 3 }
         );
         let mut w = PairWatch::default();
         let open = Seen {
@@ -408,7 +459,7 @@ mod tests {
         assert_eq!(
             judge_n(&mut w, &open, 3, 0, 1),
             Verdict::Withheld {
-                count: 3,
+                count: 0,
                 why: Withheld::RunOpen
             }
         );

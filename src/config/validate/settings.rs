@@ -196,7 +196,16 @@ fn watch(g: &GlobalFile, src: &Source<'_>, sink: &mut Sink<'_>) -> Option<Watch>
         }
     }
     if let Some(q) = w.quorum {
-        if !(1..=9).contains(&q) {
+        // One controller is one watcher: a quorum above one could never be
+        // met, and a primary that does not answer would never be failed
+        // over. Several watchers agree through etcd (issue 18).
+        if q > 1 {
+            sink.push(src.at(
+                &[N("watch"), N("quorum")],
+                format!("quorum {q} needs {q} watchers sharing one store; with the local store there is one"),
+                "use 1 (the failover's fence still has to succeed); several watchers come with the etcd store",
+            ));
+        } else if !(1..=9).contains(&q) {
             sink.push(src.at(
                 &[N("watch"), N("quorum")],
                 format!("quorum {q} is out of range"),
@@ -263,13 +272,19 @@ mod tests {
         assert!(m.is_empty(), "{m:?}");
         assert_eq!(s.expect("valid").watch, Watch::default());
         let (s, m) = global(
-            "[watch]\ninterval = \"2s\"\nfailure_threshold = 2\ncooldown = \"0s\"\nquorum = 2\n",
+            "[watch]\ninterval = \"2s\"\nfailure_threshold = 2\ncooldown = \"0s\"\nquorum = 1\n",
         );
         assert!(m.is_empty(), "{m:?}");
         let w = s.expect("valid").watch;
         assert_eq!(
             (w.interval, w.failure_threshold, w.cooldown, w.quorum),
-            (Duration::from_secs(2), 2, Duration::ZERO, 2)
+            (Duration::from_secs(2), 2, Duration::ZERO, 1)
+        );
+        let (s, m) = global("[watch]\nquorum = 2\n");
+        assert!(s.is_none());
+        assert_eq!(
+            m,
+            ["2:10: quorum 2 needs 2 watchers sharing one store; with the local store there is one"]
         );
         let (s, m) =
             global("[watch]\ninterval = \"500ms\"\nfailure_threshold = 0\nquorum = 10\nlag = 1\n");
@@ -286,7 +301,7 @@ mod tests {
             "{m:?}"
         );
         assert!(
-            m.iter().any(|l| l.contains("quorum 10 is out of range")),
+            m.iter().any(|l| l.contains("quorum 10 needs 10 watchers")),
             "{m:?}"
         );
     }
