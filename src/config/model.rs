@@ -302,9 +302,6 @@ impl std::fmt::Display for Jump {
 /// says for it. Each `Some` replaces the pair's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
-    /// The name or address to connect to (`HostName`), instead of the
-    /// host's address.
-    pub dial: Option<String>,
     /// Login user (`User`).
     pub user: Option<String>,
     /// SSH port (`Port`).

@@ -37,6 +37,8 @@ pub(crate) enum JumpError {
     Host(String),
     #[error("`{0}` is not a port (1-65535)")]
     Port(String),
+    #[error("`{0}`: an IPv6 address goes in brackets, like [2001:db8::1]:22")]
+    Bracket(String),
 }
 
 /// Reads a `jump` value: `[user@]host[:port]`, comma-separated (OpenSSH's
@@ -83,6 +85,8 @@ fn parse_hop(hop: &str) -> Result<Jump, JumpError> {
                 ),
             ),
         }
+    } else if rest.matches(':').count() > 1 {
+        return Err(JumpError::Bracket(rest.to_string()));
     } else {
         match rest.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -95,7 +99,7 @@ fn parse_hop(hop: &str) -> Result<Jump, JumpError> {
     let port = match port {
         None => 22,
         Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => n,
             _ => return Err(JumpError::Port(p.to_string())),
         },
     };
@@ -104,6 +108,15 @@ fn parse_hop(hop: &str) -> Result<Jump, JumpError> {
         host: host.to_string(),
         port,
     })
+}
+
+/// Whether a hop names its port (`host:22`, `[v6]:22`).
+fn has_port(hop: &str) -> bool {
+    let rest = hop.rsplit_once('@').map_or(hop, |(_, r)| r);
+    match rest.strip_prefix('[') {
+        Some(inner) => inner.split_once("]:").is_some(),
+        None => rest.contains(':'),
+    }
 }
 
 /// An IP address, or a DNS name of letters, digits, `-` and `.`.
@@ -205,10 +218,22 @@ pub(super) fn routes(
         if let Some(o) = openssh {
             let p = o.config.query(&host.name);
             let mut used = false;
+            // baton connects to the host's own address, where its checks and
+            // its traffic go: a HostName elsewhere (a block meant for a
+            // host of the same name in another pair, say) would run the
+            // pair's commands on another machine.
             if let Some(h) = p.host_name.filter(|h| h != &host.name) {
-                if valid_host(&h) {
-                    route.dial = Some(h);
-                    used = true;
+                if h.parse::<IpAddr>().ok() != Some(host.address) {
+                    sink.push(src.at(
+                        &[N("hosts"), N(&host.name), N("address")],
+                        format!(
+                            "`HostName {h}` for Host {} in {} is not the host's address {}",
+                            host.name,
+                            shown(&o.path),
+                            host.address
+                        ),
+                        "baton connects to the host's own address (its checks and traffic go there too): make the two agree, or rename the Host block",
+                    ));
                 }
             }
             if !given.user {
@@ -275,7 +300,12 @@ pub(super) fn routes(
 /// does (its `HostName`, `User`, `Port`).
 fn proxy_jump(hops: &[String], config: &SshConfig) -> Result<Vec<Jump>, JumpError> {
     let mut jumps = parse_jump(&hops.join(","))?;
-    for j in &mut jumps {
+    let written: Vec<bool> = hops
+        .join(",")
+        .split(',')
+        .map(|h| has_port(h.trim()))
+        .collect();
+    for (j, port_written) in jumps.iter_mut().zip(written) {
         let p = config.query(&j.host);
         if let Some(h) = p.host_name.filter(|h| valid_host(h)) {
             j.host = h;
@@ -283,10 +313,8 @@ fn proxy_jump(hops: &[String], config: &SshConfig) -> Result<Vec<Jump>, JumpErro
         if j.user.is_none() {
             j.user = p.user;
         }
-        if let Some(port) = p.port {
-            if j.port == 22 {
-                j.port = port;
-            }
+        if let Some(port) = p.port.filter(|_| !port_written) {
+            j.port = port;
         }
     }
     Ok(jumps)
@@ -338,6 +366,11 @@ mod tests {
         assert_eq!(parse_jump("b:ssh"), Err(JumpError::Port("ssh".into())));
         assert_eq!(parse_jump("b c"), Err(JumpError::Host("b c".into())));
         assert_eq!(parse_jump("[::1"), Err(JumpError::Host("[::1".into())));
+        assert_eq!(parse_jump("b:+22"), Err(JumpError::Port("+22".into())));
+        assert_eq!(
+            parse_jump("a@2001:db8::1"),
+            Err(JumpError::Bracket("2001:db8::1".into()))
+        );
         assert_eq!(
             parse_jump("x;rm -rf /"),
             Err(JumpError::Host("x;rm -rf /".into()))
@@ -385,7 +418,7 @@ mod tests {
     #[test]
     fn the_openssh_file_fills_what_batons_files_leave_unset() {
         let o = openssh(
-            "Host db1\n  HostName 10.0.0.5\n  User ops\n  Port 2200\n  IdentityFile /k/db\n  ProxyJump gate\n\nHost gate\n  HostName 192.0.2.60\n  User jumper\n  Port 2222\n\nHost *\n  User nobody\n  ServerAliveInterval 30\n",
+            "Host db1\n  HostName 192.0.2.10\n  User ops\n  Port 2200\n  IdentityFile /k/db\n  ProxyJump gate,other:22\n\nHost gate\n  HostName 192.0.2.60\n  User jumper\n  Port 2222\n\nHost other\n  Port 2022\n\nHost *\n  User nobody\n  ServerAliveInterval 30\n",
         );
         let given = Given {
             user: false,
@@ -398,13 +431,16 @@ mod tests {
         );
         assert!(m.is_empty(), "{m:?}");
         let db1 = &r["db1"];
-        assert_eq!(db1.dial.as_deref(), Some("10.0.0.5"));
         assert_eq!(db1.user.as_deref(), Some("ops"));
         assert_eq!(db1.port, Some(2200));
         assert_eq!(db1.identity, Some(PathBuf::from("/k/db")));
+        // A port written in ProxyJump wins over the hop's own Port.
         assert_eq!(
             db1.jump,
-            Some(vec![hop(Some("jumper"), "192.0.2.60", 2222)])
+            Some(vec![
+                hop(Some("jumper"), "192.0.2.60", 2222),
+                hop(Some("nobody"), "other", 22)
+            ])
         );
         assert_eq!(db1.from, ["/home/op/.ssh/config Host db1"]);
         // `Host *` gives db2 its user alone.
@@ -431,6 +467,20 @@ mod tests {
         assert_eq!((db1.user.as_deref(), db1.port), (None, None));
         assert_eq!(db1.jump, Some(vec![hop(Some("a"), "198.18.0.60", 22)]));
         assert_eq!(db1.from, ["[hosts.db1] jump"]);
+    }
+
+    #[test]
+    fn a_host_name_elsewhere_than_the_hosts_address_is_refused() {
+        let o = openssh("Host blue\n  HostName 10.0.0.5\n");
+        let given = Given {
+            user: true,
+            ..Given::default()
+        };
+        let (_, m) = run(&[(host("blue"), None, false)], Some(&o), given);
+        assert_eq!(
+            m,
+            ["`HostName 10.0.0.5` for Host blue in /home/op/.ssh/config is not the host's address 192.0.2.10"]
+        );
     }
 
     #[test]

@@ -57,36 +57,50 @@ impl AsRawFd for Stream {
 /// address), within the connect timeout.
 fn connect(t: &Target) -> Result<TcpStream, SshError> {
     let label = t.label();
-    let addr = match &t.dial {
-        None => SocketAddr::new(t.address, t.port),
+    let deadline = Instant::now() + t.connect_timeout;
+    let addrs: Vec<SocketAddr> = match &t.dial {
+        None => vec![SocketAddr::new(t.address, t.port)],
+        // (A name is resolved by the system's resolver, which its own
+        // settings bound; each address is then tried in turn, as OpenSSH
+        // does, within the connect timeout.)
         Some(name) => (name.as_str(), t.port)
             .to_socket_addrs()
             .map_err(|e| SshError::Connect {
                 host: label.clone(),
                 reason: format!("cannot resolve {name}: {e}"),
             })?
-            .next()
-            .ok_or_else(|| SshError::Connect {
-                host: label.clone(),
-                reason: format!("{name} resolves to no address"),
-            })?,
+            .collect(),
     };
-    let tcp = TcpStream::connect_timeout(&addr, t.connect_timeout).map_err(|e| {
-        if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock {
-            SshError::Timeout {
-                host: label.clone(),
-                what: "connecting".into(),
-                after: t.connect_timeout,
+    let mut last = SshError::Connect {
+        host: label.clone(),
+        reason: "the name resolves to no address".into(),
+    };
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
             }
-        } else {
-            SshError::Connect {
-                host: label.clone(),
-                reason: e.to_string(),
+            Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
+                last = SshError::Timeout {
+                    host: label.clone(),
+                    what: format!("connecting to {addr}"),
+                    after: t.connect_timeout,
+                }
+            }
+            Err(e) => {
+                last = SshError::Connect {
+                    host: label.clone(),
+                    reason: e.to_string(),
+                }
             }
         }
-    })?;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
+    }
+    Err(last)
 }
 
 impl Conn {

@@ -36,7 +36,12 @@ pub(super) fn tunnel(t: &Target, deadline: Instant) -> Result<UnixStream, SshErr
             Some(next) => (next.host.clone(), next.port),
             None => (t.host(), t.port),
         };
-        carried = Some(forward(conn, &host, port, deadline, &t.label())?);
+        carried = Some(forward(
+            conn,
+            (&host, port),
+            (deadline, t.connect_timeout),
+            &t.label(),
+        )?);
     }
     carried.ok_or_else(|| SshError::Protocol {
         host: t.label(),
@@ -72,9 +77,8 @@ fn hop_target(t: &Target, hop: &Jump) -> Target {
 /// pair; returns the end the next session runs over.
 fn forward(
     via: Conn,
-    host: &str,
-    port: u16,
-    deadline: Instant,
+    (host, port): (&str, u16),
+    (deadline, timeout): (Instant, Duration),
     target: &str,
 ) -> Result<UnixStream, SshError> {
     let channel = via
@@ -84,7 +88,7 @@ fn forward(
                 SshError::Timeout {
                     host: target.to_string(),
                     what: format!("opening a connection to {host}:{port} through {}", via.label),
-                    after: deadline.saturating_duration_since(Instant::now()),
+                    after: timeout,
                 }
             } else {
                 SshError::Connect {
@@ -144,6 +148,11 @@ fn carry(via: Conn, mut ch: Channel, mut local: UnixStream) {
         if local_eof && up.is_empty() {
             break;
         }
+        // The far end closed and all it sent was handed on: nothing more
+        // will come (and what the bastion still sends is not for us).
+        if remote_eof && down.is_empty() {
+            break;
+        }
         if down.is_empty() && !remote_eof {
             match ch.read(&mut buf) {
                 Ok(0) if ch.eof() => {
@@ -170,22 +179,23 @@ fn carry(via: Conn, mut ch: Channel, mut local: UnixStream) {
             }
         }
         if !progress {
-            wait(&via, &local, up.is_empty() && !local_eof, !down.is_empty());
+            wait(&via, &local, local_eof, up.is_empty(), !down.is_empty());
         }
     }
     let _ = ch.close();
 }
 
 /// Waits until the local socket or the bastion's socket is ready for what
-/// is pending, at most a second.
-fn wait(via: &Conn, local: &UnixStream, read_local: bool, write_local: bool) {
+/// is pending, at most a second. A local socket at its end is not watched
+/// (its hang-up would wake the wait at once, over and over).
+fn wait(via: &Conn, local: &UnixStream, local_eof: bool, read_local: bool, write_local: bool) {
     let remote = match via.sess.block_directions() {
         BlockDirections::Outbound => libc::POLLOUT,
         BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
         BlockDirections::Inbound | BlockDirections::None => libc::POLLIN,
     };
     let mut local_events = 0;
-    if read_local {
+    if read_local && !local_eof {
         local_events |= libc::POLLIN;
     }
     if write_local {
@@ -198,7 +208,8 @@ fn wait(via: &Conn, local: &UnixStream, read_local: bool, write_local: bool) {
             revents: 0,
         },
         libc::pollfd {
-            fd: local.as_raw_fd(),
+            // A negative descriptor is skipped by poll(2).
+            fd: if local_eof { -1 } else { local.as_raw_fd() },
             events: local_events,
             revents: 0,
         },

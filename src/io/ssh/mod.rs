@@ -66,7 +66,7 @@ impl Target {
             connect_timeout: ssh.connect_timeout,
             command_timeout: ssh.command_timeout,
             sudo: ssh.sudo,
-            dial: route.dial,
+            dial: None,
             jump: route.jump.unwrap_or_else(|| ssh.jump.clone()),
         }
     }
