@@ -340,3 +340,5 @@ mod roles_tests;
 pub mod testkit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vip6_tests;

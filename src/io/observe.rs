@@ -308,7 +308,13 @@ pub async fn holds_address(
             out.stderr_text().trim()
         ));
     }
-    Ok(addresses_in(&out.stdout_text()).contains(&address))
+    match crate::core::ifaddr::held(&out.stdout_text(), &address) {
+        crate::core::ifaddr::Held::No => Ok(false),
+        crate::core::ifaddr::Held::Yes | crate::core::ifaddr::Held::Tentative => Ok(true),
+        crate::core::ifaddr::Held::DadFailed => Err(format!(
+            "{address} is on {interface} marked `dadfailed` (another host answered for it when it was added without `nodad`): it is not used, yet it is there; remove it (`ip addr del`)"
+        )),
+    }
 }
 
 /// Addresses in `ip -o addr show` output.
