@@ -186,6 +186,80 @@ fn status_reports_a_vip_whose_duplicate_address_detection_failed() {
     assert!(holds_vip6("blue6"));
 }
 
+/// python3 hidden from a host (/dev/null bound over it in the mount
+/// namespace its sshd shares with its logins) until dropped.
+struct NoPython(String);
+
+impl NoPython {
+    fn on(host: &str) -> NoPython {
+        let pid = fs::read_to_string(Path::new(LAB).join(format!("hosts/{host}/sshd.pid")))
+            .unwrap()
+            .trim()
+            .to_string();
+        let real = fs::canonicalize("/usr/bin/python3").unwrap();
+        let out = std::process::Command::new("nsenter")
+            .args([
+                "--target",
+                &pid,
+                "--mount",
+                "--",
+                "mount",
+                "--bind",
+                "/dev/null",
+            ])
+            .arg(&real)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        NoPython(pid)
+    }
+}
+
+impl Drop for NoPython {
+    fn drop(&mut self) {
+        let real = fs::canonicalize("/usr/bin/python3").unwrap();
+        let _ = std::process::Command::new("nsenter")
+            .args(["--target", &self.0, "--mount", "--", "umount"])
+            .arg(&real)
+            .status();
+    }
+}
+
+#[test]
+fn without_python3_the_vip_moves_unannounced_and_status_and_the_journal_say_so() {
+    let _lab = lab();
+    let _hidden = NoPython::on("green6");
+    let status = baton(&lab_config(), &["status", "--json", "web6"]);
+    let pair = &status.json()["pairs"][0];
+    assert_eq!(status.code, 3, "{}", status.stdout);
+    assert_eq!(pair["holder"]["detail"], "blue6");
+    let kinds: Vec<&str> = pair["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["no_announcer"], "{pair}");
+    let run = baton(
+        &lab_config(),
+        &["switchover", "web6", "--reason", "no python3"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(holds_vip6("green6") && !holds_vip6("blue6"));
+    let switch = step_end(&lab_state(), "web6", "switch");
+    assert!(
+        switch["detail"]
+            .as_str()
+            .unwrap()
+            .contains("NOT announced: green6 has no python3"),
+        "{switch}"
+    );
+}
+
 #[test]
 fn failover_of_web6_proves_the_vip_gone_by_neighbour_solicitation() {
     let _lab = lab();

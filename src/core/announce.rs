@@ -94,6 +94,10 @@ pub const NA_EXIT: &str = "neighbour advertisement exit ";
 /// unannounced.
 pub const NO_PYTHON_EXIT: i32 = 3;
 
+/// The shell line that exits 0 when the host can send IPv6 announcements
+/// (`python3` is there), 1 when it cannot (`status` asks it).
+pub const HAS_ANNOUNCER: &str = "command -v python3 >/dev/null 2>&1";
+
 /// The file the background announcement of `address` reports to: in a
 /// directory of the login user's own under /tmp (made 0700 and checked to
 /// be the user's own, never followed through a link), named after the

@@ -269,6 +269,7 @@ mod tests {
             },
             holds_vip: vip,
             vip_error: None,
+            announces: None,
             version: None,
             checks: vec![CheckOutcome {
                 name: "page".into(),

@@ -751,6 +751,7 @@ impl State {
                 _ => None,
             },
             vip_error: None,
+            announces: None,
             version: None,
             checks: pair
                 .checks
