@@ -94,9 +94,11 @@ pub const NA_EXIT: &str = "neighbour advertisement exit ";
 /// unannounced.
 pub const NO_PYTHON_EXIT: i32 = 3;
 
-/// The shell line that exits 0 when the host can send IPv6 announcements
-/// (`python3` is there), 1 when it cannot (`status` asks it).
-pub const HAS_ANNOUNCER: &str = "command -v python3 >/dev/null 2>&1";
+/// The shell test that succeeds when the host can send IPv6 announcements:
+/// `python3` is found and executable (bash's `command -v` also names a file
+/// in PATH that is not executable). `status` asks it; the announcement's
+/// line begins with it.
+pub const HAS_ANNOUNCER: &str = "[ -x \"$(command -v python3)\" ]";
 
 /// The file the background announcement of `address` reports to: in a
 /// directory of the login user's own under /tmp (made 0700 and checked to
@@ -152,7 +154,7 @@ pub fn announce_line(interface: &str, address: &IpAddr, count: u32, sudo: bool) 
             // Without python3 nothing is announced: say so at once (a
             // status of its own), before anything is started.
             let check = format!(
-                "command -v python3 >/dev/null 2>&1 || {{ echo \"no python3 on this host: {address} is not announced (unsolicited neighbour advertisements need python3)\" >&2; exit {NO_PYTHON_EXIT}; }}; "
+                "{HAS_ANNOUNCER} || {{ echo \"no python3 on this host: {address} is not announced (unsolicited neighbour advertisements need python3)\" >&2; exit {NO_PYTHON_EXIT}; }}; "
             );
             (run, NA_EXIT, check)
         }
@@ -223,7 +225,7 @@ mod tests {
         let line = announce_line("eth0", &v6(), 3, true);
         // python3 missing: its own status, before anything starts.
         assert!(line.starts_with(
-            "PATH=\"$PATH:/usr/sbin:/sbin\"; command -v python3 >/dev/null 2>&1 || { echo \"no python3 on this host: fd00:198:18::100 is not announced"
+            "PATH=\"$PATH:/usr/sbin:/sbin\"; [ -x \"$(command -v python3)\" ] || { echo \"no python3 on this host: fd00:198:18::100 is not announced"
         ), "{line}");
         assert!(
             line.contains("exit 3; }; d=/tmp/baton-$(id -u); "),
@@ -241,12 +243,9 @@ mod tests {
             ),
             "{line}"
         );
+        // Two processes before the sender starts: the python3 test's and `id`.
         let before = line.split("nohup").next().unwrap_or_default();
-        assert_eq!(
-            before.matches("$(").count(),
-            1,
-            "one process before the sender: {line}"
-        );
+        assert_eq!(before.matches("$(").count(), 2, "{line}");
         let plain = announce_line("eth0", &v6(), 1, false);
         assert!(!plain.contains("sudo"), "{plain}");
     }

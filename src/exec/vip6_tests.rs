@@ -94,7 +94,7 @@ async fn an_ipv6_vip_is_added_nodad_right_after_the_del_and_then_announced() {
 async fn without_python3_the_address_moves_unannounced_and_the_journal_says_so() {
     let lab = vip6_lab("");
     let sim = lab.sim();
-    sim.fault(Some("green"), "command -v python3", Effect::Exits(3), 0);
+    sim.fault(Some("green"), "$(command -v python3)", Effect::Exits(3), 0);
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(on(&sim), ["green"]);
