@@ -952,6 +952,19 @@ mod tests {
         assert!(a.findings[0].message.starts_with("green has no python3"));
         // A run may still start: it moves the address unannounced, and says so.
         assert!(a.switch_blocked.is_empty(), "{:?}", a.switch_blocked);
+        let problems = crate::core::preflight::problems(
+            crate::core::cycle::Kind::Switchover,
+            "web",
+            &s,
+            &a,
+            crate::core::preflight::Roles {
+                from: "blue",
+                to: "green",
+                failed: None,
+                forced: false,
+            },
+        );
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
