@@ -5,6 +5,7 @@
 //! lab's client namespace while baton moves the service.
 //!
 //! Usage: probe HOST:PORT RATE_PER_S SECONDS [TIMEOUT_MS]
+//! (an IPv6 address in brackets: `[fd00:198:18::160]:80`)
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,7 +52,7 @@ async fn main() {
         eprintln!("usage: probe HOST:PORT RATE_PER_S SECONDS [TIMEOUT_MS]");
         std::process::exit(2);
     }
-    let addr: SocketAddr = args[1].parse().expect("HOST:PORT");
+    let addr: SocketAddr = args[1].parse().expect("HOST:PORT ([IPV6]:PORT)");
     let rate: u64 = args[2].parse().expect("rate");
     let secs: f64 = args[3].parse().expect("seconds");
     let timeout = Duration::from_millis(args.get(4).map_or(3000, |t| t.parse().expect("ms")));

@@ -572,7 +572,7 @@ fn check_accepts_the_lab_and_refuses_a_broken_file_changing_nothing() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(
         ok.stdout
-            .contains("configuration is valid (4 pairs: api, lb, pg, web)"),
+            .contains("configuration is valid (7 pairs: api, api6, far, lb, pg, web, web6)"),
         "{}",
         ok.stdout
     );

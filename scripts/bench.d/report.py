@@ -22,7 +22,10 @@ def vip_section(d):
            "announce, confirm). Target: no failed request, gap under 20 ms. "
            "*apply-quiesce* runs the same apply with `quiesce = \"20ms\"`: the old "
            "primary drops new connections' SYNs for 20 ms before the address leaves it, "
-           "so that open connections finish (README, *Switching by VIP*).", ""]
+           "so that open connections finish (README, *Switching by VIP*). *vip-6-switchover* and "
+           "*vip-6-apply* are the same commands on the dual-stack pair web6, whose VIP is IPv6 "
+           "(fd00:198:18::160, added `nodad` and announced with unsolicited neighbour "
+           "advertisements), with the client requesting [fd00:198:18::160]:80 over IPv6.", ""]
     kinds = []
     for r in rows:
         k = r["name"].rsplit("-", 1)[0]
@@ -54,7 +57,8 @@ def vip_section(d):
     if gaps:
         out += ["", f"Median gap {statistics.median(gaps):.1f} ms, worst {max(gaps):.1f} ms; "
                 f"failed requests in all runs: {sum(r['failed'] for r in rows)}."]
-    out += timelines(d, ["vip-switchover.svg", "vip-apply.svg", "vip-apply-quiesce.svg"],
+    out += timelines(d, ["vip-switchover.svg", "vip-apply.svg", "vip-apply-quiesce.svg",
+                         "vip-6-switchover.svg", "vip-6-apply.svg"],
                      "Timelines of the first run of each kind (one tick per request at its "
                      "send time, coloured by the host that answered, red when it failed; tick "
                      "height is the latency; the bands are baton's steps):")

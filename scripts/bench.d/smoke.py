@@ -111,14 +111,15 @@ def check(d, name):
     if name == "vip-gap":
         rs = rows(os.path.join(d, "vip-gap.jsonl"))
         kinds = {r["name"].rsplit("-", 1)[0] for r in rs}
-        want = {"vip-switchover", "vip-apply", "vip-apply-quiesce"}
+        want = {"vip-switchover", "vip-apply", "vip-apply-quiesce", "vip-6-switchover", "vip-6-apply"}
         out = [f"vip-gap: no run of {k}" for k in sorted(want - kinds)]
         for r in rs:
             if r["baton_exit"] != 0:
                 out.append(f'{r["name"]}: baton exited {r["baton_exit"]}')
             if r["requests"] < 100 or r["gap_ms"] is None:
                 out.append(f'{r["name"]}: {r["requests"]} requests, gap {r["gap_ms"]}: the client saw no switch')
-        for svg in ("vip-switchover.svg", "vip-apply.svg", "vip-apply-quiesce.svg"):
+        for svg in ("vip-switchover.svg", "vip-apply.svg", "vip-apply-quiesce.svg",
+                    "vip-6-switchover.svg", "vip-6-apply.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"vip-gap: no {svg}")
         return out

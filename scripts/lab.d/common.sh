@@ -24,6 +24,8 @@ LAB=${BATON_LAB_DIR:-/var/lib/baton-lab}
 NET_PREFIX=198.18.0        # the base lab lives in 198.18.0.0/24 (benchmarking range)
 NET_BITS=24
 FAR_NET=198.18.200        # pair far's hosts: reachable from baton-ctl only through the bastion (far.sh)
+NET6_PREFIX=fd00:198:18    # the dual-stack hosts (and the client and controller) also have
+NET6_BITS=64               # an address in fd00:198:18::/64 (a unique local range of the lab's own)
 FLEET_NET=198.18           # fleet subnets: 198.18.S.0/24, S = 1, 2, ... (50 pairs each)
 FLEET_PER_SUBNET=50
 FLEET_MAX=500              # a Linux bridge takes at most 1024 ports (two per fleet pair)
@@ -70,6 +72,8 @@ FLEET_HOSTS=()        # f001a f001b ..
 FLEET_NETS=()         # the fleet subnets in use (198.18.S)
 LAB_NETS=()           # every subnet in use: the only connected routes a namespace may have
 declare -A H_ADDR=() H_ROLE=() H_PAIR=() H_NET=()     # by host: address, role, pair, subnet
+declare -A H_IP6=()                                 # by dual-stack host: its IPv6 address
+declare -A P_HOST6=()                                 # by pair: 1 when baton reaches its hosts over IPv6
 declare -A P_METHOD=() P_PRIMARY=() P_STANDBY=() P_TARGET=() P_TTL=() P_DESC=() P_ENV=() P_CANARY=()
                                                       # by pair: its columns in the tables
 declare -A P_BALANCER=()                              # by haproxy pair: its HAProxy host (role haproxy)

@@ -61,7 +61,7 @@ acl:
   - id: $TSIG_NAME
     key: $TSIG_NAME
     action: update
-    update-type: [A]
+    update-type: [A, AAAA]
   - id: transfer-to-secondary
     address: $DNS2_ADDR
     action: transfer
@@ -126,13 +126,25 @@ EOF
             printf '@\tSOA\tns.%s hostmaster.%s 1 60 30 3600 5\n' "$ZONE" "$ZONE"
             printf '@\tNS\tns.%s\n@\tNS\tns2.%s\n' "$ZONE" "$ZONE"
             local h p
-            for h in "${HOSTS[@]}"; do printf '%s\tA\t%s\n' "$h" "${H_ADDR[$h]}"; done
+            for h in "${HOSTS[@]}"; do
+                printf '%s\tA\t%s\n' "$h" "${H_ADDR[$h]}"
+                [ -z "${H_IP6[$h]-}" ] || printf '%s\tAAAA\t%s\n' "$h" "${H_IP6[$h]}"
+            done
+            local rtype a
             for p in "${PAIRS[@]}"; do
                 [ "${P_METHOD[$p]}" = dns ] || continue
-                printf '%s\t%s\tA\t%s\n' "${P_TARGET[$p]}" "${P_TTL[$p]}" "${H_ADDR[${P_PRIMARY[$p]}]}"
+                dns_record "$p" rtype a
+                printf '%s\t%s\t%s\t%s\n' "${P_TARGET[$p]}" "${P_TTL[$p]}" "$rtype" "$a"
             done
         } >"$zf"
     fi
+}
+
+# dns_record PAIR TYPEVAR ADDRVAR — the initial record of a DNS pair: A, or AAAA for a pair of
+# IPv6 hosts (P_HOST6), pointing at its initial primary
+dns_record() {
+    pair_addr "$1" "${P_PRIMARY[$1]}" "$3"
+    if [ "${P_HOST6[$1]-}" = 1 ]; then printf -v "$2" AAAA; else printf -v "$2" A; fi
 }
 
 # resolv_conf_text VAR — sets VAR to a lab namespace's resolv.conf
@@ -201,13 +213,14 @@ start_dns_host() {
 # reset_dns_record PAIR — the DNS pair's name points at its initial primary again (a direct
 # edit of the primary's zone; the secondary follows by NOTIFY)
 reset_dns_record() {
-    local p=$1 want have
-    want="[$ZONE] ${P_TARGET[$p]} ${P_TTL[$p]} A ${H_ADDR[${P_PRIMARY[$p]}]}"
+    local p=$1 want have rtype a
+    dns_record "$p" rtype a
+    want="[$ZONE] ${P_TARGET[$p]} ${P_TTL[$p]} $rtype $a"
     have=$(knotc_ zone-read "$ZONE" "${P_TARGET[$p]}" 2>&1 || true)
     [ "$have" != "$want" ] || return 0
     knotc_ zone-begin "$ZONE" >/dev/null
     if ! { knotc_ zone-unset "$ZONE" "${P_TARGET[$p]}" >/dev/null 2>&1 || true
-           knotc_ zone-set "$ZONE" "${P_TARGET[$p]}" "${P_TTL[$p]}" A "${H_ADDR[${P_PRIMARY[$p]}]}" >/dev/null &&
+           knotc_ zone-set "$ZONE" "${P_TARGET[$p]}" "${P_TTL[$p]}" "$rtype" "$a" >/dev/null &&
            knotc_ zone-commit "$ZONE" >/dev/null; }; then
         knotc_ zone-abort "$ZONE" >/dev/null 2>&1 || true
         die "could not reset ${P_TARGET[$p]} in Knot"

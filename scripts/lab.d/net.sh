@@ -100,6 +100,7 @@ host_net_ok() {
     done <<<"$out"
     [ $lo = 1 ] || { net_problem "$why" "lo down"; return 1; }
     [ $eth = 1 ] || { net_problem "$why" "eth0 down"; return 1; }
+    if [ -n "${H_IP6[$h]-}" ]; then host_net6_ok "$h" "$why" || return 1; fi
     # shellcheck disable=SC2034  # a cache (common.sh), read by reset_fleet and status
     H_ETH0["$h"]=$addrs
     host_want_addrs "$h" want pat
@@ -113,6 +114,50 @@ host_net_ok() {
         done
     fi
     return 0
+}
+
+# host_net6_ok HOST [PROBLEMVAR] — (of host_net_ok, for a dual-stack host) IPv6 is on, eth0
+# has its IPv6 address, and no IPv6 route leads anywhere but the lab's IPv6 subnet and the link
+host_net6_ok() {
+    local h=$1 ns=baton-$1 why=${2-} out r
+    out=$(ip -n "$ns" -6 -o addr show dev eth0 scope global 2>/dev/null) || { net_problem "$why" "ip -6 in $ns failed"; return 1; }
+    [[ $out == *" inet6 ${H_IP6[$h]}/$NET6_BITS "* ]] || { net_problem "$why" "address ${H_IP6[$h]}/$NET6_BITS missing"; return 1; }
+    while read -r r; do
+        [ -n "$r" ] || continue
+        allowed_route6 "$r " || { net_problem "$why" "foreign IPv6 route: $r"; return 1; }
+    done < <(ip -n "$ns" -6 route show 2>/dev/null)
+    return 0
+}
+
+# allowed_route6 ROUTE — IPv6 isolation: the lab's IPv6 subnet and the link-local one, on eth0,
+# never a default route or anything else
+allowed_route6() {
+    [[ $1 == "$NET6_PREFIX::/$NET6_BITS dev eth0 "* || $1 == "fe80::/64 dev eth0 "* ]]
+}
+
+# ipv6_sysctls NS — a dual-stack host's namespace: IPv6 on, and quiet (no router solicitations,
+# nothing taken from router advertisements)
+ipv6_sysctls() {
+    nsenter --net="/run/netns/$1" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+        net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 \
+        net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 >/dev/null
+}
+
+# ensure_host_net6 HOST — (of ensure_host_net, for a dual-stack host) IPv6 on, its IPv6 address
+# (nodad: usable at once), no foreign IPv6 route
+ensure_host_net6() {
+    local h=$1 ns=baton-$1 r
+    ipv6_sysctls "$ns"
+    nsenter --net="/run/netns/$ns" sysctl -q -w net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.eth0.accept_ra=0 >/dev/null
+    [[ $(ip -n "$ns" -6 -o addr show dev eth0 scope global) == *" inet6 ${H_IP6[$h]}/$NET6_BITS "* ]] ||
+        ip -n "$ns" addr add "${H_IP6[$h]}/$NET6_BITS" dev eth0 nodad
+    while read -r r; do
+        [ -n "$r" ] || continue
+        allowed_route6 "$r " && continue
+        warn "removing foreign IPv6 route in $ns: $r"
+        # shellcheck disable=SC2086  # split on purpose: the route is words for ip
+        ip -n "$ns" -6 route del $r || true
+    done < <(ip -n "$ns" -6 route show)
 }
 
 # ensure_host_net HOST — namespace, veth on the bridge, addresses, isolation; NEW_HOST[HOST]=1
@@ -129,11 +174,16 @@ ensure_host_net() {
         ip netns add "$ns"
         NEW_HOST["$h"]=1
         say "created namespace $ns"
-        nsenter --net="/run/netns/$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+        if [ -n "${H_IP6[$h]-}" ]; then
+            ipv6_sysctls "$ns"          # a dual-stack host (its address: ensure_host_net6)
+        else
+            nsenter --net="/run/netns/$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+        fi
         ip -n "$SW_NS" link del "$v" 2>/dev/null || true      # a port left by an earlier namespace
         ip -n "$SW_NS" -b - <<<"link add $v type veth peer name eth0 netns $ns
 link set $v master $BRIDGE up"
         { printf 'link set lo up\nlink set eth0 up\n'; printf 'addr add %s dev eth0\n' "${want[@]}"; } | ip -n "$ns" -b -
+        [ -z "${H_IP6[$h]-}" ] || ensure_host_net6 "$h"
         return 0
     fi
     ensure_ns "$ns"                                           # (exists: sets lo up)
@@ -164,6 +214,7 @@ link set $v master $BRIDGE up"
         # shellcheck disable=SC2086  # split on purpose: the route is words for ip
         ip -n "$ns" route del $r || true
     done < <(ip -n "$ns" -4 route show)
+    [ -z "${H_IP6[$h]-}" ] || ensure_host_net6 "$h"
 }
 
 # ensure_network — the bridge, every base host's network, the base VIPs' initial place
@@ -188,7 +239,11 @@ vip_if_new() { # vip_if_new PAIR — the VIP on the initial primary when both ho
     local p=$1 h
     [ "${P_METHOD[$p]}" = vip ] || return 0
     for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do [ "${NEW_HOST[$h]-0}" = 1 ] || return 0; done
-    ip -n "baton-${P_PRIMARY[$p]}" addr add "${P_TARGET[$p]}" dev eth0
+    if [[ ${P_TARGET[$p]} == *:* ]]; then
+        ip -n "baton-${P_PRIMARY[$p]}" addr add "${P_TARGET[$p]}" dev eth0 nodad
+    else
+        ip -n "baton-${P_PRIMARY[$p]}" addr add "${P_TARGET[$p]}" dev eth0
+    fi
 }
 
 # fleet_net_ok HOST PID [PROBLEMVAR] — (builtins only: no `ip` per host, which costs a few ms each with
@@ -274,6 +329,7 @@ foreign_routes() {
 # VIP on the initial primary
 reset_vip_pair() {
     local p=$1 h ns a keep
+    if [[ ${P_TARGET[$p]} == *:* ]]; then reset_vip6_pair "$p"; return; fi
     for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
         ns=baton-$h
         while read -r a; do
@@ -285,6 +341,27 @@ reset_vip_pair() {
     ns=baton-${P_PRIMARY[$p]}
     [[ $(ip -n "$ns" -o -4 addr show dev eth0) == *" inet ${P_TARGET[$p]} "* ]] ||
         ip -n "$ns" addr add "${P_TARGET[$p]}" dev eth0
+}
+
+# reset_vip6_pair PAIR — (of reset_vip_pair) the same for a VIP pair whose VIP is IPv6: the
+# hosts have exactly their own IPv4 and IPv6 addresses, plus the VIP (nodad) on the initial
+# primary
+reset_vip6_pair() {
+    local p=$1 h ns a keep
+    for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
+        ns=baton-$h
+        while read -r a; do
+            [ "$a" = "${H_ADDR[$h]}/$NET_BITS" ] || ip -n "$ns" addr del "$a" dev eth0
+        done < <(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}')
+        keep=("${H_IP6[$h]}/$NET6_BITS")
+        [ "$h" = "${P_PRIMARY[$p]}" ] && keep+=("${P_TARGET[$p]}")
+        while read -r a; do
+            [[ " ${keep[*]} " == *" $a "* ]] || ip -n "$ns" addr del "$a" dev eth0
+        done < <(ip -n "$ns" -o -6 addr show dev eth0 scope global | awk '{print $4}')
+    done
+    ns=baton-${P_PRIMARY[$p]}
+    [[ $(ip -n "$ns" -o -6 addr show dev eth0 scope global) == *" inet6 ${P_TARGET[$p]} "* ]] ||
+        ip -n "$ns" addr add "${P_TARGET[$p]}" dev eth0 nodad
 }
 
 # clear_quiesce HOST — no quiesce hold (baton's nftables table) is left on the host

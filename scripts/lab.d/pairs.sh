@@ -19,14 +19,15 @@ sudo = true
 # pair_toml PAIR VAR — sets VAR to the pair's file (a fleet pair also gets canary, a 1 s observe
 # period and the `noop` change)
 pair_toml() {
-    local p=$1 prim=${P_PRIMARY[$1]} stby=${P_STANDBY[$1]} fleet=0 observe=2s x
+    local p=$1 prim=${P_PRIMARY[$1]} stby=${P_STANDBY[$1]} fleet=0 observe=2s x a1 a2
     local -n _toml=$2
+    pair_addr "$p" "$prim" a1; pair_addr "$p" "$stby" a2
     [[ $p == fleet-* ]] && { fleet=1; observe=1s; }
     printf -v _toml '# Written by scripts/lab up: %s.\nenvironment = "%s"\n' "${P_DESC[$p]}" "${P_ENV[$p]}"
     if [ $fleet = 1 ]; then printf -v x 'canary = %s\n' "${P_CANARY[$p]}"; _toml+=$x; fi
     printf -v x 'version_command = "cat %s/VERSION"\nobserve_period = "%s"\n' "$SRV_PATH" "$observe"; _toml+=$x
-    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$prim" "${H_ADDR[$prim]}"; _toml+=$x
-    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$stby" "${H_ADDR[$stby]}"; _toml+=$x
+    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$prim" "$a1"; _toml+=$x
+    printf -v x '\n[hosts.%s]\naddress = "%s"\n' "$stby" "$a2"; _toml+=$x
     _toml+=$'\n[traffic]\n'
     case ${P_METHOD[$p]} in
         vip) printf -v x 'method = "vip"\naddress = "%s"\ninterface = "eth0"\n' "${P_TARGET[$p]}" ;;

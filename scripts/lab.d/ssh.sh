@@ -41,31 +41,36 @@ ensure_ssh_keys() {
 
 # write_known_hosts — ssh/known_hosts: the service hosts first (their line numbers never
 # change: blue green amber violet), then the PostgreSQL hosts (pga pgb), then the fleet's, then
-# the HAProxy pairs' hosts and their balancers (teal coral lb), then pair far's hosts and the
-# bastion: each group appended after the lines that were there before it, so no earlier line
-# moves
+# the HAProxy pairs' hosts and their balancers (teal coral lb), then the dual-stack hosts
+# (blue6 green6 amber6 violet6: each with a line for its IPv4 and one for its IPv6 address),
+# then pair far's hosts and the bastion: each group appended after the lines that were there
+# before it, so no earlier line moves
 write_known_hosts() {
-    local h kt kb rest txt='' first=() last=() far=()
+    local h kt kb rest txt='' first=() last=() dual=() far=()
     for h in "${SERVICE_HOSTS[@]}"; do
-        if [ "${H_NET[$h]}" = "$FAR_NET" ]; then far+=("$h")
+        if [ -n "${H_IP6[$h]-}" ]; then dual+=("$h")
+        elif [ "${H_NET[$h]}" = "$FAR_NET" ]; then far+=("$h")
         elif [ "${P_METHOD[${H_PAIR[$h]}]-}" = haproxy ]; then last+=("$h"); else first+=("$h"); fi
     done
-    for h in "${first[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}" "${last[@]}" "${LB_HOSTS[@]}" "${far[@]}" "${BASTION_HOSTS[@]}"; do
+    for h in "${first[@]}" "${PG_HOSTS[@]}" "${FLEET_HOSTS[@]}" "${last[@]}" "${LB_HOSTS[@]}" "${dual[@]}" "${far[@]}" "${BASTION_HOSTS[@]}"; do
         read -r kt kb rest <"$LAB/hosts/$h/ssh_host_ed25519_key.pub"
         txt+="${H_ADDR[$h]} $kt $kb"$'\n'
+        [ -z "${H_IP6[$h]-}" ] || txt+="${H_IP6[$h]} $kt $kb"$'\n'
     done
     put_text "$LAB/ssh/known_hosts" 0644 root:root "$txt"
 }
 
 # sshd_config_text HOST VAR — sets VAR to the host's sshd_config
 sshd_config_text() {
-    local _h=$1 _d=$LAB/hosts/$1
+    local _h=$1 _d=$LAB/hosts/$1 _listen="ListenAddress ${H_ADDR[$1]}" _family=inet
+    # a dual-stack host also listens on its IPv6 address
+    [ -z "${H_IP6[$1]-}" ] || { _listen+=$'\n'"ListenAddress ${H_IP6[$1]}"; _family=any; }
     printf -v "$2" '%s' "# Written by scripts/lab up: sshd of lab host $_h (namespace baton-$_h).
-ListenAddress ${H_ADDR[$_h]}
+$_listen
 Port 22
 # A second port, so tests can check [host]:port known_hosts entries.
 Port 2222
-AddressFamily inet
+AddressFamily $_family
 HostKey $_d/ssh_host_ed25519_key
 PidFile $_d/sshd.pid
 AuthorizedKeysFile $LAB/ssh/authorized_keys

@@ -175,6 +175,8 @@ cmd_status() {
                     ns_exists "baton-$h" || continue
                     a=${H_ETH0[$h]-}
                     [ -n "$a" ] || a=" $(ip -n "baton-$h" -o -4 addr show dev eth0 2>/dev/null | awk '{printf "%s ", $4}')"
+                    # an IPv6 VIP (H_ETH0 holds IPv4 addresses only)
+                    [[ ${P_TARGET[$p]} != *:* ]] || a=" $(ip -n "baton-$h" -o -6 addr show dev eth0 2>/dev/null | awk '{printf "%s ", $4}')"
                     [[ $a == *" ${P_TARGET[$p]} "* ]] && holders+="$h "
                 done
                 holders=${holders% }
@@ -183,14 +185,15 @@ cmd_status() {
                 if [ "${H_ROLE[${P_PRIMARY[$p]}]}" = pg ]; then pg_status_line "$p" || bad=1; fi
                 ;;
             dns)
-                local line='' s
+                local line='' s rtype=A
+                [ "${P_HOST6[$p]-}" != 1 ] || rtype=AAAA
                 for s in "$DNS_HOST" "$DNS2_HOST"; do
                     a=
-                    ns_exists "baton-$CTL_HOST" && a=$(dns_query "${P_TARGET[$p]}" A "${H_ADDR[$s]}" | tr '\n' ' ')
+                    ns_exists "baton-$CTL_HOST" && a=$(dns_query "${P_TARGET[$p]}" "$rtype" "${H_ADDR[$s]}" | tr '\n' ' ')
                     a=${a% }
                     line+="${line:+, }${a:-(no answer)} on $s"
                 done
-                printf 'pair %-9s dns %s A %s\n' "$p" "${P_TARGET[$p]}" "$line"
+                printf 'pair %-9s dns %s %s %s\n' "$p" "${P_TARGET[$p]}" "$rtype" "$line"
                 ;;
             haproxy) lb_status_line "$p" || bad=1 ;;
         esac

@@ -7,12 +7,16 @@
 lab_define() {
     local fleet=${1:-0}
 
-    # name     address            role     pair
+    # name     address            role     pair  [IPv6 address: the host is dual-stack]
     local lab_hosts=(
         "blue    $NET_PREFIX.11     service  web"
         "green   $NET_PREFIX.12     service  web"
         "amber   $NET_PREFIX.21     service  api"
         "violet  $NET_PREFIX.22     service  api"
+        "blue6   $NET_PREFIX.15     service  web6   $NET6_PREFIX::15"
+        "green6  $NET_PREFIX.16     service  web6   $NET6_PREFIX::16"
+        "amber6  $NET_PREFIX.25     service  api6   $NET6_PREFIX::25"
+        "violet6 $NET_PREFIX.26     service  api6   $NET6_PREFIX::26"
         "pga     $NET_PREFIX.31     pg       pg"
         "pgb     $NET_PREFIX.32     pg       pg"
         "teal    $NET_PREFIX.41     service  lb"
@@ -23,8 +27,8 @@ lab_define() {
         "bastion $NET_PREFIX.60     bastion  -"
         "ns      $NET_PREFIX.53     dns      -"
         "ns2     $NET_PREFIX.54     dns2     -"
-        "client  $NET_PREFIX.200    client   -"
-        "ctl     $NET_PREFIX.250    ctl      -"
+        "client  $NET_PREFIX.200    client   -      $NET6_PREFIX::200"
+        "ctl     $NET_PREFIX.250    ctl      -      $NET6_PREFIX::250"
     )
     # pair  method  initial-primary  standby  traffic target                 ttl  description
     local lab_pairs=(
@@ -33,15 +37,19 @@ lab_define() {
         "pg     vip     pga      pgb      $NET_PREFIX.130/$NET_BITS        -    the PostgreSQL streaming-replication pair"
         "lb     haproxy teal     coral    $NET_PREFIX.40:80                -    the HAProxy pair (frontend on host lb)"
         "far    vip     fara     farb     $FAR_NET.100/$NET_BITS         -    the VIP pair behind the jump host bastion"
+        "web6   vip     blue6    green6   $NET6_PREFIX::160/$NET6_BITS    -    the dual-stack VIP pair (hosts over IPv4, the VIP IPv6)"
+        "api6   dns     amber6   violet6  app6.baton.test.                 5    the DNS pair of IPv6 hosts (an AAAA record)"
     )
 
     HOSTS=(); SERVICE_HOSTS=(); PG_HOSTS=(); LB_HOSTS=(); BASTION_HOSTS=(); PAIRS=()
-    H_ADDR=(); H_ROLE=(); H_PAIR=(); H_NET=()
+    H_ADDR=(); H_IP6=(); H_ROLE=(); H_PAIR=(); H_NET=()
     P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=(); P_BALANCER=()
-    local line name addr role pair method prim stby target ttl desc
+    P_HOST6=()
+    local line name addr role pair addr6 method prim stby target ttl desc
     for line in "${lab_hosts[@]}"; do
-        read -r name addr role pair <<<"$line"
+        read -r name addr role pair addr6 <<<"$line"
         HOSTS+=("$name"); H_ADDR["$name"]=$addr; H_ROLE["$name"]=$role; H_PAIR["$name"]=$pair
+        [ -z "$addr6" ] || H_IP6["$name"]=$addr6
         H_NET["$name"]=${addr%.*}
         [ "$role" = service ] && SERVICE_HOSTS+=("$name")
         [ "$role" = pg ] && PG_HOSTS+=("$name")
@@ -58,6 +66,9 @@ lab_define() {
         P_TARGET["$pair"]=$target; P_TTL["$pair"]=$ttl; P_DESC["$pair"]=$desc
         P_ENV["$pair"]=dev; P_CANARY["$pair"]=false
     done
+    # the DNS pair of IPv6 hosts: baton reaches its hosts (and its record points) at their
+    # IPv6 addresses (pair_addr)
+    P_HOST6["api6"]=1
     DNS_ADDR=${H_ADDR[$DNS_HOST]}
     DNS2_ADDR=${H_ADDR[$DNS2_HOST]}
 
@@ -126,4 +137,10 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
         bastion) echo sshd ;;
         *) echo ;;
     esac
+}
+
+# pair_addr PAIR HOST VAR — sets VAR to the address of HOST that PAIR's file names (its IPv6
+# address for a pair of IPv6 hosts, P_HOST6)
+pair_addr() {
+    if [ "${P_HOST6[$1]-}" = 1 ]; then printf -v "$3" '%s' "${H_IP6[$2]}"; else printf -v "$3" '%s' "${H_ADDR[$2]}"; fi
 }

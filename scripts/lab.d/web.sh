@@ -29,8 +29,11 @@ ensure_tls() {
 # nginx_conf_text HOST VAR — sets VAR to the host's nginx.conf (a host of an HAProxy pair also
 # gets the fault of the change v2-bad: nginx_fault_text)
 nginx_conf_text() {
-    local _h=$1 _d=$LAB/hosts/$1 _draw='' _loc='        location / { }'
+    local _h=$1 _d=$LAB/hosts/$1 _draw='' _loc='        location / { }' _v6=''
     if [ "${P_METHOD[${H_PAIR[$_h]}]-}" = haproxy ]; then nginx_fault_text "$_h" _draw _loc; fi
+    # a dual-stack host also listens on IPv6 (its own address and an IPv6 VIP)
+    [ -z "${H_IP6[$_h]-}" ] || _v6=$'        listen [::]:80 default_server;\n        listen [::]:443 ssl default_server;\n'
+
     printf -v "$2" '%s' "# Written by scripts/lab up: nginx of lab host $_h (namespace baton-$_h).
 # Listens on *:80 so it also answers on the VIP while this host holds it.
 user www-data;
@@ -51,7 +54,7 @@ http {
 $_draw    server {
         listen 80 default_server;
         listen 443 ssl default_server;
-        ssl_certificate $LAB/keys/tls-server.crt;
+$_v6        ssl_certificate $LAB/keys/tls-server.crt;
         ssl_certificate_key $LAB/keys/tls-server.key;
         server_name _;
         root $SRV_PATH;

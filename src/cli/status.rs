@@ -660,6 +660,7 @@ mod tests {
             ssh: Ok(()),
             holds_vip: Some(vip),
             vip_error: None,
+            announces: None,
             version: Some(Version::Printed("1.2".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),

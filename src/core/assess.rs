@@ -66,6 +66,10 @@ pub struct HostSeen {
     /// For a VIP pair: why the host could not be asked whether it holds the
     /// VIP although SSH reached it (a wrong interface, `ip` missing).
     pub vip_error: Option<String>,
+    /// For a pair whose VIP is IPv6: whether the host can announce it
+    /// (`python3` found, which sends the neighbour advertisements;
+    /// `None`: not asked).
+    pub announces: Option<bool>,
     /// Output of the version command, or why it failed.
     pub version: Option<Version>,
     /// Health checks.
@@ -315,6 +319,9 @@ pub enum Drift {
     CheckFails,
     /// The version command failed.
     Version,
+    /// A host of a pair whose VIP is IPv6 has no python3: the address
+    /// would move to it unannounced.
+    NoAnnouncer,
     /// The state directory's journal or state file cannot be read or
     /// written.
     Records,
@@ -587,6 +594,16 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 format!("{role} {} fails check {}: {}", h.name, c.name, c.detail),
             );
         }
+        if h.announces == Some(false) {
+            add(
+                Drift::NoAnnouncer,
+                Severity::Degraded,
+                format!(
+                    "{} has no python3: an IPv6 virtual IP moved to it is not announced (no unsolicited neighbour advertisement), so neighbours keep sending to the old holder until their cache entries expire; install python3 there",
+                    h.name
+                ),
+            );
+        }
         if let Some(Version::Failed(e)) = &h.version {
             if h.ssh.is_ok() {
                 add(
@@ -797,6 +814,7 @@ mod tests {
             ssh: Ok(()),
             holds_vip: vip,
             vip_error: None,
+            announces: None,
             version: Some(Version::Printed("1".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),
@@ -920,6 +938,33 @@ mod tests {
         assert_eq!(a.holder, Holder::Host("blue".into()));
         assert_eq!(a.verdict, Verdict::Ok, "{:?}", a.findings);
         assert_eq!(a.record, None);
+    }
+
+    #[test]
+    fn a_host_that_cannot_announce_an_ipv6_vip_degrades_the_pair() {
+        let mut s = vip(Some(true), Some(false), roles("blue", "green"));
+        s.hosts[0].announces = Some(true);
+        s.hosts[1].announces = Some(false);
+        let a = assess(&s);
+        assert_eq!(a.holder, Holder::Host("blue".into()));
+        assert_eq!(kinds(&a), [Drift::NoAnnouncer]);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert!(a.findings[0].message.starts_with("green has no python3"));
+        // A run may still start: it moves the address unannounced, and says so.
+        assert!(a.switch_blocked.is_empty(), "{:?}", a.switch_blocked);
+        let problems = crate::core::preflight::problems(
+            crate::core::cycle::Kind::Switchover,
+            "web",
+            &s,
+            &a,
+            crate::core::preflight::Roles {
+                from: "blue",
+                to: "green",
+                failed: None,
+                forced: false,
+            },
+        );
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

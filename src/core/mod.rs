@@ -1,6 +1,7 @@
 //! The sans-IO core: pure decisions from observations and records. Nothing
 //! in here touches the network, the disk or the clock.
 
+pub mod announce;
 pub mod assess;
 pub mod balancer;
 pub mod cycle;
@@ -8,6 +9,7 @@ pub mod experiment;
 pub mod fleet;
 pub mod gate;
 pub mod holder;
+pub mod ifaddr;
 pub mod notify;
 pub mod op;
 pub mod position;

@@ -404,16 +404,7 @@ pub enum WaitFor {
 /// Where an operation runs, as printed: a host's name, or `controller`.
 pub const CONTROLLER: &str = "controller";
 
-/// The file the background announcement of `address` reports to: in a
-/// directory of the login user's own under /tmp (made 0700 and checked to
-/// be the user's own, never followed through a link), named after the
-/// address so that the plan can name it before the run.
-pub fn announce_file(address: &IpAddr) -> String {
-    format!("/tmp/baton-$(id -u)/arping-{address}.log")
-}
-
-/// The line the announcement's wrapper prints when arping has ended.
-pub const ARPING_EXIT: &str = "arping exit ";
+pub use crate::core::announce::{announce_file, probe_argv, ARPING_EXIT};
 
 /// How a program is invoked on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,14 +477,24 @@ impl Remote {
                     AddrAction::Add => "add",
                     AddrAction::Del => "del",
                 };
+                // An IPv6 address is added without duplicate address
+                // detection: it is usable at once instead of `tentative`
+                // for about two seconds (the old holder has just given it
+                // up; a failover proves that first). A validated IPv6 CIDR
+                // always holds a colon, an IPv4 one never.
+                let nodad = *action == AddrAction::Add && cidr.contains(':');
+                let mut words = vec!["addr", verb, cidr.as_str(), "dev", interface.as_str()];
+                if nodad {
+                    words.push("nodad");
+                }
                 if *batch {
                     // Validated addresses and interface names hold no
                     // whitespace: the line splits exactly into these words.
-                    Invocation::Batch(format!("addr {verb} {cidr} dev {interface}"))
+                    Invocation::Batch(words.join(" "))
                 } else {
                     Invocation::Privileged {
-                        argv: ["ip", "addr", verb, cidr, "dev", interface]
-                            .iter()
+                        argv: std::iter::once("ip")
+                            .chain(words)
                             .map(|s| s.to_string())
                             .collect(),
                         input: None,
@@ -509,41 +510,9 @@ impl Remote {
                 address,
                 count,
                 sudo,
-            } => {
-                let arping = quote::join(&[
-                    "arping",
-                    "-U",
-                    "-c",
-                    &count.to_string(),
-                    "-I",
-                    interface,
-                    &address.to_string(),
-                ]);
-                // arping usually holds the raw-socket capability itself
-                // (Debian sets cap_net_raw on it), so it is tried without
-                // sudo first: starting sudo would delay the announcement.
-                let run = if *sudo {
-                    format!("{arping} || sudo -n {arping}")
-                } else {
-                    arping
-                };
-                // One process before arping starts (`id`; the directory is
-                // made only once): every millisecond before the announcement
-                // is one in which neighbours still send to the old holder.
-                let dir = "/tmp/baton-$(id -u)";
-                // The report stays 30 s after arping ends, then goes, unless
-                // a later announcement has taken the file over meanwhile.
-                let inner = format!(
-                    "echo \"baton $$\"; {run}; echo \"{ARPING_EXIT}$?\"; sleep 30; \
-                     [ \"$(head -n 1 \"$BATON_ARPING_LOG\")\" = \"baton $$\" ] && rm -f \"$BATON_ARPING_LOG\""
-                );
-                Invocation::User(format!(
-                    "{path}; d={dir}; {{ [ -d \"$d\" ] || mkdir -m 700 \"$d\"; }} && [ -O \"$d\" ] && [ ! -L \"$d\" ] && \
-                     f=\"$d/arping-{address}.log\" && \
-                     {{ BATON_ARPING_LOG=\"$f\" nohup sh -c {} </dev/null >\"$f\" 2>&1 & }}",
-                    quote::quote(&inner)
-                ))
-            }
+            } => Invocation::User(crate::core::announce::announce_line(
+                interface, address, *count, *sudo,
+            )),
             Remote::Report { address } => {
                 Invocation::User(format!("cat -- \"{}\"", announce_file(address)))
             }
@@ -562,25 +531,6 @@ impl Remote {
             }
         }
     }
-}
-
-/// The duplicate address detection that proves no host answers for the
-/// VIP: two ARP probes from the unspecified address, two seconds at most.
-pub fn probe_argv(interface: &str, address: &IpAddr) -> Vec<String> {
-    [
-        "arping",
-        "-D",
-        "-c",
-        "2",
-        "-w",
-        "2",
-        "-I",
-        interface,
-        &address.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// An operation as the plan prints it and the journal records it.

@@ -45,7 +45,14 @@ pub fn problems(
     }
     match kind {
         Kind::Apply | Kind::Switchover => {
-            out.extend(a.findings.iter().map(|f| f.message.clone()));
+            // A host that cannot announce an IPv6 VIP does not stop a run:
+            // the address moves unannounced, and the switch says so.
+            out.extend(
+                a.findings
+                    .iter()
+                    .filter(|f| f.kind != crate::core::assess::Drift::NoAnnouncer)
+                    .map(|f| f.message.clone()),
+            );
             if out.is_empty() && seen.hosts.iter().any(|h| h.ssh.is_err()) {
                 out.push("a host could not be reached".to_string());
             }
@@ -269,6 +276,7 @@ mod tests {
             },
             holds_vip: vip,
             vip_error: None,
+            announces: None,
             version: None,
             checks: vec![CheckOutcome {
                 name: "page".into(),

@@ -18,6 +18,30 @@ pub fn fill(template: &str, host: &Host, in_url: bool) -> String {
         .replace("{host}", &host.name)
 }
 
+/// Fills a DNS check's `server` (`ADDRESS[:PORT]`) for a host: an IPv6
+/// address directly followed by a port is bracketed (`[2001:db8::12]:53`),
+/// since `2001:db8::12:53` would read as another address on the default
+/// port; one the template already brackets is left as written.
+pub fn fill_server(template: &str, host: &Host) -> String {
+    let plain = host.address.to_string();
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(at) = rest.find("{address}") {
+        let before = &rest[..at];
+        let after = &rest[at + "{address}".len()..];
+        out.push_str(before);
+        let bracket = host.address.is_ipv6() && after.starts_with(':') && !out.ends_with('[');
+        if bracket {
+            out.push_str(&format!("[{plain}]"));
+        } else {
+            out.push_str(&plain);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out.replace("{host}", &host.name)
+}
+
 /// What a check does against `address`, where `host` must answer, with
 /// its policy: for `baton plan` and the journal.
 pub fn describe(check: &Check, host: &str, address: std::net::IpAddr) -> String {
@@ -48,7 +72,7 @@ pub fn describe(check: &Check, host: &str, address: std::net::IpAddr) -> String 
             expect,
         } => format!(
             "ask {} for {query} {record_type}, expecting {}",
-            fill(server, &target, false),
+            fill_server(server, &target),
             fill(expect, &target, false)
         ),
         CheckKind::Command {
@@ -70,4 +94,28 @@ pub fn describe(check: &Check, host: &str, address: std::net::IpAddr) -> String 
         check.failures_allowed,
         humantime::format_duration(check.interval)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dns_servers_ipv6_address_is_bracketed_before_a_port() {
+        let v6 = Host {
+            name: "violet6".into(),
+            address: "fd00:198:18::22".parse().unwrap(),
+            ssh_port: 22,
+        };
+        let v4 = Host {
+            name: "violet".into(),
+            address: "198.18.0.22".parse().unwrap(),
+            ssh_port: 22,
+        };
+        assert_eq!(fill_server("{address}:5353", &v6), "[fd00:198:18::22]:5353");
+        assert_eq!(fill_server("{address}", &v6), "fd00:198:18::22");
+        assert_eq!(fill_server("[{address}]:53", &v6), "[fd00:198:18::22]:53");
+        assert_eq!(fill_server("{address}:5353", &v4), "198.18.0.22:5353");
+        assert_eq!(fill_server("{host}.lab:53", &v4), "violet.lab:53");
+    }
 }

@@ -513,6 +513,7 @@ mod tests {
                 })
                 .collect(),
             role: None,
+            announces: None,
         }
     }
 

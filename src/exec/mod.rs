@@ -363,3 +363,5 @@ mod roles_tests;
 pub mod testkit;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vip6_tests;

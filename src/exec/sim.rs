@@ -13,9 +13,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{out, OpError, Value, World};
 use crate::config::{CheckKind, Pair, Traffic};
+use crate::core::announce::{ARPING_EXIT, NA_EXIT};
 use crate::core::assess::{CheckOutcome, HostSeen, KeySeen, LastRun, PairSeen, TrafficSeen};
 use crate::core::balancer::{self, ServerStat};
-use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, WaitFor, ARPING_EXIT};
+use crate::core::op::{AddrAction, Hook, NftPurpose, Op, Remote, RoleAction, WaitFor};
 use crate::core::position::{Position, Report, RoleState};
 use crate::io::dns::{Answer, DnsQueryError, DnsUpdateError};
 
@@ -63,6 +64,9 @@ pub enum Effect {
     Repoints(IpAddr),
     /// A command exits 0 but has no effect (a hook that returns early).
     Ignored,
+    /// A command exits with this status, says so on stderr and has no
+    /// effect (a program it needs is missing, say).
+    Exits(i32),
 }
 
 /// A fault: the operations whose rendered command contains `matching`
@@ -462,14 +466,19 @@ impl State {
                 ok("")
             }
             Remote::AddrShow { interface } => {
-                let mut text = format!(
-                    "2: {interface}    inet {}/24 scope global {interface}\n",
-                    host.address
-                );
+                // As `ip -o addr show` prints them: an IPv6 address added
+                // `nodad` says so.
+                let line = |a: &IpAddr, flags: &str| match a {
+                    IpAddr::V4(_) => format!(
+                        "2: {interface}    inet {a}/24 scope global {flags}{interface}\\       valid_lft forever preferred_lft forever\n"
+                    ),
+                    IpAddr::V6(_) => format!(
+                        "2: {interface}    inet6 {a}/64 scope global {flags}\\       valid_lft forever preferred_lft forever\n"
+                    ),
+                };
+                let mut text = line(&host.address, "");
                 for a in &host.addrs {
-                    text.push_str(&format!(
-                        "2: {interface}    inet {a}/24 scope global secondary {interface}\n"
-                    ));
+                    text.push_str(&line(a, if a.is_ipv6() { "nodad " } else { "secondary " }));
                 }
                 ok(&text)
             }
@@ -497,8 +506,11 @@ impl State {
                 let (name, action) = (name.to_string(), *action);
                 self.role(&name, action)
             }
-            Remote::Report { .. } => ok(&format!(
+            Remote::Report { address: IpAddr::V4(_) } => ok(&format!(
                 "baton 1\nSent 3 probes (3 broadcast(s))\nReceived 0 response(s)\n{ARPING_EXIT}0\n"
+            )),
+            Remote::Report { address } => ok(&format!(
+                "baton 1\nsent neighbour advertisement 1 of 1: {address} is at 02:00:00:00:00:01 on eth0\n{NA_EXIT}0\n"
             )),
             Remote::Probe { address, .. } => {
                 let answered: Vec<String> = peers
@@ -547,6 +559,13 @@ impl State {
             Some(Effect::Fail) => return fail(op, &rendered.command),
             Some(Effect::Ignored) if matches!(op, Op::Remote { .. }) => {
                 return Ok(Value::Output(out(0, "", "")))
+            }
+            Some(Effect::Exits(code)) if matches!(op, Op::Remote { .. }) => {
+                return Ok(Value::Output(out(
+                    code,
+                    "",
+                    &format!("simulated exit {code} of `{}`", rendered.command),
+                )))
             }
             _ => {}
         }
@@ -734,6 +753,7 @@ impl State {
                 _ => None,
             },
             vip_error: None,
+            announces: None,
             version: None,
             checks: pair
                 .checks

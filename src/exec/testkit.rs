@@ -19,7 +19,8 @@ use crate::store::state::StateStore;
 
 const GLOBAL: &str = "state_dir = \"state\"\nenvironments = [\"dev\", \"prod\"]\n\n[ssh]\nuser = \"deploy\"\nidentity = \"id_test\"\nknown_hosts = \"known_hosts\"\nsudo = true\n";
 
-const HOSTS: &str = "environment = \"dev\"\nobserve_period = \"1s\"\n\n[hosts.blue]\naddress = \"198.51.100.11\"\n\n[hosts.green]\naddress = \"198.51.100.12\"\n\n";
+/// The hosts of `Lab::new`: blue and green on IPv4.
+pub const HOSTS: &str = "environment = \"dev\"\nobserve_period = \"1s\"\n\n[hosts.blue]\naddress = \"198.51.100.11\"\n\n[hosts.green]\naddress = \"198.51.100.12\"\n\n";
 
 const CHECKS: &str = "\n[[checks]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://{address}/\"\nexpect_body = \"{host}\"\n\n[[checks]]\nname = \"port\"\nkind = \"tcp\"\nport = 80\n";
 
@@ -61,6 +62,12 @@ impl Lab {
     /// before the hosts, like `fence = "..."`), two checks and the change
     /// `v2`.
     pub fn new(traffic: &str, extra: &str) -> Lab {
+        Lab::with_hosts(HOSTS, traffic, extra)
+    }
+
+    /// As `new`, with `hosts` (the pair file's `environment`, ... and
+    /// `[hosts.*]` tables) instead of blue and green on IPv4.
+    pub fn with_hosts(hosts: &str, traffic: &str, extra: &str) -> Lab {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let pairs = dir.path().join("pairs");
@@ -77,7 +84,7 @@ impl Lab {
         std::fs::write(dir.path().join("baton.toml"), GLOBAL).expect("baton.toml");
         std::fs::write(
             pairs.join("web.toml"),
-            format!("{extra}{HOSTS}{traffic}{CHECKS}{CHANGE}"),
+            format!("{extra}{hosts}{traffic}{CHECKS}{CHANGE}"),
         )
         .expect("web.toml");
         let config = match config::load(&dir.path().join("baton.toml")).select(&[]) {

@@ -59,7 +59,7 @@ pub async fn probe(check: &Check, host: &Host, ssh: Option<&SshHost>) -> Probe {
             expect,
         } => {
             dns(
-                &fill(server, host, false),
+                &crate::core::template::fill_server(server, host),
                 query,
                 record_type,
                 &fill(expect, host, false),

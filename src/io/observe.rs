@@ -134,6 +134,18 @@ async fn observe_connected(
             _ => (None, None),
         }
     };
+    // An IPv6 VIP is announced by python3 on the host taking it.
+    let announces = async {
+        match (&pair.traffic, ssh) {
+            (Traffic::Vip(v), Some(s)) if v.address.is_ipv6() => {
+                match s.run(crate::core::announce::HAS_ANNOUNCER).await {
+                    Ok(o) => o.status.map(|c| c == 0),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        }
+    };
     let version = async {
         match (&pair.version_command, ssh) {
             (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
@@ -166,13 +178,15 @@ async fn observe_connected(
         })
     };
     let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-    let ((holds_vip, vip_error), version, probes, role) = tokio::join!(vip, version, probes, role);
+    let ((holds_vip, vip_error), version, probes, role, announces) =
+        tokio::join!(vip, version, probes, role, announces);
     HostSeen {
         name: host.name.clone(),
         address: Some(host.address),
         ssh: connected.map(|_| ()),
         holds_vip,
         vip_error,
+        announces,
         version,
         checks: probes
             .into_iter()
@@ -308,7 +322,13 @@ pub async fn holds_address(
             out.stderr_text().trim()
         ));
     }
-    Ok(addresses_in(&out.stdout_text()).contains(&address))
+    match crate::core::ifaddr::held(&out.stdout_text(), &address) {
+        crate::core::ifaddr::Held::No => Ok(false),
+        crate::core::ifaddr::Held::Yes | crate::core::ifaddr::Held::Tentative => Ok(true),
+        crate::core::ifaddr::Held::DadFailed => Err(format!(
+            "{address} is on {interface} marked `dadfailed` (another host answered for it when it was added without `nodad`): it is not used, yet it is there; remove it (`ip addr del`)"
+        )),
+    }
 }
 
 /// Addresses in `ip -o addr show` output.

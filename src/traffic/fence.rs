@@ -2,7 +2,8 @@
 //! of a failover, and of a hand-over whose old primary did not follow
 //! (the pair's fence command for that host, its VIP removed over SSH, or,
 //! when SSH cannot reach it, proof from the other host that no host
-//! answers for the VIP any more; behind a balancer, its server in
+//! answers for the VIP any more: ARP probes for IPv4, neighbour
+//! solicitations for IPv6; behind a balancer, its server in
 //! maintenance) and the rejoin's `release` step (a repaired host gives up
 //! a VIP it came back with, or its server leaves maintenance at weight 0;
 //! never the fence command, which is for dead hosts).
@@ -37,8 +38,9 @@ pub enum Dad {
     Unreachable,
 }
 
-/// Reads iputils `arping -D` output: `Unicast reply from ADDR [MAC]` per
-/// answer, `Received N response(s)` at the end.
+/// Reads iputils `arping -D` output (and the IPv6 probe's, which uses its
+/// words: `core::announce`): `Unicast reply from ADDR [MAC]` per answer,
+/// `Received N response(s)` at the end.
 pub fn parse_dad(stdout: &str, stderr: &str) -> Dad {
     let macs: Vec<String> = stdout
         .lines()
@@ -63,7 +65,7 @@ pub fn parse_dad(stdout: &str, stderr: &str) -> Dad {
         Some(n) => Dad::Answered(vec![format!("{n} unnamed responder(s)")]),
         None => Dad::Unknown(
             match stderr.trim() {
-                "" => "arping printed no result".to_string(),
+                "" => "the probe printed no result".to_string(),
                 e => e.to_string(),
             }
             .lines()
@@ -161,13 +163,14 @@ async fn prove_gone<W: World>(
     from: &Host,
     to: &Host,
 ) -> Result<String, Failed> {
-    let found = match v.address {
-        IpAddr::V6(_) => Dad::Unknown("arping cannot probe an IPv6 address".to_string()),
-        IpAddr::V4(_) => probe(x, v, &to.name).await,
+    let found = probe(x, v, &to.name).await;
+    let how = match v.address {
+        IpAddr::V4(_) => "duplicate address detection",
+        IpAddr::V6(_) => "neighbour solicitation",
     };
     match found {
         Dad::Free => Ok(format!(
-            "{} cannot be reached over SSH; no host answers for {} (duplicate address detection from {})",
+            "{} cannot be reached over SSH; no host answers for {} ({how} from {})",
             from.name, v.address, to.name
         )),
         Dad::Answered(who) => Err(Failed(format!(
@@ -191,7 +194,8 @@ async fn prove_gone<W: World>(
 }
 
 /// Runs the probe on `host`: as the login user first (Debian's arping has
-/// the raw-socket capability), then through sudo when that is configured.
+/// the raw-socket capability; the IPv6 probe's raw socket needs root, and
+/// fails at once without), then through sudo when that is configured.
 async fn probe<W: World>(x: &mut Exec<'_, W>, v: &Vip, host: &str) -> Dad {
     let attempt = |privileged| Remote::Probe {
         interface: v.interface.clone(),
@@ -251,6 +255,21 @@ mod tests {
             parse_dad("Sent 2 probes\nReceived 2 response(s)\n", ""),
             Dad::Answered(_)
         ));
+    }
+
+    #[test]
+    fn reads_the_ipv6_probe_in_arpings_words() {
+        let answered = "NDP probe for fd00::100 on eth0 to ff02::1:ff00:100\nUnicast reply from fd00::100 [4A:E7:8E:E9:5F:90]\nSent 2 probes (2 multicast(s))\nReceived 1 response(s)\n";
+        assert_eq!(
+            parse_dad(answered, ""),
+            Dad::Answered(vec!["4A:E7:8E:E9:5F:90".into()])
+        );
+        let free = "NDP probe for fd00::177 on eth0 to ff02::1:ff00:177\nSent 2 probes (2 multicast(s))\nReceived 0 response(s)\n";
+        assert_eq!(parse_dad(free, ""), Dad::Free);
+        assert_eq!(
+            parse_dad("", "ndp: [Errno 1] Operation not permitted\n"),
+            Dad::Unknown("ndp: [Errno 1] Operation not permitted".into())
+        );
     }
 
     #[test]

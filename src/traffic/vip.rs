@@ -1,18 +1,21 @@
 //! The `vip` method: remove the address from the old holder, add it on
 //! the new one (each one line to an `ip -batch` started on the host before
-//! the gap, so the gap is two round trips), announce it with repeated
-//! gratuitous ARP in the background, then confirm on both hosts that
-//! exactly the new one holds it. Removing fails when the old holder no
-//! longer has the address: a stale run never steals it. With `quiesce`,
-//! the old holder first holds new connections off (`quiesce`).
+//! the gap, so the gap is two round trips; an IPv6 address `nodad`, usable
+//! at once), announce it in the background (repeated gratuitous ARP, or
+//! for IPv6 unsolicited neighbour advertisements: `core::announce`), then
+//! confirm on both hosts that exactly the new one holds it. Removing fails
+//! when the old holder no longer has the address: a stale run never steals
+//! it. With `quiesce`, the old holder first holds new connections off
+//! (`quiesce`).
 
 use std::time::Instant;
 
 use super::{quiesce, Mode, Switched};
 use crate::config::Vip;
-use crate::core::op::{AddrAction, Op, Remote, ARPING_EXIT};
+use crate::core::announce::{announce_status, announcement, is_status_line, NO_PYTHON_EXIT};
+use crate::core::ifaddr::{self, Held};
+use crate::core::op::{AddrAction, Op, Remote};
 use crate::exec::{output, Exec, Failed, OpError, World};
-use crate::io::observe::addresses_in;
 
 fn show(host: &str, v: &Vip) -> Op {
     Op::Remote {
@@ -53,7 +56,13 @@ fn read_holds(
     out: Result<crate::io::ssh::Output, OpError>,
 ) -> Result<bool, Failed> {
     match out {
-        Ok(o) if o.success() => Ok(addresses_in(&o.stdout_text()).contains(&v.address)),
+        Ok(o) if o.success() => match ifaddr::held(&o.stdout_text(), &v.address) {
+            Held::No => Ok(false),
+            // A tentative address becomes usable by itself (baton adds
+            // IPv6 addresses `nodad`, so only one added by hand is).
+            Held::Yes | Held::Tentative => Ok(true),
+            Held::DadFailed => Err(Failed(dad_failed(host, v))),
+        },
         Ok(o) => Err(Failed(format!(
             "`ip addr show dev {}` failed on {host}: {} (check `interface` in the pair's [traffic]: it must name the interface on both hosts)",
             v.interface,
@@ -61,6 +70,15 @@ fn read_holds(
         ))),
         Err(e) => Err(Failed(format!("cannot ask {host} about {v}: {e}"))),
     }
+}
+
+/// Why a host holding the address with failed duplicate address
+/// detection can be said neither to hold it nor not to.
+pub fn dad_failed(host: &str, v: &Vip) -> String {
+    format!(
+        "{host} has {v} on {} marked `dadfailed` (another host answered for it when it was added without `nodad`): it does not use it, yet it is there; remove it there (`ip addr del {v} dev {}`)",
+        v.interface, v.interface
+    )
 }
 
 fn addr(action: AddrAction, v: &Vip, batch: bool) -> Remote {
@@ -230,15 +248,16 @@ pub async fn switch<W: World>(
     }
 }
 
-/// Gratuitous ARP, repeated, in the background on the new holder: arping
+/// The announcement (gratuitous ARP, or for IPv6 unsolicited neighbour
+/// advertisements), repeated, in the background on the new holder: arping
 /// takes a second per packet and the switch must not wait for it. Its
 /// report goes to a file on the host that the executor reads at the end of
 /// the next step (`report`). A note for the step's detail when it could
-/// not start.
+/// not start (then there is no report to read).
 async fn announce<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Option<String> {
     let sudo = x.pair.ssh.sudo;
     let started = x
-        .remote_ok(
+        .remote(
             to,
             Remote::Announce {
                 interface: v.interface.clone(),
@@ -246,47 +265,50 @@ async fn announce<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Option<St
                 count: v.arp_count,
                 sudo,
             },
-            "starting gratuitous ARP",
         )
         .await;
-    started.err().map(|e| format!(" ({e})"))
+    let what = announcement(&v.address);
+    match started {
+        Ok(o) if o.success() => None,
+        Ok(o) if v.address.is_ipv6() && o.status == Some(NO_PYTHON_EXIT) => Some(format!(
+            " (NOT announced: {to} has no python3, which sends the {what}s; neighbours keep sending to the old holder until their cache entries expire, about 35 s: install python3 there)"
+        )),
+        Ok(o) => Some(format!(
+            " (starting the {what} failed: {}; neighbours learn the move only as their caches expire)",
+            o.stderr_text().trim()
+        )),
+        Err(e) => Some(format!(" (starting the {what}: {e})")),
+    }
 }
 
 /// Reads what the background announcement on `host` printed into the
-/// journal (arping writes its report when it ends); a note for the step's
-/// detail when it failed or the report could not be read.
+/// journal (the sender's wrapper writes its status when it ends); a note
+/// for the step's detail when it failed or the report could not be read.
 pub async fn report<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> String {
+    let what = announcement(&v.address);
     let out = x.remote(host, Remote::Report { address: v.address }).await;
     let text = match &out {
         Ok(o) if o.success() => o.stdout_text(),
         Ok(o) => {
             return format!(
-                "; the gratuitous ARP's report could not be read: {}",
+                "; the {what}'s report could not be read: {}",
                 o.stderr_text().trim()
             )
         }
-        Err(e) => return format!("; the gratuitous ARP's report could not be read: {e}"),
+        Err(e) => return format!("; the {what}'s report could not be read: {e}"),
     };
-    match arping_status(&text) {
-        // Still running: arping reports only when it ends.
+    match announce_status(&text) {
+        // Still running: the wrapper reports only when the sender ends.
         Some(0) | None => String::new(),
         Some(code) => {
             let why = text
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty() && !l.starts_with(ARPING_EXIT))
+                .find(|l| !l.trim().is_empty() && !is_status_line(l))
                 .unwrap_or("no output");
-            format!("; gratuitous ARP FAILED (exit {code}: {why}): neighbours learn the move only as their caches expire")
+            format!("; {what} FAILED (exit {code}: {why}): neighbours learn the move only as their caches expire")
         }
     }
-}
-
-/// arping's exit status from the wrapper's last line, once it has ended.
-fn arping_status(text: &str) -> Option<i32> {
-    text.lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(ARPING_EXIT))
-        .and_then(|c| c.trim().parse().ok())
 }
 
 /// Ends the old host's quiesce hold after a failed move, when it had one;
@@ -341,30 +363,5 @@ pub async fn take<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Result<Sw
         other => Err(Failed(format!(
             "after adding, {to} holds {cidr}: {other:?}"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_announcements_exit_status_is_read_from_its_wrappers_last_line() {
-        assert_eq!(
-            arping_status("ARPING 198.18.0.100 from 198.18.0.100 eth0\n"),
-            None
-        );
-        assert_eq!(
-            arping_status(
-                "Sent 3 probes (3 broadcast(s))\nReceived 0 response(s)\narping exit 0\n"
-            ),
-            Some(0)
-        );
-        assert_eq!(
-            arping_status(
-                "arping: Device eth9 not available.\nsudo: a password is required\narping exit 1\n"
-            ),
-            Some(1)
-        );
     }
 }

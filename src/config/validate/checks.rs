@@ -395,9 +395,7 @@ fn bad_server(template: &str, hosts: Option<&[Host; 2]>) -> Option<String> {
         None => &sample,
     };
     hosts.iter().find_map(|h| {
-        let filled = template
-            .replace("{address}", &h.address.to_string())
-            .replace("{host}", &h.name);
+        let filled = crate::core::template::fill_server(template, h);
         parse_server(&filled).is_none().then_some(filled)
     })
 }
