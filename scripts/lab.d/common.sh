@@ -56,6 +56,14 @@ LB_GROUP=haproxy
 LB_FRONTEND=front
 LB_WEIGHT=100
 FAULT_FILE=$SRV_PATH/fault-500
+# The etcd cluster (etcd.sh): Debian's etcd run as its user etcd, the members' ports, the
+# cluster's token, and the key prefix of config-etcd/baton.toml (reset deletes every key under it)
+ETCD_BIN=/usr/bin/etcd
+ETCD_USER=etcd
+ETCD_CLIENT_PORT=2379
+ETCD_PEER_PORT=2380
+ETCD_TOKEN=baton-lab
+ETCD_PREFIX=/baton/lab/
 
 # --- the tables (set by lab_define and fleet_define, tables.sh) ------------------------------
 HOSTS=()              # every base host, in table order
@@ -63,6 +71,7 @@ SERVICE_HOSTS=()      # the base hosts with role service (sshd + nginx)
 PG_HOSTS=()           # the base hosts with role pg (sshd + postgres)
 LB_HOSTS=()           # the base hosts with role haproxy (sshd + HAProxy: the frontend of a pair)
 BASTION_HOSTS=()      # the base hosts with role bastion (sshd alone: the jump host of pair far)
+ETCD_HOSTS=()         # the base hosts with role etcd (the members of the etcd cluster, etcd.sh)
 PAIRS=()              # the base pairs
 DNS_HOST='' DNS2_HOST='' CTL_HOST='' CLIENT_HOST=''   # the hosts with those roles
 DNS_ADDR='' DNS2_ADDR=''                              # the two Knot servers' addresses
@@ -91,6 +100,9 @@ SW_BRIDGE=missing
 declare -A H_ETH0=() H_LOCAL=()
 # load_process_table (procs.sh): PPID_OF[PID] = its parent
 declare -A PPID_OF=()
+# etcd_health_note (etcd.sh): ETCD_HEALTH[MEMBER] = "healthy" or "healthy, leader", as
+# `endpoint health` and `endpoint status` said (ETCD_HEALTH[.] set once asked)
+declare -A ETCD_HEALTH=()
 
 # --- run state -----------------------------------------------------------------------------
 LOCKED=0              # take_lock: this process holds the lab's lock

@@ -6,7 +6,7 @@
 load_stat_cache() {
     STAT_OF=()
     local m o p dirs=()
-    for p in "$LAB/hosts" "$LAB/config" "$LAB/fleet" "$LAB/ssh" /etc/netns; do [ -d "$p" ] && dirs+=("$p"); done
+    for p in "$LAB/hosts" "$LAB/config" "$LAB/config-etcd" "$LAB/fleet" "$LAB/ssh" /etc/netns; do [ -d "$p" ] && dirs+=("$p"); done
     [ ${#dirs[@]} -gt 0 ] || return 0
     while read -r m o p; do
         STAT_OF["$p"]="$m $o"

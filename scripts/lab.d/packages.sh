@@ -37,6 +37,8 @@ missing_packages() {
         "/usr/lib/python3/dist-packages/psycopg2/__init__.py python3-psycopg2"   # scripts/pgwriter
         "haproxy haproxy"                            # the HAProxy pairs' balancers (lb.sh)
         "socat socat"                                # their runtime API over the admin socket
+        "$ETCD_BIN etcd-server"                      # the etcd cluster (etcd.sh)
+        "etcdctl etcd-client"
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do
@@ -70,13 +72,16 @@ ensure_packages() {
     # shellcheck disable=SC2086  # split on purpose: one argument per package
     [ "$rc" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends $missing || rc=$?
     [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d
-    # bind9 is here only for tsig-keygen, and the lab runs its own HAProxy: on a machine that
-    # runs systemd, keep the stock named and haproxy off at boot
+    # bind9 is here only for tsig-keygen, and the lab runs its own HAProxy and etcd: on a
+    # machine that runs systemd, keep the stock named, haproxy and etcd off at boot
     if [[ " $missing " == *" bind9 "* ]] && [ -d /run/systemd/system ]; then
         systemctl disable named.service >/dev/null 2>&1 || true
     fi
     if [[ " $missing " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
         systemctl disable haproxy.service >/dev/null 2>&1 || true
+    fi
+    if [[ " $missing " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable etcd.service >/dev/null 2>&1 || true
     fi
     [ "$rc" = 0 ] || die "apt-get failed ($rc)"
     missing=$(missing_packages)

@@ -21,6 +21,7 @@ daemon_info() {
         knotd) knot_dir "$2" _k; printf -v "$3" '%s' "$_k/knot.pid"; printf -v "$4" '%s' "$_k/knot.conf" ;;
         postgres) printf -v "$3" '%s' "$_h/pgdata/postmaster.pid"; printf -v "$4" '%s' "$_h/pgdata" ;;
         haproxy) printf -v "$3" '%s' "$_h/haproxy.pid"; printf -v "$4" '%s' "$_h/haproxy.cfg" ;;
+        etcd) printf -v "$3" '%s' "$_h/etcd.pid"; printf -v "$4" '%s' "$_h/data" ;;
     esac
 }
 

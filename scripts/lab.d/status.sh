@@ -77,6 +77,7 @@ verify_reachable() {
         sleep 0.1
     done
     [ -n "$soa" ] || { warn "Knot at $DNS_ADDR does not answer for $ZONE"; bad=1; }
+    etcd_verify || bad=1
     secondary_in_sync || { warn "the secondary Knot at $DNS2_ADDR does not serve the primary's $ZONE (SOA serial $(soa_serial "$DNS_ADDR") there, '$(soa_serial "$DNS2_ADDR")' here); see $LAB/dns2/knot.log"; bad=1; }
     return $bad
 }
@@ -93,6 +94,7 @@ cmd_status() {
             case $kind in
                 sshd) eps+=("${H_ADDR[$h]}:22") ;; nginx|haproxy) eps+=("${H_ADDR[$h]}:80") ;;
                 knotd) eps+=("${H_ADDR[$h]}:53") ;; postgres) eps+=("${H_ADDR[$h]}:$PG_PORT") ;;
+                etcd) eps+=("${H_ADDR[$h]}:$ETCD_CLIENT_PORT") ;;
             esac
         done
     done
@@ -130,8 +132,10 @@ cmd_status() {
                 [ "$kind" = haproxy ] && port=80
                 [ "$kind" = knotd ] && port=53
                 [ "$kind" = postgres ] && port=$PG_PORT
+                [ "$kind" = etcd ] && port=$ETCD_CLIENT_PORT
                 if [ -n "${answered[${H_ADDR[$h]}:$port]-}" ]; then extra="answers on ${H_ADDR[$h]}:$port"; else extra="NOT ANSWERING on ${H_ADDR[$h]}:$port"; bad=1; fi
                 if [ "${H_ROLE[$h]}" = service ] && ! srv_mounted_for "$pid" "$h"; then extra+=", srv NOT MOUNTED"; bad=1; fi
+                if [ "$kind" = etcd ]; then etcd_health_note "$h" extra || bad=1; fi
                 if [ "${H_ROLE[$h]}" = pg ] && [ "$kind" = sshd ] && ! pg_sshd_ok "$h" "$pid"; then
                     extra+=", $PG_ETC or /run/postgresql NOT MOUNTED"; bad=1
                 fi

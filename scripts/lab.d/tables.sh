@@ -29,6 +29,12 @@ lab_define() {
         "ns2     $NET_PREFIX.54     dns2     -"
         "client  $NET_PREFIX.200    client   -      $NET6_PREFIX::200"
         "ctl     $NET_PREFIX.250    ctl      -      $NET6_PREFIX::250"
+        # ctlx: controllers beside ctl for more watchers, etcd: the etcd cluster (etcd.sh)
+        "ctl2    $NET_PREFIX.251    ctlx     -"
+        "ctl3    $NET_PREFIX.252    ctlx     -"
+        "etcd1   $NET_PREFIX.71     etcd     -"
+        "etcd2   $NET_PREFIX.72     etcd     -"
+        "etcd3   $NET_PREFIX.73     etcd     -"
     )
     # pair  method  initial-primary  standby  traffic target                 ttl  description
     local lab_pairs=(
@@ -45,6 +51,7 @@ lab_define() {
     H_ADDR=(); H_IP6=(); H_ROLE=(); H_PAIR=(); H_NET=()
     P_METHOD=(); P_PRIMARY=(); P_STANDBY=(); P_TARGET=(); P_TTL=(); P_DESC=(); P_ENV=(); P_CANARY=(); P_BALANCER=()
     P_HOST6=()
+    ETCD_HOSTS=()
     local line name addr role pair addr6 method prim stby target ttl desc
     for line in "${lab_hosts[@]}"; do
         read -r name addr role pair addr6 <<<"$line"
@@ -55,6 +62,7 @@ lab_define() {
         [ "$role" = pg ] && PG_HOSTS+=("$name")
         [ "$role" = haproxy ] && { LB_HOSTS+=("$name"); P_BALANCER["$pair"]=$name; }
         [ "$role" = bastion ] && BASTION_HOSTS+=("$name")
+        [ "$role" = etcd ] && ETCD_HOSTS+=("$name")
         [ "$role" = dns ] && DNS_HOST=$name
         [ "$role" = dns2 ] && DNS2_HOST=$name
         [ "$role" = ctl ] && CTL_HOST=$name
@@ -135,6 +143,7 @@ host_daemons() { # host_daemons HOST — print the kinds of daemon its role runs
         pg) echo sshd postgres ;;
         haproxy) echo sshd haproxy ;;
         bastion) echo sshd ;;
+        etcd) echo etcd ;;
         *) echo ;;
     esac
 }
