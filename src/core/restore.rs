@@ -249,6 +249,16 @@ mod tests {
         out
     }
 
+    /// A temporary directory holding `name` with `content` (when given).
+    fn file(name: &str, content: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        if let Some(c) = content {
+            std::fs::write(&p, c).unwrap();
+        }
+        (dir, p)
+    }
+
     fn probe(u: &Upload<'_>) -> Option<Standing> {
         Standing::parse(&sh(&probe_line(u)).1)
     }
@@ -270,10 +280,8 @@ mod tests {
 
     #[test]
     fn a_replaced_file_comes_back_once_from_its_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("it's a.conf");
+        let (_dir, p) = file("it's a.conf", Some("zero\n"));
         let path = p.to_str().unwrap();
-        std::fs::write(&p, "zero\n").unwrap();
         let u = up(path, "v1hash", SHA_ONE);
         apply(&u, "one\n");
         assert_eq!(probe(&u), Some(Standing::Kept));
@@ -290,8 +298,7 @@ mod tests {
 
     #[test]
     fn a_created_file_is_removed_and_a_stale_copy_never_restored() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("new.txt");
+        let (dir, p) = file("new.txt", None);
         let path = p.to_str().unwrap();
         std::fs::write(dir.path().join("new.txt.baton-prev"), "stale\n").unwrap();
         let u = up(path, "v2hash", SHA_ONE);
@@ -306,10 +313,8 @@ mod tests {
 
     #[test]
     fn a_file_edited_since_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
+        let (_dir, p) = file("f", Some("zero\n"));
         let path = p.to_str().unwrap();
-        std::fs::write(&p, "zero\n").unwrap();
         let u = up(path, "v1hash", SHA_ONE);
         apply(&u, "one\n");
         std::fs::write(&p, "edited\n").unwrap();
@@ -323,8 +328,7 @@ mod tests {
     /// created with the same content): v2's rollback must not touch it.
     #[test]
     fn an_upload_the_apply_never_reached_is_left_to_its_own_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("g");
+        let (_dir, p) = file("g", None);
         let path = p.to_str().unwrap();
         let v1 = up(path, "v1hash", SHA_ONE);
         apply(&v1, "one\n");
@@ -343,10 +347,8 @@ mod tests {
     /// from a copy it did not make).
     #[test]
     fn each_change_restores_only_what_it_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
+        let (_dir, p) = file("f", Some("zero\n"));
         let path = p.to_str().unwrap();
-        std::fs::write(&p, "zero\n").unwrap();
         let v1 = up(path, "v1hash", SHA_ONE);
         apply(&v1, "one\n");
         let v2 = up(path, "v2hash", SHA_TWO);
@@ -364,10 +366,8 @@ mod tests {
     /// keeps the copy of the file before the first one.
     #[test]
     fn applying_the_same_change_again_keeps_the_first_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
+        let (_dir, p) = file("f", Some("zero\n"));
         let path = p.to_str().unwrap();
-        std::fs::write(&p, "zero\n").unwrap();
         let u = up(path, "v1hash", SHA_ONE);
         apply(&u, "one\n");
         let out = apply(&u, "one\n");
@@ -379,10 +379,8 @@ mod tests {
 
     #[test]
     fn a_lost_copy_fails_the_rollback_and_a_lost_mark_leaves_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
+        let (dir, p) = file("f", Some("zero\n"));
         let path = p.to_str().unwrap();
-        std::fs::write(&p, "zero\n").unwrap();
         let u = up(path, "v1hash", SHA_ONE);
         apply(&u, "one\n");
         std::fs::remove_file(dir.path().join("f.baton-prev")).unwrap();
