@@ -472,6 +472,24 @@ fn report(
     }
 }
 
+/// `, STALE: ...` when the watcher's last observation is older than three
+/// of its intervals (it stopped, or hangs): the line is history, not news.
+fn stale(w: &super::watch::Observed, now: std::time::SystemTime) -> String {
+    let Ok(at) = humantime::parse_rfc3339_weak(&w.at) else {
+        return String::new();
+    };
+    let age = now.duration_since(at).unwrap_or_default();
+    let limit = std::time::Duration::from_secs(3 * w.interval_secs.max(1));
+    if age > limit {
+        format!(
+            ", STALE: no observation for {} (is baton watch running?)",
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
+        )
+    } else {
+        String::new()
+    }
+}
+
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Ok => "ok",
@@ -569,8 +587,13 @@ fn render(reports: &[PairReport]) -> String {
         }
         if let Some(w) = &r.watch {
             out.push_str(&format!(
-                "    watch: {} ({} of {} failed in a row; {} at {})\n",
-                w.verdict, w.failures, w.threshold, w.watcher, w.at
+                "    watch: {} ({} of {} failed in a row; {} at {}{})\n",
+                w.verdict,
+                w.failures,
+                w.threshold,
+                w.watcher,
+                w.at,
+                stale(w, std::time::SystemTime::now())
             ));
         }
         if let Some(p) = &r.paused {
@@ -628,6 +651,26 @@ fn render(reports: &[PairReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_observation_older_than_three_intervals_is_stale() {
+        let w = super::super::watch::Observed {
+            watcher: "ctl:1".into(),
+            at: "2026-11-30T20:00:00Z".into(),
+            interval_secs: 10,
+            failures: 0,
+            threshold: 3,
+            last_failover: None,
+            verdict: "primary healthy".into(),
+        };
+        let at = humantime::parse_rfc3339_weak("2026-11-30T20:00:00Z").unwrap();
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(stale(&w, at + secs(30)), "");
+        assert_eq!(
+            stale(&w, at + secs(95)),
+            ", STALE: no observation for 1m 35s (is baton watch running?)"
+        );
+    }
     use crate::core::assess::{CheckOutcome, KeySeen, LastRun};
 
     /// The pair `web` (a VIP pair) from a configuration in `dir`.
