@@ -182,11 +182,19 @@ fn lock(board: &Mutex<Board>) -> MutexGuard<'_, Board> {
     board.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The time of day of an RFC 3339 timestamp (`2026-11-30T21:05:03.120Z`
-/// → `21:05:03Z`), for the eye; the whole timestamp when it is not one.
-fn clock(rfc3339: &str) -> String {
+/// When a wait ends, for the eye: the time of day of its RFC 3339
+/// timestamp (`2026-11-30T21:05:03.120Z` → `21:05:03Z`), with the date
+/// when the wait is longer than 12 hours (`2026-12-01 21:05:03Z`); the
+/// whole timestamp when it is not one.
+fn clock(rfc3339: &str, wait_ms: u64) -> String {
     match rfc3339.split_once('T') {
-        Some((_, time)) if time.len() >= 8 => format!("{}Z", &time[..8]),
+        Some((date, time)) if time.len() >= 8 => {
+            if wait_ms > 12 * 3600 * 1000 {
+                format!("{date} {}Z", &time[..8])
+            } else {
+                format!("{}Z", &time[..8])
+            }
+        }
         _ => rfc3339.to_string(),
     }
 }
@@ -214,7 +222,9 @@ fn plain_text(e: &Event) -> Option<String> {
             e.step.name(),
             e.host,
             "",
-            e.until.as_deref().map_or("?".to_string(), clock),
+            e.until
+                .as_deref()
+                .map_or("?".to_string(), |u| clock(u, e.duration_ms)),
             e.detail
         ))
     } else {
@@ -269,9 +279,16 @@ impl Progress for Printer {
                 } else if e.state == State::Wait {
                     if let Some(r) = b.running.get_mut(&e.pair) {
                         r.waits = Some((
-                            e.until.as_deref().map_or("?".to_string(), clock),
+                            e.until
+                                .as_deref()
+                                .map_or("?".to_string(), |u| clock(u, e.duration_ms)),
                             now + Duration::from_millis(e.duration_ms),
                         ));
+                    }
+                } else if matches!(e.state, State::Ok | State::Failed) {
+                    // The step ended: so did any wait in it, early or not.
+                    if let Some(r) = b.running.get_mut(&e.pair) {
+                        r.waits = None;
                     }
                 }
                 let lines: Vec<String> = plain_line(e).into_iter().collect();
@@ -388,6 +405,14 @@ fn terminal_size() -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waits_end_shows_its_date_only_past_twelve_hours() {
+        let at = "2026-12-01T21:05:03.120Z";
+        assert_eq!(clock(at, 300_000), "21:05:03Z");
+        assert_eq!(clock(at, 13 * 3600 * 1000), "2026-12-01 21:05:03Z");
+        assert_eq!(clock("soon", 1000), "soon");
+    }
 
     #[test]
     fn the_header_tells_pairs_that_did_not_start_from_failed_ones() {
