@@ -113,6 +113,7 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
         let dir = &config.settings.state_dir;
         let seen = join_all(config.pairs.values().map(|p| look(p, &store, dir))).await;
         let now = epoch_secs();
+        let mut pending: Vec<Pending<'_>> = Vec::new();
         for (pair, looked) in config.pairs.values().zip(seen) {
             let w = watches.entry(pair.name.clone()).or_default();
             let (verdict, detail) = match looked {
@@ -143,57 +144,45 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                 &format!("{}  {}", pair.name, detail),
             );
             if let Some(Verdict::Failover { from, to, count }) = verdict {
-                if crate::exec::signals::count() > 0 {
-                    break;
-                }
-                // Observed a moment ago, and another failover may have
-                // taken minutes since: look again, and act only if nothing
-                // changed (still this primary, still failing, not paused,
-                // no run open).
-                if let Some(changed) = changed_since(pair, &store, dir, &from).await {
-                    say(
-                        opts.json,
-                        &serde_json::json!({"event": "skipped", "pair": pair.name, "why": changed}),
-                        &format!("{}  no failover: {changed}", pair.name),
-                    );
+                pending.push(Pending {
+                    pair,
+                    from,
+                    to,
+                    count,
+                    record,
+                });
+            }
+        }
+        // The failovers of this round run side by side (each pair has its
+        // own lock), so one pair's long failover (a TTL's drain) holds no
+        // other back; none starts once a stop was asked for.
+        if crate::exec::signals::count() == 0 && !pending.is_empty() {
+            let ran = join_all(
+                pending
+                    .iter()
+                    .map(|p| fail_over(config, template, &me, p, (&store, dir), opts.json)),
+            )
+            .await;
+            for (p, finished) in pending.iter().zip(ran) {
+                let Some(finished) = finished else {
                     continue;
-                }
-                let reason = format!(
-                    "automatic failover by baton watch ({me}): {from} failed {count} observations in a row, {to} passed"
-                );
-                let req = Request {
-                    kind: Some(Kind::Failover),
-                    reason: Some(reason),
-                    ..template.clone()
                 };
-                let printer = Printer::new(Mode::detect(opts.json), 1);
-                let finished = run::run(config, pair, &req, &printer).await;
-                drop(printer);
+                worst = worst.worst(exit_of(&finished));
                 // The cooldown starts with a failover that began, not with
                 // one refused before its steps (a lock held, a stop).
-                if finished.outcome != crate::core::cycle::Outcome::NotStarted {
-                    crate::core::watch::started(w, now);
-                    if let Err(e) = store.save_json(
-                        &observed_file(&pair.name),
-                        &Observed {
-                            last_failover: w.last_failover,
-                            failures: w.failures,
-                            ..record.clone()
-                        },
-                    ) {
-                        eprintln!("baton: watch: {}: {e}", pair.name);
-                    }
+                if finished.outcome == crate::core::cycle::Outcome::NotStarted {
+                    continue;
                 }
-                let exit = exit_of(&finished);
-                worst = worst.worst(exit);
-                say(
-                    opts.json,
-                    &serde_json::json!({"event": "failover", "pair": pair.name, "from": from, "to": to, "outcome": finished.outcome.name(), "message": finished.message}),
-                    &format!(
-                        "{}  failover {from} -> {to}: {}",
-                        pair.name, finished.message
-                    ),
-                );
+                let w = watches.entry(p.pair.name.clone()).or_default();
+                crate::core::watch::started(w, now);
+                let record = Observed {
+                    last_failover: w.last_failover,
+                    failures: w.failures,
+                    ..p.record.clone()
+                };
+                if let Err(e) = store.save_json(&observed_file(&p.pair.name), &record) {
+                    eprintln!("baton: watch: {}: {e}", p.pair.name);
+                }
             }
         }
         if opts.once || crate::exec::signals::count() > 0 {
@@ -214,6 +203,59 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
         "stopped watching",
     );
     worst
+}
+
+/// A failover this round's verdicts call for.
+struct Pending<'a> {
+    pair: &'a Pair,
+    from: String,
+    to: String,
+    count: u32,
+    /// The pair's observation as written this round.
+    record: Observed,
+}
+
+/// Runs one pending failover, after looking at the pair once more (it was
+/// observed a moment ago: act only if nothing changed); `None` when it was
+/// skipped.
+async fn fail_over(
+    config: &Config,
+    template: &Request,
+    me: &str,
+    p: &Pending<'_>,
+    (store, dir): (&StateStore, &std::path::Path),
+    json: bool,
+) -> Option<run::Finished> {
+    let (pair, from, to) = (p.pair, &p.from, &p.to);
+    if let Some(changed) = changed_since(pair, store, dir, from).await {
+        say(
+            json,
+            &serde_json::json!({"event": "skipped", "pair": pair.name, "why": changed}),
+            &format!("{}  no failover: {changed}", pair.name),
+        );
+        return None;
+    }
+    let reason = format!(
+        "automatic failover by baton watch ({me}): {from} failed {} observations in a row, {to} passed",
+        p.count
+    );
+    let req = Request {
+        kind: Some(Kind::Failover),
+        reason: Some(reason),
+        ..template.clone()
+    };
+    let printer = Printer::new(Mode::detect(json), 1);
+    let finished = run::run(config, pair, &req, &printer).await;
+    drop(printer);
+    say(
+        json,
+        &serde_json::json!({"event": "failover", "pair": pair.name, "from": from, "to": to, "outcome": finished.outcome.name(), "message": finished.message}),
+        &format!(
+            "{}  failover {from} -> {to}: {}",
+            pair.name, finished.message
+        ),
+    );
+    Some(finished)
 }
 
 /// Why a failover decided on an earlier look must not go ahead now, if
