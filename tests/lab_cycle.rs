@@ -1501,21 +1501,6 @@ fn a_gratuitous_arp_that_fails_is_named_in_the_journal() {
     );
 }
 
-fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String)> {
-    step_end(state, pair, step)["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["host"].as_str().unwrap().to_string(),
-                c["status"].as_i64().unwrap_or(-1),
-                c["command"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() {
     let _lab = lab();
@@ -1566,7 +1551,7 @@ fn quiesce_holds_new_connections_off_the_old_host_until_the_address_leaves_it() 
         "{detail}"
     );
     let cmds = step_commands(&state, "web", "switch");
-    let nft: Vec<&(String, i64, String)> = cmds
+    let nft: Vec<&(String, i64, String, String)> = cmds
         .iter()
         .filter(|c| c.2.starts_with("sudo -n nft -f - <<< "))
         .collect();

@@ -57,28 +57,6 @@ fn host_up(host: &str) {
     );
 }
 
-/// Ends one of the host's daemons (`sshd` or `nginx`) by its pid file;
-/// `scripts/lab reset` (when the test's lab guard drops) starts it again.
-#[allow(unsafe_code, reason = "kill(2) by pid: std signals only its children")]
-fn stop(host: &str, daemon: &str) {
-    let pid_file = Path::new(LAB).join(format!("hosts/{host}/{daemon}.pid"));
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // SAFETY: kill(2) on a pid the lab started for this host.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    for _ in 0..50 {
-        // SAFETY: signal 0 only asks whether the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("{daemon} on {host} did not end");
-}
-
 /// Every call of the lab's fence hook since the last reset.
 fn fence_calls() -> Vec<String> {
     fs::read_to_string(Path::new(LAB).join("fence.log"))

@@ -125,14 +125,7 @@ fn every_command_works_on_the_pair_behind_the_bastion() {
 
     // fara's web server stops: a failover fences it (the VIP removed over
     // SSH, through the bastion) and moves traffic to farb.
-    netns_ok(
-        "baton-fara",
-        &[
-            "bash",
-            "-c",
-            &format!("kill $(cat {LAB}/hosts/fara/nginx.pid)"),
-        ],
-    );
+    stop("fara", "nginx");
     let failover = baton(&cfg, &["failover", "far"]);
     assert_eq!(failover.code, 0, "{}{}", failover.stdout, failover.stderr);
     assert_eq!(vip_holder(), "farb");
@@ -244,6 +237,32 @@ fn a_jump_host_with_an_unknown_key_is_refused_and_nothing_reaches_the_hosts() {
     let said = format!("{}{}", apply.stdout, apply.stderr);
     assert!(
         said.contains(&format!("jump host {BASTION}")) && said.contains("host key refused"),
+        "{said}"
+    );
+    assert_eq!(
+        (version_on(FARA), version_on(FARB)),
+        ("1".into(), "1".into())
+    );
+    assert_eq!(vip_holder(), "fara");
+}
+
+/// A jump host that does not answer stops the run before anything reaches
+/// the hosts, naming the jump host.
+#[test]
+fn an_unreachable_jump_host_is_named_and_nothing_changes() {
+    let _lab = lab();
+    let dir = far_only(|t| {
+        t.replace(
+            &format!("jump = \"batonlab@{BASTION}:22\""),
+            &format!("jump = \"batonlab@{BASTION}:2299\""),
+        )
+    });
+    let cfg = dir.path().join("baton.toml");
+    let apply = baton(&cfg, &["apply", "far", "--change", "v2"]);
+    assert_eq!(apply.code, 4, "{}{}", apply.stdout, apply.stderr);
+    let said = format!("{}{}", apply.stdout, apply.stderr);
+    assert!(
+        said.contains(&format!("jump host {BASTION}")) && said.contains("cannot connect"),
         "{said}"
     );
     assert_eq!(

@@ -41,24 +41,6 @@ fn web6_quiesced() -> tempfile::TempDir {
     })
 }
 
-/// The commands of the last `end` record of `step` in the journal of the
-/// state directory `state`: host, status, command, stdout.
-fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String, String)> {
-    step_end(state, pair, step)["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["host"].as_str().unwrap().to_string(),
-                c["status"].as_i64().unwrap_or(-1),
-                c["command"].as_str().unwrap().to_string(),
-                c["stdout"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The link-layer address of a host's eth0.
 fn mac(host: &str) -> String {
     netns_ok(
@@ -335,28 +317,6 @@ fn failover_of_web6_proves_the_vip_gone_by_neighbour_solicitation() {
     let rejoin = baton(&lab_config(), &["rejoin", "web6"]);
     assert_eq!(rejoin.code, 0, "{}", rejoin.stdout);
     assert!(holds_vip6("green6") && !holds_vip6("blue6"));
-}
-
-/// Ends one of the host's daemons by its pid file; `scripts/lab reset`
-/// (when the test's lab guard drops) starts it again.
-#[allow(unsafe_code, reason = "kill(2) by pid: std signals only its children")]
-fn stop(host: &str, daemon: &str) {
-    let pid_file = Path::new(LAB).join(format!("hosts/{host}/{daemon}.pid"));
-    let pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // SAFETY: kill(2) on a pid the lab started for this host.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    for _ in 0..50 {
-        // SAFETY: signal 0 only asks whether the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{daemon} on {host} did not end");
 }
 
 /// What both authoritative servers serve for app6.baton.test. AAAA.

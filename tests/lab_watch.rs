@@ -23,17 +23,6 @@ fn watch_config() -> tempfile::TempDir {
     })
 }
 
-fn stop_nginx(host: &str) {
-    netns_ok(
-        &format!("baton-{host}"),
-        &[
-            "bash",
-            "-c",
-            &format!("kill $(cat {LAB}/hosts/{host}/nginx.pid)"),
-        ],
-    );
-}
-
 /// The failover runs in the pair's journal: (start record, finished?).
 fn failovers(state: &Path) -> Vec<(serde_json::Value, bool)> {
     let records = journal(state, "web");
@@ -60,7 +49,7 @@ fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duratio
     panic!("{what}: not within {limit:?}");
 }
 
-fn stop(child: Child) -> (i32, String) {
+fn end_watch(child: Child) -> (i32, String) {
     signal(&child, libc::SIGTERM);
     finish(child)
 }
@@ -82,7 +71,7 @@ fn a_stopped_web_server_makes_exactly_one_failover() {
 
     let watcher = spawn(&cfg, &["watch", "web"]);
     std::thread::sleep(Duration::from_millis(1500));
-    stop_nginx("blue");
+    stop("blue", "nginx");
     let took = until("the failover ended", Duration::from_secs(30), || {
         failovers(&state).iter().any(|(_, done)| *done)
     });
@@ -92,7 +81,7 @@ fn a_stopped_web_server_makes_exactly_one_failover() {
     eprintln!("stopped web server to failover done: {took:?}");
     // Watching goes on; no second failover.
     std::thread::sleep(Duration::from_secs(4));
-    let (code, out) = stop(watcher);
+    let (code, out) = end_watch(watcher);
     assert_eq!(code, 0, "{out}");
     let runs = failovers(&state);
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -130,7 +119,7 @@ fn a_paused_pair_is_observed_and_not_failed_over_until_resumed() {
     let paused = baton(&cfg, &["pause", "web", "--reason", "kernel update on blue"]);
     assert_eq!(paused.code, 0, "{}{}", paused.stdout, paused.stderr);
     let watcher = spawn(&cfg, &["watch", "web"]);
-    stop_nginx("blue");
+    stop("blue", "nginx");
     std::thread::sleep(Duration::from_secs(5));
     assert!(failovers(&state).is_empty(), "paused: no failover");
     let status = baton(&cfg, &["status", "web"]);
@@ -167,7 +156,7 @@ fn a_paused_pair_is_observed_and_not_failed_over_until_resumed() {
         Duration::from_secs(20),
         || failovers(&state).iter().any(|(_, done)| *done),
     );
-    let (code, out) = stop(watcher);
+    let (code, out) = end_watch(watcher);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no failover: paused"), "{out}");
     let log = std::fs::read_to_string(state.join("watch.log")).unwrap();
@@ -185,11 +174,11 @@ fn a_standby_that_fails_too_is_never_failed_over_to() {
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
     assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
-    stop_nginx("green");
-    stop_nginx("blue");
+    stop("green", "nginx");
+    stop("blue", "nginx");
     let watcher = spawn(&cfg, &["watch", "web"]);
     std::thread::sleep(Duration::from_secs(5));
-    let (code, out) = stop(watcher);
+    let (code, out) = end_watch(watcher);
     assert_eq!(code, 0, "{out}");
     assert!(failovers(&state).is_empty(), "{out}");
     assert!(

@@ -96,9 +96,11 @@ struct Found {
 }
 
 /// Asks both hosts of every pair (`AT_ONCE` at a time) what a rollback
-/// would find at each upload's destination; one line per thing found.
+/// would find at each upload's destination; one line per thing found. The
+/// change's hash and each upload's SHA-256 are computed once per pair.
 async fn uploads_in_place(config: &Config, name: &str) -> Vec<Found> {
     use futures_util::StreamExt;
+    let mut found = Vec::new();
     let mut asks = Vec::new();
     for pair in config.pairs.values() {
         let Some(change) = pair.changes.get(name) else {
@@ -107,22 +109,50 @@ async fn uploads_in_place(config: &Config, name: &str) -> Vec<Found> {
         if change.upload.is_empty() {
             continue;
         }
-        for host in &pair.hosts {
-            asks.push(ask_host(pair, host, change));
+        match what_was_uploaded(change) {
+            Ok(sums) => {
+                let sums = std::sync::Arc::new(sums);
+                for host in &pair.hosts {
+                    asks.push(ask_host(pair, host, change, sums.clone()));
+                }
+            }
+            Err(why) => found.push(Found {
+                text: format!("{}: {why}", pair.name),
+                blocking: true,
+            }),
         }
     }
-    futures_util::stream::iter(asks)
+    let asked = futures_util::stream::iter(asks)
         .buffer_unordered(AT_ONCE)
         .collect::<Vec<Vec<Found>>>()
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+        .await;
+    found.extend(asked.into_iter().flatten());
+    found
+}
+
+/// The change's hash and each upload's SHA-256, in upload order.
+fn what_was_uploaded(change: &Change) -> Result<(String, Vec<String>), String> {
+    let owner = crate::exec::change::hash(change)
+        .map_err(|e| format!("cannot hash change {}: {e}", change.name))?;
+    let sums = change
+        .upload
+        .iter()
+        .map(|u| {
+            crate::exec::change::upload_sha256(u)
+                .map_err(|e| format!("cannot read {}: {e}", u.from.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((owner, sums))
 }
 
 /// One host's uploads of the change: what stands in the way of putting
 /// them back.
-async fn ask_host(pair: &Pair, host: &Host, change: &Change) -> Vec<Found> {
+async fn ask_host(
+    pair: &Pair,
+    host: &Host,
+    change: &Change,
+    sums: std::sync::Arc<(String, Vec<String>)>,
+) -> Vec<Found> {
     let at = format!("{}: {}", pair.name, host.name);
     let stop = |text: String| Found {
         text,
@@ -132,28 +162,13 @@ async fn ask_host(pair: &Pair, host: &Host, change: &Change) -> Vec<Found> {
         Ok(s) => s,
         Err(e) => return vec![stop(format!("{at}: cannot check its uploads: {e}"))],
     };
-    let owner = match crate::exec::change::hash(change) {
-        Ok(h) => h,
-        Err(e) => {
-            return vec![stop(format!(
-                "{at}: cannot hash change {}: {e}",
-                change.name
-            ))]
-        }
-    };
+    let (owner, shas) = &*sums;
     let mut found = Vec::new();
-    for u in &change.upload {
-        let sha = match crate::exec::change::upload_sha256(u) {
-            Ok(s) => s,
-            Err(e) => {
-                found.push(stop(format!("{at}: cannot read {}: {e}", u.from.display())));
-                continue;
-            }
-        };
+    for (u, sha) in change.upload.iter().zip(shas) {
         let probe = restore::probe_line(&restore::Upload {
             path: &u.to,
-            change: &owner,
-            sha256: &sha,
+            change: owner,
+            sha256: sha,
         });
         let answer = match ssh.run(&probe).await {
             Ok(out) if out.success() => Standing::parse(&out.stdout_text()),

@@ -884,13 +884,10 @@ mod tests {
             panic!("not a user command")
         };
         assert!(
-            line.starts_with("f='/etc/it'\\''s.conf'; if [ ! -w /etc ]"),
+            line.starts_with("f='/etc/it'\\''s.conf'; d=/etc; p='/etc/it'\\''s.conf.baton-prev'; "),
             "{line}"
         );
-        assert!(
-            line.contains("cp -p -- \"$f\" '/etc/it'\\''s.conf.baton-prev'"),
-            "{line}"
-        );
+        assert!(line.contains("cp -p -- \"$f\" \"$p\""), "{line}");
         let show = Remote::AddrShow {
             interface: "eth0;x".into(),
         };

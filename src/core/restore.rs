@@ -35,103 +35,74 @@ pub struct Upload<'a> {
     pub sha256: &'a str,
 }
 
-/// The quoted pieces every line uses.
-struct Names {
-    dest: String,
-    dir: String,
-    prev: String,
-    owner: String,
-    tmp: String,
-    kept: String,
-    created: String,
-    sha: String,
-}
-
-fn names(u: &Upload<'_>) -> Names {
+/// The shell variables every line starts with, each value quoted: `f` the
+/// destination, `d` its directory, `p` the kept copy, `o` the owner mark,
+/// `t` the restore's temporary file, `k`/`c` the mark of this change (kept,
+/// created), `s` the upload's SHA-256, `m` the mark found on the host.
+fn prelude(u: &Upload<'_>) -> String {
     let dir = match u.path.rsplit_once('/') {
-        Some(("", _)) | None => "/".to_string(),
-        Some((d, _)) => d.to_string(),
+        Some(("", _)) | None => "/",
+        Some((d, _)) => d,
     };
-    Names {
-        dest: quote(u.path),
-        dir: quote(&dir),
-        prev: quote(&format!("{}{SUFFIX}", u.path)),
-        owner: quote(&format!("{}{OWNER}", u.path)),
-        tmp: quote(&format!("{}.baton-restore", u.path)),
-        kept: quote(&format!("{} {}", u.change, u.sha256)),
-        created: quote(&format!("{} {} created", u.change, u.sha256)),
-        sha: quote(u.sha256),
-    }
+    format!(
+        "f={}; d={}; p={}; o={}; t={}; k={}; c={}; s={}; m=$(cat -- \"$o\" 2>/dev/null); ",
+        quote(u.path),
+        quote(dir),
+        quote(&format!("{}{SUFFIX}", u.path)),
+        quote(&format!("{}{OWNER}", u.path)),
+        quote(&format!("{}.baton-restore", u.path)),
+        quote(&format!("{} {}", u.change, u.sha256)),
+        quote(&format!("{} {} created", u.change, u.sha256)),
+        quote(u.sha256),
+    )
 }
 
 /// `h` := the file's SHA-256 (or the line fails).
 const HASH_OF: &str = "h=$(sha256sum < \"$f\") || exit 1; h=${h%% *};";
 
+/// Whether the mark found is this change's (kept or created).
+const OURS: &str = "{ [ \"$m\" = \"$k\" ] || [ \"$m\" = \"$c\" ]; }";
+
 /// The line that keeps the file an upload is about to replace.
 pub fn keep_line(u: &Upload<'_>) -> String {
-    let n = names(u);
     format!(
-        "f={dest}; if [ ! -w {dir} ]; then echo not kept: the login user cannot write {dir}; exit 0; fi; \
-         m=$(cat -- {owner} 2>/dev/null); \
-         if [ -e \"$f\" ] && {{ [ \"$m\" = {kept} ] || [ \"$m\" = {created} ]; }}; then {HASH_OF} \
-         if [ \"$h\" = {sha} ]; then echo kept before: the file already holds this upload; exit 0; fi; fi; \
-         if [ -e \"$f\" ]; then cp -p -- \"$f\" {prev} && printf '%s\\n' {kept} > {owner}; \
-         else rm -f -- {prev} && printf '%s\\n' {created} > {owner}; fi",
-        dest = n.dest,
-        dir = n.dir,
-        owner = n.owner,
-        kept = n.kept,
-        created = n.created,
-        sha = n.sha,
-        prev = n.prev,
+        "{}if [ ! -w \"$d\" ]; then echo not kept: the login user cannot write \"$d\"; exit 0; fi; \
+         if [ -e \"$f\" ] && {OURS}; then {HASH_OF} \
+         if [ \"$h\" = \"$s\" ]; then echo kept before: the file already holds this upload; exit 0; fi; fi; \
+         if [ -e \"$f\" ]; then cp -p -- \"$f\" \"$p\" && printf '%s\\n' \"$k\" > \"$o\"; \
+         else rm -f -- \"$p\" && printf '%s\\n' \"$c\" > \"$o\"; fi",
+        prelude(u)
     )
 }
 
 /// The line that puts one upload back. It fails only when the file cannot
 /// be read, or its kept copy is gone, or it cannot be put back.
 pub fn restore_line(u: &Upload<'_>) -> String {
-    let n = names(u);
     format!(
-        "f={dest}; if [ ! -w {dir} ]; then echo left {dest} as it is: the login user cannot write {dir}; exit 0; fi; \
-         m=$(cat -- {owner} 2>/dev/null); \
-         if [ \"$m\" != {kept} ] && [ \"$m\" != {created} ]; then echo left {dest} as it is: nothing was kept for it by this change; exit 0; fi; \
-         if [ ! -e \"$f\" ]; then rm -f -- {owner}; echo {dest} is not there: nothing to put back; exit 0; fi; \
-         {HASH_OF} if [ \"$h\" != {sha} ]; then echo left {dest} as it is: it no longer holds what the change uploaded; exit 0; fi; \
-         if [ \"$m\" = {created} ]; then rm -f -- \"$f\" && rm -f -- {owner} && echo removed {dest}: the upload created it; exit; fi; \
-         if [ ! -e {prev} ]; then echo cannot put {dest} back: its .baton-prev copy is gone >&2; exit 1; fi; \
-         cp -p -- {prev} {tmp} && mv -f -- {tmp} \"$f\" && rm -f -- {owner} && echo restored {dest} from its .baton-prev copy",
-        dest = n.dest,
-        dir = n.dir,
-        owner = n.owner,
-        kept = n.kept,
-        created = n.created,
-        sha = n.sha,
-        prev = n.prev,
-        tmp = n.tmp,
+        "{}if [ ! -w \"$d\" ]; then echo left \"$f\" as it is: the login user cannot write \"$d\"; exit 0; fi; \
+         if ! {OURS}; then echo left \"$f\" as it is: nothing was kept for it by this change; exit 0; fi; \
+         if [ ! -e \"$f\" ]; then rm -f -- \"$o\"; echo \"$f\" is not there: nothing to put back; exit 0; fi; \
+         {HASH_OF} if [ \"$h\" != \"$s\" ]; then echo left \"$f\" as it is: it no longer holds what the change uploaded; exit 0; fi; \
+         if [ \"$m\" = \"$c\" ]; then rm -f -- \"$f\" && rm -f -- \"$o\" && echo removed \"$f\": the upload created it; exit; fi; \
+         if [ ! -e \"$p\" ]; then echo cannot put \"$f\" back: its .baton-prev copy is gone >&2; exit 1; fi; \
+         cp -p -- \"$p\" \"$t\" && mv -f -- \"$t\" \"$f\" && rm -f -- \"$o\" && echo restored \"$f\" from its .baton-prev copy",
+        prelude(u)
     )
 }
 
 /// The line that asks what a rollback would find (one word, see
 /// [`Standing::parse`]).
 pub fn probe_line(u: &Upload<'_>) -> String {
-    let n = names(u);
     format!(
-        "f={dest}; command -v sha256sum >/dev/null || {{ echo nosha; exit 0; }}; \
-         if [ ! -w {dir} ]; then echo unwritable; exit 0; fi; \
-         m=$(cat -- {owner} 2>/dev/null); \
-         if [ \"$m\" != {kept} ] && [ \"$m\" != {created} ]; then echo unowned; exit 0; fi; \
+        "{}command -v sha256sum >/dev/null || {{ echo nosha; exit 0; }}; \
+         if [ ! -w \"$d\" ]; then echo unwritable; exit 0; fi; \
+         if ! {OURS}; then echo unowned; exit 0; fi; \
          if [ ! -e \"$f\" ]; then echo missing; exit 0; fi; \
          if ! h=$(sha256sum < \"$f\" 2>/dev/null); then echo unreadable; exit 0; fi; h=${{h%% *}}; \
-         if [ \"$h\" != {sha} ]; then echo changed; \
-         elif [ \"$m\" = {created} ]; then echo created; \
-         elif [ -e {prev} ]; then echo kept; else echo gone; fi",
-        dest = n.dest,
-        dir = n.dir,
-        owner = n.owner,
-        kept = n.kept,
-        created = n.created,
-        sha = n.sha,
-        prev = n.prev,
+         if [ \"$h\" != \"$s\" ]; then echo changed; \
+         elif [ \"$m\" = \"$c\" ]; then echo created; \
+         elif [ -e \"$p\" ]; then echo kept; else echo gone; fi",
+        prelude(u)
     )
 }
 

@@ -147,28 +147,7 @@ fn notifier(lab_dir: &std::path::Path, notify: &str) -> (Lab, Notifier) {
 }
 
 fn start_record(run: &str) -> Record {
-    Record::Start {
-        run: run.into(),
-        pair: "web".into(),
-        kind: Kind::Apply,
-        from: "blue".into(),
-        to: "green".into(),
-        change: Some("v2".into()),
-        label: Some("v2".into()),
-        hash: Some("abc".into()),
-        operator: "tester".into(),
-        reason: Some("test".into()),
-        gate: None,
-        window: None,
-        forced: None,
-        roles: false,
-        data_loss: None,
-        ramp: None,
-        experiment: None,
-        hold: None,
-        reverse: false,
-        at: "2026-11-22T02:00:00.000Z".into(),
-    }
+    Record::test_start(run)
 }
 
 fn request() -> super::run::Request {

@@ -172,6 +172,36 @@ impl Record {
     }
 }
 
+/// A start record for tests in any module: an apply of change `c` on pair
+/// `web`, blue to green, by alice.
+#[cfg(test)]
+impl Record {
+    pub fn test_start(run: &str) -> Record {
+        Record::Start {
+            run: run.into(),
+            pair: "web".into(),
+            kind: Kind::Apply,
+            from: "blue".into(),
+            to: "green".into(),
+            change: Some("c".into()),
+            label: Some("l".into()),
+            hash: Some("h".into()),
+            operator: "alice".into(),
+            reason: Some("why".into()),
+            gate: None,
+            window: None,
+            forced: None,
+            roles: false,
+            data_loss: None,
+            ramp: None,
+            experiment: None,
+            hold: None,
+            reverse: false,
+            at: "t".into(),
+        }
+    }
+}
+
 /// The records of one run, digested (and, for runs in a rotated segment,
 /// kept so in the archive's index).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -658,28 +688,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn start(run: &str) -> Record {
-        Record::Start {
-            run: run.into(),
-            pair: "web".into(),
-            kind: Kind::Apply,
-            from: "blue".into(),
-            to: "green".into(),
-            change: Some("c".into()),
-            label: Some("l".into()),
-            hash: Some("h".into()),
-            operator: "alice".into(),
-            reason: Some("why".into()),
-            gate: None,
-            window: None,
-            forced: None,
-            roles: false,
-            data_loss: None,
-            ramp: None,
-            experiment: None,
-            hold: None,
-            reverse: false,
-            at: "t".into(),
-        }
+        Record::test_start(run)
     }
 
     fn end(run: &str, step: Step, ok: bool) -> Record {

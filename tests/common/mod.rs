@@ -656,3 +656,43 @@ pub fn answers(child: Child) -> Vec<Answer> {
 pub fn failures(all: &[Answer]) -> Vec<String> {
     all.iter().filter_map(|a| a.host.clone().err()).collect()
 }
+
+/// Ends one of a lab host's daemons (`sshd`, `nginx`) by its pid file;
+/// `scripts/lab reset` (when the test's lab guard drops) starts it again.
+#[allow(unsafe_code, reason = "kill(2) by pid: std signals only its children")]
+pub fn stop(host: &str, daemon: &str) {
+    let pid_file = Path::new(LAB).join(format!("hosts/{host}/{daemon}.pid"));
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on a pid the lab started for this host.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    for _ in 0..50 {
+        // SAFETY: signal 0 only asks whether the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{daemon} on {host} did not end");
+}
+
+/// The commands of the last `end` record of `step` in the journal of the
+/// state directory `state`: host, status, command, stdout.
+pub fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String, String)> {
+    step_end(state, pair, step)["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap().to_string(),
+                c["status"].as_i64().unwrap_or(-1),
+                c["command"].as_str().unwrap().to_string(),
+                c["stdout"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
