@@ -45,6 +45,42 @@ pub struct Settings {
     /// Notifications of every pair whose file has no `[notify]` of its own
     /// (a pair's keys replace these one by one).
     pub notify: Notify,
+    /// Where state, journals, locks and the gate's history live (`[store]`).
+    pub store: StoreKind,
+}
+
+/// Where baton keeps its state (`[store]` in baton.toml).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreKind {
+    /// Files in `state_dir` (the default).
+    #[default]
+    Local,
+    /// An etcd cluster (`kind = "etcd"`).
+    Etcd(EtcdStore),
+}
+
+/// An etcd cluster holding baton's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdStore {
+    /// Client URLs (`http://` or `https://`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// Every key baton writes starts with this (ends with `/`).
+    pub prefix: String,
+    /// The lease of this controller's locks and leadership: a controller
+    /// that dies releases them this long after its last keep-alive.
+    pub ttl: Duration,
+    /// One request's limit (connecting included).
+    pub timeout: Duration,
+    /// The CA that signed the members' certificates (https endpoints).
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key, for clusters that ask for one.
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub key: Option<PathBuf>,
+    /// A user for etcd's authentication.
+    pub user: Option<String>,
+    /// The file holding that user's password (never shown or logged).
+    pub password_file: Option<PathBuf>,
 }
 
 /// How `baton watch` watches the pairs (`[watch]` in baton.toml).

@@ -43,6 +43,36 @@ pub struct GlobalFile {
     pub watch: Option<WatchFile>,
     /// Notifications for every pair.
     pub notify: Option<NotifyFile>,
+    /// Where baton keeps its state.
+    pub store: Option<StoreFile>,
+}
+
+/// `[store]` in baton.toml: local files (the default) or an etcd cluster.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// `local` or `etcd`.
+    pub kind: Option<String>,
+    /// etcd: client URLs.
+    pub endpoints: Option<Vec<String>>,
+    /// etcd: the prefix of every key.
+    pub prefix: Option<String>,
+    /// etcd: the lease of locks and leadership.
+    #[serde(default, with = "humantime_serde")]
+    pub ttl: Option<Duration>,
+    /// etcd: one request's limit.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// etcd over TLS: the CA file.
+    pub ca: Option<String>,
+    /// etcd over TLS: a client certificate.
+    pub cert: Option<String>,
+    /// etcd over TLS: its key.
+    pub key: Option<String>,
+    /// etcd authentication: the user.
+    pub user: Option<String>,
+    /// etcd authentication: the file holding the password.
+    pub password_file: Option<String>,
 }
 
 /// `[watch]` in baton.toml: how `baton watch` watches the pairs.

@@ -1443,12 +1443,9 @@ impl<'a, W: World> Ctx<'a, W> {
             &self.from.name
         };
         let message = format!(
-            "STOPPED: {}; nothing more was done, and traffic was last known on {on}. Free the state directory ({}), then run `baton recover {}`, which settles this run from where traffic really is",
+            "STOPPED: {}; nothing more was done, and traffic was last known on {on}. {}, then run `baton recover {}`, which settles this run from where traffic really is",
             e.0,
-            self.journal
-                .path()
-                .parent()
-                .map_or_else(String::new, |d| d.display().to_string()),
+            self.journal.mend_hint(),
             self.pair.name
         );
         self.progress.event(&Event::end_of_run(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::cycle::{self, Ended, Kind, Next, Outcome, Shape, Step};
 use crate::core::op::OpKind;
-use crate::store::archive;
+use crate::store::{archive, Store, StoreError};
 
 /// One command run during a step, with what it printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,27 +271,88 @@ pub enum JournalError {
         line: usize,
         reason: String,
     },
+    /// The store that holds it (not local files) failed.
+    #[error("journal of `{pair}`: {source}")]
+    Store { pair: String, source: StoreError },
 }
 
-/// A pair's journal file.
+/// A pair's journal, in the store it lives in.
 #[derive(Debug, Clone)]
 pub struct Journal {
+    store: Store,
+    pair: String,
+}
+
+impl Journal {
+    /// The journal of `pair` in local files in `state_dir`.
+    pub fn new(state_dir: &Path, pair: &str) -> Journal {
+        Journal::of(&crate::store::local(state_dir), pair)
+    }
+
+    /// The journal of `pair` in `store`.
+    pub fn of(store: &Store, pair: &str) -> Journal {
+        Journal {
+            store: store.clone(),
+            pair: pair.to_string(),
+        }
+    }
+
+    /// Appends one record, durably (see `Backend::append`).
+    pub fn append(&self, record: &Record) -> Result<(), JournalError> {
+        self.store.append(&self.pair, record)
+    }
+
+    /// Every record, oldest first.
+    pub fn read(&self) -> Result<Vec<Record>, JournalError> {
+        let mut out = Vec::new();
+        self.store.each(&self.pair, &mut |r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Streams every record, oldest first, to `visit`.
+    pub fn each(&self, mut visit: impl FnMut(Record)) -> Result<(), JournalError> {
+        self.store.each(&self.pair, &mut visit)
+    }
+
+    /// Every run, digested.
+    pub fn runs(&self) -> Result<Vec<RunView>, JournalError> {
+        self.store.runs(&self.pair)
+    }
+
+    /// The last run, digested.
+    pub fn last_run(&self) -> Result<Option<RunView>, JournalError> {
+        self.store.last_run(&self.pair)
+    }
+
+    /// What the operator must mend when a record cannot be written.
+    pub fn mend_hint(&self) -> String {
+        let d = self.store.describe();
+        match d.kind {
+            "local" => format!("Free the state directory ({})", d.location),
+            _ => format!("Bring the store back ({})", d.location),
+        }
+    }
+}
+
+/// A pair's journal file (the local store's journal).
+#[derive(Debug, Clone)]
+pub struct FileJournal {
     path: PathBuf,
     /// At this size the journal is rotated at the next run's start.
     rotate_at: u64,
 }
 
-impl Journal {
+impl FileJournal {
     /// The journal of `pair` in `state_dir`.
-    pub fn new(state_dir: &Path, pair: &str) -> Journal {
-        Journal {
+    pub fn new(state_dir: &Path, pair: &str) -> FileJournal {
+        FileJournal {
             path: state_dir.join(format!("{pair}.journal")),
             rotate_at: archive::ROTATE_AT,
         }
     }
 
     /// The same journal, rotated at `bytes` instead (for tests).
-    pub fn rotating_at(mut self, bytes: u64) -> Journal {
+    pub fn rotating_at(mut self, bytes: u64) -> FileJournal {
         self.rotate_at = bytes;
         self
     }
@@ -706,7 +767,7 @@ mod tests {
     #[test]
     fn appends_reads_and_digests_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(&dir.path().join("state"), "web");
+        let j = FileJournal::new(&dir.path().join("state"), "web");
         assert_eq!(j.last_run().unwrap(), None);
         j.append(&start("r1")).unwrap();
         j.append(&Record::Begin {
@@ -750,7 +811,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_ignored_a_corrupt_middle_line_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web");
+        let j = FileJournal::new(dir.path(), "web");
         j.append(&start("r1")).unwrap();
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(b"{\"event\":\"begin\",\"ru").unwrap();
@@ -772,7 +833,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_set_aside_and_the_journal_goes_on_from_its_last_whole_record() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web");
+        let j = FileJournal::new(dir.path(), "web");
         j.append(&start("r1")).unwrap();
         // A crash mid-write: half a record, no newline.
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
@@ -803,7 +864,7 @@ mod tests {
     #[test]
     fn a_record_glued_onto_a_fragment_by_an_older_baton_is_still_read() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web");
+        let j = FileJournal::new(dir.path(), "web");
         j.append(&start("r1")).unwrap();
         let whole = serde_json::to_string(&end("r1", Step::Preflight, true)).unwrap();
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
@@ -821,7 +882,7 @@ mod tests {
         let victim = dir.path().join("victim");
         fs::write(&victim, "precious\n").unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join("web.journal")).unwrap();
-        let j = Journal::new(dir.path(), "web");
+        let j = FileJournal::new(dir.path(), "web");
         assert!(j.append(&start("r1")).is_err());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     }
@@ -832,7 +893,7 @@ mod tests {
         // of the backwards reader's 64 KiB block boundary.
         for pad in (65_400..65_600).step_by(7) {
             let dir = tempfile::tempdir().unwrap();
-            let j = Journal::new(dir.path(), "web");
+            let j = FileJournal::new(dir.path(), "web");
             j.append(&start("r1")).unwrap();
             j.append(&Record::End {
                 run: "r1".into(),
@@ -855,7 +916,7 @@ mod tests {
     #[test]
     fn a_line_longer_than_any_record_is_refused_without_reading_it_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web");
+        let j = FileJournal::new(dir.path(), "web");
         j.append(&start("r1")).unwrap();
         let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
         f.write_all(&vec![b'x'; MAX_LINE + 10]).unwrap();
@@ -881,7 +942,7 @@ mod tests {
     #[test]
     fn a_large_journal_is_rotated_at_the_next_start_and_no_run_is_lost_or_counted_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web").rotating_at(600);
+        let j = FileJournal::new(dir.path(), "web").rotating_at(600);
         for run in ["r1", "r2"] {
             j.append(&start(run)).unwrap();
             j.append(&end(run, Step::Preflight, true)).unwrap();
@@ -908,7 +969,7 @@ mod tests {
         // A crash after the index was written but before the journal was
         // renamed leaves a run in both: it is counted once.
         let other = tempfile::tempdir().unwrap();
-        let k = Journal::new(other.path(), "web");
+        let k = FileJournal::new(other.path(), "web");
         k.append(&start("r1")).unwrap();
         k.append(&finished("r1")).unwrap();
         let digest = serde_json::to_string(&k.runs().unwrap()[0]).unwrap();
@@ -922,7 +983,7 @@ mod tests {
     #[test]
     fn a_journal_whose_last_run_is_unfinished_is_never_rotated() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::new(dir.path(), "web").rotating_at(100);
+        let j = FileJournal::new(dir.path(), "web").rotating_at(100);
         j.append(&start("r1")).unwrap();
         j.append(&end("r1", Step::Preflight, true)).unwrap();
         // r1 never finished (the controller died); the next start is r1's

@@ -1,7 +1,9 @@
-//! One run per pair at a time: an exclusive, non-blocking `flock` on
-//! `STATE_DIR/PAIR.lock`, held for the whole run and released by the kernel
-//! when the process ends (even by kill -9). The file says who holds it, so a
-//! refused run can tell the operator who and since when.
+//! One run per pair at a time: the lock a run holds from start to end
+//! (`PairLock`, from any backend), and the local store's lock: an
+//! exclusive, non-blocking `flock` on `STATE_DIR/PAIR.lock`, held for the
+//! whole run and released by the kernel when the process ends (even by
+//! kill -9). The file says who holds it, so a refused run can tell the
+//! operator who and since when.
 
 use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{Seek, Write};
@@ -35,15 +37,49 @@ pub enum LockError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot take pair `{pair}`'s lock: {source}")]
+    Store {
+        pair: String,
+        source: crate::store::StoreError,
+    },
+}
+
+/// What keeps a lock held; it is released when this is dropped.
+pub trait Guard: Send + Sync + std::fmt::Debug {
+    /// Whether the lock is still this process's (a lease can end).
+    fn held(&self) -> bool;
 }
 
 /// A held lock; released on drop.
 #[derive(Debug)]
 pub struct PairLock {
-    _file: File,
+    guard: Box<dyn Guard>,
 }
 
-/// Takes the pair's lock, or says at once who holds it.
+impl PairLock {
+    /// A lock kept by `guard`.
+    pub fn new(guard: Box<dyn Guard>) -> PairLock {
+        PairLock { guard }
+    }
+
+    /// Whether it is still held: a local lock always is; an etcd lock as
+    /// long as the controller's lease lives.
+    pub fn held(&self) -> bool {
+        self.guard.held()
+    }
+}
+
+/// A local lock: the open file with its `flock`.
+#[derive(Debug)]
+struct FileGuard(#[allow(dead_code, reason = "held for its flock, released on drop")] File);
+
+impl Guard for FileGuard {
+    fn held(&self) -> bool {
+        true
+    }
+}
+
+/// Takes the pair's lock in `state_dir`, or says at once who holds it.
 pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairLock, LockError> {
     let path = state_dir.join(format!("{pair}.lock"));
     let io = |source| LockError::Io {
@@ -91,7 +127,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
     file.rewind().map_err(io)?;
     file.write_all(&body).map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(PairLock { _file: file })
+    Ok(PairLock::new(Box::new(FileGuard(file))))
 }
 
 /// Who holds the pair's lock now, if a live process does: read from the
@@ -100,22 +136,8 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
 /// when nobody holds it, the lock file does not exist, or the table cannot
 /// be read.
 pub fn held_by(state_dir: &Path, pair: &str) -> Option<LockOwner> {
-    use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
     let path = state_dir.join(format!("{pair}.lock"));
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    let mut table = String::new();
-    File::open("/proc/locks")
-        .ok()?
-        .take(4 << 20)
-        .read_to_string(&mut table)
-        .ok()?;
-    let pid = flock_holder(&table, meta.dev(), meta.ino())?;
+    let (file, pid) = flock_holder_open(&path)?;
     Some(
         read_holder(&file)
             .filter(|h| h.pid == pid)
@@ -126,6 +148,32 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<LockOwner> {
                 since: "unknown".to_string(),
             }),
     )
+}
+
+/// The pid holding an exclusive `flock` on the file at `path`, if a live
+/// process does (from `/proc/locks`, taking nothing).
+pub fn flock_holder_of(path: &Path) -> Option<u32> {
+    flock_holder_open(path).map(|(_, pid)| pid)
+}
+
+/// The file at `path`, opened, and the pid holding its `flock`.
+fn flock_holder_open(path: &Path) -> Option<(File, u32)> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    let mut table = String::new();
+    File::open("/proc/locks")
+        .ok()?
+        .take(4 << 20)
+        .read_to_string(&mut table)
+        .ok()?;
+    let pid = flock_holder(&table, meta.dev(), meta.ino())?;
+    Some((file, pid))
 }
 
 /// The holder a lock file records, read from its start (at most 64 KiB).

@@ -1,14 +1,18 @@
-//! Per-pair state files: the recorded roles (which host is primary), and
-//! for a pair with role hooks the last replication position seen from its
-//! primary (its own file, written by `status` as well as by runs, so that
-//! an observation never rewrites the roles a run is changing). Written
-//! atomically (temporary file in the same directory, fsync, rename,
-//! directory fsync) with mode 0600 in a 0700 state directory.
+//! Per-pair state documents: the recorded roles (which host is primary),
+//! and for a pair with role hooks the last replication position seen from
+//! its primary (its own document, written by `status` as well as by runs,
+//! so that an observation never rewrites the roles a run is changing), a
+//! pause, the watcher's last look; typed here, kept by the store's
+//! backend. The local backend's files (`read_file`, `write_file`) are
+//! written atomically (temporary file in the same directory, fsync,
+//! rename, directory fsync) with mode 0600 in a 0700 state directory.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::store::Store;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,33 +81,55 @@ pub enum StateError {
         path: String,
         source: std::io::Error,
     },
+    #[error("state `{doc}`: {source}")]
+    Store {
+        doc: String,
+        source: crate::store::StoreError,
+    },
 }
 
-/// The state directory.
+/// The pairs' state documents, in the store they live in.
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    dir: PathBuf,
+    store: Store,
 }
 
 impl StateStore {
-    /// A store in `dir` (created 0700 on first write).
+    /// Local files in `dir` (created 0700 on first write).
     pub fn new(dir: &Path) -> StateStore {
+        StateStore::of(&crate::store::local(dir))
+    }
+
+    /// The documents of `store`.
+    pub fn of(store: &Store) -> StateStore {
         StateStore {
-            dir: dir.to_path_buf(),
+            store: store.clone(),
         }
     }
 
-    fn path(&self, pair: &str) -> PathBuf {
-        self.dir.join(format!("{pair}.state.json"))
+    fn path(&self, pair: &str) -> String {
+        format!("{pair}.state.json")
     }
 
-    fn position_path(&self, pair: &str) -> PathBuf {
-        self.dir.join(format!("{pair}.position.json"))
+    fn position_path(&self, pair: &str) -> String {
+        format!("{pair}.position.json")
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, doc: &str) -> Result<Option<T>, StateError> {
+        let Some(body) = self.store.load(doc)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: self.store.whereis(doc),
+                reason: e.to_string(),
+            })
     }
 
     /// The recorded state of a pair, if any.
     pub fn load(&self, pair: &str) -> Result<Option<PairState>, StateError> {
-        read(&self.path(pair))
+        self.read(&self.path(pair))
     }
 
     /// Records a pair's state atomically.
@@ -111,13 +137,13 @@ impl StateStore {
         self.write(&self.path(&state.pair), state)
     }
 
-    fn pause_path(&self, pair: &str) -> PathBuf {
-        self.dir.join(format!("{pair}.pause.json"))
+    fn pause_path(&self, pair: &str) -> String {
+        format!("{pair}.pause.json")
     }
 
     /// The pair's pause, if an operator paused its automatic failover.
     pub fn load_pause(&self, pair: &str) -> Result<Option<Pause>, StateError> {
-        read(&self.pause_path(pair))
+        self.read(&self.pause_path(pair))
     }
 
     /// Pauses a pair's automatic failover.
@@ -125,26 +151,10 @@ impl StateStore {
         self.write(&self.pause_path(pair), pause)
     }
 
-    /// Resumes it: the pause file is removed (durably); `false` when there
+    /// Resumes it: the pause is removed (durably); `false` when there
     /// was none.
     pub fn clear_pause(&self, pair: &str) -> Result<bool, StateError> {
-        let path = self.pause_path(pair);
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                File::open(&self.dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|source| StateError::Write {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(StateError::Write {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
+        self.store.remove(&self.pause_path(pair))
     }
 
     /// The last report `baton watch` wrote, if any (`store::watch`).
@@ -152,17 +162,17 @@ impl StateStore {
         &self,
         name: &str,
     ) -> Result<Option<T>, StateError> {
-        read(&self.dir.join(name))
+        self.read(name)
     }
 
-    /// Writes a JSON file of the state directory atomically (0600).
+    /// Writes a JSON document atomically.
     pub fn save_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
-        self.write(&self.dir.join(name), value)
+        self.write(name, value)
     }
 
     /// The last position seen from a pair's primary, if any.
     pub fn load_position(&self, pair: &str) -> Result<Option<SeenPosition>, StateError> {
-        read(&self.position_path(pair))
+        self.read(&self.position_path(pair))
     }
 
     /// Records the last position seen from a pair's primary.
@@ -197,66 +207,81 @@ impl StateStore {
         )
     }
 
-    fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StateError> {
-        let dir_err = |source| StateError::Dir {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(dir_err)?;
-        let write_err = |source| StateError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state-")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&self.dir)
-            .map_err(write_err)?;
-        let mut body =
-            serde_json::to_vec_pretty(value).map_err(|e| write_err(std::io::Error::other(e)))?;
+    fn write<T: Serialize>(&self, doc: &str, value: &T) -> Result<(), StateError> {
+        let mut body = serde_json::to_vec_pretty(value).map_err(|e| StateError::Write {
+            path: self.store.whereis(doc),
+            source: std::io::Error::other(e),
+        })?;
         body.push(b'\n');
-        tmp.write_all(&body).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(path).map_err(|e| write_err(e.error))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
-        Ok(())
+        self.store.save(doc, &body)
     }
 }
 
-/// A state file, if any: not through a symlink, at most 64 KiB.
-fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
-    {
-        // A state file is a few hundred bytes.
-        let read = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .and_then(|f| {
-                let mut text = String::new();
-                f.take(64 << 10).read_to_string(&mut text).map(|_| text)
-            });
-        let text = match read {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })
+/// Writes `body` to `dir/name` atomically (0600 in a 0700 directory).
+pub(crate) fn write_file(dir: &Path, name: &str, body: &[u8]) -> Result<(), StateError> {
+    let path = dir.join(name);
+    let dir_err = |source| StateError::Dir {
+        path: dir.display().to_string(),
+        source,
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(dir_err)?;
+    let write_err = |source| StateError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".state-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(write_err)?;
+    tmp.write_all(body).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(&path).map_err(|e| write_err(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)?;
+    Ok(())
+}
+
+/// Removes `dir/name` durably; `false` when there was none.
+pub(crate) fn remove_file(dir: &Path, name: &str) -> Result<bool, StateError> {
+    let path = dir.join(name);
+    let err = |source| StateError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    match fs::remove_file(&path) {
+        Ok(()) => {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// A state file's bytes, if any: not through a symlink, at most 64 KiB
+/// (a state file is a few hundred bytes).
+pub(crate) fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    let read = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|f| {
+            let mut body = Vec::new();
+            f.take(64 << 10).read_to_end(&mut body).map(|_| body)
+        });
+    match read {
+        Ok(body) => Ok(Some(body)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Read {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 

@@ -49,6 +49,7 @@ mod paths;
 mod roles;
 mod settings;
 mod ssh;
+mod store;
 mod traffic;
 mod values;
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use crate::config::diag::{printable, Key, Source};
 use crate::config::raw::GlobalFile;
-use crate::config::{Maintenance, Settings, Watch};
+use crate::config::{Maintenance, Settings, StoreKind, Watch};
 
 use super::maintenance::maintenance_part;
 use super::notify::notify_part;
 use super::paths::{resolve, shown};
 use super::ssh::durations_ok;
+use super::store::store;
 use super::values::valid_name;
 use super::Sink;
 
@@ -129,7 +130,10 @@ pub(super) fn settings(
             }
         }
     }
-    let watch = watch(g, src, sink);
+    let store = store(g.store.as_ref(), src, base, sink);
+    ok &= store.is_some();
+    let store = store.unwrap_or_default();
+    let watch = watch(g, &store, src, sink);
     ok &= watch.is_some();
     let start = sink.problems.len();
     let part = maintenance_part(g.maintenance.as_ref(), src, sink);
@@ -146,11 +150,17 @@ pub(super) fn settings(
         finish_expired_holds: g.finish_expired_holds.unwrap_or(true),
         watch: watch.unwrap_or_default(),
         notify,
+        store,
     })
 }
 
 /// `[watch]`, each key within its range (defaults for those not given).
-fn watch(g: &GlobalFile, src: &Source<'_>, sink: &mut Sink<'_>) -> Option<Watch> {
+fn watch(
+    g: &GlobalFile,
+    store: &StoreKind,
+    src: &Source<'_>,
+    sink: &mut Sink<'_>,
+) -> Option<Watch> {
     let d = Watch::default();
     let Some(w) = &g.watch else {
         return Some(d);
@@ -196,14 +206,14 @@ fn watch(g: &GlobalFile, src: &Source<'_>, sink: &mut Sink<'_>) -> Option<Watch>
         }
     }
     if let Some(q) = w.quorum {
-        // One controller is one watcher: a quorum above one could never be
-        // met, and a primary that does not answer would never be failed
-        // over. Several watchers agree through etcd (issue 18).
-        if q > 1 {
+        // One controller is one watcher: with local files a quorum above
+        // one could never be met, and a primary that does not answer would
+        // never be failed over. Several watchers agree through etcd.
+        if q > 1 && *store == StoreKind::Local {
             sink.push(src.at(
                 &[N("watch"), N("quorum")],
                 format!("quorum {q} needs {q} watchers sharing one store; with the local store there is one"),
-                "use 1 (the failover's fence still has to succeed); several watchers come with the etcd store",
+                "use 1 (the failover's fence still has to succeed), or keep the state in etcd (`[store] kind = \"etcd\"`) and run that many watchers",
             ));
         } else if !(1..=9).contains(&q) {
             sink.push(src.at(
