@@ -35,14 +35,11 @@ pub fn render(config: &Config) -> String {
     let mut hold_until = String::new();
     let (mut watched, mut watched_at, mut paused_now) =
         (String::new(), String::new(), String::new());
-    let backend = match crate::store::open(&config.settings) {
-        Ok(b) => b,
-        Err(_) => {
-            let _ = writeln!(out, "# HELP baton_store_up 1 when baton's store answered.");
-            let _ = writeln!(out, "# TYPE baton_store_up gauge");
-            let _ = writeln!(out, "baton_store_up 0");
-            return out;
-        }
+    let Ok(backend) = crate::store::open(&config.settings) else {
+        let _ = writeln!(out, "# HELP baton_store_up 1 when baton's store answered.");
+        let _ = writeln!(out, "# TYPE baton_store_up gauge");
+        let _ = writeln!(out, "baton_store_up 0");
+        return out;
     };
     let store = StateStore::of(&backend);
     let mut store_up = true;

@@ -42,7 +42,10 @@ pub fn this_host() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("pair `{pair}` is busy: {} (pid {}) has been running `{}` since {}; wait for it, or check that process", .holder.operator, .holder.pid, .holder.command, .holder.since)]
-    Held { pair: String, holder: LockOwner },
+    Held {
+        pair: String,
+        holder: Box<LockOwner>,
+    },
     #[error("pair `{pair}` is locked by another baton run (its holder is not recorded yet)")]
     HeldUnknown { pair: String },
     #[error("cannot take the lock {path}: {source}")]
@@ -125,7 +128,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
                 match read_holder(&file) {
                     Some(holder) => LockError::Held {
                         pair: pair.to_string(),
-                        holder,
+                        holder: Box::new(holder),
                     },
                     None => LockError::HeldUnknown {
                         pair: pair.to_string(),
