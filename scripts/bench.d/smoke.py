@@ -6,7 +6,7 @@ abort at once (exit 1) and leave all traffic on the old host. Speed is not
 judged (a debug build on a CI machine says nothing about it); that the
 machinery works, and what baton decides, is.
 
-Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap hold overhead ansible fleet)
+Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap hold watch overhead ansible fleet)
 """
 import argparse
 import json
@@ -195,6 +195,15 @@ def check(d, name):
         for svg in ("hold-revert.svg", "hold-rollback.svg", "hold-revert-slow.svg", "hold-rollback-slow.svg"):
             if not os.path.exists(os.path.join(d, svg)):
                 out.append(f"hold: no {svg}")
+        return out
+    if name == "watch":
+        rs = [r for r in rows(os.path.join(d, "watch.jsonl")) if "kind" in r]
+        out = [f"watch: no {k} run" for k in ("fast", "kill") if not any(r["kind"] == k for r in rs)]
+        for r in rs:
+            if r.get("failovers") != 1 or r.get("outcome") != "ok":
+                out.append(f'watch {r["kind"]}: {r.get("failovers")} failover(s) started, outcome {r.get("outcome")}')
+            if r["kind"] == "kill" and not r.get("new_leader"):
+                out.append("watch kill: no other watcher took over")
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
