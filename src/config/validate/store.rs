@@ -57,6 +57,14 @@ pub(super) fn store(
             }
             return (sink.problems.len() == start).then_some(StoreKind::Local);
         }
+        Some("etcd") if !cfg!(feature = "etcd") => {
+            sink.push(src.at(
+                &[s, N("kind")],
+                "this baton was built without the etcd store",
+                "build it with `cargo build --release --features etcd` (needs protoc: `apt-get install protobuf-compiler libprotobuf-dev`), install the Debian package (built with it), or use kind = \"local\"",
+            ));
+            return None;
+        }
         Some("etcd") => {}
         Some(other) => {
             sink.push(src.at(
@@ -269,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "etcd"))]
+    fn an_etcd_store_needs_the_etcd_feature() {
+        let (s, m) = parse("[store]\nkind = \"etcd\"\nendpoints = [\"http://10.0.0.1:2379\"]\n");
+        assert_eq!(s, None);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("built without the etcd store"), "{m:?}");
+    }
+
+    #[test]
+    #[cfg(feature = "etcd")]
     fn an_etcd_store_gets_its_defaults() {
         let (s, m) = parse(
             "[store]\nkind = \"etcd\"\nendpoints = [\"http://10.0.0.1:2379\", \"http://[fd00::1]:2379\"]\n",
@@ -285,6 +303,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "etcd")]
     fn bad_etcd_settings_are_each_named() {
         let (s, m) = parse(
             "[store]\nkind = \"etcd\"\nendpoints = [\"10.0.0.1:2379\", \"http://a\", \"http://a:2379/x\", \"http://b:99999\", \"https://c:2379\", \"https://c:2379\"]\nprefix = \"baton\"\nttl = \"1s\"\ntimeout = \"5s\"\nuser = \"root\"\n",
@@ -306,13 +325,19 @@ mod tests {
             assert!(m.iter().any(|x| x.contains(w)), "{w}: {m:#?}");
         }
         assert_eq!(m.len(), want.len(), "{m:#?}");
-        let (_, m) = parse("[store]\nkind = \"zookeeper\"\n");
-        assert!(m[0].contains("not known"), "{m:?}");
         let (_, m) = parse("[store]\nkind = \"etcd\"\n");
         assert!(m[0].contains("no endpoints"), "{m:?}");
     }
 
     #[test]
+    fn an_unknown_kind_is_named() {
+        let (s, m) = parse("[store]\nkind = \"zookeeper\"\n");
+        assert_eq!(s, None);
+        assert!(m[0].contains("not known"), "{m:?}");
+    }
+
+    #[test]
+    #[cfg(feature = "etcd")]
     fn tls_and_password_files_must_be_readable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pw = dir.path().join("pw");
