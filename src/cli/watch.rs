@@ -105,6 +105,8 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
         ),
     );
     let mut role = Role::Unknown;
+    // Interrupted runs this watcher tried to settle, and how often.
+    let mut tried: BTreeMap<String, u32> = BTreeMap::new();
     loop {
         let started = std::time::Instant::now();
         // Who leads: asked every round; only the leader acts, and only
@@ -128,12 +130,18 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
         if now_role != role {
             announce(opts.json, &me, &now_role);
             if now_role == Role::Leading {
-                // A new leader first settles what a leader before it left
-                // unfinished (a failover cut off by its death), from the
-                // journal: never a second switch.
-                worst = worst.worst(settle(config, &backend, template, &me, opts.json).await);
+                // A new leader tries every interrupted run afresh.
+                tried.clear();
             }
             role = now_role;
+        }
+        if role == Role::Leading {
+            // The leader first settles what was left unfinished (a
+            // failover cut off by its leader's death), from the journal,
+            // as every command does before its own work: never a second
+            // switch. A run it cannot settle is tried at most three times.
+            let settled = settle(config, &backend, template, (&me, &mut tried), opts.json).await;
+            worst = worst.worst(settled);
         }
         let until = match lead {
             Ok(Leadership::Leading { until }) => Some(until),
@@ -311,14 +319,14 @@ fn announce(json: bool, me: &str, role: &Role) {
     }
 }
 
-/// A new leader's first duty: every watched pair whose last run was
-/// interrupted (nobody holds its lock) is settled from the journal, as
+/// The leader's first duty each round: every watched pair whose last run
+/// was interrupted (nobody holds its lock) is settled from the journal, as
 /// `baton recover` does.
 async fn settle(
     config: &Config,
     backend: &store::Store,
     template: &Request,
-    me: &str,
+    (me, tried): (&str, &mut BTreeMap<String, u32>),
     json: bool,
 ) -> Exit {
     let mut worst = Exit::Ok;
@@ -329,6 +337,11 @@ async fn settle(
         let Ok(Ok(LastRun::Interrupted { run, kind, .. })) = last else {
             continue;
         };
+        let times = tried.entry(run.clone()).or_default();
+        if *times >= 3 {
+            continue;
+        }
+        *times += 1;
         say(
             json,
             &serde_json::json!({"event": "settling", "pair": pair.name, "run": run, "kind": kind.name()}),
