@@ -637,3 +637,21 @@ fn appends_go_on_with_one_member_down_and_fail_fast_without_a_quorum() {
         t.elapsed()
     );
 }
+
+#[test]
+fn an_append_under_a_lock_that_changed_hands_is_fenced_by_the_cluster() {
+    // The lease is still valid here: the compare on the lock key's
+    // create_revision, in the cluster, is what refuses the write.
+    let _lab = lab_lock();
+    let prefix = Prefix::new("fence-cas");
+    let mut stale = Probe::start(&prefix, "fence web");
+    assert_eq!(stale.expect(Duration::from_secs(10)), "READY");
+    let del = etcdctl(&["del", &format!("{}lock/web", prefix.0)]);
+    assert!(del.status.success(), "etcdctl del");
+    let other = Probe::start(&prefix, "lockwait web 10");
+    assert_eq!(other.expect(Duration::from_secs(10)), "LOCKED");
+    stale.send("go");
+    assert_eq!(stale.expect(Duration::from_secs(10)), "HELD-NOW true");
+    assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED");
+    assert_eq!(dump(&prefix, "web"), ["fence 0"], "the fenced append wrote");
+}

@@ -45,8 +45,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    PutOptions, SortOrder, SortTarget, TlsOptions, Txn, TxnOp, TxnOpResponse,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions,
+    GetResponse, Identity, PutOptions, SortOrder, SortTarget, TlsOptions, Txn, TxnOp,
+    TxnOpResponse, TxnResponse,
 };
 
 use super::journal::{self, JournalError, Record, RunView};
@@ -68,6 +69,8 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 /// How long past the request's own deadline a caller waits for the store's
 /// thread to say so (it reports the timeout itself, normally).
 const SLACK: Duration = Duration::from_millis(250);
+/// The pause before a request that found no member is sent again.
+const RETRY: Duration = Duration::from_millis(50);
 
 /// The process's stores, by (endpoints, prefix).
 type Cache = Mutex<HashMap<(Vec<String>, String), Arc<Inner>>>;
@@ -101,6 +104,8 @@ enum Failure {
     Request(etcd_client::Error),
     /// No answer within the timeout.
     Timeout,
+    /// No answer within the timeout; the last attempt failed so.
+    Retried(etcd_client::Error),
     /// The settings cannot be used (a file unreadable, ...).
     Setup { refused: bool, reason: String },
 }
@@ -368,6 +373,13 @@ impl Inner {
                 store,
                 reason: format!("no answer within {:?}", self.timeout),
             },
+            Failure::Retried(e) => match classify(store, &e, false) {
+                StoreError::Unavailable { store, reason } => StoreError::Unavailable {
+                    store,
+                    reason: format!("no answer within {:?} (last: {reason})", self.timeout),
+                },
+                other => other,
+            },
             Failure::Setup {
                 refused: true,
                 reason,
@@ -379,24 +391,38 @@ impl Inner {
     }
 
     /// Runs `f` with the client on the store's thread and waits for its
-    /// answer, at most the timeout.
+    /// answer, at most the timeout. A request that fails for want of a
+    /// member (one down, no leader yet) is sent again, through the other
+    /// endpoints, until the timeout: `f` may thus run more than once, and
+    /// a write may have been applied by an attempt whose answer was lost
+    /// (`append` and `lock` recognise their own earlier write).
     fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(Client) -> Fut + Send + 'static,
+        F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let timeout = self.timeout;
         let job: Job = Box::new(move |conn: Arc<Conn>| {
             Box::pin(async move {
+                let mut last = None;
                 let work = async {
-                    let c = conn.client().await?;
-                    f(c).await.map_err(Failure::Request)
+                    loop {
+                        let c = conn.client().await?;
+                        match f(c).await {
+                            Ok(v) => return Ok(v),
+                            Err(e) if retryable(&e) => {
+                                last = Some(e);
+                                tokio::time::sleep(RETRY).await;
+                            }
+                            Err(e) => return Err(Failure::Request(e)),
+                        }
+                    }
                 };
                 let r = match tokio::time::timeout(timeout, work).await {
                     Ok(r) => r,
-                    Err(_) => Err(Failure::Timeout),
+                    Err(_) => Err(last.map_or(Failure::Timeout, Failure::Retried)),
                 };
                 let _ = tx.send(r);
             })
@@ -409,6 +435,22 @@ impl Inner {
             Ok(Err(f)) => Err(self.failure(f)),
             Err(_) => Err(self.failure(Failure::Timeout)),
         }
+    }
+
+    /// One transaction.
+    fn txn(&self, txn: Txn) -> Result<TxnResponse, StoreError> {
+        self.call(move |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+    }
+
+    /// A range read.
+    fn range(&self, key: Vec<u8>, options: GetOptions) -> Result<GetResponse, StoreError> {
+        self.call(move |mut c| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { c.get(key, Some(options)).await }
+        })
     }
 
     fn key(&self, rest: &str) -> String {
@@ -517,24 +559,18 @@ impl Inner {
                     return Err(fenced());
                 }
             }
-            let last = {
-                let dir = dir.clone();
-                self.call(move |mut c| async move {
-                    let r = c
-                        .get(
-                            dir.clone(),
-                            Some(
-                                GetOptions::new()
-                                    .with_prefix()
-                                    .with_sort(SortTarget::Key, SortOrder::Descend)
-                                    .with_limit(1)
-                                    .with_keys_only(),
-                            ),
-                        )
-                        .await?;
-                    Ok(r.kvs().first().map(|kv| kv.key().to_vec()))
-                })?
-            };
+            let last = self
+                .range(
+                    dir.clone().into_bytes(),
+                    GetOptions::new()
+                        .with_prefix()
+                        .with_sort(SortTarget::Key, SortOrder::Descend)
+                        .with_limit(1)
+                        .with_keys_only(),
+                )?
+                .kvs()
+                .first()
+                .map(|kv| kv.key().to_vec());
             let next = match last {
                 None => 1,
                 Some(k) => {
@@ -557,19 +593,33 @@ impl Inner {
             let txn = Txn::new()
                 .when(when)
                 .and_then(vec![TxnOp::put(key.clone(), body.clone(), None)])
-                .or_else(vec![TxnOp::get(lock_key.clone(), None)]);
-            let r = self.call(move |mut c| async move { c.txn(txn).await })?;
+                .or_else(vec![
+                    TxnOp::get(lock_key.clone(), None),
+                    TxnOp::get(key.clone(), None),
+                ]);
+            let r = self.txn(txn)?;
             if r.succeeded() {
                 return Ok(());
             }
-            if let Some(held) = &fence {
-                let lock_rev = r.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => {
-                        Some(g.kvs().first().map_or(0, |kv| kv.create_revision()))
-                    }
+            let gets: Vec<Option<etcd_client::KeyValue>> = r
+                .op_responses()
+                .into_iter()
+                .filter_map(|op| match op {
+                    TxnOpResponse::Get(g) => Some(g.kvs().first().cloned()),
                     _ => None,
-                });
-                if lock_rev != Some(held.rev) {
+                })
+                .collect();
+            let (lock_now, at_key) = match gets.as_slice() {
+                [lock_now, at_key] => (lock_now.clone(), at_key.clone()),
+                _ => (None, None),
+            };
+            // This very record, written by an attempt whose answer was lost
+            // (`call` sends a request again when no member answered).
+            if at_key.is_some_and(|kv| kv.value() == body.as_slice()) {
+                return Ok(());
+            }
+            if let Some(held) = &fence {
+                if lock_now.map_or(0, |kv| kv.create_revision()) != held.rev {
                     return Err(fenced());
                 }
             }
@@ -593,31 +643,22 @@ impl Inner {
         let mut from = dir.as_bytes().to_vec();
         let mut revision = 0;
         loop {
-            let (kvs, more, rev) = {
-                let (from, end) = (from.clone(), end.clone());
-                self.call(move |mut c| async move {
-                    let mut r = c
-                        .get(
-                            from,
-                            Some(
-                                GetOptions::new()
-                                    .with_range(end)
-                                    .with_limit(PAGE)
-                                    .with_revision(revision),
-                            ),
-                        )
-                        .await?;
-                    let rev = r.header().map_or(0, |h| h.revision());
-                    let more = r.more();
-                    let kvs: Vec<(Vec<u8>, Vec<u8>)> = r
-                        .take_kvs()
-                        .into_iter()
-                        .map(|kv| kv.into_key_value())
-                        .collect();
-                    Ok((kvs, more, rev))
-                })
-                .map_err(store)?
-            };
+            let mut r = self
+                .range(
+                    from.clone(),
+                    GetOptions::new()
+                        .with_range(end.clone())
+                        .with_limit(PAGE)
+                        .with_revision(revision),
+                )
+                .map_err(store)?;
+            let rev = r.header().map_or(0, |h| h.revision());
+            let more = r.more();
+            let kvs: Vec<(Vec<u8>, Vec<u8>)> = r
+                .take_kvs()
+                .into_iter()
+                .map(|kv| kv.into_key_value())
+                .collect();
             if revision == 0 {
                 revision = rev;
             }
@@ -644,11 +685,13 @@ impl Inner {
         }
     }
 
+    /// One key's value, if any.
     fn get(&self, key: String) -> Result<Option<etcd_client::KeyValue>, StoreError> {
-        self.call(move |mut c| async move {
-            let mut r = c.get(key, None).await?;
-            Ok(r.take_kvs().into_iter().next())
-        })
+        Ok(self
+            .range(key.into_bytes(), GetOptions::new())?
+            .take_kvs()
+            .into_iter()
+            .next())
     }
 
     fn lock(self: &Arc<Self>, pair: &str, owner: &LockOwner) -> Result<PairLock, LockError> {
@@ -678,34 +721,31 @@ impl Inner {
                     Some(PutOptions::new().with_lease(lease.id)),
                 )])
                 .or_else(vec![TxnOp::get(key.clone(), None)]);
-            let r = self
-                .call(move |mut c| async move { c.txn(txn).await })
-                .map_err(store)?;
-            if r.succeeded() {
-                let rev = r.header().map_or(0, |h| h.revision());
-                self.locks.lock().unwrap_or_else(|p| p.into_inner()).insert(
-                    pair.to_string(),
-                    Held {
-                        rev,
-                        lease: lease.clone(),
-                    },
-                );
-                return Ok(PairLock::new(Box::new(EtcdGuard {
-                    store: self.clone(),
-                    pair: pair.to_string(),
-                    key,
-                    held: Held { rev, lease },
-                })));
-            }
+            let r = self.txn(txn).map_err(store)?;
             let holder = r.op_responses().into_iter().find_map(|op| match op {
-                TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+                TxnOpResponse::Get(g) => g.kvs().first().cloned(),
                 _ => None,
             });
-            match holder {
+            let rev = match holder {
+                _ if r.succeeded() => r.header().map_or(0, |h| h.revision()),
                 // Released between the compare and the read: try again.
                 None => continue,
-                Some(v) => {
-                    return Err(match serde_json::from_slice::<LockOwner>(&v) {
+                // This lock, written under this lease by an attempt whose
+                // answer was lost (`call` sends a request again when no
+                // member answered), and not a lock this process holds.
+                Some(kv)
+                    if kv.lease() == lease.id
+                        && kv.value() == body.as_slice()
+                        && !self
+                            .locks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .contains_key(pair) =>
+                {
+                    kv.create_revision()
+                }
+                Some(kv) => {
+                    return Err(match serde_json::from_slice::<LockOwner>(kv.value()) {
                         Ok(holder) => LockError::Held {
                             pair: pair.to_string(),
                             holder,
@@ -715,7 +755,20 @@ impl Inner {
                         },
                     })
                 }
-            }
+            };
+            self.locks.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                pair.to_string(),
+                Held {
+                    rev,
+                    lease: lease.clone(),
+                },
+            );
+            return Ok(PairLock::new(Box::new(EtcdGuard {
+                store: self.clone(),
+                pair: pair.to_string(),
+                key,
+                held: Held { rev, lease },
+            })));
         }
         Err(LockError::HeldUnknown {
             pair: pair.to_string(),
@@ -737,7 +790,7 @@ impl Inner {
                 Some(PutOptions::new().with_lease(lease.id)),
             )])
             .or_else(vec![TxnOp::get(key.clone(), None)]);
-        let r = self.call(move |mut c| async move { c.txn(txn).await })?;
+        let r = self.txn(txn)?;
         let leading = || Leadership::Leading {
             until: lease.until(),
         };
@@ -781,7 +834,7 @@ impl Inner {
                 me.as_bytes().to_vec(),
                 Some(PutOptions::new().with_lease(lease.id)),
             )]);
-        let r = self.call(move |mut c| async move { c.txn(txn).await })?;
+        let r = self.txn(txn)?;
         Ok(if r.succeeded() {
             leading()
         } else {
@@ -827,9 +880,7 @@ impl Drop for EtcdGuard {
                 self.held.rev,
             )])
             .and_then(vec![TxnOp::delete(self.key.clone(), None)]);
-        let _ = self
-            .store
-            .call(move |mut c| async move { c.txn(txn).await });
+        let _ = self.store.txn(txn);
     }
 }
 
@@ -898,7 +949,10 @@ impl Backend for Etcd {
         let key = self.0.key(&format!("doc/{doc}"));
         let body = body.to_vec();
         self.0
-            .call(move |mut c| async move { c.put(key, body, None).await.map(|_| ()) })
+            .call(move |mut c| {
+                let (key, body) = (key.clone(), body.clone());
+                async move { c.put(key, body, None).await.map(|_| ()) }
+            })
             .map_err(|source| StateError::Store {
                 doc: doc.to_string(),
                 source,
@@ -908,8 +962,9 @@ impl Backend for Etcd {
     fn remove(&self, doc: &str) -> Result<bool, StateError> {
         let key = self.0.key(&format!("doc/{doc}"));
         self.0
-            .call(move |mut c| async move {
-                Ok(c.delete(key, None::<DeleteOptions>).await?.deleted() > 0)
+            .call(move |mut c| {
+                let key = key.clone();
+                async move { Ok(c.delete(key, None::<DeleteOptions>).await?.deleted() > 0) }
             })
             .map_err(|source| StateError::Store {
                 doc: doc.to_string(),
@@ -939,7 +994,7 @@ impl Backend for Etcd {
                 me.as_bytes().to_vec(),
             )])
             .and_then(vec![TxnOp::delete(key, None)]);
-        let _ = self.0.call(move |mut c| async move { c.txn(txn).await });
+        let _ = self.0.txn(txn);
     }
 
     fn leader(&self) -> Result<Option<String>, StoreError> {
@@ -953,28 +1008,30 @@ impl Backend for Etcd {
         let lease = self.0.lease()?;
         let key = self.0.key(&format!("watchers/{me}"));
         let view = view.to_vec();
-        self.0.call(move |mut c| async move {
-            c.put(key, view, Some(PutOptions::new().with_lease(lease.id)))
-                .await
-                .map(|_| ())
+        let id = lease.id;
+        self.0.call(move |mut c| {
+            let (key, view) = (key.clone(), view.clone());
+            async move {
+                c.put(key, view, Some(PutOptions::new().with_lease(id)))
+                    .await
+                    .map(|_| ())
+            }
         })
     }
 
     fn views(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let dir = self.0.key("watchers/");
-        let mut out: Vec<(String, Vec<u8>)> = self.0.call(move |mut c| async move {
-            let mut r = c
-                .get(dir.clone(), Some(GetOptions::new().with_prefix()))
-                .await?;
-            Ok(r.take_kvs()
-                .into_iter()
-                .filter_map(|kv| {
-                    let (k, v) = kv.into_key_value();
-                    let id = k.strip_prefix(dir.as_bytes())?;
-                    Some((String::from_utf8_lossy(id).into_owned(), v))
-                })
-                .collect())
-        })?;
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .0
+            .range(dir.clone().into_bytes(), GetOptions::new().with_prefix())?
+            .take_kvs()
+            .into_iter()
+            .filter_map(|kv| {
+                let (k, v) = kv.into_key_value();
+                let id = k.strip_prefix(dir.as_bytes())?;
+                Some((String::from_utf8_lossy(id).into_owned(), v))
+            })
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -1012,6 +1069,18 @@ fn classify(store: String, e: &etcd_client::Error, connecting: bool) -> StoreErr
             store,
             reason: other.to_string(),
         },
+    }
+}
+
+/// gRPC's `Unavailable`: no member answered, or it has no leader.
+const GRPC_UNAVAILABLE: i32 = 14;
+
+/// Whether a failed request is worth sending again (to another member).
+fn retryable(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => s.code() as i32 == GRPC_UNAVAILABLE,
+        _ => false,
     }
 }
 
