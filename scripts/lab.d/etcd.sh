@@ -226,8 +226,8 @@ etcd_write_config() {
     for m in "${ETCD_HOSTS[@]}"; do eps+="${eps:+, }\"http://${H_ADDR[$m]}:$ETCD_CLIENT_PORT\""; done
     put_text "$e/baton.toml" 0644 root:root "# Written by scripts/lab up: the settings of config/baton.toml, the same pairs (copies of
 # config/pairs/), and baton's state in the lab's etcd cluster (etcd1..3), under $ETCD_PREFIX.
-# Watchers run in baton-ctl, baton-ctl2 and baton-ctl3. (baton reads [store] once issue 18's
-# store lands; until then it refuses this file's [store] as an unknown key.)
+# Watchers run in baton-ctl, baton-ctl2 and baton-ctl3 (baton built with the cargo feature
+# etcd).
 $txt
 [store]
 kind = \"etcd\"

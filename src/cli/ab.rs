@@ -83,13 +83,22 @@ pub async fn run(config: &Config, pair: &Pair, action: Action, base: Request, js
 /// split stays and the run is held), and awaited; any other run holding
 /// the lock is left alone (the end is then refused as busy).
 async fn stop_watcher(config: &Config, pair: &Pair) -> Result<(), String> {
-    let dir = &config.settings.state_dir;
+    let store = crate::store::open(&config.settings).map_err(|e| e.to_string())?;
     let LastRun::InProgress { pid, run, .. } =
-        history::last_run(dir, &pair.name).map_err(|e| e.to_string())?
+        history::last_run(&store, &pair.name).map_err(|e| e.to_string())?
     else {
         return Ok(());
     };
-    let view = Journal::new(dir, &pair.name)
+    if let Some(other) = store
+        .held_by(&pair.name)
+        .and_then(|h| h.host)
+        .filter(|h| *h != crate::store::lock::this_host())
+    {
+        return Err(format!(
+            "process {pid} on controller {other} is watching the experiment (run {run}): stop it there (or wait for its end), then run this again"
+        ));
+    }
+    let view = Journal::of(&store, &pair.name)
         .last_run()
         .map_err(|e| e.to_string())?;
     if !view.is_some_and(|v| v.open == Some(Step::Experiment)) {
@@ -111,7 +120,7 @@ async fn stop_watcher(config: &Config, pair: &Pair) -> Result<(), String> {
         "baton: asked process {pid}, which watches the experiment (run {run}), to stop watching"
     );
     let asked = Instant::now();
-    while crate::store::lock::held_by(dir, &pair.name).is_some() {
+    while store.held_by(&pair.name).is_some() {
         if asked.elapsed() > WATCHER_STOPS_WITHIN {
             return Err(format!(
                 "process {pid} still holds {} after {}s",

@@ -143,7 +143,14 @@ pub fn show(
     svg: Option<&Path>,
     json: bool,
 ) -> Exit {
-    let journal = Journal::new(&config.settings.state_dir, &pair.name);
+    let backend = match crate::store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
+    let journal = Journal::of(&backend, &pair.name);
     // Two passes over the stream, one record in memory at a time: which
     // run, then that run's records.
     let mut id = run.map(str::to_string);

@@ -74,8 +74,10 @@ pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: b
         // `baton ab PAIR --end` (or by naming the pair).
         if held_only
             && !matches!(
-                crate::store::history::last_run(&config.settings.state_dir, &pair.name),
-                Ok(crate::core::assess::LastRun::Held {
+                crate::store::open(&config.settings)
+                    .ok()
+                    .and_then(|s| crate::store::history::last_run(&s, &pair.name).ok()),
+                Some(crate::core::assess::LastRun::Held {
                     by: crate::core::assess::HeldBy::Hold { .. },
                     ..
                 })
@@ -232,10 +234,9 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
                 .get(name)
                 .map(|p| p.environment.clone())
                 .unwrap_or_default();
-            let traffic = StateStore::new(&config.settings.state_dir)
-                .load(name)
+            let traffic = crate::store::open(&config.settings)
                 .ok()
-                .flatten()
+                .and_then(|s| StateStore::of(&s).load(name).ok().flatten())
                 .map(|s| s.primary)
                 .unwrap_or_else(|| "?".into());
             match result {
@@ -304,8 +305,10 @@ async fn finish_expired(
         return None;
     }
     let expired = matches!(
-        crate::store::history::last_run(&config.settings.state_dir, &pair.name),
-        Ok(crate::core::assess::LastRun::Held {
+        crate::store::open(&config.settings)
+            .ok()
+            .and_then(|s| crate::store::history::last_run(&s, &pair.name).ok()),
+        Some(crate::core::assess::LastRun::Held {
             by: crate::core::assess::HeldBy::Hold { expired: true, .. },
             ..
         })

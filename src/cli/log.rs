@@ -97,10 +97,17 @@ impl Filter {
 
 /// Prints the log of the configured pairs.
 pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> Exit {
+    let backend = match crate::store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
     if let Some(id) = run {
         let mut chosen: Vec<Record> = Vec::new();
         for pair in config.pairs.keys() {
-            let journal = Journal::new(&config.settings.state_dir, pair);
+            let journal = Journal::of(&backend, pair);
             if let Err(e) = journal.each(|r| {
                 if r.run() == id {
                     chosen.push(r);
@@ -147,7 +154,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
     }
     let mut views = Vec::new();
     for pair in config.pairs.keys() {
-        match Journal::new(&config.settings.state_dir, pair).runs() {
+        match Journal::of(&backend, pair).runs() {
             Ok(r) => views.extend(r),
             Err(e) => {
                 eprintln!("baton: {e}");

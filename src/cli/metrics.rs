@@ -35,11 +35,19 @@ pub fn render(config: &Config) -> String {
     let mut hold_until = String::new();
     let (mut watched, mut watched_at, mut paused_now) =
         (String::new(), String::new(), String::new());
-    let store = StateStore::new(&config.settings.state_dir);
+    let Ok(backend) = crate::store::open(&config.settings) else {
+        let _ = writeln!(out, "# HELP baton_store_up 1 when baton's store answered.");
+        let _ = writeln!(out, "# TYPE baton_store_up gauge");
+        let _ = writeln!(out, "baton_store_up 0");
+        return out;
+    };
+    let store = StateStore::of(&backend);
+    let mut store_up = true;
     for pair in config.pairs.values() {
         let name = &pair.name;
-        let last = Journal::new(&config.settings.state_dir, name)
-            .runs()
+        let runs = Journal::of(&backend, name).runs();
+        store_up &= runs.is_ok();
+        let last = runs
             .unwrap_or_default()
             .into_iter()
             .rev()
@@ -82,7 +90,7 @@ pub fn render(config: &Config) -> String {
                 }
             }
         }
-        let last_run = crate::store::history::last_run(&config.settings.state_dir, name);
+        let last_run = crate::store::history::last_run(&backend, name);
         // An unreadable journal counts as unsettled: someone must look.
         let unsettled = !matches!(
             last_run,
@@ -204,7 +212,55 @@ pub fn render(config: &Config) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge");
         out.push_str(body);
     }
+    watchers(&mut out, &backend, store_up);
     out
+}
+
+/// The store and the watchers: whether the store answered, who leads, and
+/// when each watcher last published its view.
+fn watchers(out: &mut String, backend: &crate::store::Store, store_up: bool) {
+    let d = backend.describe();
+    let leader = backend.leader();
+    let views = backend.views();
+    let up = store_up && leader.is_ok() && views.is_ok();
+    let _ = writeln!(out, "# HELP baton_store_up 1 when baton's store answered.");
+    let _ = writeln!(out, "# TYPE baton_store_up gauge");
+    let _ = writeln!(
+        out,
+        "baton_store_up{{kind=\"{}\"}} {}",
+        d.kind,
+        u8::from(up)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP baton_watch_leader 1 for the watcher that leads (acts on the pairs)."
+    );
+    let _ = writeln!(out, "# TYPE baton_watch_leader gauge");
+    if let Ok(Some(l)) = &leader {
+        let _ = writeln!(out, "baton_watch_leader{{watcher=\"{}\"}} 1", label(l));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP baton_watcher_seen_timestamp_seconds When each watcher last published its view (Unix time)."
+    );
+    let _ = writeln!(out, "# TYPE baton_watcher_seen_timestamp_seconds gauge");
+    for (id, body) in views.unwrap_or_default() {
+        if let Ok(v) = serde_json::from_slice::<crate::core::watch::View>(&body) {
+            let _ = writeln!(
+                out,
+                "baton_watcher_seen_timestamp_seconds{{watcher=\"{}\"}} {}",
+                label(&id),
+                v.at
+            );
+        }
+    }
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Writes the metrics atomically (temporary file beside it, then rename),

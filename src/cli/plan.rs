@@ -61,7 +61,14 @@ pub async fn run(
     members: &[Member],
     json: bool,
 ) -> Exit {
-    let store = StateStore::new(&config.settings.state_dir);
+    let backend = match crate::store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
+    let store = StateStore::of(&backend);
     let mut worst = Exit::Ok;
     for pair in config.pairs.values() {
         let from = match store.load(&pair.name) {
@@ -102,7 +109,7 @@ pub async fn run(
             let s = &config.settings;
             plan.gate = Some(
                 match history::decide(
-                    &s.state_dir,
+                    &backend,
                     &s.environments,
                     s.soak,
                     members,
@@ -118,7 +125,7 @@ pub async fn run(
             );
         }
         if crate::exec::schedule::applies_to(kind) {
-            let v = crate::exec::schedule::check(&config.settings.state_dir, pair, kind);
+            let v = crate::exec::schedule::check(&backend, pair, kind);
             plan.window = Some(if v.allowed {
                 format!("open: {}", v.text)
             } else {

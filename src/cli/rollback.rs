@@ -44,8 +44,9 @@ pub async fn rollback_fleet(
         let standing = crate::exec::change::hash(change)
             .map_err(|e| e.to_string())
             .and_then(|h| {
-                history::standing(&config.settings.state_dir, &pair.name, &h)
+                crate::store::open(&config.settings)
                     .map_err(|e| e.to_string())
+                    .and_then(|s| history::standing(&s, &pair.name, &h).map_err(|e| e.to_string()))
             });
         let skipped = match standing {
             Ok(Finished::Finished) => {

@@ -2,7 +2,7 @@
 //! records roles on first sight, and renders a compact table or the stable
 //! JSON document described in the README.
 
-use std::path::Path;
+use crate::store::Store;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -25,6 +25,75 @@ struct Report {
     verdict: Verdict,
     exit_code: u8,
     pairs: Vec<PairReport>,
+    store: StoreReport,
+}
+
+/// The store, who leads the watchers, and each watcher's last view.
+#[derive(Serialize)]
+struct StoreReport {
+    #[serde(flatten)]
+    described: crate::store::Described,
+    /// An error from the store, if it did not answer.
+    error: Option<String>,
+    /// The leading watcher, if any.
+    leader: Option<String>,
+    /// Every watcher's last published view.
+    watchers: Vec<crate::core::watch::View>,
+}
+
+impl StoreReport {
+    fn of(backend: &Store) -> StoreReport {
+        let leader = backend.leader();
+        let views = backend.views();
+        let error = match (&leader, &views) {
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        StoreReport {
+            described: backend.describe(),
+            error,
+            leader: leader.ok().flatten(),
+            watchers: views
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(_, b)| serde_json::from_slice(&b).ok())
+                .collect(),
+        }
+    }
+
+    /// The lines under the table: the store when it is not local files,
+    /// and the watchers when there are any.
+    fn render(&self, now: u64) -> String {
+        let mut out = String::new();
+        if self.described.kind != "local" || self.error.is_some() {
+            out.push_str(&format!(
+                "store: {} {}{}\n",
+                self.described.kind,
+                self.described.location,
+                self.error
+                    .as_ref()
+                    .map(|e| format!(" (ERROR {e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if self.watchers.is_empty() && self.leader.is_none() {
+            return out;
+        }
+        let leader = self.leader.as_deref().unwrap_or("none");
+        let mut line = format!("watchers: leader {leader}");
+        for v in &self.watchers {
+            let age = now.saturating_sub(v.at);
+            let stale = if age > v.interval_secs.max(1) * crate::core::watch::FRESH_INTERVALS {
+                ", STALE"
+            } else {
+                ""
+            };
+            line.push_str(&format!("; {} seen {age}s ago{stale}", v.watcher));
+        }
+        out.push_str(&line);
+        out.push('\n');
+        out
+    }
 }
 
 #[derive(Serialize)]
@@ -197,12 +266,27 @@ struct DnsReport {
 /// At most `concurrency` pairs are observed at once, so a large fleet does
 /// not open hundreds of SSH sessions together and starve its own checks.
 pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
-    let store = StateStore::new(&config.settings.state_dir);
+    let backend = match crate::store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
+    let store = StateStore::of(&backend);
     let reports: Vec<PairReport> = futures_util::stream::iter(config.pairs.values())
-        .map(|p| one(p, &store, &config.settings.state_dir))
+        .map(|p| one(p, &store, &backend))
         .buffered(concurrency.max(1))
         .collect()
         .await;
+    let b = backend.clone();
+    let store_report = match tokio::task::spawn_blocking(move || StoreReport::of(&b)).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Internal;
+        }
+    };
     let verdict = reports.iter().map(|r| r.verdict).fold(Verdict::Ok, worst);
     let exit = match verdict {
         Verdict::Ok => Exit::Ok,
@@ -215,6 +299,7 @@ pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
             verdict,
             exit_code: exit.code(),
             pairs: reports,
+            store: store_report,
         };
         match serde_json::to_string(&report) {
             Ok(s) => println!("{s}"),
@@ -225,6 +310,10 @@ pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
         }
     } else {
         print!("{}", render(&reports));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        print!("{}", store_report.render(now));
     }
     exit
 }
@@ -242,12 +331,12 @@ fn worst(a: Verdict, b: Verdict) -> Verdict {
     }
 }
 
-async fn one(pair: &Pair, store: &StateStore, state_dir: &Path) -> PairReport {
+async fn one(pair: &Pair, store: &StateStore, backend: &Store) -> PairReport {
     let observed = observe::observe(pair).await;
     let mut seen: PairSeen = observed.seen;
     let mut extra = Vec::new();
     let mut failed = None;
-    match crate::store::history::last_run(state_dir, &pair.name) {
+    match crate::store::history::last_run(backend, &pair.name) {
         Ok(last) => seen.last_run = last,
         Err(e) => extra.push(Finding {
             kind: Drift::Records,
@@ -674,7 +763,7 @@ mod tests {
     use crate::core::assess::{CheckOutcome, KeySeen, LastRun};
 
     /// The pair `web` (a VIP pair) from a configuration in `dir`.
-    fn pair(dir: &Path) -> Pair {
+    fn pair(dir: &std::path::Path) -> Pair {
         std::fs::create_dir_all(dir.join("pairs")).unwrap();
         std::fs::write(dir.join("known_hosts"), "").unwrap();
         std::fs::write(
@@ -921,6 +1010,7 @@ mod tests {
             verdict: r.verdict,
             exit_code: Exit::Operator.code(),
             pairs: vec![r],
+            store: StoreReport::of(&crate::store::local(&dir.path().join("state"))),
         })
         .unwrap();
         assert_eq!(doc["schema"], 1);
@@ -938,6 +1028,9 @@ mod tests {
         assert_eq!(p["problems"][0]["severity"], "operator");
         assert_eq!(p["problems"][0]["message"], "no host holds traffic");
         assert_eq!(p["problems"][0]["kind"], "no_holder");
+        assert_eq!(doc["store"]["kind"], "local");
+        assert_eq!(doc["store"]["leader"], serde_json::Value::Null);
+        assert_eq!(doc["store"]["watchers"], serde_json::json!([]));
         let holder = serde_json::to_value(Holder::Host("blue".into())).unwrap();
         assert_eq!(
             holder,

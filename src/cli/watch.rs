@@ -20,12 +20,13 @@ use crate::cli::apply::exit_of;
 use crate::cli::exit::Exit;
 use crate::cli::progress::{Mode, Printer};
 use crate::config::{Config, Pair};
-use crate::core::assess::Roles;
+use crate::core::assess::{LastRun, Roles};
 use crate::core::cycle::Kind;
-use crate::core::watch::{judge, PairWatch, Seen, Verdict};
+use crate::core::watch::{agreeing, judge, PairWatch, PrimarySeen, Seen, Verdict, View};
 use crate::exec::run::{self, Request};
 use crate::io::observe;
 use crate::store::state::{now_rfc3339, Pause, StateStore};
+use crate::store::{self, history, Leadership};
 
 /// What `PAIR.watch.json` holds: the watcher's last observation of the pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,52 +77,106 @@ fn watcher_id() -> String {
 /// Watches until a stop signal (or once). `template`: the request each
 /// automatic failover starts from (operator, members of the gate).
 pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
-    let store = StateStore::new(&config.settings.state_dir);
+    let backend = match store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
+    let store = StateStore::of(&backend);
     let policy = config.settings.watch.policy();
     let interval = config.settings.watch.interval;
     let me = watcher_id();
     let mut watches: BTreeMap<String, PairWatch> = BTreeMap::new();
-    for pair in config.pairs.values() {
-        // A restarted watcher keeps the cooldown of the last failover.
-        let last = store
-            .load_json::<Observed>(&observed_file(&pair.name))
-            .ok()
-            .flatten()
-            .and_then(|o| o.last_failover);
-        watches.insert(
-            pair.name.clone(),
-            PairWatch {
-                last_failover: last,
-                ..PairWatch::default()
-            },
-        );
-    }
     let mut worst = Exit::Ok;
+    let described = backend.describe();
     say(
         opts.json,
-        &serde_json::json!({"event": "watch", "watcher": me, "pairs": config.pairs.keys().collect::<Vec<_>>(), "interval_secs": interval.as_secs(), "failure_threshold": policy.failure_threshold, "cooldown_secs": policy.cooldown_secs, "quorum": policy.quorum}),
+        &serde_json::json!({"event": "watch", "watcher": me, "store": described, "pairs": config.pairs.keys().collect::<Vec<_>>(), "interval_secs": interval.as_secs(), "failure_threshold": policy.failure_threshold, "cooldown_secs": policy.cooldown_secs, "quorum": policy.quorum}),
         &format!(
-            "watching {} pair(s) every {} (failover after {} failed observations in a row, at most one per {} per pair)",
+            "watching {} pair(s) every {} as {me} (failover after {} failed observations in a row, at most one per {} per pair; {} store {})",
             config.pairs.len(),
             humantime::format_duration(interval),
             policy.failure_threshold,
-            humantime::format_duration(config.settings.watch.cooldown)
+            humantime::format_duration(config.settings.watch.cooldown),
+            described.kind,
+            described.location,
         ),
     );
+    let mut role = Role::Unknown;
     loop {
         let started = std::time::Instant::now();
-        let dir = &config.settings.state_dir;
-        let seen = join_all(config.pairs.values().map(|p| look(p, &store, dir))).await;
+        // Who leads: asked every round; only the leader acts, and only
+        // until its lease's end as the store last confirmed it.
+        let lead = {
+            let (b, id) = (backend.clone(), me.clone());
+            tokio::task::spawn_blocking(move || b.lead(&id))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(store::StoreError::Unavailable {
+                        store: described.location.clone(),
+                        reason: e.to_string(),
+                    })
+                })
+        };
+        let now_role = match &lead {
+            Ok(Leadership::Leading { .. }) => Role::Leading,
+            Ok(Leadership::Following { leader }) => Role::Following(leader.clone()),
+            Err(e) => Role::Cut(e.to_string()),
+        };
+        if now_role != role {
+            announce(opts.json, &me, &now_role);
+            if now_role == Role::Leading {
+                // A new leader first settles what a leader before it left
+                // unfinished (a failover cut off by its death), from the
+                // journal: never a second switch.
+                worst = worst.worst(settle(config, &backend, template, &me, opts.json).await);
+            }
+            role = now_role;
+        }
+        let until = match lead {
+            Ok(Leadership::Leading { until }) => Some(until),
+            _ => None,
+        };
+        let seen = join_all(config.pairs.values().map(|p| look(p, &store, &backend))).await;
+        let views = load_views(&backend).await;
         let now = epoch_secs();
         let mut pending: Vec<Pending<'_>> = Vec::new();
+        let mut mine = View {
+            watcher: me.clone(),
+            at: now,
+            interval_secs: interval.as_secs(),
+            leading: until.is_some(),
+            pairs: BTreeMap::new(),
+        };
         for (pair, looked) in config.pairs.values().zip(seen) {
             let w = watches.entry(pair.name.clone()).or_default();
             let (verdict, detail) = match looked {
                 Err(why) => (None, format!("not judged: {why}")),
-                Ok((s, paused)) => {
-                    w.paused = paused;
-                    // One watcher: it is the only one that can agree.
-                    let v = judge(w, &s, &policy, now, 1);
+                Ok(l) => {
+                    w.paused = l.paused;
+                    // Every failover counts for the cooldown, whichever
+                    // controller started it (the journal is shared).
+                    w.last_failover = w.last_failover.max(l.last_failover);
+                    let agree = match &l.seen.primary {
+                        Some((host, health)) => {
+                            mine.pairs.insert(
+                                pair.name.clone(),
+                                PrimarySeen {
+                                    host: host.clone(),
+                                    health: *health,
+                                    failures: w.failures,
+                                },
+                            );
+                            agreeing(&me, *health, &views, &pair.name, host, now)
+                        }
+                        None => 0,
+                    };
+                    let v = judge(w, &l.seen, &policy, now, agree);
+                    if let Some(p) = mine.pairs.get_mut(&pair.name) {
+                        p.failures = w.failures;
+                    }
                     let d = describe(&v);
                     (Some(v), d)
                 }
@@ -135,15 +190,19 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                 last_failover: w.last_failover,
                 verdict: detail.clone(),
             };
-            if let Err(e) = store.save_json(&observed_file(&pair.name), &record) {
-                eprintln!("baton: watch: {}: {e}", pair.name);
+            // The pair's record is the leader's (a follower's count is its
+            // own view, published below).
+            if until.is_some() {
+                if let Err(e) = store.save_json(&observed_file(&pair.name), &record) {
+                    eprintln!("baton: watch: {}: {e}", pair.name);
+                }
             }
             say(
                 opts.json,
-                &serde_json::json!({"event": "observed", "pair": pair.name, "at": record.at, "failures": w.failures, "verdict": verdict}),
+                &serde_json::json!({"event": "observed", "pair": pair.name, "at": record.at, "failures": w.failures, "verdict": verdict, "leading": until.is_some()}),
                 &format!("{}  {}", pair.name, detail),
             );
-            if let Some(Verdict::Failover { from, to, count }) = verdict {
+            if let (Some(Verdict::Failover { from, to, count }), Some(_)) = (verdict, until) {
                 pending.push(Pending {
                     pair,
                     from,
@@ -153,14 +212,17 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                 });
             }
         }
+        publish(&backend, &mine).await;
         // The failovers of this round run side by side (each pair has its
         // own lock), so one pair's long failover (a TTL's drain) holds no
-        // other back; none starts once a stop was asked for.
-        if crate::exec::signals::count() == 0 && !pending.is_empty() {
+        // other back; none starts once a stop was asked for, or once the
+        // leadership may have lapsed.
+        let still = until.is_some_and(|u| std::time::Instant::now() < u);
+        if crate::exec::signals::count() == 0 && still && !pending.is_empty() {
             let ran = join_all(
                 pending
                     .iter()
-                    .map(|p| fail_over(config, template, &me, p, (&store, dir), opts.json)),
+                    .map(|p| fail_over(config, template, &me, p, (&store, &backend), opts.json)),
             )
             .await;
             for (p, finished) in pending.iter().zip(ran) {
@@ -184,6 +246,12 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
                     eprintln!("baton: watch: {}: {e}", p.pair.name);
                 }
             }
+        } else if !pending.is_empty() && !still {
+            say(
+                opts.json,
+                &serde_json::json!({"event": "not_acting", "watcher": me, "why": "leadership lapsed"}),
+                "no failover: this watcher's leadership may have lapsed before it could act",
+            );
         }
         if opts.once || crate::exec::signals::count() > 0 {
             break;
@@ -197,12 +265,124 @@ pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
             break;
         }
     }
+    let b = backend.clone();
+    let id = me.clone();
+    let _ = tokio::task::spawn_blocking(move || b.resign(&id)).await;
     say(
         opts.json,
         &serde_json::json!({"event": "stopped", "watcher": me}),
         "stopped watching",
     );
     worst
+}
+
+/// This watcher's place among the watchers, as the store said last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// Not asked yet.
+    Unknown,
+    /// It leads: it may act.
+    Leading,
+    /// Another leads: it observes and publishes its view.
+    Following(String),
+    /// The store did not answer: it does not act.
+    Cut(String),
+}
+
+/// Says a change of role.
+fn announce(json: bool, me: &str, role: &Role) {
+    match role {
+        Role::Unknown => {}
+        Role::Leading => say(
+            json,
+            &serde_json::json!({"event": "leading", "watcher": me}),
+            "leading: this watcher acts on the pairs",
+        ),
+        Role::Following(leader) => say(
+            json,
+            &serde_json::json!({"event": "following", "watcher": me, "leader": leader}),
+            &format!("standing by: {leader} leads"),
+        ),
+        Role::Cut(why) => say(
+            json,
+            &serde_json::json!({"event": "not_acting", "watcher": me, "why": why}),
+            &format!("not acting: {why}"),
+        ),
+    }
+}
+
+/// A new leader's first duty: every watched pair whose last run was
+/// interrupted (nobody holds its lock) is settled from the journal, as
+/// `baton recover` does.
+async fn settle(
+    config: &Config,
+    backend: &store::Store,
+    template: &Request,
+    me: &str,
+    json: bool,
+) -> Exit {
+    let mut worst = Exit::Ok;
+    for pair in config.pairs.values() {
+        let b = backend.clone();
+        let name = pair.name.clone();
+        let last = tokio::task::spawn_blocking(move || history::last_run(&b, &name)).await;
+        let Ok(Ok(LastRun::Interrupted { run, kind, .. })) = last else {
+            continue;
+        };
+        say(
+            json,
+            &serde_json::json!({"event": "settling", "pair": pair.name, "run": run, "kind": kind.name()}),
+            &format!(
+                "{}  settling the interrupted {} (run {run}) from the journal before watching",
+                pair.name,
+                kind.name()
+            ),
+        );
+        let req = Request {
+            kind: None,
+            reason: Some(format!(
+                "baton watch ({me}) took over and settles the interrupted run {run}"
+            )),
+            ..template.clone()
+        };
+        let printer = Printer::new(Mode::detect(json), 1);
+        let finished = run::run(config, pair, &req, &printer).await;
+        drop(printer);
+        say(
+            json,
+            &serde_json::json!({"event": "settled", "pair": pair.name, "run": run, "outcome": finished.outcome.name(), "message": finished.message}),
+            &format!("{}  settled: {}", pair.name, finished.message),
+        );
+        worst = worst.worst(exit_of(&finished));
+    }
+    worst
+}
+
+/// Every watcher's last view in the store (unreadable ones left out).
+async fn load_views(backend: &store::Store) -> Vec<View> {
+    let b = backend.clone();
+    match tokio::task::spawn_blocking(move || b.views()).await {
+        Ok(Ok(all)) => all
+            .into_iter()
+            .filter_map(|(_, body)| serde_json::from_slice(&body).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Publishes this watcher's view (a failure is said, not fatal: the
+/// others then count this watcher out).
+async fn publish(backend: &store::Store, view: &View) {
+    let Ok(body) = serde_json::to_vec(view) else {
+        return;
+    };
+    let b = backend.clone();
+    let me = view.watcher.clone();
+    match tokio::task::spawn_blocking(move || b.publish_view(&me, &body)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("baton: watch: cannot publish this watcher's view: {e}"),
+        Err(e) => eprintln!("baton: watch: cannot publish this watcher's view: {e}"),
+    }
 }
 
 /// A failover this round's verdicts call for.
@@ -223,11 +403,11 @@ async fn fail_over(
     template: &Request,
     me: &str,
     p: &Pending<'_>,
-    (store, dir): (&StateStore, &std::path::Path),
+    (store, backend): (&StateStore, &store::Store),
     json: bool,
 ) -> Option<run::Finished> {
     let (pair, from, to) = (p.pair, &p.from, &p.to);
-    if let Some(changed) = changed_since(pair, store, dir, from).await {
+    if let Some(changed) = changed_since(pair, store, backend, from).await {
         say(
             json,
             &serde_json::json!({"event": "skipped", "pair": pair.name, "why": changed}),
@@ -264,15 +444,15 @@ async fn fail_over(
 async fn changed_since(
     pair: &Pair,
     store: &StateStore,
-    dir: &std::path::Path,
+    backend: &store::Store,
     from: &str,
 ) -> Option<String> {
     use crate::core::watch::Health;
-    match look(pair, store, dir).await {
+    match look(pair, store, backend).await {
         Err(why) => Some(format!("cannot look again: {why}")),
-        Ok((_, true)) => Some("paused since".to_string()),
-        Ok((s, false)) if s.run_open => Some("a run opened since".to_string()),
-        Ok((s, false)) => match s.primary {
+        Ok(l) if l.paused => Some("paused since".to_string()),
+        Ok(l) if l.seen.run_open => Some("a run opened since".to_string()),
+        Ok(l) => match l.seen.primary {
             Some((p, _)) if p != from => Some(format!("{p} is the primary now")),
             Some((_, Health::Healthy)) => Some(format!("{from} passes its checks again")),
             Some(_) => None,
@@ -281,26 +461,45 @@ async fn changed_since(
     }
 }
 
-/// One pair looked at: what the rules need, and whether it is paused.
-async fn look(
-    pair: &Pair,
-    store: &StateStore,
-    dir: &std::path::Path,
-) -> Result<(Seen, bool), String> {
+/// One pair looked at.
+struct Looked {
+    /// What the rules need.
+    seen: Seen,
+    /// Whether an operator paused it.
+    paused: bool,
+    /// When its last failover started, by the journal (seconds since the
+    /// epoch).
+    last_failover: Option<u64>,
+}
+
+/// Looks at one pair: the hosts, the journal's last run and last failover,
+/// the recorded roles and the pause.
+async fn look(pair: &Pair, store: &StateStore, backend: &store::Store) -> Result<Looked, String> {
     let observed = observe::observe(pair).await;
     let mut seen = observed.seen;
-    seen.last_run = crate::store::history::last_run(dir, &pair.name).map_err(|e| e.to_string())?;
-    let state = store.load(&pair.name).map_err(|e| e.to_string())?;
+    let (b, name, st) = (backend.clone(), pair.name.clone(), store.clone());
+    let recorded = tokio::task::spawn_blocking(move || {
+        let last_run = history::last_run(&b, &name).map_err(|e| e.to_string())?;
+        let last_failover =
+            history::last_started(&b, &name, Kind::Failover).map_err(|e| e.to_string())?;
+        let state = st.load(&name).map_err(|e| e.to_string())?;
+        let paused = st.load_pause(&name).map_err(|e| e.to_string())?.is_some();
+        Ok::<_, String>((last_run, last_failover, state, paused))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (last_run, last_failover, state, paused) = recorded;
+    seen.last_run = last_run;
     let failed = state.as_ref().and_then(|s| s.failed.clone());
     seen.recorded = state.map(|s| Roles {
         primary: s.primary,
         standby: s.standby,
     });
-    let paused = store
-        .load_pause(&pair.name)
-        .map_err(|e| e.to_string())?
-        .is_some();
-    Ok((Seen::of(&seen, failed.as_deref()), paused))
+    Ok(Looked {
+        seen: Seen::of(&seen, failed.as_deref()),
+        paused,
+        last_failover,
+    })
 }
 
 /// A verdict in words.
@@ -368,7 +567,14 @@ fn log_line(dir: &std::path::Path, line: &serde_json::Value) -> std::io::Result<
 /// `baton pause PAIR` (`on`) / `baton resume PAIR`: recorded in the
 /// pair's pause file and in the watch log, and said.
 pub fn pause(config: &Config, pair: &str, on: bool, reason: &str) -> Exit {
-    let store = StateStore::new(&config.settings.state_dir);
+    let backend = match crate::store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            return Exit::Operator;
+        }
+    };
+    let store = StateStore::of(&backend);
     let line = serde_json::json!({"event": if on { "pause" } else { "resume" }, "pair": pair, "by": run::operator(), "reason": reason, "at": now_rfc3339()});
     if let Err(e) = log_line(&config.settings.state_dir, &line) {
         eprintln!("baton: cannot write the watch log: {e}. Nothing was done.");

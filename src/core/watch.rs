@@ -6,7 +6,9 @@
 //! and too few watchers agreeing). Pure: the watcher passes the time and
 //! the agreeing watchers in.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::CheckRole;
 use crate::core::assess::{HostSeen, LastRun, PairSeen};
@@ -24,7 +26,7 @@ pub struct Policy {
 }
 
 /// What one observation said of a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Reachable, and every check for its role passed.
@@ -240,9 +242,103 @@ pub fn started(w: &mut PairWatch, now: u64) {
     w.failures = 0;
 }
 
+/// One watcher's last look at every pair it watches, as it publishes it
+/// in the store for the others (the quorum) and for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    /// The watcher (`host:pid`).
+    pub watcher: String,
+    /// When it looked (seconds since the epoch).
+    pub at: u64,
+    /// Its interval, in seconds.
+    pub interval_secs: u64,
+    /// Whether it leads.
+    pub leading: bool,
+    /// Each pair's recorded primary as it saw it.
+    pub pairs: BTreeMap<String, PrimarySeen>,
+}
+
+/// A pair's primary in a watcher's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimarySeen {
+    /// The recorded primary.
+    pub host: String,
+    /// Its health.
+    pub health: Health,
+    /// Failed observations in a row.
+    pub failures: u32,
+}
+
+/// A view older than this many of its own intervals is not counted.
+pub const FRESH_INTERVALS: u64 = 3;
+
+/// How many watchers see `pair`'s primary `host` unreachable at `now`:
+/// this watcher's own look (`me`, `own`) and every other watcher's view
+/// that is fresh (at most `FRESH_INTERVALS` of its interval old, and not
+/// from the future by more than one) and names the same primary.
+pub fn agreeing(me: &str, own: Health, views: &[View], pair: &str, host: &str, now: u64) -> usize {
+    let mine = usize::from(own == Health::Unreachable);
+    let others = views
+        .iter()
+        .filter(|v| v.watcher != me)
+        .filter(|v| {
+            let fresh_for = v.interval_secs.max(1) * FRESH_INTERVALS;
+            v.at + fresh_for >= now && v.at <= now + v.interval_secs.max(1)
+        })
+        .filter_map(|v| v.pairs.get(pair))
+        .filter(|p| p.host == host && p.health == Health::Unreachable)
+        .count();
+    mine + others
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(watcher: &str, at: u64, host: &str, health: Health) -> View {
+        View {
+            watcher: watcher.into(),
+            at,
+            interval_secs: 10,
+            leading: false,
+            pairs: [(
+                "web".to_string(),
+                PrimarySeen {
+                    host: host.into(),
+                    health,
+                    failures: 1,
+                },
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn watchers_agree_on_an_unreachable_primary_only_when_fresh_and_the_same() {
+        let u = Health::Unreachable;
+        let views = [
+            view("a", 1000, "blue", u),
+            view("b", 995, "blue", u),
+            view("c", 1000, "blue", Health::Failing),
+            view("d", 960, "blue", u),
+            view("e", 1000, "green", u),
+            view("f", 1050, "blue", u),
+        ];
+        // a's own view is replaced by its look now; b agrees; c sees it
+        // answer; d is 40 s old (more than 3 intervals); e names another
+        // primary; f is from the future.
+        assert_eq!(agreeing("a", u, &views, "web", "blue", 1000), 2);
+        assert_eq!(
+            agreeing("a", Health::Failing, &views, "web", "blue", 1000),
+            1
+        );
+        assert_eq!(
+            agreeing("a", u, &views, "api", "blue", 1000),
+            1,
+            "no view of api"
+        );
+        assert_eq!(agreeing("a", u, &[], "web", "blue", 1000), 1, "alone");
+    }
 
     const POLICY: Policy = Policy {
         failure_threshold: 3,

@@ -25,10 +25,10 @@ use crate::exec::steps::{self, Carry, Cycle};
 use crate::exec::{Exec, World};
 use crate::io::hostlock;
 use crate::io::observe;
-use crate::store::history;
 use crate::store::journal::{Journal, Record, RunView};
-use crate::store::lock::{self, LockOwner};
+use crate::store::lock::LockOwner;
 use crate::store::state::{now_rfc3339, PairState, StateStore};
+use crate::store::{self, history, Store};
 use crate::traffic;
 
 /// What the operator asked for.
@@ -259,19 +259,23 @@ fn refuse(progress: &dyn Progress, pair: &str, outcome: Outcome, message: String
 
 /// Runs a request on one pair.
 pub async fn run(config: &Config, pair: &Pair, req: &Request, progress: &dyn Progress) -> Finished {
-    let state_dir = &config.settings.state_dir;
+    let backend = match store::open(&config.settings) {
+        Ok(b) => b,
+        Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
+    };
     let holder = LockOwner {
         pid: std::process::id(),
         operator: req.operator.clone(),
         command: req.command.clone(),
         since: now_rfc3339(),
+        host: Some(store::lock::this_host()),
     };
-    let _lock = match lock::acquire(state_dir, &pair.name, &holder) {
+    let _lock = match backend.lock(&pair.name, &holder) {
         Ok(l) => l,
         Err(e) => return refuse(progress, &pair.name, Outcome::NotStarted, e.to_string()),
     };
-    let journal = Journal::new(state_dir, &pair.name);
-    let store = StateStore::new(state_dir);
+    let journal = Journal::of(&backend, &pair.name);
+    let store = StateStore::of(&backend);
     let last = match journal.last_run() {
         Ok(l) => l,
         Err(e) => return refuse(progress, &pair.name, Outcome::Operator, e.to_string()),
@@ -459,7 +463,9 @@ async fn settle_then_start<W: World>(
             // Going on updates a host: the maintenance window applies (a
             // revert only goes back).
             if keep == Keep::New {
-                if let Entry::Refused(outside) = window_for(config, pair, req, Kind::Apply) {
+                if let Entry::Refused(outside) =
+                    window_for(at.journal.store(), pair, req, Kind::Apply)
+                {
                     return Finished {
                         held: Held::ByWindow,
                         ..refuse(
@@ -705,10 +711,11 @@ async fn fresh<W: World>(
         if req.reverse {
             Entry::Allowed(format!("gate not asked: a rollback of change {h}"))
         } else {
-            gate_for(config, pair, req, h)
+            gate_for(config, at.journal.store(), pair, req, h)
         }
     });
-    let window = schedule::applies_to(kind).then(|| window_for(config, pair, req, kind));
+    let window =
+        schedule::applies_to(kind).then(|| window_for(at.journal.store(), pair, req, kind));
     let start = Record::Start {
         run: run_id.clone(),
         pair: pair.name.clone(),
@@ -910,10 +917,10 @@ fn change_for(pair: &Pair, kind: Kind, req: &Request) -> Result<Option<Change>, 
 
 /// The environment gate: the same change (by `hash`) must have completed
 /// on every pair of every earlier environment, unless `--skip-gate`.
-fn gate_for(config: &Config, pair: &Pair, req: &Request, hash: &str) -> Entry {
+fn gate_for(config: &Config, store: &Store, pair: &Pair, req: &Request, hash: &str) -> Entry {
     let s = &config.settings;
     match history::decide(
-        &s.state_dir,
+        store,
         &s.environments,
         s.soak,
         &req.members,
@@ -934,8 +941,8 @@ fn gate_for(config: &Config, pair: &Pair, req: &Request, hash: &str) -> Entry {
 }
 
 /// The maintenance window, unless `--ignore-window`.
-fn window_for(config: &Config, pair: &Pair, req: &Request, kind: Kind) -> Entry {
-    let v = schedule::check(&config.settings.state_dir, pair, kind);
+fn window_for(store: &Store, pair: &Pair, req: &Request, kind: Kind) -> Entry {
+    let v = schedule::check(store, pair, kind);
     match (v.allowed, req.ignore_window) {
         (true, _) => Entry::Allowed(format!("window: {}", v.text)),
         (false, true) => Entry::Allowed(format!(

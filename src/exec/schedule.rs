@@ -3,12 +3,10 @@
 //! `core::window` whether a run may start now. Used by the executor before
 //! a run and by `plan` to show the decision.
 
-use std::path::Path;
-
 use crate::config::Pair;
 use crate::core::cycle::Kind;
 use crate::core::window::{self, fmt_duration};
-use crate::store::history;
+use crate::store::{history, Store};
 
 /// Kinds a maintenance window holds back. Failover, rejoin and recover
 /// never wait for a window: they are how an outage ends.
@@ -27,7 +25,7 @@ pub struct Verdict {
 }
 
 /// Decides for a run starting now.
-pub fn check(state_dir: &Path, pair: &Pair, kind: Kind) -> Verdict {
+pub fn check(store: &Store, pair: &Pair, kind: Kind) -> Verdict {
     let m = &pair.maintenance;
     let now = jiff::Timestamp::now();
     if m.windows.is_empty() {
@@ -37,7 +35,7 @@ pub fn check(state_dir: &Path, pair: &Pair, kind: Kind) -> Verdict {
             text: window::Decision::Always.describe(now),
         };
     }
-    let (expected, source) = match history::expected_duration(state_dir, &pair.name, kind) {
+    let (expected, source) = match history::expected_duration(store, &pair.name, kind) {
         Ok(Some((d, n))) => (
             d,
             format!(

@@ -269,7 +269,8 @@ impl Lab {
 
     /// The pair's last run as `status` sees it (held, interrupted, ...).
     pub fn last_run(&self) -> crate::core::assess::LastRun {
-        crate::store::history::last_run(&self.state_dir(), "web").expect("the journal reads")
+        crate::store::history::last_run(&crate::store::local(&self.state_dir()), "web")
+            .expect("the journal reads")
     }
 
     /// The recorded primary.

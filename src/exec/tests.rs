@@ -859,7 +859,7 @@ async fn apply_with_journal_breaking(
     sim: &super::sim::Sim,
     on: &'static str,
 ) -> (crate::exec::run::Finished, std::path::PathBuf) {
-    let path = lab.journal().path().to_path_buf();
+    let path = lab.journal().path();
     let world = JournalBreaks {
         sim,
         journal: path.clone(),

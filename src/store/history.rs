@@ -3,20 +3,19 @@
 //! itself is the pure `core::gate`), how long recent runs took, and whether
 //! a pair's last run is settled, in progress or interrupted.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::core::assess::{HeldBy, LastRun};
 use crate::core::cycle::{Kind, Outcome, Shape};
 use crate::core::gate::{self, Completion, Decision, Member};
 use crate::store::journal::{Journal, JournalError, Record};
-use crate::store::lock;
+use crate::store::Store;
 
 /// Every apply that finished well, on the given pairs.
-pub fn completions(state_dir: &Path, members: &[Member]) -> Result<Vec<Completion>, JournalError> {
+pub fn completions(store: &Store, members: &[Member]) -> Result<Vec<Completion>, JournalError> {
     let mut out = Vec::new();
     for m in members {
-        for view in Journal::new(state_dir, &m.pair).runs()? {
+        for view in Journal::of(store, &m.pair).runs()? {
             let Record::Start {
                 kind: Kind::Apply,
                 hash: Some(hash),
@@ -82,9 +81,9 @@ pub enum Standing {
 
 /// Where the change `hash` stands on `pair`: the last of its applies or
 /// rollbacks that finished well (or holds the pair) decides.
-pub fn standing(state_dir: &Path, pair: &str, hash: &str) -> Result<Standing, JournalError> {
+pub fn standing(store: &Store, pair: &str, hash: &str) -> Result<Standing, JournalError> {
     let mut now = Standing::Never;
-    for view in Journal::new(state_dir, pair).runs()? {
+    for view in Journal::of(store, pair).runs()? {
         let Record::Start {
             kind: Kind::Apply,
             hash: Some(h),
@@ -109,14 +108,14 @@ pub fn standing(state_dir: &Path, pair: &str, hash: &str) -> Result<Standing, Jo
 
 /// The gate's decision for `hash` on a pair of `environment`.
 pub fn decide(
-    state_dir: &Path,
+    store: &Store,
     order: &[String],
     soak: Option<Duration>,
     members: &[Member],
     environment: &str,
     hash: &str,
 ) -> Result<Decision, JournalError> {
-    let done = completions(state_dir, members)?;
+    let done = completions(store, members)?;
     Ok(gate::decide(
         order,
         environment,
@@ -131,8 +130,8 @@ pub fn decide(
 /// The pair's last run as `status` and the metrics show it: settled, in
 /// progress (a live process holds the pair's lock), or interrupted (never
 /// finished, and nobody holds the lock: `baton recover` must settle it).
-pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
-    let Some(view) = Journal::new(state_dir, pair).last_run()? else {
+pub fn last_run(store: &Store, pair: &str) -> Result<LastRun, JournalError> {
+    let Some(view) = Journal::of(store, pair).last_run()? else {
         return Ok(LastRun::Settled);
     };
     if view.finished.is_some() {
@@ -152,7 +151,7 @@ pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
         return Ok(LastRun::Settled);
     };
     let splits = matches!(view.shape(), Shape::Ramp | Shape::Experiment);
-    Ok(match lock::held_by(state_dir, pair) {
+    Ok(match store.held_by(pair) {
         Some(holder) => LastRun::InProgress {
             run: run.clone(),
             pid: holder.pid,
@@ -191,6 +190,23 @@ pub fn last_run(state_dir: &Path, pair: &str) -> Result<LastRun, JournalError> {
     })
 }
 
+/// When the last run of `kind` on `pair` started (seconds since the
+/// epoch), whoever started it: the watcher's cooldown counts every
+/// failover, from the journal every controller shares.
+pub fn last_started(store: &Store, pair: &str, kind: Kind) -> Result<Option<u64>, JournalError> {
+    Ok(Journal::of(store, pair)
+        .runs()?
+        .iter()
+        .rev()
+        .find_map(|v| match &v.start {
+            Record::Start { kind: k, at, .. } if *k == kind => humantime::parse_rfc3339(at)
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            _ => None,
+        }))
+}
+
 /// How many recent runs the expected duration looks at.
 const RECENT: usize = 5;
 
@@ -200,11 +216,11 @@ const RECENT: usize = 5;
 /// durations, so a run interrupted on Friday and recovered on Monday counts
 /// what its steps took, not the weekend in between.
 pub fn expected_duration(
-    state_dir: &Path,
+    store: &Store,
     pair: &str,
     kind: Kind,
 ) -> Result<Option<(Duration, usize)>, JournalError> {
-    let took: Vec<Duration> = Journal::new(state_dir, pair)
+    let took: Vec<Duration> = Journal::of(store, pair)
         .runs()?
         .iter()
         .filter(|v| v.finished == Some(Outcome::Ok))
@@ -266,34 +282,79 @@ mod tests {
     }
 
     #[test]
+    fn the_last_start_of_a_kind_is_read_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
+        assert_eq!(last_started(&store, "web", Kind::Failover).unwrap(), None);
+        let j = Journal::new(dir.path(), "web");
+        run(
+            &j,
+            "a",
+            Kind::Failover,
+            &[5],
+            Outcome::Ok,
+            "2026-11-20T02:00:01.000Z",
+        );
+        run(
+            &j,
+            "b",
+            Kind::Switchover,
+            &[5],
+            Outcome::Ok,
+            "2026-11-20T02:00:01.000Z",
+        );
+        // Every start in `run` is at 2026-11-20T02:00:00Z.
+        assert_eq!(
+            last_started(&store, "web", Kind::Failover).unwrap(),
+            Some(1_795_140_000)
+        );
+        assert_eq!(last_started(&store, "web", Kind::Apply).unwrap(), None);
+    }
+
+    #[test]
     fn a_finished_rollback_withdraws_the_change_from_the_gate_and_the_pair() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path(), "web");
         let web = [member("web", "dev")];
-        assert_eq!(standing(dir.path(), "web", "h1").unwrap(), Standing::Never);
+        assert_eq!(
+            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
+            Standing::Never
+        );
         start(&j, "a", Kind::Apply, Some("h1"));
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
         assert_eq!(
-            standing(dir.path(), "web", "h1").unwrap(),
+            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
             Standing::Finished
         );
-        assert_eq!(completions(dir.path(), &web).unwrap().len(), 1);
+        assert_eq!(
+            completions(&crate::store::local(dir.path()), &web)
+                .unwrap()
+                .len(),
+            1
+        );
         // A rollback of h1 that finished.
         start_as(&j, "b", Kind::Apply, Some("h1"), true);
         finish(&j, "b", Outcome::Ok, "2026-11-20T04:01:00.000Z");
         assert_eq!(
-            standing(dir.path(), "web", "h1").unwrap(),
+            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
             Standing::Withdrawn
         );
-        assert!(completions(dir.path(), &web).unwrap().is_empty());
+        assert!(completions(&crate::store::local(dir.path()), &web)
+            .unwrap()
+            .is_empty());
         // Applied again: it counts again.
         start(&j, "c", Kind::Apply, Some("h1"));
         finish(&j, "c", Outcome::Ok, "2026-11-20T05:00:00.000Z");
         assert_eq!(
-            standing(dir.path(), "web", "h1").unwrap(),
+            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
             Standing::Finished
         );
-        assert_eq!(completions(dir.path(), &web).unwrap().len(), 1);
+        assert_eq!(
+            completions(&crate::store::local(dir.path()), &web)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -301,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path(), "web");
         assert_eq!(
-            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
             None
         );
         // Finished three days after it started (recovered after a crash):
@@ -339,11 +400,11 @@ mod tests {
             "2026-11-23T05:00:00.000Z",
         );
         assert_eq!(
-            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
             Some((Duration::from_millis(1500), 2))
         );
         assert_eq!(
-            expected_duration(dir.path(), "web", Kind::Switchover).unwrap(),
+            expected_duration(&crate::store::local(dir.path()), "web", Kind::Switchover).unwrap(),
             Some((Duration::from_millis(7000), 1))
         );
     }
@@ -413,7 +474,7 @@ mod tests {
         start(&api, "f", Kind::Apply, Some("h1"));
         finish(&api, "f", Outcome::Ok, "2026-11-20T06:00:00.000Z");
         let done = completions(
-            dir.path(),
+            &crate::store::local(dir.path()),
             &[
                 member("web", "dev"),
                 member("api", "dev"),
@@ -445,7 +506,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let order = ["dev".to_string(), "prod".to_string()];
         let members = [member("web", "dev"), member("api", "prod")];
-        let d = decide(dir.path(), &order, None, &members, "prod", "h1").unwrap();
+        let d = decide(
+            &crate::store::local(dir.path()),
+            &order,
+            None,
+            &members,
+            "prod",
+            "h1",
+        )
+        .unwrap();
         assert!(
             matches!(d, Decision::Closed(ref why) if why.contains("web (dev)")),
             "{d:?}"
@@ -453,25 +522,55 @@ mod tests {
         let j = Journal::new(dir.path(), "web");
         start(&j, "a", Kind::Apply, Some("h1"));
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
-        let d = decide(dir.path(), &order, None, &members, "prod", "h1").unwrap();
+        let d = decide(
+            &crate::store::local(dir.path()),
+            &order,
+            None,
+            &members,
+            "prod",
+            "h1",
+        )
+        .unwrap();
         assert!(matches!(d, Decision::Open(_)), "{d:?}");
         // Completed years ago: well soaked.
         let soak = Some(Duration::from_secs(3600));
-        let d = decide(dir.path(), &order, soak, &members, "prod", "h1").unwrap();
+        let d = decide(
+            &crate::store::local(dir.path()),
+            &order,
+            soak,
+            &members,
+            "prod",
+            "h1",
+        )
+        .unwrap();
         assert!(matches!(d, Decision::Open(_)), "{d:?}");
         // A journal that cannot be read closes nothing silently: an error.
         std::fs::write(j.path(), "garbage\n{}\n").unwrap();
-        assert!(decide(dir.path(), &order, None, &members, "prod", "h1").is_err());
+        assert!(decide(
+            &crate::store::local(dir.path()),
+            &order,
+            None,
+            &members,
+            "prod",
+            "h1"
+        )
+        .is_err());
     }
 
     #[test]
     fn the_last_run_is_settled_interrupted_or_in_progress() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(last_run(dir.path(), "web").unwrap(), LastRun::Settled);
+        assert_eq!(
+            last_run(&crate::store::local(dir.path()), "web").unwrap(),
+            LastRun::Settled
+        );
         let j = Journal::new(dir.path(), "web");
         start(&j, "a", Kind::Switchover, None);
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
-        assert_eq!(last_run(dir.path(), "web").unwrap(), LastRun::Settled);
+        assert_eq!(
+            last_run(&crate::store::local(dir.path()), "web").unwrap(),
+            LastRun::Settled
+        );
         start(&j, "b", Kind::Failover, None);
         j.append(&Record::End {
             run: "b".into(),
@@ -490,7 +589,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            last_run(dir.path(), "web").unwrap(),
+            last_run(&crate::store::local(dir.path()), "web").unwrap(),
             LastRun::Interrupted {
                 pair: "web".into(),
                 run: "b".into(),
@@ -500,15 +599,16 @@ mod tests {
             }
         );
         // A live process holds the pair's lock: the run is going on.
-        let holder = lock::LockOwner {
+        let holder = crate::store::lock::LockOwner {
             pid: std::process::id(),
             operator: "bob".into(),
             command: "failover web".into(),
             since: "2026-11-20T04:00:00.000Z".into(),
+            host: None,
         };
-        let held = lock::acquire(dir.path(), "web", &holder).unwrap();
+        let held = crate::store::lock::acquire(dir.path(), "web", &holder).unwrap();
         assert_eq!(
-            last_run(dir.path(), "web").unwrap(),
+            last_run(&crate::store::local(dir.path()), "web").unwrap(),
             LastRun::InProgress {
                 run: "b".into(),
                 pid: std::process::id(),
@@ -518,7 +618,7 @@ mod tests {
         );
         drop(held);
         assert!(matches!(
-            last_run(dir.path(), "web").unwrap(),
+            last_run(&crate::store::local(dir.path()), "web").unwrap(),
             LastRun::Interrupted { .. }
         ));
     }
@@ -534,11 +634,11 @@ mod tests {
             run(&j, &format!("r{i}"), Kind::Apply, &[*ms], Outcome::Ok, at);
         }
         assert_eq!(
-            expected_duration(dir.path(), "web", Kind::Apply).unwrap(),
+            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
             Some((Duration::from_millis(3000), 5))
         );
         assert_eq!(
-            expected_duration(dir.path(), "web", Kind::Failover).unwrap(),
+            expected_duration(&crate::store::local(dir.path()), "web", Kind::Failover).unwrap(),
             None
         );
     }

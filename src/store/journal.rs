@@ -297,6 +297,11 @@ impl Journal {
         }
     }
 
+    /// The store it lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Appends one record, durably (see `Backend::append`).
     pub fn append(&self, record: &Record) -> Result<(), JournalError> {
         self.store.append(&self.pair, record)
@@ -322,6 +327,12 @@ impl Journal {
     /// The last run, digested.
     pub fn last_run(&self) -> Result<Option<RunView>, JournalError> {
         self.store.last_run(&self.pair)
+    }
+
+    /// The file of a journal in local files (for tests).
+    #[cfg(test)]
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(self.store.describe().location).join(format!("{}.journal", self.pair))
     }
 
     /// What the operator must mend when a record cannot be written.

@@ -23,13 +23,29 @@ pub struct LockOwner {
     pub command: String,
     /// Since when (RFC 3339).
     pub since: String,
+    /// The controller it runs on (its host name), when the lock is shared
+    /// by several controllers (a pid means nothing elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// This controller's host name, as a lock's holder names it.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Errors taking a lock.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("pair `{pair}` is busy: {} (pid {}) has been running `{}` since {}; wait for it, or check that process", .holder.operator, .holder.pid, .holder.command, .holder.since)]
-    Held { pair: String, holder: LockOwner },
+    Held {
+        pair: String,
+        holder: Box<LockOwner>,
+    },
     #[error("pair `{pair}` is locked by another baton run (its holder is not recorded yet)")]
     HeldUnknown { pair: String },
     #[error("cannot take the lock {path}: {source}")]
@@ -112,7 +128,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
                 match read_holder(&file) {
                     Some(holder) => LockError::Held {
                         pair: pair.to_string(),
-                        holder,
+                        holder: Box::new(holder),
                     },
                     None => LockError::HeldUnknown {
                         pair: pair.to_string(),
@@ -146,6 +162,7 @@ pub fn held_by(state_dir: &Path, pair: &str) -> Option<LockOwner> {
                 operator: "unknown".to_string(),
                 command: "unknown".to_string(),
                 since: "unknown".to_string(),
+                host: None,
             }),
     )
 }
@@ -211,6 +228,7 @@ mod tests {
             operator: "alice".into(),
             command: "apply web".into(),
             since: "2026-01-01T00:00:00Z".into(),
+            host: None,
         }
     }
 
