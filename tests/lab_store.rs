@@ -60,6 +60,7 @@ fn owner(command: &str) -> LockOwner {
         operator: "lab".into(),
         command: command.into(),
         since: "2026-01-01T00:00:00Z".into(),
+        host: Some(baton::store::lock::this_host()),
     }
 }
 

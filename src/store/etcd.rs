@@ -21,7 +21,21 @@
 //!   baton's runtime: the client runs on a thread of its own with its own
 //!   runtime, each request is sent there over a channel and awaited with a
 //!   deadline (the configured `timeout`: connecting included); a request
-//!   without an answer in time is `StoreError::Unavailable`.
+//!   without an answer in time is `StoreError::Unavailable`. A request that
+//!   finds no member (one is down, the cluster is electing) is sent again,
+//!   through the other endpoints, until that deadline; so a write may be
+//!   applied by an attempt whose answer was lost: `append` and `lock`
+//!   recognise their own earlier write (the same record at the key they
+//!   tried; the same holder under this lease) and do not write twice. An
+//!   append that ends `Unavailable` may still have been written.
+//! - The etcd errors are told apart by the client's error enum and gRPC's
+//!   status codes: `Unauthenticated`, `PermissionDenied` (and, while
+//!   connecting, `InvalidArgument`: etcd's answer to a wrong password) are
+//!   `StoreError::Refused`, everything else `Unavailable`. The password is
+//!   read from `password_file` when connecting (at most 4 KiB, trailing
+//!   newlines removed) and is in no message and no log.
+//! - TLS is rustls (etcd-client's `tls`, with ring): `https://` endpoints
+//!   need `ca` (no system roots are loaded); `cert` and `key` go together.
 //! - The lease is valid until the instant its last acknowledged keep-alive
 //!   (or its grant) was *sent*, plus the TTL the server returned, minus the
 //!   request timeout as a safety margin. Past that instant, or when a
@@ -748,7 +762,7 @@ impl Inner {
                     return Err(match serde_json::from_slice::<LockOwner>(kv.value()) {
                         Ok(holder) => LockError::Held {
                             pair: pair.to_string(),
-                            holder,
+                            holder: Box::new(holder),
                         },
                         Err(_) => LockError::HeldUnknown {
                             pair: pair.to_string(),
