@@ -656,3 +656,222 @@ fn an_append_under_a_lock_that_changed_hands_is_fenced_by_the_cluster() {
     assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED");
     assert_eq!(dump(&prefix, "web"), ["fence 0"], "the fenced append wrote");
 }
+
+// ------------------------------------------- a private etcd: TLS and users
+
+/// A single-member etcd of this test's own on 127.0.0.1 (the lab's cluster
+/// runs without TLS and without users, and is shared): with TLS (a CA made
+/// here, client certificates required) and a user `root` whose password is
+/// `rootpw`. Killed (by its pid) when dropped.
+struct PrivateEtcd {
+    child: Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PrivateEtcd {
+    fn start() -> PrivateEtcd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=baton-test-ca",
+            ],
+        );
+        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+        for who in ["server", "client"] {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{who}.key"),
+                    "-out",
+                    &format!("{who}.csr"),
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+            );
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{who}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    "san.ext",
+                    "-out",
+                    &format!("{who}.pem"),
+                ],
+            );
+        }
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("https://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = File::create(d.join("etcd.log")).expect("log");
+        let child = Command::new("/usr/bin/etcd")
+            .args(["--name", "p", "--data-dir"])
+            .arg(d.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("p={peer_url}")])
+            .args(["--cert-file", "server.pem", "--key-file", "server.key"])
+            .args(["--trusted-ca-file", "ca.pem", "--client-cert-auth"])
+            .args([
+                "--enable-v2=false",
+                "--logger",
+                "zap",
+                "--log-outputs",
+                "stderr",
+            ])
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        let me = PrivateEtcd { child, dir, url };
+        let end = Instant::now() + Duration::from_secs(20);
+        while !me.ctl(&["endpoint", "health"]) {
+            assert!(Instant::now() < end, "the private etcd did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(me.ctl(&["user", "add", "root", "--new-user-password=rootpw"]));
+        assert!(me.ctl(&["auth", "enable"]));
+        me
+    }
+
+    /// etcdctl as root, over TLS with the client certificate.
+    fn ctl(&self, args: &[&str]) -> bool {
+        let d = self.dir.path();
+        Command::new("etcdctl")
+            .arg(format!("--endpoints={}", self.url))
+            .arg(format!("--cacert={}", d.join("ca.pem").display()))
+            .arg(format!("--cert={}", d.join("client.pem").display()))
+            .arg(format!("--key={}", d.join("client.key").display()))
+            .args([
+                "--user=root:rootpw",
+                "--dial-timeout=1s",
+                "--command-timeout=3s",
+            ])
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn settings(&self, prefix: &str, password: &str) -> EtcdStore {
+        let d = self.dir.path();
+        let pw = d.join(format!("pw-{}", prefix.replace('/', "_")));
+        std::fs::write(&pw, format!("{password}\n")).expect("password file");
+        EtcdStore {
+            ca: Some(d.join("ca.pem")),
+            cert: Some(d.join("client.pem")),
+            key: Some(d.join("client.key")),
+            user: Some("root".into()),
+            password_file: Some(pw),
+            endpoints: vec![self.url.clone()],
+            ..settings(prefix)
+        }
+    }
+}
+
+impl Drop for PrivateEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn over_tls_with_a_user_the_right_password_works_and_a_wrong_one_is_refused() {
+    let etcd = PrivateEtcd::start();
+    let good = baton::store::etcd::shared(&etcd.settings("/good/", "rootpw")).expect("store");
+    let lock = good
+        .lock("web", &owner("tls"))
+        .expect("lock over TLS as root");
+    assert!(lock.held());
+    good.append("web", &record("tls", 0)).expect("append");
+    let mut n = 0;
+    good.each("web", &mut |_| n += 1).expect("each");
+    assert_eq!(n, 1);
+    assert_eq!(
+        good.held_by("web").map(|o| o.command),
+        Some("tls".to_string())
+    );
+    drop(lock);
+    assert_eq!(good.held_by("web"), None, "released on drop");
+
+    let bad =
+        baton::store::etcd::shared(&etcd.settings("/bad/", "n0t-the-password")).expect("store");
+    let t = Instant::now();
+    let e = bad.lead("ctl-bad").expect_err("a wrong password");
+    eprintln!("wrong password: {e} (in {:?})", t.elapsed());
+    assert!(matches!(e, StoreError::Refused { .. }), "{e:?}");
+    assert!(
+        !format!("{e} {e:?}").contains("n0t-the-password"),
+        "the password shows: {e}"
+    );
+    assert!(!format!("{e} {e:?}").contains("rootpw"));
+    match bad.append("web", &record("bad", 0)) {
+        Err(JournalError::Store {
+            source: StoreError::Refused { .. },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
