@@ -856,6 +856,27 @@ fn over_tls_with_a_user_the_right_password_works_and_a_wrong_one_is_refused() {
     drop(lock);
     assert_eq!(good.held_by("web"), None, "released on drop");
 
+    // The last run, read backwards over more than one page (256 keys), is
+    // the last of every run.
+    assert_eq!(good.last_run("api").expect("last run"), None, "no journal");
+    for (run, n) in [("r1", 3), ("r2", 300)] {
+        let start: Record = serde_json::from_value(serde_json::json!({
+            "event": "start", "run": run, "pair": "api", "kind": "apply",
+            "from": "blue", "to": "green", "change": null, "label": null,
+            "hash": null, "operator": "lab", "reason": null, "at": "t",
+        }))
+        .expect("a start record");
+        good.append("api", &start).expect("append start");
+        for i in 0..n {
+            good.append("api", &record(run, i)).expect("append");
+        }
+    }
+    let runs = good.runs("api").expect("runs");
+    assert_eq!(runs.len(), 2);
+    let last = good.last_run("api").expect("last run").expect("a run");
+    assert_eq!(last.start.run(), "r2");
+    assert_eq!(Some(&last), runs.last());
+
     let bad =
         baton::store::etcd::shared(&etcd.settings("/bad/", "n0t-the-password")).expect("store");
     let t = Instant::now();

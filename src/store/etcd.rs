@@ -677,17 +677,7 @@ impl Inner {
                 revision = rev;
             }
             for (k, v) in &kvs {
-                let path = String::from_utf8_lossy(k).into_owned();
-                let line = seq_of(&dir, k)
-                    .and_then(|s| usize::try_from(s).ok())
-                    .unwrap_or(0);
-                let record: Record =
-                    serde_json::from_slice(v).map_err(|e| JournalError::Corrupt {
-                        path,
-                        line,
-                        reason: e.to_string(),
-                    })?;
-                visit(record);
+                visit(parse_record(&dir, k, v)?);
             }
             match kvs.last() {
                 Some((k, _)) if more => {
@@ -695,6 +685,49 @@ impl Inner {
                     from.push(0);
                 }
                 _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The last run of `pair`'s journal: read backwards, page by page, from
+    /// the end to its start record, not from the beginning.
+    fn last_run(&self, pair: &str) -> Result<Option<RunView>, JournalError> {
+        let dir = journal_dir(&self.prefix, pair);
+        let mut upper = prefix_end(dir.as_bytes());
+        let mut revision = 0;
+        // The records from the end, newest first.
+        let mut tail = Vec::new();
+        loop {
+            let mut r = self
+                .range(
+                    dir.clone().into_bytes(),
+                    GetOptions::new()
+                        .with_range(upper.clone())
+                        .with_sort(SortTarget::Key, SortOrder::Descend)
+                        .with_limit(PAGE)
+                        .with_revision(revision),
+                )
+                .map_err(|source| JournalError::Store {
+                    pair: pair.to_string(),
+                    source,
+                })?;
+            if revision == 0 {
+                revision = r.header().map_or(0, |h| h.revision());
+            }
+            let more = r.more();
+            let kvs = r.take_kvs();
+            for kv in &kvs {
+                let record = parse_record(&dir, kv.key(), kv.value())?;
+                let start = matches!(record, Record::Start { .. });
+                tail.push(record);
+                if start {
+                    tail.reverse();
+                    return Ok(journal::runs(&tail).pop());
+                }
+            }
+            match kvs.last() {
+                Some(kv) if more => upper = kv.key().to_vec(),
+                _ => return Ok(None),
             }
         }
     }
@@ -926,7 +959,7 @@ impl Backend for Etcd {
     }
 
     fn last_run(&self, pair: &str) -> Result<Option<RunView>, JournalError> {
-        Ok(self.runs(pair)?.pop())
+        self.0.last_run(pair)
     }
 
     fn whereis(&self, doc: &str) -> String {
@@ -1115,6 +1148,17 @@ fn seq_of(dir: &str, key: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
+/// The record a journal key under `dir` holds.
+fn parse_record(dir: &str, key: &[u8], value: &[u8]) -> Result<Record, JournalError> {
+    serde_json::from_slice(value).map_err(|e| JournalError::Corrupt {
+        path: String::from_utf8_lossy(key).into_owned(),
+        line: seq_of(dir, key)
+            .and_then(|s| usize::try_from(s).ok())
+            .unwrap_or(0),
+        reason: e.to_string(),
+    })
 }
 
 /// The end of the range of keys that start with `prefix`.
