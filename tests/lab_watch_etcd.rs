@@ -38,7 +38,13 @@ impl EtcdConfig {
         let store = format!(
             "\n[store]\nkind = \"etcd\"\nendpoints = [\"http://198.18.0.71:2379\", \"http://198.18.0.72:2379\", \"http://198.18.0.73:2379\"]\nprefix = \"{prefix}\"\nttl = \"3s\"\ntimeout = \"1s\"\n[watch]\ninterval = \"1s\"\nfailure_threshold = 3\n{watch}"
         );
-        let dir = custom_config(|file, t| if file == "baton.toml" { t + &store } else { t });
+        let dir = custom_config(|file, t| {
+            if file == "baton.toml" {
+                t + &store
+            } else {
+                t
+            }
+        });
         etcdctl(&["del", "--prefix", &prefix]);
         EtcdConfig { dir, prefix }
     }
@@ -78,11 +84,7 @@ impl EtcdConfig {
 
     /// The leading watcher's id (`host:pid`), if any.
     fn leader(&self) -> Option<String> {
-        let v = etcdctl(&[
-            "get",
-            &format!("{}leader", self.prefix),
-            "--print-value-only",
-        ]);
+        let v = etcdctl(&["get", &format!("{}leader", self.prefix), "--print-value-only"]);
         let v = v.trim();
         (!v.is_empty()).then(|| v.to_string())
     }
@@ -135,14 +137,8 @@ impl Watcher {
             .expect("start baton watch");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -211,11 +207,8 @@ fn vip_on() -> Vec<&'static str> {
     ["blue", "green"]
         .into_iter()
         .filter(|h| {
-            netns_ok(
-                &format!("baton-{h}"),
-                &["ip", "-o", "addr", "show", "dev", "eth0"],
-            )
-            .contains("inet 198.18.0.100/")
+            netns_ok(&format!("baton-{h}"), &["ip", "-o", "addr", "show", "dev", "eth0"])
+                .contains("inet 198.18.0.100/")
         })
         .collect()
 }
@@ -253,9 +246,7 @@ fn three_watchers_make_one_failover_for_a_stopped_web_server() {
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
         Watcher::start("baton-ctl3", &c.path(), &["web"]),
     ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    until("one watcher leads", Duration::from_secs(10), || c.leader().is_some());
     let leader = c.leader().unwrap();
     assert!(w.iter().any(|x| x.id() == leader), "{leader}");
     std::thread::sleep(Duration::from_millis(1500));
@@ -283,11 +274,7 @@ fn three_watchers_make_one_failover_for_a_stopped_web_server() {
     let doc = status.json();
     assert_eq!(doc["store"]["kind"], "etcd", "{doc}");
     assert_eq!(doc["store"]["leader"], leader.as_str(), "{doc}");
-    assert_eq!(
-        doc["store"]["watchers"].as_array().map(Vec::len),
-        Some(3),
-        "{doc}"
-    );
+    assert_eq!(doc["store"]["watchers"].as_array().map(Vec::len), Some(3), "{doc}");
 }
 
 #[test]
@@ -300,26 +287,17 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
         Watcher::start("baton-ctl3", &c.path(), &["web"]),
     ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    until("one watcher leads", Duration::from_secs(10), || c.leader().is_some());
     let leader = c.leader().unwrap();
-    let at = w
-        .iter()
-        .position(|x| x.id() == leader)
-        .expect("a child leads");
+    let at = w.iter().position(|x| x.id() == leader).expect("a child leads");
     std::thread::sleep(Duration::from_millis(1500));
     stop("blue", "nginx");
     // The failover's switch began: the VIP is on its way to green.
-    until(
-        "the failover's switch began",
-        Duration::from_secs(30),
-        || {
-            c.journal("web")
-                .iter()
-                .any(|r| r["event"] == "begin" && r["step"] == "switch")
-        },
-    );
+    until("the failover's switch began", Duration::from_secs(30), || {
+        c.journal("web")
+            .iter()
+            .any(|r| r["event"] == "begin" && r["step"] == "switch")
+    });
     w[at].kill(libc::SIGKILL);
     let killed = Instant::now();
     let mut dead = w.remove(at);
@@ -340,11 +318,7 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
     assert_eq!(vip_on(), ["green"], "exactly one holder");
     let new = c.leader().unwrap();
     let settler = w.iter().find(|x| x.id() == new).expect("the new leader");
-    assert!(
-        settler.said("settling the interrupted failover").is_some(),
-        "{}",
-        settler.text()
-    );
+    assert!(settler.said("settling the interrupted failover").is_some(), "{}", settler.text());
     let starts = c
         .journal("web")
         .iter()
@@ -361,9 +335,7 @@ fn a_watcher_cut_off_from_the_primary_causes_no_failover() {
     // baton-ctl leads (it starts first), then is cut off from blue and the
     // VIP (not from green, nor from etcd).
     let first = Watcher::start("baton-ctl", &c.path(), &["web"]);
-    until("ctl leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    until("ctl leads", Duration::from_secs(10), || c.leader().is_some());
     assert_eq!(c.leader().unwrap(), first.id());
     let others = [
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
@@ -383,18 +355,14 @@ fn a_watcher_cut_off_from_the_primary_causes_no_failover() {
         ],
     );
     let _cut = Cut;
-    until(
-        "the leader sees the primary unreachable",
-        Duration::from_secs(20),
-        || first.said("sees it so").is_some(),
-    );
+    until("the leader sees the primary unreachable", Duration::from_secs(20), || {
+        first.said("sees it so").is_some()
+    });
     std::thread::sleep(Duration::from_secs(4));
     assert!(c.failovers().is_empty(), "{}", first.text());
     assert_eq!(vip_on(), ["blue"]);
     assert!(
-        first
-            .said("the primary does not answer at all, and 1 of the 2 watchers needed see it so")
-            .is_some(),
+        first.said("the primary does not answer at all, and 1 of the 2 watchers needed see it so").is_some(),
         "{}",
         first.text()
     );
@@ -413,9 +381,7 @@ fn watching_goes_on_with_one_etcd_member_down() {
         Watcher::start("baton-ctl", &c.path(), &["web"]),
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
     ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    until("one watcher leads", Duration::from_secs(10), || c.leader().is_some());
     stop_member(1);
     std::thread::sleep(Duration::from_secs(2));
     stop("blue", "nginx");
@@ -437,9 +403,7 @@ fn with_every_etcd_member_down_no_watcher_acts_and_traffic_stays() {
         Watcher::start("baton-ctl", &c.path(), &["web"]),
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
     ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    until("one watcher leads", Duration::from_secs(10), || c.leader().is_some());
     for n in 1..=3 {
         stop_member(n);
     }
@@ -459,29 +423,12 @@ fn start_nginx(host: &str) {
     let d = format!("{LAB}/hosts/{host}");
     let sshd = std::fs::read_to_string(format!("{d}/sshd.pid")).unwrap();
     let out = Command::new("nsenter")
-        .args([
-            "--target",
-            sshd.trim(),
-            "--mount",
-            "--net",
-            "--",
-            "/usr/sbin/nginx",
-            "-p",
-        ])
+        .args(["--target", sshd.trim(), "--mount", "--net", "--", "/usr/sbin/nginx", "-p"])
         .arg(format!("{d}/"))
-        .args([
-            "-e",
-            &format!("{d}/nginx-error.log"),
-            "-c",
-            &format!("{d}/nginx.conf"),
-        ])
+        .args(["-e", &format!("{d}/nginx-error.log"), "-c", &format!("{d}/nginx.conf")])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -508,15 +455,9 @@ fn a_primary_failing_again_after_a_failover_waits_for_the_cooldown() {
         c.leader().is_some_and(|l| l == second.id())
     });
     stop("green", "nginx");
-    until(
-        "the cooldown holds it back",
-        Duration::from_secs(20),
-        || {
-            second
-                .said("in the cooldown after the last failover")
-                .is_some()
-        },
-    );
+    until("the cooldown holds it back", Duration::from_secs(20), || {
+        second.said("in the cooldown after the last failover").is_some()
+    });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(c.failovers().len(), 1, "{}", second.text());
     assert_eq!(vip_on(), ["green"]);
