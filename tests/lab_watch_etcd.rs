@@ -134,19 +134,14 @@ impl Watcher {
             .spawn()
             .expect("start baton watch");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let mut streams: Vec<Box<dyn std::io::Read + Send>> = Vec::new();
+        if let Some(s) = child.stdout.take() {
+            streams.push(Box::new(s));
+        }
+        if let Some(s) = child.stderr.take() {
+            streams.push(Box::new(s));
+        }
+        for stream in streams {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
