@@ -143,12 +143,9 @@ pub fn show(
     svg: Option<&Path>,
     json: bool,
 ) -> Exit {
-    let backend = match crate::store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     let journal = Journal::of(&backend, &pair.name);
     // Two passes over the stream, one record in memory at a time: which

@@ -97,12 +97,9 @@ impl Filter {
 
 /// Prints the log of the configured pairs.
 pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> Exit {
-    let backend = match crate::store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     if let Some(id) = run {
         let mut chosen: Vec<Record> = Vec::new();

@@ -886,6 +886,15 @@ fn ssh_routes(config: &Config) -> Vec<(String, Vec<Routed>)> {
         .collect()
 }
 
+/// The configured store, or the exit of a command that cannot work
+/// without it (said on stderr: exit 4, an operator must bring it back).
+pub(crate) fn open_store(config: &Config) -> Result<crate::store::Store, Exit> {
+    crate::store::open(&config.settings).map_err(|e| {
+        eprintln!("baton: {e}");
+        Exit::Operator
+    })
+}
+
 fn check(cli: &Cli, pairs: &[String]) -> Exit {
     let loaded = config::load(&cli.config);
     // Warnings never change the exit code.

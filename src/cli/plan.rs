@@ -61,12 +61,9 @@ pub async fn run(
     members: &[Member],
     json: bool,
 ) -> Exit {
-    let backend = match crate::store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     let store = StateStore::of(&backend);
     let mut worst = Exit::Ok;

@@ -266,12 +266,9 @@ struct DnsReport {
 /// At most `concurrency` pairs are observed at once, so a large fleet does
 /// not open hundreds of SSH sessions together and starve its own checks.
 pub async fn run(config: &Config, json: bool, concurrency: usize) -> Exit {
-    let backend = match crate::store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     let store = StateStore::of(&backend);
     let reports: Vec<PairReport> = futures_util::stream::iter(config.pairs.values())

@@ -77,12 +77,9 @@ fn watcher_id() -> String {
 /// Watches until a stop signal (or once). `template`: the request each
 /// automatic failover starts from (operator, members of the gate).
 pub async fn watch(config: &Config, template: &Request, opts: Options) -> Exit {
-    let backend = match store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     let store = StateStore::of(&backend);
     let policy = config.settings.watch.policy();
@@ -580,12 +577,9 @@ fn log_line(dir: &std::path::Path, line: &serde_json::Value) -> std::io::Result<
 /// `baton pause PAIR` (`on`) / `baton resume PAIR`: recorded in the
 /// pair's pause file and in the watch log, and said.
 pub fn pause(config: &Config, pair: &str, on: bool, reason: &str) -> Exit {
-    let backend = match crate::store::open(&config.settings) {
+    let backend = match super::open_store(config) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("baton: {e}");
-            return Exit::Operator;
-        }
+        Err(exit) => return exit,
     };
     let store = StateStore::of(&backend);
     let line = serde_json::json!({"event": if on { "pause" } else { "resume" }, "pair": pair, "by": run::operator(), "reason": reason, "at": now_rfc3339()});

@@ -6,9 +6,8 @@
 //! both act: the second stands by), and a watcher's view is
 //! `watcher.ID.view.json`.
 
-use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,19 +110,7 @@ impl Backend for Local {
         if leading.is_some() {
             return Ok(Leadership::Leading { until });
         }
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| self.unavailable(&e))?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.dir.join(LEADER_FILE))
+        let mut file = lock::open_lock_file(&self.dir, &self.dir.join(LEADER_FILE))
             .map_err(|e| self.unavailable(&e))?;
         match file.try_lock() {
             Ok(()) => {

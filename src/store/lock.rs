@@ -102,22 +102,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
         path: path.display().to_string(),
         source,
     };
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(io)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        // A symlink planted in the state directory is refused, never
-        // followed to a file elsewhere.
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io)?;
+    let mut file = open_lock_file(state_dir, &path).map_err(io)?;
     // flock(2) with LOCK_EX | LOCK_NB on Linux, as `held_by` expects.
     match file.try_lock() {
         Ok(()) => {}
@@ -144,6 +129,21 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
     file.write_all(&body).map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(PairLock::new(Box::new(FileGuard(file))))
+}
+
+/// Opens (creating it 0600, and its directory 0700) a lock file in
+/// `dir`; a symlink planted there is refused, never followed to a file
+/// elsewhere.
+pub fn open_lock_file(dir: &Path, path: &Path) -> std::io::Result<File> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// Who holds the pair's lock now, if a live process does: read from the
