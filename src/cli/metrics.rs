@@ -381,6 +381,42 @@ mod tests {
                 "baton_run_interrupted{pair=\"web\"} 0"
             ]
         );
+        assert_eq!(
+            lines(&text, "baton_store_up"),
+            ["baton_store_up{kind=\"local\"} 1"]
+        );
+        assert!(lines(&text, "baton_watch_leader").is_empty(), "{text}");
+    }
+
+    #[test]
+    fn the_leading_watcher_and_each_watchers_view_are_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let store = crate::store::local(&config.settings.state_dir);
+        assert!(matches!(
+            store.lead("ctl\"1:42"),
+            Ok(crate::store::Leadership::Leading { .. })
+        ));
+        let view = crate::core::watch::View {
+            watcher: "ctl\"1:42".into(),
+            at: 1_796_083_200,
+            interval_secs: 10,
+            leading: true,
+            pairs: std::collections::BTreeMap::new(),
+        };
+        store
+            .publish_view("ctl\"1:42", &serde_json::to_vec(&view).unwrap())
+            .unwrap();
+        let text = render(&config);
+        assert_eq!(
+            lines(&text, "baton_watch_leader"),
+            ["baton_watch_leader{watcher=\"ctl\\\"1:42\"} 1"]
+        );
+        assert_eq!(
+            lines(&text, "baton_watcher_seen_timestamp_seconds"),
+            ["baton_watcher_seen_timestamp_seconds{watcher=\"ctl\\\"1:42\"} 1796083200"]
+        );
+        store.resign("ctl\"1:42");
     }
 
     #[test]

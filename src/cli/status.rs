@@ -995,6 +995,44 @@ mod tests {
     }
 
     #[test]
+    fn the_store_lines_name_the_leader_and_each_watchers_age() {
+        let view = |w: &str, at: u64| crate::core::watch::View {
+            watcher: w.into(),
+            at,
+            interval_secs: 10,
+            leading: false,
+            pairs: std::collections::BTreeMap::new(),
+        };
+        let mut r = StoreReport {
+            described: crate::store::Described {
+                kind: "local",
+                location: "/var/lib/baton".into(),
+            },
+            error: None,
+            leader: None,
+            watchers: vec![],
+        };
+        assert_eq!(r.render(1000), "", "local files, no watcher: nothing");
+        r.leader = Some("ctl1:7".into());
+        r.watchers = vec![view("ctl1:7", 995), view("ctl2:8", 960)];
+        assert_eq!(
+            r.render(1000),
+            "watchers: leader ctl1:7; ctl1:7 seen 5s ago; ctl2:8 seen 40s ago, STALE\n"
+        );
+        r.described = crate::store::Described {
+            kind: "etcd",
+            location: "http://10.0.0.1:2379 /baton/".into(),
+        };
+        r.error = Some("no answer".into());
+        assert!(
+            r.render(1000)
+                .starts_with("store: etcd http://10.0.0.1:2379 /baton/ (ERROR no answer)\n"),
+            "{}",
+            r.render(1000)
+        );
+    }
+
+    #[test]
     fn the_json_document_has_the_documented_shape() {
         let dir = tempfile::tempdir().unwrap();
         let pair = pair(dir.path());
