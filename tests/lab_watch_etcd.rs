@@ -364,6 +364,14 @@ fn a_watcher_cut_off_from_the_primary_causes_no_failover() {
         Watcher::start("baton-ctl2", &c.path(), &["web"]),
         Watcher::start("baton-ctl3", &c.path(), &["web"]),
     ];
+    // Every watcher has looked once (a command in flight when the cut
+    // comes would wait for its own timeout, 30 s in the lab).
+    until("every watcher looked", Duration::from_secs(20), || {
+        first.said("web  primary healthy").is_some()
+            && others
+                .iter()
+                .all(|o| o.said("web  primary healthy").is_some())
+    });
     struct Cut;
     impl Drop for Cut {
         fn drop(&mut self) {
@@ -378,11 +386,15 @@ fn a_watcher_cut_off_from_the_primary_causes_no_failover() {
         ],
     );
     let _cut = Cut;
-    until(
-        "the leader finds too few watchers agree",
-        Duration::from_secs(45),
-        || first.said("watchers needed see it so").is_some(),
-    );
+    let agreed = Instant::now() + Duration::from_secs(45);
+    while first.said("watchers needed see it so").is_none() {
+        assert!(
+            Instant::now() < agreed,
+            "the leader never found too few watchers agree: {}",
+            first.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(4));
     assert!(c.failovers().is_empty(), "{}", first.text());
     assert_eq!(vip_on(), ["blue"]);
