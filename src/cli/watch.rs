@@ -351,7 +351,7 @@ async fn settle(
         let req = Request {
             kind: None,
             reason: Some(format!(
-                "baton watch ({me}) took over and settles the interrupted run {run}"
+                "baton watch ({me}), leading, settles the interrupted run {run}"
             )),
             ..template.clone()
         };
