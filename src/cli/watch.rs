@@ -482,31 +482,42 @@ struct Looked {
     last_failover: Option<u64>,
 }
 
-/// Looks at one pair: the hosts, the journal's last run and last failover,
-/// the recorded roles and the pause.
+/// Looks at one pair: the hosts, the journal's last run, the recorded
+/// roles and the pause; and, only when the primary is not healthy (the
+/// cooldown cannot matter otherwise: a journal in etcd is not read whole
+/// every round), when its last failover started.
 async fn look(pair: &Pair, store: &StateStore, backend: &store::Store) -> Result<Looked, String> {
     let observed = observe::observe(pair).await;
     let mut seen = observed.seen;
     let (b, name, st) = (backend.clone(), pair.name.clone(), store.clone());
     let recorded = tokio::task::spawn_blocking(move || {
         let last_run = history::last_run(&b, &name).map_err(|e| e.to_string())?;
-        let last_failover =
-            history::last_started(&b, &name, Kind::Failover).map_err(|e| e.to_string())?;
         let state = st.load(&name).map_err(|e| e.to_string())?;
         let paused = st.load_pause(&name).map_err(|e| e.to_string())?.is_some();
-        Ok::<_, String>((last_run, last_failover, state, paused))
+        Ok::<_, String>((last_run, state, paused))
     })
     .await
     .map_err(|e| e.to_string())??;
-    let (last_run, last_failover, state, paused) = recorded;
+    let (last_run, state, paused) = recorded;
     seen.last_run = last_run;
     let failed = state.as_ref().and_then(|s| s.failed.clone());
     seen.recorded = state.map(|s| Roles {
         primary: s.primary,
         standby: s.standby,
     });
+    let seen = Seen::of(&seen, failed.as_deref());
+    let last_failover = match &seen.primary {
+        Some((_, health)) if *health != crate::core::watch::Health::Healthy => {
+            let (b, name) = (backend.clone(), pair.name.clone());
+            tokio::task::spawn_blocking(move || history::last_started(&b, &name, Kind::Failover))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+        }
+        _ => None,
+    };
     Ok(Looked {
-        seen: Seen::of(&seen, failed.as_deref()),
+        seen,
         paused,
         last_failover,
     })
