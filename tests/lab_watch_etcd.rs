@@ -303,6 +303,10 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
         .iter()
         .position(|x| x.id() == leader)
         .expect("a child leads");
+    // The client has spoken to blue through the VIP (its neighbour cache
+    // names blue) before the failover.
+    let (_, page) = client_get("http://198.18.0.100/");
+    assert!(page.contains("host=blue"), "{page}");
     std::thread::sleep(Duration::from_millis(1500));
     stop("blue", "nginx");
     // The failover's switch began: the VIP is on its way to green.
@@ -333,6 +337,10 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
     let runs = c.failovers();
     assert_eq!(runs.len(), 1, "one failover run, settled: {runs:?}");
     assert_eq!(vip_on(), ["green"], "exactly one holder");
+    // And the client reaches green through it: the address was announced
+    // again by the run that settled the switch.
+    let (_, page) = client_get("http://198.18.0.100/");
+    assert!(page.contains("host=green"), "{page}");
     let new = c.leader().unwrap();
     let settler = w.iter().find(|x| x.id() == new).expect("the new leader");
     assert!(

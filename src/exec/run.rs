@@ -1185,7 +1185,18 @@ async fn recover<W: World>(
         };
         match resolution {
             Resolution::Ended(e) => {
-                let detail = format!("interrupted (the controller stopped inside it); now {why}");
+                // The switch's announcement may have died with it.
+                let again = match (step, holder) {
+                    (Step::Switch | Step::SwitchBack, cycle::Side::New) => {
+                        traffic::announce_again(&mut x, &to).await
+                    }
+                    (Step::Switch | Step::SwitchBack, cycle::Side::Old) => {
+                        traffic::announce_again(&mut x, &from).await
+                    }
+                    _ => String::new(),
+                };
+                let detail =
+                    format!("interrupted (the controller stopped inside it); now {why}{again}");
                 if let Err(err) = ctx.end(step, e.ok, &detail, Duration::ZERO, x.records) {
                     return ctx.stopped(&err, &ended);
                 }

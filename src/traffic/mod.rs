@@ -113,6 +113,24 @@ pub async fn side<W: World>(x: &mut Exec<'_, W>, from: &str, to: &str) -> (Side,
     (side, why)
 }
 
+/// A VIP found on `host` when a run stopped inside a switch is announced
+/// again (the announcement of the switch may have died with the
+/// controller: neighbours would go on sending to the old holder until
+/// their caches expire); other methods have no neighbours to tell. Words
+/// for the step's detail.
+pub async fn announce_again<W: World>(x: &mut Exec<'_, W>, host: &str) -> String {
+    match &x.pair.traffic {
+        Traffic::Vip(v) => {
+            let v = v.clone();
+            match vip::announce(x, &v, host).await {
+                None => format!("; {} announced again from {host}", v.address),
+                Some(note) => note,
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 /// The holder in words, for step details.
 pub fn describe(pair: &Pair, holder: &Holder) -> String {
     match (&pair.traffic, holder) {

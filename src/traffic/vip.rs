@@ -254,7 +254,7 @@ pub async fn switch<W: World>(
 /// report goes to a file on the host that the executor reads at the end of
 /// the next step (`report`). A note for the step's detail when it could
 /// not start (then there is no report to read).
-async fn announce<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Option<String> {
+pub(super) async fn announce<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Option<String> {
     let sudo = x.pair.ssh.sudo;
     let started = x
         .remote(
