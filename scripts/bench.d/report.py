@@ -697,7 +697,9 @@ def watch_section(d):
             continue
         out.append(f"| {label} | {len(rs)} | {ms_range([r.get('to_start_s') for r in rs], 's', 1, 2)} | "
                    f"{ms_range([r.get('to_end_s') for r in rs], 's', 1, 2)} | "
-                   f"{ms_range([r.get('client_outage_s') for r in rs], 's', 1, 2)} | "
+                   f"{ms_range([r.get('client_outage_s') for r in rs], 's', 1, 2)}"
+                   + (f" ({sum(1 for r in rs if r.get('client_outage_s') is None)} never within the probe)"
+                      if any(r.get('client_outage_s') is None for r in rs) else "") + " | "
                    f"{sum(r.get('failed') or 0 for r in rs)} | {sum(r.get('failovers') or 0 for r in rs)} | "
                    + (ms_range([r.get('to_new_leader_s') for r in rs], 's', 1, 2) if kind == "kill" else "-") + " | "
                    + (ms_range([r.get('settled_after_kill_s') for r in rs], 's', 1, 2) if kind == "kill" else "-")
