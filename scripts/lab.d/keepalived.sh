@@ -175,25 +175,36 @@ kp_status() {
     esac
 }
 
-# kp_selftest LAB CLIENT_NS — (selftest) exactly one keepalived host holds the VIP, it answers
-# from the client's namespace naming that host, and each keepalived speaks VRRP by unicast to
-# its peer only (no multicast group in its configuration, nothing but the peer's address)
+# kp_selftest LAB CLIENT_NS — (selftest, with its ok and bad) exactly one keepalived host holds
+# the VIP, it answers from the client's namespace naming that host, each keepalived runs in its
+# host's namespace and speaks VRRP by unicast to its peer only (its configuration names the
+# peer and no multicast group), and the VRRP packets seen on the bridge are unicast between kpa
+# and kpb (one advert a second: 2.5 s of capture)
 kp_selftest() {
-    local lab=$1 client=$2 h on='' body conf
+    local lab=$1 client=$2 h on='' body conf pid seen
     for h in kpa kpb; do
         ip -n "baton-$h" -o -4 addr show dev eth0 2>/dev/null | grep -q ' inet 198\.18\.0\.180/' && on+="${on:+ }$h"
         conf=$lab/hosts/$h/keepalived.conf
-        if ! grep -q '^    unicast_peer {' "$conf" 2>/dev/null || grep -qi 'mcast' "$conf"; then
-            echo "FAIL keepalived on $h: $conf does not keep VRRP to unicast"; return 1
+        pid=$(cat "$lab/hosts/$h/keepalived.pid" 2>/dev/null)
+        if [ -n "$pid" ] && [ "/proc/$pid/ns/net" -ef "/run/netns/baton-$h" ] &&
+            grep -q '^    unicast_peer {' "$conf" 2>/dev/null && ! grep -qi 'mcast' "$conf"; then
+            ok "keepalived on $h: runs in baton-$h ($pid), VRRP by unicast to its peer"
+        else
+            bad "keepalived on $h" "not running in baton-$h, or $conf does not keep VRRP to unicast"
         fi
     done
     case $on in
-        kpa|kpb) ;;
-        *) echo "FAIL keepalived: the VIP 198.18.0.180 is on '${on:-nobody}', not exactly one host"; return 1 ;;
+        kpa|kpb) ok "keepalived: the VIP 198.18.0.180 is on exactly one host ($on)" ;;
+        *) bad "keepalived: the VIP 198.18.0.180 on exactly one host" "on '${on:-nobody}'"; return ;;
     esac
     body=$(ip netns exec "$client" curl -s --max-time 3 http://198.18.0.180/ 2>&1) || true
-    if [ "$body" != "host=$on" ]; then
-        echo "FAIL keepalived: the VIP answered '$body', not host=$on"; return 1
+    if [ "$body" = "host=$on" ]; then ok "keepalived: the VIP answers host=$on"; else bad "keepalived: the VIP answers host=$on" "$body"; fi
+    if command -v tcpdump >/dev/null; then
+        seen=$(timeout 2.5 ip netns exec baton-sw tcpdump -n -l -i br0 'ip proto 112' 2>/dev/null | awk 'NF >= 5 {print $3, $5}' | sort -u | tr '\n' ';')
+        if [ -n "$seen" ] && ! grep -qv '^198\.18\.0\.8[12] 198\.18\.0\.8[12]:$' <<<"$(tr ';' '\n' <<<"${seen%;}")"; then
+            ok "keepalived: VRRP on the bridge only between kpa and kpb ($seen)"
+        else
+            bad "keepalived: VRRP on the bridge only between kpa and kpb" "seen: ${seen:-nothing}"
+        fi
     fi
-    echo "ok   keepalived: the VIP 198.18.0.180 on $on answers, VRRP by unicast only"
 }

@@ -40,6 +40,7 @@ missing_packages() {
         "$ETCD_BIN etcd-server"                      # the etcd cluster (etcd.sh)
         "etcdctl etcd-client"
         "keepalived keepalived"                      # keepalived's move beside baton's (keepalived.sh)
+        "tcpdump tcpdump"                            # selftest: keepalived's VRRP stays unicast on the bridge
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do
