@@ -273,8 +273,11 @@ def run(args):
     while done < args.rounds:
         chunk = min(args.chunk, args.rounds - done)
         with open(LOCK, "a") as lk:
-            print(f"handover: waiting for {LOCK}", file=sys.stderr, flush=True)
-            fcntl.flock(lk, fcntl.LOCK_EX)
+            # (scripts/bench's caller may hold it already and say so)
+            held = os.environ.get("BATON_LAB_LOCK_HELD") == "1"
+            if not held:
+                print(f"handover: waiting for {LOCK}", file=sys.stderr, flush=True)
+                fcntl.flock(lk, fcntl.LOCK_EX)
             print(f"handover: rounds {done + 1}..{done + chunk} of {args.rounds}", file=sys.stderr, flush=True)
             for i in range(done, done + chunk):
                 order = variants[i % len(variants):] + variants[:i % len(variants)]
@@ -287,13 +290,21 @@ def run(args):
                               f"switch={r['switch'].get('switch_step_ms') or r['switch'].get('old_drops_after_ms')}",
                               file=sys.stderr, flush=True)
                     time.sleep(0.5)
-            fcntl.flock(lk, fcntl.LOCK_UN)
+            if not held:
+                fcntl.flock(lk, fcntl.LOCK_UN)
         done += chunk
         if done < args.rounds:
             time.sleep(args.pause)
 
 
 def report(path):
+    print("\n".join(report_lines(path)))
+
+
+def report_lines(path):
+    """The Markdown tables of a --out file."""
+    out = []
+    print = out.append  # noqa: A001  (the tables, line by line)
     recs = [json.loads(line) for line in open(path) if line.strip()]
     print("| variant | client | switches | requests | failed | delayed > 100 ms | switches with a delay | longest wait | failed attempts (retried) | resets |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -310,7 +321,7 @@ def report(path):
                   f"{max(r['longest_wait_ms'] for r in rs):.0f} ms | "
                   f"{sum(r['attempts_failed'] for r in rs) if c == 'c' else '–'} | "
                   f"{sum(r['resets'] for r in rs)} |")
-    print()
+    print("")
     print("| variant | moves | the move (median, max) |")
     print("| --- | ---: | --- |")
     for v in VARIANTS:
@@ -331,6 +342,7 @@ def report(path):
             if steps:
                 print(f"| {v} | {len(rs)} | switch step {steps[len(steps) // 2]} ms (max {steps[-1]}); "
                       f"whole `baton switchover` {walls[len(walls) // 2]} s |")
+    return out
 
 
 def main():
