@@ -220,6 +220,16 @@ pub enum Remote {
         /// The address it announced.
         address: IpAddr,
     },
+    /// End every TCP connection whose local address is `address`
+    /// (privileged `ss -K`; each peer gets a reset while the host still
+    /// holds the address): the old holder's connections at the end of an
+    /// overlap handover, which would otherwise linger without a route for
+    /// their answers and come back to life when the host takes the address
+    /// again.
+    EndConnections {
+        /// The address.
+        address: IpAddr,
+    },
     /// Duplicate address detection for the address from this host.
     Probe {
         /// The interface.
@@ -569,6 +579,17 @@ impl Remote {
                 Invocation::User(format!("cat -- \"{}\"", announce_file(address)))
             }
             Remote::Role { line, .. } => Invocation::User(line.clone()),
+            Remote::EndConnections { address } => Invocation::Privileged {
+                argv: ["ss", "-K", "-t", "-n", "src"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(std::iter::once(match address {
+                        IpAddr::V4(a) => a.to_string(),
+                        IpAddr::V6(a) => format!("[{a}]"),
+                    }))
+                    .collect(),
+                input: None,
+            },
             Remote::Probe {
                 interface,
                 address,

@@ -539,7 +539,7 @@ impl State {
                 }
                 ok("")
             }
-            Remote::Announce { .. } => ok(""),
+            Remote::Announce { .. } | Remote::EndConnections { .. } => ok(""),
             Remote::Role { action, .. } => {
                 let (name, action) = (name.to_string(), *action);
                 self.role(&name, action)

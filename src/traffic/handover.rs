@@ -26,10 +26,14 @@
 //! 4. the `overlap` wait: connections open on the old host finish there
 //!    (a client that has not yet heard the announcement even opens new
 //!    ones there, which is no loss either);
-//! 5. the hand-back ends, then the old host removes the address: a
-//!    connection still open there is reset at once (its next packet reaches
-//!    the new host, which knows nothing of it), and the client opens a new
-//!    one, to the new host;
+//! 5. the hand-back ends, the old host ends its own connections to the
+//!    address (`ss -K`: each client gets a reset at once and opens a new
+//!    connection, to the new host), then removes the address. Without that
+//!    end, such a connection lingers on the old host (its answers can no
+//!    longer leave) until that host takes the address again, when a client
+//!    that reuses the port (or whose packets the next hand-back would send
+//!    there) meets a stale socket: a challenge ACK and a hang instead of a
+//!    connection;
 //! 6. both hosts are asked: exactly the new one holds the address.
 //!
 //! When a host lacks what the overlap needs (nftables with conntrack and

@@ -257,6 +257,24 @@ async fn overlap<W: World>(
     // then reset at once by the new one, instead of waiting for a packet
     // sent to a host that no longer has the address.
     let ended = end_note(handover::end(x, to, v, &old).await);
+    // The old host's own connections to the address end now, each with a
+    // reset its client sees at once: left alone, they would wait for
+    // answers that can no longer leave, and linger until the host takes
+    // the address again, when a client reusing the port meets them.
+    let closed = match x
+        .remote_ok(
+            from,
+            Remote::EndConnections { address: v.address },
+            &format!("ending {from}'s connections to {}", v.address),
+        )
+        .await
+    {
+        Ok(_) => String::new(),
+        Err(e) => format!(
+            "; {} (they are left to time out; sudoers: `/usr/bin/ss -K -t -n src *`)",
+            e.0
+        ),
+    };
     let removed = x
         .remote_ok(
             from,
@@ -283,7 +301,7 @@ async fn overlap<W: World>(
     Overlapped::Done(match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
-                "{cidr} taken by {to} in {} ms; {from} kept it {} more for its open connections (handover overlap){removed}{ended}{}",
+                "{cidr} taken by {to} in {} ms; {from} kept it {} more for its open connections (handover overlap){closed}{removed}{ended}{}",
                 took.as_millis(),
                 humantime::format_duration(keep),
                 arp_note.as_deref().unwrap_or_default()
@@ -292,7 +310,7 @@ async fn overlap<W: World>(
             announced: arp_note.is_none().then(|| (to.to_string(), v.address)),
         }),
         (a, b) => Err(Failed(format!(
-            "after the move, {from} holds {cidr}: {a:?}, {to} holds it: {b:?}{removed}{ended}"
+            "after the move, {from} holds {cidr}: {a:?}, {to} holds it: {b:?}{closed}{removed}{ended}"
         ))),
     })
 }
