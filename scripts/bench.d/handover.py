@@ -279,6 +279,12 @@ def run(args):
                 print(f"handover: waiting for {LOCK}", file=sys.stderr, flush=True)
                 fcntl.flock(lk, fcntl.LOCK_EX)
             print(f"handover: rounds {done + 1}..{done + chunk} of {args.rounds}", file=sys.stderr, flush=True)
+            # The lab as this checkout defines it (another checkout's `up`
+            # or `reset` may have rewritten the deploy user's sudoers, or
+            # stopped what it does not know): idempotent, about a second.
+            subprocess.run([os.path.join(ROOT, "scripts", "lab"), "up", "--pairs",
+                            open(os.path.join(LAB, "fleet-pairs")).read().strip() or "0"],
+                           stdout=subprocess.DEVNULL, check=True)
             for i in range(done, done + chunk):
                 order = variants[i % len(variants):] + variants[:i % len(variants)]
                 for v in order:

@@ -321,12 +321,12 @@ pub enum AddrAction {
     /// by an earlier overlap) or not.
     Replace,
     /// The address given a lifetime of this many seconds, after which the
-    /// kernel removes it by itself: `addr del` then `addr add ... valid_lft
-    /// N preferred_lft N` as one `ip -o -batch -` program, which stops at
-    /// the del when the host no longer has the address (the compare of the
-    /// compare-and-swap: a stale run never gives a host an address it had
-    /// lost). Never through the armed program: it is no moment that must
-    /// be short.
+    /// kernel removes it by itself (`addr change ... valid_lft N
+    /// preferred_lft N` through `ip -o -batch -`): the address stays in
+    /// place meanwhile, not a packet to it is lost. (Removing and adding it
+    /// again would be a compare, but it drops what arrives in between: the
+    /// benchmark lost SYNs there.) Never through the armed program: it is
+    /// no moment that must be short.
     Lapse(u64),
     /// The address kept for good again (`ip addr change ... valid_lft
     /// forever preferred_lft forever`, through `ip -o -batch -`): the undo
@@ -521,7 +521,7 @@ impl Remote {
                 match action {
                     AddrAction::Lapse(secs) => {
                         return through_batch(format!(
-                            "addr del {cidr} dev {interface}\naddr add {cidr} dev {interface} valid_lft {secs} preferred_lft {secs}{nodad}\n"
+                            "addr change {cidr} dev {interface} valid_lft {secs} preferred_lft {secs}{nodad}\n"
                         ))
                     }
                     AddrAction::Keep => {

@@ -510,7 +510,7 @@ impl State {
                     AddrAction::Add if !host.addrs.insert(address) => {
                         failed("RTNETLINK answers: File exists")
                     }
-                    AddrAction::Del | AddrAction::Lapse(_) if !host.addrs.contains(&address) => {
+                    AddrAction::Del if !host.addrs.contains(&address) => {
                         failed("RTNETLINK answers: Cannot assign requested address")
                     }
                     AddrAction::Del => {
@@ -518,7 +518,10 @@ impl State {
                         host.lapsing.remove(&address);
                         ok("")
                     }
+                    // (`ip addr change` adds an IPv4 address it does not
+                    // find, as the kernel does)
                     AddrAction::Lapse(_) => {
+                        host.addrs.insert(address);
                         host.lapsing.insert(address);
                         ok("")
                     }

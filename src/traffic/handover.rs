@@ -14,12 +14,16 @@
 //!    client whose ARP cache already points at the new host keeps its
 //!    connection to the old one. The target is an element, with a
 //!    timeout, of a map keyed by the address: it lapses by itself;
-//! 2. on the old host, the address gets a **lifetime** (`valid_lft`):
-//!    `overlap` plus `LAPSE`, rounded up to whole seconds. The kernel
-//!    removes it when the lifetime ends, so a controller that dies from
-//!    here on leaves exactly one holder (the new one, once it has it) and
-//!    never two. This is also the compare of the compare-and-swap: the
-//!    line removes the address first and stops when it is not there;
+//! 2. on the old host, the address gets a **lifetime** (`ip addr change
+//!    ... valid_lft`): `overlap` plus `LAPSE`, rounded up to whole seconds.
+//!    The kernel removes it when the lifetime ends, so a controller that
+//!    dies from here on leaves exactly one holder (the new one, once it has
+//!    it) and never two. The address stays in place meanwhile (removing and
+//!    adding it again, which would make the line a compare, drops what
+//!    arrives in between: the benchmark lost SYNs there); the compare is
+//!    the holder check just before the switch, and should the address have
+//!    left the old host since, the change gives it back only for those
+//!    seconds;
 //! 3. the new host adds the address (held for good: `replace ...
 //!    valid_lft forever`) and announces it (gratuitous ARP, or unsolicited
 //!    neighbour advertisements); from here on new connections reach it;

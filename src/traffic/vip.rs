@@ -188,8 +188,8 @@ async fn overlap<W: World>(
         .await;
     if let Err(e) = lapsing {
         let ended = end_note(handover::end(x, to, v, &old).await);
-        // The program stops at its del when the address is not there (the
-        // compare); it may also have removed it and failed to add it back.
+        // (An IPv6 address that is not there is not changed, an IPv4 one is
+        // added: ask where it is.)
         return match holds(x, from, v).await {
             Ok(true) => {
                 // Whatever lifetime it may have got, it keeps it for good.
