@@ -41,6 +41,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -345,9 +346,17 @@ def report_lines(path):
         else:
             steps = sorted(s["switch_step_ms"] for s in rs if s.get("switch_step_ms") is not None)
             walls = sorted(s["wall_s"] for s in rs)
+            # the detail's "moved to X in N ms" (classic: the del and the
+            # add) or "taken by X in N ms" (overlap: the add)
+            moves = sorted(int(m.group(1)) for m in
+                           (re.search(r"(?:moved to|taken by) \S+ in (\d+) ms", s.get("detail") or "") for s in rs) if m)
+            fell_back = sum(1 for s in rs if "handover classic, not overlap" in (s.get("detail") or ""))
+            what = "the del and the add" if v == "classic" else "the new host's add"
             if steps:
-                print(f"| {v} | {len(rs)} | switch step {steps[len(steps) // 2]} ms (max {steps[-1]}); "
-                      f"whole `baton switchover` {walls[len(walls) // 2]} s |")
+                print(f"| {v} | {len(rs)} | {what} {moves[len(moves) // 2] if moves else '?'} ms (max {moves[-1] if moves else '?'}); "
+                      f"switch step {steps[len(steps) // 2]} ms (max {steps[-1]}); "
+                      f"whole `baton switchover` {walls[len(walls) // 2]} s"
+                      f"{'; fell back to classic in ' + str(fell_back) if fell_back else ''} |")
     return out
 
 
