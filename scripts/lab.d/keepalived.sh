@@ -29,7 +29,7 @@ KP_LOW=100
 # shellcheck disable=SC2034  # sets the tables, read by the other parts
 kp_define() {
     KP_VIP=$NET_PREFIX.180
-    H_ADDR[kpa]=$NET_PREFIX.81; H_ADDR[kpb]=$NET_PREFIX.82
+    H_ADDR["kpa"]=$NET_PREFIX.81; H_ADDR["kpb"]=$NET_PREFIX.82
     local h
     for h in "${KP_HOSTS[@]}"; do H_ROLE["$h"]=keepalived; H_PAIR["$h"]=-; H_NET["$h"]=$NET_PREFIX; done
 }
@@ -164,8 +164,8 @@ kp_status() {
     local h pid on note
     for h in "${KP_HOSTS[@]}"; do
         note=''
-        kp_pid "$h" keepalived pid && note+="keepalived $pid" || { note+="keepalived DEAD"; _bad=1; }
-        kp_pid "$h" nginx pid && note+=", nginx $pid" || { note+=", nginx DEAD"; _bad=1; }
+        if kp_pid "$h" keepalived pid; then note+="keepalived $pid"; else note+="keepalived DEAD"; _bad=1; fi
+        if kp_pid "$h" nginx pid; then note+=", nginx $pid"; else note+=", nginx DEAD"; _bad=1; fi
         printf '%-14s %s\n' "baton-$h" "$note"
     done
     kp_holders on
