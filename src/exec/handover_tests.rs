@@ -277,3 +277,36 @@ async fn the_plan_of_an_overlap_pair_lists_the_overlap() {
         .iter()
         .any(|(h, c)| h == "controller" && c == "wait 1s (the overlap): the new holder takes new connections, the old one finishes its own"));
 }
+
+#[tokio::test]
+async fn an_ipv6_vip_on_ipv6_hosts_overlaps_in_its_own_table_and_is_added_nodad() {
+    let hosts = "environment = \"dev\"\nobserve_period = \"1s\"\n\n[hosts.blue]\naddress = \"2001:db8:100::11\"\n\n[hosts.green]\naddress = \"2001:db8:100::12\"\n\n";
+    let lab = Lab::with_hosts(
+        hosts,
+        "[traffic]\nmethod = \"vip\"\naddress = \"2001:db8:100::100/64\"\ninterface = \"eth0\"\nhandover = \"overlap\"\n",
+        "",
+    );
+    let sim = lab.sim();
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(sim.holders("2001:db8:100::100".parse().unwrap()), ["green"]);
+    let ops = switch_ops(&lab);
+    let hand_back = index(
+        &ops,
+        "green",
+        "add element ip6 baton handback { 2001:db8:100::100 timeout 3000ms : 2001:db8:100::11 }",
+    );
+    let lifetime = index(&ops, "blue", "valid_lft 3 preferred_lft 3 nodad");
+    let add = index(
+        &ops,
+        "green",
+        "addr replace 2001:db8:100::100/64 dev eth0 valid_lft forever preferred_lft forever nodad",
+    );
+    let close = index(&ops, "blue", "ss -K -t -n src '[2001:db8:100::100]'");
+    let del = index(&ops, "blue", "ip addr del 2001:db8:100::100/64 dev eth0");
+    assert!(
+        hand_back < lifetime && lifetime < add && add < close && close < del,
+        "{ops:#?}"
+    );
+    assert!(detail(&lab, Step::Switch).contains("(handover overlap)"));
+}
