@@ -17,8 +17,11 @@
 //! 2. on the old host, the address gets a **lifetime** (`ip addr change
 //!    ... valid_lft`): `overlap` plus `LAPSE`, rounded up to whole seconds.
 //!    The kernel removes it when the lifetime ends, so a controller that
-//!    dies from here on leaves exactly one holder (the new one, once it has
-//!    it) and never two. The address stays in place meanwhile (removing and
+//!    dies from here on never leaves two holders for longer than that: once
+//!    the new host has the address, exactly that one (and had the
+//!    controller died before the add, neither, until the next run settles
+//!    it, as after a classic switch that died between its del and add).
+//!    The address stays in place meanwhile (removing and
 //!    adding it again, which would make the line a compare, drops what
 //!    arrives in between: the benchmark lost SYNs there); the compare is
 //!    the holder check just before the switch, and should the address have
