@@ -2,7 +2,7 @@
 //! `apply` (and `switchover`), the operations the journal records are
 //! exactly those `baton plan --json` printed just before, in the same
 //! order, compared through `baton log --run ID --json`: a VIP pair with and
-//! without `quiesce` and `batch`, a DNS pair with and without
+//! without `quiesce` and `batch` and with `handover = "overlap"`, a DNS pair with and without
 //! `switch_ttl`, and a command pair.
 
 mod common;
@@ -80,6 +80,18 @@ fn a_vip_pair_runs_what_it_planned() {
 fn a_vip_pair_with_quiesce_runs_what_it_planned() {
     let _lab = lab();
     let dir = with_pair("web.toml", |t| add_traffic_keys(&t, "quiesce = \"50ms\"\n"));
+    let cfg = dir.path().join("baton.toml");
+    let state = dir.path().join("state");
+    plan_equals_run(&cfg, &state, "web", Some("v2"));
+    plan_equals_run(&cfg, &state, "web", None);
+}
+
+#[test]
+fn a_vip_pair_with_the_overlap_handover_runs_what_it_planned() {
+    let _lab = lab();
+    let dir = with_pair("web.toml", |t| {
+        add_traffic_keys(&t, "handover = \"overlap\"\noverlap = \"200ms\"\n")
+    });
     let cfg = dir.path().join("baton.toml");
     let state = dir.path().join("state");
     plan_equals_run(&cfg, &state, "web", Some("v2"));

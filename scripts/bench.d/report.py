@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 
 
 def vip_section(d):
@@ -581,6 +582,32 @@ def hold_section(d):
     return out + [""]
 
 
+def handover_section(d):
+    path = os.path.join(d, "handover.jsonl")
+    if not os.path.exists(path):
+        return []
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import handover  # noqa: E402  (the benchmark's own tables)
+    out = ["## VIP handover: the classic order, the overlap, and keepalived", "",
+           "Issue 19. In one run, interleaved round by round: `baton switchover web` in the "
+           "classic order (remove from the old holder, then add on the new one), the same pair "
+           "with `handover = \"overlap\"` (`overlap = \"1s\"`: the new host takes the address "
+           "first, hands the packets of connections it does not own back to the old one, which "
+           "lets go 1 s later), and keepalived's move by swapping priorities on the lab's "
+           "keepalived hosts kpa/kpb (both configurations rewritten, SIGHUP to both). Each "
+           "switch is measured by three clients at once from baton-client, from 1 s before to "
+           "1 s after it: (a) a new TCP connection per request at 200/s, (b) one request at a "
+           "time, a new connection each, (c) a keep-alive pool of 8 HTTP/1.1 connections, each "
+           "sending requests back to back (at most 100/s per connection), a failed request "
+           "retried once on a new connection (its wait counts from the first attempt). Failed: "
+           "no answer (for the pool: the retry failed too); delayed: answered after more than "
+           "100 ms; resets: attempts that ended in a connection reset.", "",
+           "Reproduce: `sudo scripts/bench --only handover` (or `python3 "
+           "scripts/bench.d/handover.py --rounds 20 --out bench/handover.jsonl`).", ""]
+    out += handover.report_lines(path)
+    return out + [""]
+
+
 def overhead_section(d):
     path = os.path.join(d, "overhead.jsonl")
     if not os.path.exists(path):
@@ -729,7 +756,7 @@ def main():
              + "; a run with `--only` leaves the other measurements' results as they were "
              "(the PostgreSQL section gives its own date).", "",
              "Reproduce: `sudo scripts/bench` (everything; brings the lab up as needed), or "
-             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only lb-gap` / `--only hold` / `--only watch` / `--only overhead` / `--only ansible` / "
+             "`scripts/bench --only vip-gap` / `--only dns-gap` / `--only pg-gap` / `--only lb-gap` / `--only hold` / `--only watch` / `--only handover` / `--only overhead` / `--only ansible` / "
              "`--only fleet`. Raw results are in `bench/`.", ""]
     lines += vip_section(a.dir)
     lines += dns_section(a.dir)
@@ -737,6 +764,7 @@ def main():
     lines += lb_section(a.dir)
     lines += hold_section(a.dir)
     lines += watch_section(a.dir)
+    lines += handover_section(a.dir)
     lines += overhead_section(a.dir)
     lines += ansible_section(a.dir)
     lines += fleet_section(a.dir)

@@ -39,6 +39,8 @@ missing_packages() {
         "socat socat"                                # their runtime API over the admin socket
         "$ETCD_BIN etcd-server"                      # the etcd cluster (etcd.sh)
         "etcdctl etcd-client"
+        "keepalived keepalived"                      # keepalived's move beside baton's (keepalived.sh)
+        "tcpdump tcpdump"                            # selftest: keepalived's VRRP stays unicast on the bridge
     )
     local line cmd pkg out=()
     for line in "${required[@]}"; do
@@ -82,6 +84,9 @@ ensure_packages() {
     fi
     if [[ " $missing " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
         systemctl disable etcd.service >/dev/null 2>&1 || true
+    fi
+    if [[ " $missing " == *" keepalived "* ]] && [ -d /run/systemd/system ]; then
+        systemctl disable keepalived.service >/dev/null 2>&1 || true
     fi
     [ "$rc" = 0 ] || die "apt-get failed ($rc)"
     missing=$(missing_packages)

@@ -214,6 +214,8 @@ cmd_status() {
             printf 'hook %s MISSING or not the repo'"'"'s examples/postgres/baton-pg\n' "$PG_HOOK"; bad=1
         fi
     fi
+    # keepalived's two hosts (keepalived.sh)
+    kp_status bad
     local what="$LAB"
     [ "$FLEET_N" = 0 ] || what+=", $FLEET_N fleet pairs"
     if [ "$bad" = 0 ]; then say "all up ($what)"; else say "NOT all up ($what)"; fi

@@ -28,9 +28,10 @@ ensure_user() {
         say "added $DEPLOY_USER to group $LB_GROUP"
     fi
 
-    local ip_bin arping_bin install_bin nft_bin psql_bin python_bin tmp
+    local ip_bin arping_bin install_bin nft_bin psql_bin python_bin ss_bin tmp
     ip_bin=$(command -v ip); arping_bin=$(command -v arping); install_bin=$(command -v install)
     nft_bin=$(command -v nft); psql_bin=$(command -v psql); python_bin=$(command -v python3)
+    ss_bin=$(command -v ss)
     tmp=$(mktemp)
     cat >"$tmp" <<EOF
 # Written by baton's scripts/lab: exactly what baton needs on a lab host, nothing more.
@@ -38,9 +39,10 @@ ensure_user() {
 # The install rule is for privileged uploads into the root-owned $SRV_PATH/etc; ip -o -batch -
 # lets baton start ip before a VIP switch so the switch does not wait for sudo; nft -f -
 # lets it hold new connections off the old holder for a moment (\`quiesce\`); python3 -c sends
-# IPv6 neighbour advertisements and solicitations (the IPv6 VIP pair web6) from a raw socket.
+# IPv6 neighbour advertisements and solicitations (the IPv6 VIP pair web6) from a raw socket;
+# ss -K ends the old holder's connections to a VIP at the end of an overlap handover.
 # (ip -o -batch - and python3 -c are each as good as root: the lab's deploy user is trusted.)
-$DEPLOY_USER ALL=(root) NOPASSWD: $ip_bin -o -batch -, $ip_bin addr add *, $ip_bin addr del *, $ip_bin -o addr show *, $arping_bin *, $install_bin -m 0644 /tmp/.baton-upload.* $SRV_PATH/etc/*, $nft_bin -f -, $python_bin -c *
+$DEPLOY_USER ALL=(root) NOPASSWD: $ip_bin -o -batch -, $ip_bin addr add *, $ip_bin addr del *, $ip_bin -o addr show *, $arping_bin *, $install_bin -m 0644 /tmp/.baton-upload.* $SRV_PATH/etc/*, $nft_bin -f -, $python_bin -c *, $ss_bin -K -t -n src *
 # The PostgreSQL hosts: the role hook (any action) as postgres, and exactly the queries of the
 # pg pair's checks.
 $DEPLOY_USER ALL=(postgres) NOPASSWD: $PG_HOOK, $psql_bin -X -A -t -c $PG_SQL_WRITABLE, $psql_bin -X -A -t -c $PG_SQL_STREAMING

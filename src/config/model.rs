@@ -396,7 +396,28 @@ pub struct Vip {
     /// second, by when the new primary has it) for this long, so that the
     /// connections already open can finish. None: no quiescing.
     pub quiesce: Option<Duration>,
+    /// The order of the move (`handover`).
+    pub handover: Handover,
 }
+
+/// The order in which a VIP moves between two hosts (`handover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Remove from the old holder, then add on the new one: for a moment
+    /// of two round trips no host holds the address, and a SYN sent then
+    /// waits for TCP's retransmission a second later.
+    Classic,
+    /// The new host takes the address (and new connections) first while
+    /// the old one keeps it this long for the connections it already has,
+    /// which the new host hands back to it (`traffic::handover`); then the
+    /// old one lets go. No moment without a holder; every rule and the old
+    /// host's address lapse by themselves.
+    Overlap(Duration),
+}
+
+/// How long the old holder keeps the address in an overlap handover
+/// when `overlap` is not set.
+pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(1);
 
 impl fmt::Display for Vip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -211,6 +211,9 @@ pub struct TrafficFile {
     pub batch: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub quiesce: Option<Duration>,
+    pub handover: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub overlap: Option<Duration>,
     // dns
     pub name: Option<String>,
     pub zone: Option<String>,

@@ -220,6 +220,16 @@ pub enum Remote {
         /// The address it announced.
         address: IpAddr,
     },
+    /// End every TCP connection whose local address is `address`
+    /// (privileged `ss -K`; each peer gets a reset while the host still
+    /// holds the address): the old holder's connections at the end of an
+    /// overlap handover, which would otherwise linger without a route for
+    /// their answers and come back to life when the host takes the address
+    /// again.
+    EndConnections {
+        /// The address.
+        address: IpAddr,
+    },
     /// Duplicate address detection for the address from this host.
     Probe {
         /// The interface.
@@ -298,13 +308,30 @@ pub fn fill_role(template: &str, host: &crate::config::Host, peer: &crate::confi
         .replace("{host}", &quote::quote(&host.name))
 }
 
-/// `ip addr add` or `ip addr del`.
+/// `ip addr add`, `ip addr del`, and the lifetimes of the overlap
+/// handover (`traffic::handover`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddrAction {
     /// `ip addr add`.
     Add,
     /// `ip addr del`.
     Del,
+    /// `ip addr replace ... valid_lft forever preferred_lft forever`: the
+    /// address held for good, whether it was there (with a lifetime left
+    /// by an earlier overlap) or not.
+    Replace,
+    /// The address given a lifetime of this many seconds, after which the
+    /// kernel removes it by itself (`addr change ... valid_lft N
+    /// preferred_lft N` through `ip -o -batch -`): the address stays in
+    /// place meanwhile, not a packet to it is lost. (Removing and adding it
+    /// again would be a compare, but it drops what arrives in between: the
+    /// benchmark lost SYNs there.) Never through the armed program: it is
+    /// no moment that must be short.
+    Lapse(u64),
+    /// The address kept for good again (`ip addr change ... valid_lft
+    /// forever preferred_lft forever`, through `ip -o -batch -`): the undo
+    /// of `Lapse` when the new host could not take the address.
+    Keep,
 }
 
 /// What an nft transaction is for.
@@ -314,6 +341,11 @@ pub enum NftPurpose {
     Hold,
     /// End any hold.
     Release,
+    /// Start handing packets of connections this host does not own back
+    /// to the old holder (`traffic::handover`).
+    HandBack,
+    /// End the hand-back.
+    EndHandBack,
 }
 
 /// What a controller hook is for.
@@ -399,6 +431,13 @@ pub enum WaitFor {
     /// An A/B experiment's interval: requests spread by the split's
     /// weights before the two hosts are sampled and compared.
     Sample,
+    /// The overlap handover: both hosts hold the address, the new one
+    /// takes the new connections and hands the old one's back to it, so
+    /// that those finish.
+    Overlap,
+    /// The lifetime an overlap handover gave the old holder's address,
+    /// after that host failed to remove it: the kernel removes it then.
+    Lifetime,
 }
 
 /// Where an operation runs, as printed: a host's name, or `controller`.
@@ -473,17 +512,40 @@ impl Remote {
                 interface,
                 batch,
             } => {
+                let ipv6 = cidr.contains(':');
+                let nodad = if ipv6 { " nodad" } else { "" };
+                let through_batch = |input: String| Invocation::Privileged {
+                    argv: BATCH_ARGV.iter().map(|s| s.to_string()).collect(),
+                    input: Some(input),
+                };
+                match action {
+                    AddrAction::Lapse(secs) => {
+                        return through_batch(format!(
+                            "addr change {cidr} dev {interface} valid_lft {secs} preferred_lft {secs}{nodad}\n"
+                        ))
+                    }
+                    AddrAction::Keep => {
+                        return through_batch(format!(
+                            "addr change {cidr} dev {interface} valid_lft forever preferred_lft forever{nodad}\n"
+                        ))
+                    }
+                    _ => {}
+                }
                 let verb = match action {
                     AddrAction::Add => "add",
                     AddrAction::Del => "del",
+                    AddrAction::Replace | AddrAction::Lapse(_) | AddrAction::Keep => "replace",
                 };
                 // An IPv6 address is added without duplicate address
                 // detection: it is usable at once instead of `tentative`
                 // for about two seconds (the old holder has just given it
                 // up; a failover proves that first). A validated IPv6 CIDR
                 // always holds a colon, an IPv4 one never.
-                let nodad = *action == AddrAction::Add && cidr.contains(':');
+                let nodad = *action != AddrAction::Del && ipv6;
                 let mut words = vec!["addr", verb, cidr.as_str(), "dev", interface.as_str()];
+                if *action == AddrAction::Replace {
+                    words.extend(["valid_lft", "forever", "preferred_lft", "forever"]);
+                }
                 if nodad {
                     words.push("nodad");
                 }
@@ -517,6 +579,17 @@ impl Remote {
                 Invocation::User(format!("cat -- \"{}\"", announce_file(address)))
             }
             Remote::Role { line, .. } => Invocation::User(line.clone()),
+            Remote::EndConnections { address } => Invocation::Privileged {
+                argv: ["ss", "-K", "-t", "-n", "src"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(std::iter::once(match address {
+                        IpAddr::V4(a) => a.to_string(),
+                        IpAddr::V6(a) => format!("[{a}]"),
+                    }))
+                    .collect(),
+                input: None,
+            },
             Remote::Probe {
                 interface,
                 address,
@@ -588,10 +661,10 @@ impl Op {
     /// least `LONG_WAIT`: progress says what it waits for and until when.
     pub fn long_wait(&self) -> Option<Duration> {
         let d = match self {
-            // The quiesce hold is inside the switch: nothing, not even a
-            // line of progress, is written there.
+            // The quiesce hold and the overlap are inside the switch:
+            // nothing, not even a line of progress, is written there.
             Op::Wait {
-                reason: WaitFor::Quiesce,
+                reason: WaitFor::Quiesce | WaitFor::Overlap | WaitFor::Lifetime,
                 ..
             } => return None,
             Op::Wait { duration, .. } => *duration,
@@ -691,6 +764,10 @@ impl Op {
                             "(a ramp step): requests spread by the new weights, then the hosts are compared",
                         WaitFor::Sample =>
                             "(an A/B interval): requests spread by the split's weights, then the hosts are sampled and compared",
+                        WaitFor::Overlap =>
+                            "(the overlap): the new holder takes new connections, the old one finishes its own",
+                        WaitFor::Lifetime =>
+                            "(the old holder's address lifetime): its kernel removes the address",
                     }
                 ),
             ),

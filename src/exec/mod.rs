@@ -352,6 +352,8 @@ pub fn rendered(records: &[CommandRecord]) -> Vec<Rendered> {
 #[cfg(test)]
 mod ab_tests;
 #[cfg(test)]
+mod handover_tests;
+#[cfg(test)]
 mod haproxy_tests;
 #[cfg(test)]
 mod hold_tests;

@@ -272,9 +272,12 @@ impl World for RealWorld<'_> {
                         let since = self.held_since.lock().ok().and_then(|s| *s);
                         since.map_or(*duration, |s| duration.saturating_sub(s.elapsed()))
                     }
-                    WaitFor::LoweredTtl | WaitFor::Drain | WaitFor::RampStep | WaitFor::Sample => {
-                        *duration
-                    }
+                    WaitFor::LoweredTtl
+                    | WaitFor::Drain
+                    | WaitFor::RampStep
+                    | WaitFor::Sample
+                    | WaitFor::Overlap
+                    | WaitFor::Lifetime => *duration,
                 };
                 tokio::time::sleep(wait).await;
                 Ok(Value::Done)

@@ -37,6 +37,11 @@ pub struct SimHost {
     pub addrs: BTreeSet<IpAddr>,
     /// A quiesce hold is in force.
     pub held: bool,
+    /// The overlap handover's hand-back to the old holder is in force.
+    pub handback: bool,
+    /// Addresses given a lifetime (the overlap's old holder): they leave
+    /// by themselves when it ends (`Sim::lapse`).
+    pub lapsing: BTreeSet<IpAddr>,
     /// Files uploaded to it.
     pub files: BTreeSet<String>,
     /// Its role, when the pair has role hooks: a writable primary, a
@@ -132,6 +137,8 @@ impl Sim {
                 healthy: true,
                 addrs: BTreeSet::new(),
                 held: false,
+                handback: false,
+                lapsing: BTreeSet::new(),
                 files: BTreeSet::new(),
                 role: if i == 0 {
                     RoleState::Primary
@@ -237,6 +244,18 @@ impl Sim {
             effect,
             times,
         });
+    }
+
+    /// Time passes: every timer on the hosts runs out, as after a
+    /// controller that died mid-switch. An address given a lifetime
+    /// leaves its host, the quiesce holds and the hand-backs lapse.
+    pub fn lapse(&self) {
+        for h in &mut self.lock().hosts {
+            let gone = std::mem::take(&mut h.lapsing);
+            h.addrs.retain(|a| !gone.contains(a));
+            h.held = false;
+            h.handback = false;
+        }
     }
 
     /// Which hosts hold `address`.
@@ -491,17 +510,39 @@ impl State {
                     AddrAction::Add if !host.addrs.insert(address) => {
                         failed("RTNETLINK answers: File exists")
                     }
-                    AddrAction::Del if !host.addrs.remove(&address) => {
+                    AddrAction::Del if !host.addrs.contains(&address) => {
                         failed("RTNETLINK answers: Cannot assign requested address")
                     }
-                    _ => ok(""),
+                    AddrAction::Del => {
+                        host.addrs.remove(&address);
+                        host.lapsing.remove(&address);
+                        ok("")
+                    }
+                    // (`ip addr change` adds an IPv4 address it does not
+                    // find, as the kernel does)
+                    AddrAction::Lapse(_) => {
+                        host.addrs.insert(address);
+                        host.lapsing.insert(address);
+                        ok("")
+                    }
+                    AddrAction::Replace | AddrAction::Keep => {
+                        host.addrs.insert(address);
+                        host.lapsing.remove(&address);
+                        ok("")
+                    }
+                    AddrAction::Add => ok(""),
                 }
             }
             Remote::Nft { purpose, .. } => {
-                host.held = *purpose == NftPurpose::Hold;
+                match purpose {
+                    NftPurpose::Hold => host.held = true,
+                    NftPurpose::Release => host.held = false,
+                    NftPurpose::HandBack => host.handback = true,
+                    NftPurpose::EndHandBack => host.handback = false,
+                }
                 ok("")
             }
-            Remote::Announce { .. } => ok(""),
+            Remote::Announce { .. } | Remote::EndConnections { .. } => ok(""),
             Remote::Role { action, .. } => {
                 let (name, action) = (name.to_string(), *action);
                 self.role(&name, action)
@@ -650,6 +691,18 @@ impl State {
                     });
                 }
                 Value::Propagated(0)
+            }
+            // The lifetime of an overlap's old address ends: the kernel
+            // removes it.
+            Op::Wait {
+                reason: WaitFor::Lifetime,
+                ..
+            } => {
+                for h in &mut self.hosts {
+                    let gone = std::mem::take(&mut h.lapsing);
+                    h.addrs.retain(|a| !gone.contains(a));
+                }
+                Value::Done
             }
             Op::Wait {
                 reason: WaitFor::RampStep | WaitFor::Sample,

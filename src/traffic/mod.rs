@@ -9,6 +9,7 @@
 pub mod command;
 pub mod dns;
 pub mod fence;
+pub mod handover;
 pub mod haproxy;
 pub mod quiesce;
 pub mod vip;
@@ -201,6 +202,11 @@ pub async fn switch<W: World>(
             if let Traffic::Vip(v) = &pair.traffic {
                 if v.quiesce.is_some() {
                     note = vip::release_note(quiesce::release(x, &to.name, v).await);
+                }
+                // A run stopped inside an overlap handover the other way
+                // may have left the address on `to` with a lifetime.
+                if let crate::config::Handover::Overlap(_) = v.handover {
+                    note.push_str(&vip::keep_note(vip::keep(x, v, &to.name).await));
                 }
             }
             Ok(Switched {

@@ -6,15 +6,18 @@
 //! confirm on both hosts that exactly the new one holds it. Removing fails
 //! when the old holder no longer has the address: a stale run never steals
 //! it. With `quiesce`, the old holder first holds new connections off
-//! (`quiesce`).
+//! (`quiesce`). With `handover = "overlap"` the order is the other way
+//! round: the new host takes the address before the old one lets go
+//! (`handover`), and when the hosts cannot do that, the classic order runs
+//! and its detail says why.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{quiesce, Mode, Switched};
-use crate::config::Vip;
+use super::{handover, quiesce, Mode, Switched};
+use crate::config::{Handover, Vip};
 use crate::core::announce::{announce_status, announcement, is_status_line, NO_PYTHON_EXIT};
 use crate::core::ifaddr::{self, Held};
-use crate::core::op::{AddrAction, Op, Remote};
+use crate::core::op::{AddrAction, Op, Remote, WaitFor};
 use crate::exec::{output, Exec, Failed, OpError, World};
 
 fn show(host: &str, v: &Vip) -> Op {
@@ -115,13 +118,221 @@ async fn arm_both<W: World>(x: &mut Exec<'_, W>, hosts: [&str; 2], v: &Vip) -> [
     [0, 1].map(|i| done.get(i).is_some_and(Result::is_ok))
 }
 
-/// Moves the VIP from `from` to `to` (traffic was found on `from`).
+/// Moves the VIP from `from` to `to` (traffic was found on `from`), in
+/// the pair's `handover` order; an overlap the hosts cannot do falls back
+/// to the classic order, and the detail says why.
 pub async fn switch<W: World>(
     x: &mut Exec<'_, W>,
     v: &Vip,
     from: &str,
     to: &str,
     mode: Mode,
+) -> Result<Switched, Failed> {
+    let fallback = match v.handover {
+        Handover::Classic => String::new(),
+        Handover::Overlap(keep) => match overlap(x, v, from, to, keep).await {
+            Overlapped::Done(r) => return r,
+            Overlapped::Unsupported(why) => format!(" (handover classic, not overlap: {why})"),
+        },
+    };
+    classic(x, v, from, to, mode, &fallback).await
+}
+
+/// What an overlap handover came to.
+enum Overlapped {
+    /// It ran (or failed after it began to move the address): the
+    /// switch's result.
+    Done(Result<Switched, Failed>),
+    /// A host lacks what it needs, found before anything moved: the
+    /// classic order runs instead, and this says why.
+    Unsupported(String),
+}
+
+/// The overlap handover (`traffic::handover`): the new host takes the
+/// address first, the old one keeps it `keep` longer for its own
+/// connections, which the new one hands back to it.
+async fn overlap<W: World>(
+    x: &mut Exec<'_, W>,
+    v: &Vip,
+    from: &str,
+    to: &str,
+    keep: Duration,
+) -> Overlapped {
+    let cidr = v.to_string();
+    let Some(old) = x
+        .pair
+        .hosts
+        .iter()
+        .find(|h| h.name == from)
+        .map(|h| h.address)
+    else {
+        return Overlapped::Unsupported(format!("{from} is no host of the pair"));
+    };
+    if old.is_ipv4() != v.address.is_ipv4() {
+        return Overlapped::Unsupported(format!(
+            "{from}'s own address {old} is not of the VIP's family, and the hand-back sends the packets of its connections to it"
+        ));
+    }
+    // (nft applies all or nothing: a failed hand-back left nothing)
+    if let Err(e) = handover::hand_back(x, to, v, &old, keep).await {
+        return Overlapped::Unsupported(e.0);
+    }
+    let new_batch = arm(x, to, v).await;
+    let secs = handover::lifetime(keep);
+    let lapsing = x
+        .remote_ok(
+            from,
+            addr(AddrAction::Lapse(secs), v, false),
+            &format!("giving {cidr} on {from} a lifetime of {secs} s"),
+        )
+        .await;
+    if let Err(e) = lapsing {
+        let ended = end_note(handover::end(x, to, v, &old).await);
+        // (An IPv6 address that is not there is not changed, an IPv4 one is
+        // added: ask where it is.)
+        return match holds(x, from, v).await {
+            Ok(true) => {
+                // Whatever lifetime it may have got, it keeps it for good.
+                let kept = x
+                    .remote_ok(from, addr(AddrAction::Keep, v, false), "keeping it")
+                    .await;
+                if kept.is_ok() {
+                    Overlapped::Unsupported(format!("{}{ended}", e.0))
+                } else {
+                    Overlapped::Done(Err(e.with(&format!(
+                        "; and {cidr} could not be kept for good on {from}: it may lapse{ended}"
+                    ))))
+                }
+            }
+            Ok(false) => {
+                let back = x
+                    .remote_ok(from, addr(AddrAction::Keep, v, false), "putting it back")
+                    .await;
+                let restored = if back.is_ok() {
+                    "put back on"
+                } else {
+                    "NOT put back on"
+                };
+                Overlapped::Done(Err(e.with(&format!(
+                    "; {cidr} was {restored} {from}{ended}; traffic stays on {from}"
+                ))))
+            }
+            Err(asked) => Overlapped::Done(Err(e.with(&format!("; {}{ended}", asked.0)))),
+        };
+    }
+    x.world.crash_point("vip-overlap-after-lifetime");
+    let started = Instant::now();
+    let added = x
+        .remote_ok(
+            to,
+            addr(AddrAction::Replace, v, new_batch),
+            &format!("adding {cidr} on {to}"),
+        )
+        .await;
+    let took = started.elapsed();
+    // An add whose answer was lost may still have happened: ask.
+    if let Err(why) = added {
+        if holds(x, to, v).await != Ok(true) {
+            let back = x
+                .remote_ok(from, addr(AddrAction::Keep, v, false), "keeping it")
+                .await;
+            let kept = if back.is_ok() {
+                "kept for good on the old host"
+            } else {
+                "NOT kept for good on the old host: its lifetime ends within seconds"
+            };
+            let ended = end_note(handover::end(x, to, v, &old).await);
+            return Overlapped::Done(Err(why.with(&format!("; the address was {kept}{ended}"))));
+        }
+    }
+    let arp_note = announce(x, v, to).await;
+    x.world.crash_point("vip-overlap-both-hold");
+    let _ = x
+        .perform(Op::Wait {
+            duration: keep,
+            reason: WaitFor::Overlap,
+        })
+        .await;
+    // The hand-back ends first: a connection still open on the old host is
+    // then reset at once by the new one, instead of waiting for a packet
+    // sent to a host that no longer has the address.
+    let ended = end_note(handover::end(x, to, v, &old).await);
+    // The old host's own connections to the address end now, each with a
+    // reset its client sees at once: left alone, they would wait for
+    // answers that can no longer leave, and linger until the host takes
+    // the address again, when a client reusing the port meets them.
+    let closed = match x
+        .remote_ok(
+            from,
+            Remote::EndConnections { address: v.address },
+            &format!("ending {from}'s connections to {}", v.address),
+        )
+        .await
+    {
+        Ok(_) => String::new(),
+        Err(e) => format!(
+            "; {} (they are left to time out; sudoers: `/usr/bin/ss -K -t -n src *`)",
+            e.0
+        ),
+    };
+    let removed = x
+        .remote_ok(
+            from,
+            addr(AddrAction::Del, v, false),
+            &format!("removing {cidr} from {from}"),
+        )
+        .await;
+    let removed = match removed {
+        Ok(_) => String::new(),
+        Err(e) => {
+            // Its lifetime removes it: wait for that rather than leave two
+            // holders (the answer of a del that did happen may be lost
+            // too; the confirmation below tells).
+            let _ = x
+                .perform(Op::Wait {
+                    duration: Duration::from_secs(secs),
+                    reason: WaitFor::Lifetime,
+                })
+                .await;
+            format!("; {} (waited {secs} s for its lifetime to end)", e.0)
+        }
+    };
+    let [on_from, on_to] = holds_both(x, [from, to], v).await;
+    Overlapped::Done(match (on_from, on_to) {
+        (Ok(false), Ok(true)) => Ok(Switched {
+            detail: format!(
+                "{cidr} taken by {to} in {} ms; {from} kept it {} more for its open connections (handover overlap){closed}{removed}{ended}{}",
+                took.as_millis(),
+                humantime::format_duration(keep),
+                arp_note.as_deref().unwrap_or_default()
+            ),
+            ttl: None,
+            announced: arp_note.is_none().then(|| (to.to_string(), v.address)),
+        }),
+        (a, b) => Err(Failed(format!(
+            "after the move, {from} holds {cidr}: {a:?}, {to} holds it: {b:?}{closed}{removed}{ended}"
+        ))),
+    })
+}
+
+/// What a step's detail says when ending a hand-back failed.
+fn end_note(ended: Result<(), Failed>) -> String {
+    match ended {
+        Ok(()) => String::new(),
+        Err(e) => format!("; {e} (the hand-back lapses by itself)"),
+    }
+}
+
+/// The classic order: del on the old holder, then add on the new one.
+/// `fallback` says why an overlap handover was not possible, when it was
+/// the pair's choice.
+async fn classic<W: World>(
+    x: &mut Exec<'_, W>,
+    v: &Vip,
+    from: &str,
+    to: &str,
+    mode: Mode,
+    fallback: &str,
 ) -> Result<Switched, Failed> {
     let cidr = v.to_string();
     // A switch back (Restore) puts traffic back on the host verified before
@@ -232,7 +443,7 @@ pub async fn switch<W: World>(
     match (on_from, on_to) {
         (Ok(false), Ok(true)) => Ok(Switched {
             detail: format!(
-                "{cidr} moved to {to} in {} ms{note}{}",
+                "{cidr} moved to {to} in {} ms{note}{fallback}{}",
                 gap.as_millis(),
                 arp_note.as_deref().unwrap_or_default()
             ),
@@ -339,6 +550,16 @@ pub async fn take<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Result<Sw
         let _ = quiesce::release(x, to, v).await;
     }
     match holds(x, to, v).await {
+        // An address left with a lifetime by an interrupted overlap is
+        // kept for good.
+        Ok(true) if matches!(v.handover, Handover::Overlap(_)) => {
+            x.remote_ok(
+                to,
+                addr(AddrAction::Keep, v, false),
+                &format!("keeping {cidr} on {to} for good"),
+            )
+            .await?;
+        }
         Ok(true) => {}
         Ok(false) => {
             x.remote_ok(
@@ -363,5 +584,26 @@ pub async fn take<W: World>(x: &mut Exec<'_, W>, v: &Vip, to: &str) -> Result<Sw
         other => Err(Failed(format!(
             "after adding, {to} holds {cidr}: {other:?}"
         ))),
+    }
+}
+
+/// Keeps the VIP on `host` for good (an overlap handover gives the old
+/// holder's address a lifetime; a run stopped inside one may leave it on
+/// the host that must keep it).
+pub async fn keep<W: World>(x: &mut Exec<'_, W>, v: &Vip, host: &str) -> Result<(), Failed> {
+    x.remote_ok(
+        host,
+        addr(AddrAction::Keep, v, false),
+        &format!("keeping {v} on {host} for good"),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// What a step's detail says when keeping the VIP for good failed.
+pub fn keep_note(kept: Result<(), Failed>) -> String {
+    match kept {
+        Ok(()) => String::new(),
+        Err(e) => format!("; {e} (it may lapse within seconds)"),
     }
 }

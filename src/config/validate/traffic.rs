@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::diag::{Key, Source};
+use crate::config::model::{Handover, DEFAULT_OVERLAP};
 use crate::config::raw::TrafficFile;
 use crate::config::{tsig, CommandSwitch, Dns, Host, Traffic, Vip};
 
@@ -47,8 +48,10 @@ pub(super) fn traffic(
     };
     let at = |k: &'static str| [N("traffic"), N(k)];
     let method = t.method.as_deref().unwrap_or("");
-    let present: [(&str, bool); 24] = [
+    let present: [(&str, bool); 26] = [
         ("quiesce", t.quiesce.is_some()),
+        ("handover", t.handover.is_some()),
+        ("overlap", t.overlap.is_some()),
         ("switch_ttl", t.switch_ttl.is_some()),
         ("propagation_timeout", t.propagation_timeout.is_some()),
         ("ttl", t.ttl.is_some()),
@@ -74,7 +77,15 @@ pub(super) fn traffic(
         ("min_requests", t.min_requests.is_some()),
     ];
     let allowed: &[&str] = match method {
-        "vip" => &["address", "interface", "arp_count", "batch", "quiesce"],
+        "vip" => &[
+            "address",
+            "interface",
+            "arp_count",
+            "batch",
+            "quiesce",
+            "handover",
+            "overlap",
+        ],
         "dns" => &[
             "name",
             "zone",
@@ -204,15 +215,57 @@ pub(super) fn traffic(
                     ok = false;
                 }
             }
-            match (address, interface) {
-                (Some((address, prefix)), Some(interface)) if ok => Some(Traffic::Vip(Vip {
-                    address,
-                    prefix,
-                    interface,
-                    arp_count,
-                    batch: t.batch.unwrap_or(true),
-                    quiesce: t.quiesce,
-                })),
+            let handover = match (t.handover.as_deref(), t.overlap) {
+                (None | Some("classic"), None) => Some(Handover::Classic),
+                (Some("classic") | None, Some(_)) => {
+                    sink.push(src.at(
+                        &at("overlap"),
+                        "`overlap` applies only to `handover = \"overlap\"`",
+                        "add `handover = \"overlap\"`, or remove `overlap`",
+                    ));
+                    None
+                }
+                (Some("overlap"), o) => {
+                    let o = o.unwrap_or(DEFAULT_OVERLAP);
+                    if o < Duration::from_millis(100) || o > Duration::from_secs(60) {
+                        sink.push(src.at(
+                            &at("overlap"),
+                            format!("overlap {} is out of range", humantime::format_duration(o)),
+                            "use \"100ms\" to \"60s\": about as long as your slowest ordinary request (\"1s\", say)",
+                        ));
+                        None
+                    } else if t.quiesce.is_some() {
+                        sink.push(src.at(
+                            &at("quiesce"),
+                            "`quiesce` applies only to `handover = \"classic\"`: in an overlap the old host drops no new connection",
+                            "remove `quiesce`, or set `handover = \"classic\"`",
+                        ));
+                        None
+                    } else {
+                        Some(Handover::Overlap(o))
+                    }
+                }
+                (Some(other), _) => {
+                    sink.push(src.at(
+                        &at("handover"),
+                        format!("unknown handover `{other}`"),
+                        "use \"overlap\" (the new host takes the address before the old one lets go) or \"classic\" (remove, then add)",
+                    ));
+                    None
+                }
+            };
+            match (address, interface, handover) {
+                (Some((address, prefix)), Some(interface), Some(handover)) if ok => {
+                    Some(Traffic::Vip(Vip {
+                        address,
+                        prefix,
+                        interface,
+                        arp_count,
+                        batch: t.batch.unwrap_or(true),
+                        quiesce: t.quiesce,
+                        handover,
+                    }))
+                }
                 _ => None,
             }
         }
@@ -423,6 +476,44 @@ mod tests {
             (v.arp_count, v.batch, v.quiesce, v.prefix),
             (50, true, None, 24)
         );
+    }
+
+    #[test]
+    fn handover_is_classic_unless_overlap_is_chosen_and_overlap_has_its_range() {
+        let vip = |extra: &str| {
+            validate(
+                Path::new("/"),
+                &format!("[traffic]\nmethod = \"vip\"\naddress = \"192.0.2.100/24\"\ninterface = \"eth0\"\n{extra}"),
+            )
+        };
+        let handover = |extra: &str| match vip(extra) {
+            (Some(Traffic::Vip(v)), m) if m.is_empty() => v.handover,
+            other => panic!("{extra}: {other:?}"),
+        };
+        assert_eq!(handover(""), Handover::Classic);
+        assert_eq!(handover("handover = \"classic\"\n"), Handover::Classic);
+        assert_eq!(
+            handover("handover = \"overlap\"\n"),
+            Handover::Overlap(DEFAULT_OVERLAP)
+        );
+        assert_eq!(
+            handover("handover = \"overlap\"\noverlap = \"250ms\"\n"),
+            Handover::Overlap(Duration::from_millis(250))
+        );
+        for (extra, said) in [
+            ("handover = \"both\"\n", "5:12: unknown handover `both`"),
+            ("overlap = \"1s\"\n", "5:11: `overlap` applies only to `handover = \"overlap\"`"),
+            ("handover = \"overlap\"\noverlap = \"50ms\"\n", "6:11: overlap 50ms is out of range"),
+            ("handover = \"overlap\"\noverlap = \"61s\"\n", "6:11: overlap 1m 1s is out of range"),
+            (
+                "handover = \"overlap\"\nquiesce = \"50ms\"\n",
+                "6:11: `quiesce` applies only to `handover = \"classic\"`: in an overlap the old host drops no new connection",
+            ),
+        ] {
+            let (t, m) = vip(extra);
+            assert!(t.is_none(), "{extra}");
+            assert_eq!(m, [said.to_string()], "{extra}");
+        }
     }
 
     #[test]
