@@ -156,6 +156,15 @@ fn store_probe_child() {
                 Ok(()) => say("APPENDED"),
                 Err(e) => say(kind(&e)),
             }
+            // A state document of the pair is fenced the same way.
+            match store.save(&format!("{pair}.state.json"), b"{}\n") {
+                Ok(()) => say("SAVED"),
+                Err(baton::store::state::StateError::Store {
+                    source: StoreError::Fenced { .. },
+                    ..
+                }) => say("FENCED"),
+                Err(e) => say(format!("OTHER {e}")),
+            }
         }
         ["lead", me, limit] => {
             let end = Instant::now() + secs(limit);
@@ -576,7 +585,10 @@ fn a_process_whose_lease_lapsed_is_fenced_and_writes_nothing() {
     stale.send("go");
     assert_eq!(stale.expect(Duration::from_secs(10)), "HELD-NOW false");
     assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED");
+    assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED", "the state");
     assert_eq!(dump(&prefix, "web"), ["fence 0"], "the fenced append wrote");
+    let doc = etcdctl(&["get", &format!("{}doc/web.state.json", prefix.0)]);
+    assert!(doc.stdout.is_empty(), "the fenced state was written");
 }
 
 #[test]
@@ -654,7 +666,10 @@ fn an_append_under_a_lock_that_changed_hands_is_fenced_by_the_cluster() {
     stale.send("go");
     assert_eq!(stale.expect(Duration::from_secs(10)), "HELD-NOW true");
     assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED");
+    assert_eq!(stale.expect(Duration::from_secs(10)), "FENCED", "the state");
     assert_eq!(dump(&prefix, "web"), ["fence 0"], "the fenced append wrote");
+    let doc = etcdctl(&["get", &format!("{}doc/web.state.json", prefix.0)]);
+    assert!(doc.stdout.is_empty(), "the fenced state was written");
 }
 
 // ------------------------------------------- a private etcd: TLS and users

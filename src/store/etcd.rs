@@ -993,17 +993,51 @@ impl Backend for Etcd {
     }
 
     fn save(&self, doc: &str, body: &[u8]) -> Result<(), StateError> {
+        let err = |source| StateError::Store {
+            doc: doc.to_string(),
+            source,
+        };
         let key = self.0.key(&format!("doc/{doc}"));
-        let body = body.to_vec();
-        self.0
-            .call(move |mut c| {
-                let (key, body) = (key.clone(), body.clone());
-                async move { c.put(key, body, None).await.map(|_| ()) }
-            })
-            .map_err(|source| StateError::Store {
-                doc: doc.to_string(),
-                source,
-            })
+        // A pair's document (`PAIR.state.json`, ...: a pair's name holds no
+        // dot) written while this process holds the pair's lock is written
+        // only while the lock is still its own, as an append is.
+        let pair = doc.split('.').next().unwrap_or_default();
+        let fence = self
+            .0
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(pair)
+            .cloned();
+        let Some(held) = fence else {
+            let body = body.to_vec();
+            return self
+                .0
+                .call(move |mut c| {
+                    let (key, body) = (key.clone(), body.clone());
+                    async move { c.put(key, body, None).await.map(|_| ()) }
+                })
+                .map_err(err);
+        };
+        let fenced = || StoreError::Fenced {
+            store: self.0.name(),
+            pair: pair.to_string(),
+        };
+        if !held.lease.valid() {
+            return Err(err(fenced()));
+        }
+        let txn = Txn::new()
+            .when(vec![Compare::create_revision(
+                self.0.key(&format!("lock/{pair}")),
+                CompareOp::Equal,
+                held.rev,
+            )])
+            .and_then(vec![TxnOp::put(key, body.to_vec(), None)]);
+        match self.0.txn(txn) {
+            Ok(r) if r.succeeded() => Ok(()),
+            Ok(_) => Err(err(fenced())),
+            Err(e) => Err(err(e)),
+        }
     }
 
     fn remove(&self, doc: &str) -> Result<bool, StateError> {
