@@ -171,6 +171,24 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         }
     });
     let cfg = dir.path().join("baton.toml");
+    // status says so before any switch (degraded: exit 3).
+    let status = baton(&cfg, &["status", "web6", "--json"]);
+    assert_eq!(status.code, 3, "{}{}", status.stdout, status.stderr);
+    let problems = status.json()["pairs"][0]["problems"].clone();
+    let no_overlap: Vec<&serde_json::Value> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "no_overlap")
+        .collect();
+    assert_eq!(no_overlap.len(), 2, "{problems}");
+    assert!(
+        no_overlap[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("blue6 cannot take part in the overlap handover (its own address 198.18.0.15 is not of the VIP's family"),
+        "{problems}"
+    );
     let run = baton(&cfg, &["switchover", "web6"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let detail = step_end(&dir.path().join("state"), "web6", "switch")["detail"]

@@ -790,6 +790,7 @@ mod tests {
             holds_vip: Some(vip),
             vip_error: None,
             announces: None,
+            overlaps: None,
             version: Some(Version::Printed("1.2".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),

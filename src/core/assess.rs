@@ -70,6 +70,9 @@ pub struct HostSeen {
     /// (`python3` found, which sends the neighbour advertisements;
     /// `None`: not asked).
     pub announces: Option<bool>,
+    /// For a VIP pair with `handover = "overlap"`: whether the host can
+    /// take part (`Err`: why not; `None`: not asked).
+    pub overlaps: Option<Result<(), String>>,
     /// Output of the version command, or why it failed.
     pub version: Option<Version>,
     /// Health checks.
@@ -322,6 +325,9 @@ pub enum Drift {
     /// A host of a pair whose VIP is IPv6 has no python3: the address
     /// would move to it unannounced.
     NoAnnouncer,
+    /// A host of a pair with `handover = "overlap"` cannot take part in
+    /// it: a switch with it uses the classic order.
+    NoOverlap,
     /// The state directory's journal or state file cannot be read or
     /// written.
     Records,
@@ -604,6 +610,16 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 ),
             );
         }
+        if let Some(Err(why)) = &h.overlaps {
+            add(
+                Drift::NoOverlap,
+                Severity::Degraded,
+                format!(
+                    "{} cannot take part in the overlap handover ({why}): a switch to or from it uses the classic order (remove, then add), in whose gap a new connection's SYN waits for the client's retransmit",
+                    h.name
+                ),
+            );
+        }
         if let Some(Version::Failed(e)) = &h.version {
             if h.ssh.is_ok() {
                 add(
@@ -815,6 +831,7 @@ mod tests {
             holds_vip: vip,
             vip_error: None,
             announces: None,
+            overlaps: None,
             version: Some(Version::Printed("1".into())),
             checks: vec![CheckOutcome {
                 name: "page".into(),
@@ -952,6 +969,37 @@ mod tests {
         assert!(a.findings[0].message.starts_with("green has no python3"));
         // A run may still start: it moves the address unannounced, and says so.
         assert!(a.switch_blocked.is_empty(), "{:?}", a.switch_blocked);
+        let problems = crate::core::preflight::problems(
+            crate::core::cycle::Kind::Switchover,
+            "web",
+            &s,
+            &a,
+            crate::core::preflight::Roles {
+                from: "blue",
+                to: "green",
+                failed: None,
+                forced: false,
+            },
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn a_host_that_cannot_do_the_overlap_degrades_the_pair_and_blocks_nothing() {
+        let mut s = vip(Some(true), Some(false), roles("blue", "green"));
+        s.hosts[0].overlaps = Some(Ok(()));
+        s.hosts[1].overlaps = Some(Err("nft is not installed".into()));
+        let a = assess(&s);
+        assert_eq!(kinds(&a), [Drift::NoOverlap]);
+        assert_eq!(a.verdict, Verdict::Degraded);
+        assert!(
+            a.findings[0].message.starts_with(
+                "green cannot take part in the overlap handover (nft is not installed)"
+            ),
+            "{}",
+            a.findings[0].message
+        );
+        // The switch falls back to the classic order: nothing stops a run.
         let problems = crate::core::preflight::problems(
             crate::core::cycle::Kind::Switchover,
             "web",

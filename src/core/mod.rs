@@ -12,6 +12,7 @@ pub mod holder;
 pub mod ifaddr;
 pub mod notify;
 pub mod op;
+pub mod overlap;
 pub mod position;
 pub mod preflight;
 pub mod printable;

@@ -50,7 +50,13 @@ pub fn problems(
             out.extend(
                 a.findings
                     .iter()
-                    .filter(|f| f.kind != crate::core::assess::Drift::NoAnnouncer)
+                    .filter(|f| {
+                        !matches!(
+                            f.kind,
+                            crate::core::assess::Drift::NoAnnouncer
+                                | crate::core::assess::Drift::NoOverlap
+                        )
+                    })
                     .map(|f| f.message.clone()),
             );
             if out.is_empty() && seen.hosts.iter().any(|h| h.ssh.is_err()) {
@@ -277,6 +283,7 @@ mod tests {
             holds_vip: vip,
             vip_error: None,
             announces: None,
+            overlaps: None,
             version: None,
             checks: vec![CheckOutcome {
                 name: "page".into(),

@@ -610,6 +610,7 @@ mod tests {
                 .collect(),
             role: None,
             announces: None,
+            overlaps: None,
         }
     }
 

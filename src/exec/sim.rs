@@ -807,6 +807,7 @@ impl State {
             },
             vip_error: None,
             announces: None,
+            overlaps: None,
             version: None,
             checks: pair
                 .checks

@@ -146,6 +146,24 @@ async fn observe_connected(
             _ => None,
         }
     };
+    // The overlap handover needs nft (through sudo) and an own address of
+    // the VIP's family.
+    let overlaps = async {
+        let Traffic::Vip(v) = &pair.traffic else {
+            return None;
+        };
+        if !matches!(v.handover, crate::config::Handover::Overlap(_)) {
+            return None;
+        }
+        if let Err(why) = crate::core::overlap::family(host.address, v.address) {
+            return Some(Err(why));
+        }
+        let s = ssh?;
+        match s.run(&crate::core::overlap::probe(pair.ssh.sudo)).await {
+            Ok(o) => Some(crate::core::overlap::verdict(o.status)),
+            Err(_) => None,
+        }
+    };
     let version = async {
         match (&pair.version_command, ssh) {
             (Some(cmd), Some(s)) => Some(match s.run(cmd).await {
@@ -178,8 +196,8 @@ async fn observe_connected(
         })
     };
     let probes = join_all(pair.checks.iter().map(|c| checks::probe(c, host, ssh)));
-    let ((holds_vip, vip_error), version, probes, role, announces) =
-        tokio::join!(vip, version, probes, role, announces);
+    let ((holds_vip, vip_error), version, probes, role, announces, overlaps) =
+        tokio::join!(vip, version, probes, role, announces, overlaps);
     HostSeen {
         name: host.name.clone(),
         address: Some(host.address),
@@ -187,6 +205,7 @@ async fn observe_connected(
         holds_vip,
         vip_error,
         announces,
+        overlaps,
         version,
         checks: probes
             .into_iter()
