@@ -6,7 +6,7 @@ abort at once (exit 1) and leave all traffic on the old host. Speed is not
 judged (a debug build on a CI machine says nothing about it); that the
 machinery works, and what baton decides, is.
 
-Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap hold watch overhead ansible fleet)
+Usage: smoke.py --dir DIR NAME...   (NAME: vip-gap dns-gap pg-gap lb-gap hold watch handover overhead ansible fleet)
 """
 import argparse
 import json
@@ -204,6 +204,17 @@ def check(d, name):
                 out.append(f'watch {r["kind"]}: {r.get("failovers")} failover(s) started, outcome {r.get("outcome")}')
             if r["kind"] == "kill" and not r.get("new_leader"):
                 out.append("watch kill: no other watcher took over")
+        return out
+    if name == "handover":
+        rs = [r for r in rows(os.path.join(d, "handover.jsonl")) if "variant" in r]
+        out = [f"handover: no {v} switch" for v in ("classic", "overlap", "keepalived")
+               if not any(r["variant"] == v for r in rs)]
+        for r in rs:
+            sw = r.get("switch") or {}
+            if sw.get("exit", 0) != 0:
+                out.append(f'handover {r["variant"]} round {r.get("round")}: the switch exited {sw.get("exit")}')
+            if r["variant"] == "overlap" and "(handover overlap)" not in (sw.get("detail") or ""):
+                out.append(f'handover overlap round {r.get("round")}: not an overlap: {sw.get("detail")}')
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
