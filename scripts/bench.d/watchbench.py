@@ -181,6 +181,10 @@ def one(kind, n):
         rec["to_start_s"] = round(epoch(starts[0]["at"]) - t0, 3)
         rec["to_end_s"] = round(epoch(ends[0]["at"]) - t0, 3)
         rec["outcome"] = ends[0].get("outcome")
+        if rec["outcome"] != "ok":
+            rec["message"] = ends[0].get("message")
+            rec["steps"] = [(r.get("event"), r.get("step"), r.get("ok"), (r.get("detail") or "")[:300])
+                            for r in recs if r.get("event") in ("begin", "end")]
         reqs = lbgap.probe_end(probe)
         green = [r for r in reqs if r[2] == "green" and r[0] >= t0]
         rec["client_outage_s"] = round(green[0][0] - t0, 3) if green else None
