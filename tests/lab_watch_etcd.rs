@@ -348,12 +348,13 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
         "{}",
         settler.text()
     );
-    let starts = c
-        .journal("web")
-        .iter()
-        .filter(|r| r["event"] == "start")
-        .count();
+    let records = c.journal("web");
+    let starts = records.iter().filter(|r| r["event"] == "start").count();
     assert_eq!(starts, 1, "no second run was started");
+    // Settled well, wherever the kill landed (the switch, or the
+    // verification after it, which runs again).
+    let finish = records.iter().find(|r| r["event"] == "finish").unwrap();
+    assert_eq!(finish["outcome"], "ok", "{finish}");
 }
 
 #[test]

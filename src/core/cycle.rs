@@ -652,6 +652,13 @@ pub fn resolve_interrupted_for(kind: Kind, shape: Shape, step: Step, holder: Sid
             Resolution::Retry
         }
         (Step::Switch, Side::Old | Side::Neither) => ended(false),
+        // A failover's verification through the service address, cut off:
+        // there is no way back, and the checks only read, so they run
+        // again (counting it failed would leave a healthy new primary for
+        // an operator).
+        (Step::VerifyService, _) if matches!(kind, Kind::Failover | Kind::Restore) => {
+            Resolution::Retry
+        }
         (Step::SwitchBack, Side::Old) => ended(true),
         // A balancer's switch back is one line and forced: a share left on
         // the standby by a ramp is taken back by running it again.
@@ -1041,6 +1048,20 @@ mod tests {
         assert_eq!(
             resolve_interrupted(Kind::Failover, Fence, Side::Unclear),
             Resolution::Retry
+        );
+        // Interrupted while verifying the service: verified again, not
+        // counted failed (which would need an operator).
+        for side in [Side::New, Side::Old, Side::Neither, Side::Unclear] {
+            assert_eq!(
+                resolve_interrupted(Kind::Failover, VerifyService, side),
+                Resolution::Retry,
+                "{side:?}"
+            );
+        }
+        // An apply's interrupted verification still counts failed.
+        assert_eq!(
+            resolve_interrupted(Kind::Apply, VerifyService, Side::New),
+            Resolution::Ended(fail(VerifyService))
         );
     }
 
