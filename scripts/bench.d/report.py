@@ -715,14 +715,17 @@ def watch_section(d):
            "a second switch).", "",
            f"Measured {meta.get('measured', '?')}, baton {meta.get('commit', '?')} "
            f"({meta.get('profile', 'release')} build). Reproduce: `scripts/bench --only watch`.", "",
-           "| settings | runs | to the failover's start (min / median / max) | to its end | client outage "
+           "| settings | runs | all ended ok | to the failover's start (min / median / max) | to its end | client outage "
            "| failed requests | failovers started | new leader after the kill | settled after the kill |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, label in WATCH_KINDS:
         rs = [r for r in rows if r["kind"] == kind]
         if not rs:
             continue
-        out.append(f"| {label} | {len(rs)} | {ms_range([r.get('to_start_s') for r in rs], 's', 1, 2)} | "
+        bad = [r for r in rs if r.get("outcome") != "ok"]
+        ended = "yes" if not bad else "NO: " + "; ".join(
+            f"run {r.get('n')}: {r.get('outcome')} ({(r.get('message') or '')[:120]})" for r in bad)
+        out.append(f"| {label} | {len(rs)} | {ended} | {ms_range([r.get('to_start_s') for r in rs], 's', 1, 2)} | "
                    f"{ms_range([r.get('to_end_s') for r in rs], 's', 1, 2)} | "
                    f"{ms_range([r.get('client_outage_s') for r in rs], 's', 1, 2)}"
                    + (f" ({sum(1 for r in rs if r.get('client_outage_s') is None)} never within the probe)"
