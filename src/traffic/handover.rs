@@ -52,7 +52,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::model::Vip;
-use crate::core::op::{NftPurpose, Remote};
+use crate::core::op::NftPurpose;
 use crate::exec::{Exec, Failed, World};
 
 /// How long the hand-back and the old host's address outlive the
@@ -171,10 +171,7 @@ async fn nft<W: World>(
     script: String,
     what: &str,
 ) -> Result<(), Failed> {
-    x.remote_ok(host, Remote::Nft { purpose, script }, what)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with(&format!("; {FIX}")))
+    super::nft(x, host, (purpose, script), what, FIX).await
 }
 
 #[cfg(test)]

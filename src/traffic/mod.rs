@@ -132,6 +132,21 @@ pub async fn announce_again<W: World>(x: &mut Exec<'_, W>, host: &str) -> String
     }
 }
 
+/// Runs one nft transaction on a host (the quiesce hold, the hand-back);
+/// why it failed, as `what` did, and how to fix it.
+async fn nft<W: World>(
+    x: &mut Exec<'_, W>,
+    host: &str,
+    (purpose, script): (crate::core::op::NftPurpose, String),
+    what: &str,
+    fix: &str,
+) -> Result<(), crate::exec::Failed> {
+    x.remote_ok(host, crate::core::op::Remote::Nft { purpose, script }, what)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.with(&format!("; {fix}")))
+}
+
 /// The holder in words, for step details.
 pub fn describe(pair: &Pair, holder: &Holder) -> String {
     match (&pair.traffic, holder) {

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::model::Vip;
-use crate::core::op::{NftPurpose, Remote};
+use crate::core::op::NftPurpose;
 use crate::exec::{Exec, Failed, World};
 
 /// How long a hold outlives its quiesce time: enough for the address to
@@ -115,7 +115,6 @@ pub async fn release<W: World>(x: &mut Exec<'_, W>, host: &str, v: &Vip) -> Resu
     .await
 }
 
-/// Runs one nft transaction on a host; why it failed, as `what` did.
 async fn nft<W: World>(
     x: &mut Exec<'_, W>,
     host: &str,
@@ -123,10 +122,7 @@ async fn nft<W: World>(
     script: String,
     what: &str,
 ) -> Result<(), Failed> {
-    x.remote_ok(host, Remote::Nft { purpose, script }, what)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.with(&format!("; {FIX}")))
+    super::nft(x, host, (purpose, script), what, FIX).await
 }
 
 #[cfg(test)]
