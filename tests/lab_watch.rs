@@ -25,17 +25,7 @@ fn watch_config() -> tempfile::TempDir {
 
 /// The failover runs in the pair's journal: (start record, finished?).
 fn failovers(state: &Path) -> Vec<(serde_json::Value, bool)> {
-    let records = journal(state, "web");
-    records
-        .iter()
-        .filter(|r| r["event"] == "start" && r["kind"] == "failover")
-        .map(|s| {
-            let done = records
-                .iter()
-                .any(|r| r["event"] == "finish" && r["run"] == s["run"]);
-            (s.clone(), done)
-        })
-        .collect()
+    failover_runs(&journal(state, "web"))
 }
 
 fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {

@@ -63,17 +63,7 @@ impl EtcdConfig {
 
     /// The failover runs: (start record, finished?).
     fn failovers(&self) -> Vec<(serde_json::Value, bool)> {
-        let records = self.journal("web");
-        records
-            .iter()
-            .filter(|r| r["event"] == "start" && r["kind"] == "failover")
-            .map(|s| {
-                let done = records
-                    .iter()
-                    .any(|r| r["event"] == "finish" && r["run"] == s["run"]);
-                (s.clone(), done)
-            })
-            .collect()
+        failover_runs(&self.journal("web"))
     }
 
     /// The leading watcher's id (`host:pid`), if any.
@@ -232,6 +222,18 @@ fn stop_member(n: u32) {
     stop(&format!("etcd{n}"), "etcd");
 }
 
+/// Watchers of web in these namespaces, once one of them leads.
+fn watching(c: &EtcdConfig, namespaces: &[&str]) -> Vec<Watcher> {
+    let w: Vec<Watcher> = namespaces
+        .iter()
+        .map(|ns| Watcher::start(ns, &c.path(), &["web"]))
+        .collect();
+    until("one watcher leads", Duration::from_secs(10), || {
+        c.leader().is_some()
+    });
+    w
+}
+
 /// Records the roles (web: blue primary) in the store.
 fn record_roles(cfg: &Path) {
     let s = baton(cfg, &["status", "web"]);
@@ -243,14 +245,7 @@ fn three_watchers_make_one_failover_for_a_stopped_web_server() {
     let _lab = lab();
     let c = EtcdConfig::new("one", "");
     record_roles(&c.path());
-    let w = [
-        Watcher::start("baton-ctl", &c.path(), &["web"]),
-        Watcher::start("baton-ctl2", &c.path(), &["web"]),
-        Watcher::start("baton-ctl3", &c.path(), &["web"]),
-    ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    let w = watching(&c, &["baton-ctl", "baton-ctl2", "baton-ctl3"]);
     let leader = c.leader().unwrap();
     assert!(w.iter().any(|x| x.id() == leader), "{leader}");
     std::thread::sleep(Duration::from_millis(1500));
@@ -290,14 +285,7 @@ fn the_leader_killed_mid_failover_is_replaced_and_its_run_settled_without_a_seco
     let _lab = lab();
     let c = EtcdConfig::new("kill", "");
     record_roles(&c.path());
-    let mut w = vec![
-        Watcher::start("baton-ctl", &c.path(), &["web"]),
-        Watcher::start("baton-ctl2", &c.path(), &["web"]),
-        Watcher::start("baton-ctl3", &c.path(), &["web"]),
-    ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    let mut w = watching(&c, &["baton-ctl", "baton-ctl2", "baton-ctl3"]);
     let leader = c.leader().unwrap();
     let at = w
         .iter()
@@ -425,13 +413,7 @@ fn watching_goes_on_with_one_etcd_member_down() {
     let _back = EtcdBack;
     let c = EtcdConfig::new("member", "");
     record_roles(&c.path());
-    let w = [
-        Watcher::start("baton-ctl", &c.path(), &["web"]),
-        Watcher::start("baton-ctl2", &c.path(), &["web"]),
-    ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    let w = watching(&c, &["baton-ctl", "baton-ctl2"]);
     stop_member(1);
     std::thread::sleep(Duration::from_secs(2));
     stop("blue", "nginx");
@@ -449,13 +431,7 @@ fn with_every_etcd_member_down_no_watcher_acts_and_traffic_stays() {
     let _back = EtcdBack;
     let c = EtcdConfig::new("all", "");
     record_roles(&c.path());
-    let w = [
-        Watcher::start("baton-ctl", &c.path(), &["web"]),
-        Watcher::start("baton-ctl2", &c.path(), &["web"]),
-    ];
-    until("one watcher leads", Duration::from_secs(10), || {
-        c.leader().is_some()
-    });
+    let w = watching(&c, &["baton-ctl", "baton-ctl2"]);
     for n in 1..=3 {
         stop_member(n);
     }
@@ -468,6 +444,14 @@ fn with_every_etcd_member_down_no_watcher_acts_and_traffic_stays() {
         assert!(x.said("failover blue -> green").is_none(), "{}", x.text());
     }
     assert_eq!(vip_on(), ["blue"], "traffic untouched");
+    // status says the store does not answer, and needs an operator.
+    let status = baton(&c.path(), &["status", "web"]);
+    assert_eq!(status.code, 4, "{}{}", status.stdout, status.stderr);
+    assert!(
+        status.stdout.contains("store: etcd ") && status.stdout.contains("(ERROR "),
+        "{}",
+        status.stdout
+    );
 }
 
 /// Starts a lab host's nginx again (in the mount namespace of its sshd).

@@ -65,6 +65,13 @@ pub async fn run(config: &Config, req: &Request, json: bool) -> Exit {
 /// `finish` or `revert` (the request's decision) on the configured pairs,
 /// one after the other; with `held_only` (`--env`, `--all`), only those a
 /// run holds (the others are listed as not held). Keeping the old version
+/// The pair's last run by the configured store (`None` when the store or
+/// the journal cannot be read).
+fn last_run(config: &Config, pair: &str) -> Option<crate::core::assess::LastRun> {
+    let store = crate::store::open(&config.settings).ok()?;
+    crate::store::history::last_run(&store, pair).ok()
+}
+
 /// is what a revert asks: it exits 0 when it went well.
 pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: bool) -> Exit {
     let printer = Printer::new(Mode::detect(json), config.pairs.len());
@@ -74,9 +81,7 @@ pub async fn decide_all(config: &Config, req: &Request, held_only: bool, json: b
         // `baton ab PAIR --end` (or by naming the pair).
         if held_only
             && !matches!(
-                crate::store::open(&config.settings)
-                    .ok()
-                    .and_then(|s| crate::store::history::last_run(&s, &pair.name).ok()),
+                last_run(config, &pair.name),
                 Some(crate::core::assess::LastRun::Held {
                     by: crate::core::assess::HeldBy::Hold { .. },
                     ..
@@ -228,15 +233,18 @@ pub async fn apply_fleet(config: &Config, req: &Request, json: bool, opts: &Flee
             }
         }))
         .await;
+        let states = crate::store::open(&config.settings)
+            .ok()
+            .map(|s| StateStore::of(&s));
         for (name, result) in batch.iter().zip(results) {
             let env = config
                 .pairs
                 .get(name)
                 .map(|p| p.environment.clone())
                 .unwrap_or_default();
-            let traffic = crate::store::open(&config.settings)
-                .ok()
-                .and_then(|s| StateStore::of(&s).load(name).ok().flatten())
+            let traffic = states
+                .as_ref()
+                .and_then(|s| s.load(name).ok().flatten())
                 .map(|s| s.primary)
                 .unwrap_or_else(|| "?".into());
             match result {
@@ -305,9 +313,7 @@ async fn finish_expired(
         return None;
     }
     let expired = matches!(
-        crate::store::open(&config.settings)
-            .ok()
-            .and_then(|s| crate::store::history::last_run(&s, &pair.name).ok()),
+        last_run(config, &pair.name),
         Some(crate::core::assess::LastRun::Held {
             by: crate::core::assess::HeldBy::Hold { expired: true, .. },
             ..

@@ -565,7 +565,9 @@ fn stale(w: &super::watch::Observed, now: std::time::SystemTime) -> String {
         return String::new();
     };
     let age = now.duration_since(at).unwrap_or_default();
-    let limit = std::time::Duration::from_secs(3 * w.interval_secs.max(1));
+    let limit = std::time::Duration::from_secs(
+        crate::core::watch::FRESH_INTERVALS * w.interval_secs.max(1),
+    );
     if age > limit {
         format!(
             ", STALE: no observation for {} (is baton watch running?)",

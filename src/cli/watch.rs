@@ -68,10 +68,7 @@ fn epoch_secs() -> u64 {
 }
 
 fn watcher_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "controller".into());
-    format!("{host}:{}", std::process::id())
+    format!("{}:{}", store::lock::this_host(), std::process::id())
 }
 
 /// Watches until a stop signal (or once). `template`: the request each

@@ -957,6 +957,22 @@ mod tests {
         assert_eq!(a.record, None);
     }
 
+    /// What preflight says of a switchover from blue to green.
+    fn switchover_problems(s: &PairSeen, a: &Assessment) -> Vec<String> {
+        crate::core::preflight::problems(
+            crate::core::cycle::Kind::Switchover,
+            "web",
+            s,
+            a,
+            crate::core::preflight::Roles {
+                from: "blue",
+                to: "green",
+                failed: None,
+                forced: false,
+            },
+        )
+    }
+
     #[test]
     fn a_host_that_cannot_announce_an_ipv6_vip_degrades_the_pair() {
         let mut s = vip(Some(true), Some(false), roles("blue", "green"));
@@ -969,18 +985,7 @@ mod tests {
         assert!(a.findings[0].message.starts_with("green has no python3"));
         // A run may still start: it moves the address unannounced, and says so.
         assert!(a.switch_blocked.is_empty(), "{:?}", a.switch_blocked);
-        let problems = crate::core::preflight::problems(
-            crate::core::cycle::Kind::Switchover,
-            "web",
-            &s,
-            &a,
-            crate::core::preflight::Roles {
-                from: "blue",
-                to: "green",
-                failed: None,
-                forced: false,
-            },
-        );
+        let problems = switchover_problems(&s, &a);
         assert!(problems.is_empty(), "{problems:?}");
     }
 
@@ -1000,18 +1005,7 @@ mod tests {
             a.findings[0].message
         );
         // The switch falls back to the classic order: nothing stops a run.
-        let problems = crate::core::preflight::problems(
-            crate::core::cycle::Kind::Switchover,
-            "web",
-            &s,
-            &a,
-            crate::core::preflight::Roles {
-                from: "blue",
-                to: "green",
-                failed: None,
-                forced: false,
-            },
-        );
+        let problems = switchover_problems(&s, &a);
         assert!(problems.is_empty(), "{problems:?}");
     }
 

@@ -314,57 +314,32 @@ mod tests {
     #[test]
     fn a_finished_rollback_withdraws_the_change_from_the_gate_and_the_pair() {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
         let j = Journal::new(dir.path(), "web");
         let web = [member("web", "dev")];
-        assert_eq!(
-            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
-            Standing::Never
-        );
+        assert_eq!(standing(&store, "web", "h1").unwrap(), Standing::Never);
         start(&j, "a", Kind::Apply, Some("h1"));
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
-        assert_eq!(
-            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
-            Standing::Finished
-        );
-        assert_eq!(
-            completions(&crate::store::local(dir.path()), &web)
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(standing(&store, "web", "h1").unwrap(), Standing::Finished);
+        assert_eq!(completions(&store, &web).unwrap().len(), 1);
         // A rollback of h1 that finished.
         start_as(&j, "b", Kind::Apply, Some("h1"), true);
         finish(&j, "b", Outcome::Ok, "2026-11-20T04:01:00.000Z");
-        assert_eq!(
-            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
-            Standing::Withdrawn
-        );
-        assert!(completions(&crate::store::local(dir.path()), &web)
-            .unwrap()
-            .is_empty());
+        assert_eq!(standing(&store, "web", "h1").unwrap(), Standing::Withdrawn);
+        assert!(completions(&store, &web).unwrap().is_empty());
         // Applied again: it counts again.
         start(&j, "c", Kind::Apply, Some("h1"));
         finish(&j, "c", Outcome::Ok, "2026-11-20T05:00:00.000Z");
-        assert_eq!(
-            standing(&crate::store::local(dir.path()), "web", "h1").unwrap(),
-            Standing::Finished
-        );
-        assert_eq!(
-            completions(&crate::store::local(dir.path()), &web)
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(standing(&store, "web", "h1").unwrap(), Standing::Finished);
+        assert_eq!(completions(&store, &web).unwrap().len(), 1);
     }
 
     #[test]
     fn the_expected_duration_is_the_longest_recent_ok_run_by_its_steps() {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
         let j = Journal::new(dir.path(), "web");
-        assert_eq!(
-            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
-            None
-        );
+        assert_eq!(expected_duration(&store, "web", Kind::Apply).unwrap(), None);
         // Finished three days after it started (recovered after a crash):
         // its steps took 1.5 s, and that is what counts.
         run(
@@ -400,11 +375,11 @@ mod tests {
             "2026-11-23T05:00:00.000Z",
         );
         assert_eq!(
-            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
+            expected_duration(&store, "web", Kind::Apply).unwrap(),
             Some((Duration::from_millis(1500), 2))
         );
         assert_eq!(
-            expected_duration(&crate::store::local(dir.path()), "web", Kind::Switchover).unwrap(),
+            expected_duration(&store, "web", Kind::Switchover).unwrap(),
             Some((Duration::from_millis(7000), 1))
         );
     }
@@ -460,6 +435,7 @@ mod tests {
     #[test]
     fn only_applies_of_a_change_that_ended_ok_are_completions() {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
         let j = Journal::new(dir.path(), "web");
         start(&j, "a", Kind::Apply, Some("h1"));
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
@@ -474,7 +450,7 @@ mod tests {
         start(&api, "f", Kind::Apply, Some("h1"));
         finish(&api, "f", Outcome::Ok, "2026-11-20T06:00:00.000Z");
         let done = completions(
-            &crate::store::local(dir.path()),
+            &store,
             &[
                 member("web", "dev"),
                 member("api", "dev"),
@@ -504,17 +480,10 @@ mod tests {
     #[test]
     fn the_gate_reads_the_earlier_environments_journals() {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
         let order = ["dev".to_string(), "prod".to_string()];
         let members = [member("web", "dev"), member("api", "prod")];
-        let d = decide(
-            &crate::store::local(dir.path()),
-            &order,
-            None,
-            &members,
-            "prod",
-            "h1",
-        )
-        .unwrap();
+        let d = decide(&store, &order, None, &members, "prod", "h1").unwrap();
         assert!(
             matches!(d, Decision::Closed(ref why) if why.contains("web (dev)")),
             "{d:?}"
@@ -522,55 +491,26 @@ mod tests {
         let j = Journal::new(dir.path(), "web");
         start(&j, "a", Kind::Apply, Some("h1"));
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
-        let d = decide(
-            &crate::store::local(dir.path()),
-            &order,
-            None,
-            &members,
-            "prod",
-            "h1",
-        )
-        .unwrap();
+        let d = decide(&store, &order, None, &members, "prod", "h1").unwrap();
         assert!(matches!(d, Decision::Open(_)), "{d:?}");
         // Completed years ago: well soaked.
         let soak = Some(Duration::from_secs(3600));
-        let d = decide(
-            &crate::store::local(dir.path()),
-            &order,
-            soak,
-            &members,
-            "prod",
-            "h1",
-        )
-        .unwrap();
+        let d = decide(&store, &order, soak, &members, "prod", "h1").unwrap();
         assert!(matches!(d, Decision::Open(_)), "{d:?}");
         // A journal that cannot be read closes nothing silently: an error.
         std::fs::write(j.path(), "garbage\n{}\n").unwrap();
-        assert!(decide(
-            &crate::store::local(dir.path()),
-            &order,
-            None,
-            &members,
-            "prod",
-            "h1"
-        )
-        .is_err());
+        assert!(decide(&store, &order, None, &members, "prod", "h1").is_err());
     }
 
     #[test]
     fn the_last_run_is_settled_interrupted_or_in_progress() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            last_run(&crate::store::local(dir.path()), "web").unwrap(),
-            LastRun::Settled
-        );
+        let store = crate::store::local(dir.path());
+        assert_eq!(last_run(&store, "web").unwrap(), LastRun::Settled);
         let j = Journal::new(dir.path(), "web");
         start(&j, "a", Kind::Switchover, None);
         finish(&j, "a", Outcome::Ok, "2026-11-20T03:00:00.000Z");
-        assert_eq!(
-            last_run(&crate::store::local(dir.path()), "web").unwrap(),
-            LastRun::Settled
-        );
+        assert_eq!(last_run(&store, "web").unwrap(), LastRun::Settled);
         start(&j, "b", Kind::Failover, None);
         j.append(&Record::End {
             run: "b".into(),
@@ -589,7 +529,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            last_run(&crate::store::local(dir.path()), "web").unwrap(),
+            last_run(&store, "web").unwrap(),
             LastRun::Interrupted {
                 pair: "web".into(),
                 run: "b".into(),
@@ -608,7 +548,7 @@ mod tests {
         };
         let held = crate::store::lock::acquire(dir.path(), "web", &holder).unwrap();
         assert_eq!(
-            last_run(&crate::store::local(dir.path()), "web").unwrap(),
+            last_run(&store, "web").unwrap(),
             LastRun::InProgress {
                 run: "b".into(),
                 pid: std::process::id(),
@@ -618,7 +558,7 @@ mod tests {
         );
         drop(held);
         assert!(matches!(
-            last_run(&crate::store::local(dir.path()), "web").unwrap(),
+            last_run(&store, "web").unwrap(),
             LastRun::Interrupted { .. }
         ));
     }
@@ -626,6 +566,7 @@ mod tests {
     #[test]
     fn only_the_last_five_ok_runs_set_the_expected_duration() {
         let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
         let j = Journal::new(dir.path(), "web");
         let at = "2026-11-23T02:00:00.000Z";
         // The oldest is the longest, and no longer counts.
@@ -634,11 +575,11 @@ mod tests {
             run(&j, &format!("r{i}"), Kind::Apply, &[*ms], Outcome::Ok, at);
         }
         assert_eq!(
-            expected_duration(&crate::store::local(dir.path()), "web", Kind::Apply).unwrap(),
+            expected_duration(&store, "web", Kind::Apply).unwrap(),
             Some((Duration::from_millis(3000), 5))
         );
         assert_eq!(
-            expected_duration(&crate::store::local(dir.path()), "web", Kind::Failover).unwrap(),
+            expected_duration(&store, "web", Kind::Failover).unwrap(),
             None
         );
     }

@@ -41,11 +41,6 @@ pub enum StoreError {
     /// The cluster refused the credentials.
     #[error("the store {store} refused this controller: {reason}; check [store] user, password_file and the certificates")]
     Refused { store: String, reason: String },
-    /// This controller's lease ended (it could not keep it alive in
-    /// time): its locks and its leadership belong to nobody, or to
-    /// another controller, now.
-    #[error("this controller's lease in the store {store} ended: its locks and leadership are gone, so it stops acting; another controller may take over")]
-    LeaseLost { store: String },
     /// A write that needs the pair's lock found it gone or someone
     /// else's: another controller may be acting on the pair.
     #[error("pair `{pair}`'s lock in the store {store} is no longer this controller's: it stops before its next action (another controller may act on the pair now)")]

@@ -679,6 +679,20 @@ pub fn stop(host: &str, daemon: &str) {
     panic!("{daemon} on {host} did not end");
 }
 
+/// The failover runs among a journal's records: (start record, finished?).
+pub fn failover_runs(records: &[serde_json::Value]) -> Vec<(serde_json::Value, bool)> {
+    records
+        .iter()
+        .filter(|r| r["event"] == "start" && r["kind"] == "failover")
+        .map(|s| {
+            let done = records
+                .iter()
+                .any(|r| r["event"] == "finish" && r["run"] == s["run"]);
+            (s.clone(), done)
+        })
+        .collect()
+}
+
 /// The commands of the last `end` record of `step` in the journal of the
 /// state directory `state`: host, status, command, stdout.
 pub fn step_commands(state: &Path, pair: &str, step: &str) -> Vec<(String, i64, String, String)> {
