@@ -74,8 +74,13 @@ use crate::config::EtcdStore;
 const MAX_DOC: usize = 64 << 10;
 /// Keys read per request when a journal is read.
 const PAGE: i64 = 256;
-/// Attempts of an append whose sequence number another writer took.
-const APPEND_ATTEMPTS: usize = 8;
+/// How long an append whose sequence number other writers keep taking
+/// goes on trying, in multiples of the request timeout (each try is one
+/// read and one transaction; between tries a random pause of up to
+/// `APPEND_PAUSE`, so that writers do not stay in step).
+const APPEND_PATIENCE: u32 = 4;
+/// The longest pause between two tries of a contended append.
+const APPEND_PAUSE: Duration = Duration::from_millis(20);
 /// The largest password file read.
 const MAX_SECRET_FILE: u64 = 4 << 10;
 /// The largest certificate or key file read.
@@ -566,8 +571,10 @@ impl Inner {
             store: self.name(),
             pair: pair.to_string(),
         };
-        let mut key = String::new();
-        for attempt in 0..APPEND_ATTEMPTS {
+        let give_up = Instant::now() + self.timeout * APPEND_PATIENCE;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
             if let Some(held) = &fence {
                 if !held.lease.valid() {
                     return Err(fenced());
@@ -595,7 +602,7 @@ impl Inner {
                     })? + 1
                 }
             };
-            key = self.record_key(pair, next);
+            let key = self.record_key(pair, next);
             let mut when = vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)];
             if let Some(held) = &fence {
                 when.push(Compare::create_revision(
@@ -637,12 +644,14 @@ impl Inner {
                     return Err(fenced());
                 }
             }
-            std::thread::sleep(Duration::from_millis(5 << attempt.min(5)));
+            if Instant::now() >= give_up {
+                return Err(StoreError::Contended {
+                    store: self.name(),
+                    key,
+                });
+            }
+            std::thread::sleep(jitter(attempt, APPEND_PAUSE));
         }
-        Err(StoreError::Contended {
-            store: self.name(),
-            key,
-        })
     }
 
     /// Visits `pair`'s records in order, page by page (each page one
@@ -1176,6 +1185,17 @@ fn record_key(prefix: &str, pair: &str, seq: u64) -> String {
 }
 
 /// The sequence number of a journal key under `dir`.
+/// A random pause in `[0, most)`, different in each process and for each
+/// `attempt` (the standard library's per-process random hash keys; no
+/// cryptographic quality is needed, only that two writers differ).
+fn jitter(attempt: u32, most: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let most = u64::try_from(most.as_micros()).unwrap_or(u64::MAX).max(1);
+    Duration::from_micros(h.finish() % most)
+}
+
 fn seq_of(dir: &str, key: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(dir.as_bytes())?;
     if rest.len() != 20 || !rest.iter().all(u8::is_ascii_digit) {
@@ -1215,6 +1235,17 @@ fn bounded_text(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contended_appends_pause_a_random_time_below_the_bound() {
+        let pauses: Vec<Duration> = (0..64).map(|a| jitter(a, APPEND_PAUSE)).collect();
+        assert!(pauses.iter().all(|p| *p < APPEND_PAUSE), "{pauses:?}");
+        let mut distinct = pauses.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() > 32, "not random: {pauses:?}");
+        assert_eq!(jitter(1, Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn keys_are_laid_out_under_the_prefix() {
