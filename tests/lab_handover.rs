@@ -4,9 +4,11 @@
 //! never waits for a SYN's retransmission, and a connection kept open on
 //! the old host is served there during the overlap (the new host hands its
 //! packets back); afterwards nothing is left (no lifetime on the address,
-//! no element in baton's `ip baton` table). A pair whose hosts cannot do
-//! it (an IPv6 VIP on hosts reached over IPv4) falls back to the classic
-//! order and its journal says so; with the `failpoints` feature, a
+//! no element in baton's `ip baton` table). The lab's web6 pair (an IPv6
+//! VIP on hosts baton reaches over IPv4) overlaps by default, handing
+//! packets back to the old host's own IPv6 address; without such an
+//! address it falls back to the classic order, and status and its journal
+//! say so; with the `failpoints` feature, a
 //! controller killed inside the overlap leaves two holders only until the
 //! old host's lifetime ends, and `recover` goes on from there.
 //!
@@ -16,6 +18,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -43,8 +46,13 @@ fn holds(host: &str) -> bool {
 }
 
 /// The benchmark client in one of its modes (`--seq`, `--pool N`, or
-/// none: a new connection per request at `rate`).
+/// none: a new connection per request at `rate`), on the web pair's VIP.
 fn client(mode: &[&str], rate: u32, seconds: f64) -> Child {
+    client_at(&format!("{VIP}:80"), mode, rate, seconds)
+}
+
+/// The same on `target` (address:port).
+fn client_at(target: &str, mode: &[&str], rate: u32, seconds: f64) -> Child {
     let baton = std::path::PathBuf::from(env!("CARGO_BIN_EXE_baton"));
     let probe = baton
         .parent()
@@ -55,12 +63,7 @@ fn client(mode: &[&str], rate: u32, seconds: f64) -> Child {
         .args(["netns", "exec", "baton-client"])
         .arg(probe)
         .args(mode)
-        .args([
-            &format!("{VIP}:80"),
-            &rate.to_string(),
-            &seconds.to_string(),
-            "3000",
-        ])
+        .args([target, &rate.to_string(), &seconds.to_string(), "3000"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the client")
@@ -158,11 +161,92 @@ fn an_overlap_switchover_loses_no_syn_serves_open_connections_and_leaves_nothing
     assert!(holds("blue") && !holds("green"));
 }
 
+const VIP6: &str = "fd00:198:18::160";
+
+/// The lab's own IPv6 addresses of web6's hosts (baton reaches them over
+/// IPv4).
+const OWN6: [(&str, &str); 2] = [
+    ("blue6", "fd00:198:18::15/64"),
+    ("green6", "fd00:198:18::16/64"),
+];
+
+#[test]
+fn an_ipv6_vip_on_dual_stack_hosts_overlaps_by_default_and_loses_no_syn() {
+    let _lab = lab();
+    // web6 as the lab writes it: no `handover`, so the overlap (the
+    // default); baton reaches the hosts over IPv4 and hands packets back to
+    // the old host's own IPv6 address, which it asks the host for.
+    let cfg = lab_config();
+    let status = baton(&cfg, &["status", "web6", "--json"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    assert!(!status.stdout.contains("no_overlap"), "{}", status.stdout);
+    let fresh = client_at(&format!("[{VIP6}]:80"), &[], 200, 5.0);
+    std::thread::sleep(Duration::from_secs(1));
+    let run = baton(&cfg, &["switchover", "web6"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let fresh = lines(fresh);
+    assert!(fresh.len() > 700, "{} requests", fresh.len());
+    let failed: Vec<_> = fresh.iter().filter(|l| l.2 == "FAIL").collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let slowest = fresh.iter().map(|l| l.1).fold(0.0, f64::max);
+    assert!(slowest < 500.0, "a request waited {slowest} ms");
+    assert!(fresh.iter().any(|l| l.2 == "blue6") && fresh.iter().any(|l| l.2 == "green6"));
+    let detail = step_end(&Path::new(LAB).join("state"), "web6", "switch")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("taken by green6 in"), "{detail}");
+    assert!(detail.contains("(handover overlap)"), "{detail}");
+    let line = netns_ok("baton-green6", &["ip", "-o", "addr", "show", "dev", "eth0"])
+        .lines()
+        .find(|l| l.contains(&format!("inet6 {VIP6}/")))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("valid_lft forever"), "{line}");
+    assert!(
+        !netns_ok("baton-blue6", &["ip", "-o", "addr", "show", "dev", "eth0"])
+            .contains(&format!("inet6 {VIP6}/"))
+    );
+}
+
+/// Gives web6's hosts their own IPv6 addresses back when dropped.
+struct Own6Back;
+
+impl Drop for Own6Back {
+    fn drop(&mut self) {
+        for (host, a) in OWN6 {
+            let _ = netns(
+                &format!("baton-{host}"),
+                &["ip", "addr", "replace", a, "dev", "eth0", "nodad"],
+            );
+        }
+    }
+}
+
 #[test]
 fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() {
     let _lab = lab();
-    // web6: an IPv6 VIP on hosts baton reaches over IPv4, so the hand-back
-    // has no IPv6 address of the old host to send packets to.
+    // web6 on hosts without an own IPv6 address: the hand-back has nowhere
+    // to send the packets of the old host's connections.
+    let _back = Own6Back;
+    for (host, a) in OWN6 {
+        netns_ok(
+            &format!("baton-{host}"),
+            &["ip", "addr", "del", a, "dev", "eth0"],
+        );
+    }
+    // By default the overlap is only noted: status stays ok (exit 0).
+    let status = baton(&lab_config(), &["status", "web6", "--json"]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    let problems = status.json()["pairs"][0]["problems"].clone();
+    let noted: Vec<&serde_json::Value> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "no_overlap")
+        .collect();
+    assert_eq!(noted.len(), 2, "{problems}");
+    // Chosen in the pair file, it degrades the pair (exit 3).
     let dir = custom_config_of(&["web6.toml"], |name, text| {
         if name == "web6.toml" {
             add_traffic_keys(&text, "handover = \"overlap\"\n")
@@ -171,7 +255,6 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         }
     });
     let cfg = dir.path().join("baton.toml");
-    // status says so before any switch (degraded: exit 3).
     let status = baton(&cfg, &["status", "web6", "--json"]);
     assert_eq!(status.code, 3, "{}{}", status.stdout, status.stderr);
     let problems = status.json()["pairs"][0]["problems"].clone();
@@ -186,7 +269,7 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         no_overlap[0]["message"]
             .as_str()
             .unwrap()
-            .starts_with("blue6 cannot take part in the overlap handover (its own address 198.18.0.15 is not of the VIP's family"),
+            .starts_with("blue6 cannot take part in the overlap handover (it has no global IPv6 address in fd00:198:18::160/64's prefix besides the VIP"),
         "{problems}"
     );
     let run = baton(&cfg, &["switchover", "web6"]);
@@ -197,7 +280,7 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         .to_string();
     assert!(detail.contains("moved to green6 in"), "{detail}");
     assert!(
-        detail.contains("(handover classic, not overlap: blue6's own address 198.18.0.15 is not of the VIP's family"),
+        detail.contains("(handover classic, not overlap: blue6: it has no global IPv6 address in fd00:198:18::160/64's prefix besides the VIP"),
         "{detail}"
     );
 }

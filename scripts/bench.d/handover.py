@@ -14,10 +14,15 @@ each measured by three clients at once from the lab's client namespace:
 
 Variants, interleaved round by round (the order rotates each round):
 
-  classic     `baton switchover web` (the lab's web pair, VIP 198.18.0.100:
-              remove, then add)
-  overlap     the same pair and state with `handover = "overlap"` (a copy of
-              the lab's configuration, like vip-gap's quiesce copy)
+  classic     `baton switchover web` (the lab's web pair, VIP 198.18.0.100)
+              with `handover = "classic"` (remove, then add), from a copy of
+              the lab's configuration with the same state directory
+  overlap     the same with `handover = "overlap"` (baton's default)
+  classic6, overlap6
+              the same on the lab's web6 pair: an IPv6 VIP
+              (fd00:198:18::160, added `nodad`) on hosts baton reaches over
+              IPv4, whose hand-back goes to the old host's own IPv6 address
+              (not in the default list: --variants)
   keepalived  the lab's keepalived hosts kpa/kpb (VIP 198.18.0.180): both
               configurations rewritten with the priorities swapped, SIGHUP to
               both (lab.d/keepalived.sh's kp_move); the move is over when
@@ -30,7 +35,7 @@ the pool, one whose retry failed too), delayed (answered after more than
 retried) and among them the connection resets. One JSON object per switch
 and client goes to --out.
 
-Usage: handover.py --rounds N [--variants classic,overlap,keepalived]
+Usage: handover.py --rounds N [--variants classic,overlap,keepalived,classic6,overlap6]
                    --out FILE.jsonl [--report]
 Takes the lab tests' lock (/run/baton-lab-tests.lock) for at most
 --chunk rounds at a time (default 8, about 3 minutes), releasing it between
@@ -61,16 +66,26 @@ CLIENT_NAMES = {"a": "new connection per request, 200/s",
                 "b": "one request at a time",
                 "c": "keep-alive pool of 8"}
 VARIANTS = ["classic", "overlap", "keepalived"]
+# baton's variants: the pair, its VIP (the clients' target) and the order.
+BATON_VARIANTS = {
+    "classic": ("web", "198.18.0.100", "classic"),
+    "overlap": ("web", "198.18.0.100", "overlap"),
+    "classic6": ("web6", "[fd00:198:18::160]", "classic"),
+    "overlap6": ("web6", "[fd00:198:18::160]", "overlap"),
+}
+ALL_VARIANTS = ["classic", "overlap", "keepalived", "classic6", "overlap6"]
 KP_VIP = "198.18.0.180"
 KP_ADDR = {"kpa": "198.18.0.81", "kpb": "198.18.0.82"}
 LEAD = 1.0
 TAIL = 1.0
 
 
-def overlap_config():
-    """A copy of the lab's configuration whose web pair uses the overlap
-    handover (same state directory: both agree on who holds the VIP)."""
-    d = os.path.join(LAB, "bench-overlap")
+def variant_config(name):
+    """A copy of the lab's configuration (same state directory: all agree on
+    who holds the VIP) whose pair of variant `name` moves its VIP in that
+    variant's order; its baton.toml."""
+    pair, _, order = BATON_VARIANTS[name]
+    d = os.path.join(LAB, f"bench-{name}")
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(os.path.join(LAB, "config"), d)
     cfg = os.path.join(d, "baton.toml")
@@ -78,12 +93,13 @@ def overlap_config():
     lines = [f'state_dir = "{LAB}/state"' if line.startswith("state_dir = ") else line
              for line in text.splitlines()]
     open(cfg, "w").write("\n".join(lines) + "\n")
-    web = os.path.join(d, "pairs", "web.toml")
-    text = open(web).read()
+    path = os.path.join(d, "pairs", f"{pair}.toml")
+    text = open(path).read()
     if '\ninterface = "eth0"\n' not in text:
-        sys.exit("handover.py: web.toml has no `interface = \"eth0\"` line to add the handover after")
-    text = text.replace('\ninterface = "eth0"\n', '\ninterface = "eth0"\nhandover = "overlap"\noverlap = "1s"\n', 1)
-    open(web, "w").write(text)
+        sys.exit(f"handover.py: {pair}.toml has no `interface = \"eth0\"` line to add the handover after")
+    keys = f'handover = "{order}"\n' + ('overlap = "1s"\n' if order == "overlap" else "")
+    text = text.replace('\ninterface = "eth0"\n', '\ninterface = "eth0"\n' + keys, 1)
+    open(path, "w").write(text)
     return cfg
 
 
@@ -151,12 +167,12 @@ def analyse(client, lines, t0, t1):
     }
 
 
-def baton_switch(cfg):
-    """`baton switchover web` in the controller's namespace: its exit, wall
+def baton_switch(cfg, pair):
+    """`baton switchover PAIR` in the controller's namespace: its exit, wall
     time and the switch step's duration and detail."""
     t0 = time.time()
     p = subprocess.run(["ip", "netns", "exec", "baton-ctl", BATON, "--config", cfg, "--json",
-                        "switchover", "web", "--reason", "handover benchmark"],
+                        "switchover", pair, "--reason", "handover benchmark"],
                        capture_output=True, text=True)
     t1 = time.time()
     step_ms, detail = None, None
@@ -242,8 +258,8 @@ def kp_switch():
             "both_seen": both, "detail": f"{old} -> {new}"}
 
 
-def one(variant, round_no, overlap_cfg):
-    target = KP_VIP if variant == "keepalived" else "198.18.0.100"
+def one(variant, round_no, configs):
+    target = KP_VIP if variant == "keepalived" else BATON_VARIANTS[variant][1]
     seconds = 6.0 if variant == "keepalived" else 7.0
     procs = clients_start(target, seconds)
     time.sleep(LEAD)
@@ -251,8 +267,7 @@ def one(variant, round_no, overlap_cfg):
     if variant == "keepalived":
         sw = kp_switch()
     else:
-        cfg = os.path.join(LAB, "config", "baton.toml") if variant == "classic" else overlap_cfg
-        sw = baton_switch(cfg)
+        sw = baton_switch(configs[variant], BATON_VARIANTS[variant][0])
     t1 = time.time()
     lines = clients_end(procs)
     recs = []
@@ -267,8 +282,11 @@ def run(args):
     for exe in (PROBE, BATON):
         if not os.access(exe, os.X_OK):
             sys.exit(f"handover.py: {exe} is missing: cargo build --release --bin baton --example probe")
-    overlap_cfg = overlap_config()
     variants = args.variants.split(",")
+    for v in variants:
+        if v != "keepalived" and v not in BATON_VARIANTS:
+            sys.exit(f"handover.py: unknown variant {v!r}: use keepalived or {', '.join(BATON_VARIANTS)}")
+    configs = {v: variant_config(v) for v in variants if v in BATON_VARIANTS}
     done = 0
     out = open(args.out, "a")
     while done < args.rounds:
@@ -289,7 +307,7 @@ def run(args):
             for i in range(done, done + chunk):
                 order = variants[i % len(variants):] + variants[:i % len(variants)]
                 for v in order:
-                    for r in one(v, i + 1, overlap_cfg):
+                    for r in one(v, i + 1, configs):
                         out.write(json.dumps(r) + "\n")
                         out.flush()
                         print(f"  {v:10} {r['client']} failed={r['failed']} delayed={r['delayed_over_100ms']} "
@@ -315,7 +333,7 @@ def report_lines(path):
     recs = [json.loads(line) for line in open(path) if line.strip()]
     print("| variant | client | switches | requests | failed | delayed > 100 ms | switches with a delay | longest wait | failed attempts (retried) | resets |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for v in VARIANTS:
+    for v in ALL_VARIANTS:
         for c in CLIENTS:
             rs = [r for r in recs if r["variant"] == v and r["client"] == c]
             if not rs:
@@ -331,7 +349,7 @@ def report_lines(path):
     print("")
     print("| variant | moves | the move (median, max) |")
     print("| --- | ---: | --- |")
-    for v in VARIANTS:
+    for v in ALL_VARIANTS:
         rs = [r["switch"] for r in recs if r["variant"] == v and r["client"] == "a"]
         if not rs:
             continue
@@ -351,7 +369,7 @@ def report_lines(path):
             moves = sorted(int(m.group(1)) for m in
                            (re.search(r"(?:moved to|taken by) \S+ in (\d+) ms", s.get("detail") or "") for s in rs) if m)
             fell_back = sum(1 for s in rs if "handover classic, not overlap" in (s.get("detail") or ""))
-            what = "the del and the add" if v == "classic" else "the new host's add"
+            what = "the del and the add" if v.startswith("classic") else "the new host's add"
             if steps:
                 print(f"| {v} | {len(rs)} | {what} {moves[len(moves) // 2] if moves else '?'} ms (max {moves[-1] if moves else '?'}); "
                       f"switch step {steps[len(steps) // 2]} ms (max {steps[-1]}); "

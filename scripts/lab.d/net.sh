@@ -338,9 +338,9 @@ reset_vip_pair() {
             [[ " ${keep[*]} " == *" $a "* ]] || ip -n "$ns" addr del "$a" dev eth0
         done < <(ip -n "$ns" -o -4 addr show dev eth0 | awk '{print $4}')
     done
-    ns=baton-${P_PRIMARY[$p]}
-    [[ $(ip -n "$ns" -o -4 addr show dev eth0) == *" inet ${P_TARGET[$p]} "* ]] ||
-        ip -n "$ns" addr add "${P_TARGET[$p]}" dev eth0
+    # (replace: held for good, also when an interrupted overlap handover left it a lifetime)
+    ip -n "baton-${P_PRIMARY[$p]}" addr replace "${P_TARGET[$p]}" dev eth0 \
+        valid_lft forever preferred_lft forever
 }
 
 # reset_vip6_pair PAIR — (of reset_vip_pair) the same for a VIP pair whose VIP is IPv6: the
@@ -359,16 +359,23 @@ reset_vip6_pair() {
             [[ " ${keep[*]} " == *" $a "* ]] || ip -n "$ns" addr del "$a" dev eth0
         done < <(ip -n "$ns" -o -6 addr show dev eth0 scope global | awk '{print $4}')
     done
-    ns=baton-${P_PRIMARY[$p]}
-    [[ $(ip -n "$ns" -o -6 addr show dev eth0 scope global) == *" inet6 ${P_TARGET[$p]} "* ]] ||
-        ip -n "$ns" addr add "${P_TARGET[$p]}" dev eth0 nodad
+    ip -n "baton-${P_PRIMARY[$p]}" addr replace "${P_TARGET[$p]}" dev eth0 nodad \
+        valid_lft forever preferred_lft forever
+    # (and their own IPv6 addresses, which a test may have taken away)
+    for h in "${P_PRIMARY[$p]}" "${P_STANDBY[$p]}"; do
+        ip -n "baton-$h" addr replace "${H_IP6[$h]}/$NET6_BITS" dev eth0 nodad
+    done
 }
 
-# clear_quiesce HOST — no quiesce hold (baton's nftables table) is left on the host
+# clear_quiesce HOST — no quiesce hold or overlap hand-back (baton's nftables tables) is left
+# on the host
 clear_quiesce() {
-    if ip netns exec "baton-$1" nft list table inet baton >/dev/null 2>&1; then
-        ip netns exec "baton-$1" nft delete table inet baton
-    fi
+    local family
+    for family in inet ip ip6; do
+        if ip netns exec "baton-$1" nft list table "$family" baton >/dev/null 2>&1; then
+            ip netns exec "baton-$1" nft delete table "$family" baton
+        fi
+    done
 }
 
 # flush_neigh HOST... — the hosts forget every neighbour (where the VIPs were)

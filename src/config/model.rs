@@ -396,8 +396,13 @@ pub struct Vip {
     /// second, by when the new primary has it) for this long, so that the
     /// connections already open can finish. None: no quiescing.
     pub quiesce: Option<Duration>,
-    /// The order of the move (`handover`).
+    /// The order of the move (`handover`; the overlap unless `classic`
+    /// is chosen or `quiesce` set).
     pub handover: Handover,
+    /// Whether the pair file chose the order (`handover` or `overlap`
+    /// written): a host that cannot take part in a chosen overlap degrades
+    /// the pair, in the default one it is only noted.
+    pub handover_chosen: bool,
 }
 
 /// The order in which a VIP moves between two hosts (`handover`).

@@ -70,9 +70,9 @@ pub struct HostSeen {
     /// (`python3` found, which sends the neighbour advertisements;
     /// `None`: not asked).
     pub announces: Option<bool>,
-    /// For a VIP pair with `handover = "overlap"`: whether the host can
-    /// take part (`Err`: why not; `None`: not asked).
-    pub overlaps: Option<Result<(), String>>,
+    /// For a VIP pair whose handover is the overlap: whether the host can
+    /// take part, and whether the pair chose it (`None`: not asked).
+    pub overlaps: Option<crate::core::overlap::Seen>,
     /// Output of the version command, or why it failed.
     pub version: Option<Version>,
     /// Health checks.
@@ -610,10 +610,18 @@ pub fn assess(seen: &PairSeen) -> Assessment {
                 ),
             );
         }
-        if let Some(Err(why)) = &h.overlaps {
+        if let Some(crate::core::overlap::Seen {
+            able: Err(why),
+            chosen,
+        }) = &h.overlaps
+        {
             add(
                 Drift::NoOverlap,
-                Severity::Degraded,
+                if *chosen {
+                    Severity::Degraded
+                } else {
+                    Severity::Note
+                },
                 format!(
                     "{} cannot take part in the overlap handover ({why}): a switch to or from it uses the classic order (remove, then add), in whose gap a new connection's SYN waits for the client's retransmit",
                     h.name
@@ -990,13 +998,22 @@ mod tests {
     }
 
     #[test]
-    fn a_host_that_cannot_do_the_overlap_degrades_the_pair_and_blocks_nothing() {
+    fn a_host_that_cannot_do_a_chosen_overlap_degrades_the_pair_a_default_one_notes_it_and_neither_blocks(
+    ) {
         let mut s = vip(Some(true), Some(false), roles("blue", "green"));
-        s.hosts[0].overlaps = Some(Ok(()));
-        s.hosts[1].overlaps = Some(Err("nft is not installed".into()));
+        let seen = |able, chosen| Some(crate::core::overlap::Seen { able, chosen });
+        s.hosts[0].overlaps = seen(Ok(()), true);
+        s.hosts[1].overlaps = seen(Err("nft is not installed".into()), true);
         let a = assess(&s);
         assert_eq!(kinds(&a), [Drift::NoOverlap]);
         assert_eq!(a.verdict, Verdict::Degraded);
+        // The default overlap, not chosen: noted, the pair is fine.
+        s.hosts[1].overlaps = seen(Err("nft is not installed".into()), false);
+        let noted = assess(&s);
+        assert_eq!(kinds(&noted), [Drift::NoOverlap]);
+        assert_eq!(noted.findings[0].severity, Severity::Note);
+        assert_eq!(noted.verdict, Verdict::Ok);
+        s.hosts[1].overlaps = seen(Err("nft is not installed".into()), true);
         assert!(
             a.findings[0].message.starts_with(
                 "green cannot take part in the overlap handover (nft is not installed)"

@@ -62,12 +62,90 @@ pub fn held(text: &str, address: &IpAddr) -> Held {
     Held::No
 }
 
+/// The host's own usable address of `vip`'s family in `ip -o addr show`
+/// output: the first of scope global that is not `vip` itself (nor
+/// tentative, nor failed), and with `within` Some(len), in `vip`'s prefix
+/// of that length. The overlap handover hands packets back to it.
+pub fn own(text: &str, vip: &IpAddr, within: Option<u8>) -> Option<IpAddr> {
+    let family = if vip.is_ipv4() { "inet" } else { "inet6" };
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == family)?;
+        let a: IpAddr = words.get(at + 1)?.split('/').next()?.parse().ok()?;
+        let flags: Vec<&str> = words[at + 2..]
+            .iter()
+            .copied()
+            .take_while(|w| *w != "valid_lft")
+            .collect();
+        let global = flags.windows(2).any(|p| p == ["scope", "global"]);
+        let usable = !flags.contains(&"tentative") && !flags.contains(&"dadfailed");
+        let near = within.is_none_or(|len| same_prefix(&a, vip, len));
+        (a != *vip && a.is_ipv4() == vip.is_ipv4() && global && usable && near).then_some(a)
+    })
+}
+
+/// Whether `a` and `b` share their first `len` bits (false across
+/// families).
+pub fn same_prefix(a: &IpAddr, b: &IpAddr, len: u8) -> bool {
+    let (x, y, bits) = match (a, b) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => (u128::from(x.to_bits()), u128::from(y.to_bits()), 32),
+        (IpAddr::V6(x), IpAddr::V6(y)) => (x.to_bits(), y.to_bits(), 128),
+        _ => return false,
+    };
+    let len = u32::from(len).min(bits);
+    len == 0 || (x ^ y) >> (bits - len) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_own_address_of_a_family_is_global_usable_and_not_the_vip() {
+        let text = "2: eth0    inet 198.18.0.15/24 scope global eth0\\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fd00:198:18::160/64 scope global nodad \\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fd00:198:18::99/64 scope global tentative \\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fd00:198:18::15/64 scope global nodad \\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fe80::28ac:deff:fe59:5658/64 scope link \\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(
+            own(text, &a("fd00:198:18::160"), None),
+            Some(a("fd00:198:18::15"))
+        );
+        assert_eq!(
+            own(text, &a("fd00:198:18::160"), Some(64)),
+            Some(a("fd00:198:18::15"))
+        );
+        assert_eq!(own(text, &a("fd00:198:19::160"), Some(64)), None);
+        assert_eq!(own(text, &a("198.18.0.100"), None), Some(a("198.18.0.15")));
+        // Only the VIP and a link-local address: none.
+        let bare = "2: eth0    inet6 fd00:198:18::160/64 scope global nodad \\       valid_lft forever preferred_lft forever\n\
+                    2: eth0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(own(bare, &a("fd00:198:18::160"), None), None);
+        assert_eq!(own(bare, &a("198.18.0.100"), None), None);
+    }
+
+    #[test]
+    fn prefixes_compare_by_their_leading_bits() {
+        assert!(same_prefix(&a("198.18.0.15"), &a("198.18.0.100"), 24));
+        assert!(!same_prefix(&a("198.18.1.15"), &a("198.18.0.100"), 24));
+        assert!(same_prefix(&a("198.18.1.15"), &a("198.18.0.100"), 16));
+        assert!(same_prefix(
+            &a("fd00:198:18::15"),
+            &a("fd00:198:18::160"),
+            64
+        ));
+        assert!(!same_prefix(
+            &a("fd00:198:19::15"),
+            &a("fd00:198:18::160"),
+            64
+        ));
+        assert!(same_prefix(&a("fd00::1"), &a("fe00::1"), 0));
+        assert!(!same_prefix(&a("fd00::1"), &a("198.18.0.1"), 0));
+        assert!(same_prefix(&a("fd00::1"), &a("fd00::1"), 200));
     }
 
     #[test]

@@ -322,7 +322,8 @@ pub enum AddrAction {
     Replace,
     /// The address given a lifetime of this many seconds, after which the
     /// kernel removes it by itself (`addr change ... valid_lft N
-    /// preferred_lft N` through `ip -o -batch -`): the address stays in
+    /// preferred_lft N` through `ip -o -batch -`, for IPv6 `nodad
+    /// noprefixroute`): the address stays in
     /// place meanwhile, not a packet to it is lost. (Removing and adding it
     /// again would be a compare, but it drops what arrives in between: the
     /// benchmark lost SYNs there.) Never through the armed program: it is
@@ -513,7 +514,12 @@ impl Remote {
                 batch,
             } => {
                 let ipv6 = cidr.contains(':');
-                let nodad = if ipv6 { " nodad" } else { "" };
+                // (IPv6: a lifetime on an address that owns its prefix's
+                // route would give that route the lifetime too, which some
+                // kernels even set in the past, cutting the host off its
+                // prefix at once; `noprefixroute` leaves the route to the
+                // host's own address of the prefix, `overlap::target`.)
+                let nodad = if ipv6 { " nodad noprefixroute" } else { "" };
                 let through_batch = |input: String| Invocation::Privileged {
                     argv: BATCH_ARGV.iter().map(|s| s.to_string()).collect(),
                     input: Some(input),
@@ -528,6 +534,15 @@ impl Remote {
                         return through_batch(format!(
                             "addr change {cidr} dev {interface} valid_lft forever preferred_lft forever{nodad}\n"
                         ))
+                    }
+                    // The overlap's add without an armed program: one
+                    // `ip -o -batch -` too (the rule the overlap's lifetime
+                    // needs anyway), not a sudoers rule of its own.
+                    AddrAction::Replace if !*batch => {
+                        let nodad = if ipv6 { " nodad" } else { "" };
+                        return through_batch(format!(
+                            "addr replace {cidr} dev {interface} valid_lft forever preferred_lft forever{nodad}\n"
+                        ));
                     }
                     _ => {}
                 }
@@ -915,6 +930,49 @@ mod tests {
                 ],
                 input: None
             }
+        );
+    }
+
+    #[test]
+    fn the_overlaps_address_changes_go_through_one_ip_batch_and_ipv6_leaves_the_prefix_route_alone()
+    {
+        let change = |action, cidr: &str, batch| {
+            Remote::Addr {
+                action,
+                cidr: cidr.into(),
+                interface: "eth0".into(),
+                batch,
+            }
+            .invocation()
+        };
+        let batch = |line: &str| Invocation::Privileged {
+            argv: BATCH_ARGV.iter().map(|s| s.to_string()).collect(),
+            input: Some(format!("{line}\n")),
+        };
+        assert_eq!(
+            change(AddrAction::Replace, "198.18.0.100/24", false),
+            batch("addr replace 198.18.0.100/24 dev eth0 valid_lft forever preferred_lft forever")
+        );
+        assert_eq!(
+            change(AddrAction::Replace, "fd00::160/64", true),
+            Invocation::Batch(
+                "addr replace fd00::160/64 dev eth0 valid_lft forever preferred_lft forever nodad"
+                    .into()
+            )
+        );
+        assert_eq!(
+            change(AddrAction::Lapse(3), "fd00::160/64", true),
+            batch(
+                "addr change fd00::160/64 dev eth0 valid_lft 3 preferred_lft 3 nodad noprefixroute"
+            )
+        );
+        assert_eq!(
+            change(AddrAction::Lapse(3), "198.18.0.100/24", false),
+            batch("addr change 198.18.0.100/24 dev eth0 valid_lft 3 preferred_lft 3")
+        );
+        assert_eq!(
+            change(AddrAction::Keep, "fd00::160/64", false),
+            batch("addr change fd00::160/64 dev eth0 valid_lft forever preferred_lft forever nodad noprefixroute")
         );
     }
 

@@ -251,18 +251,48 @@ async fn a_controller_dying_inside_the_overlap_leaves_exactly_one_holder() {
     assert_eq!(lab.primary().as_deref(), Some("green"));
 }
 
-#[tokio::test]
-async fn an_ipv6_vip_on_hosts_reached_over_ipv4_falls_back_to_the_classic_order() {
-    let lab = Lab::new(
-        "[traffic]\nmethod = \"vip\"\naddress = \"2001:db8:100::100/64\"\ninterface = \"eth0\"\nhandover = \"overlap\"\n",
+/// A pair with an IPv6 VIP whose hosts baton reaches over IPv4.
+fn dual_stack_lab() -> Lab {
+    Lab::new(
+        "[traffic]\nmethod = \"vip\"\naddress = \"2001:db8:100::100/64\"\ninterface = \"eth0\"\n",
         "",
-    );
+    )
+}
+
+#[tokio::test]
+async fn an_ipv6_vip_on_hosts_reached_over_ipv4_without_an_ipv6_address_falls_back_to_the_classic_order(
+) {
+    let lab = dual_stack_lab();
     let sim = lab.sim();
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
     assert_eq!(sim.holders("2001:db8:100::100".parse().unwrap()), ["green"]);
     let d = detail(&lab, Step::Switch);
-    assert!(d.contains("handover classic, not overlap: blue's own address 198.51.100.11 is not of the VIP's family"), "{d}");
+    assert!(d.contains("handover classic, not overlap: blue: it has no global IPv6 address in 2001:db8:100::100/64's prefix besides the VIP"), "{d}");
+}
+
+#[tokio::test]
+async fn an_ipv6_vip_on_dual_stack_hosts_reached_over_ipv4_is_handed_back_to_the_old_hosts_ipv6_address(
+) {
+    let lab = dual_stack_lab();
+    let sim = lab.sim();
+    for (i, own) in ["2001:db8:100::11", "2001:db8:100::12"].iter().enumerate() {
+        sim.lock().hosts[i].addrs.insert(own.parse().unwrap());
+    }
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(sim.holders("2001:db8:100::100".parse().unwrap()), ["green"]);
+    let d = detail(&lab, Step::Switch);
+    assert!(!d.contains("classic"), "{d}");
+    let ops = switch_ops(&lab);
+    // Blue's addresses are asked first, and its IPv6 one is the target.
+    let asked = index(&ops, "blue", "ip -o addr show dev eth0");
+    let hand_back = index(
+        &ops,
+        "green",
+        "add element ip6 baton handback { 2001:db8:100::100 timeout 3000ms : 2001:db8:100::11 }",
+    );
+    assert!(asked < hand_back, "{ops:?}");
 }
 
 #[tokio::test]

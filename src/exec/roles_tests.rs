@@ -20,6 +20,15 @@ fn roles_lab(extra: &str) -> Lab {
     )
 }
 
+/// A roles pair whose VIP moves in the classic order (its faults are
+/// injected into the remove and the add).
+fn classic_roles_lab() -> Lab {
+    Lab::new(
+        &format!("{}{}", testkit::vip(testkit::CLASSIC), testkit::roles("")),
+        "",
+    )
+}
+
 fn writable(sim: &Sim) -> Vec<String> {
     sim.lock().writable()
 }
@@ -208,7 +217,7 @@ async fn after_promote_nothing_goes_back_to_the_old_primary() {
         ("blue", "addr del 198.51.100.100/24"),
         ("controller", "repeat every check"),
     ] {
-        let lab = roles_lab("");
+        let lab = classic_roles_lab();
         let sim = lab.sim();
         let on = (host != "controller").then_some(host);
         // A switch is tried twice: it fails every time here.
@@ -254,7 +263,7 @@ async fn a_hook_that_returns_before_its_host_changed_role_fails_its_step() {
 
 #[tokio::test]
 async fn after_promote_a_switch_that_fails_once_is_tried_again_and_goes_forward() {
-    let lab = roles_lab("");
+    let lab = classic_roles_lab();
     let sim = lab.sim();
     sim.fault(Some("green"), "addr add 198.51.100.100/24", Effect::Fail, 1);
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;

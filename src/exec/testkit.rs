@@ -26,6 +26,10 @@ const CHECKS: &str = "\n[[checks]]\nname = \"web\"\nkind = \"http\"\nurl = \"htt
 
 const CHANGE: &str = "\n[changes.v2]\nupload = [{ from = \"site.conf\", to = \"/etc/site.conf\", mode = \"0644\" }]\nsteps = [\"deploy v2\", \"systemctl reload web\"]\nrollback = [\"cp /etc/site.conf.baton-prev /etc/site.conf\", \"systemctl reload web\"]\n";
 
+/// The `[traffic]` line of the classic order (remove, then add), for the
+/// tests of that order's steps (the overlap is the default).
+pub const CLASSIC: &str = "handover = \"classic\"\n";
+
 /// The `[traffic]` of a VIP pair, with `extra` lines.
 pub fn vip(extra: &str) -> String {
     format!("[traffic]\nmethod = \"vip\"\naddress = \"198.51.100.100/24\"\ninterface = \"eth0\"\n{extra}")

@@ -13,6 +13,12 @@ fn vip_lab() -> Lab {
     Lab::new(&testkit::vip(""), "")
 }
 
+/// A VIP pair that moves in the classic order (remove, then add): the
+/// tests of that order's steps and of faults injected into them.
+fn classic_lab() -> Lab {
+    Lab::new(&testkit::vip(testkit::CLASSIC), "")
+}
+
 #[tokio::test]
 async fn an_apply_moves_the_vip_to_the_updated_standby_and_updates_the_old_primary() {
     let lab = vip_lab();
@@ -147,7 +153,7 @@ async fn a_failure_on_the_old_primary_leaves_the_run_incomplete_with_traffic_on_
 
 #[tokio::test]
 async fn an_add_that_fails_puts_the_address_back_on_the_old_primary() {
-    let lab = vip_lab();
+    let lab = classic_lab();
     let sim = lab.sim();
     sim.fault(Some("green"), "addr add 198.51.100.100/24", Effect::Fail, 1);
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
@@ -171,7 +177,7 @@ async fn an_add_that_fails_puts_the_address_back_on_the_old_primary() {
 
 #[tokio::test]
 async fn a_remove_that_fails_leaves_traffic_where_it_was() {
-    let lab = vip_lab();
+    let lab = classic_lab();
     let sim = lab.sim();
     sim.fault(Some("blue"), "addr del 198.51.100.100/24", Effect::Fail, 1);
     let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
@@ -182,7 +188,7 @@ async fn a_remove_that_fails_leaves_traffic_where_it_was() {
 
 #[tokio::test]
 async fn a_switch_back_that_fails_needs_an_operator() {
-    let lab = vip_lab();
+    let lab = classic_lab();
     let sim = lab.sim();
     sim.fault(None, "repeat every check", Effect::Fail, 1);
     sim.fault(Some("green"), "addr del 198.51.100.100/24", Effect::Fail, 1);
@@ -222,7 +228,7 @@ async fn a_standby_that_vanishes_mid_change_cannot_be_rolled_back() {
 /// Issue 13's test (a): swapping the VIP's del and add makes it fail.
 #[tokio::test]
 async fn the_vip_leaves_the_old_primary_before_the_new_one_takes_it() {
-    let lab = vip_lab();
+    let lab = classic_lab();
     let sim = lab.sim();
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
@@ -279,7 +285,7 @@ async fn with_quiesce_the_new_host_is_released_first_and_the_old_one_held_until_
 
 #[tokio::test]
 async fn without_batch_each_address_change_is_its_own_privileged_command() {
-    let lab = Lab::new(&testkit::vip("batch = false\n"), "");
+    let lab = Lab::new(&testkit::vip("batch = false\nhandover = \"classic\"\n"), "");
     let sim = lab.sim();
     let f = lab.run(&sim, Some(Kind::Switchover), None).await;
     assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
@@ -881,7 +887,7 @@ async fn apply_with_journal_breaking(
 
 #[tokio::test]
 async fn a_journal_that_cannot_be_written_stops_the_run_before_its_next_action() {
-    let lab = vip_lab();
+    let lab = classic_lab();
     let sim = lab.sim();
     let (f, path) = apply_with_journal_breaking(&lab, &sim, "addr add 198.51.100.100/24").await;
     assert_eq!(f.outcome, Outcome::Operator, "{}", f.message);

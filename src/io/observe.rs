@@ -147,7 +147,7 @@ async fn observe_connected(
         }
     };
     // The overlap handover needs nft (through sudo) and an own address of
-    // the VIP's family.
+    // the VIP's family (asked of a host reached by the other one).
     let overlaps = async {
         let Traffic::Vip(v) = &pair.traffic else {
             return None;
@@ -155,14 +155,21 @@ async fn observe_connected(
         if !matches!(v.handover, crate::config::Handover::Overlap(_)) {
             return None;
         }
-        if let Err(why) = crate::core::overlap::family(host.address, v.address) {
-            return Some(Err(why));
-        }
-        let s = ssh?;
-        match s.run(&crate::core::overlap::probe(pair.ssh.sudo)).await {
-            Ok(o) => Some(crate::core::overlap::verdict(o.status)),
-            Err(_) => None,
-        }
+        let probe = crate::core::overlap::probe(pair.ssh.sudo, &v.interface);
+        let able = match ssh?.run(&probe).await {
+            Ok(o) => crate::core::overlap::verdict(
+                o.status,
+                &o.stdout_text(),
+                host.address,
+                v.address,
+                v.prefix,
+            ),
+            Err(_) => return None,
+        };
+        Some(crate::core::overlap::Seen {
+            able,
+            chosen: v.handover_chosen,
+        })
     };
     let version = async {
         match (&pair.version_command, ssh) {

@@ -1,4 +1,8 @@
-//! The `vip` method: remove the address from the old holder, add it on
+//! The `vip` method. By default (`handover = "overlap"`) the new host
+//! takes the address before the old one lets go (`handover`); when the
+//! hosts cannot do that, and with `handover = "classic"`, the classic
+//! order runs and, for a fallback, its detail says why. The classic
+//! order: remove the address from the old holder, add it on
 //! the new one (each one line to an `ip -batch` started on the host before
 //! the gap, so the gap is two round trips; an IPv6 address `nodad`, usable
 //! at once), announce it in the background (repeated gratuitous ARP, or
@@ -6,11 +10,9 @@
 //! confirm on both hosts that exactly the new one holds it. Removing fails
 //! when the old holder no longer has the address: a stale run never steals
 //! it. With `quiesce`, the old holder first holds new connections off
-//! (`quiesce`). With `handover = "overlap"` the order is the other way
-//! round: the new host takes the address before the old one lets go
-//! (`handover`), and when the hosts cannot do that, the classic order runs
-//! and its detail says why.
+//! (`quiesce`).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::{handover, quiesce, Mode, Switched};
@@ -18,6 +20,7 @@ use crate::config::{Handover, Vip};
 use crate::core::announce::{announce_status, announcement, is_status_line, NO_PYTHON_EXIT};
 use crate::core::ifaddr::{self, Held};
 use crate::core::op::{AddrAction, Op, Remote, WaitFor};
+use crate::core::overlap::{self, Target};
 use crate::exec::{output, Exec, Failed, OpError, World};
 
 fn show(host: &str, v: &Vip) -> Op {
@@ -138,6 +141,41 @@ pub async fn switch<W: World>(
     classic(x, v, from, to, mode, &fallback).await
 }
 
+/// The old holder's own address to which the new holder hands the packets
+/// of its connections back (`core::overlap::target`: the one baton reaches
+/// it by, or one of the VIP's family, for IPv6 in the VIP's prefix, asked
+/// of it).
+async fn own_address<W: World>(
+    x: &mut Exec<'_, W>,
+    from: &str,
+    v: &Vip,
+    reached: IpAddr,
+) -> Result<IpAddr, String> {
+    let shown = match overlap::target(reached, v.address, v.prefix, None) {
+        Target::Is(a) => return Ok(a),
+        Target::Missing(why) => return Err(format!("{from}: {why}")),
+        Target::Ask => {
+            let op = show(from, v);
+            match output(&op, x.perform(op.clone()).await) {
+                Ok(o) if o.success() => o.stdout_text(),
+                Ok(o) => {
+                    return Err(format!(
+                        "cannot read {from}'s addresses on {}: {}",
+                        v.interface,
+                        o.stderr_text().trim()
+                    ))
+                }
+                Err(e) => return Err(format!("cannot ask {from} for its addresses: {e}")),
+            }
+        }
+    };
+    match overlap::target(reached, v.address, v.prefix, Some(&shown)) {
+        Target::Is(a) => Ok(a),
+        Target::Missing(why) => Err(format!("{from}: {why}")),
+        Target::Ask => Err(format!("{from}'s addresses could not be read")),
+    }
+}
+
 /// What an overlap handover came to.
 enum Overlapped {
     /// It ran (or failed after it began to move the address): the
@@ -159,7 +197,7 @@ async fn overlap<W: World>(
     keep: Duration,
 ) -> Overlapped {
     let cidr = v.to_string();
-    let Some(old) = x
+    let Some(reached) = x
         .pair
         .hosts
         .iter()
@@ -168,11 +206,10 @@ async fn overlap<W: World>(
     else {
         return Overlapped::Unsupported(format!("{from} is no host of the pair"));
     };
-    if old.is_ipv4() != v.address.is_ipv4() {
-        return Overlapped::Unsupported(format!(
-            "{from}'s own address {old} is not of the VIP's family, and the hand-back sends the packets of its connections to it"
-        ));
-    }
+    let old = match own_address(x, from, v, reached).await {
+        Ok(a) => a,
+        Err(why) => return Overlapped::Unsupported(why),
+    };
     // (nft applies all or nothing: a failed hand-back left nothing)
     if let Err(e) = handover::hand_back(x, to, v, &old, keep).await {
         return Overlapped::Unsupported(e.0);

@@ -215,17 +215,22 @@ pub(super) fn traffic(
                     ok = false;
                 }
             }
+            // The overlap is the default; `quiesce` (which holds new
+            // connections back, a classic-order tool) implies the classic
+            // order unless the overlap is asked for, which it contradicts.
+            let chosen = t.handover.is_some() || t.overlap.is_some();
             let handover = match (t.handover.as_deref(), t.overlap) {
-                (None | Some("classic"), None) => Some(Handover::Classic),
-                (Some("classic") | None, Some(_)) => {
+                (Some("classic"), None) => Some(Handover::Classic),
+                (None, None) if t.quiesce.is_some() => Some(Handover::Classic),
+                (Some("classic"), Some(_)) => {
                     sink.push(src.at(
                         &at("overlap"),
-                        "`overlap` applies only to `handover = \"overlap\"`",
-                        "add `handover = \"overlap\"`, or remove `overlap`",
+                        "`overlap` applies only to `handover = \"overlap\"`, and this pair has `handover = \"classic\"`",
+                        "remove `overlap`, or `handover = \"classic\"` (the overlap is the default)",
                     ));
                     None
                 }
-                (Some("overlap"), o) => {
+                (Some("overlap") | None, o) => {
                     let o = o.unwrap_or(DEFAULT_OVERLAP);
                     if o < Duration::from_millis(100) || o > Duration::from_secs(60) {
                         sink.push(src.at(
@@ -238,7 +243,7 @@ pub(super) fn traffic(
                         sink.push(src.at(
                             &at("quiesce"),
                             "`quiesce` applies only to `handover = \"classic\"`: in an overlap the old host drops no new connection",
-                            "remove `quiesce`, or set `handover = \"classic\"`",
+                            "remove `quiesce` (and `overlap`), or set `handover = \"classic\"`",
                         ));
                         None
                     } else {
@@ -249,7 +254,7 @@ pub(super) fn traffic(
                     sink.push(src.at(
                         &at("handover"),
                         format!("unknown handover `{other}`"),
-                        "use \"overlap\" (the new host takes the address before the old one lets go) or \"classic\" (remove, then add)",
+                        "use \"overlap\" (the default: the new host takes the address before the old one lets go) or \"classic\" (remove, then add)",
                     ));
                     None
                 }
@@ -264,6 +269,7 @@ pub(super) fn traffic(
                         batch: t.batch.unwrap_or(true),
                         quiesce: t.quiesce,
                         handover,
+                        handover_chosen: chosen,
                     }))
                 }
                 _ => None,
@@ -479,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn handover_is_classic_unless_overlap_is_chosen_and_overlap_has_its_range() {
+    fn handover_is_the_overlap_unless_classic_is_chosen_or_quiesce_set() {
         let vip = |extra: &str| {
             validate(
                 Path::new("/"),
@@ -487,22 +493,37 @@ mod tests {
             )
         };
         let handover = |extra: &str| match vip(extra) {
-            (Some(Traffic::Vip(v)), m) if m.is_empty() => v.handover,
+            (Some(Traffic::Vip(v)), m) if m.is_empty() => (v.handover, v.handover_chosen),
             other => panic!("{extra}: {other:?}"),
         };
-        assert_eq!(handover(""), Handover::Classic);
-        assert_eq!(handover("handover = \"classic\"\n"), Handover::Classic);
+        assert_eq!(handover(""), (Handover::Overlap(DEFAULT_OVERLAP), false));
+        assert_eq!(
+            handover("handover = \"classic\"\n"),
+            (Handover::Classic, true)
+        );
+        assert_eq!(handover("quiesce = \"50ms\"\n"), (Handover::Classic, false));
         assert_eq!(
             handover("handover = \"overlap\"\n"),
-            Handover::Overlap(DEFAULT_OVERLAP)
+            (Handover::Overlap(DEFAULT_OVERLAP), true)
         );
         assert_eq!(
             handover("handover = \"overlap\"\noverlap = \"250ms\"\n"),
-            Handover::Overlap(Duration::from_millis(250))
+            (Handover::Overlap(Duration::from_millis(250)), true)
+        );
+        assert_eq!(
+            handover("overlap = \"2s\"\n"),
+            (Handover::Overlap(Duration::from_secs(2)), true)
         );
         for (extra, said) in [
             ("handover = \"both\"\n", "5:12: unknown handover `both`"),
-            ("overlap = \"1s\"\n", "5:11: `overlap` applies only to `handover = \"overlap\"`"),
+            (
+                "handover = \"classic\"\noverlap = \"1s\"\n",
+                "6:11: `overlap` applies only to `handover = \"overlap\"`, and this pair has `handover = \"classic\"`",
+            ),
+            (
+                "overlap = \"1s\"\nquiesce = \"50ms\"\n",
+                "6:11: `quiesce` applies only to `handover = \"classic\"`: in an overlap the old host drops no new connection",
+            ),
             ("handover = \"overlap\"\noverlap = \"50ms\"\n", "6:11: overlap 50ms is out of range"),
             ("handover = \"overlap\"\noverlap = \"61s\"\n", "6:11: overlap 1m 1s is out of range"),
             (
