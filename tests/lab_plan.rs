@@ -2,7 +2,8 @@
 //! `apply` (and `switchover`), the operations the journal records are
 //! exactly those `baton plan --json` printed just before, in the same
 //! order, compared through `baton log --run ID --json`: a VIP pair with and
-//! without `quiesce` and `batch` and with `handover = "overlap"`, a DNS pair with and without
+//! without `quiesce` and `batch` and with `handover = "overlap"` (and the
+//! dual-stack web6 in the default overlap), a DNS pair with and without
 //! `switch_ttl`, and a command pair.
 
 mod common;
@@ -96,6 +97,24 @@ fn a_vip_pair_with_the_overlap_handover_runs_what_it_planned() {
     let state = dir.path().join("state");
     plan_equals_run(&cfg, &state, "web", Some("v2"));
     plan_equals_run(&cfg, &state, "web", None);
+}
+
+#[test]
+fn a_dual_stack_vip_pair_in_the_overlap_runs_what_it_planned() {
+    // web6: an IPv6 VIP on hosts reached over IPv4; the plan asks the old
+    // holder for its addresses, as the run does, for the hand-back's target.
+    let _lab = lab();
+    let state = Path::new(LAB).join("state");
+    plan_equals_run(&lab_config(), &state, "web6", None);
+    let plan = baton(&lab_config(), &["plan", "web6"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stdout.contains(
+            "add element ip6 baton handback { fd00:198:18::160 timeout 3000ms : fd00:198:18::16 }"
+        ),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]

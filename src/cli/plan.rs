@@ -4,23 +4,27 @@
 //! (`exec::sim`), so each command on each host, each DNS UPDATE in full,
 //! each check and each wait is what the run would do. It reads the recorded
 //! roles (only when none are recorded does it ask the hosts who holds
-//! traffic), and for DNS the record's TTL from the zone's primary. It never
-//! changes anything.
+//! traffic), for DNS the record's TTL from the zone's primary, and for a
+//! VIP moved in the overlap order to a host reached by the other family,
+//! the old holder's addresses (the hand-back's target). It never changes
+//! anything.
 
 use serde::Serialize;
 
 use crate::cli::exit::Exit;
-use crate::config::{Change, Config, Host, Pair, Traffic};
+use crate::config::{Change, Config, Handover, Host, Pair, Traffic};
 use crate::core::assess::{self, Holder};
 use crate::core::cycle::{sequence_for, Kind, Shape, Step};
 use crate::core::gate::{Decision, Member};
-use crate::core::op::{OpKind, Rendered};
+use crate::core::op::{Invocation, OpKind, Remote, Rendered};
+use crate::core::overlap;
 use crate::core::ramp::Ramp;
 use crate::exec::change;
 use crate::exec::sim::{self, Sim};
 use crate::exec::steps::{self, Carry, Cycle};
 use crate::exec::{rendered, Exec};
 use crate::io::observe;
+use crate::io::ssh::{SshHost, Target as SshTarget};
 use crate::store::history;
 use crate::store::state::StateStore;
 
@@ -101,7 +105,15 @@ pub async fn run(
             }
         }
         let ttl = current_ttl(pair).await;
-        let mut plan = build_with(pair, kind, (from, to), change, ttl, ramp);
+        let shown = shown_addresses(pair, kind, from).await;
+        let mut plan = build_seeded(
+            pair,
+            kind,
+            (from, to),
+            change,
+            (ttl, ramp),
+            shown.as_deref(),
+        );
         if let (Kind::Apply, Some(hash)) = (kind, &plan.hash) {
             let s = &config.settings;
             plan.gate = Some(
@@ -189,10 +201,34 @@ pub fn build_with(
     ttl: Option<u32>,
     ramp: Option<&Ramp>,
 ) -> Plan {
+    build_seeded(pair, kind, (from, to), change, (ttl, ramp), None)
+}
+
+/// As [`build_with`], the old holder's addresses on the VIP's interface
+/// being `shown` (`ip -o addr show`, asked by `shown_addresses`): the
+/// overlap handover's target when baton reaches that host by the other
+/// family, which the run asks it for.
+pub fn build_seeded(
+    pair: &Pair,
+    kind: Kind,
+    (from, to): (&Host, &Host),
+    change: Option<&Change>,
+    (ttl, ramp): (Option<u32>, Option<&Ramp>),
+    shown: Option<&str>,
+) -> Plan {
     let ramp = ramp.filter(|_| kind == Kind::Apply);
     let sim = Sim::healthy_on(pair, &from.name, ttl.unwrap_or(ASSUMED_TTL));
     {
         let mut s = sim.lock();
+        if let (Traffic::Vip(v), Some(text)) = (&pair.traffic, shown) {
+            if let overlap::Target::Is(own) =
+                overlap::target(from.address, v.address, v.prefix, Some(text))
+            {
+                if let Some(h) = s.hosts.iter_mut().find(|h| h.name == from.name) {
+                    h.addrs.insert(own);
+                }
+            }
+        }
         for h in s.hosts.iter_mut() {
             match kind {
                 // The failover's old primary is down: SSH cannot reach it.
@@ -346,6 +382,34 @@ pub fn json_lines(plan: &Plan) -> Vec<String> {
 
 /// The record's TTL, asked of the zone's primary (read-only); `None` for
 /// other methods or when it does not answer.
+/// What the old holder `from` says of its addresses on the VIP's interface
+/// (`ip -o addr show`, read-only), when a switch in the overlap order would
+/// ask it for the hand-back's target (`overlap::target`: a host reached by
+/// the other family); `None` when not needed or not answered (the plan
+/// then shows what the run would do without it: the classic order).
+async fn shown_addresses(pair: &Pair, kind: Kind, from: &Host) -> Option<String> {
+    let Traffic::Vip(v) = &pair.traffic else {
+        return None;
+    };
+    let asks = matches!(v.handover, Handover::Overlap(_))
+        && kind != Kind::Failover
+        && overlap::target(from.address, v.address, v.prefix, None) == overlap::Target::Ask;
+    if !asks {
+        return None;
+    }
+    let show = Remote::AddrShow {
+        interface: v.interface.clone(),
+    };
+    let Invocation::User(line) = show.invocation() else {
+        return None;
+    };
+    let ssh = SshHost::connect(SshTarget::new(from, &pair.ssh))
+        .await
+        .ok()?;
+    let out = ssh.run(&line).await.ok()?;
+    out.success().then(|| out.stdout_text())
+}
+
 async fn current_ttl(pair: &Pair) -> Option<u32> {
     let Traffic::Dns(d) = &pair.traffic else {
         return None;
