@@ -209,6 +209,21 @@ fn an_ipv6_vip_on_dual_stack_hosts_overlaps_by_default_and_loses_no_syn() {
     );
 }
 
+/// `status web6 --json` on `cfg`: its exit, and the messages of its
+/// `no_overlap` problems.
+fn no_overlap(cfg: &Path) -> (i32, Vec<String>) {
+    let status = baton(cfg, &["status", "web6", "--json"]);
+    let problems = status.json()["pairs"][0]["problems"].clone();
+    let found = problems
+        .as_array()
+        .unwrap_or_else(|| panic!("{}{}", status.stdout, status.stderr))
+        .iter()
+        .filter(|p| p["kind"] == "no_overlap")
+        .map(|p| p["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (status.code, found)
+}
+
 /// Gives web6's hosts their own IPv6 addresses back when dropped.
 struct Own6Back;
 
@@ -236,16 +251,9 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         );
     }
     // By default the overlap is only noted: status stays ok (exit 0).
-    let status = baton(&lab_config(), &["status", "web6", "--json"]);
-    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
-    let problems = status.json()["pairs"][0]["problems"].clone();
-    let noted: Vec<&serde_json::Value> = problems
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["kind"] == "no_overlap")
-        .collect();
-    assert_eq!(noted.len(), 2, "{problems}");
+    let (code, noted) = no_overlap(&lab_config());
+    assert_eq!(code, 0);
+    assert_eq!(noted.len(), 2, "{noted:?}");
     // Chosen in the pair file, it degrades the pair (exit 3).
     let dir = custom_config_of(&["web6.toml"], |name, text| {
         if name == "web6.toml" {
@@ -255,22 +263,12 @@ fn an_overlap_the_hosts_cannot_do_falls_back_to_the_classic_order_and_says_so() 
         }
     });
     let cfg = dir.path().join("baton.toml");
-    let status = baton(&cfg, &["status", "web6", "--json"]);
-    assert_eq!(status.code, 3, "{}{}", status.stdout, status.stderr);
-    let problems = status.json()["pairs"][0]["problems"].clone();
-    let no_overlap: Vec<&serde_json::Value> = problems
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["kind"] == "no_overlap")
-        .collect();
-    assert_eq!(no_overlap.len(), 2, "{problems}");
+    let (code, found) = no_overlap(&cfg);
+    assert_eq!(code, 3);
+    assert_eq!(found.len(), 2, "{found:?}");
     assert!(
-        no_overlap[0]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("blue6 cannot take part in the overlap handover (it has no global IPv6 address in fd00:198:18::160/64's prefix besides the VIP"),
-        "{problems}"
+        found[0].starts_with("blue6 cannot take part in the overlap handover (it has no global IPv6 address in fd00:198:18::160/64's prefix besides the VIP"),
+        "{found:?}"
     );
     let run = baton(&cfg, &["switchover", "web6"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
