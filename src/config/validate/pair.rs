@@ -18,7 +18,7 @@ use super::notify::notify_part;
 use super::roles::roles;
 use super::ssh::ssh_settings;
 use super::traffic::traffic;
-use super::values::placeholders_ok;
+use super::values::{placeholders_ok, unfilled};
 use super::Sink;
 
 use Key::Name as N;
@@ -100,6 +100,12 @@ pub(super) fn pair(
                 &[N("version_command")],
                 "version_command is empty",
                 "give a command that prints the service version, like \"cat /srv/app/VERSION\", or remove the key",
+            ));
+        } else if let Some(p) = unfilled(cmd) {
+            sink.push(src.at(
+                &[N("version_command")],
+                format!("version_command holds `{p}`, which baton does not fill in: it runs as written on each host"),
+                "remove the placeholder: the command runs on the host whose version it prints",
             ));
         }
     }
@@ -298,6 +304,26 @@ mod tests {
                 .any(|d| d.message == "a hold is not supported for a pair with [roles] hooks yet"),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_version_command_with_a_placeholder_is_refused_one_of_the_commands_own_braces_is_not() {
+        let (p, d) = validate(&format!(
+            "environment = \"dev\"\nversion_command = \"cat /srv/{{host}}/VERSION\"\n{REST}"
+        ));
+        assert!(p.is_none());
+        assert_eq!(
+            (d[0].line, d[0].message.as_str()),
+            (
+                2,
+                "version_command holds `{host}`, which baton does not fill in: it runs as written on each host"
+            )
+        );
+        let (p, d) = validate(&format!(
+            "environment = \"dev\"\nversion_command = \"awk '{{print}}' /srv/VERSION\"\n{REST}"
+        ));
+        assert!(d.is_empty(), "{d:?}");
+        assert!(p.is_some());
     }
 
     #[test]

@@ -17,7 +17,10 @@ use crate::config::{tsig, CommandSwitch, Dns, Host, Traffic, Vip};
 
 use super::haproxy::haproxy;
 use super::paths::resolve;
-use super::values::{dns_name, in_zone, parse_cidr, parse_server, valid_interface};
+use super::values::{
+    dns_name, in_zone, parse_cidr, parse_server, placeholders_in, unfilled, valid_interface,
+    SWITCH_PLACEHOLDERS,
+};
 use super::Sink;
 
 use Key::{Index as I, Name as N};
@@ -427,7 +430,29 @@ fn nonempty(
             ));
             None
         }
-        Some(s) => Some(s.to_string()),
+        // `switch` gets the hosts filled in; `query` runs as written.
+        Some(s) if key == "switch" => match placeholders_in(s, &SWITCH_PLACEHOLDERS) {
+            Ok(()) => Some(s.to_string()),
+            Err(bad) => {
+                sink.push(src.at(
+                    &[N("traffic"), N(key)],
+                    format!("unknown placeholder `{bad}` in `switch`"),
+                    "only {from} and {to} (the hosts' names in this file) and {from_address} and {to_address} (their addresses) are filled in, shell-quoted",
+                ));
+                None
+            }
+        },
+        Some(s) => match unfilled(s) {
+            None => Some(s.to_string()),
+            Some(p) => {
+                sink.push(src.at(
+                    &[N("traffic"), N(key)],
+                    format!("`{key}` holds `{p}`, which baton does not fill in here: `{key}` runs as written"),
+                    "remove the placeholder: the query prints the name of the host that holds traffic, whichever it is",
+                ));
+                None
+            }
+        },
     }
 }
 
@@ -610,6 +635,30 @@ mod tests {
                     1,
                     "traffic method `command` needs `query`",
                     "add `query = \"/usr/local/bin/COMMAND\"` under [traffic]"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_command_method_refuses_placeholders_it_does_not_fill() {
+        let run = |text: &str| {
+            check(text, |raw: &PairFile, src, sink| {
+                traffic(raw.traffic.as_ref(), src, Path::new("/"), None, 22, sink)
+            })
+        };
+        let (t, d) = run("[traffic]\nmethod = \"command\"\nswitch = \"lb {from} {to_address}\"\nquery = \"awk '{print}' /run/lb\"\n");
+        assert!(t.is_some(), "{d:?}");
+        let (t, d) = run("[traffic]\nmethod = \"command\"\nswitch = \"lb {form} {to}\"\nquery = \"lb-who {host}\"\n");
+        assert!(t.is_none());
+        let m: Vec<_> = d.iter().map(|d| (d.line, d.message.as_str())).collect();
+        assert_eq!(
+            m,
+            [
+                (3, "unknown placeholder `{form}` in `switch`"),
+                (
+                    4,
+                    "`query` holds `{host}`, which baton does not fill in here: `query` runs as written"
                 ),
             ]
         );

@@ -164,6 +164,30 @@ pub(super) fn placeholders_ok(s: &str) -> Result<(), UnknownPlaceholder> {
 /// its peer (the other host of the pair).
 pub(super) const ROLE_PLACEHOLDERS: [&str; 4] = ["{address}", "{host}", "{peer}", "{peer_address}"];
 
+/// The placeholders a `command` traffic method's `switch` is filled with.
+pub(super) const SWITCH_PLACEHOLDERS: [&str; 4] =
+    ["{from}", "{to}", "{from_address}", "{to_address}"];
+
+/// Every placeholder baton fills in somewhere: in a command that is run as
+/// written (`query`, `version_command`), one of these is a mistake, left
+/// unfilled (other `{word}`s there may be the command's own syntax, like
+/// awk's `{print}`).
+const ANY_PLACEHOLDER: [&str; 8] = [
+    "{address}",
+    "{host}",
+    "{peer}",
+    "{peer_address}",
+    "{from}",
+    "{to}",
+    "{from_address}",
+    "{to_address}",
+];
+
+/// The first of baton's placeholders in a command run as written.
+pub(super) fn unfilled(s: &str) -> Option<&'static str> {
+    ANY_PLACEHOLDER.into_iter().find(|p| s.contains(p))
+}
+
 /// Like [`placeholders_ok`], for a text whose placeholders are `allowed`.
 pub(super) fn placeholders_in(s: &str, allowed: &[&str]) -> Result<(), UnknownPlaceholder> {
     let is_word_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -191,6 +215,19 @@ mod tests {
     use super::super::testing::{check, messages};
     use super::*;
     use crate::config::raw::PairFile;
+
+    #[test]
+    fn a_command_run_as_written_holds_none_of_batons_placeholders() {
+        assert_eq!(unfilled("cat /srv/app/VERSION"), None);
+        assert_eq!(unfilled("awk '{print}' /srv/app/VERSION"), None);
+        assert_eq!(unfilled("/usr/local/bin/lb-query {host}"), Some("{host}"));
+        assert_eq!(unfilled("q --to {to_address}"), Some("{to_address}"));
+        assert!(placeholders_in("lb {from} {to_address}", &SWITCH_PLACEHOLDERS).is_ok());
+        assert_eq!(
+            placeholders_in("lb {from} {address}", &SWITCH_PLACEHOLDERS),
+            Err(UnknownPlaceholder("address".into()))
+        );
+    }
 
     #[test]
     fn cidr_parsing() {
