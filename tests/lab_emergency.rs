@@ -375,8 +375,14 @@ fn a_wrong_interface_is_named_in_status_and_in_the_refused_runs_journal() {
 /// `failpoints` feature; without it the run simply completes).
 #[cfg(feature = "failpoints")]
 fn killed_at(point: &str) {
+    killed_with(&lab_config(), point);
+}
+
+/// As `killed_at`, with the configuration `cfg`.
+#[cfg(feature = "failpoints")]
+fn killed_with(cfg: &Path, point: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let out = baton_command(&lab_config(), &["switchover", "web", "--reason", "killed"])
+    let out = baton_command(cfg, &["switchover", "web", "--reason", "killed"])
         .env("FAILPOINTS", format!("{point}=return"))
         .output()
         .unwrap();
@@ -386,26 +392,43 @@ fn killed_at(point: &str) {
     );
 }
 
+/// The lab's configuration with web in the classic order (remove, then
+/// add), whose fault point lies between the two.
+#[cfg(feature = "failpoints")]
+fn classic() -> tempfile::TempDir {
+    custom_config(|name, t| {
+        if name == "web.toml" {
+            add_traffic_keys(&t, "handover = \"classic\"\n")
+        } else {
+            t
+        }
+    })
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn recover_with_the_vip_on_neither_puts_it_back_on_the_old_primary() {
     let _lab = lab();
-    killed_at("vip-between-del-and-add");
+    let dir = classic();
+    let cfg = dir.path().join("baton.toml");
+    killed_with(&cfg, "vip-between-del-and-add");
     assert_eq!(vip_on(), (false, false));
-    let run = baton(&lab_config(), &["recover", "web"]);
+    let run = baton(&cfg, &["recover", "web"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert_eq!(vip_on(), (true, false));
-    assert_eq!(baton(&lab_config(), &["status", "web"]).code, 0);
+    assert_eq!(baton(&cfg, &["status", "web"]).code, 0);
 }
 
 #[cfg(feature = "failpoints")]
 #[test]
 fn recover_with_the_vip_on_both_hosts_changes_nothing_and_needs_an_operator() {
     let _lab = lab();
-    killed_at("vip-between-del-and-add");
+    let dir = classic();
+    let cfg = dir.path().join("baton.toml");
+    killed_with(&cfg, "vip-between-del-and-add");
     add_vip("blue");
     add_vip("green");
-    let run = baton(&lab_config(), &["recover", "web"]);
+    let run = baton(&cfg, &["recover", "web"]);
     expect(&run, 4, "traffic is unclear");
     assert_eq!(vip_on(), (true, true), "nothing changed");
 }
