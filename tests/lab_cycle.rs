@@ -651,8 +651,9 @@ fn plan_shows_the_exact_commands_and_changes_nothing() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     for expected in [
         "plan for web: Apply from blue to green, change v2 (hash ",
-        "$ blue: sudo -n ip -o -batch - <<< 'addr del 198.18.0.100/24 dev eth0'",
-        "$ green: sudo -n ip -o -batch - <<< 'addr add 198.18.0.100/24 dev eth0'",
+        // (the overlap, the default: a lifetime on blue, then green takes it)
+        "$ blue: sudo -n ip -o -batch - <<< 'addr change 198.18.0.100/24 dev eth0 valid_lft 3 preferred_lft 3'",
+        "$ green: sudo -n ip -o -batch - <<< 'addr replace 198.18.0.100/24 dev eth0 valid_lft forever preferred_lft forever'",
         "$ green: sed -i 's/version=[0-9]*/version=2/' /srv/baton-lab/index.html",
         "GET http://198.18.0.100/ expecting 200 and a body containing \"host=green \"",
         // The UPDATE in full, with the TTL the zone's primary serves.
@@ -1314,9 +1315,17 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
             })
             .collect()
     };
+    // The classic order (remove, then add), whose two commands these are.
+    let classic = |name: &str, t: String| {
+        if name == "web.toml" {
+            add_traffic_keys(&t, "handover = \"classic\"\n")
+        } else {
+            t
+        }
+    };
     // Default: ip is already running on both hosts; the remove and the add
     // are one line each, and nothing else is tried.
-    let dir = custom_config(|_, t| t);
+    let dir = custom_config(classic);
     let state = dir.path().join("state");
     let run = baton(&dir.path().join("baton.toml"), &["switchover", "web"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
@@ -1340,7 +1349,7 @@ fn the_vip_moves_through_a_running_ip_batch_or_with_batch_off_through_sudo_per_c
     let dir = with_pair("web.toml", |t| {
         t.replace(
             "interface = \"eth0\"",
-            "interface = \"eth0\"\nbatch = false",
+            "interface = \"eth0\"\nbatch = false\nhandover = \"classic\"",
         )
     });
     let state = dir.path().join("state");
@@ -1391,6 +1400,15 @@ fn when_sudo_refuses_ip_batch_the_vip_moves_with_one_sudo_per_command() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(holds_vip("baton-green") && !holds_vip("baton-blue"));
     let switch = step_end(&dir.path().join("state"), "web", "switch");
+    // The overlap (the default) needs `ip -o -batch -` for blue's lifetime:
+    // sudo refused it, nothing ran, and the classic order moved the VIP.
+    let detail = switch["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(
+            "(handover classic, not overlap: blue cannot give 198.18.0.100/24 a lifetime:"
+        ),
+        "{detail}"
+    );
     let cmds: Vec<(String, i64, String, String)> = switch["commands"]
         .as_array()
         .unwrap()

@@ -164,6 +164,29 @@ async fn an_old_host_that_cannot_give_the_address_a_lifetime_keeps_it_and_the_sw
 }
 
 #[tokio::test]
+async fn an_old_host_whose_sudo_refuses_ip_batch_falls_back_without_trying_to_keep_it() {
+    let lab = overlap_lab();
+    let sim = lab.sim();
+    sim.fault(Some("blue"), "ip -o -batch -", Effect::SudoRefuses, 0);
+    let f = lab.run(&sim, Some(Kind::Switchover), None).await;
+    assert_eq!(f.outcome, Outcome::Ok, "{}", f.message);
+    assert_eq!(vip_on(&sim), ["green"]);
+    let ops = switch_ops(&lab);
+    // Nothing ran, so nothing is taken back: no `valid_lft forever` on blue.
+    assert!(
+        !ops.iter()
+            .any(|(h, c)| h == "blue" && c.contains("valid_lft forever")),
+        "{ops:#?}"
+    );
+    let d = detail(&lab, Step::Switch);
+    assert!(
+        d.contains("handover classic, not overlap: blue cannot give 198.51.100.100/24 a lifetime:")
+            && d.contains("needs a password"),
+        "{d}"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_add_leaves_the_vip_on_the_old_host_for_good() {
     let lab = overlap_lab();
     let sim = lab.sim();

@@ -104,6 +104,14 @@ pub enum OpError {
     Unsupported(String),
 }
 
+impl OpError {
+    /// Whether sudo refused the command (it asked for a password, or no
+    /// rule allows it): the command did not run.
+    pub fn sudo_refused(&self) -> bool {
+        matches!(self, OpError::Ssh(e) if matches!(**e, SshError::SudoPassword { .. } | SshError::SudoRefused { .. }))
+    }
+}
+
 impl From<SshError> for OpError {
     fn from(e: SshError) -> Self {
         OpError::Ssh(Box::new(e))

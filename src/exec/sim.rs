@@ -72,6 +72,9 @@ pub enum Effect {
     /// A command exits with this status, says so on stderr and has no
     /// effect (a program it needs is missing, say).
     Exits(i32),
+    /// sudo refuses a privileged command (no sudoers rule for it): it does
+    /// not run.
+    SudoRefuses,
 }
 
 /// A fault: the operations whose rendered command contains `matching`
@@ -606,6 +609,14 @@ impl State {
                     code,
                     "",
                     &format!("simulated exit {code} of `{}`", rendered.command),
+                )))
+            }
+            Some(Effect::SudoRefuses) => {
+                return Err(OpError::Ssh(Box::new(
+                    crate::io::ssh::SshError::SudoPassword {
+                        host: host.unwrap_or_default().to_string(),
+                        command: rendered.command.clone(),
+                    },
                 )))
             }
             _ => {}

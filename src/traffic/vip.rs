@@ -21,7 +21,7 @@ use crate::core::announce::{announce_status, announcement, is_status_line, NO_PY
 use crate::core::ifaddr::{self, Held};
 use crate::core::op::{AddrAction, Op, Remote, WaitFor};
 use crate::core::overlap::{self, Target};
-use crate::exec::{output, Exec, Failed, OpError, World};
+use crate::exec::{output, succeeded, Exec, Failed, OpError, World};
 
 fn show(host: &str, v: &Vip) -> Op {
     Op::Remote {
@@ -217,12 +217,21 @@ async fn overlap<W: World>(
     let new_batch = arm(x, to, v).await;
     let secs = handover::lifetime(keep);
     let lapsing = x
-        .remote_ok(
-            from,
-            addr(AddrAction::Lapse(secs), v, false),
-            &format!("giving {cidr} on {from} a lifetime of {secs} s"),
-        )
+        .remote(from, addr(AddrAction::Lapse(secs), v, false))
         .await;
+    // sudo refused `ip -o -batch -`: nothing ran, the address is as it was.
+    if let Err(e) = &lapsing {
+        if e.sudo_refused() {
+            let ended = end_note(handover::end(x, to, v, &old).await);
+            return Overlapped::Unsupported(format!(
+                "{from} cannot give {cidr} a lifetime: {e}{ended}"
+            ));
+        }
+    }
+    let lapsing = succeeded(
+        &format!("giving {cidr} on {from} a lifetime of {secs} s"),
+        lapsing,
+    );
     if let Err(e) = lapsing {
         let ended = end_note(handover::end(x, to, v, &old).await);
         // (An IPv6 address that is not there is not changed, an IPv4 one is
