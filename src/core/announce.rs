@@ -316,16 +316,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_address_is_added_without_duplicate_address_detection() {
-        use crate::core::op::{AddrAction, Invocation, Remote};
-        let addr = |action, cidr: &str, batch| {
-            Remote::Addr {
-                action,
-                cidr: cidr.into(),
-                interface: "eth0".into(),
-                batch,
-            }
-            .invocation()
-        };
+        use crate::core::op::{addr_on_eth0 as addr, AddrAction, Invocation};
         assert_eq!(
             addr(AddrAction::Add, "fd00:198:18::100/64", true),
             Invocation::Batch("addr add fd00:198:18::100/64 dev eth0 nodad".into())

@@ -895,6 +895,18 @@ impl std::fmt::Display for Update {
     }
 }
 
+/// How an address change on eth0 is invoked (for the tests).
+#[cfg(test)]
+pub(crate) fn addr_on_eth0(action: AddrAction, cidr: &str, batch: bool) -> Invocation {
+    Remote::Addr {
+        action,
+        cidr: cidr.into(),
+        interface: "eth0".into(),
+        batch,
+    }
+    .invocation()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,15 +948,7 @@ mod tests {
     #[test]
     fn the_overlaps_address_changes_go_through_one_ip_batch_and_ipv6_leaves_the_prefix_route_alone()
     {
-        let change = |action, cidr: &str, batch| {
-            Remote::Addr {
-                action,
-                cidr: cidr.into(),
-                interface: "eth0".into(),
-                batch,
-            }
-            .invocation()
-        };
+        let change = addr_on_eth0;
         let batch = |line: &str| Invocation::Privileged {
             argv: BATCH_ARGV.iter().map(|s| s.to_string()).collect(),
             input: Some(format!("{line}\n")),
