@@ -207,14 +207,18 @@ def check(d, name):
         return out
     if name == "handover":
         rs = [r for r in rows(os.path.join(d, "handover.jsonl")) if "variant" in r]
-        out = [f"handover: no {v} switch" for v in ("classic", "overlap", "keepalived")
+        out = [f"handover: no {v} switch" for v in ("classic", "overlap", "keepalived", "classic6", "overlap6")
                if not any(r["variant"] == v for r in rs)]
         for r in rs:
             sw = r.get("switch") or {}
+            v = r["variant"]
             if sw.get("exit", 0) != 0:
-                out.append(f'handover {r["variant"]} round {r.get("round")}: the switch exited {sw.get("exit")}')
-            if r["variant"] == "overlap" and "(handover overlap)" not in (sw.get("detail") or ""):
-                out.append(f'handover overlap round {r.get("round")}: not an overlap: {sw.get("detail")}')
+                out.append(f'handover {v} round {r.get("round")}: the switch exited {sw.get("exit")}')
+            detail = sw.get("detail") or ""
+            if v.startswith("overlap") and "(handover overlap)" not in detail:
+                out.append(f'handover {v} round {r.get("round")}: not an overlap: {detail}')
+            if v.startswith("classic") and "(handover overlap)" in detail:
+                out.append(f'handover {v} round {r.get("round")}: an overlap, not the classic order: {detail}')
         return out
     if name == "overhead":
         rs = rows(os.path.join(d, "overhead.jsonl"))
