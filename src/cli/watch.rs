@@ -352,9 +352,7 @@ async fn settle(
             )),
             ..template.clone()
         };
-        let printer = Printer::new(Mode::detect(json), 1);
-        let finished = run::run(config, pair, &req, &printer).await;
-        drop(printer);
+        let finished = run_printed(config, pair, &req, json).await;
         say(
             json,
             &serde_json::json!({"event": "settled", "pair": pair.name, "run": run, "outcome": finished.outcome.name(), "message": finished.message}),
@@ -366,6 +364,15 @@ async fn settle(
 }
 
 /// Every watcher's last view in the store (unreadable ones left out).
+/// A run of `req` on `pair`, its steps printed as `baton watch` prints
+/// (text or JSON lines).
+async fn run_printed(config: &Config, pair: &Pair, req: &Request, json: bool) -> run::Finished {
+    let printer = Printer::new(Mode::detect(json), 1);
+    let finished = run::run(config, pair, req, &printer).await;
+    drop(printer);
+    finished
+}
+
 async fn load_views(backend: &store::Store) -> Vec<View> {
     let b = backend.clone();
     match tokio::task::spawn_blocking(move || b.views()).await {
@@ -431,9 +438,7 @@ async fn fail_over(
         reason: Some(reason),
         ..template.clone()
     };
-    let printer = Printer::new(Mode::detect(json), 1);
-    let finished = run::run(config, pair, &req, &printer).await;
-    drop(printer);
+    let finished = run_printed(config, pair, &req, json).await;
     say(
         json,
         &serde_json::json!({"event": "failover", "pair": pair.name, "from": from, "to": to, "outcome": finished.outcome.name(), "message": finished.message}),

@@ -765,23 +765,10 @@ impl Inner {
         let key = self.key(&format!("lock/{pair}"));
         for _ in 0..3 {
             let lease = self.lease().map_err(store)?;
-            let txn = Txn::new()
-                .when(vec![Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    0,
-                )])
-                .and_then(vec![TxnOp::put(
-                    key.clone(),
-                    body.clone(),
-                    Some(PutOptions::new().with_lease(lease.id)),
-                )])
-                .or_else(vec![TxnOp::get(key.clone(), None)]);
-            let r = self.txn(txn).map_err(store)?;
-            let holder = r.op_responses().into_iter().find_map(|op| match op {
-                TxnOpResponse::Get(g) => g.kvs().first().cloned(),
-                _ => None,
-            });
+            let r = self
+                .txn(create_on_lease(&key, body.clone(), lease.id))
+                .map_err(store)?;
+            let holder = first_get(&r);
             let rev = match holder {
                 _ if r.succeeded() => r.header().map_or(0, |h| h.revision()),
                 // Released between the compare and the read: try again.
@@ -834,29 +821,14 @@ impl Inner {
     fn lead(&self, me: &str) -> Result<Leadership, StoreError> {
         let key = self.key("leader");
         let lease = self.lease()?;
-        let txn = Txn::new()
-            .when(vec![Compare::create_revision(
-                key.clone(),
-                CompareOp::Equal,
-                0,
-            )])
-            .and_then(vec![TxnOp::put(
-                key.clone(),
-                me.as_bytes().to_vec(),
-                Some(PutOptions::new().with_lease(lease.id)),
-            )])
-            .or_else(vec![TxnOp::get(key.clone(), None)]);
-        let r = self.txn(txn)?;
+        let r = self.txn(create_on_lease(&key, me.as_bytes().to_vec(), lease.id))?;
         let leading = || Leadership::Leading {
             until: lease.until(),
         };
         if r.succeeded() {
             return Ok(leading());
         }
-        let current = r.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
-            _ => None,
-        });
+        let current = first_get(&r);
         let Some(kv) = current else {
             // It lapsed between the compare and the read: next round.
             return Ok(Leadership::Following {
@@ -1185,6 +1157,27 @@ fn record_key(prefix: &str, pair: &str, seq: u64) -> String {
 }
 
 /// The sequence number of a journal key under `dir`.
+/// The transaction that creates `key` with `body` on the lease `lease` if
+/// no one holds it, and otherwise reads who does (`first_get`).
+fn create_on_lease(key: &str, body: Vec<u8>, lease: i64) -> Txn {
+    Txn::new()
+        .when(vec![Compare::create_revision(key, CompareOp::Equal, 0)])
+        .and_then(vec![TxnOp::put(
+            key,
+            body,
+            Some(PutOptions::new().with_lease(lease)),
+        )])
+        .or_else(vec![TxnOp::get(key, None)])
+}
+
+/// The first key a transaction's `get` read, if any.
+fn first_get(r: &TxnResponse) -> Option<etcd_client::KeyValue> {
+    r.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+        _ => None,
+    })
+}
+
 /// A random pause in `[0, most)`, different in each process and for each
 /// `attempt` (the standard library's per-process random hash keys; no
 /// cryptographic quality is needed, only that two writers differ).
