@@ -318,6 +318,7 @@ def one_run(kind, name, config, change, rate, poll_rate, seconds, svg):
                     for e in events if e.get("state") in ("ok", "failed") and e.get("step") != "run"]
     rec["first_event_s"] = rel(min((e["_at"] for e in events if e.get("step") != "run"), default=None), started)
     # the switch that moved the VIP back to blue: the step with an `ip ... addr add` on blue
+    # (classic order), or `addr replace` (the overlap, the default, takes it with a replace)
     # (a revert continues the held run: its id is the apply's, whose operations come first)
     ops = lbgap.ops_of(rec["run"])
     mine = {st["step"] for st in rec["steps"]}
@@ -329,7 +330,7 @@ def one_run(kind, name, config, change, rate, poll_rate, seconds, svg):
         s["ops"] += 1
         s["ms"] += o.get("duration_ms") or 0
     rec["ops_per_step"] = per_step
-    adds = [o for o in ops if o.get("host") == OLD and "addr add" in (o.get("command") or "")]
+    adds = [o for o in ops if o.get("host") == OLD and re.search(r"addr (add|replace) ", o.get("command") or "")]
     sw_step = adds[-1].get("step") if adds else None
     rec["switch_step"] = sw_step
     sw = [e for e in events if e.get("step") == sw_step]
