@@ -228,6 +228,17 @@ fn lab_lock() -> File {
     );
     let lock = File::create("/run/baton-lab-tests.lock").expect("create the lab test lock");
     lock.lock().expect("flock the lab test lock");
+    // the test before may have stopped an etcd member or cut a namespace off
+    // (tests reset the lab when they start, not when they end)
+    let reset = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab"))
+        .arg("reset")
+        .output()
+        .expect("run scripts/lab reset");
+    assert!(
+        reset.status.success(),
+        "scripts/lab reset failed: {}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
     lock
 }
 
