@@ -267,6 +267,14 @@ fn an_apply_tells_the_webhook_and_the_command_its_start_and_its_end() {
         log.stdout
     );
     assert_no_token("baton log", &log.stdout);
+    // every notification went out: the run's line in the trail says nothing of them
+    let trail = baton(&config, &["log", "web"]);
+    let line = trail.stdout.lines().find(|l| l.contains(&run_id));
+    assert!(
+        line.is_some_and(|l| l.ends_with("  OK")),
+        "{line:?} in:\n{}",
+        trail.stdout
+    );
 }
 
 #[test]
@@ -389,6 +397,27 @@ fn a_receiver_answering_500_is_journaled_and_the_run_still_exits_0() {
     );
     assert_no_token("baton log", &log.stdout);
     assert_no_token("the output", &format!("{}{}", run.stdout, run.stderr));
+    // The audit trail's line for the run says that its notification failed.
+    let id = last_run_id(&state);
+    let trail = baton(&config, &["log", "web"]);
+    let line = trail
+        .stdout
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_else(|| panic!("no line for {id} in:\n{}", trail.stdout));
+    assert!(
+        line.ends_with(&format!(
+            "OK  NOTIFY FAILED (1 of 1: `baton log --run {id}`)"
+        )),
+        "{line}"
+    );
+    let json = baton(&config, &["log", "web", "--json"]);
+    let last: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().last().unwrap_or_default()).expect("log --json");
+    assert_eq!(
+        (last["notified"].as_u64(), last["notify_failed"].as_u64()),
+        (Some(0), Some(1))
+    );
     // The run's record is the run's own: it ended ok.
     assert!(journal(&state, "web")
         .iter()

@@ -210,12 +210,21 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
             (None, Some(step)) => format!("INTERRUPTED in {}", step.name()),
             (None, None) => "INTERRUPTED".to_string(),
         };
+        // A notification that failed is said on the run's line: the run's
+        // people may not have heard of it.
+        let notify = match (v.notify_failed, v.notified) {
+            (0, _) => String::new(),
+            (failed, sent) => format!(
+                "  NOTIFY FAILED ({failed} of {}: `baton log --run {run}`)",
+                failed + sent
+            ),
+        };
         if json {
             say!(
                 "{}",
                 serde_json::json!({"run": run, "pair": pair, "kind": kind, "from": from, "to": to, "change": change, "label": label,
                     "hash": hash, "operator": operator, "reason": reason, "at": at, "outcome": outcome, "forced": forced,
-                    "data_loss": data_loss})
+                    "data_loss": data_loss, "notified": v.notified, "notify_failed": v.notify_failed})
             );
         } else {
             let what = match (change, hash) {
@@ -230,7 +239,7 @@ pub fn show(config: &Config, run: Option<&str>, filter: &Filter, json: bool) -> 
                 (None, None) => kind.name().to_string(),
             };
             say!(
-                "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}",
+                "{at}  {pair:<10} {run}  {:<10} {from}->{to}  {what}  by {operator}  {}  {outcome}{notify}",
                 kind_shown,
                 reason
                     .as_deref()

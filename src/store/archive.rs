@@ -168,6 +168,8 @@ mod tests {
             finished_at: finished.map(|_| "2026-11-20T02:01:00.000Z".to_string()),
             took_ms: 1,
             last_at: None,
+            notified: 0,
+            notify_failed: 0,
         }
     }
 

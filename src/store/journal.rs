@@ -222,6 +222,13 @@ pub struct RunView {
     /// the hold began.
     #[serde(default)]
     pub last_at: Option<String>,
+    /// Notifications of its events that were sent.
+    #[serde(default)]
+    pub notified: u32,
+    /// Notifications of its events that failed (a notifier that answered an
+    /// error, timed out or could not start).
+    #[serde(default)]
+    pub notify_failed: u32,
 }
 
 impl RunView {
@@ -685,6 +692,8 @@ impl Digest {
                 finished_at: None,
                 took_ms: 0,
                 last_at: None,
+                notified: 0,
+                notify_failed: 0,
             });
             return;
         }
@@ -698,7 +707,11 @@ impl Digest {
         };
         // A notification, written after the run's end, is no part of the
         // run's own time line (a held run's hold began before it).
-        if let Record::Notify { .. } = r {
+        if let Record::Notify { ok, .. } = r {
+            match ok {
+                true => view.notified += 1,
+                false => view.notify_failed += 1,
+            }
             return;
         }
         view.last_at = Some(r.at().to_string());
@@ -817,6 +830,39 @@ mod tests {
         );
         let mode = fs::metadata(j.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_runs_notifications_are_counted_but_are_no_part_of_its_time_line() {
+        let notify = |run: &str, ok: bool| Record::Notify {
+            run: run.into(),
+            about: crate::core::notify::Trigger::Ok,
+            target: "command".into(),
+            ok,
+            detail: String::new(),
+            duration_ms: 7,
+            at: "late".into(),
+        };
+        let records = [
+            start("r1"),
+            end("r1", Step::Preflight, true),
+            notify("r1", true),
+            notify("r1", false),
+            notify("r1", false),
+            start("r2"),
+            notify("r2", true),
+            notify("", false),
+        ];
+        let all = runs(&records);
+        assert_eq!((all[0].notified, all[0].notify_failed), (1, 2));
+        assert_eq!((all[1].notified, all[1].notify_failed), (1, 0));
+        assert_eq!(all[0].took_ms, 1);
+        assert_eq!(all[0].last_at.as_deref(), Some("t"));
+        // a digest written before the counts existed still reads
+        let mut old = serde_json::to_value(&all[0]).unwrap();
+        old.as_object_mut().unwrap().remove("notify_failed");
+        let back: RunView = serde_json::from_value(old).unwrap();
+        assert_eq!(back.notify_failed, 0);
     }
 
     #[test]
