@@ -572,17 +572,13 @@ fn say(json: bool, object: &serde_json::Value, text: &str) {
 /// Appends one line to the watch log (`watch.log` in the state directory,
 /// 0600, synced): pauses and resumes, who and why.
 fn log_line(dir: &std::path::Path, line: &serde_json::Value) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dir.join("watch.log"))?;
+    let mut f =
+        crate::store::dir::open_private(&dir.join("watch.log"), crate::store::dir::Open::Append)?;
     writeln!(f, "{line}")?;
     f.sync_all()
 }

@@ -11,9 +11,8 @@
 //! count once (by run id).
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::store::journal::{scan_file, JournalError, RunView};
@@ -113,12 +112,7 @@ pub fn rotate(journal: &Path, runs: &[RunView], limit: u64) -> std::io::Result<O
         serde_json::to_writer(&mut lines, v).map_err(std::io::Error::other)?;
         lines.push(b'\n');
     }
-    let mut index = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(index_path(journal))?;
+    let mut index = super::dir::open_private(&index_path(journal), super::dir::Open::Append)?;
     index.write_all(&lines)?;
     index.sync_all()?;
     let millis = std::time::SystemTime::now()

@@ -2,10 +2,41 @@
 //! journals, states and locks in it, it must be a directory that belongs to
 //! the user running baton and that nobody else may write (else another user
 //! could plant or change the record baton acts on). One readable by others
-//! is used, with a warning: the journals hold command outputs.
+//! is used, with a warning: the journals hold command outputs. It also
+//! owns how baton opens the files it writes there: mode 0600, never through
+//! a symlink (`open_private`).
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+
+/// How `open_private` opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Read and write, created when missing, never truncated (a journal, a
+    /// lock file).
+    ReadWrite,
+    /// Append, created when missing (a log, an index).
+    Append,
+    /// Write a new file; an existing one (or a symlink) is an error.
+    New,
+}
+
+/// Opens a file baton writes in its state directory: created 0600, and
+/// never through a symlink (`O_NOFOLLOW`: one planted in the directory
+/// makes the open fail, instead of baton writing where it points).
+pub fn open_private(path: &Path, how: Open) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    match how {
+        Open::ReadWrite => options.read(true).write(true).create(true).truncate(false),
+        Open::Append => options.append(true).create(true),
+        Open::New => options.write(true).create_new(true),
+    };
+    options
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
 
 /// Why the state directory cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,6 +101,46 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_files_are_0600_and_never_opened_through_a_symlink() {
+        use std::io::{Read, Write};
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("web.journal");
+        open_private(&path, Open::Append)
+            .unwrap()
+            .write_all(b"one\n")
+            .unwrap();
+        open_private(&path, Open::Append)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        let mut text = String::new();
+        open_private(&path, Open::ReadWrite)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "one\ntwo\n", "neither truncated nor overwritten");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            open_private(&path, Open::New).is_err(),
+            "New refuses an existing file"
+        );
+        // a symlink planted where baton writes: every way refuses it, and
+        // the file it points at is untouched
+        let target = root.path().join("elsewhere");
+        fs::write(&target, "theirs").unwrap();
+        let link = root.path().join("api.journal");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for how in [Open::ReadWrite, Open::Append, Open::New] {
+            assert!(
+                open_private(&link, how).is_err(),
+                "{how:?} followed a symlink"
+            );
+        }
+        assert_eq!(fs::read_to_string(&target).unwrap(), "theirs");
+    }
 
     #[test]
     fn private_missing_exposed_writable_and_not_a_directory() {

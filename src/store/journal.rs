@@ -404,15 +404,8 @@ impl FileJournal {
         let mut line = serde_json::to_vec(record).map_err(|e| err(std::io::Error::other(e)))?;
         line.push(b'\n');
         let created = !self.path.exists();
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&self.path)
-            .map_err(err)?;
+        let mut f =
+            super::dir::open_private(&self.path, super::dir::Open::ReadWrite).map_err(err)?;
         let whole = self.set_aside_torn_tail(&mut f).map_err(err)?;
         f.seek(SeekFrom::Start(whole)).map_err(err)?;
         let written = f.write_all(&line).and_then(|()| f.sync_all());
@@ -464,12 +457,7 @@ impl FileJournal {
         let aside = self
             .path
             .with_file_name(format!("{}.torn-{millis}", self.file_name()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&aside)?;
+        let mut out = super::dir::open_private(&aside, super::dir::Open::New)?;
         f.seek(SeekFrom::Start(whole))?;
         std::io::copy(&mut (&*f).take(len - whole), &mut out)?;
         out.sync_all()?;

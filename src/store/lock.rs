@@ -136,14 +136,7 @@ pub fn acquire(state_dir: &Path, pair: &str, holder: &LockOwner) -> Result<PairL
 /// elsewhere.
 pub fn open_lock_file(dir: &Path, path: &Path) -> std::io::Result<File> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    super::dir::open_private(path, super::dir::Open::ReadWrite)
 }
 
 /// Who holds the pair's lock now, if a live process does: read from the
