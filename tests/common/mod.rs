@@ -30,6 +30,36 @@ fn repo() -> PathBuf {
 /// resets a suite run pays for (each about 1 s).
 pub struct Lab {
     _lock: File,
+    since: Instant,
+}
+
+impl Drop for Lab {
+    /// Notes how long the test held the lab (`scripts/test` lists the
+    /// slowest at the end); best effort.
+    fn drop(&mut self) {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        let binary = std::env::args()
+            .next()
+            .and_then(|a| {
+                Path::new(&a)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default();
+        let binary = binary.rsplit_once('-').map_or(binary.as_str(), |(b, _)| b);
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(Path::new(LAB).join("test-times.tsv"))
+        {
+            let _ = writeln!(
+                f,
+                "{:.1}\t{binary}::{test}",
+                self.since.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 /// Brings the lab up (once per process), takes it exclusively and resets it.
@@ -52,6 +82,8 @@ pub fn lab() -> Lab {
     });
     let lock = File::create("/run/baton-lab-tests.lock").expect("create the lab test lock");
     lock.lock().expect("flock the lab test lock");
+    // (from here: the time this test holds the lab, its reset included)
+    let since = Instant::now();
     let reset = Command::new(repo().join("scripts/lab"))
         .arg("reset")
         .output()
@@ -62,7 +94,7 @@ pub fn lab() -> Lab {
         String::from_utf8_lossy(&reset.stderr)
     );
     let _ = fs::remove_dir_all(Path::new(LAB).join("state"));
-    Lab { _lock: lock }
+    Lab { _lock: lock, since }
 }
 
 /// Runs a command inside a lab namespace.
