@@ -357,7 +357,12 @@ fn a_second_run_on_the_same_pair_is_refused_at_once() {
 #[test]
 fn a_host_cut_off_mid_cycle_leaves_the_run_incomplete_not_broken() {
     let _lab = lab();
-    let dir = with_pair("web.toml", |t| set_key(&t, "observe_period", "\"3s\""));
+    // (a command to the cut-off host ends at command_timeout: 5 s, not the lab's 30 s)
+    let dir = custom_config_of(&["web.toml", "api.toml"], |name, t| match name {
+        "baton.toml" => set_key(&t, "command_timeout", "\"5s\""),
+        "web.toml" => set_key(&t, "observe_period", "\"3s\""),
+        _ => t,
+    });
     let cfg = dir.path().join("baton.toml");
     let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
     wait_for_begin(&dir.path().join("state"), "web", "verify_service");
@@ -369,6 +374,42 @@ fn a_host_cut_off_mid_cycle_leaves_the_run_incomplete_not_broken() {
     assert!(out.contains("INCOMPLETE"), "{out}");
     assert!(holds_vip("baton-green"));
     assert_eq!(state(&dir.path().join("state"), "web")["primary"], "green");
+}
+
+#[test]
+fn a_change_edited_during_its_run_is_not_spread_to_the_old_primary() {
+    let _lab = lab();
+    // the change's upload from a file of this test's own, edited mid-run
+    let dir = with_pair("web.toml", |t| {
+        set_key(&t, "observe_period", "\"3s\"").replace(
+            &format!("from = \"{LAB}/config/pairs/files/release-notes.txt\""),
+            "from = \"notes.txt\"",
+        )
+    });
+    let notes = dir.path().join("pairs/notes.txt");
+    fs::write(&notes, "Version 2 of the lab service.\n").unwrap();
+    let cfg = dir.path().join("baton.toml");
+    let child = spawn(&cfg, &["apply", "web", "--change", "v2"]);
+    wait_for_begin(&dir.path().join("state"), "web", "verify_service");
+    fs::write(&notes, "Version 3, edited while the run went on.\n").unwrap();
+    let (code, out) = finish(child);
+    // traffic moved to green, which was updated and verified; blue keeps
+    // version 1 and gets nothing of the edited change
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("INCOMPLETE")
+            && out.contains("change v2 was edited during the run")
+            && out.contains("nothing of it was done on blue"),
+        "{out}"
+    );
+    assert!(holds_vip("baton-green"));
+    assert_eq!(page("blue"), "host=blue version=1\n");
+    let on = |host: &str| Path::new(LAB).join(format!("hosts/{host}/srv/release-notes.txt"));
+    assert!(!on("blue").exists(), "blue got the upload");
+    assert_eq!(
+        fs::read_to_string(on("green")).unwrap(),
+        "Version 2 of the lab service.\n"
+    );
 }
 
 #[test]

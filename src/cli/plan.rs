@@ -248,6 +248,7 @@ pub fn build_seeded(
         from,
         to,
         change,
+        hash: None,
         from_reachable: kind != Kind::Failover,
         last_seen: None,
         accept_data_loss: false,

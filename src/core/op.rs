@@ -39,6 +39,10 @@ pub enum Op {
         to: String,
         /// Its mode.
         mode: u32,
+        /// The SHA-256 its content must have (lower-case hex): what the
+        /// change's hash was taken over. A file that differs when it is
+        /// read to be sent is not sent.
+        sha256: String,
     },
     /// A hook on the controller (`sh -c`), its values filled and quoted.
     Hook {
@@ -726,6 +730,7 @@ impl Op {
                 from,
                 to,
                 mode,
+                ..
             } => (
                 host.clone(),
                 OpKind::Upload,

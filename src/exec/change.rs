@@ -3,7 +3,13 @@
 //! file it replaces as `PATH.baton-prev`, then the steps in order, stopping
 //! at the first failure. Rolling back: each upload put back (last first,
 //! only while the file still holds what was uploaded: `core::restore`),
-//! then the rollback steps in order.
+//! then the rollback steps in order. Applying first checks that the change
+//! still has the hash the run began with (its start record's): a change
+//! edited during a run is not applied under the old hash, and each upload
+//! is sent only if its content still has the SHA-256 the hash was taken
+//! over. Rolling back, an undo, goes on with the change as configured: the
+//! uploads are put back only while the host's file is still what was
+//! uploaded.
 
 use sha2::{Digest, Sha256};
 
@@ -41,20 +47,23 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
 }
 
 /// Applies a change on `host`: each upload (keeping the file it replaces),
-/// then the steps, stopping at the first failure.
+/// then the steps, stopping at the first failure. `began` is the change's
+/// hash when the run began (`None`: no record of it, as in `plan`).
 pub async fn apply<W: World>(
     x: &mut Exec<'_, W>,
     host: &str,
     change: &Change,
+    began: Option<&str>,
 ) -> Result<String, Failed> {
-    let owner = owner(change)?;
+    let owner = owner(change, began, host)?;
     for u in &change.upload {
+        let sha256 = sha_of(u)?;
         x.remote_ok(
             host,
             Remote::KeepPrevious {
                 path: u.to.clone(),
                 change: owner.clone(),
-                sha256: sha_of(u)?,
+                sha256: sha256.clone(),
             },
             &format!("keeping the previous {}", u.to),
         )
@@ -64,6 +73,7 @@ pub async fn apply<W: World>(
             from: u.from.clone(),
             to: u.to.clone(),
             mode: u.mode,
+            sha256,
         };
         let out = output(&op, x.perform(op.clone()).await);
         succeeded(&format!("uploading {}", u.to), out)?;
@@ -80,15 +90,30 @@ pub async fn apply<W: World>(
 /// compares the host's file with).
 pub fn upload_sha256(upload: &Upload) -> std::io::Result<String> {
     let bytes = crate::io::readfile::bytes(&upload.from, crate::io::readfile::UPLOAD)?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(sha256_hex(&bytes))
 }
 
-/// The change's hash, which owns what its uploads keep.
-fn owner(change: &Change) -> Result<String, Failed> {
-    hash(change).map_err(|e| Failed(format!("cannot hash change {}: {e}", change.name)))
+/// The SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The change's hash, which owns what its uploads keep; refused when it is
+/// not the hash the run began with (the change or one of its files was
+/// edited since): nothing of it is done on `host`.
+fn owner(change: &Change, began: Option<&str>, host: &str) -> Result<String, Failed> {
+    let now =
+        hash(change).map_err(|e| Failed(format!("cannot hash change {}: {e}", change.name)))?;
+    match began {
+        Some(was) if was != now => Err(Failed(format!(
+            "change {name} was edited during the run (hash {was} when it began, {now} now): nothing of it was done on {host}; a run applies only the change it began with (apply the edited one in a run of its own)",
+            name = change.name
+        ))),
+        _ => Ok(now),
+    }
 }
 
 fn sha_of(u: &Upload) -> Result<String, Failed> {
@@ -107,7 +132,7 @@ pub async fn rollback<W: World>(
             "the change has no rollback steps and no uploads; the host keeps it".to_string(),
         );
     }
-    let owner = owner(change)?;
+    let owner = owner(change, None, host)?;
     let mut left = Vec::new();
     for u in change.upload.iter().rev() {
         let out = x

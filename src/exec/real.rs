@@ -189,6 +189,7 @@ impl World for RealWorld<'_> {
                 from,
                 to,
                 mode,
+                sha256,
             } => {
                 let ssh = self.session(pair, host)?;
                 self.disarm(host);
@@ -197,6 +198,14 @@ impl World for RealWorld<'_> {
                         path: from.display().to_string(),
                         reason: e.to_string(),
                     })?;
+                // What is sent is what the change's hash was taken over.
+                let now = crate::exec::change::sha256_hex(&content);
+                if now != *sha256 {
+                    return Err(OpError::Read {
+                        path: from.display().to_string(),
+                        reason: format!("it changed while the run was uploading it (SHA-256 {sha256} a moment before, {now} now); nothing was sent"),
+                    });
+                }
                 Ok(Value::Output(ssh.upload(content, to, *mode).await?))
             }
             Op::Hook { command, .. } => {

@@ -333,7 +333,7 @@ async fn no_single_failure_of_a_role_operation_makes_two_writable_primaries() {
             for effect in [Effect::Fail, Effect::Vanishes] {
                 let lab = roles_lab("");
                 let sim = lab.sim();
-                sim.fault(Some(host), piece, effect, 1);
+                sim.fault(Some(host), piece, effect.clone(), 1);
                 let change = (kind == Kind::Apply).then_some("v2");
                 let f = lab.run(&sim, Some(kind), change).await;
                 let w = writable(&sim);

@@ -724,7 +724,7 @@ async fn fresh<W: World>(
         to: to_host.name.clone(),
         change: change.as_ref().map(|c| c.name.clone()),
         label: change.as_ref().map(|c| c.label.clone()),
-        hash,
+        hash: hash.clone(),
         operator: req.operator.clone(),
         reason: req.reason.clone().or_else(|| {
             (kind == Kind::Restore)
@@ -844,6 +844,7 @@ async fn fresh<W: World>(
     ctx.hold = hold;
     ctx.reverse = req.reverse && kind == Kind::Apply;
     ctx.accept_data_loss = req.accept_data_loss;
+    ctx.hash = hash;
     if let Err(e) = ctx.end(Step::Preflight, ok, &detail, started.elapsed(), vec![]) {
         return ctx.stopped(&e, &[]);
     }
@@ -981,6 +982,7 @@ fn resumed<'a, W: World>(
         experiment,
         hold,
         reverse,
+        hash: began,
         ..
     } = &view.start
     else {
@@ -1022,6 +1024,7 @@ fn resumed<'a, W: World>(
     ctx.hold = *hold;
     ctx.reverse = *reverse;
     ctx.accept_data_loss = data_loss.is_some();
+    ctx.hash = began.clone();
     Ok(ctx)
 }
 
@@ -1243,6 +1246,8 @@ struct Ctx<'a, W> {
     from: Host,
     to: Host,
     change: Option<Change>,
+    /// The change's hash as the run's start record has it.
+    hash: Option<String>,
     /// SSH reached the old primary when the run began.
     from_reachable: bool,
     journal: &'a Journal,
@@ -1355,6 +1360,7 @@ impl<'a, W: World> Ctx<'a, W> {
             from,
             to,
             change,
+            hash: None,
             from_reachable,
             journal: at.journal,
             store: at.store,
@@ -1605,6 +1611,7 @@ impl<'a, W: World> Ctx<'a, W> {
                         from: &self.from,
                         to: &self.to,
                         change: self.change.as_ref(),
+                        hash: self.hash.as_deref(),
                         from_reachable: self.from_reachable,
                         last_seen: self.last_seen.as_ref(),
                         accept_data_loss: self.accept_data_loss,

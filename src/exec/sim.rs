@@ -54,7 +54,7 @@ pub struct SimHost {
 }
 
 /// What a fault does to the operations it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// The operation fails (a command exits 1, a check fails, a DNS server
     /// does not answer or refuses the update).
@@ -75,6 +75,10 @@ pub enum Effect {
     /// sudo refuses a privileged command (no sudoers rule for it): it does
     /// not run.
     SudoRefuses,
+    /// The operation succeeds, then someone writes these bytes to this
+    /// file on the controller (an operator editing a change's upload while
+    /// a run applies it).
+    Edits(std::path::PathBuf, Vec<u8>),
 }
 
 /// A fault: the operations whose rendered command contains `matching`
@@ -364,7 +368,7 @@ impl State {
         let i = self.faults.iter().position(|f| {
             (f.host.is_none() || f.host.as_deref() == host) && command.contains(&f.matching)
         })?;
-        let effect = self.faults[i].effect;
+        let effect = self.faults[i].effect.clone();
         match self.faults[i].times {
             0 => {}
             1 => {
@@ -783,6 +787,12 @@ impl State {
             for r in self.records.values_mut() {
                 r.0 = vec![a];
             }
+        }
+        if let Some(Effect::Edits(path, bytes)) = &effect {
+            std::fs::write(path, bytes).map_err(|e| OpError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         }
         if effect == Some(Effect::Breaks) {
             if let Some(h) = self

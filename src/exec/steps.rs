@@ -25,6 +25,9 @@ pub struct Cycle<'a> {
     pub to: &'a Host,
     /// The change (apply).
     pub change: Option<&'a Change>,
+    /// The change's hash when the run began (its start record's): applying
+    /// it is refused once it hashes otherwise.
+    pub hash: Option<&'a str>,
     /// Whether SSH reached the old primary when the run began (a failover's
     /// fence removes the VIP from it over SSH, or else proves it gone).
     pub from_reachable: bool,
@@ -77,7 +80,7 @@ pub async fn perform<W: World>(
         Step::ApplyStandby | Step::ApplyOldPrimary => {
             let host = if step == Step::ApplyStandby { to } else { from };
             match (c.change, c.reverse) {
-                (Some(change), false) => change::apply(x, &host.name, change).await,
+                (Some(change), false) => change::apply(x, &host.name, change, c.hash).await,
                 (Some(change), true) if change.reversible() => {
                     change::rollback(x, &host.name, change).await
                 }
@@ -90,7 +93,7 @@ pub async fn perform<W: World>(
         }
         Step::RollbackStandby => match (c.change, c.reverse) {
             // Undoing a rollback applies the change again.
-            (Some(change), true) => change::apply(x, &to.name, change).await,
+            (Some(change), true) => change::apply(x, &to.name, change, c.hash).await,
             (Some(change), false) => change::rollback(x, &to.name, change).await,
             (None, _) => Ok("no change to roll back".to_string()),
         },

@@ -100,6 +100,37 @@ async fn a_failed_change_on_the_standby_is_rolled_back_and_traffic_never_moves()
 }
 
 #[tokio::test]
+async fn a_change_edited_during_its_run_never_reaches_the_old_primary_under_its_old_hash() {
+    let lab = vip_lab();
+    let sim = lab.sim();
+    // While green is updated, someone edits the change's upload on the
+    // controller: the run's start record holds the hash of the old content.
+    let upload = lab.dir().join("pairs/site.conf");
+    sim.fault(
+        Some("green"),
+        "systemctl reload web",
+        Effect::Edits(upload, b"v3, edited by hand\n".to_vec()),
+        1,
+    );
+    let f = lab.run(&sim, Some(Kind::Apply), Some("v2")).await;
+    assert_eq!(f.outcome, Outcome::Incomplete, "{}", f.message);
+    let (detail, ok) = lab.ended(crate::core::cycle::Step::ApplyOldPrimary);
+    assert!(!ok);
+    assert!(
+        detail.contains("change v2 was edited during the run")
+            && detail.contains("nothing of it was done on blue"),
+        "{detail}"
+    );
+    // blue got nothing: no upload, no step; traffic is on green, verified
+    assert!(sim.lock().hosts[0].files.is_empty(), "blue got the upload");
+    assert!(!lab
+        .ops()
+        .iter()
+        .any(|(s, h, _, _)| s == "apply_old_primary" && h == "blue"));
+    assert_eq!(vip_on(&sim), ["green"]);
+}
+
+#[tokio::test]
 async fn a_change_that_breaks_the_standby_fails_its_verification_and_is_rolled_back() {
     let lab = vip_lab();
     let sim = lab.sim();
