@@ -21,6 +21,13 @@ use crate::exec::{output, succeeded, Exec, Failed, World};
 /// The change's content hash: its label, steps, rollback steps, and every
 /// upload's destination, mode and content. The first 16 hex digits.
 pub fn hash(change: &Change) -> std::io::Result<String> {
+    hashed(change).map(|(hash, _)| hash)
+}
+
+/// The change's hash and each upload's SHA-256, from one reading of the
+/// upload files.
+fn hashed(change: &Change) -> std::io::Result<(String, Vec<String>)> {
+    let mut shas = Vec::new();
     let mut h = Sha256::new();
     let mut field = |tag: &str, bytes: &[u8]| {
         h.update(tag.as_bytes());
@@ -35,15 +42,15 @@ pub fn hash(change: &Change) -> std::io::Result<String> {
         field("rollback", s.as_bytes());
     }
     for u in &change.upload {
+        let content = crate::io::readfile::bytes(&u.from, crate::io::readfile::UPLOAD)?;
         field("to", u.to.as_bytes());
         field("mode", &u.mode.to_be_bytes());
-        field(
-            "content",
-            &crate::io::readfile::bytes(&u.from, crate::io::readfile::UPLOAD)?,
-        );
+        field("content", &content);
+        shas.push(sha256_hex(&content));
     }
     let digest = h.finalize();
-    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    let hash = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok((hash, shas))
 }
 
 /// Applies a change on `host`: each upload (keeping the file it replaces),
@@ -55,9 +62,8 @@ pub async fn apply<W: World>(
     change: &Change,
     began: Option<&str>,
 ) -> Result<String, Failed> {
-    let owner = owner(change, began, host)?;
-    for u in &change.upload {
-        let sha256 = sha_of(u)?;
+    let (owner, shas) = owner(change, began, host)?;
+    for (u, sha256) in change.upload.iter().zip(shas) {
         x.remote_ok(
             host,
             Remote::KeepPrevious {
@@ -101,18 +107,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The change's hash, which owns what its uploads keep; refused when it is
-/// not the hash the run began with (the change or one of its files was
-/// edited since): nothing of it is done on `host`.
-fn owner(change: &Change, began: Option<&str>, host: &str) -> Result<String, Failed> {
-    let now =
-        hash(change).map_err(|e| Failed(format!("cannot hash change {}: {e}", change.name)))?;
+/// The change's hash, which owns what its uploads keep, and each upload's
+/// SHA-256 as it was hashed; refused when it is not the hash the run began
+/// with (the change or one of its files was edited since): nothing of it
+/// is done on `host`.
+fn owner(
+    change: &Change,
+    began: Option<&str>,
+    host: &str,
+) -> Result<(String, Vec<String>), Failed> {
+    let (now, shas) =
+        hashed(change).map_err(|e| Failed(format!("cannot hash change {}: {e}", change.name)))?;
     match began {
         Some(was) if was != now => Err(Failed(format!(
             "change {name} was edited during the run (hash {was} when it began, {now} now): nothing of it was done on {host}; a run applies only the change it began with (apply the edited one in a run of its own)",
             name = change.name
         ))),
-        _ => Ok(now),
+        _ => Ok((now, shas)),
     }
 }
 
@@ -132,7 +143,7 @@ pub async fn rollback<W: World>(
             "the change has no rollback steps and no uploads; the host keeps it".to_string(),
         );
     }
-    let owner = owner(change, None, host)?;
+    let (owner, _) = owner(change, None, host)?;
     let mut left = Vec::new();
     for u in change.upload.iter().rev() {
         let out = x
