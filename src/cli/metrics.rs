@@ -45,8 +45,14 @@ pub fn render(config: &Config) -> String {
     let mut store_up = true;
     for pair in config.pairs.values() {
         let name = &pair.name;
+        // One reading of the journal for both: the last finished run and
+        // the last run's state.
         let runs = Journal::of(&backend, name).runs();
         store_up &= runs.is_ok();
+        let last_run = runs
+            .as_ref()
+            .map(|r| crate::store::history::judge(&backend, name, r.last()))
+            .map_err(|_| ());
         let last = runs
             .unwrap_or_default()
             .into_iter()
@@ -90,7 +96,6 @@ pub fn render(config: &Config) -> String {
                 }
             }
         }
-        let last_run = crate::store::history::last_run(&backend, name);
         // An unreadable journal counts as unsettled: someone must look.
         let unsettled = !matches!(
             last_run,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::core::assess::{HeldBy, LastRun};
 use crate::core::cycle::{Kind, Outcome, Shape};
 use crate::core::gate::{self, Completion, Decision, Member};
-use crate::store::journal::{Journal, JournalError, Record};
+use crate::store::journal::{Journal, JournalError, Record, RunView};
 use crate::store::Store;
 
 /// Every apply that finished well, on the given pairs.
@@ -131,11 +131,21 @@ pub fn decide(
 /// progress (a live process holds the pair's lock), or interrupted (never
 /// finished, and nobody holds the lock: `baton recover` must settle it).
 pub fn last_run(store: &Store, pair: &str) -> Result<LastRun, JournalError> {
-    let Some(view) = Journal::of(store, pair).last_run()? else {
-        return Ok(LastRun::Settled);
+    Ok(judge(
+        store,
+        pair,
+        Journal::of(store, pair).last_run()?.as_ref(),
+    ))
+}
+
+/// `last_run` of a run already read from the journal (its last: `None`
+/// when it has none).
+pub fn judge(store: &Store, pair: &str, view: Option<&RunView>) -> LastRun {
+    let Some(view) = view else {
+        return LastRun::Settled;
     };
     if view.finished.is_some() {
-        return Ok(LastRun::Settled);
+        return LastRun::Settled;
     }
     let Record::Start {
         run,
@@ -148,10 +158,10 @@ pub fn last_run(store: &Store, pair: &str) -> Result<LastRun, JournalError> {
         ..
     } = &view.start
     else {
-        return Ok(LastRun::Settled);
+        return LastRun::Settled;
     };
     let splits = matches!(view.shape(), Shape::Ramp | Shape::Experiment);
-    Ok(match store.held_by(pair) {
+    match store.held_by(pair) {
         Some(holder) => LastRun::InProgress {
             run: run.clone(),
             pid: holder.pid,
@@ -187,7 +197,7 @@ pub fn last_run(store: &Store, pair: &str) -> Result<LastRun, JournalError> {
             open: view.open,
             last: view.ended.last().map(|e| e.step),
         },
-    })
+    }
 }
 
 /// When the last run of `kind` on `pair` started (seconds since the
