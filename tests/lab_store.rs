@@ -15,6 +15,8 @@
 
 #![cfg(feature = "etcd")]
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -230,15 +232,7 @@ fn lab_lock() -> File {
     lock.lock().expect("flock the lab test lock");
     // the test before may have stopped an etcd member or cut a namespace off
     // (tests reset the lab when they start, not when they end)
-    let reset = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/lab"))
-        .arg("reset")
-        .output()
-        .expect("run scripts/lab reset");
-    assert!(
-        reset.status.success(),
-        "scripts/lab reset failed: {}",
-        String::from_utf8_lossy(&reset.stderr)
-    );
+    common::reset();
     lock
 }
 

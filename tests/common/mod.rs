@@ -84,6 +84,13 @@ pub fn lab() -> Lab {
     lock.lock().expect("flock the lab test lock");
     // (from here: the time this test holds the lab, its reset included)
     let since = Instant::now();
+    reset();
+    let _ = fs::remove_dir_all(Path::new(LAB).join("state"));
+    Lab { _lock: lock, since }
+}
+
+/// `scripts/lab reset`, which must work (the caller holds the lab's lock).
+pub fn reset() {
     let reset = Command::new(repo().join("scripts/lab"))
         .arg("reset")
         .output()
@@ -93,8 +100,6 @@ pub fn lab() -> Lab {
         "scripts/lab reset failed: {}",
         String::from_utf8_lossy(&reset.stderr)
     );
-    let _ = fs::remove_dir_all(Path::new(LAB).join("state"));
-    Lab { _lock: lock, since }
 }
 
 /// Runs a command inside a lab namespace.
