@@ -585,9 +585,11 @@ fn timed_out(e: &ssh2::Error) -> bool {
 /// decrypted is named as such rather than as a key the server refused.
 fn auth_key_file(sess: &Session, t: &Target, label: &str, path: &Path) -> Result<(), SshError> {
     let shown = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| SshError::KeyFile {
-        path: shown.clone(),
-        reason: e.to_string(),
+    let text = crate::io::readfile::bytes(path, crate::io::readfile::KEY).map_err(|e| {
+        SshError::KeyFile {
+            path: shown.clone(),
+            reason: e.to_string(),
+        }
     })?;
     let passphrase = match &t.passphrase_env {
         Some(var) => Some((
