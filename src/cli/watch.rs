@@ -363,7 +363,6 @@ async fn settle(
     worst
 }
 
-/// Every watcher's last view in the store (unreadable ones left out).
 /// A run of `req` on `pair`, its steps printed as `baton watch` prints
 /// (text or JSON lines).
 async fn run_printed(config: &Config, pair: &Pair, req: &Request, json: bool) -> run::Finished {
@@ -373,6 +372,7 @@ async fn run_printed(config: &Config, pair: &Pair, req: &Request, json: bool) ->
     finished
 }
 
+/// Every watcher's last view in the store (unreadable ones left out).
 async fn load_views(backend: &store::Store) -> Vec<View> {
     let b = backend.clone();
     match tokio::task::spawn_blocking(move || b.views()).await {

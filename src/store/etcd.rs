@@ -1156,7 +1156,6 @@ fn record_key(prefix: &str, pair: &str, seq: u64) -> String {
     format!("{}{seq:020}", journal_dir(prefix, pair))
 }
 
-/// The sequence number of a journal key under `dir`.
 /// The transaction that creates `key` with `body` on the lease `lease` if
 /// no one holds it, and otherwise reads who does (`first_get`).
 fn create_on_lease(key: &str, body: Vec<u8>, lease: i64) -> Txn {
@@ -1189,6 +1188,7 @@ fn jitter(attempt: u32, most: Duration) -> Duration {
     Duration::from_micros(h.finish() % most)
 }
 
+/// The sequence number of a journal key under `dir`.
 fn seq_of(dir: &str, key: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(dir.as_bytes())?;
     if rest.len() != 20 || !rest.iter().all(u8::is_ascii_digit) {
